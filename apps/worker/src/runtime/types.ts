@@ -1,0 +1,56 @@
+import type { Readable } from "node:stream";
+
+export type RuntimeName = "gvisor" | "runc" | "process";
+
+export interface Mount {
+  /** Path on the host. */
+  source: string;
+  /** Path inside the container. */
+  target: string;
+  readonly: boolean;
+}
+
+/** Everything a runtime needs to start one container. Paths in command/env/cwd are container paths. */
+export interface ContainerSpec {
+  /** Unique id, [a-z0-9-], at most 48 characters. */
+  id: string;
+  /** A prepared base root filesystem, used read-only as the lower layer of a per-container overlay. */
+  rootfs: string;
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+  mounts: Mount[];
+  /** CPU cores (fractional allowed); enforced where the runtime can. */
+  cpu: number;
+  /** Memory limit in MiB; enforced where the runtime can. */
+  memoryMiB: number;
+  /** "host" shares the host's network; "none" gives the container loopback only. */
+  network: "host" | "none";
+}
+
+export interface ContainerExit {
+  exitCode: number | null;
+  signal: string | null;
+  /** The container was killed for exceeding its memory limit. */
+  oomKilled: boolean;
+}
+
+export interface ContainerHandle {
+  readonly id: string;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves once the container has exited and its resources (overlay, cgroup, state) are released. */
+  readonly exited: Promise<ContainerExit>;
+}
+
+/** One interface for gVisor, runc and plain processes; all pass runtime.conformance.ts. */
+export interface ContainerRuntime {
+  readonly name: RuntimeName;
+  /** Whether this runtime can run here, and why not. */
+  available(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  start(spec: ContainerSpec): Promise<ContainerHandle>;
+  /** Kills the container (SIGKILL) if it runs; `exited` then resolves. Idempotent. */
+  kill(id: string): Promise<void>;
+  /** Removes containers, mounts and state left by an earlier worker process that died. */
+  cleanupStale(): Promise<void>;
+}

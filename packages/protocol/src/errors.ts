@@ -1,0 +1,33 @@
+/** Every error code Skiff reports, across the API, the worker and the runner. */
+export const ERROR_CODES = {
+  BAD_REQUEST: "BAD_REQUEST",
+  UNAUTHORIZED: "UNAUTHORIZED",
+  NOT_FOUND: "NOT_FOUND",
+  CONFLICT: "CONFLICT",
+  TIMEOUT: "TIMEOUT",
+  CANCELLED: "CANCELLED",
+  USER_ERROR: "USER_ERROR",
+  INIT_FAILED: "INIT_FAILED",
+  CONTAINER_CRASHED: "CONTAINER_CRASHED",
+  OUT_OF_MEMORY: "OUT_OF_MEMORY",
+  RETRIES_EXHAUSTED: "RETRIES_EXHAUSTED",
+  UNAVAILABLE: "UNAVAILABLE",
+  INTERNAL: "INTERNAL",
+} as const;
+
+/** The HTTP status for each code; a Record so a new code cannot be forgotten here. */
+export const HTTP_STATUS: Record<keyof typeof ERROR_CODES, number> = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  TIMEOUT: 504,
+  CANCELLED: 499,
+  USER_ERROR: 500,
+  INIT_FAILED: 500,
+  CONTAINER_CRASHED: 500,
+  OUT_OF_MEMORY: 500,
+  RETRIES_EXHAUSTED: 500,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};

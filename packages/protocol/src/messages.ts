@@ -1,0 +1,160 @@
+import { z } from "zod";
+import { ErrorCode } from "./error-code.js";
+import { FunctionSpec } from "./manifest.js";
+
+/** Version of the worker and client WebSocket protocols; a peer with another version is refused. */
+export const PROTOCOL_VERSION = 1;
+
+const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, "expected bytes");
+
+/** A payload is CBOR bytes inline, or a sha256 of a blob when it is larger than INLINE_PAYLOAD_LIMIT. */
+export const Payload = z.union([z.object({ inline: Bytes }), z.object({ blob: z.string().regex(/^[0-9a-f]{64}$/) })]);
+export type Payload = z.infer<typeof Payload>;
+
+export const OutputStatus = z.enum(["success", "failure"]);
+export type OutputStatus = z.infer<typeof OutputStatus>;
+
+/** A final result of one input of a call, as the caller receives it. */
+export const Result = z.object({
+  idx: z.number().int().min(0),
+  status: OutputStatus,
+  /** Why it failed, for failures the platform produced (timeouts, crashes); user errors are USER_ERROR. */
+  code: ErrorCode.optional(),
+  data: Payload,
+});
+export type Result = z.infer<typeof Result>;
+
+export const LogLine = z.object({
+  ts: z.number(),
+  appId: z.string(),
+  functionName: z.string(),
+  containerId: z.string(),
+  stream: z.enum(["stdout", "stderr", "system"]),
+  line: z.string(),
+});
+export type LogLine = z.infer<typeof LogLine>;
+
+// ---- client <-> server (WebSocket /v1/client, CBOR frames) ----
+
+export const ClientMessage = z.discriminatedUnion("t", [
+  z.object({
+    t: z.literal("submit"),
+    rid: z.number(),
+    functionId: z.string(),
+    /** Chosen by the client, so a resend after a reconnect is deduplicated by (callId, idx). */
+    callId: z.string().uuid(),
+    inputs: z.array(z.object({ idx: z.number().int().min(0), args: Payload })),
+    /** The total number of inputs the call will have (a map submits in chunks). */
+    total: z.number().int().min(0),
+    /** Push results of this call to this connection. */
+    subscribe: z.boolean(),
+  }),
+  z.object({ t: z.literal("subscribe"), rid: z.number(), callId: z.string().uuid(), fromIdx: z.number().int().min(0).default(0) }),
+  z.object({ t: z.literal("cancel"), rid: z.number(), callId: z.string().uuid() }),
+  z.object({ t: z.literal("logs"), rid: z.number(), appId: z.string() }),
+  z.object({ t: z.literal("ping"), rid: z.number() }),
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+export const ServerToClient = z.discriminatedUnion("t", [
+  z.object({ t: z.literal("ack"), rid: z.number(), error: z.object({ code: ErrorCode, message: z.string() }).optional() }),
+  z.object({ t: z.literal("results"), callId: z.string(), results: z.array(Result) }),
+  z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
+]);
+export type ServerToClient = z.infer<typeof ServerToClient>;
+
+// ---- worker <-> server (WebSocket /v1/worker, CBOR frames) ----
+
+export const Capacity = z.object({ cpu: z.number().positive(), memoryMiB: z.number().positive() });
+export type Capacity = z.infer<typeof Capacity>;
+
+export const ClaimedInput = z.object({
+  inputId: z.string(),
+  attempt: z.number().int().min(1),
+  args: Payload,
+  /** Milliseconds the attempt may run before the worker kills it. */
+  timeoutMs: z.number().int().positive(),
+});
+export type ClaimedInput = z.infer<typeof ClaimedInput>;
+
+export const WorkerOutput = z.object({
+  inputId: z.string(),
+  attempt: z.number().int().min(1),
+  status: OutputStatus,
+  code: ErrorCode.optional(),
+  /** A failure that must not be retried (NonRetriableError, timeouts). */
+  retryable: z.boolean().default(true),
+  /** An infrastructure failure (crash, lost container): retried outside the user's budget. */
+  infra: z.boolean().default(false),
+  data: Payload,
+});
+export type WorkerOutput = z.infer<typeof WorkerOutput>;
+
+export const WorkerMessage = z.discriminatedUnion("t", [
+  z.object({
+    t: z.literal("hello"),
+    v: z.number().int(),
+    workerId: z.string(),
+    name: z.string(),
+    runtime: z.enum(["gvisor", "runc", "process"]),
+    capacity: Capacity,
+    /** Containers still running from before a reconnect. */
+    containers: z.array(z.string()),
+  }),
+  z.object({ t: z.literal("started"), containerId: z.string() }),
+  z.object({
+    t: z.literal("stopped"),
+    containerId: z.string(),
+    reason: z.enum(["idle", "requested", "crashed", "oom", "timeout", "init-failed", "start-failed"]),
+    message: z.string().optional(),
+    /** Inputs that were running in the container when it stopped. */
+    inFlight: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
+  }),
+  z.object({ t: z.literal("claim"), rid: z.number(), containerId: z.string(), max: z.number().int().min(1) }),
+  z.object({ t: z.literal("outputs"), outputs: z.array(WorkerOutput) }),
+  z.object({ t: z.literal("heartbeat"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
+  z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
+]);
+export type WorkerMessage = z.infer<typeof WorkerMessage>;
+
+export const ServerToWorker = z.discriminatedUnion("t", [
+  z.object({ t: z.literal("welcome"), v: z.number().int(), blobUrl: z.string() }),
+  z.object({
+    t: z.literal("start"),
+    containerId: z.string(),
+    appId: z.string(),
+    appName: z.string(),
+    functionId: z.string(),
+    bundleHash: z.string(),
+    spec: FunctionSpec,
+    env: z.record(z.string()),
+  }),
+  z.object({ t: z.literal("stop"), containerId: z.string(), reason: z.string() }),
+  z.object({ t: z.literal("inputs"), rid: z.number(), inputs: z.array(ClaimedInput), shutdown: z.boolean().default(false) }),
+  /** Inputs cancelled by their caller: kill the attempt if it is running. */
+  z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
+]);
+export type ServerToWorker = z.infer<typeof ServerToWorker>;
+
+// ---- runner <-> worker (Unix socket inside the container, length-prefixed CBOR frames) ----
+
+export const RunnerMessage = z.discriminatedUnion("t", [
+  z.object({ t: z.literal("ready") }),
+  z.object({ t: z.literal("init-failed"), error: Bytes }),
+  z.object({ t: z.literal("next"), max: z.number().int().min(1) }),
+  z.object({
+    t: z.literal("output"),
+    inputId: z.string(),
+    attempt: z.number().int(),
+    status: OutputStatus,
+    retryable: z.boolean(),
+    data: Bytes,
+  }),
+]);
+export type RunnerMessage = z.infer<typeof RunnerMessage>;
+
+export const WorkerToRunner = z.discriminatedUnion("t", [
+  z.object({ t: z.literal("inputs"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: Bytes })) }),
+  z.object({ t: z.literal("shutdown") }),
+]);
+export type WorkerToRunner = z.infer<typeof WorkerToRunner>;
