@@ -307,7 +307,10 @@ export class Store {
    * Records outputs. A success finishes its input whatever the attempt (the first success wins); a failure
    * counts only for the attempt that holds the input, and is retried with backoff while the policy allows.
    */
-  async recordOutputs(outputs: OutputRecord[], policyOf: (inputId: string) => RetryPolicy): Promise<FinishedInput[]> {
+  async recordOutputs(
+    outputs: OutputRecord[],
+    policyOf: (functionId: string) => RetryPolicy | Promise<RetryPolicy>,
+  ): Promise<FinishedInput[]> {
     const done: FinishedInput[] = [];
     const successes = outputs.filter((o) => o.status === "success");
     for (const batch of chunks(successes, ROWS_PER_STATEMENT)) {
@@ -324,7 +327,9 @@ export class Store {
       done.push(...finished(rows));
     }
     for (const output of outputs.filter((o) => o.status === "failure")) {
-      const policy = policyOf(output.inputId);
+      const [owner] = await this.db.query<{ function_id: string }>("SELECT function_id FROM inputs WHERE id = $1", [output.inputId]);
+      if (!owner) continue;
+      const policy = await policyOf(owner.function_id);
       const [bytes, blob] = payloadColumns(output.data);
       const rows = await this.db.query<FinishedRow>(
         `UPDATE inputs SET user_failures = user_failures + 1,
@@ -400,6 +405,17 @@ export class Store {
       [callId, fromIdx],
     );
     return finished(rows);
+  }
+
+  /** Fails a function's inputs that wait to run (not those running), e.g. because its containers cannot start. */
+  async failPending(functionId: string, code: ErrorCode, data: Uint8Array): Promise<{ finished: FinishedInput[] }> {
+    const rows = await this.db.query<FinishedRow>(
+      `UPDATE inputs SET status = 'done', result_status = 'failure', result_code = $2, result = $3::bytea, result_blob = NULL,
+         finished_at = now(), lease_owner = NULL
+       WHERE function_id = $1 AND status = 'pending' RETURNING ${FINISHED_COLUMNS}`,
+      [functionId, code, data],
+    );
+    return { finished: finished(rows) };
   }
 
   /** Cancels a call's unfinished inputs; returns the finished records and the attempts to kill. */

@@ -107,6 +107,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     containerId: z.string(),
     reason: z.enum(["idle", "requested", "crashed", "oom", "timeout", "init-failed", "start-failed"]),
     message: z.string().optional(),
+    /** The user's error (SDK-encoded) when the bundle failed to load. */
+    error: Bytes.optional(),
     /** Inputs that were running in the container when it stopped. */
     inFlight: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
   }),

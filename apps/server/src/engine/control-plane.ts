@@ -1,0 +1,345 @@
+import { randomUUID } from "node:crypto";
+import {
+  encodeMessage,
+  type ErrorCode,
+  type FunctionSpec,
+  INFRA_RETRIES,
+  LEASE_MS,
+  type LogLine,
+  type Payload,
+  RESULT_TTL_MS,
+  type WorkerMessage,
+} from "@skiff/protocol";
+import type { FinishedInput, InputRef, Store } from "@skiff/store";
+import type { Logger } from "pino";
+import { ApiError } from "../errors.js";
+import { Dispatcher } from "./dispatcher.js";
+import { Hub, type Subscriber } from "./hub.js";
+import { type WorkerConn, WorkerRegistry } from "./workers.js";
+
+interface FunctionInfo {
+  id: string;
+  appId: string;
+  appName: string;
+  bundleHash: string;
+  spec: FunctionSpec;
+  stopped: boolean;
+}
+
+/** A platform failure as a payload: the SDK turns it into a CallError with this message. */
+export function failurePayload(message: string): Uint8Array {
+  return encodeMessage({ message });
+}
+
+export interface ControlPlaneOptions {
+  store: Store;
+  log: Logger;
+  /** Ephemeral apps whose client has been silent this long are stopped. */
+  abandonAfterMs?: number;
+}
+
+/**
+ * The server's engine: accepts calls, hands inputs to containers, records outputs, starts containers
+ * where there is backlog, and requeues what was lost. The store is the source of truth; memory holds
+ * only what can be rebuilt (connections, parked claims, caches).
+ */
+export class ControlPlane {
+  readonly hub = new Hub();
+  readonly workers = new WorkerRegistry();
+  readonly dispatcher: Dispatcher;
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly functions = new Map<string, FunctionInfo>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private scaling: Promise<void> | undefined;
+  private scaleAgain = false;
+  private readonly abandonAfterMs: number;
+
+  constructor(options: ControlPlaneOptions) {
+    this.store = options.store;
+    this.log = options.log;
+    this.dispatcher = new Dispatcher(options.store);
+    this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
+  }
+
+  start(): void {
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const timer = setInterval(() => fn().catch((error) => this.log.error({ err: error }, "periodic task failed")), ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(250, () => this.autoscale());
+    every(1000, () => this.reap());
+    every(1000, async () => this.dispatcher.wakeAll());
+    every(5000, () => this.stopAbandonedApps());
+    every(3_600_000, () => this.store.deleteFinished(RESULT_TTL_MS));
+  }
+
+  stop(): void {
+    for (const timer of this.timers) clearInterval(timer);
+  }
+
+  async functionInfo(functionId: string): Promise<FunctionInfo> {
+    const cached = this.functions.get(functionId);
+    if (cached) return cached;
+    const row = await this.store.getFunction(functionId);
+    if (!row) throw new ApiError("NOT_FOUND", `no function ${functionId}: was its app stopped? run or deploy it again`);
+    const info: FunctionInfo = {
+      id: row.id,
+      appId: row.appId,
+      appName: row.app.name,
+      bundleHash: row.app.bundleHash,
+      spec: row.spec,
+      stopped: row.app.state !== "running",
+    };
+    this.functions.set(functionId, info);
+    return info;
+  }
+
+  // ---- calls ----
+
+  async submit(
+    call: { functionId: string; callId: string; total: number; inputs: { idx: number; args: Payload }[] },
+    subscriber: Subscriber | undefined,
+  ): Promise<void> {
+    const fn = await this.functionInfo(call.functionId);
+    if (fn.stopped) throw new ApiError("CONFLICT", `app ${fn.appName} is stopped: run or deploy it again`);
+    if (subscriber) this.hub.subscribeCall(call.callId, subscriber);
+    await this.store.submit(call);
+    this.dispatcher.wake(call.functionId);
+    this.requestAutoscale();
+  }
+
+  /** Subscribes, then replays what already finished (the client ignores duplicates). */
+  async subscribe(callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
+    this.hub.subscribeCall(callId, subscriber);
+    const finished = await this.store.results(callId, fromIdx);
+    if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
+    else if (!(await this.store.getCall(callId))) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
+  }
+
+  async cancel(callId: string): Promise<void> {
+    const { finished, running } = await this.store.cancelCall(callId);
+    this.hub.publishFinished(finished);
+    this.killAttempts(running);
+  }
+
+  async stopApp(appId: string): Promise<void> {
+    const { finished } = await this.store.stopApp(appId);
+    this.hub.publishFinished(finished);
+    for (const info of this.functions.values()) if (info.appId === appId) info.stopped = true;
+    for (const worker of this.workers.all()) {
+      for (const container of worker.containers.values()) {
+        if (this.functions.get(container.functionId)?.appId === appId) {
+          this.dispatcher.release(container.id);
+          worker.send({ t: "stop", containerId: container.id, reason: "the app was stopped" });
+        }
+      }
+    }
+  }
+
+  private killAttempts(running: (InputRef & { owner: string })[]): void {
+    const byWorker = new Map<WorkerConn, InputRef[]>();
+    for (const attempt of running) {
+      const worker = this.workers.ownerOf(attempt.owner);
+      if (worker) byWorker.set(worker, [...(byWorker.get(worker) ?? []), { inputId: attempt.inputId, attempt: attempt.attempt }]);
+    }
+    for (const [worker, inputs] of byWorker) worker.send({ t: "cancel", inputs });
+  }
+
+  // ---- workers ----
+
+  async workerConnected(worker: WorkerConn, runtime: string, containers: string[]): Promise<void> {
+    await this.store.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
+    // Containers that survived a server restart or a reconnect: adopt those we know and still want.
+    const known = new Map((await this.store.liveContainers()).map((c) => [c.id, c]));
+    for (const containerId of containers) {
+      const row = known.get(containerId);
+      const info = row ? await this.functionInfo(row.functionId).catch(() => undefined) : undefined;
+      if (!row || !info || info.stopped) {
+        worker.send({ t: "stop", containerId, reason: "unknown to the server" });
+        continue;
+      }
+      worker.containers.set(containerId, {
+        id: containerId,
+        functionId: row.functionId,
+        cpu: info.spec.cpu,
+        memoryMiB: info.spec.memoryMiB,
+        state: "running",
+      });
+    }
+    this.workers.add(worker);
+    this.log.info({ worker: worker.name, adopted: worker.containers.size }, "worker connected");
+    this.requestAutoscale();
+  }
+
+  async workerDisconnected(worker: WorkerConn): Promise<void> {
+    if (this.workers.remove(worker.id) !== worker) return;
+    for (const container of worker.containers.values()) this.dispatcher.release(container.id);
+    // Leases of its inputs expire unless it comes back and heartbeats; the reaper requeues them then.
+    this.log.warn({ worker: worker.name }, "worker disconnected");
+  }
+
+  async workerMessage(worker: WorkerConn, message: WorkerMessage): Promise<void> {
+    switch (message.t) {
+      case "claim": {
+        const container = worker.containers.get(message.containerId);
+        const info = container ? await this.functionInfo(container.functionId) : undefined;
+        if (!container || !info || info.stopped) {
+          worker.send({ t: "inputs", rid: message.rid, inputs: [], shutdown: true });
+          return;
+        }
+        await this.dispatcher.claim({
+          functionId: container.functionId,
+          containerId: container.id,
+          max: message.max,
+          timeoutMs: info.spec.timeoutMs,
+          respond: (inputs) => {
+            worker.send({ t: "inputs", rid: message.rid, inputs, shutdown: false });
+          },
+        });
+        return;
+      }
+      case "outputs": {
+        const finished = await this.store.recordOutputs(
+          message.outputs.filter((o) => !o.infra),
+          async (functionId) => (await this.functionInfo(functionId)).spec.retries,
+        );
+        const lost = message.outputs.filter((o) => o.infra);
+        if (lost.length > 0) await this.requeue(lost, "CONTAINER_CRASHED", "the container was lost");
+        this.hub.publishFinished(finished);
+        if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
+        return;
+      }
+      case "heartbeat":
+        await this.store.heartbeat(message.inputs, LEASE_MS);
+        return;
+      case "logs":
+        this.hub.publishLogs(message.lines as LogLine[]);
+        return;
+      case "started": {
+        const container = worker.containers.get(message.containerId);
+        if (container) container.state = "running";
+        await this.store.setContainerState(message.containerId, "running");
+        return;
+      }
+      case "stopped": {
+        const container = worker.containers.get(message.containerId);
+        worker.containers.delete(message.containerId);
+        this.dispatcher.release(message.containerId);
+        await this.store.setContainerState(message.containerId, "stopped", message.reason);
+        if (message.inFlight.length > 0) {
+          await this.requeue(message.inFlight, "CONTAINER_CRASHED", message.message ?? `the container stopped (${message.reason})`);
+        }
+        if ((message.reason === "init-failed" || message.reason === "start-failed") && container) {
+          await this.failFunction(container.functionId, message.message ?? "the container failed to start", message.error);
+        }
+        this.requestAutoscale();
+        return;
+      }
+      case "hello":
+        return;
+    }
+  }
+
+  /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
+  private async failFunction(functionId: string, message: string, error: Uint8Array | undefined): Promise<void> {
+    const { finished } = await this.store.failPending(functionId, "INIT_FAILED", error ?? failurePayload(message));
+    this.hub.publishFinished(finished);
+    this.log.warn({ functionId, failed: finished.length, message }, "function failed to start");
+  }
+
+  private async requeue(inputs: InputRef[], code: ErrorCode, message: string): Promise<void> {
+    const { finished } = await this.store.requeueLost(
+      { inputs },
+      { maxInfra: INFRA_RETRIES, code, data: failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`) },
+    );
+    this.hub.publishFinished(finished);
+    this.dispatcher.wakeAll();
+    this.requestAutoscale();
+  }
+
+  // ---- periodic work ----
+
+  async reap(): Promise<void> {
+    const { requeued, finished } = await this.store.requeueLost(
+      { expiredBefore: "now" },
+      { maxInfra: INFRA_RETRIES, code: "CONTAINER_CRASHED", data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`) },
+    );
+    if (requeued > 0) this.log.warn({ requeued }, "requeued inputs whose lease expired");
+    this.hub.publishFinished(finished);
+    if (requeued > 0) this.requestAutoscale();
+  }
+
+  private async stopAbandonedApps(): Promise<void> {
+    for (const appId of await this.store.abandonedApps(this.abandonAfterMs)) {
+      this.log.info({ appId }, "stopping ephemeral app whose client went away");
+      await this.stopApp(appId);
+    }
+  }
+
+  /** Runs the autoscaler soon; calls that arrive while it runs cause one more pass. */
+  requestAutoscale(): void {
+    if (this.scaling) {
+      this.scaleAgain = true;
+      return;
+    }
+    this.scaling = this.autoscale()
+      .catch((error) => this.log.error({ err: error }, "autoscale failed"))
+      .finally(() => {
+        this.scaling = undefined;
+        if (this.scaleAgain) {
+          this.scaleAgain = false;
+          this.requestAutoscale();
+        }
+      });
+  }
+
+  /** desired = clamp(ceil((ready + running) / maxInputs) + buffer, min, max), per function with work. */
+  private async autoscale(): Promise<void> {
+    if (this.workers.all().length === 0) return;
+    for (const backlog of await this.store.backlog()) {
+      const info = await this.functionInfo(backlog.functionId).catch(() => undefined);
+      if (!info || info.stopped) continue;
+      const { spec } = info;
+      const work = backlog.pending + backlog.running;
+      if (work === 0) continue;
+      const desired = Math.min(spec.maxContainers, Math.max(spec.minContainers, Math.ceil(work / spec.maxInputs) + spec.bufferContainers));
+      const live = this.workers.containersOf(info.id).length;
+      for (let i = live; i < desired; i++) {
+        const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
+        if (!worker) {
+          this.log.debug({ function: spec.name }, "no worker has room for another container");
+          break;
+        }
+        await this.startContainer(worker, info);
+      }
+    }
+  }
+
+  private async startContainer(worker: WorkerConn, info: FunctionInfo): Promise<void> {
+    const containerId = `ct-${randomUUID().slice(0, 13)}`;
+    worker.containers.set(containerId, {
+      id: containerId,
+      functionId: info.id,
+      cpu: info.spec.cpu,
+      memoryMiB: info.spec.memoryMiB,
+      state: "starting",
+    });
+    await this.store.addContainer({ id: containerId, workerId: worker.id, functionId: info.id });
+    worker.send({
+      t: "start",
+      containerId,
+      appId: info.appId,
+      appName: info.appName,
+      functionId: info.id,
+      bundleHash: info.bundleHash,
+      spec: info.spec,
+      env: {},
+    });
+  }
+}
+
+function toResult(input: FinishedInput) {
+  return { idx: input.idx, status: input.status, data: input.data, ...(input.code ? { code: input.code } : {}) };
+}

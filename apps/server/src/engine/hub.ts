@@ -1,0 +1,57 @@
+import type { LogLine, Result } from "@skiff/protocol";
+import type { FinishedInput } from "@skiff/store";
+
+/** Something results and logs can be pushed to: a client WebSocket. */
+export interface Subscriber {
+  pushResults(callId: string, results: Result[]): void;
+  pushLogs(lines: LogLine[]): void;
+}
+
+function add<K>(map: Map<K, Set<Subscriber>>, key: K, subscriber: Subscriber): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(subscriber);
+}
+
+/** Routes finished inputs to the callers waiting on them, and container logs to their app's watchers. */
+export class Hub {
+  private readonly calls = new Map<string, Set<Subscriber>>();
+  private readonly apps = new Map<string, Set<Subscriber>>();
+
+  subscribeCall(callId: string, subscriber: Subscriber): void {
+    add(this.calls, callId, subscriber);
+  }
+
+  subscribeLogs(appId: string, subscriber: Subscriber): void {
+    add(this.apps, appId, subscriber);
+  }
+
+  remove(subscriber: Subscriber): void {
+    for (const map of [this.calls, this.apps]) {
+      for (const [key, set] of map) {
+        set.delete(subscriber);
+        if (set.size === 0) map.delete(key);
+      }
+    }
+  }
+
+  publishFinished(finished: FinishedInput[]): void {
+    const byCall = new Map<string, Result[]>();
+    for (const input of finished) {
+      const results = byCall.get(input.callId) ?? [];
+      results.push({ idx: input.idx, status: input.status, data: input.data, ...(input.code ? { code: input.code } : {}) });
+      byCall.set(input.callId, results);
+    }
+    for (const [callId, results] of byCall) {
+      for (const subscriber of this.calls.get(callId) ?? []) subscriber.pushResults(callId, results);
+    }
+  }
+
+  publishLogs(lines: LogLine[]): void {
+    const byApp = new Map<string, LogLine[]>();
+    for (const line of lines) byApp.set(line.appId, [...(byApp.get(line.appId) ?? []), line]);
+    for (const [appId, appLines] of byApp) {
+      for (const subscriber of this.apps.get(appId) ?? []) subscriber.pushLogs(appLines);
+    }
+  }
+}

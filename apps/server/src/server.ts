@@ -1,0 +1,66 @@
+import type { AddressInfo } from "node:net";
+import type { BlobStore } from "@skiff/blob";
+import { serve } from "@hono/node-server";
+import type { Store } from "@skiff/store";
+import type { Logger } from "pino";
+import { WebSocketServer } from "ws";
+import { ControlPlane } from "./engine/control-plane.js";
+import { apiRoutes } from "./routes/api.js";
+import { serveClient } from "./sockets/client-socket.js";
+import { serveWorker } from "./sockets/worker-socket.js";
+
+export interface ServerOptions {
+  store: Store;
+  blobs: BlobStore;
+  log: Logger;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  abandonAfterMs?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  control: ControlPlane;
+  close(): Promise<void>;
+}
+
+/** Starts the control plane: HTTP API, client and worker WebSockets, and the engine's periodic work. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { store, blobs, log } = options;
+  await store.migrate();
+  const control = new ControlPlane({ store, log, ...(options.abandonAfterMs ? { abandonAfterMs: options.abandonAfterMs } : {}) });
+  const api = apiRoutes({ store, blobs, control });
+
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: api.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
+
+  const sockets = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  server.on("upgrade", (request, socket, head) => {
+    const path = new URL(request.url ?? "/", url).pathname;
+    if (path !== "/v1/client" && path !== "/v1/worker") {
+      socket.destroy();
+      return;
+    }
+    sockets.handleUpgrade(request, socket, head, (ws) => {
+      if (path === "/v1/client") serveClient(ws, control, log);
+      else serveWorker(ws, control, log, url);
+    });
+  });
+
+  control.start();
+  log.info({ url }, "server listening");
+  return {
+    url,
+    control,
+    close: async () => {
+      control.stop();
+      for (const client of sockets.clients) client.terminate();
+      sockets.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { ClientMessage, decodeMessage, encodeMessage, type ErrorCode, type ServerToClient } from "@skiff/protocol";
+import type { Logger } from "pino";
+import type { WebSocket } from "ws";
+import type { ControlPlane } from "../engine/control-plane.js";
+import type { Subscriber } from "../engine/hub.js";
+import { ApiError } from "../errors.js";
+
+/** One SDK or CLI connection: submits, subscriptions and cancellations; results and logs pushed back. */
+export function serveClient(socket: WebSocket, control: ControlPlane, log: Logger): void {
+  const send = (message: ServerToClient) => {
+    if (socket.readyState === socket.OPEN) socket.send(encodeMessage(message));
+  };
+  const subscriber: Subscriber = {
+    pushResults: (callId, results) => send({ t: "results", callId, results }),
+    pushLogs: (lines) => send({ t: "logs", lines }),
+  };
+
+  socket.on("message", async (data: Buffer) => {
+    let rid = 0;
+    try {
+      const message = ClientMessage.parse(decodeMessage(data));
+      rid = message.rid;
+      switch (message.t) {
+        case "submit":
+          await control.submit(message, message.subscribe ? subscriber : undefined);
+          break;
+        case "subscribe":
+          await control.subscribe(message.callId, message.fromIdx, subscriber);
+          break;
+        case "cancel":
+          await control.cancel(message.callId);
+          break;
+        case "logs":
+          control.hub.subscribeLogs(message.appId, subscriber);
+          break;
+        case "ping":
+          break;
+      }
+      send({ t: "ack", rid });
+    } catch (error) {
+      const code: ErrorCode = error instanceof ApiError ? error.code : "BAD_REQUEST";
+      if (!(error instanceof ApiError)) log.warn({ err: error }, "bad client message");
+      send({ t: "ack", rid, error: { code, message: (error as Error).message } });
+    }
+  });
+  socket.on("close", () => control.hub.remove(subscriber));
+}

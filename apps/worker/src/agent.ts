@@ -1,0 +1,250 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, hostname, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import {
+  type Capacity,
+  decodeMessage,
+  encodeMessage,
+  HEARTBEAT_MS,
+  type LogLine,
+  PROTOCOL_VERSION,
+  ServerToWorker,
+  type WorkerMessage,
+  type WorkerOutput,
+} from "@skiff/protocol";
+import type { Logger } from "pino";
+import { Client } from "skiff";
+import WebSocket from "ws";
+import { BundleCache } from "./bundle-cache.js";
+import { ContainerSession, type SessionHost } from "./container-session.js";
+import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
+import type { ContainerRuntime } from "./runtime/types.js";
+
+export interface WorkerOptions {
+  serverUrl: string;
+  runtime: ContainerRuntime;
+  log: Logger;
+  /** Per-host state: bundles, container sockets, the worker's id. */
+  stateDir: string;
+  /** Shared caches: base rootfs, Node builds. */
+  cacheDir: string;
+  /** Directory holding runner.mjs. */
+  runnerDir: string;
+  name?: string;
+  capacity?: Partial<Capacity>;
+  token?: string;
+}
+
+const MAX_BUFFERED_LOG_LINES = 10_000;
+
+/**
+ * The agent on each host: connects out to the server, starts and supervises containers, relays inputs
+ * and outputs, heartbeats leases, and ships logs. Survives server restarts: it reconnects, re-sends what
+ * was not delivered, and keeps its containers.
+ */
+export class WorkerAgent {
+  private socket: WebSocket | undefined;
+  private readonly sessions = new Map<string, ContainerSession>();
+  private outputs: WorkerOutput[] = [];
+  private logs: LogLine[] = [];
+  private outbox: WorkerMessage[] = [];
+  private flushScheduled = false;
+  private rid = 1;
+  private stopped = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly client: Client;
+  private readonly bundles: BundleCache;
+  private workerId = "";
+  private connectedOnce: (() => void) | undefined;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.client = new Client({ serverUrl: options.serverUrl, ...(options.token ? { token: options.token } : {}) });
+    this.bundles = new BundleCache(join(options.stateDir, "bundles"), (hash) => this.client.getBlob(hash));
+  }
+
+  get capacity(): Capacity {
+    return {
+      // CPU is a share, not a reservation: oversubscribe so small functions pack densely.
+      cpu: this.options.capacity?.cpu ?? cpus().length * 4,
+      memoryMiB: this.options.capacity?.memoryMiB ?? Math.floor((totalmem() / 1024 / 1024) * 0.8),
+    };
+  }
+
+  /** Cleans up after an earlier run, then connects; resolves once the server has welcomed it. */
+  async start(): Promise<void> {
+    await this.options.runtime.cleanupStale();
+    this.workerId = await this.loadWorkerId();
+    const heartbeat = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
+    heartbeat.unref();
+    this.timers.push(heartbeat);
+    await new Promise<void>((resolve) => {
+      this.connectedOnce = resolve;
+      this.connect();
+    });
+  }
+
+  /** Stops every container and disconnects. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    for (const session of this.sessions.values()) session.stop("requested", "the worker is shutting down");
+    await Promise.all([...this.sessions.keys()].map((id) => this.options.runtime.kill(id)));
+    const deadline = Date.now() + 10_000;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.flush();
+    this.socket?.close();
+    this.client.close();
+  }
+
+  private async loadWorkerId(): Promise<string> {
+    const path = join(this.options.stateDir, "worker-id");
+    try {
+      return (await readFile(path, "utf8")).trim();
+    } catch {
+      const id = `wk-${randomUUID()}`;
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, id);
+      return id;
+    }
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = new URL("/v1/worker", this.options.serverUrl);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(url, {
+      perMessageDeflate: false,
+      ...(this.options.token ? { headers: { authorization: `Bearer ${this.options.token}` } } : {}),
+    });
+    socket.binaryType = "nodebuffer";
+    socket.on("open", () => {
+      this.sendNow(socket, {
+        t: "hello",
+        v: PROTOCOL_VERSION,
+        workerId: this.workerId,
+        name: this.options.name ?? hostname(),
+        runtime: this.options.runtime.name,
+        capacity: this.capacity,
+        containers: [...this.sessions.keys()],
+      });
+    });
+    socket.on("message", (data: Buffer) => {
+      const parsed = ServerToWorker.safeParse(decodeMessage(data));
+      if (!parsed.success) {
+        this.options.log.warn({ issues: parsed.error.issues.slice(0, 3) }, "bad message from server");
+        return;
+      }
+      this.onServer(socket, parsed.data);
+    });
+    socket.on("close", () => {
+      if (this.socket === socket) this.socket = undefined;
+      if (this.stopped) return;
+      setTimeout(() => this.connect(), 500).unref();
+    });
+    socket.on("error", (error) => this.options.log.debug({ err: error }, "server connection error"));
+  }
+
+  private onServer(socket: WebSocket, message: ServerToWorker): void {
+    switch (message.t) {
+      case "welcome":
+        this.socket = socket;
+        // Claims queued for the old connection are void; each session re-sends its own below.
+        this.outbox = this.outbox.filter((m) => m.t !== "claim");
+        this.options.log.info({ server: this.options.serverUrl, runtime: this.options.runtime.name }, "worker connected");
+        for (const session of this.sessions.values()) session.reclaim();
+        this.scheduleFlush();
+        this.connectedOnce?.();
+        this.connectedOnce = undefined;
+        return;
+      case "start": {
+        if (this.sessions.has(message.containerId)) return;
+        const session = new ContainerSession(message, this.sessionHost());
+        this.sessions.set(session.id, session);
+        void session.run();
+        return;
+      }
+      case "stop":
+        this.sessions.get(message.containerId)?.stop("requested", message.reason);
+        if (!this.sessions.has(message.containerId)) void this.options.runtime.kill(message.containerId);
+        return;
+      case "inputs":
+        for (const session of this.sessions.values()) void session.deliver(message);
+        return;
+      case "cancel":
+        for (const session of this.sessions.values()) session.cancel(message.inputs);
+        return;
+    }
+  }
+
+  private sessionHost(): SessionHost {
+    return {
+      runtime: this.options.runtime,
+      log: this.options.log,
+      stateDir: this.options.stateDir,
+      send: (message) => this.send(message),
+      queueOutput: (output) => {
+        this.outputs.push(output);
+        this.scheduleFlush();
+      },
+      queueLog: (line) => {
+        if (this.logs.length >= MAX_BUFFERED_LOG_LINES) this.logs.shift();
+        this.logs.push(line);
+        this.scheduleFlush();
+      },
+      fetchBlob: (hash) => this.client.getBlob(hash),
+      putBlob: (bytes) => this.client.putBlob(bytes),
+      nextRid: () => this.rid++,
+      prepare: async (start) => {
+        const process = this.options.runtime.name === "process";
+        const [rootfs, nodeDir, bundleDir] = await Promise.all([
+          process ? Promise.resolve("/") : ensureBaseRootfs(this.options.cacheDir),
+          process ? Promise.resolve(dirname(dirname(globalThis.process.execPath))) : ensureNodeDist(this.options.cacheDir, start.spec.image.nodeMajor),
+          this.bundles.ensure(start.bundleHash),
+        ]);
+        return { rootfs, nodeDir, bundleDir, runnerDir: this.options.runnerDir };
+      },
+      ended: (session) => this.sessions.delete(session.id),
+    };
+  }
+
+  private heartbeat(): void {
+    const inputs = [...this.sessions.values()].flatMap((session) => session.inFlightRefs());
+    if (inputs.length > 0) this.send({ t: "heartbeat", inputs });
+  }
+
+  /** Messages wait in order while disconnected; outputs and logs are batched per tick. */
+  private send(message: WorkerMessage): void {
+    this.outbox.push(message);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    // Outputs first: a claim sent after an output must not be answered before the output is recorded.
+    if (this.outputs.length > 0) {
+      this.sendNow(socket, { t: "outputs", outputs: this.outputs });
+      this.outputs = [];
+    }
+    for (const message of this.outbox) this.sendNow(socket, message);
+    this.outbox = [];
+    if (this.logs.length > 0) {
+      this.sendNow(socket, { t: "logs", lines: this.logs });
+      this.logs = [];
+    }
+  }
+
+  private sendNow(socket: WebSocket, message: WorkerMessage): void {
+    socket.send(encodeMessage(message));
+  }
+}

@@ -1,0 +1,335 @@
+import { mkdir, rm } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import {
+  type ClaimedInput,
+  decodeMessage,
+  encodeMessage,
+  type ErrorCode,
+  FrameReader,
+  INLINE_PAYLOAD_LIMIT,
+  lengthPrefixed,
+  type LogLine,
+  type Payload,
+  RunnerMessage,
+  type ServerToWorker,
+  type WorkerMessage,
+  type WorkerOutput,
+  type WorkerToRunner,
+} from "@skiff/protocol";
+import type { Logger } from "pino";
+import { forEachLine } from "./line-splitter.js";
+import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
+
+type StartMessage = Extract<ServerToWorker, { t: "start" }>;
+type StopReason = Extract<WorkerMessage, { t: "stopped" }>["reason"];
+
+/** What a session needs from its agent. */
+export interface SessionHost {
+  runtime: ContainerRuntime;
+  log: Logger;
+  send(message: WorkerMessage): void;
+  queueOutput(output: WorkerOutput): void;
+  queueLog(line: LogLine): void;
+  fetchBlob(hash: string): Promise<Uint8Array>;
+  putBlob(bytes: Uint8Array): Promise<string>;
+  nextRid(): number;
+  /** Paths on this host: the runner program, the user's bundle, the Node build, the base rootfs. */
+  prepare(start: StartMessage): Promise<{ runnerDir: string; bundleDir: string; nodeDir: string; rootfs: string }>;
+  stateDir: string;
+  ended(session: ContainerSession): void;
+}
+
+interface InFlight {
+  input: ClaimedInput;
+  timer: NodeJS.Timeout;
+}
+
+const STOP_GRACE_MS = 5_000;
+const FRAGMENT = "in the container";
+
+/**
+ * One container from start to exit: starts it, serves its runner over a Unix socket, relays claims and
+ * outputs, enforces timeouts and the idle scaledown window, and reports how it ended.
+ */
+export class ContainerSession {
+  readonly id: string;
+  private server: Server | undefined;
+  private runner: Socket | undefined;
+  private readonly inFlight = new Map<string, InFlight>();
+  /** The claim we forwarded for the runner, if the server has not answered it yet. */
+  private pendingClaim: { rid: number; max: number } | undefined;
+  private lastActive = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private stopReason: StopReason | undefined;
+  private stopMessage: string | undefined;
+  private timedOut: string | undefined;
+  private initError: Uint8Array | undefined;
+  private ready = false;
+
+  constructor(
+    private readonly start: StartMessage,
+    private readonly host: SessionHost,
+  ) {
+    this.id = start.containerId;
+  }
+
+  get functionName(): string {
+    return this.start.spec.name;
+  }
+
+  /** Starts the container; never throws: failures are reported to the server as a stopped container. */
+  async run(): Promise<void> {
+    const dir = join(this.host.stateDir, "containers", this.id);
+    try {
+      const paths = await this.host.prepare(this.start);
+      await mkdir(dir, { recursive: true });
+      this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
+      const mounts: Mount[] = [
+        { source: paths.runnerDir, target: "/.skiff/runner", readonly: true },
+        { source: paths.bundleDir, target: "/.skiff/bundle", readonly: true },
+        { source: paths.nodeDir, target: "/.skiff/node", readonly: true },
+        { source: dir, target: "/.skiff/sock", readonly: false },
+      ];
+      const { spec } = this.start;
+      const handle = await this.host.runtime.start({
+        id: this.id,
+        rootfs: paths.rootfs,
+        command: ["/.skiff/node/bin/node", "--enable-source-maps", "/.skiff/runner/runner.mjs"],
+        env: {
+          ...this.start.env,
+          PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+          HOME: "/root",
+          SKIFF_SOCKET: "/.skiff/sock/runner.sock",
+          SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
+          SKIFF_FUNCTION: spec.name,
+          SKIFF_MAX_INPUTS: String(spec.maxInputs),
+          SKIFF_CONTAINER_ID: this.id,
+        },
+        cwd: "/",
+        mounts,
+        cpu: spec.cpu,
+        memoryMiB: spec.memoryMiB,
+        network: "host",
+      });
+      forEachLine(handle.stdout, (line) => this.logLine("stdout", line));
+      forEachLine(handle.stderr, (line) => this.logLine("stderr", line));
+      this.idleTimer = setInterval(() => this.checkIdle(), 1000);
+      this.idleTimer.unref();
+      const exit = await handle.exited;
+      this.finish(exit);
+    } catch (error) {
+      this.host.log.error({ err: error, container: this.id }, "container failed to start");
+      this.stopReason = "start-failed";
+      this.stopMessage = `the container could not start: ${(error as Error).message}`;
+      this.finish({ exitCode: null, signal: null, oomKilled: false });
+    } finally {
+      if (this.idleTimer) clearInterval(this.idleTimer);
+      this.server?.close();
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Asks the runner to finish its inputs and exit; kills the container after a grace period. */
+  stop(reason: StopReason, message?: string): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.stopMessage = message;
+    this.sendRunner({ t: "shutdown" });
+    const kill = setTimeout(() => void this.host.runtime.kill(this.id), this.runner ? STOP_GRACE_MS : 0);
+    kill.unref();
+  }
+
+  /** Kills the container now, e.g. because an input ran past its timeout or was cancelled. */
+  kill(reason: StopReason, message: string): void {
+    this.stopReason ??= reason;
+    this.stopMessage ??= message;
+    void this.host.runtime.kill(this.id);
+  }
+
+  /** Kills the container if it runs any of these attempts (a cancelled call). */
+  cancel(inputs: { inputId: string; attempt: number }[]): void {
+    if (inputs.some((ref) => this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt)) {
+      this.kill("requested", "its input was cancelled");
+    }
+  }
+
+  /** The server's answer to a claim we relayed. */
+  async deliver(message: Extract<ServerToWorker, { t: "inputs" }>): Promise<void> {
+    if (this.pendingClaim?.rid !== message.rid) return;
+    const { max } = this.pendingClaim;
+    this.pendingClaim = undefined;
+    if (message.shutdown) {
+      this.stop("requested", "the server asked it to stop");
+      return;
+    }
+    if (message.inputs.length === 0) {
+      // The wait timed out at the server; the runner still wants work.
+      if (!this.stopReason) this.claim(max);
+      return;
+    }
+    this.lastActive = Date.now();
+    const inputs = await Promise.all(
+      message.inputs.map(async (input) => {
+        this.inFlight.set(input.inputId, {
+          input,
+          timer: setTimeout(() => this.timeout(input), input.timeoutMs),
+        });
+        const args = "inline" in input.args ? input.args.inline : await this.host.fetchBlob(input.args.blob);
+        return { inputId: input.inputId, attempt: input.attempt, args };
+      }),
+    );
+    this.sendRunner({ t: "inputs", inputs });
+  }
+
+  /** Claims not yet answered, to send again after the server connection comes back. */
+  reclaim(): void {
+    if (this.pendingClaim && !this.stopReason) this.claim(this.pendingClaim.max);
+  }
+
+  inFlightRefs(): { inputId: string; attempt: number }[] {
+    return [...this.inFlight.values()].map(({ input }) => ({ inputId: input.inputId, attempt: input.attempt }));
+  }
+
+  private serveRunner(socket: Socket): void {
+    this.runner = socket;
+    const reader = new FrameReader();
+    socket.on("data", (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) {
+        const parsed = RunnerMessage.safeParse(decodeMessage(frame));
+        if (!parsed.success) {
+          this.host.log.warn({ container: this.id }, "bad message from runner");
+          continue;
+        }
+        void this.onRunner(parsed.data).catch((error) => this.host.log.error({ err: error }, "runner message failed"));
+      }
+    });
+    socket.on("error", () => {});
+  }
+
+  private async onRunner(message: RunnerMessage): Promise<void> {
+    switch (message.t) {
+      case "ready":
+        this.ready = true;
+        this.host.send({ t: "started", containerId: this.id });
+        return;
+      case "init-failed":
+        this.initError = message.error;
+        this.stopReason = "init-failed";
+        this.stopMessage = "the function's module failed to load in the container";
+        return;
+      case "next":
+        if (!this.stopReason) this.claim(message.max);
+        return;
+      case "output": {
+        const entry = this.inFlight.get(message.inputId);
+        if (!entry || entry.input.attempt !== message.attempt) return;
+        clearTimeout(entry.timer);
+        this.inFlight.delete(message.inputId);
+        this.lastActive = Date.now();
+        const data: Payload =
+          message.data.length > INLINE_PAYLOAD_LIMIT ? { blob: await this.host.putBlob(message.data) } : { inline: message.data };
+        this.host.queueOutput({
+          inputId: message.inputId,
+          attempt: message.attempt,
+          status: message.status,
+          retryable: message.retryable,
+          infra: false,
+          data,
+          ...(message.status === "failure" ? { code: "USER_ERROR" as const } : {}),
+        });
+        return;
+      }
+    }
+  }
+
+  private claim(max: number): void {
+    const rid = this.host.nextRid();
+    this.pendingClaim = { rid, max };
+    this.host.send({ t: "claim", rid, containerId: this.id, max });
+  }
+
+  private timeout(input: ClaimedInput): void {
+    this.timedOut = input.inputId;
+    this.kill("timeout", `an input ran past its ${input.timeoutMs} ms timeout`);
+  }
+
+  private checkIdle(): void {
+    if (this.stopReason || !this.ready || this.inFlight.size > 0) return;
+    if (Date.now() - this.lastActive >= this.start.spec.scaledownWindowMs) this.stop("idle");
+  }
+
+  private finish(exit: ContainerExit): void {
+    const reason: StopReason = exit.oomKilled ? "oom" : (this.stopReason ?? "crashed");
+    const lost: { inputId: string; attempt: number }[] = [];
+    for (const { input, timer } of this.inFlight.values()) {
+      clearTimeout(timer);
+      const failure = this.failureFor(input, reason, exit);
+      if (failure) this.host.queueOutput(failure);
+      else lost.push({ inputId: input.inputId, attempt: input.attempt });
+    }
+    this.inFlight.clear();
+    const message =
+      reason === "crashed" ? `the container exited (code ${exit.exitCode ?? exit.signal}) ${FRAGMENT}` : this.stopMessage;
+    this.host.send({
+      t: "stopped",
+      containerId: this.id,
+      reason,
+      inFlight: lost,
+      ...(message ? { message } : {}),
+      ...(this.initError ? { error: this.initError } : {}),
+    });
+    this.host.ended(this);
+  }
+
+  /** The failure an input gets when its container ends under it; undefined means requeue it (not its fault). */
+  private failureFor(input: ClaimedInput, reason: StopReason, exit: ContainerExit): WorkerOutput | undefined {
+    const fail = (code: ErrorCode, message: string): WorkerOutput => ({
+      inputId: input.inputId,
+      attempt: input.attempt,
+      status: "failure",
+      code,
+      retryable: true,
+      infra: false,
+      data: { inline: encodeMessage({ message }) },
+    });
+    if (reason === "timeout") {
+      return input.inputId === this.timedOut
+        ? fail("TIMEOUT", `the input ran longer than its timeout (${input.timeoutMs} ms) and was stopped`)
+        : undefined;
+    }
+    if (reason === "oom") {
+      return fail("OUT_OF_MEMORY", `the container ran out of memory (limit ${this.start.spec.memoryMiB} MiB) while running this input: raise \`memory\``);
+    }
+    if (reason === "crashed") {
+      return fail(
+        "CONTAINER_CRASHED",
+        `the container exited (code ${exit.exitCode ?? exit.signal}) while running this input: did the function call process.exit() or crash?`,
+      );
+    }
+    return undefined;
+  }
+
+  private sendRunner(message: WorkerToRunner): void {
+    if (this.runner && !this.runner.destroyed) this.runner.write(lengthPrefixed(encodeMessage(message)));
+  }
+
+  private logLine(stream: "stdout" | "stderr", line: string): void {
+    this.host.queueLog({
+      ts: Date.now(),
+      appId: this.start.appId,
+      functionName: this.start.spec.name,
+      containerId: this.id,
+      stream,
+      line,
+    });
+  }
+}
+
+function listen(path: string, onConnection: (socket: Socket) => void): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer(onConnection);
+    server.once("error", reject);
+    server.listen(path, () => resolve(server));
+  });
+}

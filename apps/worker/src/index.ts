@@ -1,0 +1,2 @@
+export { WorkerAgent, type WorkerOptions } from "./agent.js";
+export * from "./runtime/index.js";

@@ -1,0 +1,203 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { constants } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type MemoryCgroup, readOomKills, resolveMemoryCgroup } from "./cgroup.js";
+import { findExecutable, runCommand } from "./command.js";
+import { buildOciSpec } from "./oci-spec.js";
+import { mountOverlay, mountsUnder, unmount } from "./overlay.js";
+import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, RuntimeName } from "./types.js";
+
+/** Options shared by the OCI runtimes. */
+export interface OciRuntimeOptions {
+  /** Holds the runtime's state root and one bundle (overlay + config.json) per container. */
+  stateDir?: string;
+  /** Path of the runtime binary; found on PATH when omitted. */
+  binary?: string;
+}
+
+/** Everything a subclass needs to know about one container. */
+export interface OciContainer {
+  id: string;
+  bundleDir: string;
+  cgroup: MemoryCgroup;
+}
+
+interface Running {
+  exited: Promise<ContainerExit>;
+  done: boolean;
+}
+
+const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,47}$/;
+const KILL_RETRY_MS = 100;
+const KILL_ATTEMPTS = 50;
+
+/** The container lifecycle runc and runsc share: overlay root, config.json, a foreground `run`, OOM check, teardown. */
+export abstract class OciRuntime implements ContainerRuntime {
+  abstract readonly name: RuntimeName;
+  protected abstract readonly binaryName: string;
+  protected readonly stateDir: string;
+  private readonly binaryOverride: string | undefined;
+  private resolvedBinary: string | undefined;
+  private readonly running = new Map<string, Running>();
+
+  constructor(defaultStateDir: string, options: OciRuntimeOptions) {
+    this.stateDir = options.stateDir ?? defaultStateDir;
+    this.binaryOverride = options.binary;
+  }
+
+  /** Flags that go before every subcommand (state root, platform). */
+  protected abstract globalArgs(): string[];
+  /** The full argument list that runs a container in the foreground. */
+  protected abstract runArgs(spec: ContainerSpec, container: OciContainer): string[];
+  /** Called before `run`, e.g. to prepare a cgroup. */
+  protected async beforeRun(_spec: ContainerSpec, _container: OciContainer): Promise<void> {}
+  /** Releases what the runtime keeps after the container exited (its state, its cgroup). */
+  protected abstract release(container: OciContainer): Promise<void>;
+
+  protected get rootDir(): string {
+    return join(this.stateDir, "state");
+  }
+
+  private get bundlesDir(): string {
+    return join(this.stateDir, "bundles");
+  }
+
+  async available(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (process.getuid?.() !== 0) return { ok: false, reason: `${this.name} needs root; run the worker as root.` };
+    const binary = await this.binaryPath().catch((error: Error) => error);
+    if (binary instanceof Error) return { ok: false, reason: binary.message };
+    const version = await runCommand(binary, ["--version"]);
+    if (version.code !== 0) return { ok: false, reason: `\`${binary} --version\` failed: ${version.stderr.trim()}` };
+    return { ok: true };
+  }
+
+  async start(spec: ContainerSpec): Promise<ContainerHandle> {
+    validateId(spec.id);
+    if (this.running.has(spec.id)) throw new Error(`Container ${spec.id} is already running; pick a new id.`);
+    const binary = await this.binaryPath();
+    const container: OciContainer = {
+      id: spec.id,
+      bundleDir: join(this.bundlesDir, spec.id),
+      cgroup: await resolveMemoryCgroup(cgroupsPath(spec.id)),
+    };
+    await claimBundleDir(container);
+    const child = await this.launch(binary, spec, container).catch(async (error: unknown) => {
+      await this.teardown(container).catch(() => {});
+      throw error;
+    });
+    const entry: Running = { exited: this.supervise(child, container), done: false };
+    const forget = () => {
+      entry.done = true;
+      this.running.delete(spec.id);
+    };
+    entry.exited.then(forget, forget);
+    this.running.set(spec.id, entry);
+    return { id: spec.id, stdout: required(child.stdout), stderr: required(child.stderr), exited: entry.exited };
+  }
+
+  async kill(id: string): Promise<void> {
+    const entry = this.running.get(id);
+    if (!entry) return;
+    const binary = await this.binaryPath();
+    for (let attempt = 0; attempt < KILL_ATTEMPTS && !entry.done; attempt++) {
+      // Fails while the runtime has not yet created the container; retry until it exists or has exited.
+      await runCommand(binary, [...this.globalArgs(), "kill", id, "KILL"]);
+      await Promise.race([entry.exited, sleep(KILL_RETRY_MS)]);
+    }
+    await entry.exited;
+  }
+
+  async cleanupStale(): Promise<void> {
+    const binary = await this.binaryPath();
+    const listed = await runCommand(binary, [...this.globalArgs(), "list", "--quiet"]);
+    const known = listed.code === 0 ? listed.stdout.split("\n").filter(Boolean) : [];
+    const bundles = await readdir(this.bundlesDir).catch(() => [] as string[]);
+    const stale = [...new Set([...known, ...bundles])].filter((id) => !this.running.has(id));
+    for (const id of stale) {
+      await this.teardown({
+        id,
+        bundleDir: join(this.bundlesDir, id),
+        cgroup: await resolveMemoryCgroup(cgroupsPath(id)),
+      });
+    }
+  }
+
+  protected async binaryPath(): Promise<string> {
+    if (this.binaryOverride) return this.binaryOverride;
+    this.resolvedBinary ??= await findExecutable(this.binaryName);
+    if (!this.resolvedBinary) {
+      throw new Error(
+        `${this.binaryName} not found on PATH; run \`make setup\` or install it, or pick another runtime.`,
+      );
+    }
+    return this.resolvedBinary;
+  }
+
+  private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<ChildProcess> {
+    const overlay = await mountOverlay(spec.rootfs, container.bundleDir);
+    const config = buildOciSpec(spec, overlay.merged, cgroupsPath(spec.id));
+    await writeFile(join(container.bundleDir, "config.json"), JSON.stringify(config));
+    await this.beforeRun(spec, container);
+    const child = spawn(binary, this.runArgs(spec, container), { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    });
+    return child;
+  }
+
+  private async supervise(child: ChildProcess, container: OciContainer): Promise<ContainerExit> {
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.once("exit", (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
+    );
+    const oomKilled = (await readOomKills(container.cgroup)) > 0;
+    await this.teardown(container);
+    return { ...toContainerExit(code, signal), oomKilled };
+  }
+
+  private async teardown(container: OciContainer): Promise<void> {
+    await this.release(container);
+    for (const mountPoint of await mountsUnder(container.bundleDir)) await unmount(mountPoint);
+    await rm(container.bundleDir, { recursive: true, force: true });
+  }
+}
+
+/** The relative cgroup path of a container; relative so runc and runsc nest it under the worker's own cgroup. */
+export function cgroupsPath(id: string): string {
+  return `skiff/${id}`;
+}
+
+/** Turns the runtime CLI's exit status into the container's: 128+N means the container died of signal N. */
+export function toContainerExit(code: number | null, signal: NodeJS.Signals | null): Omit<ContainerExit, "oomKilled"> {
+  if (signal) return { exitCode: null, signal };
+  if (code !== null && code > 128 && code < 128 + 65) {
+    const name = signalName(code - 128);
+    if (name) return { exitCode: null, signal: name };
+  }
+  return { exitCode: code, signal: null };
+}
+
+function signalName(num: number): string | undefined {
+  return Object.entries(constants.signals).find(([, value]) => value === num)?.[0];
+}
+
+async function claimBundleDir(container: OciContainer): Promise<void> {
+  await mkdir(join(container.bundleDir, ".."), { recursive: true });
+  await mkdir(container.bundleDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== "EEXIST") throw error;
+    throw new Error(
+      `State for container ${container.id} already exists in ${container.bundleDir}; run cleanupStale() or pick a new id.`,
+    );
+  });
+}
+
+function validateId(id: string): void {
+  if (!ID_PATTERN.test(id)) throw new Error(`Invalid container id "${id}": use [a-z0-9-], at most 48 characters.`);
+}
+
+function required<T>(stream: T | null): T {
+  if (!stream) throw new Error("Runtime process has no stdio pipe; this is a bug in the runtime adapter.");
+  return stream;
+}

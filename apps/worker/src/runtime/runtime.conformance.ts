@@ -1,0 +1,304 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveMemoryCgroup } from "./cgroup.js";
+import { ensureNodeDist } from "./node-dist.js";
+import { cgroupsPath } from "./oci-runtime.js";
+import { mountsUnder } from "./overlay.js";
+import { ensureBaseRootfs } from "./rootfs.js";
+import type { ContainerExit, ContainerRuntime, ContainerSpec } from "./types.js";
+
+/** What the suite may expect of a runtime. */
+export interface ConformanceOptions {
+  /** Real isolation: own root filesystem (overlay), read-only mounts, enforced memory limit. */
+  isolated: boolean;
+  /** The runtime's state directory, checked for leftovers after the suite. */
+  stateDir?: string;
+}
+
+interface Finished {
+  stdout: string;
+  stderr: string;
+  exit: ContainerExit;
+}
+
+const CACHE_DIR = process.env.SKIFF_CACHE_DIR ?? "/root/.skiff/cache";
+const NODE_MAJOR = 20;
+const NODE_MOUNT = "/.skiff/node";
+const NODE = `${NODE_MOUNT}/bin/node`;
+const TEST_TIMEOUT_MS = 30_000;
+
+/**
+ * The behaviour every ContainerRuntime must have. Call it from a test file, once per runtime; the runtime is
+ * skipped, with its reason in the suite name, when `available()` says it cannot run here.
+ */
+export async function describeRuntimeConformance(
+  name: string,
+  factory: () => ContainerRuntime,
+  options: ConformanceOptions,
+): Promise<void> {
+  const runtime = factory();
+  const availability = await runtime.available();
+  const title = availability.ok ? `${name} runtime` : `${name} runtime (skipped: ${availability.reason})`;
+  describe.skipIf(!availability.ok)(title, () => defineCases(runtime, name, options));
+}
+
+function defineCases(runtime: ContainerRuntime, name: string, options: ConformanceOptions): void {
+  let rootfs = "";
+  let nodeDir = "";
+  let scratch = "";
+  const ids: string[] = [];
+  const newId = (label: string) => {
+    const id = `conf-${name}-${label}-${process.pid}-${ids.length}`;
+    ids.push(id);
+    return id;
+  };
+  const spec = (label: string, overrides: Partial<ContainerSpec>): ContainerSpec => ({
+    id: newId(label),
+    rootfs,
+    command: ["/bin/true"],
+    env: {},
+    cwd: "/",
+    mounts: [],
+    cpu: 1,
+    memoryMiB: 256,
+    network: "none",
+    ...overrides,
+  });
+  const nodeMount = () => ({ source: nodeDir, target: NODE_MOUNT, readonly: true });
+
+  beforeAll(async () => {
+    await runtime.cleanupStale();
+    [rootfs, nodeDir] = await Promise.all([ensureBaseRootfs(CACHE_DIR), ensureNodeDist(CACHE_DIR, NODE_MAJOR)]);
+    scratch = await mkdtemp(join(tmpdir(), `skiff-conf-${name}-`));
+  }, 600_000);
+
+  afterAll(async () => {
+    await Promise.all(ids.map((id) => runtime.kill(id)));
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it(
+    "streams stdout and stderr while the command runs",
+    async () => {
+      const handle = await runtime.start(
+        spec("stream", { command: ["/bin/sh", "-c", "echo first; echo oops >&2; sleep 1; echo second"] }),
+      );
+      let exitedEarly = false;
+      void handle.exited.then(() => (exitedEarly = true));
+      const stdout = collect(handle.stdout);
+      const stderr = collect(handle.stderr);
+      const firstChunk = await new Promise<string>((resolve) =>
+        handle.stdout.once("data", (chunk) => resolve(String(chunk))),
+      );
+      expect(firstChunk).toBe("first\n");
+      expect(exitedEarly).toBe(false);
+      await handle.exited;
+      expect(await stdout).toContain("second\n");
+      expect(await stderr).toBe("oops\n");
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "reports the exit code",
+    async () => {
+      const { exit } = await run(runtime, spec("exit", { command: ["/bin/sh", "-c", "exit 7"] }));
+      expect(exit).toEqual({ exitCode: 7, signal: null, oomKilled: false });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "passes env and cwd",
+    async () => {
+      const dir = await scratchDir(scratch, "cwd");
+      await writeFile(join(dir, "marker.txt"), "here");
+      const result = await run(
+        runtime,
+        spec("env", {
+          command: ["/bin/sh", "-c", 'echo "$GREETING"; cat marker.txt'],
+          env: { GREETING: "hello world" },
+          cwd: "/data",
+          mounts: [{ source: dir, target: "/data", readonly: false }],
+        }),
+      );
+      expect(result.stdout).toBe("hello world\nhere");
+      expect(result.exit.exitCode).toBe(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.skipIf(!options.isolated)(
+    "keeps a read-only bind mount read-only",
+    async () => {
+      const dir = await scratchDir(scratch, "ro");
+      const result = await run(
+        runtime,
+        spec("ro", {
+          command: ["/bin/sh", "-c", "test -d /ro && echo written > /ro/file"],
+          mounts: [{ source: dir, target: "/ro", readonly: true }],
+        }),
+      );
+      expect(result.exit.exitCode).not.toBe(0);
+      expect(result.stderr).toMatch(/read-only/i);
+      expect(existsSync(join(dir, "file"))).toBe(false);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.skipIf(!options.isolated)(
+    "keeps writes to / out of the base rootfs and other containers",
+    async () => {
+      const file = `/leak-${process.pid}`;
+      const writer = await run(
+        runtime,
+        spec("write", { command: ["/bin/sh", "-c", `echo mine > ${file} && cat ${file}`] }),
+      );
+      expect(writer.stdout).toBe("mine\n");
+      expect(existsSync(join(rootfs, file))).toBe(false);
+      const reader = await run(runtime, spec("read", { command: ["/bin/sh", "-c", `test ! -e ${file}`] }));
+      expect(reader.exit.exitCode).toBe(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "lets a node program connect to a host Unix socket in a bind-mounted directory",
+    async () => {
+      const dir = await scratchDir(scratch, "sock");
+      const server = createServer((socket) => socket.on("data", (data) => socket.end(`pong:${data}`)));
+      await new Promise<void>((resolve) => server.listen(join(dir, "worker.sock"), resolve));
+      try {
+        const script =
+          "const s = require('net').connect(process.env.SKIFF_SOCKET, () => s.write('ping'));" +
+          "s.on('data', (d) => process.stdout.write(String(d)));";
+        const result = await run(
+          runtime,
+          spec("uds", {
+            command: [NODE, "-e", script],
+            env: { SKIFF_SOCKET: "/.skiff/io/worker.sock" },
+            mounts: [nodeMount(), { source: dir, target: "/.skiff/io", readonly: false }],
+          }),
+        );
+        expect(result).toMatchObject({ stdout: "pong:ping", exit: { exitCode: 0 } });
+      } finally {
+        server.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.skipIf(!options.isolated)(
+    "reaches the host network only when network is host",
+    async () => {
+      const server = createServer((socket) => socket.end("hello"));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const script =
+          `const s = require('net').connect(${port}, '127.0.0.1');` +
+          "s.on('data', (d) => process.stdout.write(String(d))); s.on('error', (e) => { console.log(e.code); });";
+        const connect = (network: ContainerSpec["network"]) =>
+          run(runtime, spec(`net-${network}`, { command: [NODE, "-e", script], network, mounts: [nodeMount()] }));
+        const [host, none] = await Promise.all([connect("host"), connect("none")]);
+        expect(host.stdout).toBe("hello");
+        expect(none.stdout).toMatch(/ECONNREFUSED|ENETUNREACH/);
+      } finally {
+        server.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "kill() stops a sleeping container and resolves exited",
+    async () => {
+      const handle = await runtime.start(spec("kill", { command: ["/bin/sh", "-c", "echo ready; exec sleep 60"] }));
+      await new Promise((resolve) => handle.stdout.once("data", resolve));
+      const started = Date.now();
+      await runtime.kill(handle.id);
+      const exit = await handle.exited;
+      expect(exit.signal).toBe("SIGKILL");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await runtime.kill(handle.id);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "kill() right after start() still stops the container",
+    async () => {
+      const handle = await runtime.start(spec("kill-early", { command: ["/bin/sleep", "60"] }));
+      await runtime.kill(handle.id);
+      const exit = await handle.exited;
+      expect(exit.exitCode === 0).toBe(false);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.skipIf(!options.isolated)(
+    "OOM-kills a program that allocates past its memory limit",
+    async () => {
+      const script = "const a = []; for (let i = 0; i < 64; i++) { a.push(Buffer.alloc(16 << 20, 1)); }";
+      const result = await run(
+        runtime,
+        spec("oom", { command: [NODE, "-e", script], memoryMiB: 128, mounts: [nodeMount()] }),
+      );
+      expect(result.exit.oomKilled).toBe(true);
+      expect(result.exit.exitCode).not.toBe(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "runs 5 containers concurrently",
+    async () => {
+      const specs = Array.from({ length: 5 }, (_, i) =>
+        spec(`many${i}`, { command: ["/bin/sh", "-c", 'sleep 0.2; echo "$N"'], env: { N: String(i) } }),
+      );
+      const results = await Promise.all(specs.map((s) => run(runtime, s)));
+      expect(results.map((r) => r.stdout)).toEqual(["0\n", "1\n", "2\n", "3\n", "4\n"]);
+      expect(results.every((r) => r.exit.exitCode === 0)).toBe(true);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "leaves no overlay mounts, state or cgroups behind",
+    async () => {
+      if (!options.stateDir) return;
+      expect(await mountsUnder(options.stateDir)).toEqual([]);
+      expect(await readdir(join(options.stateDir, "bundles")).catch(() => [])).toEqual([]);
+      const mounts = await readFile("/proc/mounts", "utf8");
+      expect(ids.filter((id) => mounts.includes(id))).toEqual([]);
+      const cgroups = await Promise.all(ids.map((id) => resolveMemoryCgroup(cgroupsPath(id))));
+      expect(cgroups.filter((cgroup) => existsSync(cgroup.dir)).map((cgroup) => cgroup.dir)).toEqual([]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+}
+
+async function run(runtime: ContainerRuntime, spec: ContainerSpec): Promise<Finished> {
+  const handle = await runtime.start(spec);
+  const [stdout, stderr, exit] = await Promise.all([collect(handle.stdout), collect(handle.stderr), handle.exited]);
+  return { stdout, stderr, exit };
+}
+
+function collect(stream: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => (text += chunk));
+    stream.on("end", () => resolve(text));
+    stream.on("error", reject);
+  });
+}
+
+async function scratchDir(scratch: string, label: string): Promise<string> {
+  return mkdtemp(join(scratch, `${label}-`));
+}

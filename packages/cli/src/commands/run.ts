@@ -1,0 +1,112 @@
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Client, type CollectedApp, collectApp, manifestOf, setContext, type SkiffContext } from "skiff";
+import { parseFlags } from "../args.js";
+import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
+import type { Config } from "../config.js";
+import { ensureServer } from "../embedded.js";
+import { dim, formatError, green, printLogs, say } from "../output.js";
+
+/** `skiff run FILE[::NAME] [--detach] [args]`: runs a local entrypoint (or one function) against an ephemeral app. */
+export async function runCommand(target: string, argv: string[], options: { detach: boolean }, config: Config): Promise<number> {
+  const started = Date.now();
+  const [file, name] = splitTarget(target);
+  const shown = displayPath(file);
+  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+
+  const context: SkiffContext = { v: 1, where: "local", functionIds: {} };
+  setContext(context);
+  process.setSourceMapsEnabled(true);
+  const collected = await load(bundle.path, shown);
+  const manifest = manifestOf(collected, Number(process.versions.node.split(".")[0]));
+  const chosen = choose(collected, name, shown);
+  const { flags, positional } = parseFlags(argv);
+
+  const serverUrl = await ensureServer(config, say);
+  const client = new Client({ serverUrl });
+  await client.putBlob(bundle.code);
+  const created = await client.request<{ appId: string; functions: Record<string, string> }>("POST", "/v1/apps", {
+    manifest,
+    env: "main",
+    mode: options.detach ? "deployed" : "ephemeral",
+    bundleHash: bundle.hash,
+  });
+  Object.assign(context, { serverUrl, appId: created.appId, env: "main", functionIds: created.functions });
+  say(`${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`);
+
+  await client.streamLogs(created.appId, printLogs);
+  const heartbeat = setInterval(() => client.request("POST", `/v1/apps/${created.appId}/heartbeat`).catch(() => {}), 10_000);
+  heartbeat.unref();
+  const stop = async () => {
+    clearInterval(heartbeat);
+    if (!options.detach) await client.request("POST", `/v1/apps/${created.appId}/stop`).catch(() => {});
+  };
+  const onSignal = () => void stop().finally(() => process.exit(130));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  let code = 0;
+  try {
+    if (chosen.kind === "entrypoint") {
+      await chosen.entrypoint.run(flags);
+    } else {
+      const result = await chosen.fn.remote(...(positional as never[]));
+      console.log(typeof result === "string" ? result : JSON.stringify(result, jsonSafe, 2));
+    }
+    say(green(`done in ${((Date.now() - started) / 1000).toFixed(1)}s`));
+  } catch (error) {
+    process.stderr.write(`${formatError(error)}\n`);
+    code = 1;
+  } finally {
+    // Container logs travel apart from results; give the last lines a moment to arrive.
+    await new Promise((r) => setTimeout(r, 250));
+    await stop();
+    if (options.detach) say(`the app keeps running: stop it with \`skiff app stop ${created.appId}\``);
+  }
+  return code;
+}
+
+function splitTarget(target: string): [string, string | undefined] {
+  const at = target.lastIndexOf("::");
+  return at < 0 ? [target, undefined] : [target.slice(0, at), target.slice(at + 2)];
+}
+
+async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
+  let exports: Record<string, unknown>;
+  try {
+    exports = (await import(pathToFileURL(bundlePath).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, { cause: error });
+  }
+  try {
+    return collectApp(exports, shown);
+  } catch (error) {
+    throw new UserCodeError((error as Error).message);
+  }
+}
+
+type Chosen =
+  | { kind: "entrypoint"; entrypoint: CollectedApp["entrypoints"] extends Map<string, infer E> ? E : never }
+  | { kind: "function"; fn: CollectedApp["functions"] extends Map<string, infer F> ? F : never };
+
+function choose(collected: CollectedApp, name: string | undefined, shown: string): Chosen {
+  const names = [...collected.entrypoints.keys(), ...collected.functions.keys()];
+  if (name) {
+    const entrypoint = collected.entrypoints.get(name);
+    if (entrypoint) return { kind: "entrypoint", entrypoint };
+    const fn = collected.functions.get(name);
+    if (fn) return { kind: "function", fn };
+    throw new UserCodeError(`${shown} has no entrypoint or function "${name}"; it has: ${names.join(", ") || "nothing exported"}`);
+  }
+  if (collected.entrypoints.size === 1) return { kind: "entrypoint", entrypoint: [...collected.entrypoints.values()][0]! };
+  if (collected.entrypoints.size === 0 && collected.functions.size === 1) {
+    return { kind: "function", fn: [...collected.functions.values()][0]! };
+  }
+  throw new UserCodeError(
+    `${shown} has ${collected.entrypoints.size} entrypoints and ${collected.functions.size} functions: pick one with ${shown}::NAME (${names.join(", ")})`,
+  );
+}
+
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
+}

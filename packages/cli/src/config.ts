@@ -1,0 +1,25 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+
+const Env = z.object({
+  SKIFF_HOME: z.string().default(join(homedir(), ".skiff")),
+  SKIFF_CACHE_DIR: z.string().optional(),
+  SKIFF_SERVER_URL: z.string().url().optional(),
+  SKIFF_DATABASE_URL: z.string().optional(),
+  SKIFF_RUNTIME: z.enum(["auto", "gvisor", "runc", "process"]).default("auto"),
+  SKIFF_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  SKIFF_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+});
+
+export type Config = z.infer<typeof Env> & { cacheDir: string };
+
+/** The CLI's configuration, read once from the environment. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`environment variable ${issue.path.join(".")} is invalid: ${issue.message}`);
+  }
+  return { ...parsed.data, cacheDir: parsed.data.SKIFF_CACHE_DIR ?? join(parsed.data.SKIFF_HOME, "cache") };
+}

@@ -1,0 +1,98 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Config } from "./config.js";
+import { cliEntry } from "./paths.js";
+
+export interface EmbeddedState {
+  url: string;
+  pid: number;
+}
+
+export function embeddedStatePath(config: Config): string {
+  return join(config.SKIFF_HOME, "embedded.json");
+}
+
+export async function writeEmbeddedState(config: Config, state: EmbeddedState): Promise<void> {
+  await writeFile(embeddedStatePath(config), JSON.stringify(state));
+}
+
+export async function clearEmbeddedState(config: Config, pid: number): Promise<void> {
+  const state = await readState(config);
+  if (state?.pid === pid) await rm(embeddedStatePath(config), { force: true });
+}
+
+async function readState(config: Config): Promise<EmbeddedState | undefined> {
+  try {
+    return JSON.parse(await readFile(embeddedStatePath(config), "utf8")) as EmbeddedState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function healthy(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(new URL("/v1/health", url), { signal: AbortSignal.timeout(2000) });
+    return response.ok && ((await response.json()) as { workers: number }).workers > 0;
+  } catch {
+    return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The server this CLI talks to: SKIFF_SERVER_URL, or the embedded default (server + worker on this
+ * machine, data under SKIFF_HOME), started in the background on first use and reused afterwards.
+ */
+export async function ensureServer(config: Config, say: (line: string) => void): Promise<string> {
+  if (config.SKIFF_SERVER_URL) return config.SKIFF_SERVER_URL;
+  const existing = await readState(config);
+  if (existing && alive(existing.pid) && (await healthy(existing.url))) return existing.url;
+
+  await mkdir(config.SKIFF_HOME, { recursive: true });
+  const lock = join(config.SKIFF_HOME, "embedded.lock");
+  // A lock left by a command that died while starting the server is stale after a few minutes.
+  const lockAge = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+  if (lockAge > 200_000) await rm(lock, { force: true });
+  let owner = false;
+  try {
+    closeSync(openSync(lock, "wx"));
+    owner = true;
+  } catch {
+    // Another skiff command is starting it; wait for that one.
+  }
+  try {
+    if (owner) {
+      const logPath = join(config.SKIFF_HOME, "embedded.log");
+      say(`starting the embedded Skiff server (server + worker on this machine; logs: ${logPath})`);
+      const log = openSync(logPath, "a");
+      const child = spawn(process.execPath, [cliEntry(), "up", "--embedded"], {
+        detached: true,
+        stdio: ["ignore", log, log],
+        env: process.env,
+      });
+      child.unref();
+      closeSync(log);
+    }
+    const deadline = Date.now() + 180_000;
+    while (Date.now() < deadline) {
+      const state = await readState(config);
+      if (state && alive(state.pid) && (await healthy(state.url))) return state.url;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(
+      `the embedded server did not come up within 3 minutes: see ${join(config.SKIFF_HOME, "embedded.log")}; \`skiff up\` runs it in the foreground`,
+    );
+  } finally {
+    if (owner) await rm(lock, { force: true });
+  }
+}

@@ -1,0 +1,64 @@
+import { Command, Option } from "commander";
+import { UserCodeError } from "./bundle.js";
+import { loadConfig } from "./config.js";
+import { red } from "./output.js";
+import { prepareCommand } from "./commands/prepare.js";
+import { runCommand } from "./commands/run.js";
+import { serverCommand, upCommand, workerCommand } from "./commands/up.js";
+
+const program = new Command("skiff").description("Serverless TypeScript on your own machines").showHelpAfterError();
+
+program
+  .command("run")
+  .description("run a local entrypoint (or a function) of FILE, with its functions in containers")
+  .argument("<target>", "FILE or FILE::NAME")
+  .option("--detach", "keep the app running after this command exits")
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .helpOption(false)
+  .action(async (target: string, options: { detach?: boolean }, command: Command) => {
+    const argv = command.args.slice(1).filter((arg) => arg !== "--detach");
+    process.exitCode = await runCommand(target, argv, { detach: Boolean(options.detach) }, loadConfig());
+    // The user's bundle holds its own connection; end the process rather than wait on it.
+    process.exit(process.exitCode);
+  });
+
+program
+  .command("up")
+  .description("run a server and a worker on this machine")
+  .option("--port <port>", "port to listen on (default 7420)", Number)
+  .addOption(new Option("--embedded").hideHelp())
+  .action(async (options: { port?: number; embedded?: boolean }) => {
+    await upCommand({ ...options, embedded: Boolean(options.embedded) }, loadConfig());
+    process.exit(0);
+  });
+
+program
+  .command("server")
+  .description("run the control plane (store: SKIFF_DATABASE_URL or embedded PGlite)")
+  .option("--port <port>", "port to listen on (default 7420)", Number)
+  .action(async (options: { port?: number }) => {
+    await serverCommand(options, loadConfig());
+    process.exit(0);
+  });
+
+program
+  .command("worker")
+  .description("run a worker agent that joins SKIFF_SERVER_URL")
+  .action(async () => {
+    await workerCommand(loadConfig());
+    process.exit(0);
+  });
+
+program
+  .command("prepare")
+  .description("fetch the base image and Node build for containers (done by setup)")
+  .action(async () => {
+    await prepareCommand(loadConfig());
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof UserCodeError) process.stderr.write(`${red("error")} ${error.message}\n`);
+  else process.stderr.write(`${red("error")} ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { FsBlobStore } from "@skiff/blob";
+import { type RunningServer, startServer } from "@skiff/server";
+import { openPglite, openPostgres, Store } from "@skiff/store";
+import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
+import pino, { type Logger } from "pino";
+import type { Config } from "./config.js";
+import { runnerDir } from "./paths.js";
+
+export function makeLogger(config: Config, name: string): Logger {
+  return pino({ name, level: config.SKIFF_LOG_LEVEL }, pino.destination(2));
+}
+
+/** Starts the control plane on the configured store: PGlite under SKIFF_HOME, or SKIFF_DATABASE_URL. */
+export async function startControlPlane(config: Config, log: Logger, port: number): Promise<RunningServer & { store: Store }> {
+  await mkdir(config.SKIFF_HOME, { recursive: true });
+  const db = config.SKIFF_DATABASE_URL
+    ? await openPostgres(config.SKIFF_DATABASE_URL)
+    : await openPglite(join(config.SKIFF_HOME, "data"));
+  const store = new Store(db);
+  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
+  const server = await startServer({ store, blobs, log, port, host: "127.0.0.1" });
+  return {
+    ...server,
+    store,
+    close: async () => {
+      await server.close();
+      await store.close();
+    },
+  };
+}
+
+/** Starts a worker agent on this host with the configured runtime. */
+export async function startWorker(config: Config, log: Logger, serverUrl: string): Promise<WorkerAgent> {
+  const runtime = config.SKIFF_RUNTIME === "auto" ? await detectRuntime() : createRuntime(config.SKIFF_RUNTIME);
+  const available = await runtime.available();
+  if (!available.ok) throw new Error(`the ${runtime.name} runtime cannot run here: ${available.reason}`);
+  if (runtime.name === "process") {
+    log.warn("containers run as plain processes: NO isolation (install runsc or runc and run `make setup` for real containers)");
+  }
+  const agent = new WorkerAgent({
+    serverUrl,
+    runtime,
+    log,
+    stateDir: join(config.SKIFF_HOME, "worker"),
+    cacheDir: config.cacheDir,
+    runnerDir: runnerDir(),
+  });
+  await agent.start();
+  return agent;
+}

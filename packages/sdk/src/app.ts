@@ -1,0 +1,101 @@
+import type { AppManifest } from "@skiff/protocol";
+import { BRAND, kindOf } from "./brand.js";
+import { SkiffFunction } from "./function.js";
+import { type FunctionOptions, toFunctionSpec } from "./function-spec.js";
+
+/**
+ * A local entrypoint: runs on your machine under `skiff run FILE::name -- --flag value`.
+ * @example
+ * export const main = app.localEntrypoint(async ({ n = 10 }: { n?: number }) => console.log(n));
+ */
+export class LocalEntrypoint<T extends Record<string, unknown> = Record<string, unknown>> {
+  readonly [BRAND] = "entrypoint" as const;
+  constructor(
+    readonly appName: string,
+    readonly run: (args: T) => unknown,
+  ) {}
+}
+
+/**
+ * A group of functions deployed and run together.
+ * @example
+ * export const app = new App("hello");
+ * export const square = app.function({}, async (x: number) => x * x);
+ */
+export class App {
+  readonly [BRAND] = "app" as const;
+  readonly functions: SkiffFunction<never[], unknown>[] = [];
+
+  constructor(readonly name: string) {
+    if (!/^[a-z0-9][a-z0-9-_]{0,62}$/i.test(name)) {
+      throw new RangeError(`app name "${name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);
+    }
+  }
+
+  /** Declares a function that runs in containers. Export it: the export name becomes its name. */
+  function<A extends unknown[], R>(options: FunctionOptions, handler: (...args: A) => R | Promise<R>): SkiffFunction<A, Awaited<R>>;
+  function<A extends unknown[], R>(handler: (...args: A) => R | Promise<R>): SkiffFunction<A, Awaited<R>>;
+  function<A extends unknown[], R>(
+    optionsOrHandler: FunctionOptions | ((...args: A) => R | Promise<R>),
+    maybeHandler?: (...args: A) => R | Promise<R>,
+  ): SkiffFunction<A, Awaited<R>> {
+    const [options, handler] =
+      typeof optionsOrHandler === "function" ? [{}, optionsOrHandler] : [optionsOrHandler, maybeHandler];
+    if (typeof handler !== "function") {
+      throw new TypeError(`app.function(options, handler) needs a handler function as its last argument`);
+    }
+    const fn = new SkiffFunction<A, Awaited<R>>(this.name, options, handler as (...args: A) => Promise<Awaited<R>>);
+    this.functions.push(fn as unknown as SkiffFunction<never[], unknown>);
+    return fn;
+  }
+
+  /** Declares code that runs locally and calls functions remotely; see LocalEntrypoint. */
+  localEntrypoint<T extends Record<string, unknown>>(run: (args: T) => unknown): LocalEntrypoint<T> {
+    return new LocalEntrypoint<T>(this.name, run);
+  }
+}
+
+/** What a module defines: its app, functions named after their exports, and entrypoints. */
+export interface CollectedApp {
+  app: App;
+  functions: Map<string, SkiffFunction<never[], unknown>>;
+  entrypoints: Map<string, LocalEntrypoint>;
+}
+
+/**
+ * Finds the app in a module's exports and names each function after its export. Used by the CLI
+ * (locally) and the runner (in the container), so both agree on names.
+ */
+export function collectApp(exports: Record<string, unknown>, file: string): CollectedApp {
+  const apps = new Set<App>();
+  const functions = new Map<string, SkiffFunction<never[], unknown>>();
+  const entrypoints = new Map<string, LocalEntrypoint>();
+  for (const [key, value] of Object.entries(exports)) {
+    const kind = kindOf(value);
+    if (kind === "app") apps.add(value as App);
+    if (kind === "function") {
+      const fn = value as SkiffFunction<never[], unknown>;
+      fn.name ??= key;
+      functions.set(fn.name, fn);
+    }
+    if (kind === "entrypoint") entrypoints.set(key, value as LocalEntrypoint);
+  }
+  if (apps.size === 0) {
+    throw new RangeError(`${file} exports no App: add \`export const app = new App("name")\``);
+  }
+  if (apps.size > 1) throw new RangeError(`${file} exports ${apps.size} apps: export exactly one`);
+  const app = [...apps][0]!;
+  for (const fn of app.functions) {
+    if (!fn.name) {
+      throw new RangeError(`${file}: a function of app "${app.name}" is not exported: export it (\`export const f = app.function(...)\`) so it has a name`);
+    }
+  }
+  return { app, functions, entrypoints };
+}
+
+export function manifestOf(collected: CollectedApp, nodeMajor: number): AppManifest {
+  return {
+    name: collected.app.name,
+    functions: [...collected.functions.entries()].map(([name, fn]) => toFunctionSpec(name, fn.options, nodeMajor)),
+  };
+}

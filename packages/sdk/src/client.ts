@@ -1,0 +1,223 @@
+import { createHash } from "node:crypto";
+import {
+  type ClientMessage,
+  decodeMessage,
+  encodeMessage,
+  type LogLine,
+  PROTOCOL_VERSION,
+  type Result,
+  ServerToClient,
+} from "@skiff/protocol";
+import WebSocket from "ws";
+import { SkiffError } from "./errors.js";
+
+type Request = ClientMessage extends infer M ? (M extends { rid: number } ? Omit<M, "rid"> : never) : never;
+
+interface Pending {
+  message: Request;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export interface ClientOptions {
+  serverUrl: string;
+  token?: string;
+  /** Give up on an unreachable server after this long (ms). */
+  reconnectForMs?: number;
+}
+
+/**
+ * Talks to a Skiff server: JSON over HTTP for control calls, one WebSocket for calls and results.
+ * The socket reconnects by itself and resends what was not acknowledged; every request is idempotent.
+ */
+export class Client {
+  private socket: WebSocket | undefined;
+  private opening: Promise<WebSocket> | undefined;
+  private nextRid = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly resultHandlers = new Map<string, Set<(results: Result[]) => void>>();
+  private readonly logHandlers = new Map<string, Set<(lines: LogLine[]) => void>>();
+  private closed = false;
+  private unreachableSince: number | undefined;
+
+  constructor(readonly options: ClientOptions) {}
+
+  // ---- HTTP ----
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.options.serverUrl), {
+        method,
+        headers: { "content-type": "application/json", ...this.authHeaders() },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (cause) {
+      throw this.unreachable(cause);
+    }
+    const text = await response.text();
+    const json = text ? (JSON.parse(text) as { error?: { code: SkiffError["code"]; message: string } }) : {};
+    if (!response.ok) {
+      throw new SkiffError(json.error?.code ?? "INTERNAL", json.error?.message ?? `${method} ${path} answered ${response.status}`);
+    }
+    return json as T;
+  }
+
+  async putBlob(bytes: Uint8Array): Promise<string> {
+    const hash = createHash("sha256").update(bytes).digest("hex");
+    const head = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), { method: "HEAD", headers: this.authHeaders() });
+    if (head.ok) return hash;
+    const response = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream", ...this.authHeaders() },
+      body: bytes,
+    });
+    if (!response.ok) throw new SkiffError("INTERNAL", `uploading blob ${hash} failed: ${response.status} ${await response.text()}`);
+    return hash;
+  }
+
+  async getBlob(hash: string): Promise<Uint8Array> {
+    const response = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), { headers: this.authHeaders() });
+    if (!response.ok) throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server (${response.status})`);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  // ---- WebSocket ----
+
+  /** Sends a request and resolves once the server has acknowledged it (durably, for submits). */
+  send(message: Request): Promise<void> {
+    const rid = this.nextRid++;
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(rid, { message, resolve, reject });
+      void this.connect()
+        .then((socket) => socket.send(encodeMessage({ ...message, rid })))
+        .catch(() => {
+          // Connection errors are retried by reconnect(); the request stays pending until then.
+        });
+    });
+  }
+
+  /** Receives the results of a call as they finish (and those already finished). Returns an unsubscribe. */
+  onResults(callId: string, handler: (results: Result[]) => void): () => void {
+    let handlers = this.resultHandlers.get(callId);
+    if (!handlers) this.resultHandlers.set(callId, (handlers = new Set()));
+    handlers.add(handler);
+    return () => {
+      handlers.delete(handler);
+      if (handlers.size === 0) this.resultHandlers.delete(callId);
+    };
+  }
+
+  async subscribe(callId: string, handler: (results: Result[]) => void): Promise<() => void> {
+    const off = this.onResults(callId, handler);
+    await this.send({ t: "subscribe", callId, fromIdx: 0 });
+    return off;
+  }
+
+  /** Streams an app's logs live. */
+  async streamLogs(appId: string, handler: (lines: LogLine[]) => void): Promise<() => void> {
+    let handlers = this.logHandlers.get(appId);
+    if (!handlers) this.logHandlers.set(appId, (handlers = new Set()));
+    handlers.add(handler);
+    await this.send({ t: "logs", appId });
+    return () => handlers.delete(handler);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket?.close();
+    for (const pending of this.pending.values()) pending.reject(new SkiffError("CANCELLED", "the client was closed"));
+    this.pending.clear();
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
+  }
+
+  private unreachable(cause: unknown): SkiffError {
+    return new SkiffError(
+      "UNAVAILABLE",
+      `the Skiff server at ${this.options.serverUrl} is not reachable: start it with \`skiff up\`, or set SKIFF_SERVER_URL`,
+      { cause },
+    );
+  }
+
+  private connect(): Promise<WebSocket> {
+    if (this.socket?.readyState === WebSocket.OPEN) return Promise.resolve(this.socket);
+    if (this.opening) return this.opening;
+    const url = new URL(`/v1/client?v=${PROTOCOL_VERSION}`, this.options.serverUrl);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    this.opening = new Promise<WebSocket>((resolve, reject) => {
+      const socket = new WebSocket(url, { headers: this.authHeaders(), perMessageDeflate: false });
+      socket.binaryType = "nodebuffer";
+      socket.once("open", () => {
+        this.socket = socket;
+        this.opening = undefined;
+        this.unreachableSince = undefined;
+        // Everything unacknowledged goes again: submits are deduplicated by (callId, idx).
+        for (const [rid, pending] of this.pending) socket.send(encodeMessage({ ...pending.message, rid }));
+        resolve(socket);
+      });
+      socket.on("message", (data: Buffer) => this.receive(data));
+      socket.once("close", () => {
+        if (this.socket === socket) this.socket = undefined;
+        this.opening = undefined;
+        if (!this.closed && this.pending.size + this.resultHandlers.size + this.logHandlers.size > 0) this.reconnectLater();
+      });
+      socket.once("error", (error) => {
+        this.opening = undefined;
+        reject(error);
+      });
+    });
+    return this.opening;
+  }
+
+  private reconnectLater(): void {
+    this.unreachableSince ??= Date.now();
+    if (Date.now() - this.unreachableSince > (this.options.reconnectForMs ?? 60_000)) {
+      const error = this.unreachable(undefined);
+      for (const pending of this.pending.values()) pending.reject(error);
+      this.pending.clear();
+      for (const [callId, handlers] of this.resultHandlers) {
+        for (const handler of handlers) handler([{ idx: -1, status: "failure", code: "UNAVAILABLE", data: { inline: new Uint8Array() } }]);
+        this.resultHandlers.delete(callId);
+      }
+      return;
+    }
+    setTimeout(() => {
+      if (this.closed) return;
+      this.connect()
+        .then((socket) => {
+          // Results that finished while we were away are replayed by the server; handlers dedupe by idx.
+          for (const callId of this.resultHandlers.keys()) {
+            socket.send(encodeMessage({ t: "subscribe", rid: this.nextRid++, callId, fromIdx: 0 }));
+          }
+          for (const appId of this.logHandlers.keys()) socket.send(encodeMessage({ t: "logs", rid: this.nextRid++, appId }));
+        })
+        .catch(() => this.reconnectLater());
+    }, 250).unref();
+  }
+
+  private receive(data: Buffer): void {
+    const message = ServerToClient.parse(decodeMessage(data));
+    switch (message.t) {
+      case "ack": {
+        const pending = this.pending.get(message.rid);
+        if (!pending) return;
+        this.pending.delete(message.rid);
+        if (message.error) pending.reject(new SkiffError(message.error.code, message.error.message));
+        else pending.resolve();
+        return;
+      }
+      case "results":
+        for (const handler of this.resultHandlers.get(message.callId) ?? []) handler(message.results);
+        return;
+      case "logs": {
+        const byApp = new Map<string, LogLine[]>();
+        for (const line of message.lines) byApp.set(line.appId, [...(byApp.get(line.appId) ?? []), line]);
+        for (const [appId, lines] of byApp) for (const handler of this.logHandlers.get(appId) ?? []) handler(lines);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,37 @@
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { Client } from "./client.js";
+import { getContext } from "./context.js";
+import { SkiffError } from "./errors.js";
+
+let shared: Client | undefined;
+
+/** The client for this process: the one `skiff run` set up, SKIFF_SERVER_URL, or the embedded server. */
+export async function clientFromEnvironment(): Promise<Client> {
+  if (shared) return shared;
+  const context = getContext();
+  const serverUrl = context?.serverUrl ?? process.env.SKIFF_SERVER_URL ?? (await embeddedUrl());
+  const token = context?.token ?? process.env.SKIFF_TOKEN;
+  shared = new Client({ serverUrl, ...(token ? { token } : {}) });
+  return shared;
+}
+
+/** Closes the shared client so the process can exit. */
+export function closeSharedClient(): void {
+  shared?.close();
+  shared = undefined;
+}
+
+async function embeddedUrl(): Promise<string> {
+  const home = process.env.SKIFF_HOME ?? join(homedir(), ".skiff");
+  try {
+    const state = JSON.parse(await readFile(join(home, "embedded.json"), "utf8")) as { url: string };
+    return state.url;
+  } catch {
+    throw new SkiffError(
+      "UNAVAILABLE",
+      "no Skiff server is configured: run your program with `skiff run FILE`, start one with `skiff up`, or set SKIFF_SERVER_URL",
+    );
+  }
+}

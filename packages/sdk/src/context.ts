@@ -1,0 +1,25 @@
+/**
+ * Where this copy of the SDK is running. Plain data on globalThis, set by the CLI before it runs a local
+ * entrypoint and by the runner inside a container, so every copy of the SDK in the process sees it.
+ */
+export interface SkiffContext {
+  v: 1;
+  /** "local": a skiff run/entrypoint process; "container": inside a runner. */
+  where: "local" | "container";
+  serverUrl?: string;
+  token?: string;
+  appId?: string;
+  env?: string;
+  /** Function ids of the running app, by name. */
+  functionIds: Record<string, string>;
+}
+
+const KEY = Symbol.for("skiff.context");
+
+export function getContext(): SkiffContext | undefined {
+  return (globalThis as Record<symbol, SkiffContext | undefined>)[KEY];
+}
+
+export function setContext(context: SkiffContext): void {
+  (globalThis as Record<symbol, SkiffContext | undefined>)[KEY] = context;
+}

@@ -1,0 +1,194 @@
+import { randomUUID } from "node:crypto";
+import type { Result } from "@skiff/protocol";
+import { BRAND } from "./brand.js";
+import type { Client } from "./client.js";
+import { clientFromEnvironment } from "./connect.js";
+import { getContext } from "./context.js";
+import { SkiffError } from "./errors.js";
+import { FunctionCall, waitForResult } from "./function-call.js";
+import type { FunctionOptions } from "./function-spec.js";
+import { settle, toPayload } from "./payload.js";
+
+export interface MapOptions {
+  /** Yield results in input order (default) or as they finish. */
+  order?: boolean;
+  /** Yield a failed input's error instead of throwing it. */
+  returnExceptions?: boolean;
+}
+
+const SUBMIT_CHUNK = 1000;
+
+/**
+ * A function that runs in containers. Made by `app.function(options, handler)`; exported under its name.
+ * @example
+ * export const square = app.function({ timeout: "30s" }, async (x: number) => x * x);
+ * await square.remote(7); // 49
+ */
+export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
+  readonly [BRAND] = "function" as const;
+  /** Set from the export name when the app is collected (or by `options.name`). */
+  name: string | undefined;
+
+  constructor(
+    readonly appName: string,
+    readonly options: FunctionOptions,
+    readonly handler: ((...args: A) => R | Promise<R>) | undefined,
+    private readonly deployedId?: string,
+  ) {
+    this.name = options.name;
+  }
+
+  /** Runs the handler here, in this process. */
+  async local(...args: A): Promise<R> {
+    if (!this.handler) throw new SkiffError("BAD_REQUEST", `${this.label()} was looked up by name and has no local handler`);
+    return await this.handler(...args);
+  }
+
+  /** Runs once in a container and returns its result (or throws its exception). */
+  async remote(...args: A): Promise<R> {
+    const { client, functionId } = await this.target();
+    const callId = randomUUID();
+    const waiting = waitForResult(client, callId, { subscribe: false });
+    await client.send({ t: "submit", functionId, callId, total: 1, subscribe: true, inputs: [{ idx: 0, args: await toPayload(client, args) }] });
+    const settled = await settle(client, await waiting);
+    if (!settled.ok) throw settled.error;
+    return settled.value as R;
+  }
+
+  /** Starts a call without waiting for it. */
+  async spawn(...args: A): Promise<FunctionCall<R>> {
+    const { client, functionId } = await this.target();
+    const callId = randomUUID();
+    await client.send({ t: "submit", functionId, callId, total: 1, subscribe: false, inputs: [{ idx: 0, args: await toPayload(client, args) }] });
+    return new FunctionCall<R>(callId, client);
+  }
+
+  /** Runs the function once per input, in parallel containers; yields results in input order by default. */
+  map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options?: MapOptions & { returnExceptions?: false }): AsyncGenerator<R>;
+  map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options: MapOptions & { returnExceptions: true }): AsyncGenerator<R | Error>;
+  map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options: MapOptions = {}): AsyncGenerator<R | Error> {
+    return this.mapArgs(spread(inputs), options);
+  }
+
+  /** Like map, with each input an array of arguments. */
+  starmap(inputs: Iterable<A> | AsyncIterable<A>, options?: MapOptions & { returnExceptions?: false }): AsyncGenerator<R>;
+  starmap(inputs: Iterable<A> | AsyncIterable<A>, options: MapOptions & { returnExceptions: true }): AsyncGenerator<R | Error>;
+  starmap(inputs: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<R | Error> {
+    return this.mapArgs(inputs, options);
+  }
+
+  /** Runs the function on every input for its effects; throws the first failure. */
+  async forEach(inputs: Iterable<A[0]> | AsyncIterable<A[0]>): Promise<void> {
+    for await (const _ of this.mapArgs(spread(inputs), { order: false })) {
+      // results are discarded
+    }
+  }
+
+  private async *mapArgs(inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>, options: MapOptions): AsyncGenerator<R | Error> {
+    const { client, functionId } = await this.target();
+    const callId = randomUUID();
+    const arrived = new Map<number, Result>();
+    let wake: (() => void) | undefined;
+    const off = client.onResults(callId, (results) => {
+      for (const result of results) if (!arrived.has(result.idx)) arrived.set(result.idx, result);
+      wake?.();
+    });
+    let submitted = 0;
+    let submittedAll = false;
+    let submitError: unknown;
+    const submitting = (async () => {
+      let chunk: { idx: number; args: Awaited<ReturnType<typeof toPayload>> }[] = [];
+      const flush = async () => {
+        if (chunk.length === 0) return;
+        const inputsNow = chunk;
+        chunk = [];
+        await client.send({ t: "submit", functionId, callId, total: submitted, subscribe: true, inputs: inputsNow });
+      };
+      for await (const args of inputs) {
+        chunk.push({ idx: submitted++, args: await toPayload(client, args) });
+        if (chunk.length >= SUBMIT_CHUNK) await flush();
+      }
+      await flush();
+    })()
+      .catch((error) => {
+        submitError = error;
+      })
+      .finally(() => {
+        submittedAll = true;
+        wake?.();
+      });
+
+    let yielded = 0;
+    let nextIdx = 0;
+    let finished = false;
+    try {
+      for (;;) {
+        if (submitError) throw submitError;
+        if (submittedAll && yielded === submitted) break;
+        const idx = options.order === false ? arrived.keys().next().value : arrived.has(nextIdx) ? nextIdx : undefined;
+        if (idx === undefined) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+          continue;
+        }
+        const result = arrived.get(idx)!;
+        arrived.delete(idx);
+        if (idx === nextIdx) nextIdx++;
+        yielded++;
+        if (result.idx < 0) throw new SkiffError(result.code ?? "UNAVAILABLE", "lost the connection to the server");
+        const settled = await settle(client, result);
+        if (settled.ok) yield settled.value as R;
+        else if (options.returnExceptions) yield settled.error;
+        else throw settled.error;
+      }
+      finished = true;
+    } finally {
+      off();
+      await submitting;
+      if (!finished) await client.send({ t: "cancel", callId }).catch(() => {});
+    }
+  }
+
+  private async target(): Promise<{ client: Client; functionId: string }> {
+    const client = await clientFromEnvironment();
+    if (this.deployedId) return { client, functionId: this.deployedId };
+    const functionId = this.name ? getContext()?.functionIds[this.name] : undefined;
+    if (!functionId) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `${this.label()} is not part of a running app: run this file with \`skiff run\`, or look it up with Function.fromName(app, name)`,
+      );
+    }
+    return { client, functionId };
+  }
+
+  private label(): string {
+    return `function ${this.appName}.${this.name ?? "<unnamed>"}`;
+  }
+}
+
+async function* spread<T>(inputs: Iterable<T> | AsyncIterable<T>): AsyncGenerator<[T]> {
+  for await (const input of inputs) yield [input];
+}
+
+/**
+ * Deployed functions by name, from any Node program.
+ * @example
+ * const square = await Function.fromName<[number], number>("hello", "square");
+ * await square.remote(3);
+ */
+export const Function = {
+  async fromName<A extends unknown[] = unknown[], R = unknown>(
+    appName: string,
+    name: string,
+    options: { env?: string } = {},
+  ): Promise<SkiffFunction<A, R>> {
+    const client = await clientFromEnvironment();
+    const query = new URLSearchParams({ app: appName, name, env: options.env ?? process.env.SKIFF_ENV ?? "main" });
+    const found = await client.request<{ functionId: string }>("GET", `/v1/functions/lookup?${query}`);
+    const fn = new SkiffFunction<A, R>(appName, { name }, undefined, found.functionId);
+    return fn;
+  },
+};

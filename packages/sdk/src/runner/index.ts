@@ -1,0 +1,1 @@
+export { type RunnerOptions, runRunner } from "./runner.js";

@@ -1,0 +1,15 @@
+import { runRunner } from "./runner.js";
+
+// Entry of the runner program injected into containers; the worker passes everything by environment.
+const env = process.env;
+const missing = ["SKIFF_SOCKET", "SKIFF_BUNDLE", "SKIFF_FUNCTION"].filter((name) => !env[name]);
+if (missing.length > 0) {
+  console.error(`skiff runner: missing ${missing.join(", ")}; the runner is started by a Skiff worker, not by hand`);
+  process.exit(2);
+}
+await runRunner({
+  socketPath: env.SKIFF_SOCKET!,
+  bundlePath: env.SKIFF_BUNDLE!,
+  functionName: env.SKIFF_FUNCTION!,
+  maxInputs: Number(env.SKIFF_MAX_INPUTS ?? "1"),
+});

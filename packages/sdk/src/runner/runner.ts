@@ -1,0 +1,115 @@
+import { connect, type Socket } from "node:net";
+import { pathToFileURL } from "node:url";
+import {
+  decodeMessage,
+  encodeMessage,
+  FrameReader,
+  lengthPrefixed,
+  type RunnerMessage,
+  WorkerToRunner,
+} from "@skiff/protocol";
+import { collectApp } from "../app.js";
+import { decodeValue, encodeValue } from "../codec.js";
+import { setContext } from "../context.js";
+import { isNonRetriable } from "../errors.js";
+
+export interface RunnerOptions {
+  /** Unix socket the worker listens on. */
+  socketPath: string;
+  /** The user's bundle (ESM, inline source map). */
+  bundlePath: string;
+  functionName: string;
+  maxInputs: number;
+}
+
+type Handler = (...args: unknown[]) => unknown;
+
+/**
+ * The program inside every container: loads the user's bundle, then pulls inputs from the worker over a
+ * Unix socket, runs up to `maxInputs` at once, and sends each output back.
+ */
+export async function runRunner(options: RunnerOptions): Promise<void> {
+  const socket = await open(options.socketPath);
+  const send = (message: RunnerMessage) => socket.write(lengthPrefixed(encodeMessage(message)));
+
+  let handler: Handler;
+  try {
+    setContext({ v: 1, where: "container", functionIds: {} });
+    const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
+    const collected = collectApp(exports, "the bundle");
+    const fn = collected.functions.get(options.functionName);
+    if (!fn?.handler) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
+    handler = fn.handler as Handler;
+  } catch (error) {
+    send({ t: "init-failed", error: encodeError(error) });
+    socket.end();
+    process.exitCode = 1;
+    return;
+  }
+
+  let active = 0;
+  let asked = false;
+  let shuttingDown = false;
+  const askForMore = () => {
+    if (asked || shuttingDown || active >= options.maxInputs) return;
+    asked = true;
+    send({ t: "next", max: options.maxInputs - active });
+  };
+
+  const runOne = async (input: { inputId: string; attempt: number; args: Uint8Array }) => {
+    let message: RunnerMessage;
+    try {
+      const args = decodeValue<unknown[]>(input.args);
+      const value = await handler(...args);
+      message = { t: "output", inputId: input.inputId, attempt: input.attempt, status: "success", retryable: true, data: encodeValue(value) };
+    } catch (error) {
+      message = {
+        t: "output",
+        inputId: input.inputId,
+        attempt: input.attempt,
+        status: "failure",
+        retryable: !isNonRetriable(error),
+        data: encodeError(error),
+      };
+    }
+    send(message);
+    active--;
+    if (shuttingDown && active === 0) socket.end();
+    askForMore();
+  };
+
+  const reader = new FrameReader();
+  socket.on("data", (chunk: Buffer) => {
+    for (const frame of reader.push(chunk)) {
+      const message = WorkerToRunner.parse(decodeMessage(frame));
+      if (message.t === "shutdown") {
+        shuttingDown = true;
+        if (active === 0) socket.end();
+        continue;
+      }
+      asked = false;
+      active += message.inputs.length;
+      for (const input of message.inputs) void runOne(input);
+      askForMore();
+    }
+  });
+  socket.on("close", () => process.exit(0));
+  send({ t: "ready" });
+  askForMore();
+}
+
+function encodeError(error: unknown): Uint8Array {
+  try {
+    return encodeValue(error instanceof Error ? error : new Error(`a non-Error value was thrown: ${String(error)}`));
+  } catch {
+    return encodeValue(new Error(String(error)));
+  }
+}
+
+function open(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}

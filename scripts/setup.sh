@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Skiff needs on a Debian 12 machine, builds it, and prepares the base image.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in runsc:runsc runc:runc debootstrap:debootstrap skopeo:skopeo umoci:umoci ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing ${need[*]}; run as root (or install them), or use SKIFF_RUNTIME=process" >&2
+  else
+    echo "setup: installing ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Rebuild when any source is newer than the build.
+if [ ! -f dist/cli.mjs ] || [ -n "$(find packages apps internal scripts/build.mjs -newer dist/cli.mjs -name '*.ts' -o -newer dist/cli.mjs -name '*.mjs' -o -newer dist/cli.mjs -name package.json 2>/dev/null | grep -v node_modules | head -1)" ]; then
+  node scripts/build.mjs
+fi
+
+# The base image (Debian bookworm) and a Node build for containers, cached under SKIFF_CACHE_DIR.
+if [ "$(id -u)" -eq 0 ] && command -v debootstrap >/dev/null 2>&1; then
+  node dist/cli.mjs prepare >&2
+fi
