@@ -44,10 +44,15 @@ export async function describeRuntimeConformance(
   const runtime = factory();
   const availability = await runtime.available();
   const title = availability.ok ? `${name} runtime` : `${name} runtime (skipped: ${availability.reason})`;
-  describe.skipIf(!availability.ok)(title, () => defineCases(runtime, name, options));
+  describe.skipIf(!availability.ok)(title, () => defineCases(runtime, factory, name, options));
 }
 
-function defineCases(runtime: ContainerRuntime, name: string, options: ConformanceOptions): void {
+function defineCases(
+  runtime: ContainerRuntime,
+  factory: () => ContainerRuntime,
+  name: string,
+  options: ConformanceOptions,
+): void {
   let rootfs = "";
   let nodeDir = "";
   let scratch = "";
@@ -251,6 +256,18 @@ function defineCases(runtime: ContainerRuntime, name: string, options: Conforman
       );
       expect(result.exit.oomKilled).toBe(true);
       expect(result.exit.exitCode).not.toBe(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.skipIf(!options.isolated)(
+    "cleanupStale() on a new instance removes containers left by an old one",
+    async () => {
+      const handle = await runtime.start(spec("stale", { command: ["/bin/sh", "-c", "echo ready; exec sleep 60"] }));
+      await new Promise((resolve) => handle.stdout.once("data", resolve));
+      await factory().cleanupStale();
+      expect((await handle.exited).signal).toBe("SIGKILL");
+      if (options.stateDir) expect(await mountsUnder(options.stateDir)).toEqual([]);
     },
     TEST_TIMEOUT_MS,
   );
