@@ -41,6 +41,7 @@ export abstract class OciRuntime implements ContainerRuntime {
   private readonly binaryOverride: string | undefined;
   private resolvedBinary: string | undefined;
   private readonly running = new Map<string, Running>();
+  private readonly starting = new Map<string, Promise<ContainerHandle>>();
 
   constructor(defaultStateDir: string, options: OciRuntimeOptions) {
     this.stateDir = options.stateDir ?? defaultStateDir;
@@ -75,7 +76,60 @@ export abstract class OciRuntime implements ContainerRuntime {
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
     validateId(spec.id);
-    if (this.running.has(spec.id)) throw new Error(`Container ${spec.id} is already running; pick a new id.`);
+    if (this.running.has(spec.id) || this.starting.has(spec.id)) {
+      throw new Error(`Container ${spec.id} is already running; pick a new id.`);
+    }
+    const starting = this.startContainer(spec);
+    this.starting.set(spec.id, starting);
+    try {
+      return await starting;
+    } finally {
+      this.starting.delete(spec.id);
+    }
+  }
+
+  async kill(id: string): Promise<void> {
+    await this.starting.get(id)?.catch(() => {});
+    const entry = this.running.get(id);
+    if (!entry) return;
+    const binary = await this.binaryPath();
+    for (let attempt = 0; attempt < KILL_ATTEMPTS && !entry.done; attempt++) {
+      // Fails while the runtime has not yet created the container; retry until it exists or has exited.
+      await runCommand(binary, [...this.globalArgs(), "kill", id, "KILL"]);
+      await Promise.race([entry.exited, sleep(KILL_RETRY_MS)]);
+    }
+    await entry.exited;
+  }
+
+  async cleanupStale(): Promise<void> {
+    const binary = await this.binaryPath();
+    const listed = await runCommand(binary, [...this.globalArgs(), "list", "--quiet"]);
+    const known = listed.code === 0 ? listed.stdout.split("\n").filter(Boolean) : [];
+    const bundles = await readdir(this.bundlesDir).catch(() => [] as string[]);
+    const stale = [...new Set([...known, ...bundles])].filter((id) => !this.running.has(id) && !this.starting.has(id));
+    for (const id of stale) {
+      // Killing first matters for runsc: `delete --force` on a running sandbox waits 5 s, then fails.
+      await runCommand(binary, [...this.globalArgs(), "kill", id, "KILL"]);
+      await this.teardown({
+        id,
+        bundleDir: join(this.bundlesDir, id),
+        cgroup: await resolveMemoryCgroup(cgroupsPath(id)),
+      });
+    }
+  }
+
+  protected async binaryPath(): Promise<string> {
+    if (this.binaryOverride) return this.binaryOverride;
+    this.resolvedBinary ??= await findExecutable(this.binaryName);
+    if (!this.resolvedBinary) {
+      throw new Error(
+        `${this.binaryName} not found on PATH; run \`make setup\` or install it, or pick another runtime.`,
+      );
+    }
+    return this.resolvedBinary;
+  }
+
+  private async startContainer(spec: ContainerSpec): Promise<ContainerHandle> {
     const binary = await this.binaryPath();
     const container: OciContainer = {
       id: spec.id,
@@ -95,44 +149,6 @@ export abstract class OciRuntime implements ContainerRuntime {
     entry.exited.then(forget, forget);
     this.running.set(spec.id, entry);
     return { id: spec.id, stdout: required(child.stdout), stderr: required(child.stderr), exited: entry.exited };
-  }
-
-  async kill(id: string): Promise<void> {
-    const entry = this.running.get(id);
-    if (!entry) return;
-    const binary = await this.binaryPath();
-    for (let attempt = 0; attempt < KILL_ATTEMPTS && !entry.done; attempt++) {
-      // Fails while the runtime has not yet created the container; retry until it exists or has exited.
-      await runCommand(binary, [...this.globalArgs(), "kill", id, "KILL"]);
-      await Promise.race([entry.exited, sleep(KILL_RETRY_MS)]);
-    }
-    await entry.exited;
-  }
-
-  async cleanupStale(): Promise<void> {
-    const binary = await this.binaryPath();
-    const listed = await runCommand(binary, [...this.globalArgs(), "list", "--quiet"]);
-    const known = listed.code === 0 ? listed.stdout.split("\n").filter(Boolean) : [];
-    const bundles = await readdir(this.bundlesDir).catch(() => [] as string[]);
-    const stale = [...new Set([...known, ...bundles])].filter((id) => !this.running.has(id));
-    for (const id of stale) {
-      await this.teardown({
-        id,
-        bundleDir: join(this.bundlesDir, id),
-        cgroup: await resolveMemoryCgroup(cgroupsPath(id)),
-      });
-    }
-  }
-
-  protected async binaryPath(): Promise<string> {
-    if (this.binaryOverride) return this.binaryOverride;
-    this.resolvedBinary ??= await findExecutable(this.binaryName);
-    if (!this.resolvedBinary) {
-      throw new Error(
-        `${this.binaryName} not found on PATH; run \`make setup\` or install it, or pick another runtime.`,
-      );
-    }
-    return this.resolvedBinary;
   }
 
   private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<ChildProcess> {

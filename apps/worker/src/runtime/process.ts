@@ -12,6 +12,7 @@ const NO_ISOLATION_WARNING =
 export class ProcessRuntime implements ContainerRuntime {
   readonly name = "process" as const;
   private readonly children = new Map<string, { child: ChildProcess; exited: Promise<ContainerExit> }>();
+  private readonly starting = new Map<string, Promise<ContainerHandle>>();
 
   constructor(options: { quiet?: boolean } = {}) {
     if (!options.quiet) console.warn(NO_ISOLATION_WARNING);
@@ -22,7 +23,34 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
-    if (this.children.has(spec.id)) throw new Error(`Container ${spec.id} is already running; pick a new id.`);
+    if (this.children.has(spec.id) || this.starting.has(spec.id)) {
+      throw new Error(`Container ${spec.id} is already running; pick a new id.`);
+    }
+    const starting = this.spawnContainer(spec);
+    this.starting.set(spec.id, starting);
+    try {
+      return await starting;
+    } finally {
+      this.starting.delete(spec.id);
+    }
+  }
+
+  async kill(id: string): Promise<void> {
+    await this.starting.get(id)?.catch(() => {});
+    const entry = this.children.get(id);
+    if (!entry) return;
+    // The child leads its own process group; killing the group takes its descendants with it.
+    if (entry.child.pid !== undefined) {
+      try {
+        process.kill(-entry.child.pid, "SIGKILL");
+      } catch {}
+    }
+    await entry.exited;
+  }
+
+  async cleanupStale(): Promise<void> {}
+
+  private async spawnContainer(spec: ContainerSpec): Promise<ContainerHandle> {
     const [file, ...args] = spec.command.map((arg) => toHostPath(arg, spec.mounts));
     if (!file) throw new Error(`Container ${spec.id} has an empty command; give at least the program to run.`);
     const cwd = toHostPath(spec.cwd, spec.mounts);
@@ -40,20 +68,6 @@ export class ProcessRuntime implements ContainerRuntime {
     exited.then(forget, forget);
     return { id: spec.id, stdout: child.stdout, stderr: child.stderr, exited };
   }
-
-  async kill(id: string): Promise<void> {
-    const entry = this.children.get(id);
-    if (!entry) return;
-    // The child leads its own process group; killing the group takes its descendants with it.
-    if (entry.child.pid !== undefined) {
-      try {
-        process.kill(-entry.child.pid, "SIGKILL");
-      } catch {}
-    }
-    await entry.exited;
-  }
-
-  async cleanupStale(): Promise<void> {}
 }
 
 /** Replaces a leading mount target in a container path with the mount's host source (longest target wins). */

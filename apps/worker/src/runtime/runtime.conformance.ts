@@ -236,12 +236,15 @@ function defineCases(
   );
 
   it(
-    "kill() right after start() still stops the container",
+    "kill() during or right after start() still stops the container",
     async () => {
-      const handle = await runtime.start(spec("kill-early", { command: ["/bin/sleep", "60"] }));
-      await runtime.kill(handle.id);
-      const exit = await handle.exited;
-      expect(exit.exitCode === 0).toBe(false);
+      const during = spec("kill-during", { command: ["/bin/sleep", "60"] });
+      const starting = runtime.start(during);
+      await runtime.kill(during.id);
+      const after = await runtime.start(spec("kill-after", { command: ["/bin/sleep", "60"] }));
+      await runtime.kill(after.id);
+      const exits = await Promise.all([(await starting).exited, after.exited]);
+      expect(exits.map((exit) => exit.signal)).toEqual(["SIGKILL", "SIGKILL"]);
     },
     TEST_TIMEOUT_MS,
   );

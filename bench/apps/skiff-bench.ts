@@ -1,0 +1,67 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { App, type SkiffFunction } from "skiff";
+import { summarize } from "../baselines/stats.js";
+
+/** The app `bench/run.ts` runs each entrypoint of, one `skiff run` per measurement. */
+export const app = new App("skiff-bench");
+
+/** Differs in every container: tells which container ran an input. */
+const instance = Math.random().toString(36).slice(2, 10);
+
+const handler = async (sleepMs: number): Promise<string> => {
+  if (sleepMs > 0) await sleep(sleepMs);
+  return instance;
+};
+
+/** No-op, one input at a time per container: the latency target. */
+export const noop = app.function({}, handler);
+/** No-op in one container running 16 inputs at once. */
+export const noop1x16 = app.function({ maxContainers: 1, concurrent: { maxInputs: 16 } }, handler);
+/** No-op in up to four containers running 16 inputs at once each. */
+export const noop4x16 = app.function({ maxContainers: 4, concurrent: { maxInputs: 16 } }, handler);
+/** No-op whose container stops one second after it goes idle, so that each sample starts a new one. */
+export const cold = app.function({ scaledownWindow: 1 }, handler);
+
+const elapsedMs = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
+const report = (result: object) => console.log(`BENCH_RESULT ${JSON.stringify(result)}`);
+
+/** Sequential `.remote()` round trips on a warm container, in milliseconds. */
+export const latency = app.localEntrypoint(async ({ n = 1000, warmup = 100 }: { n?: number; warmup?: number }) => {
+  const samples: number[] = [];
+  for (let i = 0; i < warmup + n; i++) {
+    const start = process.hrtime.bigint();
+    await noop.remote(0);
+    if (i >= warmup) samples.push(elapsedMs(start));
+  }
+  const s = summarize(samples);
+  report({ p50Ms: s.p50, p99Ms: s.p99, meanMs: s.mean });
+});
+
+/** Inputs per second of one `.map` of `n` no-ops, after warming every container the function may have. */
+export const throughput = app.localEntrypoint(async ({ containers = 1, n = 10_000 }: { containers?: number; n?: number }) => {
+  const fn: SkiffFunction<[number], string> = containers === 4 ? noop4x16 : noop1x16;
+  const seen = new Set<string>();
+  for (let round = 0; round < 10 && seen.size < containers; round++) {
+    for await (const id of fn.map(Array(containers * 16 * 2).fill(50))) seen.add(id);
+  }
+  const start = process.hrtime.bigint();
+  let count = 0;
+  for await (const _ of fn.map(Array(n).fill(0))) count++;
+  const totalMs = elapsedMs(start);
+  if (count !== n) throw new Error(`got ${count} results for ${n} inputs`);
+  report({ inputsPerSec: (n / totalMs) * 1000, totalMs, warmContainers: seen.size });
+});
+
+/** `.remote()` that must start a container, waiting between samples for the last one to stop. */
+export const coldStart = app.localEntrypoint(async ({ samples = 5, gapMs = 3500 }: { samples?: number; gapMs?: number }) => {
+  const times: number[] = [];
+  const containers = new Set<string>();
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await sleep(gapMs);
+    const start = process.hrtime.bigint();
+    containers.add(await cold.remote(0));
+    times.push(elapsedMs(start));
+  }
+  if (containers.size !== samples) throw new Error(`only ${containers.size} of ${samples} calls started a new container`);
+  report({ p50Ms: summarize(times).p50, samples: times });
+});

@@ -1,0 +1,103 @@
+import { createServer, type Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Stack } from "./stack.js";
+
+const FILE = "e2e/fixtures/calls.ts";
+
+/** A tiny counter the functions call over the host network, to count attempts from outside. */
+function counterServer(): Promise<{ url: string; server: Server }> {
+  const counts = new Map<string, number>();
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://x");
+    const key = url.searchParams.get("key") ?? "";
+    if (url.pathname === "/hit") counts.set(key, (counts.get(key) ?? 0) + 1);
+    response.end(String(counts.get(key) ?? 0));
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server })),
+  );
+}
+
+describe("calls through the real CLI, server, worker and containers", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const run = async (entry: string, ...args: string[]) => {
+    const result = await stack.run(["run", `${FILE}::${entry}`, ...args]);
+    if (result.code !== 0) throw new Error(`exit ${result.code}\n${result.stdout}\n${result.stderr}\n${stack.logs()}`);
+    return result;
+  };
+
+  it("runs remote and local calls", async () => {
+    const { results } = await run("remote");
+    expect(results).toEqual([{ value: 49, local: 25 }]);
+  });
+
+  it("round-trips Date, Map, Set, BigInt and typed arrays", async () => {
+    const { results } = await run("types");
+    expect(results[0]).toEqual({ date: true, map: true, set: true, big: true, bytes: true, floats: true, nested: true });
+  });
+
+  it("maps 1,000 inputs in order and unordered", async () => {
+    const { results } = await run("mapMany", "--n", "1000");
+    expect(results[0]).toMatchObject({ count: 1000, inOrder: true, pairs: [4, 9] });
+    const r = results[0] as { unorderedSum: number; expectedSum: number };
+    expect(r.unorderedSum).toBe(r.expectedSum);
+  });
+
+  it("spawns, gets by id, times out a get and cancels a running call", async () => {
+    const { results } = await run("spawnGetCancel");
+    expect(results[0]).toMatchObject({ value: 144, timedOut: "TimeoutError", cancelled: "CancelledError" });
+    expect((results[0] as { cancelMs: number }).cancelMs).toBeLessThan(10_000);
+  });
+
+  it("rethrows remote exceptions with their class, message and a stack in the user's .ts", async () => {
+    const { results } = await run("errors");
+    const [thrown, mixed] = results as [{ name: string; message: string; stack: string }, { mixed: unknown[] }];
+    expect(thrown).toMatchObject({ name: "ValidationError", message: "bad input 42" });
+    expect(thrown.stack).toMatch(/e2e\/fixtures\/calls\.ts:25:\d+/);
+    expect(mixed.mixed).toEqual([0, "error:bad input 1", 0]);
+  });
+
+  it("retries user errors with backoff and never retries a NonRetriableError", async () => {
+    const counter = await counterServer();
+    try {
+      const { results } = await run("retries", "--counter", counter.url);
+      expect(results[0]).toEqual({ attempts: 3, nonRetriable: "NonRetriableError: no point retrying", refusesHits: 1 });
+    } finally {
+      counter.server.close();
+    }
+  });
+
+  it("kills an attempt past its timeout and keeps serving", async () => {
+    const { results } = await run("timeouts");
+    expect(results[0]).toMatchObject({ threw: true, name: "TimeoutError" });
+    expect((results[0] as { ms: number }).ms).toBeLessThan(15_000);
+    expect(results[1]).toEqual({ after: 0 });
+  });
+
+  it("moves 5 MiB arguments and results through the blob store", async () => {
+    const { results } = await run("payload");
+    expect(results[0]).toEqual({ sha: true, size: 5 * 1024 * 1024, inverted: true });
+  });
+
+  it("streams container logs in order, prefixed by function and container", async () => {
+    const { stdout, stderr, results } = await run("logs", "--n", "200");
+    expect(results[0]).toEqual({ returned: 200 });
+    const lines = stdout.split("\n").filter((line) => /^\[chatty [0-9a-f]{6}\] line \d+$/.test(line));
+    expect(lines.map((line) => Number(line.split(" ").pop()))).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(stderr).toMatch(/\[chatty [0-9a-f]{6}\] to stderr/);
+  });
+
+  it("fails an input whose function calls process.exit, then replaces the container", async () => {
+    const { results } = await run("crash");
+    const r = results[0] as { failure: string; after: string };
+    expect(r.failure).toMatch(/^CallError: the container exited \(code 1\) while running this input/);
+    expect(r.after).toBe("alive");
+  });
+});

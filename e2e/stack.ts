@@ -1,0 +1,165 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "..");
+const CLI = join(ROOT, "dist", "cli.mjs");
+
+/** The runtime e2e tests use: SKIFF_E2E_RUNTIME, else gVisor where runsc exists, else runc, else process. */
+export function e2eRuntime(): "gvisor" | "runc" | "process" {
+  const chosen = process.env.SKIFF_E2E_RUNTIME;
+  if (chosen === "gvisor" || chosen === "runc" || chosen === "process") return chosen;
+  const has = (cmd: string) => {
+    try {
+      execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (process.getuid?.() === 0 && has("runsc")) return "gvisor";
+  if (process.getuid?.() === 0 && has("runc")) return "runc";
+  return "process";
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Lines `RESULT <json>` printed by a fixture entrypoint, parsed. */
+  results: unknown[];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolvePort(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/** A real server and a real worker, as separate processes, on a private SKIFF_HOME. */
+export class Stack {
+  server: ChildProcess | undefined;
+  worker: ChildProcess | undefined;
+  readonly url: string;
+  private readonly output: string[] = [];
+
+  private constructor(
+    readonly home: string,
+    readonly port: number,
+    readonly runtime: string,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(options: { runtime?: string } = {}): Promise<Stack> {
+    if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
+    const stack = new Stack(await mkdtemp(join(tmpdir(), "skiff-e2e-")), await freePort(), options.runtime ?? e2eRuntime());
+    await stack.startServer();
+    await stack.startWorker();
+    return stack;
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      SKIFF_HOME: this.home,
+      SKIFF_CACHE_DIR: process.env.SKIFF_CACHE_DIR ?? join(process.env.HOME ?? "/root", ".skiff", "cache"),
+      SKIFF_SERVER_URL: this.url,
+      SKIFF_RUNTIME: this.runtime,
+      SKIFF_LOG_LEVEL: "warn",
+      NO_COLOR: "1",
+    };
+  }
+
+  async startServer(): Promise<void> {
+    this.server = this.spawn(["server", "--port", String(this.port)], { SKIFF_SERVER_URL: undefined });
+    await this.waitFor(async () => (await fetch(`${this.url}/v1/health`).catch(() => undefined))?.ok === true, "server");
+  }
+
+  async startWorker(): Promise<void> {
+    this.worker = this.spawn(["worker"], {});
+    await this.waitFor(async () => {
+      const health = await fetch(`${this.url}/v1/health`).then((r) => r.json() as Promise<{ workers: number }>).catch(() => undefined);
+      return (health?.workers ?? 0) > 0;
+    }, "worker");
+  }
+
+  /** Kills a process and waits for it to be gone. */
+  async kill(which: "server" | "worker", signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this[which];
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Runs the real CLI against this stack. */
+  run(args: string[], options: { onLine?: (line: string, child: ChildProcess) => void; timeoutMs?: number } = {}): Promise<RunResult> {
+    return new Promise((resolveRun, reject) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      let partial = "";
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`skiff ${args.join(" ")} timed out\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      }, options.timeoutMs ?? 120_000);
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        stdout += chunk;
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) options.onLine?.(line, child);
+      });
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        const results = stdout
+          .split("\n")
+          .filter((line) => line.startsWith("RESULT "))
+          .map((line) => JSON.parse(line.slice(7)) as unknown);
+        resolveRun({ code, stdout, stderr, results });
+      });
+    });
+  }
+
+  /** What the server and worker printed, for failure messages. */
+  logs(): string {
+    return this.output.join("");
+  }
+
+  async stop(): Promise<void> {
+    await this.kill("worker", "SIGTERM");
+    await this.kill("server", "SIGTERM");
+    await rm(this.home, { recursive: true, force: true });
+  }
+
+  private spawn(args: string[], env: Record<string, string | undefined>): ChildProcess {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...this.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const keep = (chunk: Buffer) => {
+      this.output.push(chunk.toString());
+      if (this.output.length > 2000) this.output.shift();
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    return child;
+  }
+
+  private async waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the ${what} did not come up:\n${this.logs()}`);
+  }
+}
