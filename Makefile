@@ -16,4 +16,5 @@ test: setup typecheck lint
 	npx vitest run
 
 bench: setup
+	node scripts/build.mjs
 	node dist/bench.mjs

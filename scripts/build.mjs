@@ -1,18 +1,49 @@
-// Builds what runs outside vitest: the CLI (dist/cli.mjs) and the in-container runner (dist/runner/runner.mjs).
+// Builds what runs outside vitest: the CLI (dist/cli.mjs), the in-container runner (dist/runner/runner.mjs)
+// and the benchmark (dist/bench.mjs).
 import { readFileSync } from "node:fs";
 import * as esbuild from "esbuild";
 
-const requireShim = "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);";
+const requireShim =
+  "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);";
 // The CLI keeps third-party packages external (PGlite loads its wasm next to its own files).
 const external = new Set();
-for (const dir of ["packages/cli", "packages/sdk", "packages/protocol", "apps/server", "apps/worker", "internal/store", "internal/blob"]) {
+for (const dir of [
+  "packages/cli",
+  "packages/sdk",
+  "packages/protocol",
+  "apps/server",
+  "apps/worker",
+  "internal/store",
+  "internal/blob",
+]) {
   const pkg = JSON.parse(readFileSync(`${dir}/package.json`, "utf8"));
-  for (const name of Object.keys(pkg.dependencies ?? {})) if (!name.startsWith("@skiff/") && name !== "skiff") external.add(name);
+  for (const name of Object.keys(pkg.dependencies ?? {}))
+    if (!name.startsWith("@skiff/") && name !== "skiff") external.add(name);
 }
 
-const common = { bundle: true, platform: "node", format: "esm", target: "node20", sourcemap: "linked", logLevel: "warning", banner: { js: requireShim } };
+const common = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: "linked",
+  logLevel: "warning",
+  banner: { js: requireShim },
+};
 await Promise.all([
-  esbuild.build({ ...common, entryPoints: ["packages/cli/src/main.ts"], outfile: "dist/cli.mjs", external: [...external] }),
+  esbuild.build({
+    ...common,
+    entryPoints: ["packages/cli/src/main.ts"],
+    outfile: "dist/cli.mjs",
+    external: [...external],
+  }),
   // The runner goes into containers with no node_modules: bundle everything.
-  esbuild.build({ ...common, entryPoints: ["packages/sdk/src/runner/main.ts"], outfile: "dist/runner/runner.mjs", external: ["cbor-extract"] }),
+  esbuild.build({
+    ...common,
+    entryPoints: ["packages/sdk/src/runner/main.ts"],
+    outfile: "dist/runner/runner.mjs",
+    external: ["cbor-extract"],
+  }),
+  // BullMQ loads its Lua scripts from its own directory: keep every package external.
+  esbuild.build({ ...common, entryPoints: ["bench/run.ts"], outfile: "dist/bench.mjs", packages: "external" }),
 ]);

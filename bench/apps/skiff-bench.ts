@@ -38,30 +38,35 @@ export const latency = app.localEntrypoint(async ({ n = 1000, warmup = 100 }: { 
 });
 
 /** Inputs per second of one `.map` of `n` no-ops, after warming every container the function may have. */
-export const throughput = app.localEntrypoint(async ({ containers = 1, n = 10_000 }: { containers?: number; n?: number }) => {
-  const fn: SkiffFunction<[number], string> = containers === 4 ? noop4x16 : noop1x16;
-  const seen = new Set<string>();
-  for (let round = 0; round < 10 && seen.size < containers; round++) {
-    for await (const id of fn.map(Array(containers * 16 * 2).fill(50))) seen.add(id);
-  }
-  const start = process.hrtime.bigint();
-  let count = 0;
-  for await (const _ of fn.map(Array(n).fill(0))) count++;
-  const totalMs = elapsedMs(start);
-  if (count !== n) throw new Error(`got ${count} results for ${n} inputs`);
-  report({ inputsPerSec: (n / totalMs) * 1000, totalMs, warmContainers: seen.size });
-});
+export const throughput = app.localEntrypoint(
+  async ({ containers = 1, n = 10_000 }: { containers?: number; n?: number }) => {
+    const fn: SkiffFunction<[number], string> = containers === 4 ? noop4x16 : noop1x16;
+    const seen = new Set<string>();
+    for (let round = 0; round < 10 && seen.size < containers; round++) {
+      for await (const id of fn.map(Array(containers * 16 * 2).fill(50))) seen.add(id);
+    }
+    const start = process.hrtime.bigint();
+    let count = 0;
+    for await (const _ of fn.map(Array(n).fill(0))) count++;
+    const totalMs = elapsedMs(start);
+    if (count !== n) throw new Error(`got ${count} results for ${n} inputs`);
+    report({ inputsPerSec: (n / totalMs) * 1000, totalMs, warmContainers: seen.size });
+  },
+);
 
 /** `.remote()` that must start a container, waiting between samples for the last one to stop. */
-export const coldStart = app.localEntrypoint(async ({ samples = 5, gapMs = 3500 }: { samples?: number; gapMs?: number }) => {
-  const times: number[] = [];
-  const containers = new Set<string>();
-  for (let i = 0; i < samples; i++) {
-    if (i > 0) await sleep(gapMs);
-    const start = process.hrtime.bigint();
-    containers.add(await cold.remote(0));
-    times.push(elapsedMs(start));
-  }
-  if (containers.size !== samples) throw new Error(`only ${containers.size} of ${samples} calls started a new container`);
-  report({ p50Ms: summarize(times).p50, samples: times });
-});
+export const coldStart = app.localEntrypoint(
+  async ({ samples = 5, gapMs = 3500 }: { samples?: number; gapMs?: number }) => {
+    const times: number[] = [];
+    const containers = new Set<string>();
+    for (let i = 0; i < samples; i++) {
+      if (i > 0) await sleep(gapMs);
+      const start = process.hrtime.bigint();
+      containers.add(await cold.remote(0));
+      times.push(elapsedMs(start));
+    }
+    if (containers.size !== samples)
+      throw new Error(`only ${containers.size} of ${samples} calls started a new container`);
+    report({ p50Ms: summarize(times).p50, samples: times });
+  },
+);

@@ -195,7 +195,8 @@ export class Client {
           for (const appId of this.logHandlers.keys()) socket.send(encodeMessage({ t: "logs", rid: this.nextRid++, appId }));
         })
         .catch(() => this.reconnectLater());
-    }, 250).unref();
+      // Not unref'd: it is only armed while calls are outstanding, and those must keep the process alive.
+    }, 250);
   }
 
   private receive(data: Buffer): void {

@@ -1,0 +1,173 @@
+// One-command benchmark (`make bench`): Skiff against its baselines, side by side, into bench/RESULTS.md.
+import { execFile } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { bullmqThroughput } from "./baselines/bullmq.js";
+import { honoPostLatency } from "./baselines/hono-post.js";
+import { rawContainerStart } from "./baselines/raw-container.js";
+import { goalMet, machine, type Row, table, writeResults } from "./report.js";
+import { type Service, startRedis, startSkiff } from "./services.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const MAP_INPUTS = 10_000;
+const IDLE_MS = 5000;
+
+const HOW = `How: warm latency is 1,000 sequential \`.remote()\` calls of a no-op after 100 warm-up calls (one warm
+container), against 2,000 keep-alive POSTs to a plain Hono app on loopback after 200 warm-up. Throughput is one
+\`.map\` of ${MAP_INPUTS.toLocaleString("en-US")} no-op inputs once every container is warm, against BullMQ on a
+private Redis with one Worker of the same total concurrency. Cold start is a \`.remote()\` that must start a new
+container (base image cached; the previous one stopped after its 1 s scaledown window), 5 samples, against
+\`runc|runsc run\` of \`node -e\` in a fresh overlay bundle. Idle RSS is VmRSS of the \`skiff up\` process (server +
+worker), ${IDLE_MS / 1000} s after it started with no apps, and again once the bench's apps have stopped.`;
+
+const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`;
+const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")} /s`;
+const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+async function firstLine(cmd: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(cmd, ["--version"]).catch(() => ({ stdout: `${cmd}: not found` }));
+  return stdout.split("\n")[0]!.trim();
+}
+
+function nodeDir(cacheDir: string): string {
+  const major = process.versions.node.split(".")[0];
+  const parent = join(cacheDir, "node");
+  const found = existsSync(parent) ? readdirSync(parent).filter((v) => v.startsWith(`${major}.`)) : [];
+  if (found.length === 0) throw new Error(`no Node ${major} build in ${parent}: run \`make setup\``);
+  return join(parent, found.sort().at(-1)!);
+}
+
+async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<Row[]> {
+  const cacheDir = process.env.SKIFF_CACHE_DIR ?? join(homedir(), ".skiff", "cache");
+  const rootfs = join(cacheDir, "rootfs", "bookworm-minbase");
+  const node = nodeDir(cacheDir);
+  if (!existsSync(rootfs)) throw new Error(`no base image at ${rootfs}: run \`make setup\``);
+
+  say(`starting skiff up (${runtime}) and redis-server`);
+  const skiff = await startSkiff({ root: ROOT, runtime, cacheDir });
+  services.push(skiff);
+  const redis = await startRedis();
+  services.push(redis);
+  await sleep(IDLE_MS);
+  const idleRss = await skiff.rss();
+
+  say("warm latency: Hono, then Skiff");
+  const hono = await honoPostLatency({ requests: 2000, warmup: 200 });
+  const warm = await skiff.run<{ p50Ms: number; p99Ms: number }>("latency", { n: 1000, warmup: 100 });
+  await skiff.settle();
+  const rows: Row[] = [
+    {
+      what: "warm `.remote()` p50",
+      skiff: ms(warm.p50Ms),
+      baseline: `${ms(hono.p50Ms)} Hono POST`,
+      ratio: warm.p50Ms / hono.p50Ms,
+      goal: { op: "≤", ratio: 2 },
+    },
+    {
+      what: "warm `.remote()` p99",
+      skiff: ms(warm.p99Ms),
+      baseline: `${ms(hono.p99Ms)} Hono POST`,
+      ratio: warm.p99Ms / hono.p99Ms,
+      goal: { op: "≤", ratio: 2 },
+    },
+  ];
+
+  for (const containers of [1, 4]) {
+    const concurrency = containers * 16;
+    say(`map throughput: BullMQ ${concurrency}, then Skiff ${containers}×16`);
+    const bull = await bullmqThroughput({
+      jobs: MAP_INPUTS,
+      concurrency,
+      connection: { host: "127.0.0.1", port: redis.port },
+    });
+    const map = await skiff.run<{ inputsPerSec: number; warmContainers: number }>("throughput", {
+      containers,
+      n: MAP_INPUTS,
+    });
+    await skiff.settle();
+    rows.push({
+      what: `\`.map\` 10k no-ops, ${containers}×16 (${map.warmContainers} warm)`,
+      skiff: rate(map.inputsPerSec),
+      baseline: `${rate(bull.jobsPerSec)} BullMQ c=${concurrency}`,
+      ratio: map.inputsPerSec / bull.jobsPerSec,
+      goal: { op: "≥", ratio: 1.5 },
+    });
+  }
+
+  say("cold start: runc, runsc, then Skiff");
+  const raw = {
+    runc: await rawContainerStart({ runtime: "runc", rootfs, nodeDir: node, runs: 5 }),
+    runsc: await rawContainerStart({ runtime: "runsc", rootfs, nodeDir: node, runs: 5 }),
+  };
+  const cold = await skiff.run<{ p50Ms: number; samples: number[] }>("coldStart", { samples: 5 });
+  await skiff.settle();
+  const same = runtime === "gvisor" ? "runsc" : "runc";
+  const other = runtime === "gvisor" ? "runc" : "runsc";
+  rows.push(
+    {
+      what: `cold \`.remote()\` p50, ${runtime}`,
+      skiff: ms(cold.p50Ms),
+      baseline: `${ms(raw[same].p50Ms)} \`${same} run\``,
+      ratio: cold.p50Ms / raw[same].p50Ms,
+      goal: { op: "≤", ratio: 1.3 },
+    },
+    { what: `raw container start p50, ${other}`, baseline: `${ms(raw[other].p50Ms)} \`${other} run\`` },
+  );
+
+  await sleep(IDLE_MS);
+  rows.push(
+    { what: "idle RSS of `skiff up`, fresh", skiff: `${idleRss.toFixed(0)} MiB` },
+    { what: "idle RSS of `skiff up`, after the bench", skiff: `${(await skiff.rss()).toFixed(0)} MiB` },
+  );
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runtime: { type: "string", default: "gvisor" } } });
+  const runtime = values.runtime;
+  if (runtime !== "gvisor" && runtime !== "runc") throw new Error(`--runtime must be gvisor or runc, not ${runtime}`);
+  const started = Date.now();
+  const services: Service[] = [];
+  const stopAll = async () => {
+    for (const service of services.splice(0).reverse()) await service.stop().catch(() => {});
+  };
+  const onSignal = () => void stopAll().finally(() => process.exit(130));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  let rows: Row[];
+  try {
+    rows = await bench(runtime, services);
+  } finally {
+    await stopAll();
+  }
+  const result = table(rows);
+  const met = rows.filter((r) => goalMet(r) === true).length;
+  const goals = rows.filter((r) => goalMet(r) !== undefined).length;
+  const section = [
+    `## ${runtime}`,
+    "",
+    `- command: \`node dist/bench.mjs --runtime ${runtime}\` (\`make bench\` runs gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `- date: ${new Date().toISOString()}`,
+    `- machine: ${machine()}`,
+    `- runtimes: ${await firstLine("runsc")}; ${await firstLine("runc")}`,
+    "",
+    result,
+    "",
+    `Goals met: ${met} of ${goals}.`,
+    "",
+    HOW,
+  ].join("\n");
+  console.log(`\n${result}\n\ngoals met: ${met} of ${goals}`);
+  await writeResults(join(ROOT, "bench", "RESULTS.md"), runtime, section);
+  say(`wrote bench/RESULTS.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

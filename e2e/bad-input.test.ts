@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Stack } from "./stack.js";
+
+/** Each mistake gets one clear message that says what to do, and a non-zero exit. */
+describe("bad input to skiff run", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const fails = async (target: string) => {
+    const result = await stack.run(["run", target]);
+    expect(result.code).toBe(1);
+    return result.stderr;
+  };
+
+  it("a file that does not exist", async () => {
+    expect(await fails("e2e/fixtures/nope.ts")).toMatch(/e2e\/fixtures\/nope\.ts does not exist: check the path/);
+  });
+
+  it("a file with no app", async () => {
+    expect(await fails("e2e/fixtures/bad-no-app.ts")).toMatch(/exports no App: add `export const app = new App\("name"\)`/);
+  });
+
+  it("a name that is not in the file", async () => {
+    const stderr = await fails("e2e/fixtures/calls.ts::nope");
+    expect(stderr).toMatch(/has no entrypoint or function "nope"; it has: crash, errors, logs, mapMany/);
+  });
+
+  it("a file that throws at import", async () => {
+    const stderr = await fails("e2e/fixtures/bad-throws.ts");
+    expect(stderr).toMatch(/bad-throws\.ts threw while loading:\nError: config is missing/);
+    expect(stderr).toMatch(/bad-throws\.ts:4:\d+/);
+    expect(stderr).toMatch(/fix the error and run again/);
+  });
+
+  it("a syntax error", async () => {
+    const stderr = await fails("e2e/fixtures/bad-syntax.ts");
+    expect(stderr).toMatch(/bad-syntax\.ts:5:\d+: Unexpected "\;"/);
+    expect(stderr).toMatch(/fix the code and run again/);
+  });
+});
