@@ -22,7 +22,9 @@ describe("bad input to skiff run", () => {
   });
 
   it("a file with no app", async () => {
-    expect(await fails("e2e/fixtures/bad-no-app.ts")).toMatch(/exports no App: add `export const app = new App\("name"\)`/);
+    expect(await fails("e2e/fixtures/bad-no-app.ts")).toMatch(
+      /exports no App: add `export const app = new App\("name"\)`/,
+    );
   });
 
   it("a name that is not in the file", async () => {
@@ -39,7 +41,7 @@ describe("bad input to skiff run", () => {
 
   it("a syntax error", async () => {
     const stderr = await fails("e2e/fixtures/bad-syntax.ts");
-    expect(stderr).toMatch(/bad-syntax\.ts:5:\d+: Unexpected "\;"/);
+    expect(stderr).toMatch(/bad-syntax\.ts:5:\d+: Unexpected ";"/);
     expect(stderr).toMatch(/fix the code and run again/);
   });
 });

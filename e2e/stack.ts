@@ -61,7 +61,11 @@ export class Stack {
 
   static async start(options: { runtime?: string } = {}): Promise<Stack> {
     if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
-    const stack = new Stack(await mkdtemp(join(tmpdir(), "skiff-e2e-")), await freePort(), options.runtime ?? e2eRuntime());
+    const stack = new Stack(
+      await mkdtemp(join(tmpdir(), "skiff-e2e-")),
+      await freePort(),
+      options.runtime ?? e2eRuntime(),
+    );
     await stack.startServer();
     await stack.startWorker();
     return stack;
@@ -81,13 +85,18 @@ export class Stack {
 
   async startServer(): Promise<void> {
     this.server = this.spawn(["server", "--port", String(this.port)], { SKIFF_SERVER_URL: undefined });
-    await this.waitFor(async () => (await fetch(`${this.url}/v1/health`).catch(() => undefined))?.ok === true, "server");
+    await this.waitFor(
+      async () => (await fetch(`${this.url}/v1/health`).catch(() => undefined))?.ok === true,
+      "server",
+    );
   }
 
   async startWorker(): Promise<void> {
     this.worker = this.spawn(["worker"], {});
     await this.waitFor(async () => {
-      const health = await fetch(`${this.url}/v1/health`).then((r) => r.json() as Promise<{ workers: number }>).catch(() => undefined);
+      const health = await fetch(`${this.url}/v1/health`)
+        .then((r) => r.json() as Promise<{ workers: number }>)
+        .catch(() => undefined);
       return (health?.workers ?? 0) > 0;
     }, "worker");
   }
@@ -102,9 +111,16 @@ export class Stack {
   }
 
   /** Runs the real CLI against this stack. */
-  run(args: string[], options: { onLine?: (line: string, child: ChildProcess) => void; timeoutMs?: number } = {}): Promise<RunResult> {
+  run(
+    args: string[],
+    options: { onLine?: (line: string, child: ChildProcess) => void; timeoutMs?: number } = {},
+  ): Promise<RunResult> {
     return new Promise((resolveRun, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [CLI, ...args], {
+        cwd: ROOT,
+        env: this.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       let partial = "";
@@ -144,7 +160,11 @@ export class Stack {
   }
 
   private spawn(args: string[], env: Record<string, string | undefined>): ChildProcess {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...this.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: { ...this.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const keep = (chunk: Buffer) => {
       this.output.push(chunk.toString());
       if (this.output.length > 2000) this.output.shift();

@@ -43,7 +43,10 @@ export function summarize(samples: readonly number[]): Summary {
   return { p50: percentile(samples, 50), p99: percentile(samples, 99), mean: sum / n, min, max, n };
 }
 
-/** Whether the module with this `import.meta.url` is the script Node was started with. */
+/**
+ * Whether the module with this `import.meta.url` is the `.ts` script Node was started with. Inside a bundle
+ * (dist/bench.mjs) every module shares the bundle's URL, so only a source file run directly counts.
+ */
 export function isMain(metaUrl: string): boolean {
-  return process.argv[1] !== undefined && metaUrl === pathToFileURL(process.argv[1]).href;
+  return process.argv[1] !== undefined && metaUrl.endsWith(".ts") && metaUrl === pathToFileURL(process.argv[1]).href;
 }

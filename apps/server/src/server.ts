@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
-import type { BlobStore } from "@skiff/blob";
 import { serve } from "@hono/node-server";
+import type { BlobStore } from "@skiff/blob";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
@@ -29,11 +29,17 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { store, blobs, log } = options;
   await store.migrate();
-  const control = new ControlPlane({ store, log, ...(options.abandonAfterMs ? { abandonAfterMs: options.abandonAfterMs } : {}) });
+  const control = new ControlPlane({
+    store,
+    log,
+    ...(options.abandonAfterMs ? { abandonAfterMs: options.abandonAfterMs } : {}),
+  });
   const api = apiRoutes({ store, blobs, control });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: api.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => resolve(s));
+    const s = serve({ fetch: api.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () =>
+      resolve(s),
+    );
   });
   const address = server.address() as AddressInfo;
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;

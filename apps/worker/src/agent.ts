@@ -151,7 +151,10 @@ export class WorkerAgent {
         this.socket = socket;
         // Claims queued for the old connection are void; each session re-sends its own below.
         this.outbox = this.outbox.filter((m) => m.t !== "claim");
-        this.options.log.info({ server: this.options.serverUrl, runtime: this.options.runtime.name }, "worker connected");
+        this.options.log.info(
+          { server: this.options.serverUrl, runtime: this.options.runtime.name },
+          "worker connected",
+        );
         for (const session of this.sessions.values()) session.reclaim();
         this.scheduleFlush();
         this.connectedOnce?.();
@@ -199,7 +202,9 @@ export class WorkerAgent {
         const process = this.options.runtime.name === "process";
         const [rootfs, nodeDir, bundleDir] = await Promise.all([
           process ? Promise.resolve("/") : ensureBaseRootfs(this.options.cacheDir),
-          process ? Promise.resolve(dirname(dirname(globalThis.process.execPath))) : ensureNodeDist(this.options.cacheDir, start.spec.image.nodeMajor),
+          process
+            ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
+            : ensureNodeDist(this.options.cacheDir, start.spec.image.nodeMajor),
           this.bundles.ensure(start.bundleHash),
         ]);
         return { rootfs, nodeDir, bundleDir, runnerDir: this.options.runnerDir };

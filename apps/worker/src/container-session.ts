@@ -4,12 +4,12 @@ import { join } from "node:path";
 import {
   type ClaimedInput,
   decodeMessage,
-  encodeMessage,
   type ErrorCode,
+  encodeMessage,
   FrameReader,
   INLINE_PAYLOAD_LIMIT,
-  lengthPrefixed,
   type LogLine,
+  lengthPrefixed,
   type Payload,
   RunnerMessage,
   type ServerToWorker,
@@ -228,7 +228,9 @@ export class ContainerSession {
         this.inFlight.delete(message.inputId);
         this.lastActive = Date.now();
         const data: Payload =
-          message.data.length > INLINE_PAYLOAD_LIMIT ? { blob: await this.host.putBlob(message.data) } : { inline: message.data };
+          message.data.length > INLINE_PAYLOAD_LIMIT
+            ? { blob: await this.host.putBlob(message.data) }
+            : { inline: message.data };
         this.host.queueOutput({
           inputId: message.inputId,
           attempt: message.attempt,
@@ -270,7 +272,9 @@ export class ContainerSession {
     }
     this.inFlight.clear();
     const message =
-      reason === "crashed" ? `the container exited (code ${exit.exitCode ?? exit.signal}) ${FRAGMENT}` : this.stopMessage;
+      reason === "crashed"
+        ? `the container exited (code ${exit.exitCode ?? exit.signal}) ${FRAGMENT}`
+        : this.stopMessage;
     this.host.send({
       t: "stopped",
       containerId: this.id,
@@ -299,7 +303,10 @@ export class ContainerSession {
         : undefined;
     }
     if (reason === "oom") {
-      return fail("OUT_OF_MEMORY", `the container ran out of memory (limit ${this.start.spec.memoryMiB} MiB) while running this input: raise \`memory\``);
+      return fail(
+        "OUT_OF_MEMORY",
+        `the container ran out of memory (limit ${this.start.spec.memoryMiB} MiB) while running this input: raise \`memory\``,
+      );
     }
     if (reason === "crashed") {
       return fail(

@@ -31,7 +31,8 @@ export class FsBlobStore implements BlobStore {
   async get(hash: string): Promise<Uint8Array | undefined> {
     try {
       const bytes = await readFile(this.pathOf(hash));
-      if (sha256(bytes) !== hash) throw new BlobError("BLOB_CORRUPT", `blob ${hash} is corrupt on disk at ${this.pathOf(hash)}`);
+      if (sha256(bytes) !== hash)
+        throw new BlobError("BLOB_CORRUPT", `blob ${hash} is corrupt on disk at ${this.pathOf(hash)}`);
       return bytes;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;

@@ -105,14 +105,24 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       const policy: RetryPolicy = { maxRetries: 1, initialDelayMs: 0, backoffCoefficient: 2, maxDelayMs: 0 };
       const callId = await submit(1);
       const [a1] = await store.claim({ functionId, owner: "c", max: 1, leaseMs: 10_000 });
-      const r1 = await store.recordOutputs([{ ...a1!, status: "failure", retryable: true, data: bytes("boom1") }], () => policy);
+      const r1 = await store.recordOutputs(
+        [{ ...a1!, status: "failure", retryable: true, data: bytes("boom1") }],
+        () => policy,
+      );
       expect(r1).toEqual([]);
       const [a2] = await store.claim({ functionId, owner: "c", max: 1, leaseMs: 10_000 });
       expect(a2!.attempt).toBe(2);
       // A stale failure report of attempt 1 no longer counts.
-      expect(await store.recordOutputs([{ ...a1!, status: "failure", retryable: true, data: bytes("old") }], () => policy)).toEqual([]);
-      const r2 = await store.recordOutputs([{ ...a2!, status: "failure", retryable: true, data: bytes("boom2") }], () => policy);
-      expect(r2.map((r) => [r.callId, r.status, r.code, text(r.data)])).toEqual([[callId, "failure", "USER_ERROR", "boom2"]]);
+      expect(
+        await store.recordOutputs([{ ...a1!, status: "failure", retryable: true, data: bytes("old") }], () => policy),
+      ).toEqual([]);
+      const r2 = await store.recordOutputs(
+        [{ ...a2!, status: "failure", retryable: true, data: bytes("boom2") }],
+        () => policy,
+      );
+      expect(r2.map((r) => [r.callId, r.status, r.code, text(r.data)])).toEqual([
+        [callId, "failure", "USER_ERROR", "boom2"],
+      ]);
     });
 
     it("does not retry a non-retryable failure", async () => {
@@ -120,7 +130,10 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       const policy: RetryPolicy = { maxRetries: 5, initialDelayMs: 0, backoffCoefficient: 2, maxDelayMs: 0 };
       await submit(1);
       const [a1] = await store.claim({ functionId, owner: "c", max: 1, leaseMs: 10_000 });
-      const r = await store.recordOutputs([{ ...a1!, status: "failure", retryable: false, data: bytes("no") }], () => policy);
+      const r = await store.recordOutputs(
+        [{ ...a1!, status: "failure", retryable: false, data: bytes("no") }],
+        () => policy,
+      );
       expect(r).toHaveLength(1);
     });
 
@@ -145,7 +158,10 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(await store.requeueLost({ expiredBefore: "now" }, failure)).toMatchObject({ requeued: 2, finished: [] });
       const again = await store.claim({ functionId, owner: "c", max: 2, leaseMs: 10_000 });
       expect(again.map((a) => a.attempt)).toEqual([2, 2]);
-      const lost = await store.requeueLost({ inputs: again.map((a) => ({ inputId: a.inputId, attempt: a.attempt })) }, failure);
+      const lost = await store.requeueLost(
+        { inputs: again.map((a) => ({ inputId: a.inputId, attempt: a.attempt })) },
+        failure,
+      );
       expect(lost.requeued).toBe(0);
       expect(lost.finished.map((f) => [f.callId, f.code])).toEqual([
         [callId, "CONTAINER_CRASHED"],
@@ -171,7 +187,12 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(out.finished.map((f) => f.code)).toEqual(["CANCELLED", "CANCELLED", "CANCELLED"]);
       expect(out.running).toEqual([{ inputId: running!.inputId, attempt: 1, owner: "box" }]);
       // A late success of the cancelled attempt changes nothing.
-      expect(await store.recordOutputs([{ ...running!, status: "success", retryable: true, data: bytes("late") }], () => NO_RETRY)).toEqual([]);
+      expect(
+        await store.recordOutputs(
+          [{ ...running!, status: "success", retryable: true, data: bytes("late") }],
+          () => NO_RETRY,
+        ),
+      ).toEqual([]);
     });
 
     it("handles a large map in batched statements", async () => {
@@ -181,7 +202,12 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       for (;;) {
         const claimed = await store.claim({ functionId, owner: "c", max: 700, leaseMs: 10_000 });
         if (claimed.length === 0) break;
-        done += (await store.recordOutputs(claimed.map((c) => ({ ...c, status: "success" as const, retryable: true, data: c.args })), () => NO_RETRY)).length;
+        done += (
+          await store.recordOutputs(
+            claimed.map((c) => ({ ...c, status: "success" as const, retryable: true, data: c.args })),
+            () => NO_RETRY,
+          )
+        ).length;
       }
       expect(done).toBe(2500);
       const results = await store.results(callId, 2498);
@@ -192,7 +218,13 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
     });
 
     it("finds functions by app name and stops apps", async () => {
-      const { app } = await store.createApp({ name: "named", env: "main", mode: "deployed", bundleHash: "b", functions: [spec("g")] });
+      const { app } = await store.createApp({
+        name: "named",
+        env: "main",
+        mode: "deployed",
+        bundleHash: "b",
+        functions: [spec("g")],
+      });
       const found = await store.findFunction("main", "named", "g");
       expect(found?.spec.name).toBe("g");
       expect(await store.findFunction("other", "named", "g")).toBeUndefined();

@@ -124,7 +124,8 @@ function finished(rows: FinishedRow[]): FinishedInput[] {
 
 const FINISHED_COLUMNS = "call_id::text, idx, status, result_status, result_code, result, result_blob";
 // For statements joining a VALUES list that has its own result columns.
-const FINISHED_COLUMNS_OF_I = "i.call_id::text, i.idx, i.status, i.result_status, i.result_code, i.result, i.result_blob";
+const FINISHED_COLUMNS_OF_I =
+  "i.call_id::text, i.idx, i.status, i.result_status, i.result_code, i.result, i.result_blob";
 
 /** Everything the control plane persists, as domain operations over one Db. Batched on hot paths. */
 export class Store {
@@ -149,13 +150,10 @@ export class Store {
   }): Promise<{ app: AppRow; functions: FunctionRow[] }> {
     return this.db.transaction(async (tx) => {
       const id = `ap-${randomUUID()}`;
-      await tx.query("INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, 'running', $5)", [
-        id,
-        app.name,
-        app.env,
-        app.mode,
-        app.bundleHash,
-      ]);
+      await tx.query(
+        "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, 'running', $5)",
+        [id, app.name, app.env, app.mode, app.bundleHash],
+      );
       const functions: FunctionRow[] = [];
       for (const spec of app.functions) {
         const fn = { id: `fu-${randomUUID()}`, appId: id, name: spec.name, spec };
@@ -327,7 +325,9 @@ export class Store {
       done.push(...finished(rows));
     }
     for (const output of outputs.filter((o) => o.status === "failure")) {
-      const [owner] = await this.db.query<{ function_id: string }>("SELECT function_id FROM inputs WHERE id = $1", [output.inputId]);
+      const [owner] = await this.db.query<{ function_id: string }>("SELECT function_id FROM inputs WHERE id = $1", [
+        output.inputId,
+      ]);
       if (!owner) continue;
       const policy = await policyOf(owner.function_id);
       const [bytes, blob] = payloadColumns(output.data);
@@ -503,9 +503,12 @@ export class Store {
   }
 
   async liveContainers(): Promise<LiveContainer[]> {
-    const rows = await this.db.query<{ id: string; worker_id: string; function_id: string; state: LiveContainer["state"] }>(
-      "SELECT id, worker_id, function_id, state FROM containers WHERE state <> 'stopped'",
-    );
+    const rows = await this.db.query<{
+      id: string;
+      worker_id: string;
+      function_id: string;
+      state: LiveContainer["state"];
+    }>("SELECT id, worker_id, function_id, state FROM containers WHERE state <> 'stopped'");
     return rows.map((row) => ({ id: row.id, workerId: row.worker_id, functionId: row.function_id, state: row.state }));
   }
 }

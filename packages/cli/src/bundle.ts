@@ -24,7 +24,8 @@ export class UserCodeError extends Error {
 /** Bundles the user's file with esbuild (ESM, Node target, source maps) into one uploadable file. */
 export async function bundleFile(file: string, outDir: string): Promise<Bundle> {
   const entry = resolve(file);
-  if (!existsSync(entry)) throw new UserCodeError(`${file} does not exist: check the path (relative to ${process.cwd()})`);
+  if (!existsSync(entry))
+    throw new UserCodeError(`${file} does not exist: check the path (relative to ${process.cwd()})`);
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
@@ -42,7 +43,9 @@ export async function bundleFile(file: string, outDir: string): Promise<Bundle> 
       nodePaths: [join(installRoot(), "node_modules")],
       external: ["cbor-extract"],
       // CommonJS dependencies call require(); give the ESM bundle one.
-      banner: { js: "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);" },
+      banner: {
+        js: "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);",
+      },
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;

@@ -61,7 +61,10 @@ export async function ensureServer(config: Config, say: (line: string) => void):
   await mkdir(config.SKIFF_HOME, { recursive: true });
   const lock = join(config.SKIFF_HOME, "embedded.lock");
   // A lock left by a command that died while starting the server is stale after a few minutes.
-  const lockAge = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+  const lockAge = await stat(lock).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => 0,
+  );
   if (lockAge > 200_000) await rm(lock, { force: true });
   let owner = false;
   try {

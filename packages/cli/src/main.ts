@@ -1,10 +1,10 @@
 import { Command, Option } from "commander";
 import { UserCodeError } from "./bundle.js";
-import { loadConfig } from "./config.js";
-import { red } from "./output.js";
 import { prepareCommand } from "./commands/prepare.js";
 import { runCommand } from "./commands/run.js";
 import { serverCommand, upCommand, workerCommand } from "./commands/up.js";
+import { loadConfig } from "./config.js";
+import { red } from "./output.js";
 
 const program = new Command("skiff").description("Serverless TypeScript on your own machines").showHelpAfterError();
 

@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 export function installRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, "dist", "runner", "runner.mjs")) || existsSync(join(dir, "scripts", "build.mjs"))) return dir;
+    if (existsSync(join(dir, "dist", "runner", "runner.mjs")) || existsSync(join(dir, "scripts", "build.mjs")))
+      return dir;
     dir = resolve(dir, "..");
   }
   throw new Error("cannot find Skiff's install root (dist/runner/runner.mjs): run `make setup`");
@@ -14,7 +15,8 @@ export function installRoot(): string {
 
 export function runnerDir(): string {
   const dir = join(installRoot(), "dist", "runner");
-  if (!existsSync(join(dir, "runner.mjs"))) throw new Error(`the runner is not built (${dir}/runner.mjs): run \`make setup\``);
+  if (!existsSync(join(dir, "runner.mjs")))
+    throw new Error(`the runner is not built (${dir}/runner.mjs): run \`make setup\``);
   return dir;
 }
 

@@ -13,7 +13,11 @@ export function makeLogger(config: Config, name: string): Logger {
 }
 
 /** Starts the control plane on the configured store: PGlite under SKIFF_HOME, or SKIFF_DATABASE_URL. */
-export async function startControlPlane(config: Config, log: Logger, port: number): Promise<RunningServer & { store: Store }> {
+export async function startControlPlane(
+  config: Config,
+  log: Logger,
+  port: number,
+): Promise<RunningServer & { store: Store }> {
   await mkdir(config.SKIFF_HOME, { recursive: true });
   const db = config.SKIFF_DATABASE_URL
     ? await openPostgres(config.SKIFF_DATABASE_URL)
@@ -37,7 +41,9 @@ export async function startWorker(config: Config, log: Logger, serverUrl: string
   const available = await runtime.available();
   if (!available.ok) throw new Error(`the ${runtime.name} runtime cannot run here: ${available.reason}`);
   if (runtime.name === "process") {
-    log.warn("containers run as plain processes: NO isolation (install runsc or runc and run `make setup` for real containers)");
+    log.warn(
+      "containers run as plain processes: NO isolation (install runsc or runc and run `make setup` for real containers)",
+    );
   }
   const agent = new WorkerAgent({
     serverUrl,

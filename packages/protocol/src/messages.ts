@@ -49,7 +49,12 @@ export const ClientMessage = z.discriminatedUnion("t", [
     /** Push results of this call to this connection. */
     subscribe: z.boolean(),
   }),
-  z.object({ t: z.literal("subscribe"), rid: z.number(), callId: z.string().uuid(), fromIdx: z.number().int().min(0).default(0) }),
+  z.object({
+    t: z.literal("subscribe"),
+    rid: z.number(),
+    callId: z.string().uuid(),
+    fromIdx: z.number().int().min(0).default(0),
+  }),
   z.object({ t: z.literal("cancel"), rid: z.number(), callId: z.string().uuid() }),
   z.object({ t: z.literal("logs"), rid: z.number(), appId: z.string() }),
   z.object({ t: z.literal("ping"), rid: z.number() }),
@@ -57,7 +62,11 @@ export const ClientMessage = z.discriminatedUnion("t", [
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
 export const ServerToClient = z.discriminatedUnion("t", [
-  z.object({ t: z.literal("ack"), rid: z.number(), error: z.object({ code: ErrorCode, message: z.string() }).optional() }),
+  z.object({
+    t: z.literal("ack"),
+    rid: z.number(),
+    error: z.object({ code: ErrorCode, message: z.string() }).optional(),
+  }),
   z.object({ t: z.literal("results"), callId: z.string(), results: z.array(Result) }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
 ]);
@@ -114,7 +123,10 @@ export const WorkerMessage = z.discriminatedUnion("t", [
   }),
   z.object({ t: z.literal("claim"), rid: z.number(), containerId: z.string(), max: z.number().int().min(1) }),
   z.object({ t: z.literal("outputs"), outputs: z.array(WorkerOutput) }),
-  z.object({ t: z.literal("heartbeat"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
+  z.object({
+    t: z.literal("heartbeat"),
+    inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
+  }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
@@ -132,7 +144,12 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     env: z.record(z.string()),
   }),
   z.object({ t: z.literal("stop"), containerId: z.string(), reason: z.string() }),
-  z.object({ t: z.literal("inputs"), rid: z.number(), inputs: z.array(ClaimedInput), shutdown: z.boolean().default(false) }),
+  z.object({
+    t: z.literal("inputs"),
+    rid: z.number(),
+    inputs: z.array(ClaimedInput),
+    shutdown: z.boolean().default(false),
+  }),
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
   z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
 ]);
@@ -156,7 +173,10 @@ export const RunnerMessage = z.discriminatedUnion("t", [
 export type RunnerMessage = z.infer<typeof RunnerMessage>;
 
 export const WorkerToRunner = z.discriminatedUnion("t", [
-  z.object({ t: z.literal("inputs"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: Bytes })) }),
+  z.object({
+    t: z.literal("inputs"),
+    inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: Bytes })),
+  }),
   z.object({ t: z.literal("shutdown") }),
 ]);
 export type WorkerToRunner = z.infer<typeof WorkerToRunner>;

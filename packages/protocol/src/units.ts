@@ -17,18 +17,23 @@ const SIZE_UNITS: Record<string, number> = {
 /** Parses a friendly duration into milliseconds. `parseDuration("10m") === 600_000`. */
 export function parseDuration(value: Duration, what = "duration"): number {
   if (typeof value === "number") {
-    if (!Number.isFinite(value) || value < 0) throw new RangeError(`${what} must be a non-negative number of seconds, got ${value}`);
+    if (!Number.isFinite(value) || value < 0)
+      throw new RangeError(`${what} must be a non-negative number of seconds, got ${value}`);
     return Math.round(value * 1000);
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(value);
-  if (!match) throw new RangeError(`${what} "${value}" is not a duration: use seconds (30) or a string like "500ms", "30s", "10m", "2h"`);
+  if (!match)
+    throw new RangeError(
+      `${what} "${value}" is not a duration: use seconds (30) or a string like "500ms", "30s", "10m", "2h"`,
+    );
   return Math.round(Number(match[1]) * (DURATION_UNITS[match[2]!.toLowerCase()] ?? 1));
 }
 
 /** Parses a friendly size into MiB. `parseSize("4GiB") === 4096`. */
 export function parseSize(value: Size, what = "size"): number {
   if (typeof value === "number") {
-    if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${what} must be a positive number of MiB, got ${value}`);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new RangeError(`${what} must be a positive number of MiB, got ${value}`);
     return value;
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)\s*$/i.exec(value);

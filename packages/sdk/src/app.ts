@@ -33,7 +33,10 @@ export class App {
   }
 
   /** Declares a function that runs in containers. Export it: the export name becomes its name. */
-  function<A extends unknown[], R>(options: FunctionOptions, handler: (...args: A) => R | Promise<R>): SkiffFunction<A, Awaited<R>>;
+  function<A extends unknown[], R>(
+    options: FunctionOptions,
+    handler: (...args: A) => R | Promise<R>,
+  ): SkiffFunction<A, Awaited<R>>;
   function<A extends unknown[], R>(handler: (...args: A) => R | Promise<R>): SkiffFunction<A, Awaited<R>>;
   function<A extends unknown[], R>(
     optionsOrHandler: FunctionOptions | ((...args: A) => R | Promise<R>),
@@ -87,7 +90,9 @@ export function collectApp(exports: Record<string, unknown>, file: string): Coll
   const app = [...apps][0]!;
   for (const fn of app.functions) {
     if (!fn.name) {
-      throw new RangeError(`${file}: a function of app "${app.name}" is not exported: export it (\`export const f = app.function(...)\`) so it has a name`);
+      throw new RangeError(
+        `${file}: a function of app "${app.name}" is not exported: export it (\`export const f = app.function(...)\`) so it has a name`,
+      );
     }
   }
   return { app, functions, entrypoints };

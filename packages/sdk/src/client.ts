@@ -58,21 +58,28 @@ export class Client {
     const text = await response.text();
     const json = text ? (JSON.parse(text) as { error?: { code: SkiffError["code"]; message: string } }) : {};
     if (!response.ok) {
-      throw new SkiffError(json.error?.code ?? "INTERNAL", json.error?.message ?? `${method} ${path} answered ${response.status}`);
+      throw new SkiffError(
+        json.error?.code ?? "INTERNAL",
+        json.error?.message ?? `${method} ${path} answered ${response.status}`,
+      );
     }
     return json as T;
   }
 
   async putBlob(bytes: Uint8Array): Promise<string> {
     const hash = createHash("sha256").update(bytes).digest("hex");
-    const head = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), { method: "HEAD", headers: this.authHeaders() });
+    const head = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), {
+      method: "HEAD",
+      headers: this.authHeaders(),
+    });
     if (head.ok) return hash;
     const response = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), {
       method: "PUT",
       headers: { "content-type": "application/octet-stream", ...this.authHeaders() },
       body: bytes,
     });
-    if (!response.ok) throw new SkiffError("INTERNAL", `uploading blob ${hash} failed: ${response.status} ${await response.text()}`);
+    if (!response.ok)
+      throw new SkiffError("INTERNAL", `uploading blob ${hash} failed: ${response.status} ${await response.text()}`);
     return hash;
   }
 
@@ -99,8 +106,8 @@ export class Client {
 
   /** Receives the results of a call as they finish (and those already finished). Returns an unsubscribe. */
   onResults(callId: string, handler: (results: Result[]) => void): () => void {
-    let handlers = this.resultHandlers.get(callId);
-    if (!handlers) this.resultHandlers.set(callId, (handlers = new Set()));
+    const handlers = this.resultHandlers.get(callId) ?? new Set<(results: Result[]) => void>();
+    this.resultHandlers.set(callId, handlers);
     handlers.add(handler);
     return () => {
       handlers.delete(handler);
@@ -116,8 +123,8 @@ export class Client {
 
   /** Streams an app's logs live. */
   async streamLogs(appId: string, handler: (lines: LogLine[]) => void): Promise<() => void> {
-    let handlers = this.logHandlers.get(appId);
-    if (!handlers) this.logHandlers.set(appId, (handlers = new Set()));
+    const handlers = this.logHandlers.get(appId) ?? new Set<(lines: LogLine[]) => void>();
+    this.logHandlers.set(appId, handlers);
     handlers.add(handler);
     await this.send({ t: "logs", appId });
     return () => handlers.delete(handler);
@@ -162,7 +169,8 @@ export class Client {
       socket.once("close", () => {
         if (this.socket === socket) this.socket = undefined;
         this.opening = undefined;
-        if (!this.closed && this.pending.size + this.resultHandlers.size + this.logHandlers.size > 0) this.reconnectLater();
+        if (!this.closed && this.pending.size + this.resultHandlers.size + this.logHandlers.size > 0)
+          this.reconnectLater();
       });
       socket.once("error", (error) => {
         this.opening = undefined;
@@ -179,7 +187,8 @@ export class Client {
       for (const pending of this.pending.values()) pending.reject(error);
       this.pending.clear();
       for (const [callId, handlers] of this.resultHandlers) {
-        for (const handler of handlers) handler([{ idx: -1, status: "failure", code: "UNAVAILABLE", data: { inline: new Uint8Array() } }]);
+        for (const handler of handlers)
+          handler([{ idx: -1, status: "failure", code: "UNAVAILABLE", data: { inline: new Uint8Array() } }]);
         this.resultHandlers.delete(callId);
       }
       return;
@@ -192,7 +201,8 @@ export class Client {
           for (const callId of this.resultHandlers.keys()) {
             socket.send(encodeMessage({ t: "subscribe", rid: this.nextRid++, callId, fromIdx: 0 }));
           }
-          for (const appId of this.logHandlers.keys()) socket.send(encodeMessage({ t: "logs", rid: this.nextRid++, appId }));
+          for (const appId of this.logHandlers.keys())
+            socket.send(encodeMessage({ t: "logs", rid: this.nextRid++, appId }));
         })
         .catch(() => this.reconnectLater());
       // Not unref'd: it is only armed while calls are outstanding, and those must keep the process alive.

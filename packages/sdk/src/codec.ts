@@ -25,7 +25,8 @@ function reviveError(wire: WireError): Error {
   const error: Error & { code?: unknown } = wire.nonRetriable
     ? new NonRetriableError(wire.message)
     : new (BUILTIN_ERRORS[wire.name] ?? Error)(wire.message);
-  if (error.name !== wire.name) Object.defineProperty(error, "name", { value: wire.name, configurable: true, writable: true });
+  if (error.name !== wire.name)
+    Object.defineProperty(error, "name", { value: wire.name, configurable: true, writable: true });
   if (wire.stack !== undefined) error.stack = wire.stack;
   if (wire.code !== undefined) error.code = wire.code;
   if (wire.cause !== undefined) error.cause = wire.cause;

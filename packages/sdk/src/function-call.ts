@@ -1,8 +1,8 @@
 import { type Duration, parseDuration, type Result } from "@skiff/protocol";
 import type { Client } from "./client.js";
+import { clientFromEnvironment } from "./connect.js";
 import { CallError } from "./errors.js";
 import { settle } from "./payload.js";
-import { clientFromEnvironment } from "./connect.js";
 
 /**
  * A call started with `.spawn()`: get its result later, from this process or another.
@@ -52,7 +52,10 @@ export async function waitForResult(
       });
       if (options.timeout !== undefined) {
         const ms = parseDuration(options.timeout, "timeout");
-        timer = setTimeout(() => reject(new CallError("TIMEOUT", `the call did not finish within ${ms} ms; it keeps running`)), ms);
+        timer = setTimeout(
+          () => reject(new CallError("TIMEOUT", `the call did not finish within ${ms} ms; it keeps running`)),
+          ms,
+        );
       }
       if (options.subscribe) client.send({ t: "subscribe", callId, fromIdx: 0 }).catch(reject);
     });

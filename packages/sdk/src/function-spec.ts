@@ -46,7 +46,9 @@ export function toFunctionSpec(name: string, options: FunctionOptions, nodeMajor
   };
   if (spec.timeoutMs <= 0) throw new RangeError(`${where}: timeout must be more than 0`);
   if (spec.maxContainers < Math.max(1, spec.minContainers)) {
-    throw new RangeError(`${where}: maxContainers (${spec.maxContainers}) must be at least minContainers (${spec.minContainers}) and 1`);
+    throw new RangeError(
+      `${where}: maxContainers (${spec.maxContainers}) must be at least minContainers (${spec.minContainers}) and 1`,
+    );
   }
   if (!Number.isInteger(spec.retries.maxRetries) || spec.retries.maxRetries < 0 || spec.retries.maxRetries > 100) {
     throw new RangeError(`${where}: retries must be a whole number from 0 to 100`);

@@ -40,7 +40,8 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
 
   /** Runs the handler here, in this process. */
   async local(...args: A): Promise<R> {
-    if (!this.handler) throw new SkiffError("BAD_REQUEST", `${this.label()} was looked up by name and has no local handler`);
+    if (!this.handler)
+      throw new SkiffError("BAD_REQUEST", `${this.label()} was looked up by name and has no local handler`);
     return await this.handler(...args);
   }
 
@@ -49,7 +50,14 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const waiting = waitForResult(client, callId, { subscribe: false });
-    await client.send({ t: "submit", functionId, callId, total: 1, subscribe: true, inputs: [{ idx: 0, args: await toPayload(client, args) }] });
+    await client.send({
+      t: "submit",
+      functionId,
+      callId,
+      total: 1,
+      subscribe: true,
+      inputs: [{ idx: 0, args: await toPayload(client, args) }],
+    });
     const settled = await settle(client, await waiting);
     if (!settled.ok) throw settled.error;
     return settled.value as R;
@@ -59,20 +67,39 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
   async spawn(...args: A): Promise<FunctionCall<R>> {
     const { client, functionId } = await this.target();
     const callId = randomUUID();
-    await client.send({ t: "submit", functionId, callId, total: 1, subscribe: false, inputs: [{ idx: 0, args: await toPayload(client, args) }] });
+    await client.send({
+      t: "submit",
+      functionId,
+      callId,
+      total: 1,
+      subscribe: false,
+      inputs: [{ idx: 0, args: await toPayload(client, args) }],
+    });
     return new FunctionCall<R>(callId, client);
   }
 
   /** Runs the function once per input, in parallel containers; yields results in input order by default. */
-  map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options?: MapOptions & { returnExceptions?: false }): AsyncGenerator<R>;
-  map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options: MapOptions & { returnExceptions: true }): AsyncGenerator<R | Error>;
+  map(
+    inputs: Iterable<A[0]> | AsyncIterable<A[0]>,
+    options?: MapOptions & { returnExceptions?: false },
+  ): AsyncGenerator<R>;
+  map(
+    inputs: Iterable<A[0]> | AsyncIterable<A[0]>,
+    options: MapOptions & { returnExceptions: true },
+  ): AsyncGenerator<R | Error>;
   map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options: MapOptions = {}): AsyncGenerator<R | Error> {
     return this.mapArgs(spread(inputs), options);
   }
 
   /** Like map, with each input an array of arguments. */
-  starmap(inputs: Iterable<A> | AsyncIterable<A>, options?: MapOptions & { returnExceptions?: false }): AsyncGenerator<R>;
-  starmap(inputs: Iterable<A> | AsyncIterable<A>, options: MapOptions & { returnExceptions: true }): AsyncGenerator<R | Error>;
+  starmap(
+    inputs: Iterable<A> | AsyncIterable<A>,
+    options?: MapOptions & { returnExceptions?: false },
+  ): AsyncGenerator<R>;
+  starmap(
+    inputs: Iterable<A> | AsyncIterable<A>,
+    options: MapOptions & { returnExceptions: true },
+  ): AsyncGenerator<R | Error>;
   starmap(inputs: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<R | Error> {
     return this.mapArgs(inputs, options);
   }
@@ -84,7 +111,10 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     }
   }
 
-  private async *mapArgs(inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>, options: MapOptions): AsyncGenerator<R | Error> {
+  private async *mapArgs(
+    inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+    options: MapOptions,
+  ): AsyncGenerator<R | Error> {
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const arrived = new Map<number, Result>();
@@ -179,6 +209,7 @@ async function* spread<T>(inputs: Iterable<T> | AsyncIterable<T>): AsyncGenerato
  * const square = await Function.fromName<[number], number>("hello", "square");
  * await square.remote(3);
  */
+// biome-ignore lint/suspicious/noShadowRestrictedNames: the SDK's public name, as users of such platforms expect.
 export const Function = {
   async fromName<A extends unknown[] = unknown[], R = unknown>(
     appName: string,

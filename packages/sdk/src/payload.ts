@@ -15,10 +15,16 @@ export async function fromPayload(client: Client, payload: Payload): Promise<unk
 }
 
 /** The value of a result, or the error it carries (a user exception as thrown, or a CallError). */
-export async function settle(client: Client, result: Result): Promise<{ ok: true; value: unknown } | { ok: false; error: Error }> {
+export async function settle(
+  client: Client,
+  result: Result,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: Error }> {
   if (result.status === "success") return { ok: true, value: await fromPayload(client, result.data) };
   if (result.code && result.code !== "USER_ERROR") {
-    const detail = (await fromPayload(client, result.data).catch(() => undefined)) as { message?: string } | string | undefined;
+    const detail = (await fromPayload(client, result.data).catch(() => undefined)) as
+      | { message?: string }
+      | string
+      | undefined;
     const message = typeof detail === "string" ? detail : (detail?.message ?? result.code);
     return { ok: false, error: new CallError(result.code, message) };
   }

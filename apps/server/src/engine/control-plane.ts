@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
-  encodeMessage,
   type ErrorCode,
+  encodeMessage,
   type FunctionSpec,
   INFRA_RETRIES,
   LEASE_MS,
@@ -64,7 +64,10 @@ export class ControlPlane {
 
   start(): void {
     const every = (ms: number, fn: () => Promise<unknown>) => {
-      const timer = setInterval(() => fn().catch((error) => this.log.error({ err: error }, "periodic task failed")), ms);
+      const timer = setInterval(
+        () => fn().catch((error) => this.log.error({ err: error }, "periodic task failed")),
+        ms,
+      );
       timer.unref();
       this.timers.push(timer);
     };
@@ -115,7 +118,8 @@ export class ControlPlane {
     this.hub.subscribeCall(callId, subscriber);
     const finished = await this.store.results(callId, fromIdx);
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
-    else if (!(await this.store.getCall(callId))) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
+    else if (!(await this.store.getCall(callId)))
+      throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
 
   async cancel(callId: string): Promise<void> {
@@ -142,7 +146,8 @@ export class ControlPlane {
     const byWorker = new Map<WorkerConn, InputRef[]>();
     for (const attempt of running) {
       const worker = this.workers.ownerOf(attempt.owner);
-      if (worker) byWorker.set(worker, [...(byWorker.get(worker) ?? []), { inputId: attempt.inputId, attempt: attempt.attempt }]);
+      if (worker)
+        byWorker.set(worker, [...(byWorker.get(worker) ?? []), { inputId: attempt.inputId, attempt: attempt.attempt }]);
     }
     for (const [worker, inputs] of byWorker) worker.send({ t: "cancel", inputs });
   }
@@ -229,10 +234,18 @@ export class ControlPlane {
         this.dispatcher.release(message.containerId);
         await this.store.setContainerState(message.containerId, "stopped", message.reason);
         if (message.inFlight.length > 0) {
-          await this.requeue(message.inFlight, "CONTAINER_CRASHED", message.message ?? `the container stopped (${message.reason})`);
+          await this.requeue(
+            message.inFlight,
+            "CONTAINER_CRASHED",
+            message.message ?? `the container stopped (${message.reason})`,
+          );
         }
         if ((message.reason === "init-failed" || message.reason === "start-failed") && container) {
-          await this.failFunction(container.functionId, message.message ?? "the container failed to start", message.error);
+          await this.failFunction(
+            container.functionId,
+            message.message ?? "the container failed to start",
+            message.error,
+          );
         }
         this.requestAutoscale();
         return;
@@ -264,7 +277,11 @@ export class ControlPlane {
   async reap(): Promise<void> {
     const { requeued, finished } = await this.store.requeueLost(
       { expiredBefore: "now" },
-      { maxInfra: INFRA_RETRIES, code: "CONTAINER_CRASHED", data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`) },
+      {
+        maxInfra: INFRA_RETRIES,
+        code: "CONTAINER_CRASHED",
+        data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
+      },
     );
     if (requeued > 0) this.log.warn({ requeued }, "requeued inputs whose lease expired");
     this.hub.publishFinished(finished);
@@ -304,7 +321,10 @@ export class ControlPlane {
       const { spec } = info;
       const work = backlog.pending + backlog.running;
       if (work === 0) continue;
-      const desired = Math.min(spec.maxContainers, Math.max(spec.minContainers, Math.ceil(work / spec.maxInputs) + spec.bufferContainers));
+      const desired = Math.min(
+        spec.maxContainers,
+        Math.max(spec.minContainers, Math.ceil(work / spec.maxInputs) + spec.bufferContainers),
+      );
       const live = this.workers.containersOf(info.id).length;
       for (let i = live; i < desired; i++) {
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });

@@ -100,7 +100,12 @@ export class Dispatcher {
     if (list.length === 0) this.waiting.delete(functionId);
   }
 
-  private async claimNow(functionId: string, containerId: string, max: number, timeoutMs: number): Promise<ClaimedInput[]> {
+  private async claimNow(
+    functionId: string,
+    containerId: string,
+    max: number,
+    timeoutMs: number,
+  ): Promise<ClaimedInput[]> {
     const rows = await this.store.claim({ functionId, owner: containerId, max, leaseMs: LEASE_MS });
     return rows.map((row) => ({ inputId: row.inputId, attempt: row.attempt, args: row.args, timeoutMs }));
   }

@@ -8,8 +8,8 @@ export interface Subscriber {
 }
 
 function add<K>(map: Map<K, Set<Subscriber>>, key: K, subscriber: Subscriber): void {
-  let set = map.get(key);
-  if (!set) map.set(key, (set = new Set()));
+  const set = map.get(key) ?? new Set<Subscriber>();
+  map.set(key, set);
   set.add(subscriber);
 }
 
@@ -39,7 +39,12 @@ export class Hub {
     const byCall = new Map<string, Result[]>();
     for (const input of finished) {
       const results = byCall.get(input.callId) ?? [];
-      results.push({ idx: input.idx, status: input.status, data: input.data, ...(input.code ? { code: input.code } : {}) });
+      results.push({
+        idx: input.idx,
+        status: input.status,
+        data: input.data,
+        ...(input.code ? { code: input.code } : {}),
+      });
       byCall.set(input.callId, results);
     }
     for (const [callId, results] of byCall) {

@@ -1,6 +1,6 @@
-import { AppManifest, HTTP_STATUS } from "@skiff/protocol";
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
+import { AppManifest, HTTP_STATUS } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -43,7 +43,10 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   api.post("/v1/apps", async (c) => {
     const body = await parseBody(c.req.raw, CreateApp);
     if (!(await blobs.has(body.bundleHash))) {
-      throw new ApiError("BAD_REQUEST", `bundle ${body.bundleHash} is not uploaded: PUT it to /v1/blobs/${body.bundleHash} first`);
+      throw new ApiError(
+        "BAD_REQUEST",
+        `bundle ${body.bundleHash} is not uploaded: PUT it to /v1/blobs/${body.bundleHash} first`,
+      );
     }
     const { app, functions } = await store.createApp({
       name: body.manifest.name,
@@ -76,7 +79,11 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     const { app, name, env = "main" } = c.req.query();
     if (!app || !name) throw new ApiError("BAD_REQUEST", "pass ?app=APP&name=FUNCTION");
     const fn = await store.findFunction(env, app, name);
-    if (!fn) throw new ApiError("NOT_FOUND", `no running app "${app}" with function "${name}" in environment "${env}": deploy it first`);
+    if (!fn)
+      throw new ApiError(
+        "NOT_FOUND",
+        `no running app "${app}" with function "${name}" in environment "${env}": deploy it first`,
+      );
     return c.json({ functionId: fn.id });
   });
 

@@ -1,4 +1,4 @@
-import { ClientMessage, decodeMessage, encodeMessage, type ErrorCode, type ServerToClient } from "@skiff/protocol";
+import { ClientMessage, decodeMessage, type ErrorCode, encodeMessage, type ServerToClient } from "@skiff/protocol";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import type { ControlPlane } from "../engine/control-plane.js";

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Client, type CollectedApp, collectApp, manifestOf, setContext, type SkiffContext } from "skiff";
+import { Client, type CollectedApp, collectApp, manifestOf, type SkiffContext, setContext } from "skiff";
 import { parseFlags } from "../args.js";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
@@ -8,7 +8,12 @@ import { ensureServer } from "../embedded.js";
 import { dim, formatError, green, printLogs, say } from "../output.js";
 
 /** `skiff run FILE[::NAME] [--detach] [args]`: runs a local entrypoint (or one function) against an ephemeral app. */
-export async function runCommand(target: string, argv: string[], options: { detach: boolean }, config: Config): Promise<number> {
+export async function runCommand(
+  target: string,
+  argv: string[],
+  options: { detach: boolean },
+  config: Config,
+): Promise<number> {
   const started = Date.now();
   const [file, name] = splitTarget(target);
   const shown = displayPath(file);
@@ -32,10 +37,15 @@ export async function runCommand(target: string, argv: string[], options: { deta
     bundleHash: bundle.hash,
   });
   Object.assign(context, { serverUrl, appId: created.appId, env: "main", functionIds: created.functions });
-  say(`${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`);
+  say(
+    `${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`,
+  );
 
   await client.streamLogs(created.appId, printLogs);
-  const heartbeat = setInterval(() => client.request("POST", `/v1/apps/${created.appId}/heartbeat`).catch(() => {}), 10_000);
+  const heartbeat = setInterval(
+    () => client.request("POST", `/v1/apps/${created.appId}/heartbeat`).catch(() => {}),
+    10_000,
+  );
   heartbeat.unref();
   const stop = async () => {
     clearInterval(heartbeat);
@@ -76,7 +86,9 @@ async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
   try {
     exports = (await import(pathToFileURL(bundlePath).href)) as Record<string, unknown>;
   } catch (error) {
-    throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, { cause: error });
+    throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
+      cause: error,
+    });
   }
   try {
     return collectApp(exports, shown);
@@ -96,9 +108,12 @@ function choose(collected: CollectedApp, name: string | undefined, shown: string
     if (entrypoint) return { kind: "entrypoint", entrypoint };
     const fn = collected.functions.get(name);
     if (fn) return { kind: "function", fn };
-    throw new UserCodeError(`${shown} has no entrypoint or function "${name}"; it has: ${names.join(", ") || "nothing exported"}`);
+    throw new UserCodeError(
+      `${shown} has no entrypoint or function "${name}"; it has: ${names.join(", ") || "nothing exported"}`,
+    );
   }
-  if (collected.entrypoints.size === 1) return { kind: "entrypoint", entrypoint: [...collected.entrypoints.values()][0]! };
+  if (collected.entrypoints.size === 1)
+    return { kind: "entrypoint", entrypoint: [...collected.entrypoints.values()][0]! };
   if (collected.entrypoints.size === 0 && collected.functions.size === 1) {
     return { kind: "function", fn: [...collected.functions.values()][0]! };
   }

@@ -38,7 +38,8 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
     const collected = collectApp(exports, "the bundle");
     const fn = collected.functions.get(options.functionName);
-    if (!fn?.handler) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
+    if (!fn?.handler)
+      throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
     handler = fn.handler as Handler;
   } catch (error) {
     send({ t: "init-failed", error: encodeError(error) });
@@ -61,7 +62,14 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     try {
       const args = decodeValue<unknown[]>(input.args);
       const value = await handler(...args);
-      message = { t: "output", inputId: input.inputId, attempt: input.attempt, status: "success", retryable: true, data: encodeValue(value) };
+      message = {
+        t: "output",
+        inputId: input.inputId,
+        attempt: input.attempt,
+        status: "success",
+        retryable: true,
+        data: encodeValue(value),
+      };
     } catch (error) {
       message = {
         t: "output",
