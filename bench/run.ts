@@ -1,7 +1,8 @@
 // One-command benchmark (`make bench`): Skiff against its baselines, side by side, into bench/RESULTS.md.
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
+import { mkdtemp, rm } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -22,9 +23,11 @@ container), against 2,000 keep-alive POSTs to a plain Hono app on loopback after
 private Redis with one Worker of the same total concurrency. Cold start is a \`.remote()\` that must start a new
 container (base image cached; the previous one stopped after its 1 s scaledown window), 5 samples, against
 \`runc|runsc run\` of \`node -e\` in a fresh overlay bundle. Idle RSS is VmRSS of the \`skiff up\` process (server +
-worker), ${IDLE_MS / 1000} s after it started with no apps, and again once the bench's apps have stopped.`;
+worker) ${IDLE_MS / 1000} s after it started with no apps: on a new SKIFF_HOME (PGlite runs initdb), then restarted on
+that home, and again once the bench's apps have stopped.`;
 
 const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`;
+const mib = (v: number) => `${v.toFixed(0)} MiB`;
 const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")} /s`;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
@@ -47,13 +50,20 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
   const node = nodeDir(cacheDir);
   if (!existsSync(rootfs)) throw new Error(`no base image at ${rootfs}: run \`make setup\``);
 
-  say(`starting skiff up (${runtime}) and redis-server`);
-  const skiff = await startSkiff({ root: ROOT, runtime, cacheDir });
+  const home = await mkdtemp(join(tmpdir(), "skiff-bench-"));
+  services.push({ stop: () => rm(home, { recursive: true, force: true }) });
+  say(`idle RSS: skiff up (${runtime}) on a new home, then again on that home`);
+  const first = await startSkiff({ root: ROOT, runtime, home, cacheDir });
+  services.push(first);
+  await sleep(IDLE_MS);
+  const firstRss = await first.rss();
+  await first.stop();
+  const skiff = await startSkiff({ root: ROOT, runtime, home, cacheDir });
   services.push(skiff);
-  const redis = await startRedis();
-  services.push(redis);
   await sleep(IDLE_MS);
   const idleRss = await skiff.rss();
+  const redis = await startRedis();
+  services.push(redis);
 
   say("warm latency: Hono, then Skiff");
   const hono = await honoPostLatency({ requests: 2000, warmup: 200 });
@@ -120,8 +130,9 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
 
   await sleep(IDLE_MS);
   rows.push(
-    { what: "idle RSS of `skiff up`, fresh", skiff: `${idleRss.toFixed(0)} MiB` },
-    { what: "idle RSS of `skiff up`, after the bench", skiff: `${(await skiff.rss()).toFixed(0)} MiB` },
+    { what: "idle RSS of `skiff up`, first start (new SKIFF_HOME)", skiff: mib(firstRss) },
+    { what: "idle RSS of `skiff up`, later start", skiff: mib(idleRss) },
+    { what: "idle RSS of `skiff up`, after the bench", skiff: mib(await skiff.rss()) },
   );
   return rows;
 }

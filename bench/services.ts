@@ -1,18 +1,16 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** A process the bench started, stopped by {@link stop}. */
+/** Something the bench started and must stop. */
 export interface Service {
-  child: ChildProcess;
   stop(): Promise<void>;
 }
 
-/** A `skiff up` child on a private SKIFF_HOME, and a way to run the bench app's entrypoints against it. */
+/** A `skiff up` child, and a way to run the bench app's entrypoints against it. */
 export interface SkiffStack extends Service {
   url: string;
   /** Runs `skiff run bench/apps/skiff-bench.ts::<entrypoint> --flag value…` and returns its `BENCH_RESULT` JSON. */
@@ -23,9 +21,23 @@ export interface SkiffStack extends Service {
   settle(timeoutMs?: number): Promise<void>;
 }
 
+/** Where and how {@link startSkiff} runs Skiff. */
+export interface SkiffOptions {
+  /** The repository root, holding dist/cli.mjs and bench/apps. */
+  root: string;
+  runtime: "gvisor" | "runc";
+  /** SKIFF_HOME; the caller creates and removes it. */
+  home: string;
+  /** SKIFF_CACHE_DIR, with the base image and Node build. */
+  cacheDir: string;
+}
+
 const APP = "bench/apps/skiff-bench.ts";
 const RESULT_PREFIX = "BENCH_RESULT ";
 const RUN_TIMEOUT_MS = 180_000;
+// A worker's startup cleanup removes every container in the runtime's state directory under /run/skiff,
+// so it gets a private one: other Skiffs on this host and the bench must not kill each other's containers.
+const PRIVATE_RUN = 'mkdir -p /run/skiff && mount -t tmpfs -o mode=0700 skiff-bench /run/skiff && exec "$0" "$@"';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,26 +50,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolves with the first match of `pattern` in the child's stderr or stdout; rejects if it exits or times out. */
+/** Resolves with the first match of `pattern` in the child's output; rejects if it exits or times out first. */
 function waitForOutput(
   child: ChildProcess,
   pattern: RegExp,
   what: string,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let seen = "";
-    const onData = (chunk: Buffer) => {
-      seen += chunk;
-      const match = seen.match(pattern);
-      if (match) finish(() => resolve(match));
-    };
-    const onExit = (code: number | null) =>
-      finish(() => reject(new Error(`${what} exited (${code}) before it was ready:\n${seen.slice(-2000)}`)));
-    const timer = setTimeout(
-      () => finish(() => reject(new Error(`${what} was not ready after ${timeoutMs} ms:\n${seen.slice(-2000)}`))),
-      timeoutMs,
-    );
     const finish = (settle: () => void) => {
       clearTimeout(timer);
       child.stdout?.off("data", onData);
@@ -65,6 +66,14 @@ function waitForOutput(
       child.off("exit", onExit);
       settle();
     };
+    const onData = (chunk: Buffer) => {
+      seen += chunk;
+      const match = seen.match(pattern);
+      if (match) finish(() => resolve(match));
+    };
+    const fail = (why: string) => finish(() => reject(new Error(`${what} ${why}:\n${seen.slice(-2000)}`)));
+    const onExit = (code: number | null) => fail(`exited (${code}) before it was ready`);
+    const timer = setTimeout(() => fail(`was not ready after ${timeoutMs} ms`), timeoutMs);
     child.stdout?.on("data", onData);
     child.stderr?.on("data", onData);
     child.once("exit", onExit);
@@ -76,75 +85,66 @@ async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.kill("SIGTERM");
-  if ((await Promise.race([exited.then(() => true), sleep(graceMs, false)])) === false) {
-    child.kill("SIGKILL");
-    await exited;
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts a child whose readiness shows as `ready` in its output; stops it again if it never gets there. */
+async function startChild(cmd: string, args: string[], ready: RegExp, cwd?: string, env?: NodeJS.ProcessEnv) {
+  const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    return { child, match: await waitForOutput(child, ready, cmd) };
+  } catch (error) {
+    await terminate(child, 5000);
+    throw error;
   }
 }
 
 /** A private `redis-server` on a free port, persisting nothing. */
 export async function startRedis(): Promise<Service & { port: number }> {
   const port = await freePort();
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  const service = { child, port, stop: () => terminate(child, 5000) };
-  try {
-    await waitForOutput(child, /Ready to accept connections/, "redis-server");
-  } catch (error) {
-    await service.stop();
-    throw error;
-  }
-  return service;
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const { child } = await startChild("redis-server", args, /Ready to accept connections/);
+  return { port, stop: () => terminate(child, 5000) };
 }
 
-/** Starts `skiff up` on a free port with a fresh SKIFF_HOME and waits until its worker has joined. */
-export async function startSkiff(options: { root: string; runtime: string; cacheDir: string }): Promise<SkiffStack> {
+/** Starts `skiff up` on a free port and waits until its worker has joined. */
+export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
   const cli = join(options.root, "dist", "cli.mjs");
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`make setup\``);
-  const home = await mkdtemp(join(tmpdir(), "skiff-bench-"));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    SKIFF_HOME: home,
+    SKIFF_HOME: options.home,
     SKIFF_CACHE_DIR: options.cacheDir,
     SKIFF_RUNTIME: options.runtime,
     SKIFF_LOG_LEVEL: "warn",
     NO_COLOR: "1",
   };
   delete env.SKIFF_SERVER_URL;
-  const child = spawn(process.execPath, [cli, "up", "--port", "0"], {
-    cwd: options.root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const stop = async () => {
-    await terminate(child, 20_000);
-    await rm(home, { recursive: true, force: true });
-  };
-  let url: string;
-  try {
-    url = (await waitForOutput(child, /server on (http:\/\/[\d.]+:\d+)/, "skiff up"))[1]!;
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  const runEnv = { ...env, SKIFF_SERVER_URL: url };
+  const up = [
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    PRIVATE_RUN,
+    process.execPath,
+    cli,
+    "up",
+    "--port",
+    "0",
+  ];
+  const { child, match } = await startChild("unshare", up, /server on (http:\/\/[\d.]+:\d+)/, options.root, env);
+  const url = match[1]!;
+  const pid = child.pid!;
 
   const run = <T>(entrypoint: string, flags: Record<string, number> = {}) =>
     new Promise<T>((resolve, reject) => {
-      const args = [
-        cli,
-        "run",
-        `${APP}::${entrypoint}`,
-        ...Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]),
-      ];
-      const runner = spawn(process.execPath, args, {
+      const argv = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
+      const runner = spawn(process.execPath, [cli, "run", `${APP}::${entrypoint}`, ...argv], {
         cwd: options.root,
-        env: runEnv,
+        env: { ...env, SKIFF_SERVER_URL: url },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";
@@ -165,16 +165,16 @@ export async function startSkiff(options: { root: string; runtime: string; cache
     });
 
   const rss = async () => {
-    const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
     return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1]) / 1024;
   };
 
   const settle = async (timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && (await childCount(child.pid!)) > 0) await sleep(200);
+    while (Date.now() < deadline && (await childCount(pid)) > 0) await sleep(200);
   };
 
-  return { child, url, stop, run, rss, settle };
+  return { url, run, rss, settle, stop: () => terminate(child, 20_000) };
 }
 
 function childCount(pid: number): Promise<number> {

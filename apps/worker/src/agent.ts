@@ -47,6 +47,9 @@ export class WorkerAgent {
   private socket: WebSocket | undefined;
   private readonly sessions = new Map<string, ContainerSession>();
   private outputs: WorkerOutput[] = [];
+  /** Output batches sent but not yet recorded by the server, by seq: a server that dies loses them. */
+  private readonly unrecorded = new Map<number, WorkerOutput[]>();
+  private outputSeq = 1;
   private logs: LogLine[] = [];
   private outbox: WorkerMessage[] = [];
   private flushScheduled = false;
@@ -127,6 +130,12 @@ export class WorkerAgent {
         runtime: this.options.runtime.name,
         capacity: this.capacity,
         containers: [...this.sessions.keys()],
+        held: [
+          ...[...this.sessions.values()].flatMap((session) => session.inFlightRefs()),
+          ...[...this.unrecorded.values(), this.outputs]
+            .flat()
+            .map((o) => ({ inputId: o.inputId, attempt: o.attempt })),
+        ],
       });
     });
     socket.on("message", (data: Buffer) => {
@@ -151,6 +160,7 @@ export class WorkerAgent {
         this.socket = socket;
         // Claims queued for the old connection are void; each session re-sends its own below.
         this.outbox = this.outbox.filter((m) => m.t !== "claim");
+        for (const [seq, outputs] of this.unrecorded) this.sendNow(socket, { t: "outputs", seq, outputs });
         this.options.log.info(
           { server: this.options.serverUrl, runtime: this.options.runtime.name },
           "worker connected",
@@ -170,6 +180,9 @@ export class WorkerAgent {
       case "stop":
         this.sessions.get(message.containerId)?.stop("requested", message.reason);
         if (!this.sessions.has(message.containerId)) void this.options.runtime.kill(message.containerId);
+        return;
+      case "outputs-recorded":
+        for (const seq of this.unrecorded.keys()) if (seq <= message.seq) this.unrecorded.delete(seq);
         return;
       case "inputs":
         for (const session of this.sessions.values()) void session.deliver(message);
@@ -238,7 +251,9 @@ export class WorkerAgent {
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     // Outputs first: a claim sent after an output must not be answered before the output is recorded.
     if (this.outputs.length > 0) {
-      this.sendNow(socket, { t: "outputs", outputs: this.outputs });
+      const seq = this.outputSeq++;
+      this.unrecorded.set(seq, this.outputs);
+      this.sendNow(socket, { t: "outputs", seq, outputs: this.outputs });
       this.outputs = [];
     }
     for (const message of this.outbox) this.sendNow(socket, message);

@@ -169,6 +169,22 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       ]);
     });
 
+    it("requeues the inputs of containers that are gone, at once", async () => {
+      await drain();
+      await submit(2);
+      const [a, b] = await store
+        .claim({ functionId, owner: "gone-box", max: 1, leaseMs: 60_000 })
+        .then(async (first) => [
+          ...first,
+          ...(await store.claim({ functionId, owner: "live-box", max: 1, leaseMs: 60_000 })),
+        ]);
+      const failure = { maxInfra: 8, code: "CONTAINER_CRASHED" as const, data: new Uint8Array() };
+      expect((await store.requeueLost({ owners: ["gone-box"] }, failure)).requeued).toBe(1);
+      const again = await store.claim({ functionId, owner: "new-box", max: 5, leaseMs: 60_000 });
+      expect(again.map((c) => [c.inputId, c.attempt])).toEqual([[a!.inputId, 2]]);
+      expect(b!.attempt).toBe(1);
+    });
+
     it("extends leases with heartbeats", async () => {
       await drain();
       await submit(1);

@@ -363,7 +363,7 @@ export class Store {
    * user's retry budget; after `maxInfra` such losses the input fails with `code`.
    */
   async requeueLost(
-    where: { expiredBefore: "now" } | { inputs: InputRef[] },
+    where: { expiredBefore: "now" } | { inputs: InputRef[] } | { owners: string[] },
     failure: { maxInfra: number; code: ErrorCode; data: Uint8Array },
   ): Promise<{ requeued: number; finished: FinishedInput[] }> {
     const set = `infra_failures = infra_failures + 1, lease_owner = NULL,
@@ -378,6 +378,12 @@ export class Store {
       rows = await this.db.query<FinishedRow>(
         `UPDATE inputs SET ${set} WHERE status = 'running' AND lease_expires_at < now() RETURNING ${FINISHED_COLUMNS}`,
         base,
+      );
+    } else if ("owners" in where) {
+      if (where.owners.length === 0) return { requeued: 0, finished: [] };
+      rows = await this.db.query<FinishedRow>(
+        `UPDATE inputs SET ${set} WHERE status = 'running' AND lease_owner = ANY($4::text[]) RETURNING ${FINISHED_COLUMNS}`,
+        [...base, where.owners],
       );
     } else {
       for (const batch of chunks(where.inputs, ROWS_PER_STATEMENT)) {
@@ -499,6 +505,25 @@ export class Store {
       `UPDATE containers SET state = $2, stop_reason = COALESCE($3, stop_reason),
          stopped_at = CASE WHEN $2 = 'stopped' THEN now() ELSE stopped_at END WHERE id = $1`,
       [id, state, reason ?? null],
+    );
+  }
+
+  /** The attempts currently leased to these containers. */
+  async leasedTo(owners: string[]): Promise<InputRef[]> {
+    if (owners.length === 0) return [];
+    const rows = await this.db.query<{ id: string; attempt: number }>(
+      "SELECT id::text, attempt FROM inputs WHERE status = 'running' AND lease_owner = ANY($1::text[])",
+      [owners],
+    );
+    return rows.map((row) => ({ inputId: row.id, attempt: row.attempt }));
+  }
+
+  /** Marks containers stopped, e.g. because their worker restarted without them. */
+  async stopContainers(ids: string[], reason: string): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.query(
+      "UPDATE containers SET state = 'stopped', stop_reason = $2, stopped_at = now() WHERE id = ANY($1::text[]) AND state <> 'stopped'",
+      [ids, reason],
     );
   }
 

@@ -109,6 +109,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     capacity: Capacity,
     /** Containers still running from before a reconnect. */
     containers: z.array(z.string()),
+    /** Inputs it still holds (running, or with an output not yet recorded); other leases of its containers are void. */
+    held: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })).default([]),
   }),
   z.object({ t: z.literal("started"), containerId: z.string() }),
   z.object({
@@ -122,7 +124,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     inFlight: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
   }),
   z.object({ t: z.literal("claim"), rid: z.number(), containerId: z.string(), max: z.number().int().min(1) }),
-  z.object({ t: z.literal("outputs"), outputs: z.array(WorkerOutput) }),
+  /** `seq` is acknowledged once recorded; unacknowledged batches are sent again after a reconnect. */
+  z.object({ t: z.literal("outputs"), seq: z.number().int(), outputs: z.array(WorkerOutput) }),
   z.object({
     t: z.literal("heartbeat"),
     inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
@@ -150,6 +153,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     inputs: z.array(ClaimedInput),
     shutdown: z.boolean().default(false),
   }),
+  /** Output batches up to this seq are recorded. */
+  z.object({ t: z.literal("outputs-recorded"), seq: z.number().int() }),
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
   z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
 ]);

@@ -154,10 +154,27 @@ export class ControlPlane {
 
   // ---- workers ----
 
-  async workerConnected(worker: WorkerConn, runtime: string, containers: string[]): Promise<void> {
+  async workerConnected(worker: WorkerConn, runtime: string, containers: string[], held: InputRef[]): Promise<void> {
     await this.store.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
     // Containers that survived a server restart or a reconnect: adopt those we know and still want.
-    const known = new Map((await this.store.liveContainers()).map((c) => [c.id, c]));
+    const live = await this.store.liveContainers();
+    const known = new Map(live.map((c) => [c.id, c]));
+    // Containers this worker had before it restarted are gone: requeue their inputs now, not at lease expiry.
+    const gone = live.filter((c) => c.workerId === worker.id && !containers.includes(c.id)).map((c) => c.id);
+    if (gone.length > 0) {
+      await this.store.stopContainers(gone, "worker restarted");
+      const { requeued, finished } = await this.store.requeueLost(
+        { owners: gone },
+        {
+          maxInfra: INFRA_RETRIES,
+          code: "CONTAINER_CRASHED",
+          data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
+        },
+      );
+      this.hub.publishFinished(finished);
+      if (requeued > 0)
+        this.log.warn({ worker: worker.name, requeued }, "requeued inputs of containers lost in a worker restart");
+    }
     for (const containerId of containers) {
       const row = known.get(containerId);
       const info = row ? await this.functionInfo(row.functionId).catch(() => undefined) : undefined;
@@ -173,6 +190,12 @@ export class ControlPlane {
         state: "running",
       });
     }
+    // Claims answered by a server that died before the answer reached the worker: nobody runs those.
+    const holds = new Set(held.map((ref) => `${ref.inputId}/${ref.attempt}`));
+    const orphans = (await this.store.leasedTo([...worker.containers.keys()])).filter(
+      (ref) => !holds.has(`${ref.inputId}/${ref.attempt}`),
+    );
+    if (orphans.length > 0) await this.requeue(orphans, "CONTAINER_CRASHED", "the input's claim was lost");
     this.workers.add(worker);
     this.log.info({ worker: worker.name, adopted: worker.containers.size }, "worker connected");
     this.requestAutoscale();
@@ -212,6 +235,7 @@ export class ControlPlane {
         );
         const lost = message.outputs.filter((o) => o.infra);
         if (lost.length > 0) await this.requeue(lost, "CONTAINER_CRASHED", "the container was lost");
+        worker.send({ t: "outputs-recorded", seq: message.seq });
         this.hub.publishFinished(finished);
         if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
         return;

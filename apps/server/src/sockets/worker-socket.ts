@@ -39,7 +39,7 @@ export function serveWorker(socket: WebSocket, control: ControlPlane, log: Logge
             containers: new Map(),
             send,
           };
-          await control.workerConnected(worker, message.runtime, message.containers);
+          await control.workerConnected(worker, message.runtime, message.containers, message.held);
           send({ t: "welcome", v: PROTOCOL_VERSION, blobUrl });
           return;
         }
