@@ -55,17 +55,16 @@ export class Stack {
     readonly home: string,
     readonly port: number,
     readonly runtime: string,
+    readonly databaseUrl: string | undefined,
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
 
-  static async start(options: { runtime?: string } = {}): Promise<Stack> {
+  /** `databaseUrl` runs the server on PostgreSQL instead of embedded PGlite. */
+  static async start(options: { runtime?: string; databaseUrl?: string } = {}): Promise<Stack> {
     if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
-    const stack = new Stack(
-      await mkdtemp(join(tmpdir(), "skiff-e2e-")),
-      await freePort(),
-      options.runtime ?? e2eRuntime(),
-    );
+    const home = await mkdtemp(join(tmpdir(), "skiff-e2e-"));
+    const stack = new Stack(home, await freePort(), options.runtime ?? e2eRuntime(), options.databaseUrl);
     await stack.startServer();
     await stack.startWorker();
     return stack;
@@ -84,7 +83,10 @@ export class Stack {
   }
 
   async startServer(): Promise<void> {
-    this.server = this.spawn(["server", "--port", String(this.port)], { SKIFF_SERVER_URL: undefined });
+    this.server = this.spawn(["server", "--port", String(this.port)], {
+      SKIFF_SERVER_URL: undefined,
+      SKIFF_DATABASE_URL: this.databaseUrl,
+    });
     await this.waitFor(
       async () => (await fetch(`${this.url}/v1/health`).catch(() => undefined))?.ok === true,
       "server",
