@@ -24,11 +24,13 @@ export interface ClaimedRow {
   inputId: string;
   attempt: number;
   callId: string;
+  idx: number;
   args: Payload;
 }
 
 /** An input that reached its final state: its caller can be told. */
 export interface FinishedInput {
+  inputId: string;
   callId: string;
   idx: number;
   status: OutputStatus;
@@ -84,12 +86,16 @@ function toPayload(bytes: Uint8Array | null, blob: string | null): Payload {
   return { inline: bytes ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : new Uint8Array() };
 }
 
-/** `($1::a,$2::b),($3::a,$4::b)…` for a multi-row VALUES list, numbering after `offset` parameters. */
-function placeholders(rows: number, columns: number, casts: string[], offset = 0): string {
+/**
+ * `($1::a,$2::b),($3::a,$4::b)…` for a multi-row VALUES list, numbering after `offset` parameters;
+ * `lead` cells (e.g. a shared `$1`) start every row.
+ */
+function placeholders(rows: number, casts: string[], options: { offset?: number; lead?: string[] } = {}): string {
+  const offset = options.offset ?? 0;
   const out: string[] = [];
   for (let r = 0; r < rows; r++) {
-    const cells = casts.map((cast, c) => `$${offset + r * columns + c + 1}${cast}`);
-    out.push(`(${cells.join(",")})`);
+    const cells = casts.map((cast, c) => `$${offset + r * casts.length + c + 1}${cast}`);
+    out.push(`(${[...(options.lead ?? []), ...cells].join(",")})`);
   }
   return out.join(",");
 }
@@ -101,6 +107,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 }
 
 interface FinishedRow {
+  input_id: string;
   call_id: string;
   idx: number;
   status: string;
@@ -114,6 +121,7 @@ function finished(rows: FinishedRow[]): FinishedInput[] {
   return rows
     .filter((row) => row.status === "done")
     .map((row) => ({
+      inputId: row.input_id,
       callId: row.call_id,
       idx: row.idx,
       status: row.result_status ?? "failure",
@@ -122,10 +130,11 @@ function finished(rows: FinishedRow[]): FinishedInput[] {
     }));
 }
 
-const FINISHED_COLUMNS = "call_id::text, idx, status, result_status, result_code, result, result_blob";
+const FINISHED_COLUMNS =
+  "id::text AS input_id, call_id::text, idx, status, result_status, result_code, result, result_blob";
 // For statements joining a VALUES list that has its own result columns.
 const FINISHED_COLUMNS_OF_I =
-  "i.call_id::text, i.idx, i.status, i.result_status, i.result_code, i.result, i.result_blob";
+  "i.id::text AS input_id, i.call_id::text, i.idx, i.status, i.result_status, i.result_code, i.result, i.result_blob";
 
 /** Everything the control plane persists, as domain operations over one Db. Batched on hot paths. */
 export class Store {
@@ -231,27 +240,28 @@ export class Store {
 
   // ---- calls and inputs ----
 
-  /** Writes a call's inputs; a resend of the same (callId, idx) is ignored. Returns how many were new. */
+  /**
+   * Writes a call's inputs; a resend of the same (callId, idx) is ignored. Returns how many were new.
+   * One statement per 1,000 inputs and no transaction: a partial write is completed by the resend.
+   */
   async submit(call: { callId: string; functionId: string; total: number; inputs: NewInput[] }): Promise<number> {
-    return this.db.transaction(async (tx) => {
-      await tx.query("INSERT INTO calls (id, function_id, total) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", [
-        call.callId,
-        call.functionId,
-        call.total,
-      ]);
-      let inserted = 0;
-      for (const batch of chunks(call.inputs, ROWS_PER_STATEMENT)) {
-        const params: unknown[] = [];
-        for (const input of batch) params.push(call.callId, input.idx, call.functionId, ...payloadColumns(input.args));
-        const rows = await tx.query(
-          `INSERT INTO inputs (call_id, idx, function_id, args, args_blob) VALUES ${placeholders(batch.length, 5, ["::uuid", "::int", "", "::bytea", ""])}
-           ON CONFLICT (call_id, idx) DO NOTHING RETURNING id`,
-          params,
-        );
-        inserted += rows.length;
-      }
-      return inserted;
-    });
+    let inserted = 0;
+    for (const batch of chunks(call.inputs, ROWS_PER_STATEMENT)) {
+      const params: unknown[] = [call.callId, call.functionId, call.total];
+      for (const input of batch) params.push(input.idx, ...payloadColumns(input.args));
+      const values = placeholders(batch.length, ["::int", "::bytea", "::text"], {
+        offset: 3,
+        lead: ["$1::uuid", "$2"],
+      });
+      const rows = await this.db.query(
+        `WITH c AS (INSERT INTO calls (id, function_id, total) VALUES ($1::uuid, $2, $3) ON CONFLICT (id) DO NOTHING)
+         INSERT INTO inputs (call_id, function_id, idx, args, args_blob) VALUES ${values}
+         ON CONFLICT (call_id, idx) DO NOTHING RETURNING id`,
+        params,
+      );
+      inserted += rows.length;
+    }
+    return inserted;
   }
 
   async getCall(callId: string): Promise<{ callId: string; functionId: string; total: number } | undefined> {
@@ -268,6 +278,7 @@ export class Store {
       id: string;
       attempt: number;
       call_id: string;
+      idx: number;
       args: Uint8Array | null;
       args_blob: string | null;
     }>(
@@ -275,7 +286,7 @@ export class Store {
          lease_expires_at = now() + $3 * interval '1 millisecond'
        WHERE id IN (SELECT id FROM inputs WHERE function_id = $1 AND status = 'pending' AND run_after <= now()
                     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
-       RETURNING id::text, attempt, call_id::text, args, args_blob`,
+       RETURNING id::text, attempt, call_id::text, idx, args, args_blob`,
       [claim.functionId, claim.owner, claim.leaseMs, claim.max],
     );
     rows.sort((a, b) => Number(a.id) - Number(b.id));
@@ -283,6 +294,7 @@ export class Store {
       inputId: row.id,
       attempt: row.attempt,
       callId: row.call_id,
+      idx: row.idx,
       args: toPayload(row.args, row.args_blob),
     }));
   }
@@ -292,7 +304,7 @@ export class Store {
     for (const batch of chunks(inputs, ROWS_PER_STATEMENT)) {
       const params: unknown[] = [leaseMs];
       for (const ref of batch) params.push(ref.inputId, ref.attempt);
-      const values = placeholders(batch.length, 2, ["::bigint", "::int"], 1);
+      const values = placeholders(batch.length, ["::bigint", "::int"], { offset: 1 });
       await this.db.query(
         `UPDATE inputs i SET lease_expires_at = now() + $1 * interval '1 millisecond'
          FROM (VALUES ${values}) AS v(id, attempt) WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running'`,
@@ -317,7 +329,7 @@ export class Store {
       const rows = await this.db.query<FinishedRow>(
         `UPDATE inputs i SET status = 'done', result_status = 'success', result_code = NULL, result = v.result,
            result_blob = v.result_blob, finished_at = now(), lease_owner = NULL
-         FROM (VALUES ${placeholders(batch.length, 3, ["::bigint", "::bytea", "::text"])}) AS v(id, result, result_blob)
+         FROM (VALUES ${placeholders(batch.length, ["::bigint", "::bytea", "::text"])}) AS v(id, result, result_blob)
          WHERE i.id = v.id AND i.status <> 'done'
          RETURNING ${FINISHED_COLUMNS_OF_I}`,
         params,
@@ -389,12 +401,12 @@ export class Store {
       for (const batch of chunks(where.inputs, ROWS_PER_STATEMENT)) {
         const params: unknown[] = [...base];
         for (const ref of batch) params.push(ref.inputId, ref.attempt);
-        const values = placeholders(batch.length, 2, ["::bigint", "::int"], base.length);
+        const values = placeholders(batch.length, ["::bigint", "::int"], { offset: base.length });
         rows.push(
           ...(await this.db.query<FinishedRow>(
             `UPDATE inputs i SET ${set}
              FROM (VALUES ${values}) AS v(id, attempt) WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running'
-             RETURNING ${FINISHED_COLUMNS}`,
+             RETURNING ${FINISHED_COLUMNS_OF_I}`,
             params,
           )),
         );
@@ -436,19 +448,19 @@ export class Store {
     message: string,
   ): Promise<{ finished: FinishedInput[]; running: (InputRef & { owner: string })[] }> {
     const n = params.length;
-    const rows = await this.db.query<FinishedRow & { prev: string; id: string; attempt: number; owner: string | null }>(
+    const rows = await this.db.query<FinishedRow & { prev: string; attempt: number; owner: string | null }>(
       `WITH c AS (SELECT id, status AS prev, lease_owner AS owner FROM inputs WHERE ${where} AND status <> 'done' FOR UPDATE)
        UPDATE inputs i SET status = 'done', result_status = 'failure', result_code = $${n + 1}, result = $${n + 2}::bytea,
          result_blob = NULL, finished_at = now(), lease_owner = NULL
        FROM c WHERE i.id = c.id
-       RETURNING c.prev, c.owner, i.id::text, i.attempt, ${FINISHED_COLUMNS}`,
+       RETURNING c.prev, c.owner, i.attempt, ${FINISHED_COLUMNS_OF_I}`,
       [...params, code, new TextEncoder().encode(message)],
     );
     return {
       finished: finished(rows),
       running: rows
         .filter((row) => row.prev === "running" && row.owner)
-        .map((row) => ({ inputId: row.id, attempt: row.attempt, owner: row.owner! })),
+        .map((row) => ({ inputId: row.input_id, attempt: row.attempt, owner: row.owner! })),
     };
   }
 

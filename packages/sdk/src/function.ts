@@ -118,9 +118,15 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const arrived = new Map<number, Result>();
+    // Results can come twice (replayed after a reconnect); each index is taken once.
+    const seen = new Set<number>();
     let wake: (() => void) | undefined;
     const off = client.onResults(callId, (results) => {
-      for (const result of results) if (!arrived.has(result.idx)) arrived.set(result.idx, result);
+      for (const result of results) {
+        if (seen.has(result.idx)) continue;
+        seen.add(result.idx);
+        arrived.set(result.idx, result);
+      }
       wake?.();
     });
     let submitted = 0;

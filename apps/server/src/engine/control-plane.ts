@@ -51,6 +51,8 @@ export class ControlPlane {
   private readonly log: Logger;
   private readonly functions = new Map<string, FunctionInfo>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Inputs handed to containers by this replica, to push a success to its caller before it is recorded. */
+  private readonly dispatched = new Map<string, { callId: string; idx: number }>();
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
@@ -223,12 +225,30 @@ export class ControlPlane {
           max: message.max,
           timeoutMs: info.spec.timeoutMs,
           respond: (inputs) => {
-            worker.send({ t: "inputs", rid: message.rid, inputs, shutdown: false });
+            for (const input of inputs) this.dispatched.set(input.inputId, { callId: input.callId, idx: input.idx });
+            worker.send({
+              t: "inputs",
+              rid: message.rid,
+              inputs: inputs.map(({ inputId, attempt, args, timeoutMs }) => ({ inputId, attempt, args, timeoutMs })),
+              shutdown: false,
+            });
           },
         });
         return;
       }
       case "outputs": {
+        // Successes reach their callers before the durable write: if this server dies before recording,
+        // the input runs again (at least once) and the caller already has its result.
+        const early = new Set<string>();
+        const pushed = [];
+        for (const output of message.outputs) {
+          const call = this.dispatched.get(output.inputId);
+          this.dispatched.delete(output.inputId);
+          if (!call || output.status !== "success" || output.infra) continue;
+          early.add(output.inputId);
+          pushed.push({ inputId: output.inputId, ...call, status: output.status, code: undefined, data: output.data });
+        }
+        this.hub.publishFinished(pushed);
         const finished = await this.store.recordOutputs(
           message.outputs.filter((o) => !o.infra),
           async (functionId) => (await this.functionInfo(functionId)).spec.retries,
@@ -236,7 +256,7 @@ export class ControlPlane {
         const lost = message.outputs.filter((o) => o.infra);
         if (lost.length > 0) await this.requeue(lost, "CONTAINER_CRASHED", "the container was lost");
         worker.send({ t: "outputs-recorded", seq: message.seq });
-        this.hub.publishFinished(finished);
+        this.hub.publishFinished(finished.filter((input) => !early.has(input.inputId)));
         if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
         return;
       }

@@ -2,11 +2,14 @@ import { type ClaimedInput, LEASE_MS } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 
 /** A container's runner asking for work, parked until inputs arrive or the wait times out. */
+/** A claimed input as the container gets it, with the call it answers. */
+export type Dispatched = ClaimedInput & { callId: string; idx: number };
+
 interface Waiter {
   containerId: string;
   max: number;
   timeoutMs: number;
-  respond(inputs: ClaimedInput[]): void;
+  respond(inputs: Dispatched[]): void;
   timer: NodeJS.Timeout;
 }
 
@@ -29,7 +32,7 @@ export class Dispatcher {
     containerId: string;
     max: number;
     timeoutMs: number;
-    respond: (inputs: ClaimedInput[]) => void;
+    respond: (inputs: Dispatched[]) => void;
   }): Promise<void> {
     const claimed = await this.claimNow(request.functionId, request.containerId, request.max, request.timeoutMs);
     if (claimed.length > 0) return request.respond(claimed);
@@ -105,8 +108,8 @@ export class Dispatcher {
     containerId: string,
     max: number,
     timeoutMs: number,
-  ): Promise<ClaimedInput[]> {
+  ): Promise<Dispatched[]> {
     const rows = await this.store.claim({ functionId, owner: containerId, max, leaseMs: LEASE_MS });
-    return rows.map((row) => ({ inputId: row.inputId, attempt: row.attempt, args: row.args, timeoutMs }));
+    return rows.map((row) => ({ ...row, timeoutMs }));
   }
 }

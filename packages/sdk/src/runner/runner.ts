@@ -50,11 +50,18 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
 
   let active = 0;
   let asked = false;
+  let askScheduled = false;
   let shuttingDown = false;
+  // Slots freed in the same tick become one request: fast inputs must not cost a claim each.
   const askForMore = () => {
-    if (asked || shuttingDown || active >= options.maxInputs) return;
-    asked = true;
-    send({ t: "next", max: options.maxInputs - active });
+    if (askScheduled) return;
+    askScheduled = true;
+    setImmediate(() => {
+      askScheduled = false;
+      if (asked || shuttingDown || active >= options.maxInputs) return;
+      asked = true;
+      send({ t: "next", max: options.maxInputs - active });
+    });
   };
 
   const runOne = async (input: { inputId: string; attempt: number; args: Uint8Array }) => {
