@@ -17,23 +17,36 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAP_INPUTS = 10_000;
 const IDLE_MS = 5000;
 
-const HOW = `How: warm latency is 1,000 sequential \`.remote()\` calls of a no-op after 100 warm-up calls (one warm
-container), against 2,000 keep-alive POSTs to a plain Hono app on loopback after 200 warm-up. Throughput is one
-\`.map\` of ${MAP_INPUTS.toLocaleString("en-US")} no-op inputs once every container is warm, against BullMQ on a
-private Redis with one Worker of the same total concurrency. Cold start is a \`.remote()\` that must start a new
-container (base image cached; the previous one stopped after its 1 s scaledown window), 5 samples, against
-\`runc|runsc run\` of \`node -e\` in a fresh overlay bundle. Idle RSS is VmRSS of the \`skiff up\` process (server +
-worker) ${IDLE_MS / 1000} s after it started with no apps: on a new SKIFF_HOME (PGlite runs initdb), then restarted on
-that home, and again once the bench's apps have stopped.`;
+const HOW = [
+  "How each figure is taken:",
+  "",
+  "- warm latency: 1,000 sequential `.remote()` calls of a no-op after 100 warm-up calls (one warm container), against 2,000 keep-alive POSTs to a plain Hono app on loopback after 200 warm-up;",
+  `- throughput: one \`.map\` of ${MAP_INPUTS.toLocaleString("en-US")} no-op inputs once every container is warm, against BullMQ on a private Redis with one Worker of the same total concurrency, after a 2,000-job warm-up;`,
+  "- cold start: 5 `.remote()` calls that each start a new container (base image cached; the previous one stopped after its 1 s scaledown window), against `runc|runsc run` of `node -e` in a fresh overlay bundle; the in-container row is the Node process's uptime when the handler ran;",
+  `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
+].join("\n");
 
 const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`;
 const mib = (v: number) => `${v.toFixed(0)} MiB`;
 const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")} /s`;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-async function firstLine(cmd: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(cmd, ["--version"]).catch(() => ({ stdout: `${cmd}: not found` }));
-  return stdout.split("\n")[0]!.trim();
+/** Trimmed stdout of a command, or "" if it fails. GIT_OPTIONAL_LOCKS=0 keeps `git status` from writing the index. */
+async function output(cmd: string, args: string[]): Promise<string> {
+  const env = { ...process.env, GIT_OPTIONAL_LOCKS: "0" };
+  const result = await promisify(execFile)(cmd, args, { cwd: ROOT, env }).catch(() => ({ stdout: "" }));
+  return result.stdout.trim();
+}
+
+async function versions(): Promise<string> {
+  const [runsc, runc] = await Promise.all([output("runsc", ["--version"]), output("runc", ["--version"])]);
+  return [runsc, runc].map((v) => v.split("\n")[0] || "not found").join("; ");
+}
+
+async function revision(): Promise<string> {
+  const head = await output("git", ["rev-parse", "--short", "HEAD"]);
+  const dirty = await output("git", ["status", "--porcelain", "--untracked-files=no"]);
+  return head ? `${head}${dirty ? " with uncommitted changes" : ""}` : "unknown";
 }
 
 function nodeDir(cacheDir: string): string {
@@ -89,11 +102,9 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
   for (const containers of [1, 4]) {
     const concurrency = containers * 16;
     say(`map throughput: BullMQ ${concurrency}, then Skiff ${containers}×16`);
-    const bull = await bullmqThroughput({
-      jobs: MAP_INPUTS,
-      concurrency,
-      connection: { host: "127.0.0.1", port: redis.port },
-    });
+    const connection = { host: "127.0.0.1", port: redis.port };
+    await bullmqThroughput({ jobs: 2000, concurrency, connection });
+    const bull = await bullmqThroughput({ jobs: MAP_INPUTS, concurrency, connection });
     const map = await skiff.run<{ inputsPerSec: number; warmContainers: number }>("throughput", {
       containers,
       n: MAP_INPUTS,
@@ -113,7 +124,7 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
     runc: await rawContainerStart({ runtime: "runc", rootfs, nodeDir: node, runs: 5 }),
     runsc: await rawContainerStart({ runtime: "runsc", rootfs, nodeDir: node, runs: 5 }),
   };
-  const cold = await skiff.run<{ p50Ms: number; samples: number[] }>("coldStart", { samples: 5 });
+  const cold = await skiff.run<{ p50Ms: number; nodeUpMs: number }>("coldStart", { samples: 5 });
   await skiff.settle();
   const same = runtime === "gvisor" ? "runsc" : "runc";
   const other = runtime === "gvisor" ? "runc" : "runsc";
@@ -125,6 +136,7 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
       ratio: cold.p50Ms / raw[same].p50Ms,
       goal: { op: "≤", ratio: 1.3 },
     },
+    { what: "cold: in-container Node start → handler, p50", skiff: ms(cold.nodeUpMs) },
     { what: `raw container start p50, ${other}`, baseline: `${ms(raw[other].p50Ms)} \`${other} run\`` },
   );
 
@@ -165,7 +177,7 @@ async function main(): Promise<void> {
     `- command: \`node dist/bench.mjs --runtime ${runtime}\` (\`make bench\` runs gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machine()}`,
-    `- runtimes: ${await firstLine("runsc")}; ${await firstLine("runc")}`,
+    `- code: ${await revision()}; runtimes: ${await versions()}`,
     "",
     result,
     "",

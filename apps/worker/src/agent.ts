@@ -46,6 +46,8 @@ const MAX_BUFFERED_LOG_LINES = 10_000;
 export class WorkerAgent {
   private socket: WebSocket | undefined;
   private readonly sessions = new Map<string, ContainerSession>();
+  /** Claims waiting for the server's answer, by request id. */
+  private readonly claims = new Map<number, ContainerSession>();
   private outputs: WorkerOutput[] = [];
   /** Output batches sent but not yet recorded by the server, by seq: a server that dies loses them. */
   private readonly unrecorded = new Map<number, WorkerOutput[]>();
@@ -160,6 +162,7 @@ export class WorkerAgent {
         this.socket = socket;
         // Claims queued for the old connection are void; each session re-sends its own below.
         this.outbox = this.outbox.filter((m) => m.t !== "claim");
+        this.claims.clear();
         for (const [seq, outputs] of this.unrecorded) this.sendNow(socket, { t: "outputs", seq, outputs });
         this.options.log.info(
           { server: this.options.serverUrl, runtime: this.options.runtime.name },
@@ -184,9 +187,15 @@ export class WorkerAgent {
       case "outputs-recorded":
         for (const seq of this.unrecorded.keys()) if (seq <= message.seq) this.unrecorded.delete(seq);
         return;
-      case "inputs":
-        for (const session of this.sessions.values()) void session.deliver(message);
+      case "inputs": {
+        const session = this.claims.get(message.rid);
+        this.claims.delete(message.rid);
+        if (session?.accepting) void session.deliver(message);
+        else if (message.inputs.length > 0) {
+          this.send({ t: "return", inputs: message.inputs.map(({ inputId, attempt }) => ({ inputId, attempt })) });
+        }
         return;
+      }
       case "cancel":
         for (const session of this.sessions.values()) session.cancel(message.inputs);
         return;
@@ -210,7 +219,12 @@ export class WorkerAgent {
       },
       fetchBlob: (hash) => this.client.getBlob(hash),
       putBlob: (bytes) => this.client.putBlob(bytes),
-      nextRid: () => this.rid++,
+      claim: (session, max) => {
+        const rid = this.rid++;
+        this.claims.set(rid, session);
+        this.send({ t: "claim", rid, containerId: session.id, max });
+        return rid;
+      },
       prepare: async (start) => {
         const process = this.options.runtime.name === "process";
         const [rootfs, nodeDir, bundleDir] = await Promise.all([

@@ -31,9 +31,10 @@ export interface SessionHost {
   send(message: WorkerMessage): void;
   queueOutput(output: WorkerOutput): void;
   queueLog(line: LogLine): void;
+  /** Sends a claim for this session; the answer comes back through `deliver`. */
+  claim(session: ContainerSession, max: number): number;
   fetchBlob(hash: string): Promise<Uint8Array>;
   putBlob(bytes: Uint8Array): Promise<string>;
-  nextRid(): number;
   /** Paths on this host: the runner program, the user's bundle, the Node build, the base rootfs. */
   prepare(start: StartMessage): Promise<{ runnerDir: string; bundleDir: string; nodeDir: string; rootfs: string }>;
   stateDir: string;
@@ -130,11 +131,20 @@ export class ContainerSession {
     }
   }
 
+  /** False once the container is stopping: inputs that still arrive go back to the queue. */
+  get accepting(): boolean {
+    return this.stopReason === undefined;
+  }
+
   /** Asks the runner to finish its inputs and exit; kills the container after a grace period. */
   stop(reason: StopReason, message?: string): void {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.stopMessage = message;
+    if (this.pendingClaim) {
+      this.pendingClaim = undefined;
+      this.host.send({ t: "unclaim", containerId: this.id });
+    }
     this.sendRunner({ t: "shutdown" });
     const kill = setTimeout(() => void this.host.runtime.kill(this.id), this.runner ? STOP_GRACE_MS : 0);
     kill.unref();
@@ -154,10 +164,9 @@ export class ContainerSession {
     }
   }
 
-  /** The server's answer to a claim we relayed. */
+  /** The server's answer to this session's claim (routed here by the agent). */
   async deliver(message: Extract<ServerToWorker, { t: "inputs" }>): Promise<void> {
-    if (this.pendingClaim?.rid !== message.rid) return;
-    const { max } = this.pendingClaim;
+    const max = this.pendingClaim?.max ?? 1;
     this.pendingClaim = undefined;
     if (message.shutdown) {
       this.stop("requested", "the server asked it to stop");
@@ -246,9 +255,7 @@ export class ContainerSession {
   }
 
   private claim(max: number): void {
-    const rid = this.host.nextRid();
-    this.pendingClaim = { rid, max };
-    this.host.send({ t: "claim", rid, containerId: this.id, max });
+    this.pendingClaim = { rid: this.host.claim(this, max), max };
   }
 
   private timeout(input: ClaimedInput): void {

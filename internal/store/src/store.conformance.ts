@@ -185,6 +185,20 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(b!.attempt).toBe(1);
     });
 
+    it("returns unrun inputs to the queue without counting a failure", async () => {
+      await drain();
+      await submit(1);
+      const [a] = await store.claim({ functionId, owner: "stopping", max: 1, leaseMs: 60_000 });
+      expect(await store.returnInputs([{ inputId: a!.inputId, attempt: a!.attempt }])).toBe(1);
+      const [again] = await store.claim({ functionId, owner: "next", max: 1, leaseMs: 60_000 });
+      expect(again?.inputId).toBe(a!.inputId);
+      const [row] = await store.db.query<{ user_failures: number; infra_failures: number }>(
+        "SELECT user_failures, infra_failures FROM inputs WHERE id = $1",
+        [a!.inputId],
+      );
+      expect(row).toEqual({ user_failures: 0, infra_failures: 0 });
+    });
+
     it("extends leases with heartbeats", async () => {
       await drain();
       await submit(1);

@@ -520,6 +520,23 @@ export class Store {
     );
   }
 
+  /** Puts leased inputs that were never run back in the queue, without counting a failure. */
+  async returnInputs(inputs: InputRef[]): Promise<number> {
+    let returned = 0;
+    for (const batch of chunks(inputs, ROWS_PER_STATEMENT)) {
+      const params: unknown[] = [];
+      for (const ref of batch) params.push(ref.inputId, ref.attempt);
+      const rows = await this.db.query(
+        `UPDATE inputs i SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
+         FROM (VALUES ${placeholders(batch.length, ["::bigint", "::int"])}) AS v(id, attempt)
+         WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running' RETURNING i.id`,
+        params,
+      );
+      returned += rows.length;
+    }
+    return returned;
+  }
+
   /** The attempts currently leased to these containers. */
   async leasedTo(owners: string[]): Promise<InputRef[]> {
     if (owners.length === 0) return [];

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
@@ -37,7 +38,13 @@ export async function startControlPlane(
 
 /** Starts a worker agent on this host with the configured runtime. */
 export async function startWorker(config: Config, log: Logger, serverUrl: string): Promise<WorkerAgent> {
-  const runtime = config.SKIFF_RUNTIME === "auto" ? await detectRuntime() : createRuntime(config.SKIFF_RUNTIME);
+  const stateDir = join(config.SKIFF_HOME, "worker");
+  // Short (socket paths are limited) and unique per SKIFF_HOME, so workers on one host keep apart.
+  const stateRoot = `/run/skiff/w-${createHash("sha256").update(stateDir).digest("hex").slice(0, 12)}`;
+  const runtime =
+    config.SKIFF_RUNTIME === "auto"
+      ? await detectRuntime({ stateRoot })
+      : createRuntime(config.SKIFF_RUNTIME, { stateRoot });
   const available = await runtime.available();
   if (!available.ok) throw new Error(`the ${runtime.name} runtime cannot run here: ${available.reason}`);
   if (runtime.name === "process") {
@@ -49,7 +56,7 @@ export async function startWorker(config: Config, log: Logger, serverUrl: string
     serverUrl,
     runtime,
     log,
-    stateDir: join(config.SKIFF_HOME, "worker"),
+    stateDir,
     cacheDir: config.cacheDir,
     runnerDir: runnerDir(),
   });

@@ -124,6 +124,10 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     inFlight: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
   }),
   z.object({ t: z.literal("claim"), rid: z.number(), containerId: z.string(), max: z.number().int().min(1) }),
+  /** The container is stopping: drop its waiting claim. */
+  z.object({ t: z.literal("unclaim"), containerId: z.string() }),
+  /** Inputs that reached a container after it began to stop, never run: requeue them, no failure counted. */
+  z.object({ t: z.literal("return"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
   /** `seq` is acknowledged once recorded; unacknowledged batches are sent again after a reconnect. */
   z.object({ t: z.literal("outputs"), seq: z.number().int(), outputs: z.array(WorkerOutput) }),
   z.object({

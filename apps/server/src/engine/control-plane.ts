@@ -111,8 +111,10 @@ export class ControlPlane {
     if (fn.stopped) throw new ApiError("CONFLICT", `app ${fn.appName} is stopped: run or deploy it again`);
     if (subscriber) this.hub.subscribeCall(call.callId, subscriber);
     await this.store.submit(call);
+    // Idle containers waiting for work take these now; only a surplus needs the autoscaler.
+    const surplus = call.inputs.length > this.dispatcher.waitingSlots(call.functionId);
     this.dispatcher.wake(call.functionId);
-    this.requestAutoscale();
+    if (surplus) this.requestAutoscale();
   }
 
   /** Subscribes, then replays what already finished (the client ignores duplicates). */
@@ -174,8 +176,10 @@ export class ControlPlane {
         },
       );
       this.hub.publishFinished(finished);
-      if (requeued > 0)
+      if (requeued > 0) {
         this.log.warn({ worker: worker.name, requeued }, "requeued inputs of containers lost in a worker restart");
+        this.dispatcher.wakeAll();
+      }
     }
     for (const containerId of containers) {
       const row = known.get(containerId);
@@ -260,6 +264,15 @@ export class ControlPlane {
         if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
         return;
       }
+      case "unclaim":
+        this.dispatcher.release(message.containerId);
+        return;
+      case "return":
+        await this.store.returnInputs(message.inputs);
+        for (const ref of message.inputs) this.dispatched.delete(ref.inputId);
+        this.dispatcher.wakeAll();
+        this.requestAutoscale();
+        return;
       case "heartbeat":
         await this.store.heartbeat(message.inputs, LEASE_MS);
         return;
@@ -327,9 +340,12 @@ export class ControlPlane {
         data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
       },
     );
-    if (requeued > 0) this.log.warn({ requeued }, "requeued inputs whose lease expired");
     this.hub.publishFinished(finished);
-    if (requeued > 0) this.requestAutoscale();
+    if (requeued > 0) {
+      this.log.warn({ requeued }, "requeued inputs whose lease expired");
+      this.dispatcher.wakeAll();
+      this.requestAutoscale();
+    }
   }
 
   private async stopAbandonedApps(): Promise<void> {

@@ -23,6 +23,13 @@ export class Dispatcher {
   private readonly waiting = new Map<string, Waiter[]>();
   private readonly draining = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
+  /**
+   * Per function, bumped by every wake (a submit, a requeue, the periodic tick). A claim that found less
+   * than it asked for, with no wake since it started, proves the queue empty: later claims park at once
+   * instead of asking the store again.
+   */
+  private readonly epochs = new Map<string, number>();
+  private readonly emptyAt = new Map<string, number>();
 
   constructor(private readonly store: Store) {}
 
@@ -34,24 +41,30 @@ export class Dispatcher {
     timeoutMs: number;
     respond: (inputs: Dispatched[]) => void;
   }): Promise<void> {
-    const claimed = await this.claimNow(request.functionId, request.containerId, request.max, request.timeoutMs);
-    if (claimed.length > 0) return request.respond(claimed);
+    const { functionId } = request;
+    if (this.mayHaveWork(functionId)) {
+      const epoch = this.epochOf(functionId);
+      const claimed = await this.claimNow(functionId, request.containerId, request.max, request.timeoutMs);
+      if (claimed.length < request.max) this.noWorkSince(functionId, epoch);
+      if (claimed.length > 0) return request.respond(claimed);
+    }
     const waiter: Waiter = {
       ...request,
       timer: setTimeout(() => {
-        this.forget(request.functionId, waiter);
+        this.forget(functionId, waiter);
         request.respond([]);
       }, CLAIM_WAIT_MS),
     };
-    const list = this.waiting.get(request.functionId) ?? [];
+    const list = this.waiting.get(functionId) ?? [];
     list.push(waiter);
-    this.waiting.set(request.functionId, list);
-    // An input may have landed between our claim and parking.
-    this.wake(request.functionId);
+    this.waiting.set(functionId, list);
+    // Inputs that landed while we were claiming: serve them now.
+    if (this.mayHaveWork(functionId)) this.wake(functionId);
   }
 
   /** Serves parked claims of a function; calls made during a drain run it once more afterwards. */
   wake(functionId: string): void {
+    this.epochs.set(functionId, this.epochOf(functionId) + 1);
     if (!this.waiting.get(functionId)?.length) return;
     if (this.draining.has(functionId)) {
       this.again.add(functionId);
@@ -64,9 +77,14 @@ export class Dispatcher {
     this.draining.set(functionId, run);
   }
 
-  /** Wakes every function with parked claims: picks up retries whose backoff ended. */
+  /** Parked claim slots of a function: inputs up to this many start without a new container. */
+  waitingSlots(functionId: string): number {
+    return (this.waiting.get(functionId) ?? []).reduce((sum, waiter) => sum + waiter.max, 0);
+  }
+
+  /** Wakes every function with parked claims: picks up retries whose backoff ended, and other replicas' submits. */
   wakeAll(): void {
-    for (const functionId of this.waiting.keys()) this.wake(functionId);
+    for (const functionId of [...this.waiting.keys()]) this.wake(functionId);
   }
 
   /** Answers a container's parked claim with nothing, e.g. because it must stop. */
@@ -79,15 +97,25 @@ export class Dispatcher {
     }
   }
 
-  waitingCount(functionId: string): number {
-    return this.waiting.get(functionId)?.length ?? 0;
+  private epochOf(functionId: string): number {
+    return this.epochs.get(functionId) ?? 0;
+  }
+
+  private mayHaveWork(functionId: string): boolean {
+    return this.emptyAt.get(functionId) !== this.epochOf(functionId);
+  }
+
+  private noWorkSince(functionId: string, epoch: number): void {
+    if (this.epochOf(functionId) === epoch) this.emptyAt.set(functionId, epoch);
   }
 
   private async drain(functionId: string): Promise<void> {
     for (;;) {
       const waiter = this.waiting.get(functionId)?.[0];
       if (!waiter) return;
+      const epoch = this.epochOf(functionId);
       const claimed = await this.claimNow(functionId, waiter.containerId, waiter.max, waiter.timeoutMs);
+      if (claimed.length < waiter.max) this.noWorkSince(functionId, epoch);
       if (claimed.length === 0) return;
       this.forget(functionId, waiter);
       waiter.respond(claimed);
