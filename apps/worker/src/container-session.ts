@@ -96,7 +96,7 @@ export class ContainerSession {
       const handle = await this.host.runtime.start({
         id: this.id,
         rootfs: paths.rootfs,
-        command: ["/.skiff/node/bin/node", "--enable-source-maps", "/.skiff/runner/runner.mjs"],
+        command: ["/.skiff/node/bin/node", "/.skiff/runner/runner.mjs"],
         env: {
           ...this.start.env,
           PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

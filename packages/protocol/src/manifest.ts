@@ -39,14 +39,3 @@ export const AppManifest = z.object({
   functions: z.array(FunctionSpec),
 });
 export type AppManifest = z.infer<typeof AppManifest>;
-
-/** Attempts an input gets for infrastructure failures (worker died, container crashed, lease lost). */
-export const INFRA_RETRIES = 8;
-/** Payloads above this size travel through the blob store instead of inline. */
-export const INLINE_PAYLOAD_LIMIT = 2 * 1024 * 1024;
-/** A lease not extended within this window is expired and its input requeued. */
-export const LEASE_MS = 15_000;
-/** How often workers extend the leases of the inputs they run. */
-export const HEARTBEAT_MS = 3_000;
-/** Completed calls are kept this long. */
-export const RESULT_TTL_MS = 7 * 86_400_000;

@@ -2,9 +2,6 @@ import { z } from "zod";
 import { ErrorCode } from "./error-code.js";
 import { FunctionSpec } from "./manifest.js";
 
-/** Version of the worker and client WebSocket protocols; a peer with another version is refused. */
-export const PROTOCOL_VERSION = 1;
-
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, "expected bytes");
 
 /** A payload is CBOR bytes inline, or a sha256 of a blob when it is larger than INLINE_PAYLOAD_LIMIT. */

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { Client } from "./client.js";
+import type { Client } from "./client.js";
 import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
 
@@ -13,6 +13,8 @@ export async function clientFromEnvironment(): Promise<Client> {
   const context = getContext();
   const serverUrl = context?.serverUrl ?? process.env.SKIFF_SERVER_URL ?? (await embeddedUrl());
   const token = context?.token ?? process.env.SKIFF_TOKEN;
+  // Loaded on first use: code inside containers that never calls out does not pay for ws.
+  const { Client } = await import("./client.js");
   shared = new Client({ serverUrl, ...(token ? { token } : {}) });
   return shared;
 }

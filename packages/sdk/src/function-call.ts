@@ -1,4 +1,5 @@
-import { type Duration, parseDuration, type Result } from "@skiff/protocol";
+import type { Result } from "@skiff/protocol";
+import { type Duration, parseDuration } from "@skiff/protocol/units";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
 import { CallError } from "./errors.js";

@@ -1,4 +1,5 @@
-import { type Duration, type FunctionSpec, parseDuration, parseSize, type Size } from "@skiff/protocol";
+import type { FunctionSpec } from "@skiff/protocol";
+import { type Duration, parseDuration, parseSize, type Size } from "@skiff/protocol/units";
 
 /** Options of `app.function(options, handler)`. Durations take seconds or "10m"; sizes take MiB or "4GiB". */
 export interface FunctionOptions {

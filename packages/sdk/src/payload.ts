@@ -1,4 +1,5 @@
-import { INLINE_PAYLOAD_LIMIT, type Payload, type Result } from "@skiff/protocol";
+import type { Payload, Result } from "@skiff/protocol";
+import { INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
 import type { Client } from "./client.js";
 import { decodeValue, encodeValue } from "./codec.js";
 import { CallError } from "./errors.js";

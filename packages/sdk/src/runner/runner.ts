@@ -1,13 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
-import {
-  decodeMessage,
-  encodeMessage,
-  FrameReader,
-  lengthPrefixed,
-  type RunnerMessage,
-  WorkerToRunner,
-} from "@skiff/protocol";
+import type { RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import { decodeMessage, encodeMessage, FrameReader, lengthPrefixed } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
 import { decodeValue, encodeValue } from "../codec.js";
 import { setContext } from "../context.js";
@@ -35,6 +29,8 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   let handler: Handler;
   try {
     setContext({ v: 1, where: "container", functionIds: {} });
+    // Source maps for the user's bundle only: the runner's own would cost startup time in every container.
+    process.setSourceMapsEnabled(true);
     const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
     const collected = collectApp(exports, "the bundle");
     const fn = collected.functions.get(options.functionName);
@@ -96,7 +92,10 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   const reader = new FrameReader();
   socket.on("data", (chunk: Buffer) => {
     for (const frame of reader.push(chunk)) {
-      const message = WorkerToRunner.parse(decodeMessage(frame));
+      // The worker is trusted and validated its side; a shape check keeps zod out of every container.
+      const message = decodeMessage(frame) as WorkerToRunner;
+      if (message.t !== "shutdown" && !Array.isArray(message.inputs))
+        throw new Error("skiff runner: malformed message");
       if (message.t === "shutdown") {
         shuttingDown = true;
         if (active === 0) socket.end();
