@@ -18,8 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+# `npm install` against the lock file, not `npm ci`: this npm's ci refuses locks that lack other
+# platforms' optional packages (biome, rollup), which its own install never records.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # Rebuild when any source is newer than the build.
