@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { UserCodeError } from "./bundle.js";
+import { appListCommand, appStopCommand } from "./commands/app.js";
 import { prepareCommand } from "./commands/prepare.js";
 import { runCommand } from "./commands/run.js";
 import { serverCommand, upCommand, workerCommand } from "./commands/up.js";
@@ -49,6 +50,18 @@ program
     await workerCommand(loadConfig());
     process.exit(0);
   });
+
+const app = program.command("app").description("manage apps");
+app
+  .command("list")
+  .description("list apps, newest first")
+  .option("--env <env>", "environment", "main")
+  .action(async (options: { env: string }) => appListCommand(options, loadConfig()));
+app
+  .command("stop")
+  .description("stop an app (cancels its unfinished inputs)")
+  .argument("<appId>")
+  .action(async (appId: string) => appStopCommand(appId, loadConfig()));
 
 program
   .command("prepare")

@@ -1,0 +1,48 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import * as esbuild from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT, Stack } from "./stack.js";
+
+describe("an app left running with --detach", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("is reachable by name from any Node program, and stops with skiff app stop", async () => {
+    const detached = await stack.run(["run", "e2e/fixtures/calls.ts::remote", "--detach"]);
+    expect(detached.code, detached.stderr).toBe(0);
+    const appId = /skiff app stop (ap-[0-9a-f-]+)/.exec(detached.stderr)?.[1];
+    expect(appId).toBeDefined();
+
+    const program = join(stack.home, "client-program.mjs");
+    await esbuild.build({
+      entryPoints: [join(ROOT, "e2e/fixtures/client-program.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      outfile: program,
+      logLevel: "silent",
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    });
+    const { stdout } = await promisify(execFile)(process.execPath, [program], { env: stack.env });
+    const result = JSON.parse(
+      stdout
+        .split("\n")
+        .find((l) => l.startsWith("RESULT "))!
+        .slice(7),
+    );
+    expect(result.values).toEqual([81, 1, 4, 9]);
+    expect(result.missing).toMatch(/no running app "e2e-calls" with function "nope" in environment "main"/);
+
+    const listed = await stack.run(["app", "list"]);
+    expect(listed.stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdeployed\\trunning`));
+    expect((await stack.run(["app", "stop", appId!])).code).toBe(0);
+    expect((await stack.run(["app", "list"])).stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdeployed\\tstopped`));
+  });
+});
