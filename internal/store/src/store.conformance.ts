@@ -73,13 +73,35 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
     it("submits idempotently by (call, idx) and claims in order with attempts", async () => {
       await drain();
       const callId = await submit(3);
-      expect(await store.submit({ callId, functionId, total: 3, inputs: [{ idx: 1, args: bytes("dup") }] })).toBe(0);
+      expect(
+        (await store.submit({ callId, functionId, total: 3, inputs: [{ idx: 1, args: bytes("dup") }] })).inserted,
+      ).toBe(0);
       const claimed = await store.claim({ functionId, owner: "c1", max: 2, leaseMs: 10_000 });
       expect(claimed.map((c) => text(c.args))).toEqual(["in0", "in1"]);
       expect(claimed.every((c) => c.attempt === 1)).toBe(true);
       const rest = await store.claim({ functionId, owner: "c2", max: 10, leaseMs: 10_000 });
       expect(rest.map((c) => text(c.args))).toEqual(["in2"]);
       expect(await store.claim({ functionId, owner: "c3", max: 10, leaseMs: 10_000 })).toEqual([]);
+    });
+
+    it("writes inputs already leased to waiting containers", async () => {
+      await drain();
+      const callId = randomUUID();
+      const inputs = [0, 1, 2].map((idx) => ({
+        idx,
+        args: bytes(`in${idx}`),
+        ...(idx < 2 ? { owner: `box${idx}` } : {}),
+      }));
+      const { inserted, leased } = await store.submit({ callId, functionId, total: 3, inputs, leaseMs: 60_000 });
+      expect(inserted).toBe(3);
+      expect(leased.map((l) => [l.idx, l.owner, l.attempt])).toEqual([
+        [0, "box0", 1],
+        [1, "box1", 1],
+      ]);
+      const rest = await store.claim({ functionId, owner: "other", max: 10, leaseMs: 10_000 });
+      expect(rest.map((r) => r.idx)).toEqual([2]);
+      // A resend leases nothing twice.
+      expect((await store.submit({ callId, functionId, total: 3, inputs, leaseMs: 60_000 })).leased).toEqual([]);
     });
 
     it("records a success once; the first success wins", async () => {

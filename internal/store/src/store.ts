@@ -41,6 +41,8 @@ export interface FinishedInput {
 export interface NewInput {
   idx: number;
   args: Payload;
+  /** Lease it at once to this waiting container. */
+  owner?: string | undefined;
 }
 
 export interface OutputRecord {
@@ -241,27 +243,42 @@ export class Store {
   // ---- calls and inputs ----
 
   /**
-   * Writes a call's inputs; a resend of the same (callId, idx) is ignored. Returns how many were new.
+   * Writes a call's inputs; a resend of the same (callId, idx) is ignored. An input with an `owner` is
+   * written already leased to that container (attempt 1), saving a claim when a container is waiting.
    * One statement per 1,000 inputs and no transaction: a partial write is completed by the resend.
    */
-  async submit(call: { callId: string; functionId: string; total: number; inputs: NewInput[] }): Promise<number> {
+  async submit(call: {
+    callId: string;
+    functionId: string;
+    total: number;
+    inputs: NewInput[];
+    leaseMs?: number;
+  }): Promise<{ inserted: number; leased: (InputRef & { idx: number; owner: string })[] }> {
     let inserted = 0;
+    const leased: (InputRef & { idx: number; owner: string })[] = [];
     for (const batch of chunks(call.inputs, ROWS_PER_STATEMENT)) {
-      const params: unknown[] = [call.callId, call.functionId, call.total];
-      for (const input of batch) params.push(input.idx, ...payloadColumns(input.args));
-      const values = placeholders(batch.length, ["::int", "::bytea", "::text"], {
-        offset: 3,
-        lead: ["$1::uuid", "$2"],
-      });
-      const rows = await this.db.query(
+      const params: unknown[] = [call.callId, call.functionId, call.total, call.leaseMs ?? 0];
+      for (const input of batch) params.push(input.idx, ...payloadColumns(input.args), input.owner ?? null);
+      const values = placeholders(batch.length, ["::int", "::bytea", "::text", "::text"], { offset: 4 });
+      const rows = await this.db.query<{ id: string; idx: number; attempt: number; lease_owner: string | null }>(
         `WITH c AS (INSERT INTO calls (id, function_id, total) VALUES ($1::uuid, $2, $3) ON CONFLICT (id) DO NOTHING)
-         INSERT INTO inputs (call_id, function_id, idx, args, args_blob) VALUES ${values}
-         ON CONFLICT (call_id, idx) DO NOTHING RETURNING id`,
+         INSERT INTO inputs (call_id, function_id, idx, args, args_blob, status, attempt, lease_owner, lease_expires_at)
+         SELECT $1::uuid, $2, v.idx, v.args, v.args_blob,
+           CASE WHEN v.owner IS NULL THEN 'pending' ELSE 'running' END,
+           CASE WHEN v.owner IS NULL THEN 0 ELSE 1 END,
+           v.owner,
+           CASE WHEN v.owner IS NULL THEN NULL ELSE now() + $4 * interval '1 millisecond' END
+         FROM (VALUES ${values}) AS v(idx, args, args_blob, owner)
+         ON CONFLICT (call_id, idx) DO NOTHING RETURNING id::text, idx, attempt, lease_owner`,
         params,
       );
       inserted += rows.length;
+      for (const row of rows) {
+        if (row.lease_owner)
+          leased.push({ inputId: row.id, attempt: row.attempt, idx: row.idx, owner: row.lease_owner });
+      }
     }
-    return inserted;
+    return { inserted, leased };
   }
 
   async getCall(callId: string): Promise<{ callId: string; functionId: string; total: number } | undefined> {

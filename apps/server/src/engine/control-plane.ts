@@ -13,7 +13,7 @@ import {
 import type { FinishedInput, InputRef, Store } from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
-import { Dispatcher } from "./dispatcher.js";
+import { Dispatcher, type Waiter } from "./dispatcher.js";
 import { Hub, type Subscriber } from "./hub.js";
 import { type WorkerConn, WorkerRegistry } from "./workers.js";
 
@@ -110,11 +110,39 @@ export class ControlPlane {
     const fn = await this.functionInfo(call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `app ${fn.appName} is stopped: run or deploy it again`);
     if (subscriber) this.hub.subscribeCall(call.callId, subscriber);
-    await this.store.submit(call);
-    // Idle containers waiting for work take these now; only a surplus needs the autoscaler.
-    const surplus = call.inputs.length > this.dispatcher.waitingSlots(call.functionId);
-    this.dispatcher.wake(call.functionId);
-    if (surplus) this.requestAutoscale();
+    // Containers already waiting get their inputs in the submit's own write: no claim round trip.
+    const waiters = this.dispatcher.take(call.functionId, call.inputs.length);
+    const owners: string[] = [];
+    for (const waiter of waiters) for (let i = 0; i < waiter.max; i++) owners.push(waiter.containerId);
+    const inputs = call.inputs.map((input, i) => ({ ...input, owner: owners[i] }));
+    let leased: Awaited<ReturnType<Store["submit"]>>["leased"] = [];
+    try {
+      ({ leased } = await this.store.submit({ ...call, inputs, leaseMs: LEASE_MS }));
+    } finally {
+      this.answerTaken(call, waiters, leased);
+    }
+    if (inputs.length > owners.length) {
+      this.dispatcher.wake(call.functionId);
+      this.requestAutoscale();
+    }
+  }
+
+  private answerTaken(
+    call: { functionId: string; callId: string; inputs: { idx: number; args: Payload }[] },
+    waiters: Waiter[],
+    leased: { inputId: string; attempt: number; idx: number; owner: string }[],
+  ): void {
+    const args = new Map(call.inputs.map((input) => [input.idx, input.args]));
+    for (const waiter of waiters) {
+      const mine = leased.filter((row) => row.owner === waiter.containerId);
+      if (mine.length === 0) {
+        this.dispatcher.park(call.functionId, waiter);
+        continue;
+      }
+      waiter.respond(
+        mine.map((row) => ({ ...row, callId: call.callId, args: args.get(row.idx)!, timeoutMs: waiter.timeoutMs })),
+      );
+    }
   }
 
   /** Subscribes, then replays what already finished (the client ignores duplicates). */

@@ -5,7 +5,7 @@ import type { Store } from "@skiff/store";
 /** A claimed input as the container gets it, with the call it answers. */
 export type Dispatched = ClaimedInput & { callId: string; idx: number };
 
-interface Waiter {
+export interface Waiter {
   containerId: string;
   max: number;
   timeoutMs: number;
@@ -75,6 +75,27 @@ export class Dispatcher {
       if (this.again.delete(functionId)) this.wake(functionId);
     });
     this.draining.set(functionId, run);
+  }
+
+  /**
+   * Takes parked claims with room for up to `count` inputs, for a submit that leases its inputs to them
+   * directly. Each must be answered: `respond`, or `park` again.
+   */
+  take(functionId: string, count: number): Waiter[] {
+    const taken: Waiter[] = [];
+    let room = 0;
+    for (const waiter of [...(this.waiting.get(functionId) ?? [])]) {
+      if (room >= count) break;
+      this.forget(functionId, waiter);
+      taken.push(waiter);
+      room += waiter.max;
+    }
+    return taken;
+  }
+
+  /** Parks a taken claim again (its submit leased it nothing). */
+  park(functionId: string, waiter: Waiter): void {
+    void this.claim({ ...waiter, functionId });
   }
 
   /** Parked claim slots of a function: inputs up to this many start without a new container. */
