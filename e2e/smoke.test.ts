@@ -1,17 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../internal/store/src/testing/postgres-fixture.js";
-import { Stack } from "./stack.js";
+import { hasCommand as has, Stack } from "./stack.js";
 
 const FILE = "e2e/fixtures/calls.ts";
-const has = (cmd: string) => {
-  try {
-    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const root = process.getuid?.() === 0;
 
 /** The core path on the other shapes: runc containers, and a server on PostgreSQL instead of PGlite. */

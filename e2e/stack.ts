@@ -8,20 +8,22 @@ import { join, resolve } from "node:path";
 export const ROOT = resolve(import.meta.dirname, "..");
 const CLI = join(ROOT, "dist", "cli.mjs");
 
+/** Whether a command is on PATH. */
+export function hasCommand(cmd: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The runtime e2e tests use: SKIFF_E2E_RUNTIME, else gVisor where runsc exists, else runc, else process. */
 export function e2eRuntime(): "gvisor" | "runc" | "process" {
   const chosen = process.env.SKIFF_E2E_RUNTIME;
   if (chosen === "gvisor" || chosen === "runc" || chosen === "process") return chosen;
-  const has = (cmd: string) => {
-    try {
-      execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  if (process.getuid?.() === 0 && has("runsc")) return "gvisor";
-  if (process.getuid?.() === 0 && has("runc")) return "runc";
+  if (process.getuid?.() === 0 && hasCommand("runsc")) return "gvisor";
+  if (process.getuid?.() === 0 && hasCommand("runc")) return "runc";
   return "process";
 }
 

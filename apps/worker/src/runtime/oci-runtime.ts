@@ -7,6 +7,7 @@ import { type MemoryCgroup, readOomKills, resolveMemoryCgroup } from "./cgroup.j
 import { findExecutable, runCommand } from "./command.js";
 import { buildOciSpec } from "./oci-spec.js";
 import { mountOverlay, mountsUnder, unmount } from "./overlay.js";
+import { startOnce } from "./start-once.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, RuntimeName } from "./types.js";
 
 /** Options shared by the OCI runtimes. */
@@ -76,16 +77,12 @@ export abstract class OciRuntime implements ContainerRuntime {
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
     validateId(spec.id);
-    if (this.running.has(spec.id) || this.starting.has(spec.id)) {
-      throw new Error(`Container ${spec.id} is already running; pick a new id.`);
-    }
-    const starting = this.startContainer(spec);
-    this.starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.starting.delete(spec.id);
-    }
+    return startOnce(
+      this.starting,
+      (id) => this.running.has(id),
+      spec.id,
+      () => this.startContainer(spec),
+    );
   }
 
   async kill(id: string): Promise<void> {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { toContainerExit } from "./oci-runtime.js";
 import { DEFAULT_PATH } from "./oci-spec.js";
+import { startOnce } from "./start-once.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, Mount } from "./types.js";
 
 const NO_ISOLATION_WARNING =
@@ -23,16 +24,12 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
-    if (this.children.has(spec.id) || this.starting.has(spec.id)) {
-      throw new Error(`Container ${spec.id} is already running; pick a new id.`);
-    }
-    const starting = this.spawnContainer(spec);
-    this.starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.starting.delete(spec.id);
-    }
+    return startOnce(
+      this.starting,
+      (id) => this.children.has(id),
+      spec.id,
+      () => this.spawnContainer(spec),
+    );
   }
 
   async kill(id: string): Promise<void> {
