@@ -9,16 +9,58 @@ export const cyan = paint(36);
 
 /** A status line from the CLI itself, on stderr so stdout stays the program's. */
 export function say(line: string): void {
+  progress.clear();
   process.stderr.write(`${dim("skiff")} ${line}\n`);
 }
 
+/**
+ * One live line on a terminal's stderr (e.g. `square.map 532/1000`), redrawn at most every 100 ms and
+ * cleared before anything else is printed. Silent when stderr is not a terminal.
+ */
+class ProgressLine {
+  private text = "";
+  private shown = false;
+  private lastDraw = 0;
+  private readonly enabled = Boolean(process.stderr.isTTY);
+
+  update(text: string, force = false): void {
+    if (!this.enabled) return;
+    this.text = text;
+    const now = Date.now();
+    if (!force && now - this.lastDraw < 100) return;
+    this.lastDraw = now;
+    process.stderr.write(`\r\x1b[2K${dim("skiff")} ${text}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (!this.shown) return;
+    process.stderr.write("\r\x1b[2K");
+    this.shown = false;
+  }
+
+  /** Draws the line again after other output, if one is active. */
+  restore(): void {
+    if (this.text) this.update(this.text, true);
+  }
+
+  done(): void {
+    this.clear();
+    this.text = "";
+  }
+}
+
+export const progress = new ProgressLine();
+
 /** Prints container logs prefixed by function and container, stdout to stdout and stderr to stderr. */
 export function printLogs(lines: LogLine[]): void {
+  progress.clear();
   for (const line of lines) {
     const prefix = cyan(`[${line.functionName} ${line.containerId.slice(3, 9)}]`);
     if (line.stream === "stderr") process.stderr.write(`${prefix} ${line.line}\n`);
     else process.stdout.write(`${prefix} ${line.line}\n`);
   }
+  progress.restore();
 }
 
 /** An error as the user should see it: the message and the (source-mapped) stack, without SDK frames. */

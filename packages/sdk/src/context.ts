@@ -12,6 +12,18 @@ export interface SkiffContext {
   env?: string;
   /** Function ids of the running app, by name. */
   functionIds: Record<string, string>;
+  /** Told how a map is going (the CLI draws a progress line); called often, must be cheap. */
+  onProgress?: (progress: MapProgress) => void;
+}
+
+export interface MapProgress {
+  callId: string;
+  label: string;
+  done: number;
+  /** Inputs submitted so far; final once `submittedAll`. */
+  total: number;
+  submittedAll: boolean;
+  finished: boolean;
 }
 
 const KEY = Symbol.for("skiff.context");

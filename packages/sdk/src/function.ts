@@ -157,6 +157,16 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     let yielded = 0;
     let nextIdx = 0;
     let finished = false;
+    const onProgress = getContext()?.onProgress;
+    const report = (done: boolean) =>
+      onProgress?.({
+        callId,
+        label: `${this.name ?? "function"}.map`,
+        done: yielded,
+        total: submitted,
+        submittedAll,
+        finished: done,
+      });
     try {
       for (;;) {
         if (submitError) throw submitError;
@@ -173,6 +183,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
         arrived.delete(idx);
         if (idx === nextIdx) nextIdx++;
         yielded++;
+        report(false);
         if (result.idx < 0) throw new SkiffError(result.code ?? "UNAVAILABLE", "lost the connection to the server");
         const settled = await settle(client, result);
         if (settled.ok) yield settled.value as R;
@@ -181,6 +192,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
       }
       finished = true;
     } finally {
+      report(true);
       off();
       await submitting;
       if (!finished) await client.send({ t: "cancel", callId }).catch(() => {});

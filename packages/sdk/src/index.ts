@@ -3,7 +3,7 @@ export { App, type CollectedApp, collectApp, LocalEntrypoint, manifestOf } from 
 export { Client, type ClientOptions } from "./client.js";
 export { decodeValue, encodeValue } from "./codec.js";
 export { clientFromEnvironment, closeSharedClient } from "./connect.js";
-export { getContext, type SkiffContext, setContext } from "./context.js";
+export { getContext, type MapProgress, type SkiffContext, setContext } from "./context.js";
 export { CallError, isNonRetriable, NonRetriableError, SkiffError } from "./errors.js";
 export { Function, type MapOptions, SkiffFunction } from "./function.js";
 export { FunctionCall } from "./function-call.js";

@@ -5,7 +5,7 @@ import { parseFlags } from "../args.js";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { ensureServer } from "../embedded.js";
-import { dim, formatError, green, printLogs, say } from "../output.js";
+import { dim, formatError, green, printLogs, progress, say } from "../output.js";
 
 /** `skiff run FILE[::NAME] [--detach] [args]`: runs a local entrypoint (or one function) against an ephemeral app. */
 export async function runCommand(
@@ -19,7 +19,15 @@ export async function runCommand(
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
 
-  const context: SkiffContext = { v: 1, where: "local", functionIds: {} };
+  const context: SkiffContext = {
+    v: 1,
+    where: "local",
+    functionIds: {},
+    onProgress: (p) => {
+      if (p.finished) progress.done();
+      else progress.update(`${p.label} ${p.done}/${p.total}${p.submittedAll ? "" : "+"}`);
+    },
+  };
   setContext(context);
   process.setSourceMapsEnabled(true);
   const collected = await load(bundle.path, shown);
