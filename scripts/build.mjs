@@ -1,6 +1,7 @@
 // Builds what runs outside vitest: the CLI (dist/cli.mjs), the in-container runner (dist/runner/runner.mjs)
 // and the benchmark (dist/bench.mjs).
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as esbuild from "esbuild";
 
 const requireShim =
@@ -50,3 +51,8 @@ await Promise.all([
   // BullMQ loads its Lua scripts from its own directory: keep every package external.
   esbuild.build({ ...common, entryPoints: ["bench/run.ts"], outfile: "dist/bench.mjs", packages: "external" }),
 ]);
+
+// Identifies this build: a running embedded server from another build is restarted by the CLI.
+const hash = createHash("sha256");
+for (const file of ["dist/cli.mjs", "dist/runner/runner.mjs"]) hash.update(readFileSync(file));
+writeFileSync("dist/build-id", hash.digest("hex").slice(0, 16));

@@ -3,11 +3,13 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "./config.js";
-import { cliEntry } from "./paths.js";
+import { buildId, cliEntry } from "./paths.js";
 
 export interface EmbeddedState {
   url: string;
   pid: number;
+  /** The build it runs; another build's server is restarted so code and runner match the CLI. */
+  build?: string;
 }
 
 export function embeddedStatePath(config: Config): string {
@@ -40,6 +42,13 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 
+async function stopProcess(pid: number): Promise<void> {
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + 20_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, "SIGKILL");
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -56,7 +65,11 @@ function alive(pid: number): boolean {
 export async function ensureServer(config: Config, say: (line: string) => void): Promise<string> {
   if (config.SKIFF_SERVER_URL) return config.SKIFF_SERVER_URL;
   const existing = await readState(config);
-  if (existing && alive(existing.pid) && (await healthy(existing.url))) return existing.url;
+  if (existing && alive(existing.pid) && (await healthy(existing.url))) {
+    if (existing.build === buildId()) return existing.url;
+    say("the embedded server runs another build of Skiff: restarting it");
+    await stopProcess(existing.pid);
+  }
 
   await mkdir(config.SKIFF_HOME, { recursive: true });
   const lock = join(config.SKIFF_HOME, "embedded.lock");

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +18,15 @@ export function runnerDir(): string {
   if (!existsSync(join(dir, "runner.mjs")))
     throw new Error(`the runner is not built (${dir}/runner.mjs): run \`make setup\``);
   return dir;
+}
+
+/** This build's id (written by scripts/build.mjs), or "dev" when running from source. */
+export function buildId(): string {
+  try {
+    return readFileSync(join(installRoot(), "dist", "build-id"), "utf8").trim();
+  } catch {
+    return "dev";
+  }
 }
 
 export function cliEntry(): string {

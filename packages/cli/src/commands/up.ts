@@ -1,6 +1,7 @@
 import type { Config } from "../config.js";
 import { clearEmbeddedState, writeEmbeddedState } from "../embedded.js";
 import { say } from "../output.js";
+import { buildId } from "../paths.js";
 import { makeLogger, startControlPlane, startWorker } from "../stack.js";
 
 /** `skiff up`: server and worker on this machine, in the foreground (or as the embedded default). */
@@ -9,7 +10,7 @@ export async function upCommand(options: { port?: number; embedded: boolean }, c
   const port = options.port ?? config.SKIFF_PORT ?? (options.embedded ? 0 : 7420);
   const server = await startControlPlane(config, log, port);
   const worker = await startWorker(config, log, server.url);
-  if (options.embedded) await writeEmbeddedState(config, { url: server.url, pid: process.pid });
+  if (options.embedded) await writeEmbeddedState(config, { url: server.url, pid: process.pid, build: buildId() });
   say(`server on ${server.url} with a worker; data in ${config.SKIFF_DATABASE_URL ? "PostgreSQL" : config.SKIFF_HOME}`);
   await waitForSignal();
   say("shutting down");
