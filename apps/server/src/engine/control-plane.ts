@@ -5,7 +5,6 @@ import {
   type FunctionSpec,
   INFRA_RETRIES,
   LEASE_MS,
-  type LogLine,
   type Payload,
   RESULT_TTL_MS,
   type WorkerMessage,
@@ -156,13 +155,13 @@ export class ControlPlane {
 
   async cancel(callId: string): Promise<void> {
     const { finished, running } = await this.store.cancelCall(callId);
-    this.hub.publishFinished(finished);
+    this.publish(finished);
     this.killAttempts(running);
   }
 
   async stopApp(appId: string): Promise<void> {
     const { finished } = await this.store.stopApp(appId);
-    this.hub.publishFinished(finished);
+    this.publish(finished);
     for (const info of this.functions.values()) if (info.appId === appId) info.stopped = true;
     for (const worker of this.workers.all()) {
       for (const container of worker.containers.values()) {
@@ -172,6 +171,12 @@ export class ControlPlane {
         }
       }
     }
+  }
+
+  /** Tells callers about finished inputs, and forgets them as dispatched. */
+  private publish(finished: FinishedInput[]): void {
+    for (const input of finished) this.dispatched.delete(input.inputId);
+    this.hub.publishFinished(finished);
   }
 
   private killAttempts(running: (InputRef & { owner: string })[]): void {
@@ -203,7 +208,7 @@ export class ControlPlane {
           data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
         },
       );
-      this.hub.publishFinished(finished);
+      this.publish(finished);
       if (requeued > 0) {
         this.log.warn({ worker: worker.name, requeued }, "requeued inputs of containers lost in a worker restart");
         this.dispatcher.wakeAll();
@@ -280,7 +285,7 @@ export class ControlPlane {
           early.add(output.inputId);
           pushed.push({ inputId: output.inputId, ...call, status: output.status, code: undefined, data: output.data });
         }
-        this.hub.publishFinished(pushed);
+        this.hub.publishFinished(pushed); // already taken out of `dispatched` above
         const finished = await this.store.recordOutputs(
           message.outputs.filter((o) => !o.infra),
           async (functionId) => (await this.functionInfo(functionId)).spec.retries,
@@ -288,7 +293,7 @@ export class ControlPlane {
         const lost = message.outputs.filter((o) => o.infra);
         if (lost.length > 0) await this.requeue(lost, "CONTAINER_CRASHED", "the container was lost");
         worker.send({ t: "outputs-recorded", seq: message.seq });
-        this.hub.publishFinished(finished.filter((input) => !early.has(input.inputId)));
+        this.publish(finished.filter((input) => !early.has(input.inputId)));
         if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
         return;
       }
@@ -305,7 +310,7 @@ export class ControlPlane {
         await this.store.heartbeat(message.inputs, LEASE_MS);
         return;
       case "logs":
-        this.hub.publishLogs(message.lines as LogLine[]);
+        this.hub.publishLogs(message.lines);
         return;
       case "started": {
         const container = worker.containers.get(message.containerId);
@@ -343,16 +348,17 @@ export class ControlPlane {
   /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
   private async failFunction(functionId: string, message: string, error: Uint8Array | undefined): Promise<void> {
     const { finished } = await this.store.failPending(functionId, "INIT_FAILED", error ?? failurePayload(message));
-    this.hub.publishFinished(finished);
+    this.publish(finished);
     this.log.warn({ functionId, failed: finished.length, message }, "function failed to start");
   }
 
   private async requeue(inputs: InputRef[], code: ErrorCode, message: string): Promise<void> {
+    for (const ref of inputs) this.dispatched.delete(ref.inputId);
     const { finished } = await this.store.requeueLost(
       { inputs },
       { maxInfra: INFRA_RETRIES, code, data: failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`) },
     );
-    this.hub.publishFinished(finished);
+    this.publish(finished);
     this.dispatcher.wakeAll();
     this.requestAutoscale();
   }
@@ -368,7 +374,7 @@ export class ControlPlane {
         data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
       },
     );
-    this.hub.publishFinished(finished);
+    this.publish(finished);
     if (requeued > 0) {
       this.log.warn({ requeued }, "requeued inputs whose lease expired");
       this.dispatcher.wakeAll();
