@@ -1,7 +1,7 @@
 // Builds what runs outside vitest: the CLI (dist/cli.mjs), the in-container runner (dist/runner/runner.mjs)
 // and the benchmark (dist/bench.mjs).
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as esbuild from "esbuild";
 
 const requireShim =
@@ -31,11 +31,17 @@ const common = {
   logLevel: "warning",
   banner: { js: requireShim },
 };
+rmSync("dist/cli-chunks", { recursive: true, force: true });
 await Promise.all([
+  // Split so each command loads only its own modules: `skiff run` does not load PGlite, Hono or the worker.
   esbuild.build({
     ...common,
-    entryPoints: ["packages/cli/src/main.ts"],
-    outfile: "dist/cli.mjs",
+    entryPoints: { cli: "packages/cli/src/main.ts" },
+    outdir: "dist",
+    entryNames: "[name]",
+    chunkNames: "cli-chunks/[name]-[hash]",
+    outExtension: { ".js": ".mjs" },
+    splitting: true,
     external: [...external],
   }),
   // The runner goes into containers with no node_modules: bundle everything.

@@ -1,9 +1,5 @@
 import { Command, Option } from "commander";
 import { UserCodeError } from "./bundle.js";
-import { appListCommand, appStopCommand } from "./commands/app.js";
-import { prepareCommand } from "./commands/prepare.js";
-import { runCommand } from "./commands/run.js";
-import { serverCommand, upCommand, workerCommand } from "./commands/up.js";
 import { loadConfig } from "./config.js";
 import { red } from "./output.js";
 
@@ -19,6 +15,7 @@ program
   .helpOption(false)
   .action(async (target: string, options: { detach?: boolean }, command: Command) => {
     const argv = command.args.slice(1).filter((arg) => arg !== "--detach");
+    const { runCommand } = await import("./commands/run.js");
     process.exitCode = await runCommand(target, argv, { detach: Boolean(options.detach) }, loadConfig());
     // The user's bundle holds its own connection; end the process rather than wait on it.
     process.exit(process.exitCode);
@@ -30,6 +27,7 @@ program
   .option("--port <port>", "port to listen on (default 7420)", Number)
   .addOption(new Option("--embedded").hideHelp())
   .action(async (options: { port?: number; embedded?: boolean }) => {
+    const { upCommand } = await import("./commands/up.js");
     await upCommand({ ...options, embedded: Boolean(options.embedded) }, loadConfig());
     process.exit(0);
   });
@@ -39,6 +37,7 @@ program
   .description("run the control plane (store: SKIFF_DATABASE_URL or embedded PGlite)")
   .option("--port <port>", "port to listen on (default 7420)", Number)
   .action(async (options: { port?: number }) => {
+    const { serverCommand } = await import("./commands/up.js");
     await serverCommand(options, loadConfig());
     process.exit(0);
   });
@@ -47,6 +46,7 @@ program
   .command("worker")
   .description("run a worker agent that joins SKIFF_SERVER_URL")
   .action(async () => {
+    const { workerCommand } = await import("./commands/up.js");
     await workerCommand(loadConfig());
     process.exit(0);
   });
@@ -56,17 +56,20 @@ app
   .command("list")
   .description("list apps, newest first")
   .option("--env <env>", "environment", "main")
-  .action(async (options: { env: string }) => appListCommand(options, loadConfig()));
+  .action(async (options: { env: string }) =>
+    (await import("./commands/app.js")).appListCommand(options, loadConfig()),
+  );
 app
   .command("stop")
   .description("stop an app (cancels its unfinished inputs)")
   .argument("<appId>")
-  .action(async (appId: string) => appStopCommand(appId, loadConfig()));
+  .action(async (appId: string) => (await import("./commands/app.js")).appStopCommand(appId, loadConfig()));
 
 program
   .command("prepare")
   .description("fetch the base image and Node build for containers (done by setup)")
   .action(async () => {
+    const { prepareCommand } = await import("./commands/prepare.js");
     await prepareCommand(loadConfig());
   });
 
