@@ -6,8 +6,11 @@ import { ROOT, Stack } from "./stack.js";
 
 const FILE = "e2e/fixtures/calls.ts";
 
-/** A tiny counter the functions call over the host network, to count attempts from outside. */
-function counterServer(): Promise<{ url: string; server: Server }> {
+/**
+ * A tiny counter the functions call, to count attempts from outside. Containers have their own network, so it
+ * listens on all addresses and the worker lets containers reach its port on the host (SKIFF_ALLOW_HOST_PORTS).
+ */
+function counterServer(): Promise<{ port: number; server: Server }> {
   const counts = new Map<string, number>();
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://x");
@@ -16,19 +19,24 @@ function counterServer(): Promise<{ url: string; server: Server }> {
     response.end(String(counts.get(key) ?? 0));
   });
   return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () =>
-      resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server }),
-    ),
+    server.listen(0, "0.0.0.0", () => resolve({ port: (server.address() as { port: number }).port, server })),
   );
 }
 
 describe("calls through the real CLI, server, worker and containers", () => {
   let stack: Stack;
+  let counter: { port: number; server: Server };
+  let counterUrl: string;
   beforeAll(async () => {
-    stack = await Stack.start();
+    counter = await counterServer();
+    stack = await Stack.start({ workerEnv: { SKIFF_ALLOW_HOST_PORTS: String(counter.port) } });
+    // The host as containers see it: the bridge address, or loopback for the process runtime (host network).
+    const host = stack.runtime === "process" ? "127.0.0.1" : "10.213.0.1";
+    counterUrl = `http://${host}:${counter.port}`;
   });
   afterAll(async () => {
     await stack?.stop();
+    counter?.server.close();
   });
 
   const run = async (entry: string, ...args: string[]) => {
@@ -81,13 +89,8 @@ describe("calls through the real CLI, server, worker and containers", () => {
   });
 
   it("retries user errors with backoff and never retries a NonRetriableError", async () => {
-    const counter = await counterServer();
-    try {
-      const { results } = await run("retries", "--counter", counter.url);
-      expect(results[0]).toEqual({ attempts: 3, nonRetriable: "NonRetriableError: no point retrying", refusesHits: 1 });
-    } finally {
-      counter.server.close();
-    }
+    const { results } = await run("retries", "--counter", counterUrl);
+    expect(results[0]).toEqual({ attempts: 3, nonRetriable: "NonRetriableError: no point retrying", refusesHits: 1 });
   });
 
   it("kills an attempt past its timeout and keeps serving", async () => {

@@ -62,11 +62,20 @@ export class Stack {
     this.url = `http://127.0.0.1:${port}`;
   }
 
-  /** `databaseUrl` runs the server on PostgreSQL instead of embedded PGlite. */
-  static async start(options: { runtime?: string; databaseUrl?: string } = {}): Promise<Stack> {
+  /** Extra environment for the worker (kept across restarts). */
+  workerEnv: Record<string, string> = {};
+
+  /**
+   * `databaseUrl` runs the server on PostgreSQL instead of embedded PGlite; `workerEnv` adds to the worker's
+   * environment (e.g. SKIFF_ALLOW_HOST_PORTS).
+   */
+  static async start(
+    options: { runtime?: string; databaseUrl?: string; workerEnv?: Record<string, string> } = {},
+  ): Promise<Stack> {
     if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
     const home = await mkdtemp(join(tmpdir(), "skiff-e2e-"));
     const stack = new Stack(home, await freePort(), options.runtime ?? e2eRuntime(), options.databaseUrl);
+    stack.workerEnv = options.workerEnv ?? {};
     await stack.startServer();
     await stack.startWorker();
     return stack;
@@ -96,7 +105,7 @@ export class Stack {
   }
 
   async startWorker(): Promise<void> {
-    this.worker = this.spawn(["worker"], {});
+    this.worker = this.spawn(["worker"], this.workerEnv);
     await this.waitFor(async () => {
       const health = await fetch(`${this.url}/v1/health`)
         .then((r) => r.json() as Promise<{ workers: number }>)

@@ -111,7 +111,7 @@ export class ContainerSession {
         mounts,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,
-        network: "host",
+        network: "private",
       });
       forEachLine(handle.stdout, (line) => this.logLine("stdout", line));
       forEachLine(handle.stderr, (line) => this.logLine("stderr", line));

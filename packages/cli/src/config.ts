@@ -9,6 +9,21 @@ const Env = z.object({
   SKIFF_DATABASE_URL: z.string().optional(),
   SKIFF_RUNTIME: z.enum(["auto", "gvisor", "runc", "process"]).default("auto"),
   SKIFF_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Host TCP ports containers may connect to, comma-separated (tests use it for a host-side helper). */
+  SKIFF_ALLOW_HOST_PORTS: z
+    .string()
+    .default("")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((part) => part.trim())
+        .filter(Boolean)
+        .map(Number),
+    )
+    .refine(
+      (ports) => ports.every((port) => Number.isInteger(port) && port > 0 && port < 65_536),
+      "use TCP ports, comma-separated",
+    ),
   SKIFF_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
 });
 

@@ -41,10 +41,9 @@ export async function startWorker(config: Config, log: Logger, serverUrl: string
   const stateDir = join(config.SKIFF_HOME, "worker");
   // Short (socket paths are limited) and unique per SKIFF_HOME, so workers on one host keep apart.
   const stateRoot = `/run/skiff/w-${createHash("sha256").update(stateDir).digest("hex").slice(0, 12)}`;
+  const choice = { stateRoot, allowHostPorts: config.SKIFF_ALLOW_HOST_PORTS };
   const runtime =
-    config.SKIFF_RUNTIME === "auto"
-      ? await detectRuntime({ stateRoot })
-      : createRuntime(config.SKIFF_RUNTIME, { stateRoot });
+    config.SKIFF_RUNTIME === "auto" ? await detectRuntime(choice) : createRuntime(config.SKIFF_RUNTIME, choice);
   const available = await runtime.available();
   if (!available.ok) throw new Error(`the ${runtime.name} runtime cannot run here: ${available.reason}`);
   if (runtime.name === "process") {

@@ -4,7 +4,8 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type MemoryCgroup, readOomKills, resolveMemoryCgroup } from "./cgroup.js";
-import { findExecutable, runCommand } from "./command.js";
+import { type CommandResult, findExecutable, runCommand } from "./command.js";
+import { cleanupStaleNetworks, findLease, type NetworkLease, releaseNetwork, setupPrivateNetwork } from "./network.js";
 import { buildOciSpec } from "./oci-spec.js";
 import { mountOverlay, mountsUnder, unmount } from "./overlay.js";
 import { startOnce } from "./start-once.js";
@@ -16,6 +17,8 @@ export interface OciRuntimeOptions {
   stateDir?: string;
   /** Path of the runtime binary; found on PATH when omitted. */
   binary?: string;
+  /** Host TCP ports that containers on a private network may connect to (none by default). */
+  allowHostPorts?: readonly number[];
 }
 
 /** Everything a subclass needs to know about one container. */
@@ -23,9 +26,12 @@ export interface OciContainer {
   id: string;
   bundleDir: string;
   cgroup: MemoryCgroup;
+  /** Set for network "private" once its namespace exists. */
+  network?: NetworkLease;
 }
 
 interface Running {
+  container: OciContainer;
   exited: Promise<ContainerExit>;
   done: boolean;
 }
@@ -42,10 +48,12 @@ export abstract class OciRuntime implements ContainerRuntime {
   private readonly binaryOverride: string | undefined;
   private resolvedBinary: string | undefined;
   private readonly running = new Map<string, Running>();
+  private readonly allowHostPorts: readonly number[];
   private readonly starting = new Map<string, Promise<ContainerHandle>>();
 
   constructor(defaultStateDir: string, options: OciRuntimeOptions) {
     this.stateDir = options.stateDir ?? defaultStateDir;
+    this.allowHostPorts = options.allowHostPorts ?? [];
     this.binaryOverride = options.binary;
   }
 
@@ -53,6 +61,15 @@ export abstract class OciRuntime implements ContainerRuntime {
   protected abstract globalArgs(): string[];
   /** The full argument list that runs a container in the foreground. */
   protected abstract runArgs(spec: ContainerSpec, container: OciContainer): string[];
+  /**
+   * The program and arguments that run the runtime binary for a container (`run`, `kill`, `delete`); a subclass
+   * may wrap it, e.g. to run it inside the container's network namespace.
+   */
+  protected async commandLine(binary: string, args: string[], _container: OciContainer): Promise<[string, string[]]> {
+    return [binary, args];
+  }
+  /** Whether config.json names the private network namespace (runc) or the runtime is started inside it. */
+  protected readonly netnsInSpec: boolean = true;
   /** Called before `run`, e.g. to prepare a cgroup. */
   protected async beforeRun(_spec: ContainerSpec, _container: OciContainer): Promise<void> {}
   /** Releases what the runtime keeps after the container exited (its state, its cgroup). */
@@ -89,10 +106,9 @@ export abstract class OciRuntime implements ContainerRuntime {
     await this.starting.get(id)?.catch(() => {});
     const entry = this.running.get(id);
     if (!entry) return;
-    const binary = await this.binaryPath();
     for (let attempt = 0; attempt < KILL_ATTEMPTS && !entry.done; attempt++) {
       // Fails while the runtime has not yet created the container; retry until it exists or has exited.
-      await runCommand(binary, [...this.globalArgs(), "kill", id, "KILL"]);
+      await this.control(entry.container, ["kill", id, "KILL"]);
       await Promise.race([entry.exited, sleep(KILL_RETRY_MS)]);
     }
     await entry.exited;
@@ -105,14 +121,27 @@ export abstract class OciRuntime implements ContainerRuntime {
     const bundles = await readdir(this.bundlesDir).catch(() => [] as string[]);
     const stale = [...new Set([...known, ...bundles])].filter((id) => !this.running.has(id) && !this.starting.has(id));
     for (const id of stale) {
-      // Killing first matters for runsc: `delete --force` on a running sandbox waits 5 s, then fails.
-      await runCommand(binary, [...this.globalArgs(), "kill", id, "KILL"]);
-      await this.teardown({
+      const container: OciContainer = {
         id,
         bundleDir: join(this.bundlesDir, id),
         cgroup: await resolveMemoryCgroup(cgroupsPath(id)),
-      });
+        network: await findLease(this.stateDir, id),
+      };
+      // Killing first matters for runsc: `delete --force` on a running sandbox waits 5 s, then fails.
+      await this.control(container, ["kill", id, "KILL"]);
+      await this.teardown(container);
     }
+    await cleanupStaleNetworks(this.stateDir, (id) => this.running.has(id) || this.starting.has(id));
+  }
+
+  /** Runs a runtime subcommand (with the global flags) for a container. */
+  protected async control(container: OciContainer, args: string[]): Promise<CommandResult> {
+    const [file, fullArgs] = await this.commandLine(
+      await this.binaryPath(),
+      [...this.globalArgs(), ...args],
+      container,
+    );
+    return runCommand(file, fullArgs);
   }
 
   protected async binaryPath(): Promise<string> {
@@ -138,7 +167,7 @@ export abstract class OciRuntime implements ContainerRuntime {
       await this.teardown(container).catch(() => {});
       throw error;
     });
-    const entry: Running = { exited: this.supervise(child, container), done: false };
+    const entry: Running = { container, exited: this.supervise(child, container), done: false };
     const forget = () => {
       entry.done = true;
       this.running.delete(spec.id);
@@ -149,11 +178,21 @@ export abstract class OciRuntime implements ContainerRuntime {
   }
 
   private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<ChildProcess> {
-    const overlay = await mountOverlay(spec.rootfs, container.bundleDir);
-    const config = buildOciSpec(spec, overlay.merged, cgroupsPath(spec.id));
+    // In parallel; each records what it made, so a failure of one still tears down the other.
+    const [overlay, network] = await Promise.all([
+      mountOverlay(spec.rootfs, container.bundleDir),
+      spec.network === "private"
+        ? setupPrivateNetwork(this.stateDir, spec.id, { allowHostPorts: this.allowHostPorts }).then(
+            (lease) => (container.network = lease),
+          )
+        : undefined,
+    ]);
+    const netnsPath = network && this.netnsInSpec ? network.netnsPath : undefined;
+    const config = buildOciSpec(spec, overlay.merged, cgroupsPath(spec.id), netnsPath);
     await writeFile(join(container.bundleDir, "config.json"), JSON.stringify(config));
     await this.beforeRun(spec, container);
-    const child = spawn(binary, this.runArgs(spec, container), { stdio: ["ignore", "pipe", "pipe"] });
+    const [file, args] = await this.commandLine(binary, this.runArgs(spec, container), container);
+    const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"] });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", reject);
@@ -172,6 +211,7 @@ export abstract class OciRuntime implements ContainerRuntime {
 
   private async teardown(container: OciContainer): Promise<void> {
     await this.release(container);
+    if (container.network) await releaseNetwork(container.network);
     for (const mountPoint of await mountsUnder(container.bundleDir)) await unmount(mountPoint);
     await rm(container.bundleDir, { recursive: true, force: true });
   }

@@ -20,7 +20,7 @@ export interface OciSpec {
   mounts: OciMount[];
   linux: {
     cgroupsPath: string;
-    namespaces: { type: string }[];
+    namespaces: OciNamespace[];
     resources: {
       devices: { allow: boolean; access: string }[];
       memory: { limit: number; swap: number };
@@ -29,6 +29,12 @@ export interface OciSpec {
     maskedPaths: string[];
     readonlyPaths: string[];
   };
+}
+
+/** A namespace the container gets: new, or the existing one at `path`. */
+export interface OciNamespace {
+  type: string;
+  path?: string;
 }
 
 /** One entry of an OCI spec's `mounts`. */
@@ -100,13 +106,17 @@ const BASE_MOUNTS: OciMount[] = [
   { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
 ];
 
-/** Host files a container on the host network needs for name resolution. */
+/** Host files a container on the host or a private network needs for name resolution. */
 const HOST_NETWORK_FILES = ["/etc/resolv.conf", "/etc/hosts"];
 
 const WANTED_NOFILE = 65_536;
 
-/** Builds config.json for runc and runsc. `rootPath` is the merged overlay; `cgroupsPath` is relative so it nests under ours. */
-export function buildOciSpec(spec: ContainerSpec, rootPath: string, cgroupsPath: string): OciSpec {
+/**
+ * Builds config.json for runc and runsc. `rootPath` is the merged overlay; `cgroupsPath` is relative so it nests
+ * under ours. For network "private", `netnsPath` is the namespace the container joins; without it the runtime is
+ * expected to be started inside that namespace already (runsc).
+ */
+export function buildOciSpec(spec: ContainerSpec, rootPath: string, cgroupsPath: string, netnsPath?: string): OciSpec {
   const memoryBytes = spec.memoryMiB * 1024 * 1024;
   return {
     ociVersion: "1.0.2",
@@ -129,7 +139,7 @@ export function buildOciSpec(spec: ContainerSpec, rootPath: string, cgroupsPath:
     mounts: [...BASE_MOUNTS, ...networkMounts(spec.network), ...spec.mounts.map(toBindMount)],
     linux: {
       cgroupsPath,
-      namespaces: namespaces(spec.network),
+      namespaces: namespaces(spec.network, netnsPath),
       resources: {
         devices: [{ allow: false, access: "rwm" }],
         memory: { limit: memoryBytes, swap: memoryBytes },
@@ -157,15 +167,17 @@ function toBindMount(mount: ContainerSpec["mounts"][number]): OciMount {
 }
 
 function networkMounts(network: ContainerSpec["network"]): OciMount[] {
-  if (network !== "host") return [];
+  if (network === "none") return [];
   return HOST_NETWORK_FILES.filter((file) => existsSync(file)).map((file) =>
     toBindMount({ source: file, target: file, readonly: true }),
   );
 }
 
-function namespaces(network: ContainerSpec["network"]): { type: string }[] {
-  const base = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
-  return network === "none" ? [...base, { type: "network" }] : base;
+function namespaces(network: ContainerSpec["network"], netnsPath: string | undefined): OciNamespace[] {
+  const base: OciNamespace[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
+  if (network === "none") return [...base, { type: "network" }];
+  if (network === "private" && netnsPath) return [...base, { type: "network", path: netnsPath }];
+  return base;
 }
 
 // Raising a hard limit needs CAP_SYS_RESOURCE, which a worker in a restricted host may lack.

@@ -1,4 +1,3 @@
-import { runCommand } from "./command.js";
 import { type OciContainer, OciRuntime, type OciRuntimeOptions } from "./oci-runtime.js";
 import type { ContainerSpec } from "./types.js";
 
@@ -21,6 +20,6 @@ export class RuncRuntime extends OciRuntime {
   }
 
   protected async release(container: OciContainer): Promise<void> {
-    await runCommand(await this.binaryPath(), [...this.globalArgs(), "delete", "--force", container.id]);
+    await this.control(container, ["delete", "--force", container.id]);
   }
 }

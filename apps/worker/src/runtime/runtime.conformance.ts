@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveMemoryCgroup } from "./cgroup.js";
+import { runCommand } from "./command.js";
 import { ensureNodeDist } from "./node-dist.js";
 import { cgroupsPath } from "./oci-runtime.js";
 import { mountsUnder } from "./overlay.js";
@@ -220,6 +221,82 @@ function defineCases(
     TEST_TIMEOUT_MS,
   );
 
+  it.skipIf(!options.isolated)(
+    "private network: no access to the host, a default route out, NAT on the host",
+    async () => {
+      const server = createServer((socket) => socket.end("hello"));
+      await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const result = await run(
+          runtime,
+          spec("priv", { command: [NODE, "-e", probeScript(port)], network: "private", mounts: [nodeMount()] }),
+        );
+        const probe = JSON.parse(result.stdout) as Record<string, string>;
+        expect(probe.addr).toMatch(/^10\.213\.\d+\.\d+$/);
+        // Loopback is the container's own; the host's bridge address is dropped by SKIFF-INPUT.
+        expect(probe.loopback).toBe("ECONNREFUSED");
+        expect(probe.bridge).not.toBe("CONNECTED");
+        // A default route exists (no internet here: the packet just goes out, unanswered).
+        expect(probe.outside).not.toBe("ENETUNREACH");
+        const nat = await runCommand("iptables", [
+          "-w",
+          "-t",
+          "nat",
+          "-C",
+          "POSTROUTING",
+          "-s",
+          "10.213.0.0/16",
+          "!",
+          "-o",
+          "skiff0",
+          "-j",
+          "MASQUERADE",
+        ]);
+        expect(nat.code).toBe(0);
+      } finally {
+        server.close();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it.skipIf(!options.isolated)(
+    "private network: concurrent containers get different addresses, released on exit and on kill",
+    async () => {
+      const script = "console.log(require('os').networkInterfaces().eth0.find((a) => a.family === 'IPv4').address);";
+      const [a, b] = await Promise.all(
+        ["a", "b"].map((label) =>
+          run(
+            runtime,
+            spec(`priv-${label}`, { command: [NODE, "-e", script], network: "private", mounts: [nodeMount()] }),
+          ),
+        ),
+      );
+      const killed = await runtime.start(
+        spec("priv-kill", {
+          command: [NODE, "-e", `${script} setTimeout(() => {}, 60000);`],
+          network: "private",
+          mounts: [nodeMount()],
+        }),
+      );
+      const c = await new Promise<string>((resolve) => killed.stdout.once("data", (d) => resolve(String(d))));
+      await runtime.kill(killed.id);
+      await killed.exited;
+      const addresses = [a?.stdout, b?.stdout, c].map((text) => String(text).trim());
+      expect(new Set(addresses).size).toBe(3);
+      for (const address of addresses) {
+        expect(address).toMatch(/^10\.213\.\d+\.\d+$/);
+        const [, , high, low] = address.split(".").map(Number) as [number, number, number, number];
+        const index = high * 256 + low;
+        expect(existsSync(`/var/run/netns/skiff-${index}`)).toBe(false);
+        expect(existsSync(`/sys/class/net/skv${index}`)).toBe(false);
+        expect(existsSync(`/run/skiff/net/claims/${index}`)).toBe(false);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   it(
     "kill() stops a sleeping container and resolves exited",
     async () => {
@@ -298,9 +375,34 @@ function defineCases(
       expect(ids.filter((id) => mounts.includes(id))).toEqual([]);
       const cgroups = await Promise.all(ids.map((id) => resolveMemoryCgroup(cgroupsPath(id))));
       expect(cgroups.filter((cgroup) => existsSync(cgroup.dir)).map((cgroup) => cgroup.dir)).toEqual([]);
+      const claimsDir = "/run/skiff/net/claims";
+      const claims = await Promise.all(
+        (await readdir(claimsDir).catch(() => [] as string[])).map((f) =>
+          readFile(join(claimsDir, f), "utf8").catch(() => ""),
+        ),
+      );
+      expect(claims.filter((claim) => claim.includes(JSON.stringify(options.stateDir)))).toEqual([]);
     },
     TEST_TIMEOUT_MS,
   );
+}
+
+/** A node script that probes the network from a private container and prints what it found as JSON. */
+function probeScript(port: number): string {
+  return `
+    const net = require("net");
+    const eth0 = require("os").networkInterfaces().eth0 || [];
+    const probe = (host, p) => new Promise((resolve) => {
+      const s = net.connect({ host, port: p });
+      const t = setTimeout(() => { s.destroy(); resolve("TIMEOUT"); }, 1500);
+      s.on("connect", () => { clearTimeout(t); s.destroy(); resolve("CONNECTED"); });
+      s.on("error", (e) => { clearTimeout(t); resolve(e.code); });
+    });
+    Promise.all([probe("127.0.0.1", ${port}), probe("10.213.0.1", ${port}), probe("192.0.2.1", 80)]).then(
+      ([loopback, bridge, outside]) => {
+        const addr = (eth0.find((a) => a.family === "IPv4") || {}).address;
+        console.log(JSON.stringify({ addr, loopback, bridge, outside }));
+      });`;
 }
 
 async function run(runtime: ContainerRuntime, spec: ContainerSpec): Promise<Finished> {

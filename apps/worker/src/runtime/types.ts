@@ -24,8 +24,12 @@ export interface ContainerSpec {
   cpu: number;
   /** Memory limit in MiB; enforced where the runtime can. */
   memoryMiB: number;
-  /** "host" shares the host's network; "none" gives the container loopback only. */
-  network: "host" | "none";
+  /**
+   * "host" shares the host's network; "none" gives the container loopback only; "private" gives it its own
+   * namespace with an address on the bridge skiff0, egress through NAT, and no access to the host itself
+   * (the process runtime cannot isolate and treats it as "host").
+   */
+  network: "host" | "none" | "private";
 }
 
 export interface ContainerExit {
