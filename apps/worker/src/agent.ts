@@ -263,7 +263,12 @@ export class WorkerAgent {
   private flush(): void {
     const socket = this.socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    // Outputs first: a claim sent after an output must not be answered before the output is recorded.
+    // Logs first: a function's output lines should reach its caller before its result does.
+    if (this.logs.length > 0) {
+      this.sendNow(socket, { t: "logs", lines: this.logs });
+      this.logs = [];
+    }
+    // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
     if (this.outputs.length > 0) {
       const seq = this.outputSeq++;
       this.unrecorded.set(seq, this.outputs);
@@ -272,10 +277,6 @@ export class WorkerAgent {
     }
     for (const message of this.outbox) this.sendNow(socket, message);
     this.outbox = [];
-    if (this.logs.length > 0) {
-      this.sendNow(socket, { t: "logs", lines: this.logs });
-      this.logs = [];
-    }
   }
 
   private sendNow(socket: WebSocket, message: WorkerMessage): void {

@@ -50,6 +50,12 @@ export async function runCommand(
   );
 
   await client.streamLogs(created.appId, printLogs);
+  const health = await client.request<{ workers: number }>("GET", "/v1/health");
+  if (health.workers === 0) {
+    say(
+      `no worker is connected to ${serverUrl}: calls will wait until one joins (\`SKIFF_SERVER_URL=${serverUrl} skiff worker\`)`,
+    );
+  }
   const heartbeat = setInterval(
     () => client.request("POST", `/v1/apps/${created.appId}/heartbeat`).catch(() => {}),
     10_000,
