@@ -39,6 +39,17 @@ describe("bad input to skiff run", () => {
     expect(stderr).toMatch(/fix the error and run again/);
   });
 
+  it("a server that is not there", async () => {
+    const result = await stack.run(["run", "e2e/fixtures/calls.ts::remote"], {
+      env: { SKIFF_SERVER_URL: "http://127.0.0.1:9" },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /the Skiff server at http:\/\/127\.0\.0\.1:9 is not reachable: start it with `skiff up`/,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it("a syntax error", async () => {
     const stderr = await fails("e2e/fixtures/bad-syntax.ts");
     expect(stderr).toMatch(/bad-syntax\.ts:5:\d+: Unexpected ";"/);

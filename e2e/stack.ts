@@ -126,12 +126,16 @@ export class Stack {
   /** Runs the real CLI against this stack. */
   run(
     args: string[],
-    options: { onLine?: (line: string, child: ChildProcess) => void; timeoutMs?: number } = {},
+    options: {
+      onLine?: (line: string, child: ChildProcess) => void;
+      timeoutMs?: number;
+      env?: Record<string, string>;
+    } = {},
   ): Promise<RunResult> {
     return new Promise((resolveRun, reject) => {
       const child = spawn(process.execPath, [CLI, ...args], {
         cwd: ROOT,
-        env: this.env,
+        env: { ...this.env, ...options.env },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";

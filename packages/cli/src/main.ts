@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { SkiffError } from "skiff/errors";
 import { UserCodeError } from "./bundle.js";
 import { loadConfig } from "./config.js";
 import { red } from "./output.js";
@@ -74,7 +75,9 @@ program
   });
 
 program.parseAsync().catch((error: unknown) => {
-  if (error instanceof UserCodeError) process.stderr.write(`${red("error")} ${error.message}\n`);
+  // Errors raised on purpose say what to do; a stack would only bury that.
+  if (error instanceof UserCodeError || error instanceof SkiffError)
+    process.stderr.write(`${red("error")} ${error.message}\n`);
   else process.stderr.write(`${red("error")} ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });

@@ -39,16 +39,11 @@ export class Client {
   // ---- HTTP ----
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let response: Response;
-    try {
-      response = await fetch(new URL(path, this.options.serverUrl), {
-        method,
-        headers: { "content-type": "application/json", ...this.authHeaders() },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (cause) {
-      throw this.unreachable(cause);
-    }
+    const response = await this.fetch(path, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     const text = await response.text();
     const json = text ? (JSON.parse(text) as { error?: { code: SkiffError["code"]; message: string } }) : {};
     if (!response.ok) {
@@ -62,25 +57,35 @@ export class Client {
 
   async putBlob(bytes: Uint8Array): Promise<string> {
     const hash = createHash("sha256").update(bytes).digest("hex");
-    const head = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), {
-      method: "HEAD",
-      headers: this.authHeaders(),
-    });
+    const head = await this.fetch(`/v1/blobs/${hash}`, { method: "HEAD" });
     if (head.ok) return hash;
-    const response = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), {
+    const response = await this.fetch(`/v1/blobs/${hash}`, {
       method: "PUT",
-      headers: { "content-type": "application/octet-stream", ...this.authHeaders() },
+      headers: { "content-type": "application/octet-stream" },
       body: bytes,
     });
-    if (!response.ok)
+    if (!response.ok) {
       throw new SkiffError("INTERNAL", `uploading blob ${hash} failed: ${response.status} ${await response.text()}`);
+    }
     return hash;
   }
 
   async getBlob(hash: string): Promise<Uint8Array> {
-    const response = await fetch(new URL(`/v1/blobs/${hash}`, this.options.serverUrl), { headers: this.authHeaders() });
+    const response = await this.fetch(`/v1/blobs/${hash}`, {});
     if (!response.ok) throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server (${response.status})`);
     return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /** Every HTTP call: authenticated, and an unreachable server is reported as such, with what to do. */
+  private async fetch(path: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(new URL(path, this.options.serverUrl), {
+        ...init,
+        headers: { ...(init.headers as Record<string, string> | undefined), ...this.authHeaders() },
+      });
+    } catch (cause) {
+      throw this.unreachable(cause);
+    }
   }
 
   // ---- WebSocket ----
