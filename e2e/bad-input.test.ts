@@ -39,6 +39,12 @@ describe("bad input to skiff run", () => {
     expect(stderr).toMatch(/fix the error and run again/);
   });
 
+  it("a function option that makes no sense", async () => {
+    expect(await fails("e2e/fixtures/bad-option.ts")).toMatch(
+      /bad-option\.ts: function "f": timeout "ten minutes" is not a duration: use seconds \(30\) or a string like "500ms"/,
+    );
+  });
+
   it("a server that is not there", async () => {
     const result = await stack.run(["run", "e2e/fixtures/calls.ts::remote"], {
       env: { SKIFF_SERVER_URL: "http://127.0.0.1:9" },

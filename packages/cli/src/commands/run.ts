@@ -31,7 +31,7 @@ export async function runCommand(
   setContext(context);
   process.setSourceMapsEnabled(true);
   const collected = await load(bundle.path, shown);
-  const manifest = manifestOf(collected, Number(process.versions.node.split(".")[0]));
+  const manifest = describe(collected, shown);
   const chosen = choose(collected, name, shown);
   const { flags, positional } = parseFlags(argv);
 
@@ -108,6 +108,15 @@ async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
     return collectApp(exports, shown);
   } catch (error) {
     throw new UserCodeError((error as Error).message);
+  }
+}
+
+/** The app's manifest; a bad function option is the user's to fix, so it reads as such. */
+function describe(collected: CollectedApp, shown: string) {
+  try {
+    return manifestOf(collected, Number(process.versions.node.split(".")[0]));
+  } catch (error) {
+    throw new UserCodeError(`${shown}: ${(error as Error).message}`);
   }
 }
 
