@@ -285,6 +285,25 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect((await store.getApp(app.id))?.state).toBe("stopped");
     });
 
+    it("rolls a failed transaction back, and keeps other statements out of an open one", async () => {
+      let outside: Promise<unknown> | undefined;
+      await expect(
+        store.db.transaction(async (tx) => {
+          await tx.query("INSERT INTO workers (id, name, runtime, capacity) VALUES ('w-tx', 'n', 'r', '{}')");
+          // A statement from elsewhere while the transaction is open must not land inside it.
+          outside = store.db.query(
+            "INSERT INTO workers (id, name, runtime, capacity) VALUES ('w-out', 'n', 'r', '{}')",
+          );
+          throw new Error("changed my mind");
+        }),
+      ).rejects.toThrow("changed my mind");
+      await outside;
+      const ids = await store.db.query<{ id: string }>(
+        "SELECT id FROM workers WHERE id IN ('w-tx', 'w-out') ORDER BY id",
+      );
+      expect(ids.map((row) => row.id)).toEqual(["w-out"]);
+    });
+
     it("deletes finished results past their age", async () => {
       await drain();
       await store.db.query("UPDATE inputs SET finished_at = now() - interval '8 days' WHERE status = 'done'");
