@@ -167,6 +167,9 @@ function locked<T>(fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/** Matches and accepts packets of connections already allowed (replies). */
+const REPLIES = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"];
+
 /** The bridge, NAT and host firewall, once per process; `allowHostPorts` are host TCP ports containers may reach. */
 async function ensureBridge(allowHostPorts: readonly number[]): Promise<void> {
   const ip = await ipBinary();
@@ -183,17 +186,7 @@ async function ensureBridge(allowHostPorts: readonly number[]): Promise<void> {
   await ensureRule(iptables, "nat", "-A", ["POSTROUTING", "-s", SUBNET, "!", "-o", BRIDGE, "-j", "MASQUERADE"]);
   // Egress even where the FORWARD policy is DROP (as Docker sets it).
   await ensureRule(iptables, "filter", "-I", ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "ACCEPT"]);
-  await ensureRule(iptables, "filter", "-I", [
-    "FORWARD",
-    "-o",
-    BRIDGE,
-    "-m",
-    "conntrack",
-    "--ctstate",
-    "ESTABLISHED,RELATED",
-    "-j",
-    "ACCEPT",
-  ]);
+  await ensureRule(iptables, "filter", "-I", ["FORWARD", "-o", BRIDGE, ...REPLIES]);
   // Containers → host: nothing but replies and the allowed ports. Allowances are only ever added (a worker
   // with other ports may share the host); they last until reboot or `iptables -F SKIFF-INPUT`.
   if ((await runCommand(iptables, ["-w", "-t", "filter", "-n", "-L", INPUT_CHAIN])).code !== 0) {
@@ -203,15 +196,7 @@ async function ensureBridge(allowHostPorts: readonly number[]): Promise<void> {
   for (const port of allowHostPorts) {
     await ensureRule(iptables, "filter", "-I", [INPUT_CHAIN, "-p", "tcp", "--dport", String(port), "-j", "ACCEPT"]);
   }
-  await ensureRule(iptables, "filter", "-I", [
-    INPUT_CHAIN,
-    "-m",
-    "conntrack",
-    "--ctstate",
-    "ESTABLISHED,RELATED",
-    "-j",
-    "ACCEPT",
-  ]);
+  await ensureRule(iptables, "filter", "-I", [INPUT_CHAIN, ...REPLIES]);
   await ensureRule(iptables, "filter", "-I", ["INPUT", "-s", SUBNET, "-j", INPUT_CHAIN]);
   const ip6tables = await findExecutable("ip6tables");
   if (ip6tables) await ensureRule(ip6tables, "filter", "-I", ["INPUT", "-i", BRIDGE, "-j", "DROP"]);
