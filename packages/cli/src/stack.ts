@@ -7,10 +7,14 @@ import { openPglite, openPostgres, Store } from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
+import { formatLogLine } from "./log-format.js";
 import { runnerDir } from "./paths.js";
 
+/** pino to stderr: JSON for files and pipes (the embedded log), readable lines on a terminal. */
 export function makeLogger(config: Config, name: string): Logger {
-  return pino({ name, level: config.SKIFF_LOG_LEVEL }, pino.destination(2));
+  const options = { name, level: config.SKIFF_LOG_LEVEL };
+  if (!process.stderr.isTTY) return pino(options, pino.destination(2));
+  return pino(options, { write: (json: string) => process.stderr.write(`${formatLogLine(json.trimEnd())}\n`) });
 }
 
 /** Starts the control plane on the configured store: PGlite under SKIFF_HOME, or SKIFF_DATABASE_URL. */
