@@ -166,7 +166,7 @@ export class WorkerAgent {
         for (const [seq, outputs] of this.unrecorded) this.sendNow(socket, { t: "outputs", seq, outputs });
         this.options.log.info(
           { server: this.options.serverUrl, runtime: this.options.runtime.name },
-          "worker connected",
+          "joined the server",
         );
         for (const session of this.sessions.values()) session.reclaim();
         this.scheduleFlush();
