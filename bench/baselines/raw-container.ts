@@ -17,11 +17,23 @@ export interface RawContainerOptions {
   nodeDir: string;
   /** Measured container starts. */
   runs?: number;
+  /**
+   * Run the same code as Skiff's container: import this ESM bundle (mounted read-only) and call the exported
+   * function's handler once. Without it, the process is bare `node -e`.
+   */
+  code?: { bundleDir: string; exportName: string };
 }
 
 /** State directory passed as --root, so bench containers never share state with Skiff's own. */
 const STATE_ROOT = "/run/skiff-bench";
 const NODE_MOUNT = "/.skiff/node";
+const BUNDLE_MOUNT = "/.skiff/bundle";
+
+function nodeArgs(code: RawContainerOptions["code"]): string[] {
+  if (!code) return ["-e", "process.stdout.write('ok')"];
+  const script = `const m = await import('${BUNDLE_MOUNT}/bundle.mjs'); await m[${JSON.stringify(code.exportName)}].local(); process.stdout.write('ok');`;
+  return ["--input-type=module", "-e", script];
+}
 
 function runtimeArgs(runtime: RawContainerOptions["runtime"]): string[] {
   const root = ["--root", join(STATE_ROOT, runtime)];
@@ -29,14 +41,14 @@ function runtimeArgs(runtime: RawContainerOptions["runtime"]): string[] {
 }
 
 /** OCI config: `runc spec`'s defaults with our process, mounts, host network and a relative cgroup. */
-function ociConfig(id: string, nodeDir: string): object {
+function ociConfig(id: string, nodeDir: string, code: RawContainerOptions["code"]): object {
   const devOpts = (extra: string[]) => ["nosuid", "noexec", "nodev", ...extra];
   return {
     ociVersion: "1.0.2-dev",
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [`${NODE_MOUNT}/bin/node`, "-e", "process.stdout.write('ok')"],
+      args: [`${NODE_MOUNT}/bin/node`, ...nodeArgs(code)],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
       cwd: "/",
       capabilities: Object.fromEntries(
@@ -58,6 +70,7 @@ function ociConfig(id: string, nodeDir: string): object {
       { destination: "/sys", type: "sysfs", source: "sysfs", options: devOpts(["ro"]) },
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
       { destination: NODE_MOUNT, type: "bind", source: nodeDir, options: ["rbind", "ro"] },
+      ...(code ? [{ destination: BUNDLE_MOUNT, type: "bind", source: code.bundleDir, options: ["rbind", "ro"] }] : []),
     ],
     linux: {
       cgroupsPath: `skiff-bench/${id}`,
@@ -100,7 +113,7 @@ async function startOnce(opts: RawContainerOptions): Promise<number> {
   let mounted = false;
   try {
     await Promise.all([mkdir(rootfs), mkdir(upper), mkdir(work)]);
-    await writeFile(join(bundle, "config.json"), JSON.stringify(ociConfig(id, opts.nodeDir)));
+    await writeFile(join(bundle, "config.json"), JSON.stringify(ociConfig(id, opts.nodeDir, opts.code)));
     const layers = `lowerdir=${opts.rootfs},upperdir=${upper},workdir=${work}`;
     await exec("mount", ["-t", "overlay", "overlay", "-o", layers, rootfs]);
     mounted = true;
@@ -119,7 +132,8 @@ async function startOnce(opts: RawContainerOptions): Promise<number> {
 /**
  * The floor for a cold container start: `runs` times, a fresh OCI bundle whose rootfs is an overlay
  * (lower = `rootfs`, fresh upper/work) with `nodeDir` bind-mounted read-only at /.skiff/node runs
- * `node -e "process.stdout.write('ok')"` under runc, or runsc (ptrace platform, host network).
+ * `node -e "process.stdout.write('ok')"` (or, with `code`, imports a bundle and calls a function once) under
+ * runc, or runsc (ptrace platform, host network).
  * Samples are wall milliseconds from spawning `<runtime> run` to its exit; bundle setup is not timed.
  */
 export async function rawContainerStart(opts: RawContainerOptions): Promise<{ p50Ms: number; samples: number[] }> {
