@@ -113,6 +113,17 @@ describe("calls through the real CLI, server, worker and containers", () => {
     expect(stderr).toMatch(/\[chatty [0-9a-f]{6}\] to stderr/);
   });
 
+  it("fails the call with the user's error when the module cannot load in the container", async () => {
+    const result = await stack.run(["run", "e2e/fixtures/init-fail.ts"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.results[0]).toEqual({
+      threw: true,
+      name: "CallError",
+      code: "INIT_FAILED",
+      message: "the model file is missing in the container",
+    });
+  });
+
   it("fails an input whose function calls process.exit, then replaces the container", async () => {
     const { results } = await run("crash");
     const r = results[0] as { failure: string; after: string };

@@ -23,26 +23,22 @@ type Handler = (...args: unknown[]) => unknown;
  * Unix socket, runs up to `maxInputs` at once, and sends each output back.
  */
 export async function runRunner(options: RunnerOptions): Promise<void> {
-  const socket = await open(options.socketPath);
+  // Connecting (slow through gVisor's gofer) and loading the user's code overlap.
+  const [socket, loaded] = await Promise.all([
+    open(options.socketPath),
+    loadHandler(options).then(
+      (handler) => ({ handler }),
+      (error: unknown) => ({ error }),
+    ),
+  ]);
   const send = (message: RunnerMessage) => socket.write(lengthPrefixed(encodeMessage(message)));
-
-  let handler: Handler;
-  try {
-    setContext({ v: 1, where: "container", functionIds: {} });
-    // Source maps for the user's bundle only: the runner's own would cost startup time in every container.
-    process.setSourceMapsEnabled(true);
-    const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
-    const collected = collectApp(exports, "the bundle");
-    const fn = collected.functions.get(options.functionName);
-    if (!fn?.handler)
-      throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
-    handler = fn.handler as Handler;
-  } catch (error) {
-    send({ t: "init-failed", error: encodeError(error) });
+  if ("error" in loaded) {
+    send({ t: "init-failed", error: encodeError(loaded.error) });
     socket.end();
     process.exitCode = 1;
     return;
   }
+  const { handler } = loaded;
 
   let active = 0;
   let asked = false;
@@ -110,6 +106,16 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   socket.on("close", () => process.exit(0));
   send({ t: "ready" });
   askForMore();
+}
+
+async function loadHandler(options: RunnerOptions): Promise<Handler> {
+  setContext({ v: 1, where: "container", functionIds: {} });
+  // Source maps for the user's bundle only: the runner's own would cost startup time in every container.
+  process.setSourceMapsEnabled(true);
+  const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
+  const fn = collectApp(exports, "the bundle").functions.get(options.functionName);
+  if (!fn?.handler) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
+  return fn.handler as Handler;
 }
 
 function encodeError(error: unknown): Uint8Array {
