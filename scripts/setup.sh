@@ -30,6 +30,9 @@ if [ ! -f dist/cli.mjs ] || [ -n "$(find packages apps internal scripts/build.mj
 fi
 
 # The base image (Debian bookworm) and a Node build for containers, cached under SKIFF_CACHE_DIR.
-if [ "$(id -u)" -eq 0 ] && command -v debootstrap >/dev/null 2>&1; then
+# (Workers also fetch them lazily; doing it here keeps the first run's wait out of the first call.)
+cache="${SKIFF_CACHE_DIR:-${SKIFF_HOME:-$HOME/.skiff}/cache}"
+if [ "$(id -u)" -eq 0 ] && command -v debootstrap >/dev/null 2>&1 &&
+  { [ ! -d "$cache/rootfs/bookworm-minbase" ] || [ -z "$(ls -A "$cache/node" 2>/dev/null)" ]; }; then
   node dist/cli.mjs prepare >&2
 fi
