@@ -41,10 +41,11 @@ export const latency = app.localEntrypoint(async ({ n = 1000, warmup = 100 }: { 
 export const throughput = app.localEntrypoint(
   async ({ containers = 1, n = 10_000 }: { containers?: number; n?: number }) => {
     const fn: SkiffFunction<[number], string> = containers === 4 ? noop4x16 : noop1x16;
-    // Inputs that sleep keep every slot busy, so the autoscaler brings up every container before the timed map.
+    // Inputs that sleep long enough that more containers pay off, so the autoscaler brings up every container
+    // before the timed map.
     const seen = new Set<string>();
     for (let round = 0; round < 10 && seen.size < containers; round++) {
-      for await (const id of fn.map(Array(containers * 16 * 2).fill(50))) seen.add(id);
+      for await (const id of fn.map(Array(containers * 16 * 2).fill(400))) seen.add(id);
     }
     const start = process.hrtime.bigint();
     let count = 0;

@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
 import { Dispatcher, type Waiter } from "./dispatcher.js";
 import { Hub, type Subscriber } from "./hub.js";
+import { FunctionTimings } from "./timings.js";
 import { type WorkerConn, WorkerRegistry } from "./workers.js";
 
 interface FunctionInfo {
@@ -51,7 +52,10 @@ export class ControlPlane {
   private readonly functions = new Map<string, FunctionInfo>();
   private readonly timers: NodeJS.Timeout[] = [];
   /** Inputs handed to containers by this replica, to push a success to its caller before it is recorded. */
-  private readonly dispatched = new Map<string, { callId: string; idx: number }>();
+  private readonly dispatched = new Map<string, { callId: string; idx: number; functionId: string; at: number }>();
+  private readonly timings = new FunctionTimings();
+  /** Containers asked to start and not yet running, with when and for which function. */
+  private readonly starting = new Map<string, { functionId: string; at: number }>();
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
@@ -262,7 +266,15 @@ export class ControlPlane {
           max: message.max,
           timeoutMs: info.spec.timeoutMs,
           respond: (inputs) => {
-            for (const input of inputs) this.dispatched.set(input.inputId, { callId: input.callId, idx: input.idx });
+            const at = Date.now();
+            for (const input of inputs) {
+              this.dispatched.set(input.inputId, {
+                callId: input.callId,
+                idx: input.idx,
+                functionId: container.functionId,
+                at,
+              });
+            }
             worker.send({
               t: "inputs",
               rid: message.rid,
@@ -281,9 +293,18 @@ export class ControlPlane {
         for (const output of message.outputs) {
           const call = this.dispatched.get(output.inputId);
           this.dispatched.delete(output.inputId);
-          if (!call || output.status !== "success" || output.infra) continue;
+          if (!call || output.infra) continue;
+          this.timings.noteRun(call.functionId, Date.now() - call.at);
+          if (output.status !== "success") continue;
           early.add(output.inputId);
-          pushed.push({ inputId: output.inputId, ...call, status: output.status, code: undefined, data: output.data });
+          pushed.push({
+            inputId: output.inputId,
+            callId: call.callId,
+            idx: call.idx,
+            status: output.status,
+            code: undefined,
+            data: output.data,
+          });
         }
         this.hub.publishFinished(pushed); // already taken out of `dispatched` above
         const finished = await this.store.recordOutputs(
@@ -315,12 +336,16 @@ export class ControlPlane {
       case "started": {
         const container = worker.containers.get(message.containerId);
         if (container) container.state = "running";
+        const started = this.starting.get(message.containerId);
+        this.starting.delete(message.containerId);
+        if (started) this.timings.noteColdStart(started.functionId, Date.now() - started.at);
         await this.store.setContainerState(message.containerId, "running");
         return;
       }
       case "stopped": {
         const container = worker.containers.get(message.containerId);
         worker.containers.delete(message.containerId);
+        this.starting.delete(message.containerId);
         this.dispatcher.release(message.containerId);
         await this.store.setContainerState(message.containerId, "stopped", message.reason);
         if (message.inFlight.length > 0) {
@@ -421,6 +446,8 @@ export class ControlPlane {
       );
       const live = this.workers.containersOf(info.id).length;
       for (let i = live; i < desired; i++) {
+        // Beyond the minimum, a new container must beat the live ones to the end of the backlog.
+        if (i >= spec.minContainers && !this.timings.worthAnotherContainer(info.id, work, i * spec.maxInputs)) break;
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
@@ -433,6 +460,7 @@ export class ControlPlane {
 
   private async startContainer(worker: WorkerConn, info: FunctionInfo): Promise<void> {
     const containerId = `ct-${randomUUID().slice(0, 13)}`;
+    this.starting.set(containerId, { functionId: info.id, at: Date.now() });
     worker.containers.set(containerId, {
       id: containerId,
       functionId: info.id,
