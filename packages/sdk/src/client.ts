@@ -95,11 +95,9 @@ export class Client {
     const rid = this.nextRid++;
     return new Promise<void>((resolve, reject) => {
       this.pending.set(rid, { message, resolve, reject });
-      void this.connect()
-        .then((socket) => socket.send(encodeMessage({ ...message, rid })))
-        .catch(() => {
-          // Connection errors are retried by reconnect(); the request stays pending until then.
-        });
+      if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(encodeMessage({ ...message, rid }));
+      // Otherwise the connection sends everything pending once it opens; failures are retried by reconnect.
+      else this.connect().catch(() => {});
     });
   }
 
@@ -112,12 +110,6 @@ export class Client {
       handlers.delete(handler);
       if (handlers.size === 0) this.resultHandlers.delete(callId);
     };
-  }
-
-  async subscribe(callId: string, handler: (results: Result[]) => void): Promise<() => void> {
-    const off = this.onResults(callId, handler);
-    await this.send({ t: "subscribe", callId, fromIdx: 0 });
-    return off;
   }
 
   /** Streams an app's logs live. */
