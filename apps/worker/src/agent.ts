@@ -223,7 +223,6 @@ export class WorkerAgent {
         const rid = this.rid++;
         this.claims.set(rid, session);
         this.send({ t: "claim", rid, containerId: session.id, max });
-        return rid;
       },
       prepare: async (start) => {
         const process = this.options.runtime.name === "process";

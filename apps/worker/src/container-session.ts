@@ -32,7 +32,7 @@ export interface SessionHost {
   queueOutput(output: WorkerOutput): void;
   queueLog(line: LogLine): void;
   /** Sends a claim for this session; the answer comes back through `deliver`. */
-  claim(session: ContainerSession, max: number): number;
+  claim(session: ContainerSession, max: number): void;
   fetchBlob(hash: string): Promise<Uint8Array>;
   putBlob(bytes: Uint8Array): Promise<string>;
   /** Paths on this host: the runner program, the user's bundle, the Node build, the base rootfs. */
@@ -59,7 +59,7 @@ export class ContainerSession {
   private runner: Socket | undefined;
   private readonly inFlight = new Map<string, InFlight>();
   /** The claim we forwarded for the runner, if the server has not answered it yet. */
-  private pendingClaim: { rid: number; max: number } | undefined;
+  private pendingClaim: { max: number } | undefined;
   private lastActive = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private stopReason: StopReason | undefined;
@@ -73,10 +73,6 @@ export class ContainerSession {
     private readonly host: SessionHost,
   ) {
     this.id = start.containerId;
-  }
-
-  get functionName(): string {
-    return this.start.spec.name;
   }
 
   /** Starts the container; never throws: failures are reported to the server as a stopped container. */
@@ -255,7 +251,8 @@ export class ContainerSession {
   }
 
   private claim(max: number): void {
-    this.pendingClaim = { rid: this.host.claim(this, max), max };
+    this.host.claim(this, max);
+    this.pendingClaim = { max };
   }
 
   private timeout(input: ClaimedInput): void {
