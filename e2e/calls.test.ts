@@ -124,6 +124,23 @@ describe("calls through the real CLI, server, worker and containers", () => {
     });
   });
 
+  it("reuses a container across inputs and stops it after the scaledown window", async () => {
+    const result = await stack.run(["run", "e2e/fixtures/lifecycle.ts::reuse"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.results[0]).toMatchObject({ reused: true, replaced: true });
+  });
+
+  it("fails an input that exceeds the memory limit with a clear error, then keeps serving", async () => {
+    const result = await stack.run(["run", "e2e/fixtures/lifecycle.ts::oom"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.results[0]).toEqual({
+      failure: expect.stringMatching(
+        /^OUT_OF_MEMORY: the container ran out of memory \(limit 128 MiB\) while running this input: raise `memory`/,
+      ),
+      small: 8,
+    });
+  });
+
   it("fails an input whose function calls process.exit, then replaces the container", async () => {
     const { results } = await run("crash");
     const r = results[0] as { failure: string; after: string };
