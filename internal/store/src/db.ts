@@ -7,12 +7,3 @@ export interface Db {
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
-
-export class StoreError extends Error {
-  readonly code: "STORE_UNAVAILABLE" | "STORE_CONFLICT";
-  constructor(code: StoreError["code"], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "StoreError";
-    this.code = code;
-  }
-}

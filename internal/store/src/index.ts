@@ -1,5 +1,4 @@
 export type { Db } from "./db.js";
-export { StoreError } from "./db.js";
 export { openPglite } from "./pglite/driver.js";
 export { openPostgres } from "./postgres/driver.js";
 export { migrate } from "./schema.js";

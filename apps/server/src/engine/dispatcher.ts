@@ -98,11 +98,6 @@ export class Dispatcher {
     void this.claim({ ...waiter, functionId });
   }
 
-  /** Parked claim slots of a function: inputs up to this many start without a new container. */
-  waitingSlots(functionId: string): number {
-    return (this.waiting.get(functionId) ?? []).reduce((sum, waiter) => sum + waiter.max, 0);
-  }
-
   /** Wakes every function with parked claims: picks up retries whose backoff ended, and other replicas' submits. */
   wakeAll(): void {
     for (const functionId of [...this.waiting.keys()]) this.wake(functionId);
