@@ -318,16 +318,12 @@ export class Store {
 
   /** Extends the leases of inputs still running under these attempts. */
   async heartbeat(inputs: InputRef[], leaseMs: number): Promise<void> {
-    for (const batch of chunks(inputs, ROWS_PER_STATEMENT)) {
-      const params: unknown[] = [leaseMs];
-      for (const ref of batch) params.push(ref.inputId, ref.attempt);
-      const values = placeholders(batch.length, ["::bigint", "::int"], { offset: 1 });
-      await this.db.query(
-        `UPDATE inputs i SET lease_expires_at = now() + $1 * interval '1 millisecond'
-         FROM (VALUES ${values}) AS v(id, attempt) WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running'`,
-        params,
-      );
-    }
+    await this.forRunningAttempts(
+      inputs,
+      [leaseMs],
+      "SET lease_expires_at = now() + $1 * interval '1 millisecond'",
+      "",
+    );
   }
 
   /**
@@ -415,19 +411,7 @@ export class Store {
         [...base, where.owners],
       );
     } else {
-      for (const batch of chunks(where.inputs, ROWS_PER_STATEMENT)) {
-        const params: unknown[] = [...base];
-        for (const ref of batch) params.push(ref.inputId, ref.attempt);
-        const values = placeholders(batch.length, ["::bigint", "::int"], { offset: base.length });
-        rows.push(
-          ...(await this.db.query<FinishedRow>(
-            `UPDATE inputs i SET ${set}
-             FROM (VALUES ${values}) AS v(id, attempt) WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running'
-             RETURNING ${FINISHED_COLUMNS_OF_I}`,
-            params,
-          )),
-        );
-      }
+      rows = await this.forRunningAttempts<FinishedRow>(where.inputs, base, `SET ${set}`, FINISHED_COLUMNS_OF_I);
     }
     const done = finished(rows);
     return { requeued: rows.length - done.length, finished: done };
@@ -539,19 +523,39 @@ export class Store {
 
   /** Puts leased inputs that were never run back in the queue, without counting a failure. */
   async returnInputs(inputs: InputRef[]): Promise<number> {
-    let returned = 0;
-    for (const batch of chunks(inputs, ROWS_PER_STATEMENT)) {
-      const params: unknown[] = [];
+    const rows = await this.forRunningAttempts(
+      inputs,
+      [],
+      "SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL",
+      "i.id",
+    );
+    return rows.length;
+  }
+
+  /**
+   * Runs `UPDATE inputs i <set>` on each of these attempts that still holds its input, in batches; `leading`
+   * parameters come first ($1…), and `returning` (empty for none) lists what to return.
+   */
+  private async forRunningAttempts<T>(
+    refs: InputRef[],
+    leading: unknown[],
+    set: string,
+    returning: string,
+  ): Promise<T[]> {
+    const out: T[] = [];
+    for (const batch of chunks(refs, ROWS_PER_STATEMENT)) {
+      const params: unknown[] = [...leading];
       for (const ref of batch) params.push(ref.inputId, ref.attempt);
-      const rows = await this.db.query(
-        `UPDATE inputs i SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
-         FROM (VALUES ${placeholders(batch.length, ["::bigint", "::int"])}) AS v(id, attempt)
-         WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running' RETURNING i.id`,
+      const values = placeholders(batch.length, ["::bigint", "::int"], { offset: leading.length });
+      const rows = await this.db.query<T>(
+        `UPDATE inputs i ${set}
+         FROM (VALUES ${values}) AS v(id, attempt) WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running'
+         ${returning ? `RETURNING ${returning}` : ""}`,
         params,
       );
-      returned += rows.length;
+      out.push(...rows);
     }
-    return returned;
+    return out;
   }
 
   /** The attempts currently leased to these containers. */
