@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { ClientMessage, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
+import { groupBy } from "@skiff/protocol/group-by";
 import WebSocket from "ws";
 import { SkiffError } from "./errors.js";
 
@@ -217,9 +218,9 @@ export class Client {
         for (const handler of this.resultHandlers.get(message.callId) ?? []) handler(message.results);
         return;
       case "logs": {
-        const byApp = new Map<string, LogLine[]>();
-        for (const line of message.lines) byApp.set(line.appId, [...(byApp.get(line.appId) ?? []), line]);
-        for (const [appId, lines] of byApp) for (const handler of this.logHandlers.get(appId) ?? []) handler(lines);
+        for (const [appId, lines] of groupBy(message.lines, (line) => line.appId)) {
+          for (const handler of this.logHandlers.get(appId) ?? []) handler(lines);
+        }
         return;
       }
     }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import {
-  type ErrorCode,
   encodeMessage,
   type FunctionSpec,
+  groupBy,
   INFRA_RETRIES,
   LEASE_MS,
   type Payload,
@@ -184,13 +184,9 @@ export class ControlPlane {
   }
 
   private killAttempts(running: (InputRef & { owner: string })[]): void {
-    const byWorker = new Map<WorkerConn, InputRef[]>();
-    for (const attempt of running) {
-      const worker = this.workers.ownerOf(attempt.owner);
-      if (worker)
-        byWorker.set(worker, [...(byWorker.get(worker) ?? []), { inputId: attempt.inputId, attempt: attempt.attempt }]);
+    for (const [worker, attempts] of groupBy(running, (attempt) => this.workers.ownerOf(attempt.owner))) {
+      worker?.send({ t: "cancel", inputs: attempts.map(({ inputId, attempt }) => ({ inputId, attempt })) });
     }
-    for (const [worker, inputs] of byWorker) worker.send({ t: "cancel", inputs });
   }
 
   // ---- workers ----
@@ -204,18 +200,9 @@ export class ControlPlane {
     const gone = live.filter((c) => c.workerId === worker.id && !containers.includes(c.id)).map((c) => c.id);
     if (gone.length > 0) {
       await this.store.stopContainers(gone, "worker restarted");
-      const { requeued, finished } = await this.store.requeueLost(
-        { owners: gone },
-        {
-          maxInfra: INFRA_RETRIES,
-          code: "CONTAINER_CRASHED",
-          data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
-        },
-      );
-      this.publish(finished);
+      const requeued = await this.requeue({ owners: gone }, "the input's worker was lost");
       if (requeued > 0) {
         this.log.warn({ worker: worker.name, requeued }, "requeued inputs of containers lost in a worker restart");
-        this.dispatcher.wakeAll();
       }
     }
     for (const containerId of containers) {
@@ -238,7 +225,7 @@ export class ControlPlane {
     const orphans = (await this.store.leasedTo([...worker.containers.keys()])).filter(
       (ref) => !holds.has(`${ref.inputId}/${ref.attempt}`),
     );
-    if (orphans.length > 0) await this.requeue(orphans, "CONTAINER_CRASHED", "the input's claim was lost");
+    if (orphans.length > 0) await this.requeue({ inputs: orphans }, "the input's claim was lost");
     this.workers.add(worker);
     this.log.info({ worker: worker.name, adopted: worker.containers.size }, "worker connected");
     this.requestAutoscale();
@@ -312,7 +299,7 @@ export class ControlPlane {
           async (functionId) => (await this.functionInfo(functionId)).spec.retries,
         );
         const lost = message.outputs.filter((o) => o.infra);
-        if (lost.length > 0) await this.requeue(lost, "CONTAINER_CRASHED", "the container was lost");
+        if (lost.length > 0) await this.requeue({ inputs: lost }, "the container was lost");
         worker.send({ t: "outputs-recorded", seq: message.seq });
         this.publish(finished.filter((input) => !early.has(input.inputId)));
         if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
@@ -350,8 +337,7 @@ export class ControlPlane {
         await this.store.setContainerState(message.containerId, "stopped", message.reason);
         if (message.inFlight.length > 0) {
           await this.requeue(
-            message.inFlight,
-            "CONTAINER_CRASHED",
+            { inputs: message.inFlight },
             message.message ?? `the container stopped (${message.reason})`,
           );
         }
@@ -377,34 +363,31 @@ export class ControlPlane {
     this.log.warn({ functionId, failed: finished.length, message }, "function failed to start");
   }
 
-  private async requeue(inputs: InputRef[], code: ErrorCode, message: string): Promise<void> {
-    for (const ref of inputs) this.dispatched.delete(ref.inputId);
-    const { finished } = await this.store.requeueLost(
-      { inputs },
-      { maxInfra: INFRA_RETRIES, code, data: failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`) },
-    );
+  /**
+   * Requeues attempts lost to the platform (container or worker gone, lease expired, claim lost), outside
+   * the user's retry budget; past INFRA_RETRIES such losses the input fails with `message`. Returns how
+   * many went back to the queue.
+   */
+  private async requeue(where: Parameters<Store["requeueLost"]>[0], message: string): Promise<number> {
+    if ("inputs" in where) for (const ref of where.inputs) this.dispatched.delete(ref.inputId);
+    const { requeued, finished } = await this.store.requeueLost(where, {
+      maxInfra: INFRA_RETRIES,
+      code: "CONTAINER_CRASHED",
+      data: failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`),
+    });
     this.publish(finished);
-    this.dispatcher.wakeAll();
-    this.requestAutoscale();
+    if (requeued > 0) {
+      this.dispatcher.wakeAll();
+      this.requestAutoscale();
+    }
+    return requeued;
   }
 
   // ---- periodic work ----
 
   async reap(): Promise<void> {
-    const { requeued, finished } = await this.store.requeueLost(
-      { expiredBefore: "now" },
-      {
-        maxInfra: INFRA_RETRIES,
-        code: "CONTAINER_CRASHED",
-        data: failurePayload(`the input's worker was lost ${INFRA_RETRIES + 1} times`),
-      },
-    );
-    this.publish(finished);
-    if (requeued > 0) {
-      this.log.warn({ requeued }, "requeued inputs whose lease expired");
-      this.dispatcher.wakeAll();
-      this.requestAutoscale();
-    }
+    const requeued = await this.requeue({ expiredBefore: "now" }, "the input's worker stopped answering");
+    if (requeued > 0) this.log.warn({ requeued }, "requeued inputs whose lease expired");
   }
 
   private async stopAbandonedApps(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { LogLine, Result } from "@skiff/protocol";
+import { groupBy, type LogLine, type Result } from "@skiff/protocol";
 import type { FinishedInput } from "@skiff/store";
 
 /** Something results and logs can be pushed to: a client WebSocket. */
@@ -36,26 +36,19 @@ export class Hub {
   }
 
   publishFinished(finished: FinishedInput[]): void {
-    const byCall = new Map<string, Result[]>();
-    for (const input of finished) {
-      const results = byCall.get(input.callId) ?? [];
-      results.push({
+    for (const [callId, inputs] of groupBy(finished, (input) => input.callId)) {
+      const results: Result[] = inputs.map((input) => ({
         idx: input.idx,
         status: input.status,
         data: input.data,
         ...(input.code ? { code: input.code } : {}),
-      });
-      byCall.set(input.callId, results);
-    }
-    for (const [callId, results] of byCall) {
+      }));
       for (const subscriber of this.calls.get(callId) ?? []) subscriber.pushResults(callId, results);
     }
   }
 
   publishLogs(lines: LogLine[]): void {
-    const byApp = new Map<string, LogLine[]>();
-    for (const line of lines) byApp.set(line.appId, [...(byApp.get(line.appId) ?? []), line]);
-    for (const [appId, appLines] of byApp) {
+    for (const [appId, appLines] of groupBy(lines, (line) => line.appId)) {
       for (const subscriber of this.apps.get(appId) ?? []) subscriber.pushLogs(appLines);
     }
   }
