@@ -53,6 +53,8 @@ export const ClientMessage = z.discriminatedUnion("t", [
     fromIdx: z.number().int().min(0).default(0),
   }),
   z.object({ t: z.literal("cancel"), rid: z.number(), callId: z.string().uuid() }),
+  /** Stop pushing this call's results here (the caller has what it wanted). */
+  z.object({ t: z.literal("unsubscribe"), rid: z.number(), callId: z.string().uuid() }),
   z.object({ t: z.literal("logs"), rid: z.number(), appId: z.string() }),
   z.object({ t: z.literal("ping"), rid: z.number() }),
 ]);

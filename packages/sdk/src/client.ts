@@ -109,7 +109,10 @@ export class Client {
     handlers.add(handler);
     return () => {
       handlers.delete(handler);
-      if (handlers.size === 0) this.resultHandlers.delete(callId);
+      if (handlers.size > 0 || this.resultHandlers.get(callId) !== handlers) return;
+      this.resultHandlers.delete(callId);
+      // The server would otherwise keep pushing (and remembering) this call for the connection's life.
+      if (!this.closed) this.send({ t: "unsubscribe", callId }).catch(() => {});
     };
   }
 

@@ -26,6 +26,12 @@ export class Hub {
     add(this.apps, appId, subscriber);
   }
 
+  unsubscribeCall(callId: string, subscriber: Subscriber): void {
+    const set = this.calls.get(callId);
+    set?.delete(subscriber);
+    if (set?.size === 0) this.calls.delete(callId);
+  }
+
   remove(subscriber: Subscriber): void {
     for (const map of [this.calls, this.apps]) {
       for (const [key, set] of map) {

@@ -27,6 +27,9 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
         case "subscribe":
           await control.subscribe(message.callId, message.fromIdx, subscriber);
           break;
+        case "unsubscribe":
+          control.hub.unsubscribeCall(message.callId, subscriber);
+          break;
         case "cancel":
           await control.cancel(message.callId);
           break;
