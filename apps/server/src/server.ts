@@ -34,6 +34,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log,
     ...(options.abandonAfterMs ? { abandonAfterMs: options.abandonAfterMs } : {}),
   });
+  // Unfinished inputs are back in memory before any worker can say what it still runs.
+  await control.start();
   const api = apiRoutes({ store, blobs, control });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -57,16 +59,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   });
 
-  control.start();
   log.info({ url }, "server listening");
   return {
     url,
     control,
     close: async () => {
-      control.stop();
       for (const client of sockets.clients) client.terminate();
       sockets.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await control.stop();
     },
   };
 }

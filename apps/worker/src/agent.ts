@@ -133,7 +133,9 @@ export class WorkerAgent {
         capacity: this.capacity,
         containers: [...this.sessions.keys()],
         held: [
-          ...[...this.sessions.values()].flatMap((session) => session.inFlightRefs()),
+          ...[...this.sessions.values()].flatMap((session) =>
+            session.inFlightRefs().map((ref) => ({ ...ref, containerId: session.id })),
+          ),
           ...[...this.unrecorded.values(), this.outputs]
             .flat()
             .map((o) => ({ inputId: o.inputId, attempt: o.attempt })),

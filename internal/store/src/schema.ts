@@ -72,6 +72,40 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX containers_live ON containers (function_id) WHERE state <> 'stopped';
   `,
+  // The engine queues and leases inputs in memory; the store keeps what a restart needs, in chunks: a
+  // call's inputs as submitted, its results as recorded, and the retry counts of unfinished inputs.
+  // Inputs of the first schema are not carried over (there was no release with it).
+  `
+  DROP TABLE inputs;
+  ALTER TABLE calls ADD COLUMN finished_at timestamptz;
+  CREATE INDEX calls_unfinished ON calls (id) WHERE finished_at IS NULL;
+  CREATE INDEX calls_finished ON calls (finished_at) WHERE finished_at IS NOT NULL;
+  CREATE SEQUENCE input_ids INCREMENT BY 1024;
+  CREATE TABLE input_chunks (
+    call_id uuid NOT NULL,
+    first_idx int NOT NULL,
+    first_id bigint NOT NULL,
+    count int NOT NULL,
+    function_id text NOT NULL,
+    args bytea NOT NULL,
+    PRIMARY KEY (call_id, first_idx)
+  );
+  CREATE TABLE result_chunks (
+    id bigserial PRIMARY KEY,
+    call_id uuid NOT NULL,
+    count int NOT NULL,
+    results bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE INDEX result_chunks_call ON result_chunks (call_id);
+  CREATE TABLE input_progress (
+    input_id bigint PRIMARY KEY,
+    attempt int NOT NULL,
+    user_failures int NOT NULL,
+    infra_failures int NOT NULL,
+    run_after_ms float8 NOT NULL
+  );
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

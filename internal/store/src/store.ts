@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { ErrorCode, FunctionSpec, OutputStatus, Payload, RetryPolicy } from "@skiff/protocol";
+import type { ErrorCode, FunctionSpec, OutputStatus, Payload } from "@skiff/protocol";
+import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
+import { groupBy } from "@skiff/protocol/group-by";
 import type { Db } from "./db.js";
 import { migrate } from "./schema.js";
 
@@ -20,14 +22,6 @@ export interface FunctionRow {
   spec: FunctionSpec;
 }
 
-export interface ClaimedRow {
-  inputId: string;
-  attempt: number;
-  callId: string;
-  idx: number;
-  args: Payload;
-}
-
 /** An input that reached its final state: its caller can be told. */
 export interface FinishedInput {
   inputId: string;
@@ -38,34 +32,52 @@ export interface FinishedInput {
   data: Payload;
 }
 
-export interface NewInput {
-  idx: number;
-  args: Payload;
-  /** Lease it at once to this waiting container. */
-  owner?: string | undefined;
+/** A run of a call's inputs with consecutive indices and ids, written as one row. */
+export interface InputChunk {
+  callId: string;
+  functionId: string;
+  firstIdx: number;
+  /** The id of the first input; the others follow (ids from `reserveInputIds`). */
+  firstId: number;
+  args: Payload[];
 }
 
-export interface OutputRecord {
+interface AttemptCounts {
   inputId: string;
+  /** The latest attempt handed out. */
   attempt: number;
+  userFailures: number;
+  infraFailures: number;
+}
+
+/** An input's final result, with the counts it ended with. */
+export interface ResultRecord extends AttemptCounts {
+  callId: string;
+  idx: number;
   status: OutputStatus;
   code?: ErrorCode | undefined;
-  retryable: boolean;
   data: Payload;
 }
 
-export interface InputRef {
-  inputId: string;
-  attempt: number;
+/** An unfinished input's counts, and when it may run next (ms since the epoch). */
+export interface ProgressRecord extends AttemptCounts {
+  runAfterMs: number;
 }
 
-export interface Backlog {
+export interface UnfinishedInput extends ProgressRecord {
+  callId: string;
   functionId: string;
-  /** Inputs ready to run now. */
-  pending: number;
-  running: number;
-  /** Inputs waiting for a retry backoff. */
-  delayed: number;
+  idx: number;
+  args: Payload;
+}
+
+/** What `Store.persist` writes at once. */
+export interface WriteBatch {
+  chunks: InputChunk[];
+  results: ResultRecord[];
+  progress: ProgressRecord[];
+  /** Calls with no unfinished input left: a restart need not look at them. */
+  finishedCalls: string[];
 }
 
 export interface LiveContainer {
@@ -75,17 +87,15 @@ export interface LiveContainer {
   state: "starting" | "running";
 }
 
+/** How many input ids `reserveInputIds` reserves at once: the step of `inputs_id_seq`. */
+export const INPUT_ID_BLOCK = 1024;
+
 // Postgres allows 65,535 parameters per statement; stay far below with room for wide rows.
 const ROWS_PER_STATEMENT = 1000;
 
-function payloadColumns(payload: Payload): [Uint8Array | null, string | null] {
-  return "inline" in payload ? [payload.inline, null] : [null, payload.blob];
-}
-
-function toPayload(bytes: Uint8Array | null, blob: string | null): Payload {
-  if (blob) return { blob };
-  // postgres.js hands back Buffers; normalize so callers see one type.
-  return { inline: bytes ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : new Uint8Array() };
+/** postgres.js and cbor-x hand back Buffers; normalize so callers see one type. */
+function toBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -108,35 +118,18 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-interface FinishedRow {
-  input_id: string;
-  call_id: string;
-  idx: number;
-  status: string;
-  result_status: OutputStatus | null;
-  result_code: ErrorCode | null;
-  result: Uint8Array | null;
-  result_blob: string | null;
-}
+type ResultTuple = [number, number, OutputStatus, ErrorCode | null, Payload, number, number, number];
 
-function finished(rows: FinishedRow[]): FinishedInput[] {
-  return rows
-    .filter((row) => row.status === "done")
-    .map((row) => ({
-      inputId: row.input_id,
-      callId: row.call_id,
-      idx: row.idx,
-      status: row.result_status ?? "failure",
-      code: row.result_code ?? undefined,
-      data: toPayload(row.result, row.result_blob),
-    }));
+function decodeResults(callId: string, bytes: Uint8Array): FinishedInput[] {
+  return (decodeMessage(toBytes(bytes)) as ResultTuple[]).map(([inputId, idx, status, code, data]) => ({
+    inputId: String(inputId),
+    callId,
+    idx,
+    status,
+    code: code ?? undefined,
+    data: "inline" in data ? { inline: toBytes(data.inline) } : data,
+  }));
 }
-
-const FINISHED_COLUMNS =
-  "id::text AS input_id, call_id::text, idx, status, result_status, result_code, result, result_blob";
-// For statements joining a VALUES list that has its own result columns.
-const FINISHED_COLUMNS_OF_I =
-  "i.id::text AS input_id, i.call_id::text, i.idx, i.status, i.result_status, i.result_code, i.result, i.result_blob";
 
 /** Everything the control plane persists, as domain operations over one Db. Batched on hot paths. */
 export class Store {
@@ -194,17 +187,11 @@ export class Store {
     return rows.map(toApp);
   }
 
-  /** Marks an app stopped and fails its unfinished inputs; returns those that were running, to kill. */
-  async stopApp(appId: string): Promise<{ finished: FinishedInput[]; running: (InputRef & { owner: string })[] }> {
+  /** Marks an app stopped; the engine fails its unfinished inputs. */
+  async stopApp(appId: string): Promise<void> {
     await this.db.query("UPDATE apps SET state = 'stopped', stopped_at = now() WHERE id = $1 AND state = 'running'", [
       appId,
     ]);
-    return this.failUnfinished(
-      "function_id IN (SELECT id FROM functions WHERE app_id = $1)",
-      [appId],
-      "CANCELLED",
-      "the app was stopped",
-    );
   }
 
   /** Records that the client of an ephemeral app is still there. */
@@ -243,253 +230,161 @@ export class Store {
   // ---- calls and inputs ----
 
   /**
-   * Writes a call's inputs; a resend of the same (callId, idx) is ignored. An input with an `owner` is
-   * written already leased to that container (attempt 1), saving a claim when a container is waiting.
-   * One statement per 1,000 inputs and no transaction: a partial write is completed by the resend.
+   * Reserves a block of INPUT_ID_BLOCK input ids for the engine to hand out, so that it can dispatch an
+   * input before its chunk is written. Returns the first id of the block.
    */
-  async submit(call: {
-    callId: string;
-    functionId: string;
-    total: number;
-    inputs: NewInput[];
-    leaseMs?: number;
-  }): Promise<{ inserted: number; leased: (InputRef & { idx: number; owner: string })[] }> {
-    let inserted = 0;
-    const leased: (InputRef & { idx: number; owner: string })[] = [];
-    for (const batch of chunks(call.inputs, ROWS_PER_STATEMENT)) {
-      const params: unknown[] = [call.callId, call.functionId, call.total, call.leaseMs ?? 0];
-      for (const input of batch) params.push(input.idx, ...payloadColumns(input.args), input.owner ?? null);
-      const values = placeholders(batch.length, ["::int", "::bytea", "::text", "::text"], { offset: 4 });
-      const rows = await this.db.query<{ id: string; idx: number; attempt: number; lease_owner: string | null }>(
-        `WITH c AS (INSERT INTO calls (id, function_id, total) VALUES ($1::uuid, $2, $3) ON CONFLICT (id) DO NOTHING)
-         INSERT INTO inputs (call_id, function_id, idx, args, args_blob, status, attempt, lease_owner, lease_expires_at)
-         SELECT $1::uuid, $2, v.idx, v.args, v.args_blob,
-           CASE WHEN v.owner IS NULL THEN 'pending' ELSE 'running' END,
-           CASE WHEN v.owner IS NULL THEN 0 ELSE 1 END,
-           v.owner,
-           CASE WHEN v.owner IS NULL THEN NULL ELSE now() + $4 * interval '1 millisecond' END
-         FROM (VALUES ${values}) AS v(idx, args, args_blob, owner)
-         ON CONFLICT (call_id, idx) DO NOTHING RETURNING id::text, idx, attempt, lease_owner`,
-        params,
-      );
-      inserted += rows.length;
-      for (const row of rows) {
-        if (row.lease_owner)
-          leased.push({ inputId: row.id, attempt: row.attempt, idx: row.idx, owner: row.lease_owner });
-      }
-    }
-    return { inserted, leased };
+  async reserveInputIds(): Promise<number> {
+    const [row] = await this.db.query<{ first: string }>("SELECT nextval('input_ids')::text AS first");
+    return Number(row!.first);
   }
 
-  async getCall(callId: string): Promise<{ callId: string; functionId: string; total: number } | undefined> {
-    const [row] = await this.db.query<{ id: string; function_id: string; total: number }>(
-      "SELECT id::text, function_id, total FROM calls WHERE id = $1::uuid",
+  /**
+   * Writes what the engine did since its last write, in one statement: new input chunks (a chunk already
+   * written under the same (callId, firstIdx) is left alone, so a resend changes nothing), final results,
+   * the retry counts of unfinished inputs, and calls left with nothing unfinished. Returns, per chunk
+   * that was new, its call and first index.
+   */
+  async persist(batch: WriteBatch): Promise<{ callId: string; firstIdx: number }[]> {
+    const params: unknown[] = [];
+    const p = (value: unknown, cast: string) => {
+      params.push(value);
+      return `$${params.length}${cast}`;
+    };
+    const parts: string[] = [];
+    let returning = "SELECT NULL::text AS call_id, NULL::int AS first_idx WHERE false";
+    if (batch.chunks.length > 0) {
+      const calls = [...new Map(batch.chunks.map((c) => [c.callId, c])).values()];
+      const callRows = calls.map((c) => `(${p(c.callId, "::uuid")},${p(c.functionId, "::text")})`);
+      const chunkRows = batch.chunks.map(
+        (c) =>
+          `(${p(c.callId, "::uuid")},${p(c.firstIdx, "::int")},${p(c.firstId, "::bigint")},${p(c.args.length, "::int")},${p(c.functionId, "::text")},${p(encodeMessage(c.args), "::bytea")})`,
+      );
+      parts.push(
+        `new_calls AS (INSERT INTO calls (id, function_id, total) SELECT id, fid, 0 FROM (VALUES ${callRows.join(",")}) AS v(id, fid)
+           ON CONFLICT (id) DO UPDATE SET finished_at = NULL)`,
+        `new_chunks AS (INSERT INTO input_chunks (call_id, first_idx, first_id, count, function_id, args) VALUES ${chunkRows.join(",")}
+           ON CONFLICT (call_id, first_idx) DO NOTHING RETURNING call_id, first_idx)`,
+      );
+      returning = "SELECT call_id::text, first_idx FROM new_chunks";
+    }
+    for (const [callId, results] of groupBy(batch.results, (r) => r.callId)) {
+      const rows = results.map((r) => [
+        Number(r.inputId),
+        r.idx,
+        r.status,
+        r.code ?? null,
+        r.data,
+        r.attempt,
+        r.userFailures,
+        r.infraFailures,
+      ]);
+      parts.push(
+        `r${parts.length} AS (INSERT INTO result_chunks (call_id, count, results) VALUES (${p(callId, "::uuid")},${p(rows.length, "::int")},${p(encodeMessage(rows), "::bytea")}))`,
+      );
+    }
+    if (batch.finishedCalls.length > 0) {
+      parts.push(
+        `finished AS (UPDATE calls SET finished_at = now() WHERE id = ANY(${p(batch.finishedCalls, "::uuid[]")}) AND finished_at IS NULL)`,
+      );
+    }
+    const rows =
+      parts.length === 0
+        ? []
+        : await this.db.query<{ call_id: string; first_idx: number }>(`WITH ${parts.join(",\n")} ${returning}`, params);
+    for (const slice of chunks(batch.progress, ROWS_PER_STATEMENT)) {
+      const values: unknown[] = [];
+      for (const r of slice) values.push(r.inputId, r.attempt, r.userFailures, r.infraFailures, r.runAfterMs);
+      await this.db.query(
+        `INSERT INTO input_progress (input_id, attempt, user_failures, infra_failures, run_after_ms)
+         VALUES ${placeholders(slice.length, ["::bigint", "::int", "::int", "::int", "::float8"])}
+         ON CONFLICT (input_id) DO UPDATE SET attempt = excluded.attempt, user_failures = excluded.user_failures,
+           infra_failures = excluded.infra_failures, run_after_ms = excluded.run_after_ms`,
+        values,
+      );
+    }
+    return rows.map((row) => ({ callId: row.call_id, firstIdx: row.first_idx }));
+  }
+
+  async getCall(callId: string): Promise<{ callId: string; functionId: string } | undefined> {
+    const [row] = await this.db.query<{ id: string; function_id: string }>(
+      "SELECT id::text, function_id FROM calls WHERE id = $1::uuid",
       [callId],
     );
-    return row ? { callId: row.id, functionId: row.function_id, total: row.total } : undefined;
+    return row ? { callId: row.id, functionId: row.function_id } : undefined;
   }
 
-  /** Leases up to `max` ready inputs of a function to a container, in submission order. */
-  async claim(claim: { functionId: string; owner: string; max: number; leaseMs: number }): Promise<ClaimedRow[]> {
-    const rows = await this.db.query<{
-      id: string;
-      attempt: number;
-      call_id: string;
-      idx: number;
-      args: Uint8Array | null;
-      args_blob: string | null;
-    }>(
-      `UPDATE inputs SET status = 'running', attempt = attempt + 1, lease_owner = $2,
-         lease_expires_at = now() + $3 * interval '1 millisecond'
-       WHERE id IN (SELECT id FROM inputs WHERE function_id = $1 AND status = 'pending' AND run_after <= now()
-                    ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
-       RETURNING id::text, attempt, call_id::text, idx, args, args_blob`,
-      [claim.functionId, claim.owner, claim.leaseMs, claim.max],
-    );
-    rows.sort((a, b) => Number(a.id) - Number(b.id));
-    return rows.map((row) => ({
-      inputId: row.id,
-      attempt: row.attempt,
-      callId: row.call_id,
-      idx: row.idx,
-      args: toPayload(row.args, row.args_blob),
-    }));
-  }
-
-  /** Extends the leases of inputs still running under these attempts. */
-  async heartbeat(inputs: InputRef[], leaseMs: number): Promise<void> {
-    await this.forRunningAttempts(
-      inputs,
-      [leaseMs],
-      "SET lease_expires_at = now() + $1 * interval '1 millisecond'",
-      "",
-    );
-  }
-
-  /**
-   * Records outputs. A success finishes its input whatever the attempt (the first success wins); a failure
-   * counts only for the attempt that holds the input, and is retried with backoff while the policy allows.
-   */
-  async recordOutputs(
-    outputs: OutputRecord[],
-    policyOf: (functionId: string) => RetryPolicy | Promise<RetryPolicy>,
-  ): Promise<FinishedInput[]> {
-    const done: FinishedInput[] = [];
-    const successes = outputs.filter((o) => o.status === "success");
-    for (const batch of chunks(successes, ROWS_PER_STATEMENT)) {
-      const params: unknown[] = [];
-      for (const output of batch) params.push(output.inputId, ...payloadColumns(output.data));
-      const rows = await this.db.query<FinishedRow>(
-        `UPDATE inputs i SET status = 'done', result_status = 'success', result_code = NULL, result = v.result,
-           result_blob = v.result_blob, finished_at = now(), lease_owner = NULL
-         FROM (VALUES ${placeholders(batch.length, ["::bigint", "::bytea", "::text"])}) AS v(id, result, result_blob)
-         WHERE i.id = v.id AND i.status <> 'done'
-         RETURNING ${FINISHED_COLUMNS_OF_I}`,
-        params,
-      );
-      done.push(...finished(rows));
-    }
-    for (const output of outputs.filter((o) => o.status === "failure")) {
-      const [owner] = await this.db.query<{ function_id: string }>("SELECT function_id FROM inputs WHERE id = $1", [
-        output.inputId,
-      ]);
-      if (!owner) continue;
-      const policy = await policyOf(owner.function_id);
-      const [bytes, blob] = payloadColumns(output.data);
-      const rows = await this.db.query<FinishedRow>(
-        `UPDATE inputs SET user_failures = user_failures + 1,
-           status = CASE WHEN $3 AND user_failures < $4 THEN 'pending' ELSE 'done' END,
-           run_after = now() + LEAST($5 * power($6, user_failures), $7) * interval '1 millisecond',
-           lease_owner = NULL,
-           result_status = 'failure', result_code = $8, result = $9, result_blob = $10,
-           finished_at = CASE WHEN $3 AND user_failures < $4 THEN NULL ELSE now() END
-         WHERE id = $1 AND attempt = $2 AND status = 'running'
-         RETURNING ${FINISHED_COLUMNS}`,
-        [
-          output.inputId,
-          output.attempt,
-          output.retryable,
-          policy.maxRetries,
-          policy.initialDelayMs,
-          policy.backoffCoefficient,
-          policy.maxDelayMs,
-          output.code ?? "USER_ERROR",
-          bytes,
-          blob,
-        ],
-      );
-      done.push(...finished(rows));
-    }
-    return done;
-  }
-
-  /**
-   * Requeues inputs whose attempt was lost to the platform (worker died, lease expired), outside the
-   * user's retry budget; after `maxInfra` such losses the input fails with `code`.
-   */
-  async requeueLost(
-    where: { expiredBefore: "now" } | { inputs: InputRef[] } | { owners: string[] },
-    failure: { maxInfra: number; code: ErrorCode; data: Uint8Array },
-  ): Promise<{ requeued: number; finished: FinishedInput[] }> {
-    const set = `infra_failures = infra_failures + 1, lease_owner = NULL,
-      status = CASE WHEN infra_failures + 1 > $1 THEN 'done' ELSE 'pending' END,
-      result_status = CASE WHEN infra_failures + 1 > $1 THEN 'failure' ELSE result_status END,
-      result_code = CASE WHEN infra_failures + 1 > $1 THEN $2 ELSE result_code END,
-      result = CASE WHEN infra_failures + 1 > $1 THEN $3::bytea ELSE result END,
-      finished_at = CASE WHEN infra_failures + 1 > $1 THEN now() ELSE NULL END`;
-    const base = [failure.maxInfra, failure.code, failure.data];
-    let rows: FinishedRow[] = [];
-    if ("expiredBefore" in where) {
-      rows = await this.db.query<FinishedRow>(
-        `UPDATE inputs SET ${set} WHERE status = 'running' AND lease_expires_at < now() RETURNING ${FINISHED_COLUMNS}`,
-        base,
-      );
-    } else if ("owners" in where) {
-      if (where.owners.length === 0) return { requeued: 0, finished: [] };
-      rows = await this.db.query<FinishedRow>(
-        `UPDATE inputs SET ${set} WHERE status = 'running' AND lease_owner = ANY($4::text[]) RETURNING ${FINISHED_COLUMNS}`,
-        [...base, where.owners],
-      );
-    } else {
-      rows = await this.forRunningAttempts<FinishedRow>(where.inputs, base, `SET ${set}`, FINISHED_COLUMNS_OF_I);
-    }
-    const done = finished(rows);
-    return { requeued: rows.length - done.length, finished: done };
-  }
-
-  /** Final results of a call from `fromIdx` on, in index order. */
+  /** Final results of a call from `fromIdx` on, in index order; the first result of an input wins. */
   async results(callId: string, fromIdx = 0): Promise<FinishedInput[]> {
-    const rows = await this.db.query<FinishedRow>(
-      `SELECT ${FINISHED_COLUMNS} FROM inputs WHERE call_id = $1::uuid AND idx >= $2 AND status = 'done' ORDER BY idx`,
-      [callId, fromIdx],
+    const rows = await this.db.query<{ results: Uint8Array }>(
+      "SELECT results FROM result_chunks WHERE call_id = $1::uuid ORDER BY id",
+      [callId],
     );
-    return finished(rows);
+    const byIdx = new Map<number, FinishedInput>();
+    for (const row of rows) {
+      for (const result of decodeResults(callId, row.results)) {
+        if (result.idx >= fromIdx && !byIdx.has(result.idx)) byIdx.set(result.idx, result);
+      }
+    }
+    return [...byIdx.values()].sort((a, b) => a.idx - b.idx);
   }
 
-  /** Fails a function's inputs that wait to run (not those running), e.g. because its containers cannot start. */
-  async failPending(functionId: string, code: ErrorCode, data: Uint8Array): Promise<{ finished: FinishedInput[] }> {
-    const rows = await this.db.query<FinishedRow>(
-      `UPDATE inputs SET status = 'done', result_status = 'failure', result_code = $2, result = $3::bytea, result_blob = NULL,
-         finished_at = now(), lease_owner = NULL
-       WHERE function_id = $1 AND status = 'pending' RETURNING ${FINISHED_COLUMNS}`,
-      [functionId, code, data],
-    );
-    return { finished: finished(rows) };
+  /** Every input of calls not finished yet, without a result: what the engine reloads when it starts. */
+  async unfinishedInputs(): Promise<UnfinishedInput[]> {
+    const calls = await this.db.query<{ id: string }>("SELECT id::text FROM calls WHERE finished_at IS NULL");
+    const out: UnfinishedInput[] = [];
+    for (const { id: callId } of calls) {
+      const [chunks, results, progress] = await Promise.all([
+        this.db.query<{ first_idx: number; first_id: string; function_id: string; args: Uint8Array }>(
+          "SELECT first_idx, first_id::text, function_id, args FROM input_chunks WHERE call_id = $1::uuid ORDER BY first_idx",
+          [callId],
+        ),
+        this.results(callId),
+        this.db.query<{
+          input_id: string;
+          attempt: number;
+          user_failures: number;
+          infra_failures: number;
+          run_after_ms: number;
+        }>(
+          `SELECT p.input_id::text, p.attempt, p.user_failures, p.infra_failures, p.run_after_ms FROM input_progress p
+           JOIN input_chunks c ON p.input_id >= c.first_id AND p.input_id < c.first_id + c.count WHERE c.call_id = $1::uuid`,
+          [callId],
+        ),
+      ]);
+      const done = new Set(results.map((r) => r.idx));
+      const counts = new Map(progress.map((row) => [row.input_id, row]));
+      for (const chunk of chunks) {
+        const args = decodeMessage(toBytes(chunk.args)) as Payload[];
+        for (const [offset, payload] of args.entries()) {
+          const idx = chunk.first_idx + offset;
+          if (done.has(idx)) continue;
+          const inputId = String(Number(chunk.first_id) + offset);
+          const saved = counts.get(inputId);
+          out.push({
+            inputId,
+            callId,
+            functionId: chunk.function_id,
+            idx,
+            args: payload,
+            attempt: saved?.attempt ?? 0,
+            userFailures: saved?.user_failures ?? 0,
+            infraFailures: saved?.infra_failures ?? 0,
+            runAfterMs: Number(saved?.run_after_ms ?? 0),
+          });
+        }
+      }
+    }
+    return out;
   }
 
-  /** Cancels a call's unfinished inputs; returns the finished records and the attempts to kill. */
-  async cancelCall(callId: string): Promise<{ finished: FinishedInput[]; running: (InputRef & { owner: string })[] }> {
-    return this.failUnfinished("call_id = $1::uuid", [callId], "CANCELLED", "the call was cancelled");
-  }
-
-  private async failUnfinished(
-    where: string,
-    params: unknown[],
-    code: ErrorCode,
-    message: string,
-  ): Promise<{ finished: FinishedInput[]; running: (InputRef & { owner: string })[] }> {
-    const n = params.length;
-    const rows = await this.db.query<FinishedRow & { prev: string; attempt: number; owner: string | null }>(
-      `WITH c AS (SELECT id, status AS prev, lease_owner AS owner FROM inputs WHERE ${where} AND status <> 'done' FOR UPDATE)
-       UPDATE inputs i SET status = 'done', result_status = 'failure', result_code = $${n + 1}, result = $${n + 2}::bytea,
-         result_blob = NULL, finished_at = now(), lease_owner = NULL
-       FROM c WHERE i.id = c.id
-       RETURNING c.prev, c.owner, i.attempt, ${FINISHED_COLUMNS_OF_I}`,
-      [...params, code, new TextEncoder().encode(message)],
-    );
-    return {
-      finished: finished(rows),
-      running: rows
-        .filter((row) => row.prev === "running" && row.owner)
-        .map((row) => ({ inputId: row.input_id, attempt: row.attempt, owner: row.owner! })),
-    };
-  }
-
-  /** Ready, running and delayed inputs per function of running apps. */
-  async backlog(): Promise<Backlog[]> {
-    const rows = await this.db.query<{ function_id: string; pending: string; running: string; delayed: string }>(
-      `SELECT function_id,
-         count(*) FILTER (WHERE status = 'pending' AND run_after <= now()) AS pending,
-         count(*) FILTER (WHERE status = 'running') AS running,
-         count(*) FILTER (WHERE status = 'pending' AND run_after > now()) AS delayed
-       FROM inputs WHERE status <> 'done' GROUP BY function_id`,
-    );
-    return rows.map((row) => ({
-      functionId: row.function_id,
-      pending: Number(row.pending),
-      running: Number(row.running),
-      delayed: Number(row.delayed),
-    }));
-  }
-
-  /** Deletes finished inputs and calls older than `ageMs`. */
+  /** Deletes calls that finished more than `ageMs` ago, with their inputs and results. */
   async deleteFinished(ageMs: number): Promise<number> {
-    const rows = await this.db.query(
-      "DELETE FROM inputs WHERE status = 'done' AND finished_at < now() - $1 * interval '1 millisecond' RETURNING id",
-      [ageMs],
-    );
-    await this.db.query(
-      "DELETE FROM calls c WHERE created_at < now() - $1 * interval '1 millisecond' AND NOT EXISTS (SELECT 1 FROM inputs i WHERE i.call_id = c.id)",
+    const rows = await this.db.query<{ id: string }>(
+      `WITH old AS (DELETE FROM calls WHERE finished_at < now() - $1 * interval '1 millisecond' RETURNING id),
+         chunks AS (DELETE FROM input_chunks c USING old WHERE c.call_id = old.id RETURNING c.first_id, c.count),
+         progress AS (DELETE FROM input_progress p USING chunks c WHERE p.input_id >= c.first_id AND p.input_id < c.first_id + c.count),
+         results AS (DELETE FROM result_chunks r USING old WHERE r.call_id = old.id)
+       SELECT id::text FROM old`,
       [ageMs],
     );
     return rows.length;
@@ -521,51 +416,19 @@ export class Store {
     );
   }
 
-  /** Puts leased inputs that were never run back in the queue, without counting a failure. */
-  async returnInputs(inputs: InputRef[]): Promise<number> {
-    const rows = await this.forRunningAttempts(
-      inputs,
-      [],
-      "SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL",
-      "i.id",
-    );
-    return rows.length;
+  /** Records that these workers are connected. */
+  async touchWorkers(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.query("UPDATE workers SET last_seen_at = now() WHERE id = ANY($1::text[])", [ids]);
   }
 
-  /**
-   * Runs `UPDATE inputs i <set>` on each of these attempts that still holds its input, in batches; `leading`
-   * parameters come first ($1…), and `returning` (empty for none) lists what to return.
-   */
-  private async forRunningAttempts<T>(
-    refs: InputRef[],
-    leading: unknown[],
-    set: string,
-    returning: string,
-  ): Promise<T[]> {
-    const out: T[] = [];
-    for (const batch of chunks(refs, ROWS_PER_STATEMENT)) {
-      const params: unknown[] = [...leading];
-      for (const ref of batch) params.push(ref.inputId, ref.attempt);
-      const values = placeholders(batch.length, ["::bigint", "::int"], { offset: leading.length });
-      const rows = await this.db.query<T>(
-        `UPDATE inputs i ${set}
-         FROM (VALUES ${values}) AS v(id, attempt) WHERE i.id = v.id AND i.attempt = v.attempt AND i.status = 'running'
-         ${returning ? `RETURNING ${returning}` : ""}`,
-        params,
-      );
-      out.push(...rows);
-    }
-    return out;
-  }
-
-  /** The attempts currently leased to these containers. */
-  async leasedTo(owners: string[]): Promise<InputRef[]> {
-    if (owners.length === 0) return [];
-    const rows = await this.db.query<{ id: string; attempt: number }>(
-      "SELECT id::text, attempt FROM inputs WHERE status = 'running' AND lease_owner = ANY($1::text[])",
-      [owners],
+  /** Workers heard from within `withinMs`: those a restarted server waits for before it requeues their inputs. */
+  async recentWorkers(withinMs: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      "SELECT id FROM workers WHERE last_seen_at > now() - $1 * interval '1 millisecond'",
+      [withinMs],
     );
-    return rows.map((row) => ({ inputId: row.id, attempt: row.attempt }));
+    return rows.map((row) => row.id);
   }
 
   /** Marks containers stopped, e.g. because their worker restarted without them. */

@@ -45,6 +45,8 @@ export const ClientMessage = z.discriminatedUnion("t", [
     total: z.number().int().min(0),
     /** Push results of this call to this connection. */
     subscribe: z.boolean(),
+    /** Sent again after a reconnect: the server checks what it already has before running anything. */
+    resent: z.boolean().default(false),
   }),
   z.object({
     t: z.literal("subscribe"),
@@ -59,6 +61,8 @@ export const ClientMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("ping"), rid: z.number() }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
+/** A client message as sent: fields with defaults may be left out. */
+export type ClientMessageInput = z.input<typeof ClientMessage>;
 
 export const ServerToClient = z.discriminatedUnion("t", [
   z.object({
@@ -108,8 +112,13 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     capacity: Capacity,
     /** Containers still running from before a reconnect. */
     containers: z.array(z.string()),
-    /** Inputs it still holds (running, or with an output not yet recorded); other leases of its containers are void. */
-    held: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })).default([]),
+    /**
+     * Inputs it still holds: running (in `containerId`), or with an output not yet recorded. Other leases
+     * of its containers are void.
+     */
+    held: z
+      .array(z.object({ inputId: z.string(), attempt: z.number().int(), containerId: z.string().optional() }))
+      .default([]),
   }),
   z.object({ t: z.literal("started"), containerId: z.string() }),
   z.object({

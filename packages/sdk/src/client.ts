@@ -1,15 +1,17 @@
 import { createHash } from "node:crypto";
-import type { ClientMessage, LogLine, Result, ServerToClient } from "@skiff/protocol";
+import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
 import WebSocket from "ws";
 import { SkiffError } from "./errors.js";
 
-type Request = ClientMessage extends infer M ? (M extends { rid: number } ? Omit<M, "rid"> : never) : never;
+type Request = ClientMessageInput extends infer M ? (M extends { rid: number } ? Omit<M, "rid"> : never) : never;
 
 interface Pending {
   message: Request;
+  /** Went out on a connection at least once: after a reconnect it goes again as a resend. */
+  sent: boolean;
   resolve: () => void;
   reject: (error: Error) => void;
 }
@@ -95,8 +97,12 @@ export class Client {
   send(message: Request): Promise<void> {
     const rid = this.nextRid++;
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(rid, { message, resolve, reject });
-      if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(encodeMessage({ ...message, rid }));
+      const pending: Pending = { message, resolve, reject, sent: false };
+      this.pending.set(rid, pending);
+      if (this.socket?.readyState === WebSocket.OPEN) {
+        this.socket.send(encodeMessage({ ...message, rid }));
+        pending.sent = true;
+      }
       // Otherwise the connection sends everything pending once it opens; failures are retried by reconnect.
       else this.connect().catch(() => {});
     });
@@ -157,7 +163,11 @@ export class Client {
         this.opening = undefined;
         this.unreachableSince = undefined;
         // Everything unacknowledged goes again: submits are deduplicated by (callId, idx).
-        for (const [rid, pending] of this.pending) socket.send(encodeMessage({ ...pending.message, rid }));
+        for (const [rid, pending] of this.pending) {
+          const resent = pending.sent && pending.message.t === "submit";
+          socket.send(encodeMessage({ ...pending.message, rid, ...(resent ? { resent } : {}) }));
+          pending.sent = true;
+        }
         resolve(socket);
       });
       socket.on("message", (data: Buffer) => this.receive(data));

@@ -50,7 +50,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const waiting = waitForResult(client, callId, { subscribe: false });
-    await client.send({
+    const accepted = client.send({
       t: "submit",
       functionId,
       callId,
@@ -58,7 +58,10 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
       subscribe: true,
       inputs: [{ idx: 0, args: await toPayload(client, args) }],
     });
-    const settled = await settle(client, await waiting);
+    // The result can come before the acknowledgement (the server writes behind): either one settles it,
+    // and a refusal still throws.
+    accepted.catch(() => {});
+    const settled = await settle(client, await Promise.race([waiting, accepted.then(() => waiting)]));
     if (!settled.ok) throw settled.error;
     return settled.value as R;
   }

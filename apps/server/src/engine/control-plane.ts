@@ -1,19 +1,25 @@
 import { randomUUID } from "node:crypto";
 import {
+  type ClientMessage,
+  type ErrorCode,
   encodeMessage,
   type FunctionSpec,
-  groupBy,
   INFRA_RETRIES,
   LEASE_MS,
+  type OutputStatus,
   type Payload,
   RESULT_TTL_MS,
+  type RetryPolicy,
   type WorkerMessage,
+  type WorkerOutput,
 } from "@skiff/protocol";
-import type { FinishedInput, InputRef, Store } from "@skiff/store";
+import { type FinishedInput, INPUT_ID_BLOCK, type Store } from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
-import { Dispatcher, type Waiter } from "./dispatcher.js";
+import { Dispatcher } from "./dispatcher.js";
 import { Hub, type Subscriber } from "./hub.js";
+import { Persister } from "./persister.js";
+import { InputQueue, type QueuedInput } from "./queue.js";
 import { FunctionTimings } from "./timings.js";
 import { type WorkerConn, WorkerRegistry } from "./workers.js";
 
@@ -25,6 +31,17 @@ interface FunctionInfo {
   spec: FunctionSpec;
   stopped: boolean;
 }
+
+/** What memory keeps of a call: which chunks arrived (to drop resends) and how many inputs are unfinished. */
+interface CallState {
+  functionId: string;
+  chunks: Set<number>;
+  unfinished: number;
+  touchedAt: number;
+}
+
+type Submit = Extract<ClientMessage, { t: "submit" }>;
+type Ref = { inputId: string; attempt: number };
 
 /** A platform failure as a payload: the SDK turns it into a CallError with this message. */
 export function failurePayload(message: string): Uint8Array {
@@ -38,24 +55,33 @@ export interface ControlPlaneOptions {
   abandonAfterMs?: number;
 }
 
+/** Calls whose inputs all finished are forgotten (resends then check the store) after this long. */
+const CALL_MEMORY_MS = 10 * 60_000;
+
 /**
- * The server's engine: accepts calls, hands inputs to containers, records outputs, starts containers
- * where there is backlog, and requeues what was lost. The store is the source of truth; memory holds
- * only what can be rebuilt (connections, parked claims, caches).
+ * The server's engine. Inputs are queued, leased and retried in memory (`InputQueue`), so a call goes
+ * from submit to a container and back without waiting on the store; the `Persister` writes behind it,
+ * and a submit is acknowledged (a worker's outputs confirmed) once durable. A restart reloads the
+ * unfinished inputs and holds them until the workers that may still run them have said hello.
  */
 export class ControlPlane {
   readonly hub = new Hub();
   readonly workers = new WorkerRegistry();
-  readonly dispatcher: Dispatcher;
+  readonly queue = new InputQueue();
+  readonly dispatcher = new Dispatcher(this.queue);
+  private readonly persister: Persister;
   private readonly store: Store;
   private readonly log: Logger;
   private readonly functions = new Map<string, FunctionInfo>();
+  private readonly calls = new Map<string, CallState>();
   private readonly timers: NodeJS.Timeout[] = [];
-  /** Inputs handed to containers by this replica, to push a success to its caller before it is recorded. */
-  private readonly dispatched = new Map<string, { callId: string; idx: number; functionId: string; at: number }>();
   private readonly timings = new FunctionTimings();
   /** Containers asked to start and not yet running, with when and for which function. */
   private readonly starting = new Map<string, { functionId: string; at: number }>();
+  private ids = { next: 0, end: 0 };
+  private nextBlock: Promise<number> | undefined;
+  /** After a restart: workers that may still run inputs, not yet heard from. */
+  private awaited = new Set<string>();
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
@@ -63,28 +89,37 @@ export class ControlPlane {
   constructor(options: ControlPlaneOptions) {
     this.store = options.store;
     this.log = options.log;
-    this.dispatcher = new Dispatcher(options.store);
+    this.persister = new Persister(options.store, (err, attempt) =>
+      this.log.error({ err, attempt }, "writing to the store failed; retrying"),
+    );
     this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
   }
 
-  start(): void {
-    const every = (ms: number, fn: () => Promise<unknown>) => {
-      const timer = setInterval(
-        () => fn().catch((error) => this.log.error({ err: error }, "periodic task failed")),
-        ms,
-      );
+  /** Reloads unfinished inputs, then starts the periodic work. */
+  async start(): Promise<void> {
+    await this.recover();
+    const every = (ms: number, fn: () => unknown) => {
+      const timer = setInterval(async () => {
+        try {
+          await fn();
+        } catch (error) {
+          this.log.error({ err: error }, "periodic task failed");
+        }
+      }, ms);
       timer.unref();
       this.timers.push(timer);
     };
     every(250, () => this.autoscale());
-    every(1000, () => this.reap());
-    every(1000, async () => this.dispatcher.wakeAll());
+    every(1000, () => this.tick());
+    every(3000, () => this.store.touchWorkers(this.workers.all().map((w) => w.id)));
     every(5000, () => this.stopAbandonedApps());
+    every(60_000, () => this.forgetOldCalls());
     every(3_600_000, () => this.store.deleteFinished(RESULT_TTL_MS));
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    await this.persister.flushed();
   }
 
   async functionInfo(functionId: string): Promise<FunctionInfo> {
@@ -106,67 +141,88 @@ export class ControlPlane {
 
   // ---- calls ----
 
-  async submit(
-    call: { functionId: string; callId: string; total: number; inputs: { idx: number; args: Payload }[] },
-    subscriber: Subscriber | undefined,
-  ): Promise<void> {
+  /** Queues a chunk of a call's inputs and hands them to waiting containers; resolves once durable. */
+  async submit(call: Submit, subscriber: Subscriber | undefined): Promise<void> {
     const fn = await this.functionInfo(call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `app ${fn.appName} is stopped: run or deploy it again`);
+    const { inputs } = call;
+    if (inputs.length === 0) return;
+    const firstIdx = inputs[0]!.idx;
+    if (inputs.length > INPUT_ID_BLOCK || inputs.some((input, i) => input.idx !== firstIdx + i))
+      throw new ApiError("BAD_REQUEST", `submit at most ${INPUT_ID_BLOCK} inputs at once, with consecutive indices`);
     if (subscriber) this.hub.subscribeCall(call.callId, subscriber);
-    // Containers already waiting get their inputs in the submit's own write: no claim round trip.
-    const waiters = this.dispatcher.take(call.functionId, call.inputs.length);
-    const owners: string[] = [];
-    for (const waiter of waiters) for (let i = 0; i < waiter.max; i++) owners.push(waiter.containerId);
-    const inputs = call.inputs.map((input, i) => ({ ...input, owner: owners[i] }));
-    let leased: Awaited<ReturnType<Store["submit"]>>["leased"] = [];
-    try {
-      ({ leased } = await this.store.submit({ ...call, inputs, leaseMs: LEASE_MS }));
-    } finally {
-      this.answerTaken(call, waiters, leased);
+    const known = this.calls.get(call.callId);
+    if (known?.chunks.has(firstIdx)) return this.persister.flushed(); // a resend of a chunk we have
+    const firstId = await this.takeIds(inputs.length);
+    const chunk = { callId: call.callId, functionId: fn.id, firstIdx, firstId, args: inputs.map((i) => i.args) };
+    const state = this.callState(call.callId, fn.id);
+    state.chunks.add(firstIdx);
+    const queued = inputs.map((input, i) => newInput(String(firstId + i), call.callId, input.idx, fn.id, input.args));
+    if (call.resent && !known) {
+      // This server may have it from before a restart (and already ran it): write first, queue if new.
+      if (!(await this.persister.chunk(chunk))) return;
+      this.enqueue(state, queued);
+      return;
     }
-    if (inputs.length > owners.length) {
-      this.dispatcher.wake(call.functionId);
-      this.requestAutoscale();
-    }
+    this.enqueue(state, queued);
+    await this.persister.chunk(chunk);
   }
 
-  private answerTaken(
-    call: { functionId: string; callId: string; inputs: { idx: number; args: Payload }[] },
-    waiters: Waiter[],
-    leased: { inputId: string; attempt: number; idx: number; owner: string }[],
-  ): void {
-    const args = new Map(call.inputs.map((input) => [input.idx, input.args]));
-    for (const waiter of waiters) {
-      const mine = leased.filter((row) => row.owner === waiter.containerId);
-      if (mine.length === 0) {
-        this.dispatcher.park(call.functionId, waiter);
-        continue;
-      }
-      waiter.respond(
-        mine.map((row) => ({ ...row, callId: call.callId, args: args.get(row.idx)!, timeoutMs: waiter.timeoutMs })),
-      );
+  private enqueue(state: CallState, inputs: QueuedInput[]): void {
+    state.unfinished += inputs.length;
+    this.queue.add(inputs);
+    this.dispatcher.serve(state.functionId);
+    if (this.queue.load(state.functionId).pending > 0) this.requestAutoscale();
+  }
+
+  /** `count` consecutive input ids from the current block, reserving the next block ahead of need. */
+  private async takeIds(count: number): Promise<number> {
+    if (this.ids.next + count > this.ids.end) {
+      const first = await (this.nextBlock ?? this.store.reserveInputIds());
+      this.nextBlock = undefined;
+      if (this.ids.next + count > this.ids.end) this.ids = { next: first, end: first + INPUT_ID_BLOCK };
     }
+    const first = this.ids.next;
+    this.ids.next += count;
+    if (!this.nextBlock && this.ids.end - this.ids.next < INPUT_ID_BLOCK / 2) {
+      this.nextBlock = this.store.reserveInputIds();
+      this.nextBlock.catch(() => {
+        this.nextBlock = undefined;
+      });
+    }
+    return first;
+  }
+
+  private callState(callId: string, functionId: string): CallState {
+    let state = this.calls.get(callId);
+    if (!state) {
+      state = { functionId, chunks: new Set(), unfinished: 0, touchedAt: Date.now() };
+      this.calls.set(callId, state);
+    }
+    state.touchedAt = Date.now();
+    return state;
   }
 
   /** Subscribes, then replays what already finished (the client ignores duplicates). */
   async subscribe(callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
     this.hub.subscribeCall(callId, subscriber);
+    await this.persister.flushed();
     const finished = await this.store.results(callId, fromIdx);
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
-    else if (!(await this.store.getCall(callId)))
+    else if (!this.calls.has(callId) && !(await this.store.getCall(callId)))
       throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
 
   async cancel(callId: string): Promise<void> {
-    const { finished, running } = await this.store.cancelCall(callId);
-    this.publish(finished);
-    this.killAttempts(running);
+    await this.failAll(this.queue.ofCall(callId), "CANCELLED", failurePayload("the call was cancelled"));
   }
 
   async stopApp(appId: string): Promise<void> {
-    const { finished } = await this.store.stopApp(appId);
-    this.publish(finished);
-    for (const info of this.functions.values()) if (info.appId === appId) info.stopped = true;
+    await this.store.stopApp(appId);
+    const stopped = [...this.functions.values()].filter((info) => info.appId === appId);
+    for (const info of stopped) info.stopped = true;
+    const inputs = stopped.flatMap((info) => this.queue.ofFunction(info.id));
+    await this.failAll(inputs, "CANCELLED", failurePayload("the app was stopped"));
     for (const worker of this.workers.all()) {
       for (const container of worker.containers.values()) {
         if (this.functions.get(container.functionId)?.appId === appId) {
@@ -177,34 +233,96 @@ export class ControlPlane {
     }
   }
 
-  /** Tells callers about finished inputs, and forgets them as dispatched. */
-  private publish(finished: FinishedInput[]): void {
-    for (const input of finished) this.dispatched.delete(input.inputId);
-    this.hub.publishFinished(finished);
+  /** Fails these inputs with `code`, killing the attempts that run; resolves once recorded. */
+  private async failAll(inputs: QueuedInput[], code: ErrorCode, data: Uint8Array): Promise<void> {
+    const kill = new Map<WorkerConn, Ref[]>();
+    for (const input of inputs) {
+      const worker = input.state === "running" ? this.workers.ownerOf(input.owner!) : undefined;
+      if (worker) kill.set(worker, [...(kill.get(worker) ?? []), { inputId: input.id, attempt: input.attempt }]);
+    }
+    for (const [worker, refs] of kill) worker.send({ t: "cancel", inputs: refs });
+    const finished = inputs.map((input) => this.finish(input, "failure", code, { inline: data }));
+    this.hub.publishFinished(finished.map((f) => f.input));
+    await Promise.all(finished.map((f) => f.recorded));
   }
 
-  private killAttempts(running: (InputRef & { owner: string })[]): void {
-    for (const [worker, attempts] of groupBy(running, (attempt) => this.workers.ownerOf(attempt.owner))) {
-      worker?.send({ t: "cancel", inputs: attempts.map(({ inputId, attempt }) => ({ inputId, attempt })) });
+  /** Takes an input out of the queue with its final result, and writes the result behind. */
+  private finish(
+    input: QueuedInput,
+    status: OutputStatus,
+    code: ErrorCode | undefined,
+    data: Payload,
+  ): { input: FinishedInput; recorded: Promise<void> } {
+    this.queue.remove(input);
+    const recorded = this.persister.result({
+      inputId: input.id,
+      callId: input.callId,
+      idx: input.idx,
+      attempt: input.attempt,
+      userFailures: input.userFailures,
+      infraFailures: input.infraFailures,
+      status,
+      code,
+      data,
+    });
+    const state = this.calls.get(input.callId);
+    if (state && --state.unfinished === 0) void this.persister.finishedCall(input.callId);
+    return { input: { inputId: input.id, callId: input.callId, idx: input.idx, status, code, data }, recorded };
+  }
+
+  /**
+   * Puts back an input whose attempt the platform lost (container or worker gone, lease expired), outside
+   * the user's retry budget; past INFRA_RETRIES such losses it fails with `message`.
+   */
+  private lose(input: QueuedInput, message: string): { input: FinishedInput; recorded: Promise<void> } | undefined {
+    input.infraFailures += 1;
+    if (input.infraFailures > INFRA_RETRIES) {
+      const data = failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`);
+      return this.finish(input, "failure", "CONTAINER_CRASHED", { inline: data });
     }
+    const now = Date.now();
+    this.queue.requeue(input, now, now);
+    this.saveProgress(input, now);
+    return undefined;
+  }
+
+  private saveProgress(input: QueuedInput, runAfterMs: number): void {
+    void this.persister.progress({
+      inputId: input.id,
+      attempt: input.attempt,
+      userFailures: input.userFailures,
+      infraFailures: input.infraFailures,
+      runAfterMs,
+    });
+  }
+
+  /** Loses every input in `inputs`, then tells callers and containers. */
+  private loseAll(inputs: QueuedInput[], message: string): void {
+    if (inputs.length === 0) return;
+    const failed = inputs.flatMap((input) => this.lose(input, message) ?? []);
+    this.hub.publishFinished(failed.map((f) => f.input));
+    this.dispatcher.serveAll();
+    this.requestAutoscale();
   }
 
   // ---- workers ----
 
-  async workerConnected(worker: WorkerConn, runtime: string, containers: string[], held: InputRef[]): Promise<void> {
+  async workerConnected(
+    worker: WorkerConn,
+    runtime: string,
+    containers: string[],
+    held: (Ref & { containerId?: string | undefined })[],
+  ): Promise<void> {
     await this.store.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
+    const previous = this.workers.remove(worker.id);
     // Containers that survived a server restart or a reconnect: adopt those we know and still want.
-    const live = await this.store.liveContainers();
-    const known = new Map(live.map((c) => [c.id, c]));
-    // Containers this worker had before it restarted are gone: requeue their inputs now, not at lease expiry.
-    const gone = live.filter((c) => c.workerId === worker.id && !containers.includes(c.id)).map((c) => c.id);
-    if (gone.length > 0) {
-      await this.store.stopContainers(gone, "worker restarted");
-      const requeued = await this.requeue({ owners: gone }, "the input's worker was lost");
-      if (requeued > 0) {
-        this.log.warn({ worker: worker.name, requeued }, "requeued inputs of containers lost in a worker restart");
-      }
-    }
+    const known = new Map((await this.store.liveContainers()).map((c) => [c.id, c]));
+    const gone = [...known.values()].filter((c) => c.workerId === worker.id && !containers.includes(c.id));
+    if (gone.length > 0)
+      await this.store.stopContainers(
+        gone.map((c) => c.id),
+        "worker restarted",
+      );
     for (const containerId of containers) {
       const row = known.get(containerId);
       const info = row ? await this.functionInfo(row.functionId).catch(() => undefined) : undefined;
@@ -220,21 +338,30 @@ export class ControlPlane {
         state: "running",
       });
     }
-    // Claims answered by a server that died before the answer reached the worker: nobody runs those.
-    const holds = new Set(held.map((ref) => `${ref.inputId}/${ref.attempt}`));
-    const orphans = (await this.store.leasedTo([...worker.containers.keys()])).filter(
-      (ref) => !holds.has(`${ref.inputId}/${ref.attempt}`),
-    );
-    if (orphans.length > 0) await this.requeue({ inputs: orphans }, "the input's claim was lost");
+    // What it still runs stays leased to it; anything else leased to its containers was lost with them.
+    const now = Date.now();
+    const holds = new Set<QueuedInput>();
+    for (const ref of held) {
+      const input = this.queue.get(ref.inputId);
+      if (!input || (input.state === "running" && input.attempt > ref.attempt)) continue;
+      this.queue.adopt(input, ref.containerId ?? `worker:${worker.id}`, ref.attempt, now + LEASE_MS, now);
+      holds.add(input);
+    }
+    const mine = new Set([...(previous?.containers.keys() ?? []), ...gone.map((c) => c.id), ...containers]);
+    mine.add(`worker:${worker.id}`);
+    const lost = [...mine].flatMap((owner) => this.queue.ofOwner(owner)).filter((input) => !holds.has(input));
+    this.loseAll(lost, "the input's worker restarted");
     this.workers.add(worker);
-    this.log.info({ worker: worker.name, adopted: worker.containers.size }, "worker connected");
+    this.log.info({ worker: worker.name, adopted: worker.containers.size, held: holds.size }, "worker connected");
+    if (this.awaited.delete(worker.id) && this.awaited.size === 0) this.releaseHeld();
     this.requestAutoscale();
   }
 
   async workerDisconnected(worker: WorkerConn): Promise<void> {
-    if (this.workers.remove(worker.id) !== worker) return;
+    if (this.workers.get(worker.id) !== worker) return;
+    this.workers.remove(worker.id);
     for (const container of worker.containers.values()) this.dispatcher.release(container.id);
-    // Leases of its inputs expire unless it comes back and heartbeats; the reaper requeues them then.
+    // Its leases expire unless it comes back and says what it still holds; the tick requeues them then.
     this.log.warn({ worker: worker.name }, "worker disconnected");
   }
 
@@ -247,76 +374,44 @@ export class ControlPlane {
           worker.send({ t: "inputs", rid: message.rid, inputs: [], shutdown: true });
           return;
         }
-        await this.dispatcher.claim({
+        const timeoutMs = info.spec.timeoutMs;
+        this.dispatcher.claim({
           functionId: container.functionId,
           containerId: container.id,
           max: message.max,
-          timeoutMs: info.spec.timeoutMs,
-          respond: (inputs) => {
-            const at = Date.now();
-            for (const input of inputs) {
-              this.dispatched.set(input.inputId, {
-                callId: input.callId,
-                idx: input.idx,
-                functionId: container.functionId,
-                at,
-              });
-            }
+          respond: (inputs) =>
             worker.send({
               t: "inputs",
               rid: message.rid,
-              inputs: inputs.map(({ inputId, attempt, args, timeoutMs }) => ({ inputId, attempt, args, timeoutMs })),
+              inputs: inputs.map((input) => ({
+                inputId: input.id,
+                attempt: input.attempt,
+                args: input.args,
+                timeoutMs,
+              })),
               shutdown: false,
-            });
-          },
+            }),
         });
         return;
       }
-      case "outputs": {
-        // Successes reach their callers before the durable write: if this server dies before recording,
-        // the input runs again (at least once) and the caller already has its result.
-        const early = new Set<string>();
-        const pushed = [];
-        for (const output of message.outputs) {
-          const call = this.dispatched.get(output.inputId);
-          this.dispatched.delete(output.inputId);
-          if (!call || output.infra) continue;
-          this.timings.noteRun(call.functionId, Date.now() - call.at);
-          if (output.status !== "success") continue;
-          early.add(output.inputId);
-          pushed.push({
-            inputId: output.inputId,
-            callId: call.callId,
-            idx: call.idx,
-            status: output.status,
-            code: undefined,
-            data: output.data,
-          });
-        }
-        this.hub.publishFinished(pushed); // already taken out of `dispatched` above
-        const finished = await this.store.recordOutputs(
-          message.outputs.filter((o) => !o.infra),
-          async (functionId) => (await this.functionInfo(functionId)).spec.retries,
-        );
-        const lost = message.outputs.filter((o) => o.infra);
-        if (lost.length > 0) await this.requeue({ inputs: lost }, "the container was lost");
-        worker.send({ t: "outputs-recorded", seq: message.seq });
-        this.publish(finished.filter((input) => !early.has(input.inputId)));
-        if (message.outputs.some((o) => o.status === "failure")) this.dispatcher.wakeAll();
-        return;
-      }
+      case "outputs":
+        return this.outputs(worker, message.seq, message.outputs);
       case "unclaim":
         this.dispatcher.release(message.containerId);
         return;
-      case "return":
-        await this.store.returnInputs(message.inputs);
-        for (const ref of message.inputs) this.dispatched.delete(ref.inputId);
-        this.dispatcher.wakeAll();
+      case "return": {
+        // Never run: back to the queue, no failure counted.
+        const now = Date.now();
+        for (const input of this.running(message.inputs)) this.queue.requeue(input, now, now);
+        this.dispatcher.serveAll();
         this.requestAutoscale();
         return;
-      case "heartbeat":
-        await this.store.heartbeat(message.inputs, LEASE_MS);
+      }
+      case "heartbeat": {
+        const until = Date.now() + LEASE_MS;
+        for (const input of this.running(message.inputs)) this.queue.extend(input, until);
         return;
+      }
       case "logs":
         this.hub.publishLogs(message.lines);
         return;
@@ -335,12 +430,8 @@ export class ControlPlane {
         this.starting.delete(message.containerId);
         this.dispatcher.release(message.containerId);
         await this.store.setContainerState(message.containerId, "stopped", message.reason);
-        if (message.inFlight.length > 0) {
-          await this.requeue(
-            { inputs: message.inFlight },
-            message.message ?? `the container stopped (${message.reason})`,
-          );
-        }
+        const reason = message.message ?? `the container stopped (${message.reason})`;
+        this.loseAll([...this.running(message.inFlight), ...this.queue.ofOwner(message.containerId)], reason);
         if ((message.reason === "init-failed" || message.reason === "start-failed") && container) {
           await this.failFunction(
             container.functionId,
@@ -356,38 +447,120 @@ export class ControlPlane {
     }
   }
 
-  /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
-  private async failFunction(functionId: string, message: string, error: Uint8Array | undefined): Promise<void> {
-    const { finished } = await this.store.failPending(functionId, "INIT_FAILED", error ?? failurePayload(message));
-    this.publish(finished);
-    this.log.warn({ functionId, failed: finished.length, message }, "function failed to start");
+  /** The inputs of these refs that still run under that attempt. */
+  private running(refs: Ref[]): QueuedInput[] {
+    const out = new Set<QueuedInput>();
+    for (const ref of refs) {
+      const input = this.queue.get(ref.inputId);
+      if (input?.state === "running" && input.attempt === ref.attempt) out.add(input);
+    }
+    return [...out];
   }
 
   /**
-   * Requeues attempts lost to the platform (container or worker gone, lease expired, claim lost), outside
-   * the user's retry budget; past INFRA_RETRIES such losses the input fails with `message`. Returns how
-   * many went back to the queue.
+   * Outputs of a worker. Successes reach their callers at once, before the durable write: if this
+   * server dies first, the input runs again (at least once) and the caller already has its result. The
+   * worker hears `outputs-recorded` once they are durable.
    */
-  private async requeue(where: Parameters<Store["requeueLost"]>[0], message: string): Promise<number> {
-    if ("inputs" in where) for (const ref of where.inputs) this.dispatched.delete(ref.inputId);
-    const { requeued, finished } = await this.store.requeueLost(where, {
-      maxInfra: INFRA_RETRIES,
-      code: "CONTAINER_CRASHED",
-      data: failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`),
-    });
-    this.publish(finished);
-    if (requeued > 0) {
-      this.dispatcher.wakeAll();
-      this.requestAutoscale();
+  private outputs(worker: WorkerConn, seq: number, outputs: WorkerOutput[]): void {
+    const now = Date.now();
+    const finished: { input: FinishedInput; recorded: Promise<void> }[] = [];
+    const lost: QueuedInput[] = [];
+    let requeued = false;
+    for (const output of outputs) {
+      const input = this.queue.get(output.inputId);
+      if (!input) continue; // finished already: the first success wins
+      const current = input.state === "running" && input.attempt === output.attempt;
+      if (current) this.timings.noteRun(input.functionId, now - input.dispatchedAt);
+      if (output.status === "success" && !output.infra) {
+        finished.push(this.finish(input, "success", undefined, output.data));
+      } else if (!current) {
+        // A failure counts only for the attempt that holds the input; older attempts' reports change nothing.
+      } else if (output.infra) {
+        lost.push(input);
+      } else {
+        const policy = this.functions.get(input.functionId)?.spec.retries;
+        if (policy && output.retryable && input.userFailures < policy.maxRetries) {
+          const runAfter = now + backoffMs(policy, input.userFailures);
+          input.userFailures += 1;
+          this.queue.requeue(input, runAfter, now);
+          this.saveProgress(input, runAfter);
+          requeued = true;
+        } else {
+          input.userFailures += 1;
+          finished.push(this.finish(input, "failure", output.code ?? "USER_ERROR", output.data));
+        }
+      }
     }
-    return requeued;
+    this.hub.publishFinished(finished.map((f) => f.input));
+    this.loseAll(lost, "the container was lost");
+    if (requeued) this.requestAutoscale();
+    void Promise.all(finished.map((f) => f.recorded))
+      .then(() => this.persister.flushed())
+      .then(() => worker.send({ t: "outputs-recorded", seq }));
+  }
+
+  /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
+  private async failFunction(functionId: string, message: string, error: Uint8Array | undefined): Promise<void> {
+    const waiting = this.queue.ofFunction(functionId).filter((input) => input.state !== "running");
+    await this.failAll(waiting, "INIT_FAILED", error ?? failurePayload(message));
+    this.log.warn({ functionId, failed: waiting.length, message }, "function failed to start");
+  }
+
+  // ---- restart ----
+
+  /**
+   * Reloads unfinished inputs. Those of workers seen in the last lease period are held until each such
+   * worker says hello (and which inputs it still runs) or the lease period ends; then the rest run again.
+   */
+  private async recover(): Promise<void> {
+    const unfinished = await this.store.unfinishedInputs();
+    this.awaited = new Set(unfinished.length > 0 ? await this.store.recentWorkers(LEASE_MS) : []);
+    this.queue.add(
+      unfinished.map((row) => ({
+        ...newInput(row.inputId, row.callId, row.idx, row.functionId, row.args),
+        attempt: row.attempt,
+        userFailures: row.userFailures,
+        infraFailures: row.infraFailures,
+        state: "held",
+        until: row.runAfterMs,
+      })),
+    );
+    for (const row of unfinished) this.callState(row.callId, row.functionId).unfinished++;
+    if (unfinished.length > 0)
+      this.log.info({ inputs: unfinished.length, workers: this.awaited.size }, "reloaded unfinished inputs");
+    if (this.awaited.size === 0) this.releaseHeld();
+    else setTimeout(() => this.releaseHeld(), LEASE_MS).unref();
+  }
+
+  /** Puts every input still held since the restart back in the queue (delayed ones after their backoff). */
+  private releaseHeld(): void {
+    this.awaited.clear();
+    const now = Date.now();
+    for (const input of this.queue.held()) this.queue.requeue(input, input.until, now);
+    this.dispatcher.serveAll();
+    this.requestAutoscale();
   }
 
   // ---- periodic work ----
 
-  async reap(): Promise<void> {
-    const requeued = await this.requeue({ expiredBefore: "now" }, "the input's worker stopped answering");
-    if (requeued > 0) this.log.warn({ requeued }, "requeued inputs whose lease expired");
+  /** Requeues expired leases and retries whose backoff ended. */
+  tick(): void {
+    const now = Date.now();
+    const expired = this.queue.expired(now);
+    if (expired.length > 0) this.log.warn({ inputs: expired.length }, "requeueing inputs whose lease expired");
+    this.loseAll(expired, "the input's worker stopped answering");
+    if (this.queue.promoteDue(now).size > 0) {
+      this.dispatcher.serveAll();
+      this.requestAutoscale();
+    }
+  }
+
+  private forgetOldCalls(): void {
+    const before = Date.now() - CALL_MEMORY_MS;
+    for (const [callId, state] of this.calls) {
+      if (state.unfinished === 0 && state.touchedAt < before) this.calls.delete(callId);
+    }
   }
 
   private async stopAbandonedApps(): Promise<void> {
@@ -417,11 +590,11 @@ export class ControlPlane {
   /** desired = clamp(ceil((ready + running) / maxInputs) + buffer, min, max), per function with work. */
   private async autoscale(): Promise<void> {
     if (this.workers.all().length === 0) return;
-    for (const backlog of await this.store.backlog()) {
-      const info = await this.functionInfo(backlog.functionId).catch(() => undefined);
+    for (const [functionId, load] of this.queue.loads()) {
+      const info = await this.functionInfo(functionId).catch(() => undefined);
       if (!info || info.stopped) continue;
       const { spec } = info;
-      const work = backlog.pending + backlog.running;
+      const work = load.pending + load.running;
       if (work === 0) continue;
       const desired = Math.min(
         spec.maxContainers,
@@ -463,6 +636,29 @@ export class ControlPlane {
       env: {},
     });
   }
+}
+
+function newInput(id: string, callId: string, idx: number, functionId: string, args: Payload): QueuedInput {
+  return {
+    id,
+    callId,
+    idx,
+    functionId,
+    args,
+    attempt: 0,
+    userFailures: 0,
+    infraFailures: 0,
+    state: "pending",
+    ticket: 0,
+    until: 0,
+    owner: undefined,
+    dispatchedAt: 0,
+  };
+}
+
+/** The delay before retry number `failures + 1`. */
+function backoffMs(policy: RetryPolicy, failures: number): number {
+  return Math.min(policy.initialDelayMs * policy.backoffCoefficient ** failures, policy.maxDelayMs);
 }
 
 function toResult(input: FinishedInput) {

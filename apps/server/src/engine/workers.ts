@@ -31,6 +31,10 @@ export class WorkerRegistry {
     return worker;
   }
 
+  get(workerId: string): WorkerConn | undefined {
+    return this.workers.get(workerId);
+  }
+
   all(): WorkerConn[] {
     return [...this.workers.values()];
   }

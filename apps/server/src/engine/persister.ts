@@ -1,0 +1,95 @@
+import type { InputChunk, ProgressRecord, ResultRecord, Store, WriteBatch } from "@skiff/store";
+
+/** Statement parameters per write, far below Postgres's 65,535. */
+const MAX_PARAMS = 20_000;
+
+interface Pending {
+  kind: keyof WriteBatch;
+  item: InputChunk & ResultRecord & ProgressRecord & string;
+  done: (newChunk: boolean) => void;
+}
+
+/**
+ * Writes the engine's changes behind it, in order and in as few statements as possible: whatever queued
+ * while one write ran goes into the next. A write's promise resolves once it is durable, which is when a
+ * submit is acknowledged and a worker's outputs are confirmed; the hot path itself never waits for it.
+ */
+export class Persister {
+  private queue: Pending[] = [];
+  private running: Promise<void> | undefined;
+  private idle: (() => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    /** Told about each failed write; the write is retried until it succeeds, nothing is dropped. */
+    private readonly onError: (error: unknown, attempt: number) => void,
+  ) {}
+
+  /** Resolves with whether the chunk was new (false: a resend of one already written). */
+  chunk(chunk: InputChunk): Promise<boolean> {
+    return this.enqueue("chunks", chunk);
+  }
+
+  result(record: ResultRecord): Promise<void> {
+    return this.enqueue("results", record).then(() => undefined);
+  }
+
+  progress(record: ProgressRecord): Promise<void> {
+    return this.enqueue("progress", record).then(() => undefined);
+  }
+
+  finishedCall(callId: string): Promise<void> {
+    return this.enqueue("finishedCalls", callId).then(() => undefined);
+  }
+
+  /** Resolves once everything queued before it is durable. */
+  flushed(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private enqueue(kind: keyof WriteBatch, item: unknown): Promise<boolean> {
+    return new Promise((done) => {
+      this.queue.push({ kind, item: item as Pending["item"], done });
+      this.running ??= this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    // Let the rest of this turn's work (a dispatch, a push to a caller) go out before the write.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.queue.length > 0) {
+      const taken = this.take();
+      const batch: WriteBatch = { chunks: [], results: [], progress: [], finishedCalls: [] };
+      for (const { kind, item } of taken) (batch[kind] as unknown[]).push(item);
+      const fresh = await this.write(batch);
+      const isNew = new Set(fresh.map((c) => `${c.callId}/${c.firstIdx}`));
+      for (const { kind, item, done } of taken) done(kind !== "chunks" || isNew.has(`${item.callId}/${item.firstIdx}`));
+    }
+    this.running = undefined;
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  private async write(batch: WriteBatch): Promise<Awaited<ReturnType<Store["persist"]>>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.store.persist(batch);
+      } catch (error) {
+        this.onError(error, attempt);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)));
+      }
+    }
+  }
+
+  /** The oldest queued writes that fit one statement's parameters. */
+  private take(): Pending[] {
+    let params = 0;
+    let count = 0;
+    for (const { kind } of this.queue) {
+      params += kind === "chunks" ? 8 : kind === "results" ? 3 : kind === "progress" ? 0 : 1;
+      if (count > 0 && params > MAX_PARAMS) break;
+      count++;
+    }
+    return this.queue.splice(0, count);
+  }
+}
