@@ -1,13 +1,14 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { BlobStore } from "@skiff/blob";
+import { type Link, linkPair, type ServerToWorker, type WorkerMessage } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { ControlPlane } from "./engine/control-plane.js";
 import { apiRoutes } from "./routes/api.js";
 import { serveClient } from "./sockets/client-socket.js";
-import { serveWorker } from "./sockets/worker-socket.js";
+import { serveWorker, workerSocketLink } from "./sockets/worker-socket.js";
 
 export interface ServerOptions {
   store: Store;
@@ -22,6 +23,8 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   control: ControlPlane;
+  /** Connects a worker running in this process, without a socket (`skiff up`). */
+  connectWorker(): Link<WorkerMessage, ServerToWorker>;
   close(): Promise<void>;
 }
 
@@ -55,15 +58,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     sockets.handleUpgrade(request, socket, head, (ws) => {
       if (path === "/v1/client") serveClient(ws, control, log);
-      else serveWorker(ws, control, log, url);
+      else serveWorker(workerSocketLink(ws, log), control, log, url);
     });
   });
 
+  const inProcess = new Set<Link<ServerToWorker, WorkerMessage>>();
   log.info({ url }, "server listening");
   return {
     url,
     control,
+    connectWorker: () => {
+      const [serverEnd, workerEnd] = linkPair<ServerToWorker, WorkerMessage>();
+      serveWorker(serverEnd, control, log, url);
+      inProcess.add(serverEnd);
+      return workerEnd;
+    },
     close: async () => {
+      for (const link of inProcess) link.close(1001, "the server is shutting down");
       for (const client of sockets.clients) client.terminate();
       sockets.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));

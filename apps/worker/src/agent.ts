@@ -4,12 +4,12 @@ import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import {
   type Capacity,
-  decodeMessage,
-  encodeMessage,
   HEARTBEAT_MS,
+  type Link,
   type LogLine,
   PROTOCOL_VERSION,
   ServerToWorker,
+  socketLink,
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
@@ -34,7 +34,11 @@ export interface WorkerOptions {
   name?: string;
   capacity?: Partial<Capacity>;
   token?: string;
+  /** Connects to a server in this process instead of over a WebSocket to `serverUrl`. */
+  connect?: () => ServerLink;
 }
+
+type ServerLink = Link<WorkerMessage, ServerToWorker>;
 
 const MAX_BUFFERED_LOG_LINES = 10_000;
 
@@ -44,7 +48,7 @@ const MAX_BUFFERED_LOG_LINES = 10_000;
  * was not delivered, and keeps its containers.
  */
 export class WorkerAgent {
-  private socket: WebSocket | undefined;
+  private link: ServerLink | undefined;
   private readonly sessions = new Map<string, ContainerSession>();
   /** Claims waiting for the server's answer, by request id. */
   private readonly claims = new Map<number, ContainerSession>();
@@ -98,7 +102,7 @@ export class WorkerAgent {
     const deadline = Date.now() + 10_000;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     this.flush();
-    this.socket?.close();
+    this.link?.close();
     this.client.close();
   }
 
@@ -116,6 +120,10 @@ export class WorkerAgent {
 
   private connect(): void {
     if (this.stopped) return;
+    if (this.options.connect) {
+      this.attach(this.options.connect());
+      return;
+    }
     const url = new URL("/v1/worker", this.options.serverUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(url, {
@@ -123,49 +131,60 @@ export class WorkerAgent {
       ...(this.options.token ? { headers: { authorization: `Bearer ${this.options.token}` } } : {}),
     });
     socket.binaryType = "nodebuffer";
+    let opened = false;
     socket.on("open", () => {
-      this.sendNow(socket, {
-        t: "hello",
-        v: PROTOCOL_VERSION,
-        workerId: this.workerId,
-        name: this.options.name ?? hostname(),
-        runtime: this.options.runtime.name,
-        capacity: this.capacity,
-        containers: [...this.sessions.keys()],
-        held: [
-          ...[...this.sessions.values()].flatMap((session) =>
-            session.inFlightRefs().map((ref) => ({ ...ref, containerId: session.id })),
-          ),
-          ...[...this.unrecorded.values(), this.outputs]
-            .flat()
-            .map((o) => ({ inputId: o.inputId, attempt: o.attempt })),
-        ],
-      });
-    });
-    socket.on("message", (data: Buffer) => {
-      const parsed = ServerToWorker.safeParse(decodeMessage(data));
-      if (!parsed.success) {
-        this.options.log.warn({ issues: parsed.error.issues.slice(0, 3) }, "bad message from server");
-        return;
-      }
-      this.onServer(socket, parsed.data);
+      opened = true;
+      this.attach(
+        socketLink(socket, (data) => {
+          const parsed = ServerToWorker.safeParse(data);
+          if (parsed.success) return parsed.data;
+          this.options.log.warn({ issues: parsed.error.issues.slice(0, 3) }, "bad message from server");
+          return undefined;
+        }),
+      );
     });
     socket.on("close", () => {
-      if (this.socket === socket) this.socket = undefined;
-      if (this.stopped) return;
-      setTimeout(() => this.connect(), 500).unref();
+      if (!opened) this.reconnectLater();
     });
     socket.on("error", (error) => this.options.log.debug({ err: error }, "server connection error"));
   }
 
-  private onServer(socket: WebSocket, message: ServerToWorker): void {
+  private reconnectLater(): void {
+    if (!this.stopped) setTimeout(() => this.connect(), 500).unref();
+  }
+
+  /** Says hello on a new connection; the server's welcome makes it the one messages go to. */
+  private attach(link: ServerLink): void {
+    link.onMessage((message) => this.onServer(link, message));
+    link.onClose(() => {
+      if (this.link === link) this.link = undefined;
+      this.reconnectLater();
+    });
+    link.send({
+      t: "hello",
+      v: PROTOCOL_VERSION,
+      workerId: this.workerId,
+      name: this.options.name ?? hostname(),
+      runtime: this.options.runtime.name,
+      capacity: this.capacity,
+      containers: [...this.sessions.keys()],
+      held: [
+        ...[...this.sessions.values()].flatMap((session) =>
+          session.inFlightRefs().map((ref) => ({ ...ref, containerId: session.id })),
+        ),
+        ...[...this.unrecorded.values(), this.outputs].flat().map((o) => ({ inputId: o.inputId, attempt: o.attempt })),
+      ],
+    });
+  }
+
+  private onServer(link: ServerLink, message: ServerToWorker): void {
     switch (message.t) {
       case "welcome":
-        this.socket = socket;
+        this.link = link;
         // Claims queued for the old connection are void; each session re-sends its own below.
         this.outbox = this.outbox.filter((m) => m.t !== "claim");
         this.claims.clear();
-        for (const [seq, outputs] of this.unrecorded) this.sendNow(socket, { t: "outputs", seq, outputs });
+        for (const [seq, outputs] of this.unrecorded) link.send({ t: "outputs", seq, outputs });
         this.options.log.info(
           { server: this.options.serverUrl, runtime: this.options.runtime.name },
           "joined the server",
@@ -262,25 +281,21 @@ export class WorkerAgent {
   }
 
   private flush(): void {
-    const socket = this.socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    const link = this.link;
+    if (!link?.open) return;
     // Logs first: a function's output lines should reach its caller before its result does.
     if (this.logs.length > 0) {
-      this.sendNow(socket, { t: "logs", lines: this.logs });
+      link.send({ t: "logs", lines: this.logs });
       this.logs = [];
     }
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
     if (this.outputs.length > 0) {
       const seq = this.outputSeq++;
       this.unrecorded.set(seq, this.outputs);
-      this.sendNow(socket, { t: "outputs", seq, outputs: this.outputs });
+      link.send({ t: "outputs", seq, outputs: this.outputs });
       this.outputs = [];
     }
-    for (const message of this.outbox) this.sendNow(socket, message);
+    for (const message of this.outbox) link.send(message);
     this.outbox = [];
-  }
-
-  private sendNow(socket: WebSocket, message: WorkerMessage): void {
-    socket.send(encodeMessage(message));
   }
 }

@@ -40,8 +40,16 @@ export async function startControlPlane(
   };
 }
 
-/** Starts a worker agent on this host with the configured runtime. */
-export async function startWorker(config: Config, log: Logger, serverUrl: string): Promise<WorkerAgent> {
+/**
+ * Starts a worker agent on this host with the configured runtime. Given `server` (one in this process),
+ * it talks to it directly instead of over a WebSocket.
+ */
+export async function startWorker(
+  config: Config,
+  log: Logger,
+  serverUrl: string,
+  server?: RunningServer,
+): Promise<WorkerAgent> {
   const stateDir = join(config.SKIFF_HOME, "worker");
   // Short (socket paths are limited) and unique per SKIFF_HOME, so workers on one host keep apart.
   const stateRoot = `/run/skiff/w-${createHash("sha256").update(stateDir).digest("hex").slice(0, 12)}`;
@@ -62,6 +70,7 @@ export async function startWorker(config: Config, log: Logger, serverUrl: string
     stateDir,
     cacheDir: config.cacheDir,
     runnerDir: runnerDir(),
+    ...(server ? { connect: () => server.connectWorker() } : {}),
   });
   await agent.start();
   return agent;

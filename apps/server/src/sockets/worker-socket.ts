@@ -1,32 +1,45 @@
-import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type ServerToWorker, WorkerMessage } from "@skiff/protocol";
+import {
+  type Link,
+  PROTOCOL_VERSION,
+  type ServerToWorker,
+  type SocketLike,
+  socketLink,
+  WorkerMessage,
+} from "@skiff/protocol";
 import type { Logger } from "pino";
-import type { WebSocket } from "ws";
 import type { ControlPlane } from "../engine/control-plane.js";
 import type { WorkerConn } from "../engine/workers.js";
+
+/** The server's end of a worker's WebSocket: CBOR frames, validated. */
+export function workerSocketLink(socket: SocketLike, log: Logger): Link<ServerToWorker, WorkerMessage> {
+  return socketLink(socket, (data) => {
+    const parsed = WorkerMessage.safeParse(data);
+    if (parsed.success) return parsed.data;
+    log.warn({ issues: parsed.error.issues.slice(0, 3) }, "bad worker message");
+    return undefined;
+  });
+}
 
 /**
  * One worker agent's connection. Messages from a worker are handled in order: a claim must not overtake
  * the `started` of its container, nor outputs the claim that produced them.
  */
-export function serveWorker(socket: WebSocket, control: ControlPlane, log: Logger, blobUrl: string): void {
+export function serveWorker(
+  link: Link<ServerToWorker, WorkerMessage>,
+  control: ControlPlane,
+  log: Logger,
+  blobUrl: string,
+): void {
   let worker: WorkerConn | undefined;
   let queue: Promise<void> = Promise.resolve();
-  const send = (message: ServerToWorker) => {
-    if (socket.readyState === socket.OPEN) socket.send(encodeMessage(message));
-  };
+  const send = (message: ServerToWorker) => link.send(message);
 
-  socket.on("message", (data: Buffer) => {
+  link.onMessage((message) => {
     queue = queue
       .then(async () => {
-        const parsed = WorkerMessage.safeParse(decodeMessage(data));
-        if (!parsed.success) {
-          log.warn({ issues: parsed.error.issues.slice(0, 3) }, "bad worker message");
-          return;
-        }
-        const message = parsed.data;
         if (message.t === "hello") {
           if (message.v !== PROTOCOL_VERSION) {
-            socket.close(
+            link.close(
               4000,
               `worker speaks protocol ${message.v}, this server ${PROTOCOL_VERSION}: upgrade the older one`,
             );
@@ -44,7 +57,7 @@ export function serveWorker(socket: WebSocket, control: ControlPlane, log: Logge
           return;
         }
         if (!worker) {
-          socket.close(4001, "say hello first");
+          link.close(4001, "say hello first");
           return;
         }
         // Claims wait for work; do not hold up the rest of this worker's messages behind one.
@@ -54,7 +67,7 @@ export function serveWorker(socket: WebSocket, control: ControlPlane, log: Logge
       })
       .catch((error) => log.error({ err: error }, "worker message failed"));
   });
-  socket.on("close", () => {
+  link.onClose(() => {
     queue = queue.then(() => (worker ? control.workerDisconnected(worker) : undefined));
   });
 }

@@ -9,7 +9,7 @@ export async function upCommand(options: { port?: number; embedded: boolean }, c
   const log = makeLogger(config, "skiff");
   const port = options.port ?? config.SKIFF_PORT ?? (options.embedded ? 0 : 7420);
   const server = await startControlPlane(config, log, port);
-  const worker = await startWorker(config, log, server.url);
+  const worker = await startWorker(config, log, server.url, server);
   if (options.embedded) await writeEmbeddedState(config, { url: server.url, pid: process.pid, build: buildId() });
   say(`server on ${server.url} with a worker; data in ${config.SKIFF_DATABASE_URL ? "PostgreSQL" : config.SKIFF_HOME}`);
   await waitForSignal();
