@@ -76,7 +76,10 @@ export interface WriteBatch {
   chunks: InputChunk[];
   results: ResultRecord[];
   progress: ProgressRecord[];
-  /** Calls with no unfinished input left: a restart need not look at them. */
+  /**
+   * Calls with no unfinished input left, a restart need not look at them. A call that also has a chunk
+   * in the batch finished after it.
+   */
   finishedCalls: string[];
 }
 
@@ -252,39 +255,45 @@ export class Store {
     };
     const parts: string[] = [];
     let returning = "SELECT NULL::text AS call_id, NULL::int AS first_idx WHERE false";
+    const finished = new Set(batch.finishedCalls);
     if (batch.chunks.length > 0) {
-      const calls = [...new Map(batch.chunks.map((c) => [c.callId, c])).values()];
-      const callRows = calls.map((c) => `(${p(c.callId, "::uuid")},${p(c.functionId, "::text")})`);
+      // A call with a chunk here is written with it; finished only if it finished after that chunk.
+      const calls = new Map(batch.chunks.map((c) => [c.callId, c.functionId]));
+      const callRows = [...calls].map(
+        ([id, fid]) => `(${p(id, "::uuid")},${p(fid, "::text")},${p(finished.delete(id), "::bool")})`,
+      );
       const chunkRows = batch.chunks.map(
         (c) =>
           `(${p(c.callId, "::uuid")},${p(c.firstIdx, "::int")},${p(c.firstId, "::bigint")},${p(c.args.length, "::int")},${p(c.functionId, "::text")},${p(encodeMessage(c.args), "::bytea")})`,
       );
       parts.push(
-        `new_calls AS (INSERT INTO calls (id, function_id, total) SELECT id, fid, 0 FROM (VALUES ${callRows.join(",")}) AS v(id, fid)
-           ON CONFLICT (id) DO UPDATE SET finished_at = NULL)`,
+        `new_calls AS (INSERT INTO calls (id, function_id, total, finished_at)
+           SELECT id, fid, 0, CASE WHEN done THEN now() END FROM (VALUES ${callRows.join(",")}) AS v(id, fid, done)
+           ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at)`,
         `new_chunks AS (INSERT INTO input_chunks (call_id, first_idx, first_id, count, function_id, args) VALUES ${chunkRows.join(",")}
            ON CONFLICT (call_id, first_idx) DO NOTHING RETURNING call_id, first_idx)`,
       );
       returning = "SELECT call_id::text, first_idx FROM new_chunks";
     }
-    for (const [callId, results] of groupBy(batch.results, (r) => r.callId)) {
-      const rows = results.map((r) => [
-        Number(r.inputId),
-        r.idx,
-        r.status,
-        r.code ?? null,
-        r.data,
-        r.attempt,
-        r.userFailures,
-        r.infraFailures,
-      ]);
-      parts.push(
-        `r${parts.length} AS (INSERT INTO result_chunks (call_id, count, results) VALUES (${p(callId, "::uuid")},${p(rows.length, "::int")},${p(encodeMessage(rows), "::bytea")}))`,
-      );
+    if (batch.results.length > 0) {
+      const resultRows = [...groupBy(batch.results, (r) => r.callId)].map(([callId, results]) => {
+        const tuples = results.map((r) => [
+          Number(r.inputId),
+          r.idx,
+          r.status,
+          r.code ?? null,
+          r.data,
+          r.attempt,
+          r.userFailures,
+          r.infraFailures,
+        ]);
+        return `(${p(callId, "::uuid")},${p(tuples.length, "::int")},${p(encodeMessage(tuples), "::bytea")})`;
+      });
+      parts.push(`new_results AS (INSERT INTO result_chunks (call_id, count, results) VALUES ${resultRows.join(",")})`);
     }
-    if (batch.finishedCalls.length > 0) {
+    if (finished.size > 0) {
       parts.push(
-        `finished AS (UPDATE calls SET finished_at = now() WHERE id = ANY(${p(batch.finishedCalls, "::uuid[]")}) AND finished_at IS NULL)`,
+        `finished AS (UPDATE calls SET finished_at = now() WHERE id = ANY(${p([...finished], "::uuid[]")}) AND finished_at IS NULL)`,
       );
     }
     const rows =

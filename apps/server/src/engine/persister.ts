@@ -70,7 +70,14 @@ export class Persister {
       this.lastWrite = Date.now();
       const taken = this.take();
       const batch: WriteBatch = { chunks: [], results: [], progress: [], finishedCalls: [] };
-      for (const { kind, item } of taken) (batch[kind] as unknown[]).push(item);
+      // Per call, whether its last word here is "finished": a chunk after that makes it unfinished again.
+      const finished = new Map<string, boolean>();
+      for (const { kind, item } of taken) {
+        if (kind === "finishedCalls") finished.set(item, true);
+        else if (kind === "chunks") finished.set(item.callId, false);
+        if (kind !== "finishedCalls") (batch[kind] as unknown[]).push(item);
+      }
+      for (const [callId, done] of finished) if (done) batch.finishedCalls.push(callId);
       const fresh = await this.write(batch);
       const isNew = new Set(fresh.map((c) => `${c.callId}/${c.firstIdx}`));
       for (const { kind, item, done } of taken) done(kind !== "chunks" || isNew.has(`${item.callId}/${item.firstIdx}`));
