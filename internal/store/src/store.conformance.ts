@@ -130,7 +130,10 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       await store.persist({
         ...empty(),
         results: [result(callId, ids[0]!, 0, "done")],
-        progress: [{ inputId: ids[1]!, attempt: 4, userFailures: 2, infraFailures: 1, runAfterMs: 1234.5 }],
+        progress: [
+          { inputId: ids[1]!, attempt: 3, userFailures: 1, infraFailures: 1, runAfterMs: 1000 },
+          { inputId: ids[1]!, attempt: 4, userFailures: 2, infraFailures: 1, runAfterMs: 1234.5 },
+        ],
       });
       const mine = (await store.unfinishedInputs()).filter((input) => input.callId === callId);
       expect(mine.map((i) => [i.idx, i.attempt, i.userFailures, i.infraFailures, i.runAfterMs])).toEqual([

@@ -300,7 +300,9 @@ export class Store {
       parts.length === 0
         ? []
         : await this.db.query<{ call_id: string; first_idx: number }>(`WITH ${parts.join(",\n")} ${returning}`, params);
-    for (const slice of chunks(batch.progress, ROWS_PER_STATEMENT)) {
+    // The latest counts of an input win; one statement must not name an input twice.
+    const progress = [...new Map(batch.progress.map((r) => [r.inputId, r])).values()];
+    for (const slice of chunks(progress, ROWS_PER_STATEMENT)) {
       const values: unknown[] = [];
       for (const r of slice) values.push(r.inputId, r.attempt, r.userFailures, r.infraFailures, r.runAfterMs);
       await this.db.query(

@@ -89,8 +89,10 @@ export class ControlPlane {
   constructor(options: ControlPlaneOptions) {
     this.store = options.store;
     this.log = options.log;
-    this.persister = new Persister(options.store, (err, attempt) =>
-      this.log.error({ err, attempt }, "writing to the store failed; retrying"),
+    this.persister = new Persister(options.store, (err, attempt, dropped) =>
+      dropped
+        ? this.log.error({ err, attempt }, "a record could not be written to the store and was dropped")
+        : this.log.error({ err, attempt }, "writing to the store failed; retrying"),
     );
     this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
   }

@@ -7,6 +7,7 @@ const MAX_PARAMS = 20_000;
  * so under load each write carries the last few milliseconds of work; when idle a write starts at once.
  */
 const MIN_WRITE_INTERVAL_MS = 5;
+const RETRIES_BEFORE_SPLIT = 6;
 
 interface Pending {
   kind: keyof WriteBatch;
@@ -27,8 +28,8 @@ export class Persister {
 
   constructor(
     private readonly store: Store,
-    /** Told about each failed write; the write is retried until it succeeds, nothing is dropped. */
-    private readonly onError: (error: unknown, attempt: number) => void,
+    /** Told about each failed write, and whether its record is given up on. */
+    private readonly onError: (error: unknown, attempt: number, dropped: boolean) => void,
   ) {}
 
   /** Resolves with whether the chunk was new (false: a resend of one already written). */
@@ -68,30 +69,34 @@ export class Persister {
       const wait = this.lastWrite + MIN_WRITE_INTERVAL_MS - Date.now();
       await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
       this.lastWrite = Date.now();
-      const taken = this.take();
-      const batch: WriteBatch = { chunks: [], results: [], progress: [], finishedCalls: [] };
-      // Per call, whether its last word here is "finished": a chunk after that makes it unfinished again.
-      const finished = new Map<string, boolean>();
-      for (const { kind, item } of taken) {
-        if (kind === "finishedCalls") finished.set(item, true);
-        else if (kind === "chunks") finished.set(item.callId, false);
-        if (kind !== "finishedCalls") (batch[kind] as unknown[]).push(item);
-      }
-      for (const [callId, done] of finished) if (done) batch.finishedCalls.push(callId);
-      const fresh = await this.write(batch);
-      const isNew = new Set(fresh.map((c) => `${c.callId}/${c.firstIdx}`));
-      for (const { kind, item, done } of taken) done(kind !== "chunks" || isNew.has(`${item.callId}/${item.firstIdx}`));
+      await this.write(this.take());
     }
     this.running = undefined;
     for (const resolve of this.idle.splice(0)) resolve();
   }
 
-  private async write(batch: WriteBatch): Promise<Awaited<ReturnType<Store["persist"]>>> {
+  /**
+   * Writes `taken` and resolves its promises. A write that keeps failing is retried (the store may be
+   * restarting); after RETRIES_BEFORE_SPLIT tries it is split, so that one bad record cannot hold back
+   * the others, and a single record that still fails is given up on, loudly.
+   */
+  private async write(taken: Pending[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.store.persist(batch);
+        const fresh = await this.store.persist(batchOf(taken));
+        const isNew = new Set(fresh.map((c) => `${c.callId}/${c.firstIdx}`));
+        for (const { kind, item, done } of taken)
+          done(kind !== "chunks" || isNew.has(`${item.callId}/${item.firstIdx}`));
+        return;
       } catch (error) {
-        this.onError(error, attempt);
+        this.onError(error, attempt, attempt >= RETRIES_BEFORE_SPLIT && taken.length === 1);
+        if (attempt >= RETRIES_BEFORE_SPLIT) {
+          if (taken.length === 1) return taken[0]!.done(false);
+          const half = Math.ceil(taken.length / 2);
+          await this.write(taken.slice(0, half));
+          await this.write(taken.slice(half));
+          return;
+        }
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)));
       }
     }
@@ -108,4 +113,17 @@ export class Persister {
     }
     return this.queue.splice(0, count);
   }
+}
+
+/** The store's batch for these writes, in order: a call whose last word here is "finished" is finished. */
+function batchOf(taken: Pending[]): WriteBatch {
+  const batch: WriteBatch = { chunks: [], results: [], progress: [], finishedCalls: [] };
+  const finished = new Map<string, boolean>();
+  for (const { kind, item } of taken) {
+    if (kind === "finishedCalls") finished.set(item, true);
+    else if (kind === "chunks") finished.set(item.callId, false);
+    if (kind !== "finishedCalls") (batch[kind] as unknown[]).push(item);
+  }
+  for (const [callId, done] of finished) if (done) batch.finishedCalls.push(callId);
+  return batch;
 }

@@ -1,0 +1,267 @@
+import { randomUUID } from "node:crypto";
+import {
+  type ClaimedInput,
+  type FunctionSpec,
+  INFRA_RETRIES,
+  type Result,
+  type ServerToWorker,
+  type WorkerOutput,
+} from "@skiff/protocol";
+import { openPglite, Store } from "@skiff/store";
+import pino from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ControlPlane } from "./control-plane.js";
+import type { Subscriber } from "./hub.js";
+import type { WorkerConn } from "./workers.js";
+
+const bytes = (text: string) => ({ inline: new TextEncoder().encode(text) });
+const text = (payload: Result["data"]) => ("inline" in payload ? new TextDecoder().decode(payload.inline) : "");
+
+function spec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
+  return {
+    name: "f",
+    kind: "function",
+    timeoutMs: 30_000,
+    retries: { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 },
+    cpu: 1,
+    memoryMiB: 512,
+    image: { base: "debian-bookworm", nodeMajor: 20 },
+    minContainers: 0,
+    maxContainers: 0, // no autoscaling: the tests play the containers
+    bufferContainers: 0,
+    scaledownWindowMs: 60_000,
+    maxInputs: 1,
+    ...overrides,
+  };
+}
+
+/** A worker that records what the server sends it, with one container per id asked for. */
+function fakeWorker(functionId: string, containers: string[]) {
+  const sent: ServerToWorker[] = [];
+  const worker: WorkerConn = {
+    id: "wk-test",
+    name: "test",
+    capacity: { cpu: 8, memoryMiB: 8192 },
+    containers: new Map(
+      containers.map((id) => [id, { id, functionId, cpu: 1, memoryMiB: 512, state: "running" as const }]),
+    ),
+    send: (message) => sent.push(message),
+  };
+  /** The inputs answered to claims so far, and forgets them. */
+  const inputs = (): ClaimedInput[] => {
+    const out = sent.flatMap((m) => (m.t === "inputs" ? m.inputs : []));
+    sent.splice(0, sent.length, ...sent.filter((m) => m.t !== "inputs"));
+    return out;
+  };
+  return { worker, sent, inputs };
+}
+
+function subscriber() {
+  const results: Result[] = [];
+  const sub: Subscriber = { pushResults: (_callId, r) => results.push(...r), pushLogs: () => {} };
+  return { results, sub };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+describe("control plane", () => {
+  let store: Store;
+  let control: ControlPlane;
+  let functionId: string;
+
+  async function setup(fnSpec: FunctionSpec) {
+    store = new Store(await openPglite());
+    await store.migrate();
+    const { functions } = await store.createApp({
+      name: "t",
+      env: "main",
+      mode: "ephemeral",
+      bundleHash: "h",
+      functions: [fnSpec],
+    });
+    functionId = functions[0]!.id;
+    control = new ControlPlane({ store, log: pino({ level: "silent" }) });
+    await control.start();
+  }
+
+  beforeEach(() => setup(spec()));
+  afterEach(async () => {
+    await control.stop();
+    await store.close();
+  });
+
+  async function connect(containers = ["c1"]) {
+    const fake = fakeWorker(functionId, containers);
+    await control.workerConnected(fake.worker, "process", [], []);
+    for (const id of containers) {
+      fake.worker.containers.set(id, { id, functionId, cpu: 1, memoryMiB: 512, state: "running" });
+    }
+    return fake;
+  }
+
+  const claim = (worker: WorkerConn, containerId = "c1", max = 1) =>
+    control.workerMessage(worker, { t: "claim", rid: Math.floor(Math.random() * 1e9), containerId, max });
+
+  const submit = (callId: string, args: string[], sub?: Subscriber, resent = false) =>
+    control.submit(
+      {
+        t: "submit",
+        rid: 1,
+        functionId,
+        callId,
+        total: args.length,
+        subscribe: Boolean(sub),
+        resent,
+        inputs: args.map((a, idx) => ({ idx, args: bytes(a) })),
+      },
+      sub,
+    );
+
+  const output = (input: ClaimedInput, status: "success" | "failure", data: string, more: Partial<WorkerOutput> = {}) =>
+    ({
+      inputId: input.inputId,
+      attempt: input.attempt,
+      status,
+      retryable: true,
+      infra: false,
+      data: bytes(data),
+      ...more,
+    }) satisfies WorkerOutput;
+
+  const report = (worker: WorkerConn, outputs: WorkerOutput[]) =>
+    control.workerMessage(worker, { t: "outputs", seq: 1, outputs });
+
+  it("hands a submitted input to a waiting container and pushes its result before it is recorded", async () => {
+    const { worker, inputs, sent } = await connect();
+    await claim(worker); // parks: nothing queued yet
+    const { results, sub } = subscriber();
+    const callId = randomUUID();
+    await submit(callId, ["a"], sub);
+    const [input] = inputs();
+    expect(input).toMatchObject({ attempt: 1 });
+    await report(worker, [output(input!, "success", "A")]);
+    expect(results.map((r) => [r.idx, r.status, text(r.data)])).toEqual([[0, "success", "A"]]);
+    await tick();
+    expect(sent.some((m) => m.t === "outputs-recorded")).toBe(true);
+    expect((await store.results(callId)).map((r) => text(r.data))).toEqual(["A"]);
+  });
+
+  it("keeps the first success and ignores a failure from an attempt that no longer holds the input", async () => {
+    const { worker, inputs } = await connect(["c1", "c2"]);
+    const callId = randomUUID();
+    const { results, sub } = subscriber();
+    await submit(callId, ["a"], sub);
+    await claim(worker, "c1");
+    const [first] = inputs();
+    // c1 is lost: the input goes back to the queue and c2 runs attempt 2.
+    await control.workerMessage(worker, { t: "stopped", containerId: "c1", reason: "crashed", inFlight: [first!] });
+    await claim(worker, "c2");
+    const [second] = inputs();
+    expect(second).toMatchObject({ inputId: first!.inputId, attempt: 2 });
+    await report(worker, [output(first!, "failure", "stale")]);
+    expect(results).toEqual([]);
+    await report(worker, [output(second!, "success", "won")]);
+    await report(worker, [output(second!, "success", "late")]);
+    expect(results.map((r) => text(r.data))).toEqual(["won"]);
+  });
+
+  it("retries user failures within the policy, never a non-retriable one", async () => {
+    await control.stop();
+    await store.close();
+    await setup(spec({ retries: { maxRetries: 1, initialDelayMs: 0, backoffCoefficient: 2, maxDelayMs: 10 } }));
+    const { worker, inputs } = await connect();
+    const { results, sub } = subscriber();
+    await submit(randomUUID(), ["a", "b"], sub);
+    await claim(worker, "c1", 2);
+    const [a, b] = inputs();
+    await report(worker, [output(a!, "failure", "boom"), output(b!, "failure", "fatal", { retryable: false })]);
+    expect(results.map((r) => [r.idx, r.status, r.code])).toEqual([[1, "failure", "USER_ERROR"]]);
+    control.tick(); // the retry's backoff (0 ms) is over
+    await claim(worker, "c1");
+    const [again] = inputs();
+    expect(again).toMatchObject({ inputId: a!.inputId, attempt: 2 });
+    await report(worker, [output(again!, "failure", "boom again")]);
+    expect(results.map((r) => [r.idx, text(r.data)])).toEqual([
+      [1, "fatal"],
+      [0, "boom again"],
+    ]);
+  });
+
+  it("requeues lost attempts outside the user's budget, and fails the input past the infra budget", async () => {
+    const { worker, inputs } = await connect();
+    const { results, sub } = subscriber();
+    await submit(randomUUID(), ["a"], sub);
+    for (let loss = 0; loss <= INFRA_RETRIES; loss++) {
+      await claim(worker);
+      const [input] = inputs();
+      expect(input?.attempt).toBe(loss + 1);
+      await report(worker, [output(input!, "failure", "", { infra: true })]);
+    }
+    expect(results.map((r) => [r.status, r.code])).toEqual([["failure", "CONTAINER_CRASHED"]]);
+  });
+
+  it("cancels a call: its inputs fail with CANCELLED and running attempts are killed", async () => {
+    const { worker, inputs, sent } = await connect();
+    const { results, sub } = subscriber();
+    const callId = randomUUID();
+    await submit(callId, ["a", "b"], sub);
+    await claim(worker);
+    const [running] = inputs();
+    await control.cancel(callId);
+    expect(results.map((r) => [r.idx, r.code])).toEqual([
+      [0, "CANCELLED"],
+      [1, "CANCELLED"],
+    ]);
+    expect(sent).toContainEqual({ t: "cancel", inputs: [{ inputId: running!.inputId, attempt: 1 }] });
+    expect((await store.results(callId)).map((r) => r.code)).toEqual(["CANCELLED", "CANCELLED"]);
+  });
+
+  it("drops a resent chunk it already has, and checks the store for one sent before a restart", async () => {
+    const { worker, inputs } = await connect();
+    const callId = randomUUID();
+    await submit(callId, ["a"]);
+    await submit(callId, ["a"], undefined, true);
+    await claim(worker, "c1", 5);
+    const [only, ...rest] = inputs();
+    expect(rest).toEqual([]);
+    await report(worker, [output(only!, "success", "A")]);
+    await tick();
+
+    // A new engine on the same store has never seen the call: the resend must not run it again.
+    await control.stop();
+    control = new ControlPlane({ store, log: pino({ level: "silent" }) });
+    await control.start();
+    const again = await connect();
+    await submit(callId, ["a"], undefined, true);
+    await claim(again.worker, "c1", 5);
+    expect(again.inputs()).toEqual([]);
+  });
+
+  it("after a restart, holds unfinished inputs until the worker says which it still runs", async () => {
+    await store.db.query(
+      "INSERT INTO workers (id, name, runtime, capacity) VALUES ('wk-test', 'test', 'process', '{}')",
+    );
+    const { worker, inputs } = await connect();
+    const callId = randomUUID();
+    await submit(callId, ["a", "b"]);
+    await claim(worker);
+    const [running] = inputs();
+    await tick();
+
+    await control.stop();
+    control = new ControlPlane({ store, log: pino({ level: "silent" }) });
+    await control.start();
+    expect(control.queue.held()).toHaveLength(2);
+    const fake = fakeWorker(functionId, []);
+    await store.addContainer({ id: "c1", workerId: "wk-test", functionId });
+    await control.workerConnected(fake.worker, "process", ["c1"], [{ ...running!, containerId: "c1" }]);
+    expect(control.queue.held()).toEqual([]);
+    expect(control.queue.get(running!.inputId)).toMatchObject({ state: "running", owner: "c1", attempt: 1 });
+    await claim(fake.worker);
+    expect(fake.inputs().map((i) => i.inputId)).not.toContain(running!.inputId);
+    const { results, sub } = subscriber();
+    await control.subscribe(callId, 0, sub);
+    await report(fake.worker, [output(running!, "success", "survived")]);
+    expect(results.map((r) => text(r.data))).toEqual(["survived"]);
+  });
+});
