@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,6 +19,7 @@ import { Client } from "skiff";
 import WebSocket from "ws";
 import { BundleCache } from "./bundle-cache.js";
 import { ContainerSession, type SessionHost } from "./container-session.js";
+import { ImageBuilder } from "./images.js";
 import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 
@@ -36,6 +38,8 @@ export interface WorkerOptions {
   token?: string;
   /** Connects to a server in this process instead of over a WebSocket to `serverUrl`. */
   connect?: () => ServerLink;
+  /** Runs image build steps (default: `runtime`). */
+  buildRuntime?: ContainerRuntime;
 }
 
 type ServerLink = Link<WorkerMessage, ServerToWorker>;
@@ -64,12 +68,21 @@ export class WorkerAgent {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly client: Client;
   private readonly bundles: BundleCache;
+  private readonly images: ImageBuilder;
   private workerId = "";
   private connectedOnce: (() => void) | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.client = new Client({ serverUrl: options.serverUrl, ...(options.token ? { token: options.token } : {}) });
     this.bundles = new BundleCache(join(options.stateDir, "bundles"), (hash) => this.client.getBlob(hash));
+    this.images = new ImageBuilder({
+      runtime: options.buildRuntime ?? options.runtime,
+      cacheDir: options.cacheDir,
+      npmDir: findNpm(),
+      caBundle: [process.env.NODE_EXTRA_CA_CERTS, "/etc/ssl/certs/ca-certificates.crt"].find(
+        (path) => path && existsSync(path),
+      ),
+    });
   }
 
   get capacity(): Capacity {
@@ -83,6 +96,8 @@ export class WorkerAgent {
   /** Cleans up after an earlier run, then connects; resolves once the server has welcomed it. */
   async start(): Promise<void> {
     await this.options.runtime.cleanupStale();
+    if (this.options.buildRuntime && this.options.buildRuntime !== this.options.runtime)
+      await this.options.buildRuntime.cleanupStale();
     this.workerId = await this.loadWorkerId();
     const heartbeat = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
     heartbeat.unref();
@@ -245,7 +260,7 @@ export class WorkerAgent {
         this.claims.set(rid, session);
         this.send({ t: "claim", rid, containerId: session.id, max });
       },
-      prepare: async (start) => {
+      prepare: async (start, log) => {
         const process = this.options.runtime.name === "process";
         const [rootfs, nodeDir, bundleDir] = await Promise.all([
           process ? Promise.resolve("/") : ensureBaseRootfs(this.options.cacheDir),
@@ -254,7 +269,11 @@ export class WorkerAgent {
             : ensureNodeDist(this.options.cacheDir, start.spec.image.nodeMajor),
           this.bundles.ensure(start.bundleHash),
         ]);
-        return { rootfs, nodeDir, bundleDir, runnerDir: this.options.runnerDir };
+        if (process && start.spec.image.layers.length > 0) {
+          throw new Error("the process runtime cannot build or run images: install runc or runsc and run `make setup`");
+        }
+        const image = await this.images.ensure(start.spec.image, { rootfs, nodeDir }, log);
+        return { rootfs, nodeDir, bundleDir, runnerDir: this.options.runnerDir, image };
       },
       ended: (session) => this.sessions.delete(session.id),
     };
@@ -298,4 +317,15 @@ export class WorkerAgent {
     for (const message of this.outbox) link.send(message);
     this.outbox = [];
   }
+}
+
+/** The host's npm package directory, mounted into npmInstall build steps; undefined if there is none. */
+function findNpm(): string | undefined {
+  const candidates = [
+    join(dirname(dirname(process.execPath)), "lib", "node_modules", "npm"),
+    "/usr/lib/node_modules/npm",
+    "/usr/local/lib/node_modules/npm",
+    "/usr/share/nodejs/npm",
+  ];
+  return candidates.find((dir) => existsSync(join(dir, "bin", "npm-cli.js")));
 }

@@ -18,6 +18,7 @@ import {
   type WorkerToRunner,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
+import { type BuiltImage, ImageBuildError } from "./images.js";
 import { forEachLine } from "./line-splitter.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
 
@@ -35,8 +36,14 @@ export interface SessionHost {
   claim(session: ContainerSession, max: number): void;
   fetchBlob(hash: string): Promise<Uint8Array>;
   putBlob(bytes: Uint8Array): Promise<string>;
-  /** Paths on this host: the runner program, the user's bundle, the Node build, the base rootfs. */
-  prepare(start: StartMessage): Promise<{ runnerDir: string; bundleDir: string; nodeDir: string; rootfs: string }>;
+  /**
+   * Paths on this host (the runner program, the user's bundle, the Node build, the base rootfs) and the
+   * function's image, built first if needed; `log` gets the build's lines.
+   */
+  prepare(
+    start: StartMessage,
+    log: (line: string) => void,
+  ): Promise<{ runnerDir: string; bundleDir: string; nodeDir: string; rootfs: string; image: BuiltImage }>;
   stateDir: string;
   ended(session: ContainerSession): void;
 }
@@ -79,7 +86,7 @@ export class ContainerSession {
   async run(): Promise<void> {
     const dir = join(this.host.stateDir, "containers", this.id);
     try {
-      const paths = await this.host.prepare(this.start);
+      const paths = await this.host.prepare(this.start, (line) => this.logLine("system", line));
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
       const mounts: Mount[] = [
@@ -92,8 +99,10 @@ export class ContainerSession {
       const handle = await this.host.runtime.start({
         id: this.id,
         rootfs: paths.rootfs,
+        layers: paths.image.layers,
         command: ["/.skiff/node/bin/node", "/.skiff/runner/runner.mjs"],
         env: {
+          ...paths.image.env,
           ...this.start.env,
           PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
           HOME: "/root",
@@ -103,7 +112,7 @@ export class ContainerSession {
           SKIFF_MAX_INPUTS: String(spec.maxInputs),
           SKIFF_CONTAINER_ID: this.id,
         },
-        cwd: "/",
+        cwd: paths.image.cwd,
         mounts,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,
@@ -118,7 +127,10 @@ export class ContainerSession {
     } catch (error) {
       this.host.log.error({ err: error, container: this.id }, "container failed to start");
       this.stopReason = "start-failed";
-      this.stopMessage = `the container could not start: ${(error as Error).message}`;
+      this.stopMessage =
+        error instanceof ImageBuildError
+          ? `the function's image could not be built: ${error.message}`
+          : `the container could not start: ${(error as Error).message}`;
       this.finish({ exitCode: null, signal: null, oomKilled: false });
     } finally {
       if (this.idleTimer) clearInterval(this.idleTimer);
@@ -325,7 +337,7 @@ export class ContainerSession {
     if (this.runner && !this.runner.destroyed) this.runner.write(lengthPrefixed(encodeMessage(message)));
   }
 
-  private logLine(stream: "stdout" | "stderr", line: string): void {
+  private logLine(stream: "stdout" | "stderr" | "system", line: string): void {
     this.host.queueLog({
       ts: Date.now(),
       appId: this.start.appId,

@@ -17,7 +17,7 @@ export function spec(name: string): FunctionSpec {
     retries: NO_RETRY,
     cpu: 1,
     memoryMiB: 512,
-    image: { base: "debian-bookworm", nodeMajor: 20 },
+    image: { base: "debian-bookworm", nodeMajor: 20, layers: [] },
     minContainers: 0,
     maxContainers: 10,
     bufferContainers: 0,

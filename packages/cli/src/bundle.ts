@@ -42,6 +42,7 @@ export async function bundleFile(file: string, outDir: string): Promise<Bundle> 
       // Files outside this install still find the SDK.
       nodePaths: [join(installRoot(), "node_modules")],
       external: ["cbor-extract"],
+      plugins: [imageModules],
       // CommonJS dependencies call require(); give the ESM bundle one.
       banner: {
         js: "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);",
@@ -81,3 +82,23 @@ export function displayPath(file: string): string {
   const rel = relative(process.cwd(), resolve(file));
   return rel.startsWith("..") ? resolve(file) : rel;
 }
+
+/**
+ * Leaves bare imports that do not resolve here to be resolved in the container, where an image's
+ * `npmInstall` puts packages (native modules among them) that the caller need not have installed.
+ */
+const imageModules: esbuild.Plugin = {
+  name: "skiff-image-modules",
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, async (args) => {
+      if (args.pluginData?.skiffInner || args.path.startsWith("node:")) return undefined;
+      const found = await build.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        importer: args.importer,
+        pluginData: { skiffInner: true },
+      });
+      return found.errors.length === 0 ? undefined : { path: args.path, external: true };
+    });
+  },
+};

@@ -63,7 +63,11 @@ export async function startWorker(
       "containers run as plain processes: NO isolation (install runsc or runc and run `make setup` for real containers)",
     );
   }
+  // Image steps run on runc where it exists: the gVisor release Debian ships breaks coreutils' statx.
+  const runc = runtime.name === "gvisor" ? createRuntime("runc", choice) : undefined;
+  const buildRuntime = runc && (await runc.available()).ok ? runc : runtime;
   const agent = new WorkerAgent({
+    buildRuntime,
     serverUrl,
     runtime,
     log,

@@ -9,10 +9,24 @@ export const RetryPolicy = z.object({
 });
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 
-/** An image as the worker needs it. The core path knows the Debian base; later layers extend this. */
+/** One builder call of an image: one layer. */
+export const ImageStep = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("apt"), packages: z.array(z.string().min(1)).min(1) }),
+  z.object({ kind: z.literal("npm"), packages: z.array(z.string().min(1)).min(1) }),
+  z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1)).min(1) }),
+  z.object({ kind: z.literal("env"), vars: z.record(z.string()) }),
+  z.object({ kind: z.literal("workdir"), path: z.string().startsWith("/") }),
+]);
+export type ImageStep = z.infer<typeof ImageStep>;
+
+/**
+ * An image as the worker needs it: the Debian base, the Node major mounted into it, and the layers on
+ * top, each with the key that names it (a hash of its parent's key and its own step).
+ */
 export const ImageSpec = z.object({
   base: z.literal("debian-bookworm"),
   nodeMajor: z.number().int().min(18),
+  layers: z.array(z.object({ key: z.string().regex(/^[0-9a-f]{64}$/), step: ImageStep })).default([]),
 });
 export type ImageSpec = z.infer<typeof ImageSpec>;
 

@@ -1,5 +1,6 @@
 import type { FunctionSpec } from "@skiff/protocol";
 import { type Duration, parseDuration, parseSize, type Size } from "@skiff/protocol/units";
+import { Image } from "./image.js";
 
 /** Options of `app.function(options, handler)`. Durations take seconds or "10m"; sizes take MiB or "4GiB". */
 export interface FunctionOptions {
@@ -20,6 +21,8 @@ export interface FunctionOptions {
   scaledownWindow?: Duration;
   /** Run several inputs at once in one container. */
   concurrent?: { maxInputs: number };
+  /** The container image (default: Debian bookworm with the local Node major). */
+  image?: Image;
 }
 
 /** Normalizes options into the spec the server and worker use; throws a clear error on bad values. */
@@ -38,7 +41,7 @@ export function toFunctionSpec(name: string, options: FunctionOptions, nodeMajor
     },
     cpu: options.cpu ?? 1,
     memoryMiB: parseSize(options.memory ?? 1024, `${where}: memory`),
-    image: { base: "debian-bookworm", nodeMajor },
+    image: imageSpec(options.image, nodeMajor, where),
     minContainers: options.minContainers ?? 0,
     maxContainers: options.maxContainers ?? 10,
     bufferContainers: options.bufferContainers ?? 0,
@@ -55,4 +58,11 @@ export function toFunctionSpec(name: string, options: FunctionOptions, nodeMajor
     throw new RangeError(`${where}: retries must be a whole number from 0 to 100`);
   }
   return spec;
+}
+
+function imageSpec(image: Image | undefined, nodeMajor: number, where: string): FunctionSpec["image"] {
+  if (image === undefined) return Image.debianSlim().toSpec(nodeMajor);
+  // Not instanceof: the user's bundle carries its own copy of the SDK.
+  if (typeof image?.toSpec !== "function") throw new TypeError(`${where}: image must be made with Image.debianSlim()`);
+  return image.toSpec(nodeMajor);
 }

@@ -28,6 +28,8 @@ export interface OciContainer {
   cgroup: MemoryCgroup;
   /** Set for network "private" once its namespace exists. */
   network?: NetworkLease;
+  /** The overlay's work directory when the upper directory is kept outside the bundle. */
+  workDir?: string;
 }
 
 interface Running {
@@ -180,7 +182,10 @@ export abstract class OciRuntime implements ContainerRuntime {
   private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<ChildProcess> {
     // In parallel; each records what it made, so a failure of one still tears down the other.
     const [overlay, network] = await Promise.all([
-      mountOverlay(spec.rootfs, container.bundleDir),
+      mountOverlay([spec.rootfs, ...(spec.layers ?? [])], container.bundleDir, spec.upperDir).then((dirs) => {
+        if (spec.upperDir) container.workDir = dirs.work;
+        return dirs;
+      }),
       spec.network === "private"
         ? setupPrivateNetwork(this.stateDir, spec.id, { allowHostPorts: this.allowHostPorts }).then(
             (lease) => (container.network = lease),
@@ -214,6 +219,7 @@ export abstract class OciRuntime implements ContainerRuntime {
     if (container.network) await releaseNetwork(container.network);
     for (const mountPoint of await mountsUnder(container.bundleDir)) await unmount(mountPoint);
     await rm(container.bundleDir, { recursive: true, force: true });
+    if (container.workDir) await rm(container.workDir, { recursive: true, force: true });
   }
 }
 

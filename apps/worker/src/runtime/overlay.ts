@@ -15,17 +15,25 @@ export function overlayDirs(bundleDir: string): OverlayDirs {
   return { upper: join(bundleDir, "upper"), work: join(bundleDir, "work"), merged: join(bundleDir, "rootfs") };
 }
 
-/** Mounts `lower` read-only under a fresh writable layer in `bundleDir`; returns the merged root. */
-export async function mountOverlay(lower: string, bundleDir: string): Promise<OverlayDirs> {
-  if (/[,:]/.test(lower) || /[,:]/.test(bundleDir)) {
-    throw new Error(`Overlay paths may not contain ',' or ':' (${lower}, ${bundleDir}); move the rootfs or state dir.`);
+/**
+ * Mounts `lowers` (bottom first) read-only under a writable layer: a fresh one in `bundleDir`, or
+ * `upper` when given (its work directory goes beside it, as `<upper>.work`). Returns the directories.
+ */
+export async function mountOverlay(lowers: string[], bundleDir: string, upper?: string): Promise<OverlayDirs> {
+  for (const path of [...lowers, bundleDir, upper ?? ""]) {
+    if (/[,:]/.test(path)) {
+      throw new Error(`Overlay paths may not contain ',' or ':' (${path}); move the rootfs, cache or state dir.`);
+    }
   }
-  const dirs = overlayDirs(bundleDir);
+  const scratch = overlayDirs(bundleDir);
+  const dirs = upper ? { upper, work: `${upper}.work`, merged: scratch.merged } : scratch;
   await Promise.all([dirs.upper, dirs.work, dirs.merged].map((dir) => mkdir(dir, { recursive: true })));
+  // overlayfs lists lower directories top first.
+  const lower = [...lowers].reverse().join(":");
   const options = `lowerdir=${lower},upperdir=${dirs.upper},workdir=${dirs.work}`;
   await runChecked("mount", ["-t", "overlay", "overlay", "-o", options, dirs.merged]).catch((error: Error) => {
     throw new Error(
-      `${error.message}\nCheck that ${lower} exists and the kernel supports overlayfs (modprobe overlay).`,
+      `${error.message}\nCheck that ${lowers.join(", ")} exist and the kernel supports overlayfs (modprobe overlay).`,
     );
   });
   return dirs;

@@ -24,6 +24,9 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
+    if (spec.layers?.length || spec.upperDir) {
+      throw new Error("the process runtime cannot use image layers: install runc or runsc and run `make setup`");
+    }
     return startOnce(
       this.starting,
       (id) => this.children.has(id),

@@ -16,6 +16,13 @@ export interface ContainerSpec {
   id: string;
   /** A prepared base root filesystem, used read-only as the lower layer of a per-container overlay. */
   rootfs: string;
+  /** Image layers (directories) stacked read-only on top of `rootfs`, bottom first. */
+  layers?: string[];
+  /**
+   * Where the container's writes go, kept after it exits: how an image layer is built. By default they
+   * go to a scratch directory removed with the container.
+   */
+  upperDir?: string;
   command: string[];
   env: Record<string, string>;
   cwd: string;

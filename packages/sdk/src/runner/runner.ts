@@ -134,11 +134,24 @@ async function loadHandler(options: RunnerOptions): Promise<Handler> {
 }
 
 function encodeError(error: unknown): Uint8Array {
+  explainMissingModule(error);
   try {
     return encodeValue(error instanceof Error ? error : new Error(`a non-Error value was thrown: ${String(error)}`));
   } catch {
     return encodeValue(new Error(String(error)));
   }
+}
+
+/** A package neither bundled nor in the image: say which, and how to put it in the image. */
+function explainMissingModule(error: unknown): void {
+  if (!(error instanceof Error) || (error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND") return;
+  const name = /Cannot find (?:package|module) '([^']+)'/.exec(error.message)?.[1];
+  if (!name || name.startsWith("/")) return;
+  const pkg = name.startsWith("@") ? name.split("/").slice(0, 2).join("/") : name.split("/")[0];
+  error.message =
+    `the package "${pkg}" is neither in the bundle nor in the function's image: ` +
+    `install it in the image with \`image: Image.debianSlim().npmInstall("${pkg}")\`, ` +
+    `or install it where you run skiff so that it is bundled (${error.message})`;
 }
 
 function open(path: string): Promise<Socket> {

@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { ImageSpec, ImageStep } from "@skiff/protocol";
+import { forEachLine } from "./line-splitter.js";
+import { withFileLock } from "./runtime/file-lock.js";
+import type { ContainerRuntime, Mount } from "./runtime/types.js";
+
+/** What a container of an image runs on: its layers (bottom first), environment and working directory. */
+export interface BuiltImage {
+  layers: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/** A build step that failed: which one, how it ended, and the end of its output. */
+export class ImageBuildError extends Error {
+  constructor(
+    readonly step: number,
+    readonly total: number,
+    readonly description: string,
+    readonly exitCode: number | null,
+    readonly tail: string[],
+  ) {
+    super(
+      `image step ${step}/${total} (${description}) failed with exit code ${exitCode ?? "none"}:\n` +
+        `${tail.map((line) => `  ${line}`).join("\n")}`,
+    );
+    this.name = "ImageBuildError";
+  }
+}
+
+export interface ImageBuilderOptions {
+  /** Runs the build steps: it needs an overlay root and network access. */
+  runtime: ContainerRuntime;
+  /** Layers live in `<cacheDir>/layers/<key>`. */
+  cacheDir: string;
+  /** The host's npm (its package directory), mounted read-only into npmInstall steps. */
+  npmDir: string | undefined;
+  /**
+   * The certificate authorities this host trusts (a PEM bundle), given to build steps so that they reach
+   * registries as the host does, through a TLS-inspecting proxy too.
+   */
+  caBundle: string | undefined;
+}
+
+const PATH = "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const TAIL_LINES = 20;
+
+/**
+ * Builds images layer by layer on this worker. A layer is a directory named by its key; one that exists
+ * is reused (a cache hit), a missing one is built by running its step in a container whose root is the
+ * layers below it, read-only, with the step's writes captured as the new layer. Concurrent builds of
+ * one layer, in this process or another, wait for one another.
+ */
+export class ImageBuilder {
+  private readonly building = new Map<string, Promise<void>>();
+
+  constructor(private readonly options: ImageBuilderOptions) {}
+
+  /** Makes sure every layer of `image` exists, building what is missing; `log` gets the build's lines. */
+  async ensure(image: ImageSpec, base: { rootfs: string; nodeDir: string }, log: (line: string) => void) {
+    const built: BuiltImage = { layers: [], env: {}, cwd: "/" };
+    for (const [index, { key, step }] of image.layers.entries()) {
+      const where = { step: index + 1, total: image.layers.length, description: describe(step) };
+      const dir = this.layerDir(key);
+      if (existsSync(join(dir, "done"))) {
+        log(`image step ${where.step}/${where.total} ${where.description}: cached`);
+      } else {
+        let pending = this.building.get(key);
+        if (!pending) {
+          pending = this.buildLayer(key, step, built, base, where, log).finally(() => this.building.delete(key));
+          this.building.set(key, pending);
+        }
+        await pending;
+      }
+      built.layers.push(join(dir, "fs"));
+      if (step.kind === "env") Object.assign(built.env, step.vars);
+      if (step.kind === "workdir") built.cwd = step.path;
+    }
+    return built;
+  }
+
+  private layerDir(key: string): string {
+    return join(this.options.cacheDir, "layers", key);
+  }
+
+  private async buildLayer(
+    key: string,
+    step: ImageStep,
+    below: BuiltImage,
+    base: { rootfs: string; nodeDir: string },
+    where: { step: number; total: number; description: string },
+    log: (line: string) => void,
+  ): Promise<void> {
+    const dir = this.layerDir(key);
+    await mkdir(dirname(dir), { recursive: true });
+    await withFileLock(`${dir}.lock`, async () => {
+      if (existsSync(join(dir, "done"))) return;
+      const started = Date.now();
+      log(`image step ${where.step}/${where.total} ${where.description}: building`);
+      const scratch = `${dir}.build-${randomUUID().slice(0, 8)}`;
+      await mkdir(scratch, { recursive: true });
+      try {
+        const script = this.script(step);
+        const upper = join(scratch, "fs");
+        if (script === undefined) {
+          await mkdir(upper, { recursive: true });
+          if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
+        } else {
+          await this.run(key, script, step, below, base, upper, where, log);
+        }
+        await writeFile(join(scratch, "done"), `${new Date().toISOString()}\n`);
+        await rm(dir, { recursive: true, force: true });
+        await rename(scratch, dir);
+        log(`image step ${where.step}/${where.total} ${where.description}: built in ${Date.now() - started} ms`);
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    });
+  }
+
+  private async run(
+    key: string,
+    script: string,
+    step: ImageStep,
+    below: BuiltImage,
+    base: { rootfs: string; nodeDir: string },
+    upper: string,
+    where: { step: number; total: number; description: string },
+    log: (line: string) => void,
+  ): Promise<void> {
+    const mounts: Mount[] = [{ source: base.nodeDir, target: "/.skiff/node", readonly: true }];
+    const tls: Record<string, string> = {};
+    if (this.options.caBundle) {
+      mounts.push({ source: this.options.caBundle, target: "/.skiff/ca.crt", readonly: true });
+      Object.assign(tls, { NODE_EXTRA_CA_CERTS: "/.skiff/ca.crt", SSL_CERT_FILE: "/.skiff/ca.crt" });
+    }
+    if (step.kind === "npm") {
+      if (!this.options.npmDir) throw new Error("npm is not installed on this worker, so npmInstall cannot run");
+      mounts.push({ source: this.options.npmDir, target: "/.skiff/npm", readonly: true });
+    }
+    const handle = await this.options.runtime.start({
+      id: `build-${key.slice(0, 16)}-${randomUUID().slice(0, 8)}`,
+      rootfs: base.rootfs,
+      layers: below.layers,
+      upperDir: upper,
+      command: ["/bin/sh", "-c", script],
+      env: { ...tls, ...below.env, PATH, HOME: "/root", DEBIAN_FRONTEND: "noninteractive" },
+      cwd: below.cwd,
+      mounts,
+      cpu: 2,
+      memoryMiB: 4096,
+      network: "private",
+    });
+    const tail: string[] = [];
+    const onLine = (raw: string) => {
+      const line = raw.replace(/\r$/, "");
+      tail.push(line);
+      if (tail.length > TAIL_LINES) tail.shift();
+      log(line);
+    };
+    // The streams can still hold the last lines when the container is gone: wait for both ends.
+    const ended = [handle.stdout, handle.stderr].map((stream) => {
+      forEachLine(stream, onLine);
+      return new Promise((resolve) => stream.once("close", resolve));
+    });
+    const exit = await handle.exited;
+    await Promise.race([Promise.all(ended), new Promise((resolve) => setTimeout(resolve, 1000))]);
+    if (exit.exitCode !== 0) {
+      throw new ImageBuildError(where.step, where.total, where.description, exit.exitCode, tail);
+    }
+  }
+
+  /** The shell script of a step, or undefined for steps that only record metadata. */
+  private script(step: ImageStep): string | undefined {
+    const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+    switch (step.kind) {
+      case "apt":
+        return [
+          "set -e",
+          "apt-get update -q",
+          `apt-get install -y -q --no-install-recommends ${step.packages.map(quote).join(" ")}`,
+          "rm -rf /var/lib/apt/lists/*",
+        ].join("\n");
+      case "npm":
+        // Into /node_modules, where the function's bundle (under /.skiff) resolves bare imports. npm refuses
+        // "/" as its prefix, so it installs into a scratch prefix that is then merged in.
+        return [
+          "set -e",
+          "rm -rf /tmp/skiff-npm && mkdir -p /tmp/skiff-npm /node_modules && cd /tmp/skiff-npm",
+          // A package.json here, or npm takes the nearest directory with node_modules (/) as its prefix.
+          `echo '{"private":true}' > package.json`,
+          `node /.skiff/npm/bin/npm-cli.js install --no-save --no-audit --no-fund --omit=dev ${step.packages.map(quote).join(" ")}`,
+          "cp -a node_modules/. /node_modules/",
+          "cd / && rm -rf /tmp/skiff-npm /root/.npm",
+        ].join("\n");
+      case "run":
+        return ["set -e", ...step.commands].join("\n");
+      case "env":
+      case "workdir":
+        return undefined;
+    }
+  }
+}
+
+/** A step as a build log shows it. */
+export function describe(step: ImageStep): string {
+  switch (step.kind) {
+    case "apt":
+      return `aptInstall ${step.packages.join(" ")}`;
+    case "npm":
+      return `npmInstall ${step.packages.join(" ")}`;
+    case "run":
+      return `runCommands ${step.commands.join(" && ")}`.slice(0, 120);
+    case "env":
+      return `env ${Object.keys(step.vars).join(" ")}`;
+    case "workdir":
+      return `workdir ${step.path}`;
+  }
+}

@@ -1,0 +1,64 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { e2eRuntime, Stack } from "./stack.js";
+
+const FILE = "e2e/fixtures/image.ts";
+
+describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
+  let stack: Stack;
+  const nonce = randomUUID();
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const run = (entry: string, env: Record<string, string> = {}) =>
+    stack.run(["run", `${FILE}::${entry}`], { env: { SKIFF_TEST_NONCE: nonce, ...env }, timeoutMs: 300_000 });
+  const steps = (stdout: string) =>
+    stdout
+      .split("\n")
+      .map((line) => /image step (\d+)\/\d+ .*: (cached|building)$/.exec(line))
+      .filter((match) => match !== null)
+      .map((match) => `${match[1]} ${match[2]}`);
+
+  it("builds apt, npm, env and workdir layers, reuses them, and rebuilds only a changed last step", async () => {
+    const first = await run("probe");
+    expect(first.code, first.stderr).toBe(0);
+    expect(steps(first.stdout)).toEqual([
+      "1 building",
+      "2 building",
+      "3 building",
+      "4 building",
+      "5 building",
+      "6 building",
+    ]);
+    for (const text of ["jq-1.6", '"isNumber": true', '"mode": "prod"', '"cwd": "/srv"', '"last": "one"']) {
+      expect(first.stdout).toContain(text);
+    }
+
+    const again = await run("probe");
+    expect(again.code, again.stderr).toBe(0);
+    expect(steps(again.stdout)).toEqual(["1 cached", "2 cached", "3 cached", "4 cached", "5 cached", "6 cached"]);
+
+    const changed = await run("probe", { LAST_STEP: "two" });
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(steps(changed.stdout)).toEqual(["1 cached", "2 cached", "3 cached", "4 cached", "5 cached", "6 building"]);
+    expect(changed.stdout).toContain('"last": "two"');
+  });
+
+  it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {
+    const result = await run("broken");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("image step 1/1");
+    expect(result.stderr).toContain("exit code 3");
+    expect(result.stderr).toContain("about to fail");
+  });
+
+  it("names a package that is in neither the bundle nor the image, and the fix", async () => {
+    const result = await run("missing");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('npmInstall("left-pad-nowhere")');
+  });
+});

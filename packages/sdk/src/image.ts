@@ -1,0 +1,121 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { ImageSpec, ImageStep } from "@skiff/protocol";
+
+/** Options every builder step takes. */
+export interface StepOptions {
+  /** Rebuild this layer (and those after it) on every run, e.g. to pick up a moving `latest`. */
+  forceBuild?: boolean;
+}
+
+interface Layer {
+  step: ImageStep;
+  force: boolean;
+}
+
+const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9@/._+:~=<>^*-]*$/;
+
+/**
+ * A container image defined in code. Each builder call returns a new image with one more layer; a layer
+ * is rebuilt only when it or a layer before it changes. Builds run on a worker, in a container with
+ * network access, before the function's first container starts.
+ * @example
+ * const image = Image.debianSlim({ node: 22 }).aptInstall("ffmpeg").npmInstall("sharp@0.33").env({ MODE: "prod" });
+ * export const f = app.function({ image }, async () => (await import("sharp")).default.versions);
+ */
+export class Image {
+  private constructor(
+    private readonly nodeMajor: number | undefined,
+    private readonly layers: readonly Layer[],
+  ) {}
+
+  /** Debian bookworm with the given Node major (default: the major of the Node running `skiff`). */
+  static debianSlim(options: { node?: string | number } = {}): Image {
+    const node = options.node === undefined ? undefined : Number(options.node);
+    if (node !== undefined && (!Number.isInteger(node) || node < 18)) {
+      throw new RangeError(`Image.debianSlim: node must be a major version of 18 or later, not ${options.node}`);
+    }
+    return new Image(node, []);
+  }
+
+  /** Installs Debian packages with apt-get. */
+  aptInstall(...args: [...packages: string[], options: StepOptions] | string[]): Image {
+    const [packages, options] = split(args);
+    return this.with({ kind: "apt", packages: checkPackages("aptInstall", packages) }, options);
+  }
+
+  /**
+   * Installs npm packages into the image (`/node_modules`), where the function's bundle finds them:
+   * use it for native modules and anything the bundler should not inline.
+   */
+  npmInstall(...args: [...packages: string[], options: StepOptions] | string[]): Image {
+    const [packages, options] = split(args);
+    return this.with({ kind: "npm", packages: checkPackages("npmInstall", packages) }, options);
+  }
+
+  /** Runs shell commands (`/bin/sh -c`), in order, failing at the first that fails. */
+  runCommands(...args: [...commands: string[], options: StepOptions] | string[]): Image {
+    const [commands, options] = split(args);
+    if (commands.length === 0 || commands.some((c) => c.trim() === "")) {
+      throw new RangeError("runCommands: give at least one command, none of them empty");
+    }
+    return this.with({ kind: "run", commands }, options);
+  }
+
+  /** Sets environment variables for later steps and for the function. */
+  env(vars: Record<string, string>): Image {
+    for (const [name, value] of Object.entries(vars)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || typeof value !== "string") {
+        throw new RangeError(`env: ${name} must be a variable name with a string value`);
+      }
+    }
+    return this.with({ kind: "env", vars: { ...vars } }, {});
+  }
+
+  /** Sets (and creates) the working directory of later steps and of the function. */
+  workdir(path: string): Image {
+    if (!path.startsWith("/")) throw new RangeError(`workdir: ${path} must be an absolute path`);
+    return this.with({ kind: "workdir", path }, {});
+  }
+
+  /**
+   * The image as the worker builds it, with each layer's key: the hash of the parent's key and the
+   * step. `SKIFF_FORCE_BUILD=1` rebuilds every layer.
+   */
+  toSpec(defaultNodeMajor: number, env: NodeJS.ProcessEnv = process.env): ImageSpec {
+    const nodeMajor = this.nodeMajor ?? defaultNodeMajor;
+    const forceAll = env.SKIFF_FORCE_BUILD === "1";
+    let key = sha256(`debian-bookworm/node${nodeMajor}`);
+    return {
+      base: "debian-bookworm",
+      nodeMajor,
+      layers: this.layers.map(({ step, force }) => {
+        key = sha256(`${key}\n${JSON.stringify(step)}${force || forceAll ? `\n${randomUUID()}` : ""}`);
+        return { key, step };
+      }),
+    };
+  }
+
+  private with(step: ImageStep, options: StepOptions): Image {
+    return new Image(this.nodeMajor, [...this.layers, { step, force: options.forceBuild === true }]);
+  }
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function split(args: (string | StepOptions)[]): [string[], StepOptions] {
+  const last = args.at(-1);
+  if (last !== undefined && typeof last === "object") return [args.slice(0, -1) as string[], last];
+  return [args as string[], {}];
+}
+
+function checkPackages(method: string, packages: string[]): string[] {
+  if (packages.length === 0) throw new RangeError(`${method}: name at least one package`);
+  for (const name of packages) {
+    if (typeof name !== "string" || !PACKAGE.test(name)) {
+      throw new RangeError(`${method}: "${name}" is not a package name (letters, digits and @/._+:~=<>^*-)`);
+    }
+  }
+  return packages;
+}
