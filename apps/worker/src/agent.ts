@@ -79,6 +79,7 @@ export class WorkerAgent {
       runtime: options.buildRuntime ?? options.runtime,
       cacheDir: options.cacheDir,
       npmDir: findNpm(),
+      fetchBlob: (hash) => this.client.getBlob(hash),
       caBundle: [process.env.NODE_EXTRA_CA_CERTS, "/etc/ssl/certs/ca-certificates.crt"].find(
         (path) => path && existsSync(path),
       ),

@@ -94,6 +94,7 @@ export class ContainerSession {
         { source: paths.bundleDir, target: "/.skiff/bundle", readonly: true },
         { source: paths.nodeDir, target: "/.skiff/node", readonly: true },
         { source: dir, target: "/.skiff/sock", readonly: false },
+        ...paths.image.mounts,
       ];
       const { spec } = this.start;
       const handle = await this.host.runtime.start({

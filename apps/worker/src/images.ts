@@ -4,12 +4,17 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
 import { forEachLine } from "./line-splitter.js";
+import { runChecked } from "./runtime/command.js";
 import { withFileLock } from "./runtime/file-lock.js";
 import type { ContainerRuntime, Mount } from "./runtime/types.js";
 
-/** What a container of an image runs on: its layers (bottom first), environment and working directory. */
+/**
+ * What a container of an image runs on: its layers (bottom first), the caller's files mounted at start,
+ * its environment and working directory.
+ */
 export interface BuiltImage {
   layers: string[];
+  mounts: Mount[];
   env: Record<string, string>;
   cwd: string;
 }
@@ -38,6 +43,8 @@ export interface ImageBuilderOptions {
   cacheDir: string;
   /** The host's npm (its package directory), mounted read-only into npmInstall steps. */
   npmDir: string | undefined;
+  /** Reads a blob (an archive of the caller's files) from the server. */
+  fetchBlob: (hash: string) => Promise<Uint8Array>;
   /**
    * The certificate authorities this host trusts (a PEM bundle), given to build steps so that they reach
    * registries as the host does, through a TLS-inspecting proxy too.
@@ -61,7 +68,7 @@ export class ImageBuilder {
 
   /** Makes sure every layer of `image` exists, building what is missing; `log` gets the build's lines. */
   async ensure(image: ImageSpec, base: { rootfs: string; nodeDir: string }, log: (line: string) => void) {
-    const built: BuiltImage = { layers: [], env: {}, cwd: "/" };
+    const built: BuiltImage = { layers: [], mounts: [], env: {}, cwd: "/" };
     for (const [index, { key, step }] of image.layers.entries()) {
       const where = { step: index + 1, total: image.layers.length, description: describe(step) };
       const dir = this.layerDir(key);
@@ -79,7 +86,43 @@ export class ImageBuilder {
       if (step.kind === "env") Object.assign(built.env, step.vars);
       if (step.kind === "workdir") built.cwd = step.path;
     }
+    for (const { archive, target } of image.mounts) {
+      const root = await this.unpacked(archive);
+      built.mounts.push({ source: join(root, target), target, readonly: true });
+    }
     return built;
+  }
+
+  /** An archive of the caller's files, unpacked once into the cache; returns its root. */
+  private async unpacked(archive: string): Promise<string> {
+    const dir = join(this.options.cacheDir, "archives", archive);
+    if (existsSync(join(dir, "done"))) return join(dir, "fs");
+    await mkdir(dirname(dir), { recursive: true });
+    return withFileLock(`${dir}.lock`, async () => {
+      if (!existsSync(join(dir, "done"))) {
+        const scratch = `${dir}.tmp-${randomUUID().slice(0, 8)}`;
+        try {
+          await this.extract(archive, join(scratch, "fs"));
+          await writeFile(join(scratch, "done"), "");
+          await rm(dir, { recursive: true, force: true });
+          await rename(scratch, dir);
+        } finally {
+          await rm(scratch, { recursive: true, force: true });
+        }
+      }
+      return join(dir, "fs");
+    });
+  }
+
+  private async extract(archive: string, into: string): Promise<void> {
+    await mkdir(into, { recursive: true });
+    const file = `${into}.tar`;
+    await writeFile(file, await this.options.fetchBlob(archive));
+    try {
+      await runChecked("tar", ["-x", "--no-same-owner", "-f", file, "-C", into]);
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
   private layerDir(key: string): string {
@@ -105,7 +148,9 @@ export class ImageBuilder {
       try {
         const script = this.script(step);
         const upper = join(scratch, "fs");
-        if (script === undefined) {
+        if (step.kind === "copy") {
+          await this.extract(step.archive, upper);
+        } else if (script === undefined) {
           await mkdir(upper, { recursive: true });
           if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
         } else {
@@ -200,6 +245,7 @@ export class ImageBuilder {
         return ["set -e", ...step.commands].join("\n");
       case "env":
       case "workdir":
+      case "copy":
         return undefined;
     }
   }
@@ -218,5 +264,7 @@ export function describe(step: ImageStep): string {
       return `env ${Object.keys(step.vars).join(" ")}`;
     case "workdir":
       return `workdir ${step.path}`;
+    case "copy":
+      return `copy ${step.target}`;
   }
 }

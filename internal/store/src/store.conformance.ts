@@ -17,7 +17,7 @@ export function spec(name: string): FunctionSpec {
     retries: NO_RETRY,
     cpu: 1,
     memoryMiB: 512,
-    image: { base: "debian-bookworm", nodeMajor: 20, layers: [] },
+    image: { base: "debian-bookworm", nodeMajor: 20, layers: [], mounts: [] },
     minContainers: 0,
     maxContainers: 10,
     bufferContainers: 0,

@@ -16,6 +16,12 @@ export const ImageStep = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1)).min(1) }),
   z.object({ kind: z.literal("env"), vars: z.record(z.string()) }),
   z.object({ kind: z.literal("workdir"), path: z.string().startsWith("/") }),
+  /** Files from the caller's machine: a tar in the blob store, unpacked at the root of the layer. */
+  z.object({
+    kind: z.literal("copy"),
+    archive: z.string().regex(/^[0-9a-f]{64}$/),
+    target: z.string().startsWith("/"),
+  }),
 ]);
 export type ImageStep = z.infer<typeof ImageStep>;
 
@@ -27,6 +33,10 @@ export const ImageSpec = z.object({
   base: z.literal("debian-bookworm"),
   nodeMajor: z.number().int().min(18),
   layers: z.array(z.object({ key: z.string().regex(/^[0-9a-f]{64}$/), step: ImageStep })).default([]),
+  /** Files from the caller's machine mounted read-only when a container starts: no layer, no rebuild. */
+  mounts: z
+    .array(z.object({ archive: z.string().regex(/^[0-9a-f]{64}$/), target: z.string().startsWith("/") }))
+    .default([]),
 });
 export type ImageSpec = z.infer<typeof ImageSpec>;
 

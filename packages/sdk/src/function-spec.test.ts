@@ -11,7 +11,7 @@ describe("toFunctionSpec", () => {
       scaledownWindowMs: 5000,
       maxInputs: 1,
       cpu: 1,
-      image: { base: "debian-bookworm", nodeMajor: 20, layers: [] },
+      image: { base: "debian-bookworm", nodeMajor: 20, layers: [], mounts: [] },
     });
   });
 

@@ -1,5 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
+import { getContext } from "./context.js";
+import { tarOf } from "./tar.js";
 
 /** Options every builder step takes. */
 export interface StepOptions {
@@ -26,6 +30,7 @@ export class Image {
   private constructor(
     private readonly nodeMajor: number | undefined,
     private readonly layers: readonly Layer[],
+    private readonly mounts: readonly { archive: string; target: string }[] = [],
   ) {}
 
   /** Debian bookworm with the given Node major (default: the major of the Node running `skiff`). */
@@ -35,6 +40,19 @@ export class Image {
       throw new RangeError(`Image.debianSlim: node must be a major version of 18 or later, not ${options.node}`);
     }
     return new Image(node, []);
+  }
+
+  /**
+   * Adds a file from this machine at `remote`. It is mounted read-only when a container starts, so a
+   * change needs no rebuild; with `copy: true` it is baked into a layer that later steps can use.
+   */
+  addLocalFile(local: string, remote: string, options: { copy?: boolean } = {}): Image {
+    return this.addLocal("addLocalFile", local, remote, "file", options);
+  }
+
+  /** Adds a directory from this machine at `remote`; mounted at start, or a layer with `copy: true`. */
+  addLocalDir(local: string, remote: string, options: { copy?: boolean } = {}): Image {
+    return this.addLocal("addLocalDir", local, remote, "directory", options);
   }
 
   /** Installs Debian packages with apt-get. */
@@ -92,16 +110,63 @@ export class Image {
         key = sha256(`${key}\n${JSON.stringify(step)}${force || forceAll ? `\n${randomUUID()}` : ""}`);
         return { key, step };
       }),
+      mounts: [...this.mounts],
     };
   }
 
   private with(step: ImageStep, options: StepOptions): Image {
-    return new Image(this.nodeMajor, [...this.layers, { step, force: options.forceBuild === true }]);
+    return new Image(this.nodeMajor, [...this.layers, { step, force: options.forceBuild === true }], this.mounts);
+  }
+
+  private addLocal(
+    method: string,
+    local: string,
+    remote: string,
+    kind: "file" | "directory",
+    options: { copy?: boolean },
+  ): Image {
+    // Inside a container the module is loaded to run the function, not to describe its image: the
+    // caller's files are not there, and the image is built already.
+    if (getContext()?.where === "container") return this;
+    const path = resolve(local);
+    if (!existsSync(path)) throw new RangeError(`${method}: ${local} does not exist (looked in ${path})`);
+    if (statSync(path).isDirectory() !== (kind === "directory"))
+      throw new RangeError(
+        `${method}: ${local} is not a ${kind}${kind === "file" ? "; use addLocalDir" : "; use addLocalFile"}`,
+      );
+    if (!remote.startsWith("/") || remote === "/")
+      throw new RangeError(`${method}: ${remote} must be an absolute path below /`);
+    const archive = registerArchive(tarOf(path, remote));
+    if (options.copy) return this.with({ kind: "copy", archive, target: remote }, {});
+    return new Image(this.nodeMajor, this.layers, [...this.mounts, { archive, target: remote }]);
   }
 }
 
-function sha256(text: string): string {
+function sha256(text: string | Uint8Array): string {
   return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * Archives of local files, by hash, waiting to be uploaded with the app. Kept on globalThis: the user's
+ * bundle and the CLI each carry their own copy of this module.
+ */
+const ARCHIVES = Symbol.for("skiff.localArchives");
+
+function archives(): Map<string, Uint8Array> {
+  const holder = globalThis as { [ARCHIVES]?: Map<string, Uint8Array> };
+  holder[ARCHIVES] ??= new Map();
+  return holder[ARCHIVES];
+}
+
+function registerArchive(bytes: Uint8Array): string {
+  const hash = sha256(bytes);
+  archives().set(hash, bytes);
+  return hash;
+}
+
+/** The bytes of a local-file archive an image refers to, for the CLI to upload. */
+export function localArchive(hash: string): Uint8Array | undefined {
+  return archives().get(hash);
 }
 
 function split(args: (string | StepOptions)[]): [string[], StepOptions] {

@@ -25,7 +25,7 @@ function spec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
     retries: { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 },
     cpu: 1,
     memoryMiB: 512,
-    image: { base: "debian-bookworm", nodeMajor: 20, layers: [] },
+    image: { base: "debian-bookworm", nodeMajor: 20, layers: [], mounts: [] },
     minContainers: 0,
     maxContainers: 0, // no autoscaling: the tests play the containers
     bufferContainers: 0,

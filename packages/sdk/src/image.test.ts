@@ -1,0 +1,69 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Image } from "./image.js";
+import { tarOf } from "./tar.js";
+
+const keys = (image: Image, env: NodeJS.ProcessEnv = {}) => image.toSpec(20, env).layers.map((l) => l.key);
+
+describe("Image", () => {
+  const base = Image.debianSlim().aptInstall("jq").npmInstall("sharp@0.33.5").env({ MODE: "prod" });
+
+  it("keys each layer by its parent and its step, so a change reaches only that layer and those after", () => {
+    const one = keys(base.runCommands("echo one"));
+    const two = keys(base.runCommands("echo two"));
+    expect(one).toHaveLength(4);
+    expect(two.slice(0, 3)).toEqual(one.slice(0, 3));
+    expect(two[3]).not.toEqual(one[3]);
+    expect(keys(Image.debianSlim().npmInstall("sharp@0.33.5"))[0]).not.toEqual(one[1]);
+    expect(keys(base, {})).toEqual(keys(base, {}));
+  });
+
+  it("rebuilds on forceBuild and SKIFF_FORCE_BUILD=1, and keys the Node major", () => {
+    const forced = base.runCommands("date", { forceBuild: true });
+    expect(keys(forced).slice(0, 3)).toEqual(keys(base));
+    expect(keys(forced)[3]).not.toEqual(keys(forced)[3]);
+    expect(keys(base, { SKIFF_FORCE_BUILD: "1" })).not.toEqual(keys(base));
+    expect(Image.debianSlim({ node: 22 }).aptInstall("jq").toSpec(20).nodeMajor).toBe(22);
+    expect(keys(Image.debianSlim({ node: 22 }).aptInstall("jq"))).not.toEqual(
+      keys(Image.debianSlim().aptInstall("jq")),
+    );
+  });
+
+  it("refuses what cannot be right, saying what to do", () => {
+    expect(() => Image.debianSlim().aptInstall()).toThrow("name at least one package");
+    expect(() => Image.debianSlim().aptInstall("jq; rm -rf /")).toThrow("is not a package name");
+    expect(() => Image.debianSlim().workdir("srv")).toThrow("absolute path");
+    expect(() => Image.debianSlim({ node: 16 })).toThrow("18 or later");
+    expect(() => Image.debianSlim().addLocalFile("no/such/file", "/f")).toThrow("does not exist");
+  });
+
+  it("mounts local files by default and copies them into a layer when asked", () => {
+    const dir = mkdtempSync(join(tmpdir(), "skiff-image-"));
+    writeFileSync(join(dir, "model.json"), "{}");
+    const mounted = Image.debianSlim().addLocalFile(join(dir, "model.json"), "/m.json").toSpec(20);
+    expect(mounted.layers).toEqual([]);
+    expect(mounted.mounts).toEqual([{ archive: expect.stringMatching(/^[0-9a-f]{64}$/), target: "/m.json" }]);
+    const copied = Image.debianSlim().addLocalDir(dir, "/data", { copy: true }).toSpec(20);
+    expect(copied.layers[0]?.step).toMatchObject({ kind: "copy", target: "/data" });
+  });
+});
+
+describe("tarOf", () => {
+  it("is the same for the same content, and GNU tar reads it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "skiff-tar-"));
+    writeFileSync(join(dir, "a.txt"), "alpha");
+    const deep = join(...Array(12).fill("long-name"));
+    mkdirSync(join(dir, deep), { recursive: true });
+    writeFileSync(join(dir, deep, "b.txt"), "beta");
+    const first = tarOf(dir, "/srv/data");
+    expect(Buffer.compare(first, tarOf(dir, "/srv/data"))).toBe(0);
+    const file = join(dir, "..", `${Date.now()}.tar`);
+    writeFileSync(file, first);
+    const listed = execFileSync("tar", ["-tf", file], { encoding: "utf8" }).trim().split("\n");
+    expect(listed[1]).toBe("srv/data/a.txt");
+    expect(listed.at(-1)).toBe(`srv/data/${deep}/b.txt`);
+  });
+});
