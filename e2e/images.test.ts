@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { e2eRuntime, Stack } from "./stack.js";
+import { e2eRuntime, ROOT, Stack } from "./stack.js";
 
 const FILE = "e2e/fixtures/image.ts";
 
@@ -47,6 +49,26 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
     expect(steps(changed.stdout)).toEqual([..."123456"].map((n) => `${n} cached`).concat("7 building"));
     expect(changed.stdout).toContain('"last": "two"');
     expect(first.stdout.replace(/\s+/g, "")).toContain('"model":{"weights":[1,2,3]}');
+  });
+
+  it("builds a Dockerfile, each instruction a layer, and refuses what it does not support by line", async () => {
+    const result = await run("fromDocker");
+    expect(result.code, result.stderr).toBe(0);
+    expect(steps(result.stdout)).toHaveLength(5); // ENV WORKDIR COPY ADD RUN
+    const value = JSON.parse(result.stdout.slice(result.stdout.indexOf("{")));
+    const model = readFileSync(join(ROOT, "e2e/fixtures/image-files/model.json"), "utf8").trim();
+    expect(value).toEqual({
+      greeting: `${nonce} from RUN`,
+      model,
+      copy: model,
+      note: "hello from an asset",
+      mode: "docker",
+      other: "two words",
+      cwd: "/app",
+    });
+    const bad = await stack.run(["run", "e2e/fixtures/bad-dockerfile.ts"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("Dockerfile.bad:3: EXPOSE is not supported");
   });
 
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {

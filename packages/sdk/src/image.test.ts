@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseDockerfile } from "./dockerfile.js";
 import { Image } from "./image.js";
 import { tarOf } from "./tar.js";
 
@@ -65,5 +66,28 @@ describe("tarOf", () => {
     const listed = execFileSync("tar", ["-tf", file], { encoding: "utf8" }).trim().split("\n");
     expect(listed[1]).toBe("srv/data/a.txt");
     expect(listed.at(-1)).toBe(`srv/data/${deep}/b.txt`);
+  });
+});
+
+describe("Dockerfiles", () => {
+  it("joins continued lines and drops comments", () => {
+    expect(parseDockerfile("# c\nFROM debian:12\nRUN a \\\n  && b\n\nenv A=1\n")).toEqual([
+      { line: 2, op: "FROM", args: "debian:12" },
+      { line: 3, op: "RUN", args: "a  && b" },
+      { line: 6, op: "ENV", args: "A=1" },
+    ]);
+  });
+
+  it("names the line of what it cannot build", () => {
+    const dir = mkdtempSync(join(tmpdir(), "skiff-docker-"));
+    const file = (text: string) => {
+      writeFileSync(join(dir, "Dockerfile"), text);
+      return () => Image.fromDockerfile(join(dir, "Dockerfile"));
+    };
+    expect(file("FROM alpine:3\n")).toThrow(":1: FROM alpine:3: only Debian bookworm bases");
+    expect(file("FROM debian:bookworm\nHEALTHCHECK CMD true\n")).toThrow(":2: HEALTHCHECK is not supported");
+    expect(file("FROM debian:12\nFROM debian:12\n")).toThrow("multi-stage");
+    expect(file("FROM debian:12\nCOPY missing.txt /x\n")).toThrow("no such file in the build context");
+    expect(file("RUN true\n")).toThrow("RUN before FROM");
   });
 });

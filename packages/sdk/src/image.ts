@@ -3,7 +3,8 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
 import { getContext } from "./context.js";
-import { tarOf } from "./tar.js";
+import { fromDockerfile } from "./dockerfile.js";
+import { tarOf, tarOfAll } from "./tar.js";
 
 /** Options every builder step takes. */
 export interface StepOptions {
@@ -53,6 +54,15 @@ export class Image {
   /** Adds a directory from this machine at `remote`; mounted at start, or a layer with `copy: true`. */
   addLocalDir(local: string, remote: string, options: { copy?: boolean } = {}): Image {
     return this.addLocal("addLocalDir", local, remote, "directory", options);
+  }
+
+  /**
+   * An image from a Dockerfile: each instruction one cached layer. FROM a Debian bookworm image, RUN,
+   * COPY and ADD (local files), ENV, ARG, WORKDIR, LABEL, ENTRYPOINT and CMD (the function is the
+   * entrypoint, so the last three are recorded only); anything else is refused, naming its line.
+   */
+  static fromDockerfile(path: string, options: { context?: string; buildArgs?: Record<string, string> } = {}): Image {
+    return fromDockerfile(path, options);
   }
 
   /** Installs Debian packages with apt-get. */
@@ -112,6 +122,12 @@ export class Image {
       }),
       mounts: [...this.mounts],
     };
+  }
+
+  /** One layer holding several local files or trees, each at its own path (a Dockerfile's COPY). */
+  copyFiles(entries: { path: string; into: string }[], target: string): Image {
+    if (getContext()?.where === "container") return this;
+    return this.with({ kind: "copy", archive: registerArchive(tarOfAll(entries)), target }, {});
   }
 
   private with(step: ImageStep, options: StepOptions): Image {

@@ -9,6 +9,11 @@ const BLOCK = 512;
  * (sockets, devices) are skipped.
  */
 export function tarOf(path: string, into: string): Uint8Array {
+  return tarOfAll([{ path, into }]);
+}
+
+/** One tar of several files or trees, each under its own name. */
+export function tarOfAll(entries: { path: string; into: string }[]): Uint8Array {
   const blocks: Uint8Array[] = [];
   const add = (source: string, name: string) => {
     const stat = lstatSync(source);
@@ -23,7 +28,7 @@ export function tarOf(path: string, into: string): Uint8Array {
       blocks.push(header(name, mode, content.length, "0", ""), pad(content));
     }
   };
-  add(path, into.replace(/^\/+|\/+$/g, "") || ".");
+  for (const { path, into } of entries) add(path, into.replace(/^\/+|\/+$/g, "") || ".");
   blocks.push(new Uint8Array(BLOCK * 2));
   return Buffer.concat(blocks);
 }
