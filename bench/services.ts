@@ -14,7 +14,7 @@ export interface Service {
 export interface SkiffStack extends Service {
   url: string;
   /** Runs `skiff run bench/apps/skiff-bench.ts::<entrypoint> --flag value…` and returns its `BENCH_RESULT` JSON. */
-  run<T>(entrypoint: string, flags?: Record<string, number>): Promise<T>;
+  run<T>(entrypoint: string, flags?: Record<string, number>, extraEnv?: Record<string, string>): Promise<T>;
   /** VmRSS of the `skiff up` process, in MiB. */
   rss(): Promise<number>;
   /** Waits until `skiff up` has no child processes (every container has exited and been torn down). */
@@ -139,12 +139,12 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
   const url = match[1]!;
   const pid = child.pid!;
 
-  const run = <T>(entrypoint: string, flags: Record<string, number> = {}) =>
+  const run = <T>(entrypoint: string, flags: Record<string, number> = {}, extraEnv: Record<string, string> = {}) =>
     new Promise<T>((resolve, reject) => {
       const argv = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
       const runner = spawn(process.execPath, [cli, "run", `${APP}::${entrypoint}`, ...argv], {
         cwd: options.root,
-        env: { ...env, SKIFF_SERVER_URL: url },
+        env: { ...env, ...extraEnv, SKIFF_SERVER_URL: url },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";

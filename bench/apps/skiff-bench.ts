@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { App, type SkiffFunction } from "skiff";
+import { App, Image, type SkiffFunction } from "skiff";
 import { summarize } from "../baselines/stats.js";
 
 /** The app `bench/run.ts` runs each entrypoint of, one `skiff run` per measurement. */
@@ -79,3 +79,23 @@ export const coldStart = app.localEntrypoint(
     report({ p50Ms: summarize(times).p50, nodeUpMs: summarize(uptimes).p50, samples: times });
   },
 );
+
+// An image with the usual steps. SKIFF_BENCH_NONCE makes every layer new (a full build);
+// SKIFF_BENCH_LAST changes only the last step.
+const image = Image.debianSlim()
+  .runCommands(`echo ${process.env.SKIFF_BENCH_NONCE ?? "bench"} > /etc/bench-nonce`)
+  .aptInstall("jq")
+  .npmInstall("sharp@0.33.5")
+  .env({ MODE: "bench" })
+  .workdir("/srv")
+  .runCommands(`echo ${process.env.SKIFF_BENCH_LAST ?? "one"} > /etc/bench-last`);
+
+/** A no-op on that image whose container stops one second after it goes idle. */
+export const imaged = app.function({ image, scaledownWindow: 1 }, async () => ({ instance }));
+
+/** One `.remote()` on the image: building what is missing, then a cold start. */
+export const imageCall = app.localEntrypoint(async () => {
+  const start = process.hrtime.bigint();
+  await imaged.remote();
+  report({ ms: elapsedMs(start) });
+});
