@@ -23,7 +23,7 @@ const HOW = [
   "- warm latency: 2,000 sequential `.remote()` calls of a no-op after 2,000 warm-up calls (one warm container), against 2,000 keep-alive POSTs to a plain Hono app on loopback after 2,000 warm-up;",
   `- throughput: one \`.map\` of ${MAP_INPUTS.toLocaleString("en-US")} no-op inputs once every container is warm and after an untimed map of as many, against BullMQ on a private Redis with one Worker of the same total concurrency, after a warm-up of as many jobs;`,
   "- cold start: 5 `.remote()` calls that each start a new container (base image cached; the previous one stopped after its 1 s scaledown window), against `runc|runsc run` in a fresh overlay bundle of node importing the same bundle and calling the function once (the same node process), and of bare `node -e` (the floor); the in-container row is the Node process's uptime when the handler ran;",
-  "- images: one `.remote()` on a function whose image has six layers (apt, npm with a native module, env, workdir, two commands): with every layer new, then with only the last step changed (both include the container's cold start), then the median of three cold starts on the cached image, against the cold start on the base image above;",
+  "- images: one `.remote()` on a function whose image has six layers (apt, npm with a native module, env, workdir, two commands): with every layer new, then with only the last step changed, then three times on the cached image; a build's time is its first call's minus the median cold start on the cached image, which is compared with the cold start on the base image above;",
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
@@ -164,13 +164,16 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
   }
   await skiff.settle();
   const cachedMs = cached.sort((a, b) => a - b)[1]!;
+  // Each first call also starts a container; the cold start on the cached image is that part.
+  const fullBuild = Math.max(0, full.ms - cachedMs);
+  const lastStep = Math.max(0, rebuild.ms - cachedMs);
   rows.push(
-    { what: "image (6 layers: run, apt, npm, env, workdir, run): full build + first call", skiff: ms(full.ms) },
+    { what: "image (6 layers: run, apt, npm, env, workdir, run): full build", skiff: ms(fullBuild) },
     {
-      what: "image: last step changed, rebuild + first call",
-      skiff: ms(rebuild.ms),
-      baseline: `${ms(full.ms)} full build + first call`,
-      ratio: rebuild.ms / full.ms,
+      what: "image: rebuild after changing the last step",
+      skiff: ms(lastStep),
+      baseline: `${ms(fullBuild)} full build`,
+      ratio: lastStep / fullBuild,
       goal: { op: "≤", ratio: 0.05 },
     },
     {
