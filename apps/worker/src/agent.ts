@@ -40,11 +40,17 @@ export interface WorkerOptions {
   connect?: () => ServerLink;
   /** Runs image build steps (default: `runtime`). */
   buildRuntime?: ContainerRuntime;
+  /** Disk budget of cached image layers, in MiB (default 20 GiB); least recently used go first. */
+  imageCacheMiB?: number;
 }
 
 type ServerLink = Link<WorkerMessage, ServerToWorker>;
 
 const MAX_BUFFERED_LOG_LINES = 10_000;
+const DEFAULT_IMAGE_CACHE_MIB = 20 * 1024;
+/** Layers unused this long are removed even within the budget. */
+const IMAGE_MAX_AGE_MS = 7 * 24 * 3_600_000;
+const IMAGE_GC_EVERY_MS = 10 * 60_000;
 
 /**
  * The agent on each host: connects out to the server, starts and supervises containers, relays inputs
@@ -103,6 +109,10 @@ export class WorkerAgent {
     const heartbeat = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
     heartbeat.unref();
     this.timers.push(heartbeat);
+    const collect = setInterval(() => void this.collectImages(), IMAGE_GC_EVERY_MS);
+    collect.unref();
+    this.timers.push(collect);
+    void this.collectImages();
     await new Promise<void>((resolve) => {
       this.connectedOnce = resolve;
       this.connect();
@@ -120,6 +130,17 @@ export class WorkerAgent {
     this.flush();
     this.link?.close();
     this.client.close();
+  }
+
+  /** Keeps the image cache within its budget (see ImageBuilder.collect). */
+  private async collectImages(): Promise<void> {
+    const maxBytes = (this.options.imageCacheMiB ?? DEFAULT_IMAGE_CACHE_MIB) * 1024 * 1024;
+    try {
+      const { removed } = await this.images.collect({ maxBytes, maxAgeMs: IMAGE_MAX_AGE_MS });
+      if (removed > 0) this.options.log.info({ removed }, "removed unused image layers");
+    } catch (error) {
+      this.options.log.warn({ err: error }, "collecting unused image layers failed");
+    }
   }
 
   private async loadWorkerId(): Promise<string> {

@@ -85,8 +85,10 @@ export class ContainerSession {
   /** Starts the container; never throws: failures are reported to the server as a stopped container. */
   async run(): Promise<void> {
     const dir = join(this.host.stateDir, "containers", this.id);
+    let image: BuiltImage | undefined;
     try {
       const paths = await this.host.prepare(this.start, (line) => this.logLine("system", line));
+      image = paths.image;
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
       const mounts: Mount[] = [
@@ -134,6 +136,7 @@ export class ContainerSession {
           : `the container could not start: ${(error as Error).message}`;
       this.finish({ exitCode: null, signal: null, oomKilled: false });
     } finally {
+      image?.release();
       if (this.idleTimer) clearInterval(this.idleTimer);
       this.server?.close();
       await rm(dir, { recursive: true, force: true }).catch(() => {});

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
 import { forEachLine } from "./line-splitter.js";
-import { runChecked } from "./runtime/command.js";
+import { runChecked, runCommand } from "./runtime/command.js";
 import { withFileLock } from "./runtime/file-lock.js";
 import type { ContainerRuntime, Mount } from "./runtime/types.js";
 
@@ -17,6 +17,8 @@ export interface BuiltImage {
   mounts: Mount[];
   env: Record<string, string>;
   cwd: string;
+  /** Lets the cache collect these layers again: call once the container is gone. */
+  release(): void;
 }
 
 /** A build step that failed: which one, how it ended, and the end of its output. */
@@ -54,6 +56,8 @@ export interface ImageBuilderOptions {
 
 const PATH = "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES = 20;
+/** Scratch directories of builds and unpacks older than this were left by a crash. */
+const SCRATCH_MAX_AGE_MS = 24 * 3_600_000;
 
 /**
  * Builds images layer by layer on this worker. A layer is a directory named by its key; one that exists
@@ -63,12 +67,15 @@ const TAIL_LINES = 20;
  */
 export class ImageBuilder {
   private readonly building = new Map<string, Promise<void>>();
+  /** Cache entries (layer and archive directories) that running containers use, with how many do. */
+  private readonly inUse = new Map<string, number>();
 
   constructor(private readonly options: ImageBuilderOptions) {}
 
   /** Makes sure every layer of `image` exists, building what is missing; `log` gets the build's lines. */
   async ensure(image: ImageSpec, base: { rootfs: string; nodeDir: string }, log: (line: string) => void) {
-    const built: BuiltImage = { layers: [], mounts: [], env: {}, cwd: "/" };
+    const entries: string[] = [];
+    const built: BuiltImage = { layers: [], mounts: [], env: {}, cwd: "/", release: () => this.release(entries) };
     for (const [index, { key, step }] of image.layers.entries()) {
       const where = { step: index + 1, total: image.layers.length, description: describe(step) };
       const dir = this.layerDir(key);
@@ -83,14 +90,66 @@ export class ImageBuilder {
         await pending;
       }
       built.layers.push(join(dir, "fs"));
+      entries.push(dir);
       if (step.kind === "env") Object.assign(built.env, step.vars);
       if (step.kind === "workdir") built.cwd = step.path;
     }
     for (const { archive, target } of image.mounts) {
       const root = await this.unpacked(archive);
       built.mounts.push({ source: join(root, target), target, readonly: true });
+      entries.push(dirname(root));
+    }
+    // Held until the container is gone; the `done` file's time records the last use, for collect().
+    const now = new Date();
+    for (const entry of entries) {
+      this.inUse.set(entry, (this.inUse.get(entry) ?? 0) + 1);
+      await utimes(join(entry, "done"), now, now).catch(() => {});
     }
     return built;
+  }
+
+  private release(entries: string[]): void {
+    for (const entry of entries.splice(0)) {
+      const count = (this.inUse.get(entry) ?? 1) - 1;
+      if (count > 0) this.inUse.set(entry, count);
+      else this.inUse.delete(entry);
+    }
+  }
+
+  /**
+   * Removes cached layers and unpacked archives that no container uses: those unused for `maxAgeMs`,
+   * then the least recently used until the cache fits in `maxBytes`; and scratch left by crashed builds.
+   */
+  async collect(limits: { maxBytes: number; maxAgeMs: number }, now = Date.now()): Promise<{ removed: number }> {
+    const found: { dir: string; usedAt: number; bytes: number }[] = [];
+    let removed = 0;
+    for (const kind of ["layers", "archives"]) {
+      const parent = join(this.options.cacheDir, kind);
+      for (const name of await readdir(parent).catch(() => [] as string[])) {
+        const dir = join(parent, name);
+        if (/\.(build|tmp)-/.test(name)) {
+          const { mtimeMs } = await stat(dir).catch(() => ({ mtimeMs: now }));
+          if (now - mtimeMs > SCRATCH_MAX_AGE_MS) {
+            await rm(dir, { recursive: true, force: true });
+            removed++;
+          }
+          continue;
+        }
+        const done = await stat(join(dir, "done")).catch(() => undefined);
+        if (!done) continue;
+        const bytes = Number(await readFile(join(dir, "size"), "utf8").catch(() => "0")) || 0;
+        found.push({ dir, usedAt: done.mtimeMs, bytes });
+      }
+    }
+    let total = found.reduce((sum, entry) => sum + entry.bytes, 0);
+    for (const entry of found.sort((a, b) => a.usedAt - b.usedAt)) {
+      if (this.inUse.has(entry.dir)) continue;
+      if (now - entry.usedAt <= limits.maxAgeMs && total <= limits.maxBytes) continue;
+      await rm(entry.dir, { recursive: true, force: true });
+      total -= entry.bytes;
+      removed++;
+    }
+    return { removed };
   }
 
   /** An archive of the caller's files, unpacked once into the cache; returns its root. */
@@ -103,6 +162,7 @@ export class ImageBuilder {
         const scratch = `${dir}.tmp-${randomUUID().slice(0, 8)}`;
         try {
           await this.extract(archive, join(scratch, "fs"));
+          await writeFile(join(scratch, "size"), String(await diskUsage(join(scratch, "fs"))));
           await writeFile(join(scratch, "done"), "");
           await rm(dir, { recursive: true, force: true });
           await rename(scratch, dir);
@@ -156,6 +216,7 @@ export class ImageBuilder {
         } else {
           await this.run(key, script, step, below, base, upper, where, log);
         }
+        await writeFile(join(scratch, "size"), String(await diskUsage(upper)));
         await writeFile(join(scratch, "done"), `${new Date().toISOString()}\n`);
         await rm(dir, { recursive: true, force: true });
         await rename(scratch, dir);
@@ -267,4 +328,10 @@ export function describe(step: ImageStep): string {
     case "copy":
       return `copy ${step.target}`;
   }
+}
+
+/** Bytes a directory tree takes on disk (`du`), 0 if it cannot be measured. */
+async function diskUsage(dir: string): Promise<number> {
+  const result = await runCommand("du", ["-sb", dir]);
+  return result.code === 0 ? Number(result.stdout.split("\t")[0]) || 0 : 0;
 }

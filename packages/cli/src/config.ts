@@ -25,6 +25,12 @@ const Env = z.object({
       "use TCP ports, comma-separated",
     ),
   SKIFF_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  /** Disk budget of a worker's cached image layers, in MiB. */
+  SKIFF_IMAGE_CACHE_MIB: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * 1024),
 });
 
 export type Config = z.infer<typeof Env> & { cacheDir: string };

@@ -68,6 +68,7 @@ export async function startWorker(
   const buildRuntime = runc && (await runc.available()).ok ? runc : runtime;
   const agent = new WorkerAgent({
     buildRuntime,
+    imageCacheMiB: config.SKIFF_IMAGE_CACHE_MIB,
     serverUrl,
     runtime,
     log,
