@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in runsc:runsc runc:runc debootstrap:debootstrap skopeo:skopeo umoci:umoci ip:iproute2 iptables:iptables nsenter:util-linux; do
+for pair in runsc:runsc runc:runc debootstrap:debootstrap skopeo:skopeo umoci:umoci ip:iproute2 iptables:iptables nsenter:util-linux docker-registry:docker-registry htpasswd:apache2-utils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

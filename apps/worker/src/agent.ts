@@ -284,14 +284,19 @@ export class WorkerAgent {
       },
       prepare: async (start, log) => {
         const process = this.options.runtime.name === "process";
+        const { base } = start.spec.image;
         const [rootfs, nodeDir, bundleDir] = await Promise.all([
-          process ? Promise.resolve("/") : ensureBaseRootfs(this.options.cacheDir),
+          process
+            ? Promise.resolve("/")
+            : base === "debian-bookworm"
+              ? ensureBaseRootfs(this.options.cacheDir)
+              : this.images.pullBase(base, log),
           process
             ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
             : ensureNodeDist(this.options.cacheDir, start.spec.image.nodeMajor),
           this.bundles.ensure(start.bundleHash),
         ]);
-        if (process && start.spec.image.layers.length > 0) {
+        if (process && (start.spec.image.layers.length > 0 || base !== "debian-bookworm")) {
           throw new Error("the process runtime cannot build or run images: install runc or runsc and run `make setup`");
         }
         const image = await this.images.ensure(start.spec.image, { rootfs, nodeDir }, log);

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -74,7 +74,9 @@ export class ImageBuilder {
 
   /** Makes sure every layer of `image` exists, building what is missing; `log` gets the build's lines. */
   async ensure(image: ImageSpec, base: { rootfs: string; nodeDir: string }, log: (line: string) => void) {
-    const entries: string[] = [];
+    const entries: string[] = base.rootfs.startsWith(join(this.options.cacheDir, "bases"))
+      ? [dirname(base.rootfs)]
+      : [];
     const built: BuiltImage = { layers: [], mounts: [], env: {}, cwd: "/", release: () => this.release(entries) };
     for (const [index, { key, step }] of image.layers.entries()) {
       const where = { step: index + 1, total: image.layers.length, description: describe(step) };
@@ -123,7 +125,7 @@ export class ImageBuilder {
   async collect(limits: { maxBytes: number; maxAgeMs: number }, now = Date.now()): Promise<{ removed: number }> {
     const found: { dir: string; usedAt: number; bytes: number }[] = [];
     let removed = 0;
-    for (const kind of ["layers", "archives"]) {
+    for (const kind of ["layers", "archives", "bases"]) {
       const parent = join(this.options.cacheDir, kind);
       for (const name of await readdir(parent).catch(() => [] as string[])) {
         const dir = join(parent, name);
@@ -150,6 +152,53 @@ export class ImageBuilder {
       removed++;
     }
     return { removed };
+  }
+
+  /**
+   * The root filesystem of a registry image, pulled (skopeo) and unpacked (umoci) once per reference
+   * into the cache. Logins are skopeo's (`skopeo login` on this host, or REGISTRY_AUTH_FILE).
+   */
+  async pullBase(base: { registry: string; insecure: boolean }, log: (line: string) => void): Promise<string> {
+    const dir = join(this.options.cacheDir, "bases", createHash("sha256").update(base.registry).digest("hex"));
+    const root = join(dir, "fs");
+    if (existsSync(join(dir, "done"))) {
+      log(`image base ${base.registry}: cached`);
+      return root;
+    }
+    await mkdir(dirname(dir), { recursive: true });
+    return withFileLock(`${dir}.lock`, async () => {
+      if (existsSync(join(dir, "done"))) return root;
+      const started = Date.now();
+      log(`image base ${base.registry}: pulling`);
+      const scratch = `${dir}.tmp-${randomUUID().slice(0, 8)}`;
+      try {
+        await mkdir(scratch, { recursive: true });
+        const tls = base.insecure ? ["--src-tls-verify=false"] : [];
+        const pulled = await runCommand("skopeo", [
+          "copy",
+          ...tls,
+          `docker://${base.registry}`,
+          `oci:${scratch}/oci:image`,
+        ]);
+        if (pulled.code !== 0) {
+          const why = (pulled.stderr || pulled.stdout).trim().split("\n").slice(-3).join("\n  ");
+          const hint = /unauthorized|authentication required|denied/i.test(why)
+            ? "; log in on this worker with `skopeo login`"
+            : "";
+          throw new Error(`pulling ${base.registry} failed${hint}:\n  ${why}`);
+        }
+        await runChecked("umoci", ["raw", "unpack", "--image", `${scratch}/oci:image`, join(scratch, "fs")]);
+        await rm(join(scratch, "oci"), { recursive: true, force: true });
+        await writeFile(join(scratch, "size"), String(await diskUsage(join(scratch, "fs"))));
+        await writeFile(join(scratch, "done"), "");
+        await rm(dir, { recursive: true, force: true });
+        await rename(scratch, dir);
+        log(`image base ${base.registry}: pulled in ${Date.now() - started} ms`);
+        return root;
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    });
   }
 
   /** An archive of the caller's files, unpacked once into the cache; returns its root. */

@@ -30,7 +30,11 @@ export type ImageStep = z.infer<typeof ImageStep>;
  * top, each with the key that names it (a hash of its parent's key and its own step).
  */
 export const ImageSpec = z.object({
-  base: z.literal("debian-bookworm"),
+  /** The Debian base Skiff builds, or an image pulled from a registry (`insecure`: plain HTTP). */
+  base: z.union([
+    z.literal("debian-bookworm"),
+    z.object({ registry: z.string().min(1), insecure: z.boolean().default(false) }),
+  ]),
   nodeMajor: z.number().int().min(18),
   layers: z.array(z.object({ key: z.string().regex(/^[0-9a-f]{64}$/), step: ImageStep })).default([]),
   /** Files from the caller's machine mounted read-only when a container starts: no layer, no rebuild. */

@@ -32,6 +32,7 @@ export class Image {
     private readonly nodeMajor: number | undefined,
     private readonly layers: readonly Layer[],
     private readonly mounts: readonly { archive: string; target: string }[] = [],
+    private readonly base: ImageSpec["base"] = "debian-bookworm",
   ) {}
 
   /** Debian bookworm with the given Node major (default: the major of the Node running `skiff`). */
@@ -41,6 +42,21 @@ export class Image {
       throw new RangeError(`Image.debianSlim: node must be a major version of 18 or later, not ${options.node}`);
     }
     return new Image(node, []);
+  }
+
+  /**
+   * An image pulled from any OCI or Docker registry (with skopeo, on the worker). Its root filesystem is
+   * the base; the function's Node build is mounted into it, so it needs glibc (Debian, Ubuntu…). A
+   * registry that wants a login uses the credentials of `skopeo login` on the worker host.
+   * `insecure` allows plain HTTP. A tag is pulled once per worker: to move, push a new tag or use a digest.
+   * @example Image.fromRegistry("registry.example:5000/team/base:1").aptInstall("jq")
+   */
+  static fromRegistry(ref: string, options: { node?: string | number; insecure?: boolean } = {}): Image {
+    if (!/^[a-z0-9][a-z0-9._:/@-]*$/i.test(ref) || ref.includes("://")) {
+      throw new RangeError(`fromRegistry: ${ref} is not an image reference (host[:port]/name[:tag|@digest])`);
+    }
+    const node = Image.debianSlim(options.node === undefined ? {} : { node: options.node }).nodeMajor;
+    return new Image(node, [], [], { registry: ref, insecure: options.insecure ?? false });
   }
 
   /**
@@ -112,9 +128,10 @@ export class Image {
   toSpec(defaultNodeMajor: number, env: NodeJS.ProcessEnv = process.env): ImageSpec {
     const nodeMajor = this.nodeMajor ?? defaultNodeMajor;
     const forceAll = env.SKIFF_FORCE_BUILD === "1";
-    let key = sha256(`debian-bookworm/node${nodeMajor}`);
+    const base = this.base === "debian-bookworm" ? "debian-bookworm" : `registry/${this.base.registry}`;
+    let key = sha256(`${base}/node${nodeMajor}`);
     return {
-      base: "debian-bookworm",
+      base: this.base,
       nodeMajor,
       layers: this.layers.map(({ step, force }) => {
         key = sha256(`${key}\n${JSON.stringify(step)}${force || forceAll ? `\n${randomUUID()}` : ""}`);
@@ -131,7 +148,12 @@ export class Image {
   }
 
   private with(step: ImageStep, options: StepOptions): Image {
-    return new Image(this.nodeMajor, [...this.layers, { step, force: options.forceBuild === true }], this.mounts);
+    return new Image(
+      this.nodeMajor,
+      [...this.layers, { step, force: options.forceBuild === true }],
+      this.mounts,
+      this.base,
+    );
   }
 
   private addLocal(
@@ -154,7 +176,7 @@ export class Image {
       throw new RangeError(`${method}: ${remote} must be an absolute path below /`);
     const archive = registerArchive(tarOf(path, remote));
     if (options.copy) return this.with({ kind: "copy", archive, target: remote }, {});
-    return new Image(this.nodeMajor, this.layers, [...this.mounts, { archive, target: remote }]);
+    return new Image(this.nodeMajor, this.layers, [...this.mounts, { archive, target: remote }], this.base);
   }
 }
 
