@@ -71,6 +71,22 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
     expect(bad.stderr).toContain("Dockerfile.bad:3: EXPOSE is not supported");
   });
 
+  it("builds ahead of any call, with skiff image build and with image.build()", async () => {
+    const fresh = { SKIFF_TEST_NONCE: randomUUID() };
+    const cli = await stack.run(["image", "build", `${FILE}::probe`], { env: fresh, timeoutMs: 300_000 });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(steps(cli.stdout)[0]).toBe("1 building");
+    expect(cli.stderr).toContain("built 1 image(s)");
+    const sdk = await run("eager", { ...fresh, LAST_STEP: "eager" });
+    expect(sdk.code, sdk.stderr).toBe(0);
+    expect(steps(sdk.stdout)).toEqual([..."123456"].map((n) => `${n} cached`).concat("7 building"));
+    const call = await run("probe", { ...fresh, LAST_STEP: "eager" });
+    expect(steps(call.stdout)).toEqual([..."1234567"].map((n) => `${n} cached`));
+    const broken = await stack.run(["image", "build", `${FILE}::broken`], { env: fresh });
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain("exit code 3");
+  });
+
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {
     const result = await run("broken");
     expect(result.code).toBe(1);

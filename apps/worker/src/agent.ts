@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import {
   type Capacity,
   HEARTBEAT_MS,
+  type ImageSpec,
   type Link,
   type LogLine,
   PROTOCOL_VERSION,
@@ -257,6 +258,9 @@ export class WorkerAgent {
       case "cancel":
         for (const session of this.sessions.values()) session.cancel(message.inputs);
         return;
+      case "build":
+        void this.build(message.rid, message.image);
+        return;
     }
   }
 
@@ -283,27 +287,55 @@ export class WorkerAgent {
         this.send({ t: "claim", rid, containerId: session.id, max });
       },
       prepare: async (start, log) => {
-        const process = this.options.runtime.name === "process";
-        const { base } = start.spec.image;
-        const [rootfs, nodeDir, bundleDir] = await Promise.all([
-          process
-            ? Promise.resolve("/")
-            : base === "debian-bookworm"
-              ? ensureBaseRootfs(this.options.cacheDir)
-              : this.images.pullBase(base, log),
-          process
-            ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
-            : ensureNodeDist(this.options.cacheDir, start.spec.image.nodeMajor),
+        const [prepared, bundleDir] = await Promise.all([
+          this.prepareImage(start.spec.image, log),
           this.bundles.ensure(start.bundleHash),
         ]);
-        if (process && (start.spec.image.layers.length > 0 || base !== "debian-bookworm")) {
-          throw new Error("the process runtime cannot build or run images: install runc or runsc and run `make setup`");
-        }
-        const image = await this.images.ensure(start.spec.image, { rootfs, nodeDir }, log);
-        return { rootfs, nodeDir, bundleDir, runnerDir: this.options.runnerDir, image };
+        return { ...prepared, bundleDir, runnerDir: this.options.runnerDir };
       },
       ended: (session) => this.sessions.delete(session.id),
     };
+  }
+
+  /** The base, the Node build and the image's layers (built if missing) a container of `image` needs. */
+  private async prepareImage(image: ImageSpec, log: (line: string) => void) {
+    const process = this.options.runtime.name === "process";
+    const { base } = image;
+    if (process && (image.layers.length > 0 || base !== "debian-bookworm")) {
+      throw new Error("the process runtime cannot build or run images: install runc or runsc and run `make setup`");
+    }
+    const [rootfs, nodeDir] = await Promise.all([
+      process
+        ? Promise.resolve("/")
+        : base === "debian-bookworm"
+          ? ensureBaseRootfs(this.options.cacheDir)
+          : this.images.pullBase(base, log),
+      process
+        ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
+        : ensureNodeDist(this.options.cacheDir, image.nodeMajor),
+    ]);
+    return { rootfs, nodeDir, image: await this.images.ensure(image, { rootfs, nodeDir }, log) };
+  }
+
+  /** An image build the server asked for: lines go back batched per tick, then whether it worked. */
+  private async build(rid: number, image: ImageSpec): Promise<void> {
+    let lines: string[] = [];
+    const flushLines = () => {
+      if (lines.length > 0) this.send({ t: "build-log", rid, lines });
+      lines = [];
+    };
+    const log = (line: string) => {
+      if (lines.length === 0) setImmediate(flushLines);
+      lines.push(line);
+    };
+    let error: string | undefined;
+    try {
+      (await this.prepareImage(image, log)).image.release();
+    } catch (failure) {
+      error = (failure as Error).message;
+    }
+    flushLines();
+    this.send({ t: "build-done", rid, ...(error ? { error } : {}) });
   }
 
   private heartbeat(): void {

@@ -66,6 +66,17 @@ app
   .argument("<appId>")
   .action(async (appId: string) => (await import("./commands/app.js")).appStopCommand(appId, loadConfig()));
 
+const image = program.command("image").description("build images");
+image
+  .command("build")
+  .description("build the images of FILE's functions (or of one) now, instead of before their first call")
+  .argument("<target>", "FILE or FILE::NAME")
+  .action(async (target: string) => {
+    const { imageBuildCommand } = await import("./commands/image.js");
+    process.exitCode = await imageBuildCommand(target, loadConfig());
+    process.exit(process.exitCode);
+  });
+
 program
   .command("prepare")
   .description("fetch the base image and Node build for containers (done by setup)")

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorCode } from "./error-code.js";
-import { FunctionSpec } from "./manifest.js";
+import { FunctionSpec, ImageSpec } from "./manifest.js";
 
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, "expected bytes");
 
@@ -143,6 +143,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
   }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
+  z.object({ t: z.literal("build-log"), rid: z.number(), lines: z.array(z.string()) }),
+  z.object({ t: z.literal("build-done"), rid: z.number(), error: z.string().optional() }),
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 
@@ -169,6 +171,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
   z.object({ t: z.literal("outputs-recorded"), seq: z.number().int() }),
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
   z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
+  /** Build an image now (`skiff image build`), answering with `build-log` lines and a `build-done`. */
+  z.object({ t: z.literal("build"), rid: z.number(), image: ImageSpec }),
 ]);
 export type ServerToWorker = z.infer<typeof ServerToWorker>;
 

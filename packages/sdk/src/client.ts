@@ -58,6 +58,35 @@ export class Client {
     return json as T;
   }
 
+  /**
+   * A request whose answer streams as text lines (an image build): each line goes to `onLine` as it
+   * arrives. A refusal before the stream starts throws like `request`.
+   */
+  async requestLines(method: string, path: string, body: unknown, onLine: (line: string) => void): Promise<void> {
+    const response = await this.fetch(path, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok || !response.body) {
+      const json = (await response.json().catch(() => ({}))) as {
+        error?: { code: SkiffError["code"]; message: string };
+      };
+      throw new SkiffError(
+        json.error?.code ?? "INTERNAL",
+        json.error?.message ?? `${method} ${path} answered ${response.status}`,
+      );
+    }
+    const decoder = new TextDecoder();
+    let rest = "";
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) onLine(line);
+    }
+    if (rest) onLine(rest);
+  }
+
   async putBlob(bytes: Uint8Array): Promise<string> {
     const hash = createHash("sha256").update(bytes).digest("hex");
     const head = await this.fetch(`/v1/blobs/${hash}`, { method: "HEAD" });

@@ -2,8 +2,11 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
+import type { Client } from "./client.js";
+import { clientFromEnvironment } from "./connect.js";
 import { getContext } from "./context.js";
 import { fromDockerfile } from "./dockerfile.js";
+import { SkiffError } from "./errors.js";
 import { tarOf, tarOfAll } from "./tar.js";
 
 /** Options every builder step takes. */
@@ -122,6 +125,17 @@ export class Image {
   }
 
   /**
+   * Builds the image now, on a worker (otherwise the first container of a function that uses it does),
+   * passing each layer's line and the steps' output to `onLine` (default: printed). Throws with the step
+   * that failed.
+   */
+  async build(options: { onLine?: (line: string) => void; client?: Client } = {}): Promise<void> {
+    const client = options.client ?? (await clientFromEnvironment());
+    const nodeMajor = Number(process.versions.node.split(".")[0]);
+    await buildImage(client, this.toSpec(nodeMajor), options.onLine ?? ((line) => console.log(line)));
+  }
+
+  /**
    * The image as the worker builds it, with each layer's key: the hash of the parent's key and the
    * step. `SKIFF_FORCE_BUILD=1` rebuilds every layer.
    */
@@ -221,4 +235,25 @@ function checkPackages(method: string, packages: string[]): string[] {
     }
   }
   return packages;
+}
+
+/** Uploads an image's local files and builds it on a worker, streaming the build's lines to `onLine`. */
+export async function buildImage(client: Client, image: ImageSpec, onLine: (line: string) => void): Promise<void> {
+  const hashes = [
+    ...image.layers.flatMap(({ step }) => (step.kind === "copy" ? [step.archive] : [])),
+    ...image.mounts.map((mount) => mount.archive),
+  ];
+  for (const hash of hashes) {
+    const bytes = localArchive(hash);
+    if (!bytes) throw new SkiffError("INTERNAL", `the archive ${hash} of an image's local files is missing`);
+    await client.putBlob(bytes);
+  }
+  let last = "";
+  await client.requestLines("POST", "/v1/images/build", { image }, (line) => {
+    if (line === "ok" || line.startsWith("error: ")) last = line;
+    else onLine(line);
+  });
+  if (last !== "ok") {
+    throw new SkiffError("BAD_REQUEST", last ? last.slice("error: ".length) : "the build ended without an answer");
+  }
 }

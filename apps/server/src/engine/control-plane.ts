@@ -4,6 +4,7 @@ import {
   type ErrorCode,
   encodeMessage,
   type FunctionSpec,
+  type ImageSpec,
   INFRA_RETRIES,
   LEASE_MS,
   type OutputStatus,
@@ -82,6 +83,12 @@ export class ControlPlane {
   private nextBlock: Promise<number> | undefined;
   /** After a restart: workers that may still run inputs, not yet heard from. */
   private awaited = new Set<string>();
+  /** Image builds asked of workers, by request id. */
+  private readonly builds = new Map<
+    number,
+    { workerId: string; onLines: (lines: string[]) => void; done: (error?: string) => void }
+  >();
+  private nextBuild = 1;
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
@@ -307,6 +314,33 @@ export class ControlPlane {
     this.requestAutoscale();
   }
 
+  /**
+   * Builds an image on a worker now (what a container start would otherwise do first); `onLines` gets the
+   * build's output. Resolves once built, rejects with the failed step.
+   */
+  buildImage(image: ImageSpec, onLines: (lines: string[]) => void): Promise<void> {
+    // Where a small container would go (best fit): builds land where containers are likely to run.
+    const worker = this.workers.place({ cpu: 0.001, memoryMiB: 1 });
+    if (!worker) {
+      return Promise.reject(
+        new ApiError("UNAVAILABLE", "no worker is connected to build on: start one with `skiff worker`"),
+      );
+    }
+    const rid = this.nextBuild++;
+    return new Promise((resolve, reject) => {
+      this.builds.set(rid, {
+        workerId: worker.id,
+        onLines,
+        done: (error) => {
+          this.builds.delete(rid);
+          if (error) reject(new ApiError("BAD_REQUEST", error));
+          else resolve();
+        },
+      });
+      worker.send({ t: "build", rid, image });
+    });
+  }
+
   // ---- workers ----
 
   async workerConnected(
@@ -363,6 +397,9 @@ export class ControlPlane {
     if (this.workers.get(worker.id) !== worker) return;
     this.workers.remove(worker.id);
     for (const container of worker.containers.values()) this.dispatcher.release(container.id);
+    for (const build of [...this.builds.values()]) {
+      if (build.workerId === worker.id) build.done("the worker building the image disconnected; build again");
+    }
     // Its leases expire unless it comes back and says what it still holds; the tick requeues them then.
     this.log.warn({ worker: worker.name }, "worker disconnected");
   }
@@ -444,6 +481,12 @@ export class ControlPlane {
         this.requestAutoscale();
         return;
       }
+      case "build-log":
+        this.builds.get(message.rid)?.onLines(message.lines);
+        return;
+      case "build-done":
+        this.builds.get(message.rid)?.done(message.error);
+        return;
       case "hello":
         return;
     }

@@ -1,6 +1,6 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
-import { AppManifest, HTTP_STATUS } from "@skiff/protocol";
+import { AppManifest, HTTP_STATUS, ImageSpec } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -39,6 +39,30 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   });
 
   api.get("/v1/health", (c) => c.json({ ok: true, workers: control.workers.all().length }));
+
+  // Builds an image now, streaming its output as text lines; the last line is `ok` or `error: …`.
+  api.post("/v1/images/build", async (c) => {
+    const { image } = await parseBody(c.req.raw, z.object({ image: ImageSpec }));
+    for (const archive of archivesOf(image)) {
+      if (!(await blobs.has(archive))) {
+        throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
+      }
+    }
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      start(stream) {
+        const write = (text: string) => stream.enqueue(encoder.encode(`${text}\n`));
+        control
+          .buildImage(image, (lines) => write(lines.join("\n")))
+          .then(
+            () => write("ok"),
+            (error: Error) => write(`error: ${error.message}`),
+          )
+          .finally(() => stream.close());
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } });
+  });
 
   api.post("/v1/apps", async (c) => {
     const body = await parseBody(c.req.raw, CreateApp);
@@ -105,4 +129,12 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   });
 
   return api;
+}
+
+/** The blobs of local files an image refers to. */
+function archivesOf(image: ImageSpec): string[] {
+  return [
+    ...image.layers.flatMap(({ step }) => (step.kind === "copy" ? [step.archive] : [])),
+    ...image.mounts.map((mount) => mount.archive),
+  ];
 }

@@ -105,12 +105,12 @@ async function uploadLocalFiles(client: Client, manifest: ReturnType<typeof desc
   }
 }
 
-function splitTarget(target: string): [string, string | undefined] {
+export function splitTarget(target: string): [string, string | undefined] {
   const at = target.lastIndexOf("::");
   return at < 0 ? [target, undefined] : [target.slice(0, at), target.slice(at + 2)];
 }
 
-async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
+export async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
   let exports: Record<string, unknown>;
   try {
     exports = (await import(pathToFileURL(bundlePath).href)) as Record<string, unknown>;
@@ -127,7 +127,7 @@ async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
 }
 
 /** The app's manifest; a bad function option is the user's to fix, so it reads as such. */
-function describe(collected: CollectedApp, shown: string) {
+export function describe(collected: CollectedApp, shown: string) {
   try {
     return manifestOf(collected, Number(process.versions.node.split(".")[0]));
   } catch (error) {
