@@ -54,7 +54,7 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
   it("builds a Dockerfile, each instruction a layer, and refuses what it does not support by line", async () => {
     const result = await run("fromDocker");
     expect(result.code, result.stderr).toBe(0);
-    expect(steps(result.stdout)).toHaveLength(5); // ENV WORKDIR COPY ADD RUN
+    expect(steps(result.stdout)).toHaveLength(7); // ENV WORKDIR COPY ADD RUN USER RUN
     const value = JSON.parse(result.stdout.slice(result.stdout.indexOf("{")));
     const model = readFileSync(join(ROOT, "e2e/fixtures/image-files/model.json"), "utf8").trim();
     expect(value).toEqual({
@@ -65,6 +65,8 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
       mode: "docker",
       other: "two words",
       cwd: "/app",
+      uid: 1234,
+      who: "skiffer",
     });
     const bad = await stack.run(["run", "e2e/fixtures/bad-dockerfile.ts"]);
     expect(bad.code).toBe(1);

@@ -1,4 +1,4 @@
-import { mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import {
@@ -91,6 +91,9 @@ export class ContainerSession {
       image = paths.image;
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
+      // A function running as another user (USER) must still reach its socket; the directory is this
+      // container's alone.
+      if (paths.image.user) await chmod(join(dir, "runner.sock"), 0o777);
       const mounts: Mount[] = [
         { source: paths.runnerDir, target: "/.skiff/runner", readonly: true },
         { source: paths.bundleDir, target: "/.skiff/bundle", readonly: true },
@@ -108,7 +111,7 @@ export class ContainerSession {
           ...paths.image.env,
           ...this.start.env,
           PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-          HOME: "/root",
+          HOME: paths.image.user?.home ?? "/root",
           SKIFF_SOCKET: "/.skiff/sock/runner.sock",
           SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
           SKIFF_FUNCTION: spec.name,
@@ -116,6 +119,7 @@ export class ContainerSession {
           SKIFF_CONTAINER_ID: this.id,
         },
         cwd: paths.image.cwd,
+        ...(paths.image.user ? { user: { uid: paths.image.user.uid, gid: paths.image.user.gid } } : {}),
         mounts,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,

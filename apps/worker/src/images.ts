@@ -17,6 +17,8 @@ export interface BuiltImage {
   mounts: Mount[];
   env: Record<string, string>;
   cwd: string;
+  /** The user the image's USER step names, resolved; undefined for root. */
+  user: { uid: number; gid: number; home: string } | undefined;
   /** Lets the cache collect these layers again: call once the container is gone. */
   release(): void;
 }
@@ -77,7 +79,14 @@ export class ImageBuilder {
     const entries: string[] = base.rootfs.startsWith(join(this.options.cacheDir, "bases"))
       ? [dirname(base.rootfs)]
       : [];
-    const built: BuiltImage = { layers: [], mounts: [], env: {}, cwd: "/", release: () => this.release(entries) };
+    const built: BuiltImage = {
+      layers: [],
+      mounts: [],
+      env: {},
+      cwd: "/",
+      user: undefined,
+      release: () => this.release(entries),
+    };
     for (const [index, { key, step }] of image.layers.entries()) {
       const where = { step: index + 1, total: image.layers.length, description: describe(step) };
       const dir = this.layerDir(key);
@@ -95,6 +104,7 @@ export class ImageBuilder {
       entries.push(dir);
       if (step.kind === "env") Object.assign(built.env, step.vars);
       if (step.kind === "workdir") built.cwd = step.path;
+      if (step.kind === "user") built.user = await resolveUser(step.user, [...built.layers].reverse(), base.rootfs);
     }
     for (const { archive, target } of image.mounts) {
       const root = await this.unpacked(archive);
@@ -302,7 +312,8 @@ export class ImageBuilder {
       layers: below.layers,
       upperDir: upper,
       command: ["/bin/sh", "-c", script],
-      env: { ...tls, ...below.env, PATH, HOME: "/root", DEBIAN_FRONTEND: "noninteractive" },
+      env: { ...tls, ...below.env, PATH, HOME: below.user?.home ?? "/root", DEBIAN_FRONTEND: "noninteractive" },
+      ...(below.user ? { user: { uid: below.user.uid, gid: below.user.gid } } : {}),
       cwd: below.cwd,
       mounts,
       cpu: 2,
@@ -356,6 +367,7 @@ export class ImageBuilder {
       case "env":
       case "workdir":
       case "copy":
+      case "user":
         return undefined;
     }
   }
@@ -376,6 +388,8 @@ export function describe(step: ImageStep): string {
       return `workdir ${step.path}`;
     case "copy":
       return `copy ${step.target}`;
+    case "user":
+      return `user ${step.user}`;
   }
 }
 
@@ -383,4 +397,26 @@ export function describe(step: ImageStep): string {
 async function diskUsage(dir: string): Promise<number> {
   const result = await runCommand("du", ["-sb", dir]);
   return result.code === 0 ? Number(result.stdout.split("\t")[0]) || 0 : 0;
+}
+
+/**
+ * A user as a container runs it: `uid[:gid]` as given, or a name looked up in /etc/passwd of the
+ * topmost layer that has one (then the base).
+ */
+async function resolveUser(
+  user: string,
+  layersTopFirst: string[],
+  rootfs: string,
+): Promise<{ uid: number; gid: number; home: string }> {
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2] ?? numeric[1]), home: "/" };
+  for (const root of [...layersTopFirst, rootfs]) {
+    const passwd = await readFile(join(root, "etc", "passwd"), "utf8").catch(() => undefined);
+    if (passwd === undefined) continue;
+    const entry = passwd.split("\n").find((line) => line.split(":")[0] === user);
+    if (!entry) break;
+    const [, , uid, gid, , home] = entry.split(":");
+    return { uid: Number(uid), gid: Number(gid), home: home || "/" };
+  }
+  throw new Error(`the image has no user "${user}" in /etc/passwd: create it in an earlier step (useradd)`);
 }

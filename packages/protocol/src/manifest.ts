@@ -16,6 +16,8 @@ export const ImageStep = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1)).min(1) }),
   z.object({ kind: z.literal("env"), vars: z.record(z.string()) }),
   z.object({ kind: z.literal("workdir"), path: z.string().startsWith("/") }),
+  /** Later steps and the function run as this user (a name from the image's /etc/passwd, or uid[:gid]). */
+  z.object({ kind: z.literal("user"), user: z.string().regex(/^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i) }),
   /** Files from the caller's machine: a tar in the blob store, unpacked at the root of the layer. */
   z.object({
     kind: z.literal("copy"),

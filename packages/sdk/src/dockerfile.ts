@@ -77,6 +77,9 @@ export function fromDockerfile(path: string, options: { context?: string; buildA
         image = current.env(Object.fromEntries(pairs));
         break;
       }
+      case "USER":
+        image = current.user(expand(args));
+        break;
       case "WORKDIR":
         cwd = posix.resolve(cwd, expand(args));
         image = current.workdir(cwd);
@@ -103,7 +106,7 @@ export function fromDockerfile(path: string, options: { context?: string; buildA
       }
       default:
         if (!RECORDED.has(op))
-          fail(`${op} is not supported (supported: FROM RUN COPY ADD ENV ARG WORKDIR LABEL ENTRYPOINT CMD)`);
+          fail(`${op} is not supported (supported: FROM RUN COPY ADD ENV ARG WORKDIR USER LABEL ENTRYPOINT CMD)`);
     }
   }
   if (!image) throw new RangeError(`fromDockerfile: ${path} has no FROM`);

@@ -77,7 +77,7 @@ export class Image {
 
   /**
    * An image from a Dockerfile: each instruction one cached layer. FROM a Debian bookworm image, RUN,
-   * COPY and ADD (local files), ENV, ARG, WORKDIR, LABEL, ENTRYPOINT and CMD (the function is the
+   * COPY and ADD (local files), ENV, ARG, WORKDIR, USER, LABEL, ENTRYPOINT and CMD (the function is the
    * entrypoint, so the last three are recorded only); anything else is refused, naming its line.
    */
   static fromDockerfile(path: string, options: { context?: string; buildArgs?: Record<string, string> } = {}): Image {
@@ -133,6 +133,13 @@ export class Image {
     const client = options.client ?? (await clientFromEnvironment());
     const nodeMajor = Number(process.versions.node.split(".")[0]);
     await buildImage(client, this.toSpec(nodeMajor), options.onLine ?? ((line) => console.log(line)));
+  }
+
+  /** Runs later steps and the function as `user`: a name from the image's /etc/passwd, or `uid[:gid]`. */
+  user(user: string): Image {
+    if (!/^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i.test(user))
+      throw new RangeError(`user: ${user} is not a user name or uid[:gid]`);
+    return this.with({ kind: "user", user }, {});
   }
 
   /**

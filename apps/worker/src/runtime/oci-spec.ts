@@ -122,7 +122,7 @@ export function buildOciSpec(spec: ContainerSpec, rootPath: string, cgroupsPath:
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: 0, gid: 0 },
+      user: spec.user ?? { uid: 0, gid: 0 },
       args: spec.command,
       env: toEnvList(spec.env),
       cwd: spec.cwd,

@@ -26,6 +26,8 @@ export interface ContainerSpec {
   command: string[];
   env: Record<string, string>;
   cwd: string;
+  /** Run as this user instead of root. */
+  user?: { uid: number; gid: number };
   mounts: Mount[];
   /** CPU cores (fractional allowed); enforced where the runtime can. */
   cpu: number;
