@@ -160,15 +160,19 @@ export class ControlPlane {
     if (inputs.length > INPUT_ID_BLOCK || inputs.some((input, i) => input.idx !== firstIdx + i))
       throw new ApiError("BAD_REQUEST", `submit at most ${INPUT_ID_BLOCK} inputs at once, with consecutive indices`);
     if (subscriber) this.hub.subscribeCall(call.callId, subscriber);
-    const known = this.calls.get(call.callId);
-    if (known?.chunks.has(firstIdx)) return this.persister.flushed(); // a resend of a chunk we have
-    const firstId = await this.takeIds(inputs.length);
-    const chunk = { callId: call.callId, functionId: fn.id, firstIdx, firstId, args: inputs.map((i) => i.args) };
+    if (this.calls.get(call.callId)?.chunks.has(firstIdx)) return this.persister.flushed(); // a resend we have
+    // Marked before the first await, so that a resend racing this submit is recognized.
     const state = this.callState(call.callId, fn.id);
     state.chunks.add(firstIdx);
+    const firstId = await this.takeIds(inputs.length).catch((error: unknown) => {
+      state.chunks.delete(firstIdx);
+      throw error;
+    });
+    const chunk = { callId: call.callId, functionId: fn.id, firstIdx, firstId, args: inputs.map((i) => i.args) };
     const queued = inputs.map((input, i) => newInput(String(firstId + i), call.callId, input.idx, fn.id, input.args));
-    if (call.resent && !known) {
-      // This server may have it from before a restart (and already ran it): write first, queue if new.
+    if (call.resent) {
+      // A chunk this server does not hold in memory may be in the store from before a restart (and may
+      // have run already): write first, queue only if new.
       if (!(await this.persister.chunk(chunk))) return;
       this.enqueue(state, queued);
       return;
