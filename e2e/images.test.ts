@@ -1,5 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { e2eRuntime, ROOT, Stack } from "./stack.js";
@@ -87,6 +89,28 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
     const broken = await stack.run(["image", "build", `${FILE}::broken`], { env: fresh });
     expect(broken.code).toBe(1);
     expect(broken.stderr).toContain("exit code 3");
+  });
+
+  it("exports an image as an OCI layout that umoci unpacks, with the Node build and the image's config", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "skiff-export-")), "layout");
+    const result = await stack.run(["image", "export", `${FILE}::fromDocker`, out], {
+      env: { SKIFF_TEST_NONCE: nonce },
+      timeoutMs: 300_000,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const unpacked = join(out, "..", "rootfs");
+    execFileSync("umoci", ["raw", "unpack", "--image", `${out}:latest`, unpacked]);
+    expect(readFileSync(join(unpacked, "app", "greeting"), "utf8").trim()).toBe(`${nonce} from RUN`);
+    expect(existsSync(join(unpacked, ".skiff", "node", "bin", "node"))).toBe(true);
+    const blob = (digest: string) => JSON.parse(readFileSync(join(out, "blobs", ...digest.split(":")), "utf8"));
+    const manifest = blob(JSON.parse(readFileSync(join(out, "index.json"), "utf8")).manifests[0].digest);
+    const { config } = blob(manifest.config.digest);
+    expect(config.WorkingDir).toBe("/app");
+    expect(config.User).toBe("1234:1234");
+    expect(config.Env).toEqual(
+      expect.arrayContaining(["APP_MODE=docker", expect.stringMatching(/^PATH=\/\.skiff\/node\/bin:/)]),
+    );
+    rmSync(join(out, ".."), { recursive: true, force: true });
   });
 
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {

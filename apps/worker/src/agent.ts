@@ -259,7 +259,7 @@ export class WorkerAgent {
         for (const session of this.sessions.values()) session.cancel(message.inputs);
         return;
       case "build":
-        void this.build(message.rid, message.image);
+        void this.build(message.rid, message.image, message.export);
         return;
     }
   }
@@ -318,7 +318,7 @@ export class WorkerAgent {
   }
 
   /** An image build the server asked for: lines go back batched per tick, then whether it worked. */
-  private async build(rid: number, image: ImageSpec): Promise<void> {
+  private async build(rid: number, image: ImageSpec, exportIt: boolean): Promise<void> {
     let lines: string[] = [];
     const flushLines = () => {
       if (lines.length > 0) this.send({ t: "build-log", rid, lines });
@@ -329,13 +329,22 @@ export class WorkerAgent {
       lines.push(line);
     };
     let error: string | undefined;
+    let exported: string | undefined;
     try {
-      (await this.prepareImage(image, log)).image.release();
+      const prepared = await this.prepareImage(image, log);
+      try {
+        if (exportIt) {
+          const layout = await this.images.exportLayout(prepared.rootfs, prepared.nodeDir, prepared.image, log);
+          exported = await this.client.putBlob(layout);
+        }
+      } finally {
+        prepared.image.release();
+      }
     } catch (failure) {
       error = (failure as Error).message;
     }
     flushLines();
-    this.send({ t: "build-done", rid, ...(error ? { error } : {}) });
+    this.send({ t: "build-done", rid, ...(error ? { error } : {}), ...(exported ? { exported } : {}) });
   }
 
   private heartbeat(): void {

@@ -66,7 +66,7 @@ app
   .argument("<appId>")
   .action(async (appId: string) => (await import("./commands/app.js")).appStopCommand(appId, loadConfig()));
 
-const image = program.command("image").description("build images");
+const image = program.command("image").description("build and export images");
 image
   .command("build")
   .description("build the images of FILE's functions (or of one) now, instead of before their first call")
@@ -74,6 +74,17 @@ image
   .action(async (target: string) => {
     const { imageBuildCommand } = await import("./commands/image.js");
     process.exitCode = await imageBuildCommand(target, loadConfig());
+    process.exit(process.exitCode);
+  });
+
+image
+  .command("export")
+  .description("build a function's image and write it to DIR as an OCI layout other tools can run")
+  .argument("<target>", "FILE or FILE::NAME")
+  .argument("<dir>", "a new or empty directory")
+  .action(async (target: string, dir: string) => {
+    const { imageExportCommand } = await import("./commands/image.js");
+    process.exitCode = await imageExportCommand(target, dir, loadConfig());
     process.exit(process.exitCode);
   });
 

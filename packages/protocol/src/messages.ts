@@ -144,7 +144,13 @@ export const WorkerMessage = z.discriminatedUnion("t", [
   }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
   z.object({ t: z.literal("build-log"), rid: z.number(), lines: z.array(z.string()) }),
-  z.object({ t: z.literal("build-done"), rid: z.number(), error: z.string().optional() }),
+  z.object({
+    t: z.literal("build-done"),
+    rid: z.number(),
+    error: z.string().optional(),
+    /** The blob holding the exported OCI layout, when asked for. */
+    exported: z.string().optional(),
+  }),
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 
@@ -172,7 +178,13 @@ export const ServerToWorker = z.discriminatedUnion("t", [
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
   z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
   /** Build an image now (`skiff image build`), answering with `build-log` lines and a `build-done`. */
-  z.object({ t: z.literal("build"), rid: z.number(), image: ImageSpec }),
+  z.object({
+    t: z.literal("build"),
+    rid: z.number(),
+    image: ImageSpec,
+    /** Also export it as an OCI layout (a tar in the blob store). */
+    export: z.boolean().default(false),
+  }),
 ]);
 export type ServerToWorker = z.infer<typeof ServerToWorker>;
 

@@ -245,7 +245,12 @@ function checkPackages(method: string, packages: string[]): string[] {
 }
 
 /** Uploads an image's local files and builds it on a worker, streaming the build's lines to `onLine`. */
-export async function buildImage(client: Client, image: ImageSpec, onLine: (line: string) => void): Promise<void> {
+export async function buildImage(
+  client: Client,
+  image: ImageSpec,
+  onLine: (line: string) => void,
+  options: { export?: boolean } = {},
+): Promise<string | undefined> {
   const hashes = [
     ...image.layers.flatMap(({ step }) => (step.kind === "copy" ? [step.archive] : [])),
     ...image.mounts.map((mount) => mount.archive),
@@ -256,11 +261,12 @@ export async function buildImage(client: Client, image: ImageSpec, onLine: (line
     await client.putBlob(bytes);
   }
   let last = "";
-  await client.requestLines("POST", "/v1/images/build", { image }, (line) => {
-    if (line === "ok" || line.startsWith("error: ")) last = line;
+  await client.requestLines("POST", "/v1/images/build", { image, export: options.export ?? false }, (line) => {
+    if (line === "ok" || line.startsWith("ok ") || line.startsWith("error: ")) last = line;
     else onLine(line);
   });
-  if (last !== "ok") {
+  if (!last.startsWith("ok")) {
     throw new SkiffError("BAD_REQUEST", last ? last.slice("error: ".length) : "the build ended without an answer");
   }
+  return last.slice(3) || undefined;
 }

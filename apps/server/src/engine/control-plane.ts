@@ -86,7 +86,7 @@ export class ControlPlane {
   /** Image builds asked of workers, by request id. */
   private readonly builds = new Map<
     number,
-    { workerId: string; onLines: (lines: string[]) => void; done: (error?: string) => void }
+    { workerId: string; onLines: (lines: string[]) => void; done: (error?: string, exported?: string) => void }
   >();
   private nextBuild = 1;
   private scaling: Promise<void> | undefined;
@@ -322,7 +322,11 @@ export class ControlPlane {
    * Builds an image on a worker now (what a container start would otherwise do first); `onLines` gets the
    * build's output. Resolves once built, rejects with the failed step.
    */
-  buildImage(image: ImageSpec, onLines: (lines: string[]) => void): Promise<void> {
+  buildImage(
+    image: ImageSpec,
+    onLines: (lines: string[]) => void,
+    options: { export?: boolean } = {},
+  ): Promise<string | undefined> {
     // Where a small container would go (best fit): builds land where containers are likely to run.
     const worker = this.workers.place({ cpu: 0.001, memoryMiB: 1 });
     if (!worker) {
@@ -335,13 +339,13 @@ export class ControlPlane {
       this.builds.set(rid, {
         workerId: worker.id,
         onLines,
-        done: (error) => {
+        done: (error, exported) => {
           this.builds.delete(rid);
           if (error) reject(new ApiError("BAD_REQUEST", error));
-          else resolve();
+          else resolve(exported);
         },
       });
-      worker.send({ t: "build", rid, image });
+      worker.send({ t: "build", rid, image, export: options.export ?? false });
     });
   }
 
@@ -489,7 +493,7 @@ export class ControlPlane {
         this.builds.get(message.rid)?.onLines(message.lines);
         return;
       case "build-done":
-        this.builds.get(message.rid)?.done(message.error);
+        this.builds.get(message.rid)?.done(message.error, message.exported);
         return;
       case "hello":
         return;

@@ -40,9 +40,13 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
 
   api.get("/v1/health", (c) => c.json({ ok: true, workers: control.workers.all().length }));
 
-  // Builds an image now, streaming its output as text lines; the last line is `ok` or `error: …`.
+  // Builds an image now, streaming its output as text lines; the last line is `ok` (with the blob of
+  // the OCI layout when `export` is asked) or `error: …`.
   api.post("/v1/images/build", async (c) => {
-    const { image } = await parseBody(c.req.raw, z.object({ image: ImageSpec }));
+    const { image, export: exportIt } = await parseBody(
+      c.req.raw,
+      z.object({ image: ImageSpec, export: z.boolean().default(false) }),
+    );
     for (const archive of archivesOf(image)) {
       if (!(await blobs.has(archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
@@ -53,9 +57,9 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
       start(stream) {
         const write = (text: string) => stream.enqueue(encoder.encode(`${text}\n`));
         control
-          .buildImage(image, (lines) => write(lines.join("\n")))
+          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt })
           .then(
-            () => write("ok"),
+            (exported) => write(exported ? `ok ${exported}` : "ok"),
             (error: Error) => write(`error: ${error.message}`),
           )
           .finally(() => stream.close());

@@ -1,4 +1,8 @@
-import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { buildImage, Client, setContext } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
@@ -33,6 +37,42 @@ export async function imageBuildCommand(target: string, config: Config): Promise
       await buildImage(client, image, (line) => console.log(line));
     }
     say(green(`built ${images.size} image(s)`));
+    return 0;
+  } catch (error) {
+    process.stderr.write(`${formatError(error)}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}
+
+/** `skiff image export FILE[::NAME] DIR`: builds a function's image and writes it as an OCI layout. */
+export async function imageExportCommand(target: string, out: string, config: Config): Promise<number> {
+  const [file, name] = splitTarget(target);
+  const shown = displayPath(file);
+  const dir = resolve(out);
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new UserCodeError(`${out} is not empty: export into a new or empty directory`);
+  }
+  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+  setContext({ v: 1, where: "local", functionIds: {} });
+  const manifest = describe(await load(bundle.path, shown), shown);
+  const fn = name ? manifest.functions.find((f) => f.name === name) : manifest.functions[0];
+  if (!fn || (!name && manifest.functions.length > 1)) {
+    const names = manifest.functions.map((f) => f.name).join(", ") || "none";
+    throw new UserCodeError(`name the function whose image to export: ${shown}::NAME (${names})`);
+  }
+  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  try {
+    say(`building and exporting the image of ${fn.name}`);
+    const hash = await buildImage(client, fn.image, (line) => console.log(line), { export: true });
+    if (!hash) throw new Error("the server did not return the exported layout");
+    const tarball = `${dir}.tar`;
+    await writeFile(tarball, await client.getBlob(hash));
+    await mkdir(dir, { recursive: true });
+    await promisify(execFile)("tar", ["-xf", tarball, "-C", dir]);
+    await rm(tarball, { force: true });
+    say(green(`exported to ${out}: an OCI layout with the tag latest (e.g. skopeo copy oci:${out}:latest docker://…)`));
     return 0;
   } catch (error) {
     process.stderr.write(`${formatError(error)}\n`);
