@@ -137,7 +137,11 @@ export class WorkerAgent {
   private async collectImages(): Promise<void> {
     const maxBytes = (this.options.imageCacheMiB ?? DEFAULT_IMAGE_CACHE_MIB) * 1024 * 1024;
     try {
-      const { removed } = await this.images.collect({ maxBytes, maxAgeMs: IMAGE_MAX_AGE_MS });
+      const { removed } = await this.images.collect({
+        maxBytes,
+        maxAgeMs: IMAGE_MAX_AGE_MS,
+        minIdleMs: 3 * IMAGE_GC_EVERY_MS,
+      });
       if (removed > 0) this.options.log.info({ removed }, "removed unused image layers");
     } catch (error) {
       this.options.log.warn({ err: error }, "collecting unused image layers failed");

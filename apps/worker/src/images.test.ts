@@ -47,7 +47,7 @@ describe("the image cache", () => {
       { rootfs: "/", nodeDir: "/" },
       () => {},
     );
-    expect((await builder.collect({ maxBytes: 1000, maxAgeMs: 7 * DAY }, now)).removed).toBe(2);
+    expect((await builder.collect({ maxBytes: 1000, maxAgeMs: 7 * DAY, minIdleMs: 3_600_000 }, now)).removed).toBe(2);
     expect([existsSync(old), existsSync(lru), existsSync(recent), existsSync(scratch)]).toEqual([
       true,
       false,
@@ -57,7 +57,7 @@ describe("the image cache", () => {
 
     inUse.release();
     await utimes(join(old, "done"), new Date(now - 10 * DAY), new Date(now - 10 * DAY));
-    expect((await builder.collect({ maxBytes: 1000, maxAgeMs: 7 * DAY }, now)).removed).toBe(1);
+    expect((await builder.collect({ maxBytes: 1000, maxAgeMs: 7 * DAY, minIdleMs: 3_600_000 }, now)).removed).toBe(1);
     expect(existsSync(old)).toBe(false);
   });
 });

@@ -132,7 +132,14 @@ export class ImageBuilder {
    * Removes cached layers and unpacked archives that no container uses: those unused for `maxAgeMs`,
    * then the least recently used until the cache fits in `maxBytes`; and scratch left by crashed builds.
    */
-  async collect(limits: { maxBytes: number; maxAgeMs: number }, now = Date.now()): Promise<{ removed: number }> {
+  async collect(
+    limits: { maxBytes: number; maxAgeMs: number; minIdleMs: number },
+    now = Date.now(),
+  ): Promise<{ removed: number }> {
+    // Workers sharing this cache cannot see each other's containers: what ours use looks freshly used
+    // to them, and what was used within `minIdleMs` stays whatever the budget.
+    for (const entry of this.inUse.keys())
+      await utimes(join(entry, "done"), new Date(now), new Date(now)).catch(() => {});
     const found: { dir: string; usedAt: number; bytes: number }[] = [];
     let removed = 0;
     for (const kind of ["layers", "archives", "bases"]) {
@@ -155,7 +162,7 @@ export class ImageBuilder {
     }
     let total = found.reduce((sum, entry) => sum + entry.bytes, 0);
     for (const entry of found.sort((a, b) => a.usedAt - b.usedAt)) {
-      if (this.inUse.has(entry.dir)) continue;
+      if (this.inUse.has(entry.dir) || now - entry.usedAt < limits.minIdleMs) continue;
       if (now - entry.usedAt <= limits.maxAgeMs && total <= limits.maxBytes) continue;
       await rm(entry.dir, { recursive: true, force: true });
       total -= entry.bytes;
