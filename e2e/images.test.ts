@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -111,6 +111,27 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
       expect.arrayContaining(["APP_MODE=docker", expect.stringMatching(/^PATH=\/\.skiff\/node\/bin:/)]),
     );
     rmSync(join(out, ".."), { recursive: true, force: true });
+  });
+
+  it("fetches the layers another worker built instead of building them again", async () => {
+    const fresh = { SKIFF_TEST_NONCE: randomUUID() };
+    const first = await run("shared", fresh);
+    expect(first.code, first.stderr).toBe(0);
+    expect(steps(first.stdout)).toEqual(["1 building", "2 building"]);
+    // A worker with a cache of its own (sharing only the base and the Node build) takes over; the first
+    // publishes its layers before it stops.
+    await stack.kill("worker", "SIGTERM");
+    const cache = mkdtempSync(join(tmpdir(), "skiff-cache-"));
+    const real = process.env.SKIFF_CACHE_DIR ?? join(process.env.HOME ?? "/root", ".skiff", "cache");
+    for (const dir of ["rootfs", "node"]) symlinkSync(join(real, dir), join(cache, dir));
+    stack.workerEnv = { ...stack.workerEnv, SKIFF_CACHE_DIR: cache };
+    await stack.startWorker();
+    const second = await run("shared", fresh);
+    expect(second.code, second.stderr).toBe(0);
+    const fetched = second.stdout.split("\n").filter((line) => /image step \d\/2 .*: fetching$/.test(line));
+    expect(fetched).toHaveLength(2);
+    expect(second.stdout).toContain(`"nonce": "${fresh.SKIFF_TEST_NONCE}"`);
+    expect(second.stdout).toContain('"gone": true');
   });
 
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {

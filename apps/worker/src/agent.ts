@@ -87,6 +87,18 @@ export class WorkerAgent {
       cacheDir: options.cacheDir,
       npmDir: findNpm(),
       fetchBlob: (hash) => this.client.getBlob(hash),
+      shared: {
+        find: async (key) => {
+          const found = await this.client
+            .request<{ digest: string }>("GET", `/v1/layers/${key}`)
+            .catch(() => undefined);
+          return found?.digest;
+        },
+        publish: async (key, bytes) => {
+          const digest = await this.client.putBlob(bytes);
+          await this.client.request("PUT", `/v1/layers/${key}`, { digest });
+        },
+      },
       caBundle: [process.env.NODE_EXTRA_CA_CERTS, "/etc/ssl/certs/ca-certificates.crt"].find(
         (path) => path && existsSync(path),
       ),
@@ -128,6 +140,7 @@ export class WorkerAgent {
     await Promise.all([...this.sessions.keys()].map((id) => this.options.runtime.kill(id)));
     const deadline = Date.now() + 10_000;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await this.images.published();
     this.flush();
     this.link?.close();
     this.client.close();

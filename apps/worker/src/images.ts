@@ -47,8 +47,13 @@ export interface ImageBuilderOptions {
   cacheDir: string;
   /** The host's npm (its package directory), mounted read-only into npmInstall steps. */
   npmDir: string | undefined;
-  /** Reads a blob (an archive of the caller's files) from the server. */
+  /** Reads a blob (an archive of the caller's files, a layer) from the server. */
   fetchBlob: (hash: string) => Promise<Uint8Array>;
+  /** Layers other workers built: the blob of a key, if published; and publishing one built here. */
+  shared?: {
+    find(key: string): Promise<string | undefined>;
+    publish(key: string, bytes: Uint8Array): Promise<void>;
+  };
   /**
    * The certificate authorities this host trusts (a PEM bundle), given to build steps so that they reach
    * registries as the host does, through a TLS-inspecting proxy too.
@@ -58,6 +63,11 @@ export interface ImageBuilderOptions {
 
 const PATH = "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES = 20;
+/**
+ * A layer as a tar: owners, modes, device files (overlayfs whiteouts) and trusted.* extended attributes
+ * (opaque directories) are all part of what it means.
+ */
+const LAYER_TAR_FLAGS = ["--xattrs", "--xattrs-include=trusted.*", "--numeric-owner", "--same-owner"];
 /** Scratch directories of builds and unpacks older than this were left by a crash. */
 const SCRATCH_MAX_AGE_MS = 24 * 3_600_000;
 
@@ -71,6 +81,8 @@ export class ImageBuilder {
   private readonly building = new Map<string, Promise<void>>();
   /** Cache entries (layer and archive directories) that running containers use, with how many do. */
   private readonly inUse = new Map<string, number>();
+  /** Layers being published in the background; a stopping worker waits for them. */
+  private readonly publishing = new Set<Promise<void>>();
 
   constructor(private readonly options: ImageBuilderOptions) {}
 
@@ -306,12 +318,35 @@ export class ImageBuilder {
     });
   }
 
-  private async extract(archive: string, into: string): Promise<void> {
+  /** Shares a layer built here with other workers, in the background. */
+  private publish(key: string, fs: string): void {
+    const shared = this.options.shared;
+    if (!shared) return;
+    const file = `${fs}.publish-${randomUUID().slice(0, 8)}.tar`;
+    const done = (async () => {
+      try {
+        await runChecked("tar", [...LAYER_TAR_FLAGS, "-C", fs, "-cf", file, "."]);
+        await shared.publish(key, await readFile(file));
+      } finally {
+        await rm(file, { force: true });
+      }
+    })()
+      .catch(() => {}) // another worker builds it again: slower, not wrong
+      .finally(() => this.publishing.delete(done));
+    this.publishing.add(done);
+  }
+
+  /** Resolves once layers built here are published (a stopping worker waits for them). */
+  async published(): Promise<void> {
+    await Promise.all(this.publishing);
+  }
+
+  private async extract(archive: string, into: string, flags = ["--no-same-owner"]): Promise<void> {
     await mkdir(into, { recursive: true });
     const file = `${into}.tar`;
     await writeFile(file, await this.options.fetchBlob(archive));
     try {
-      await runChecked("tar", ["-x", "--no-same-owner", "-f", file, "-C", into]);
+      await runChecked("tar", ["-x", ...flags, "-f", file, "-C", into]);
     } finally {
       await rm(file, { force: true });
     }
@@ -334,25 +369,28 @@ export class ImageBuilder {
     await withFileLock(`${dir}.lock`, async () => {
       if (existsSync(join(dir, "done"))) return;
       const started = Date.now();
-      log(`image step ${where.step}/${where.total} ${where.description}: building`);
       const scratch = `${dir}.build-${randomUUID().slice(0, 8)}`;
       await mkdir(scratch, { recursive: true });
       try {
         const script = this.script(step);
         const upper = join(scratch, "fs");
-        if (step.kind === "copy") {
-          await this.extract(step.archive, upper);
-        } else if (script === undefined) {
+        // A layer another worker built and published is fetched rather than built again.
+        const published = await this.options.shared?.find(key).catch(() => undefined);
+        const say = (what: string) => log(`image step ${where.step}/${where.total} ${where.description}: ${what}`);
+        say(published ? "fetching" : "building");
+        if (published) await this.extract(published, upper, LAYER_TAR_FLAGS);
+        else if (step.kind === "copy") await this.extract(step.archive, upper);
+        else if (script !== undefined) await this.run(key, script, step, below, base, upper, where, log);
+        else {
           await mkdir(upper, { recursive: true });
           if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
-        } else {
-          await this.run(key, script, step, below, base, upper, where, log);
         }
         await writeFile(join(scratch, "size"), String(await diskUsage(upper)));
         await writeFile(join(scratch, "done"), `${new Date().toISOString()}\n`);
         await rm(dir, { recursive: true, force: true });
         await rename(scratch, dir);
-        log(`image step ${where.step}/${where.total} ${where.description}: built in ${Date.now() - started} ms`);
+        say(`${published ? "fetched" : "built"} in ${Date.now() - started} ms`);
+        if (!published) this.publish(key, join(dir, "fs"));
       } finally {
         await rm(scratch, { recursive: true, force: true });
       }

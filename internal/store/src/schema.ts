@@ -106,6 +106,14 @@ const MIGRATIONS: string[] = [
     run_after_ms float8 NOT NULL
   );
   `,
+  // Image layers a worker built, by key, so other workers fetch them from the blob store instead.
+  `
+  CREATE TABLE image_layers (
+    key text PRIMARY KEY,
+    digest text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

@@ -401,6 +401,22 @@ export class Store {
     return rows.length;
   }
 
+  // ---- image layers ----
+
+  /** The blob holding the layer with this key, if a worker published it. */
+  async findLayer(key: string): Promise<string | undefined> {
+    const [row] = await this.db.query<{ digest: string }>("SELECT digest FROM image_layers WHERE key = $1", [key]);
+    return row?.digest;
+  }
+
+  /** Records that the layer with this key is the blob `digest`; the first one published stays. */
+  async publishLayer(key: string, digest: string): Promise<void> {
+    await this.db.query("INSERT INTO image_layers (key, digest) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [
+      key,
+      digest,
+    ]);
+  }
+
   // ---- workers and containers ----
 
   async upsertWorker(worker: { id: string; name: string; runtime: string; capacity: unknown }): Promise<void> {

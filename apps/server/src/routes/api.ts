@@ -68,6 +68,21 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     return new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } });
   });
 
+  // Layers workers built, by key: another worker fetches the blob instead of building it again.
+  api.get("/v1/layers/:key", async (c) => {
+    const digest = await store.findLayer(c.req.param("key"));
+    if (!digest) throw new ApiError("NOT_FOUND", `no layer ${c.req.param("key")} has been published`);
+    return c.json({ digest });
+  });
+
+  api.put("/v1/layers/:key", async (c) => {
+    const { digest } = await parseBody(c.req.raw, z.object({ digest: z.string().regex(/^[0-9a-f]{64}$/) }));
+    if (!/^[0-9a-f]{64}$/.test(c.req.param("key"))) throw new ApiError("BAD_REQUEST", "a layer key is a sha256");
+    if (!(await blobs.has(digest))) throw new ApiError("BAD_REQUEST", `blob ${digest} is not uploaded`);
+    await store.publishLayer(c.req.param("key"), digest);
+    return c.json({ ok: true });
+  });
+
   api.post("/v1/apps", async (c) => {
     const body = await parseBody(c.req.raw, CreateApp);
     if (!(await blobs.has(body.bundleHash))) {
