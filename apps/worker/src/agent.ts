@@ -20,7 +20,7 @@ import { Client } from "skiff";
 import WebSocket from "ws";
 import { BundleCache } from "./bundle-cache.js";
 import { ContainerSession, type SessionHost } from "./container-session.js";
-import { ImageBuilder } from "./images.js";
+import { ImageBuilder } from "./images/index.js";
 import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 

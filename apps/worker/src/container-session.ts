@@ -18,7 +18,7 @@ import {
   type WorkerToRunner,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
-import { type BuiltImage, ImageBuildError } from "./images.js";
+import { type BuiltImage, ImageBuildError } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
 

@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ImageBuilder } from "./images.js";
-import { ProcessRuntime } from "./runtime/process.js";
+import { ProcessRuntime } from "../runtime/process.js";
+import { ImageBuilder } from "./builder.js";
 
 const DAY = 24 * 3_600_000;
 

@@ -1,12 +1,17 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
-import { forEachLine } from "./line-splitter.js";
-import { runChecked, runCommand } from "./runtime/command.js";
-import { withFileLock } from "./runtime/file-lock.js";
-import type { ContainerRuntime, Mount } from "./runtime/types.js";
+import { forEachLine } from "../line-splitter.js";
+import { runChecked } from "../runtime/command.js";
+import { withFileLock } from "../runtime/file-lock.js";
+import type { ContainerRuntime, Mount } from "../runtime/types.js";
+import { diskUsage } from "./disk-usage.js";
+import { exportLayout } from "./export.js";
+import { pullRegistryBase } from "./registry.js";
+import { describe, PATH, stepScript } from "./steps.js";
+import { resolveUser } from "./users.js";
 
 /**
  * What a container of an image runs on: its layers (bottom first), the caller's files mounted at start,
@@ -61,7 +66,6 @@ export interface ImageBuilderOptions {
   caBundle: string | undefined;
 }
 
-const PATH = "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const TAIL_LINES = 20;
 /**
  * A layer as a tar: owners, modes, device files (overlayfs whiteouts) and trusted.* extended attributes
@@ -183,117 +187,14 @@ export class ImageBuilder {
     return { removed };
   }
 
-  /**
-   * The root filesystem of a registry image, pulled (skopeo) and unpacked (umoci) once per reference
-   * into the cache. Logins are skopeo's (`skopeo login` on this host, or REGISTRY_AUTH_FILE).
-   */
-  async pullBase(base: { registry: string; insecure: boolean }, log: (line: string) => void): Promise<string> {
-    const dir = join(this.options.cacheDir, "bases", createHash("sha256").update(base.registry).digest("hex"));
-    const root = join(dir, "fs");
-    if (existsSync(join(dir, "done"))) {
-      log(`image base ${base.registry}: cached`);
-      return root;
-    }
-    await mkdir(dirname(dir), { recursive: true });
-    return withFileLock(`${dir}.lock`, async () => {
-      if (existsSync(join(dir, "done"))) return root;
-      const started = Date.now();
-      log(`image base ${base.registry}: pulling`);
-      const scratch = `${dir}.tmp-${randomUUID().slice(0, 8)}`;
-      try {
-        await mkdir(scratch, { recursive: true });
-        const tls = base.insecure ? ["--src-tls-verify=false"] : [];
-        const pulled = await runCommand("skopeo", [
-          "copy",
-          ...tls,
-          `docker://${base.registry}`,
-          `oci:${scratch}/oci:image`,
-        ]);
-        if (pulled.code !== 0) {
-          const why = (pulled.stderr || pulled.stdout).trim().split("\n").slice(-3).join("\n  ");
-          const hint = /unauthorized|authentication required|denied/i.test(why)
-            ? "; log in on this worker with `skopeo login`"
-            : "";
-          throw new Error(`pulling ${base.registry} failed${hint}:\n  ${why}`);
-        }
-        await runChecked("umoci", ["raw", "unpack", "--image", `${scratch}/oci:image`, join(scratch, "fs")]);
-        await rm(join(scratch, "oci"), { recursive: true, force: true });
-        await writeFile(join(scratch, "size"), String(await diskUsage(join(scratch, "fs"))));
-        await writeFile(join(scratch, "done"), "");
-        await rm(dir, { recursive: true, force: true });
-        await rename(scratch, dir);
-        log(`image base ${base.registry}: pulled in ${Date.now() - started} ms`);
-        return root;
-      } finally {
-        await rm(scratch, { recursive: true, force: true });
-      }
-    });
+  /** See pullRegistryBase. */
+  pullBase(base: { registry: string; insecure: boolean }, log: (line: string) => void): Promise<string> {
+    return pullRegistryBase(this.options.cacheDir, base, log);
   }
 
-  /**
-   * The image as an OCI layout (a tar of it): one layer flattening the base, the layers, the files
-   * mounted at start and the Node build (under /.skiff/node, on PATH), with the image's environment,
-   * working directory and user. Other tools run it (`skopeo copy oci:DIR:latest docker://…`).
-   */
-  async exportLayout(
-    rootfs: string,
-    nodeDir: string,
-    image: BuiltImage,
-    log: (line: string) => void,
-  ): Promise<Uint8Array> {
-    const scratch = join(this.options.cacheDir, "exports", randomUUID());
-    const merged = join(scratch, "merged");
-    await mkdir(merged, { recursive: true });
-    try {
-      log("image export: flattening the layers");
-      // Read-only overlay of every layer (overlayfs wants two lowers or more without an upper).
-      const lowers = [rootfs, ...image.layers];
-      if (lowers.length > 1)
-        await runChecked("mount", [
-          "-t",
-          "overlay",
-          "overlay",
-          "-o",
-          `ro,lowerdir=${[...lowers].reverse().join(":")}`,
-          merged,
-        ]);
-      const top = lowers.length > 1 ? merged : rootfs;
-      const layer = join(scratch, "layer.tar");
-      await runChecked("tar", ["-C", top, "-cf", layer, "."]);
-      await runChecked("tar", ["-C", nodeDir, "--transform", "s,^\\.,./.skiff/node,", "-rf", layer, "."]);
-      for (const mount of image.mounts)
-        await runChecked("tar", [
-          "-C",
-          dirname(mount.source),
-          "--transform",
-          `s,^${basename(mount.source)},.${mount.target},`,
-          "-rf",
-          layer,
-          basename(mount.source),
-        ]);
-      if (lowers.length > 1) await runChecked("umount", [merged]);
-      const oci = join(scratch, "oci");
-      await runChecked("umoci", ["init", "--layout", oci]);
-      await runChecked("umoci", ["new", "--image", `${oci}:latest`]);
-      await runChecked("umoci", ["raw", "add-layer", "--image", `${oci}:latest`, layer]);
-      const env = { PATH: `/.skiff/node/bin:${PATH.split(":").slice(1).join(":")}`, ...image.env };
-      await runChecked("umoci", [
-        "config",
-        "--image",
-        `${oci}:latest`,
-        "--config.workingdir",
-        image.cwd,
-        ...Object.entries(env).flatMap(([name, value]) => ["--config.env", `${name}=${value}`]),
-        ...(image.user ? ["--config.user", `${image.user.uid}:${image.user.gid}`] : []),
-      ]);
-      const tarball = join(scratch, "layout.tar");
-      await runChecked("tar", ["-C", oci, "-cf", tarball, "."]);
-      log("image export: done");
-      return await readFile(tarball);
-    } finally {
-      await runCommand("umount", [merged]);
-      await rm(scratch, { recursive: true, force: true });
-    }
+  /** See exportLayout. */
+  exportLayout(rootfs: string, nodeDir: string, image: BuiltImage, log: (line: string) => void): Promise<Uint8Array> {
+    return exportLayout(this.options.cacheDir, rootfs, nodeDir, image, log);
   }
 
   /** An archive of the caller's files, unpacked once into the cache; returns its root. */
@@ -372,7 +273,7 @@ export class ImageBuilder {
       const scratch = `${dir}.build-${randomUUID().slice(0, 8)}`;
       await mkdir(scratch, { recursive: true });
       try {
-        const script = this.script(step);
+        const script = stepScript(step);
         const upper = join(scratch, "fs");
         // A layer another worker built and published is fetched rather than built again.
         const published = await this.options.shared?.find(key).catch(() => undefined);
@@ -449,85 +350,4 @@ export class ImageBuilder {
       throw new ImageBuildError(where.step, where.total, where.description, exit.exitCode, tail);
     }
   }
-
-  /** The shell script of a step, or undefined for steps that only record metadata. */
-  private script(step: ImageStep): string | undefined {
-    const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-    switch (step.kind) {
-      case "apt":
-        return [
-          "set -e",
-          "apt-get update -q",
-          `apt-get install -y -q --no-install-recommends ${step.packages.map(quote).join(" ")}`,
-          "rm -rf /var/lib/apt/lists/*",
-        ].join("\n");
-      case "npm":
-        // Into /node_modules, where the function's bundle (under /.skiff) resolves bare imports. npm refuses
-        // "/" as its prefix, so it installs into a scratch prefix that is then merged in.
-        return [
-          "set -e",
-          "rm -rf /tmp/skiff-npm && mkdir -p /tmp/skiff-npm /node_modules && cd /tmp/skiff-npm",
-          // A package.json here, or npm takes the nearest directory with node_modules (/) as its prefix.
-          `echo '{"private":true}' > package.json`,
-          `node /.skiff/npm/bin/npm-cli.js install --no-save --no-audit --no-fund --omit=dev ${step.packages.map(quote).join(" ")}`,
-          "cp -a node_modules/. /node_modules/",
-          "cd / && rm -rf /tmp/skiff-npm /root/.npm",
-        ].join("\n");
-      case "run":
-        return ["set -e", ...step.commands].join("\n");
-      case "env":
-      case "workdir":
-      case "copy":
-      case "user":
-        return undefined;
-    }
-  }
-}
-
-/** A step as a build log shows it. */
-export function describe(step: ImageStep): string {
-  switch (step.kind) {
-    case "apt":
-      return `aptInstall ${step.packages.join(" ")}`;
-    case "npm":
-      return `npmInstall ${step.packages.join(" ")}`;
-    case "run":
-      return `runCommands ${step.commands.join(" && ")}`.slice(0, 120);
-    case "env":
-      return `env ${Object.keys(step.vars).join(" ")}`;
-    case "workdir":
-      return `workdir ${step.path}`;
-    case "copy":
-      return `copy ${step.target}`;
-    case "user":
-      return `user ${step.user}`;
-  }
-}
-
-/** Bytes a directory tree takes on disk (`du`), 0 if it cannot be measured. */
-async function diskUsage(dir: string): Promise<number> {
-  const result = await runCommand("du", ["-sb", dir]);
-  return result.code === 0 ? Number(result.stdout.split("\t")[0]) || 0 : 0;
-}
-
-/**
- * A user as a container runs it: `uid[:gid]` as given, or a name looked up in /etc/passwd of the
- * topmost layer that has one (then the base).
- */
-async function resolveUser(
-  user: string,
-  layersTopFirst: string[],
-  rootfs: string,
-): Promise<{ uid: number; gid: number; home: string }> {
-  const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2] ?? numeric[1]), home: "/" };
-  for (const root of [...layersTopFirst, rootfs]) {
-    const passwd = await readFile(join(root, "etc", "passwd"), "utf8").catch(() => undefined);
-    if (passwd === undefined) continue;
-    const entry = passwd.split("\n").find((line) => line.split(":")[0] === user);
-    if (!entry) break;
-    const [, , uid, gid, , home] = entry.split(":");
-    return { uid: Number(uid), gid: Number(gid), home: home || "/" };
-  }
-  throw new Error(`the image has no user "${user}" in /etc/passwd: create it in an earlier step (useradd)`);
 }
