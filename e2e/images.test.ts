@@ -134,12 +134,32 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
     expect(second.stdout).toContain('"gone": true');
   });
 
+  it("opens a shell in a function's image, and in the image before a failing step", async () => {
+    const fresh = { SKIFF_TEST_NONCE: randomUUID() };
+    const shell = await stack.run(["shell", "--image", `${FILE}::shared`], {
+      env: fresh,
+      input: "cat /etc/shared-nonce\nls /opt\nexit 7\n",
+      timeoutMs: 120_000,
+    });
+    expect(shell.code, shell.stderr).toBe(7);
+    expect(shell.stdout).toContain(fresh.SKIFF_TEST_NONCE);
+    expect(shell.stdout).not.toContain("gone");
+    const command = await stack.run(["shell", "--image", `${FILE}::broken`, "cat", "/etc/os-release"], {
+      env: fresh,
+      input: "",
+    });
+    expect(command.code, command.stderr).toBe(0);
+    expect(command.stderr).toContain("the shell opens in the image before step 1");
+    expect(command.stdout).toContain("Debian GNU/Linux 12");
+  });
+
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {
     const result = await run("broken");
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("image step 1/1");
     expect(result.stderr).toContain("exit code 3");
     expect(result.stderr).toContain("about to fail");
+    expect(result.stderr).toContain("skiff shell --image FILE::broken");
   });
 
   it("names a package that is in neither the bundle nor the image, and the fix", async () => {

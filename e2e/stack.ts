@@ -130,14 +130,17 @@ export class Stack {
       onLine?: (line: string, child: ChildProcess) => void;
       timeoutMs?: number;
       env?: Record<string, string>;
+      /** Written to the command's stdin, which is then closed. */
+      input?: string;
     } = {},
   ): Promise<RunResult> {
     return new Promise((resolveRun, reject) => {
       const child = spawn(process.execPath, [CLI, ...args], {
         cwd: ROOT,
         env: { ...this.env, ...options.env },
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       });
+      if (options.input !== undefined) child.stdin?.end(options.input);
       let stdout = "";
       let stderr = "";
       let partial = "";
@@ -145,13 +148,13 @@ export class Stack {
         child.kill("SIGKILL");
         reject(new Error(`skiff ${args.join(" ")} timed out\nstdout:\n${stdout}\nstderr:\n${stderr}`));
       }, options.timeoutMs ?? 120_000);
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
         stdout += chunk;
         const lines = (partial + chunk).split("\n");
         partial = lines.pop() ?? "";
         for (const line of lines) options.onLine?.(line, child);
       });
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
         stderr += chunk;
       });
       child.on("exit", (code) => {

@@ -76,6 +76,11 @@ export class WorkerAgent {
   private readonly client: Client;
   private readonly bundles: BundleCache;
   private readonly images: ImageBuilder;
+  /** Open shells by session id: their container, its stdin once started, and input that came before. */
+  private readonly shells = new Map<
+    string,
+    { id: string; stdin?: NodeJS.WritableStream; early: (Uint8Array | "eof")[]; closed: boolean }
+  >();
   private workerId = "";
   private connectedOnce: (() => void) | undefined;
 
@@ -278,6 +283,23 @@ export class WorkerAgent {
       case "build":
         void this.build(message.rid, message.image, message.export);
         return;
+      case "shell-open":
+        void this.openShell(message.sid, message.image, message.command);
+        return;
+      case "shell-input": {
+        const shell = this.shells.get(message.sid);
+        if (!shell) return;
+        // Input typed (or piped) while the image builds waits for the container.
+        if (message.data) shell.stdin ? shell.stdin.write(message.data) : shell.early.push(message.data);
+        if (message.eof) shell.stdin ? shell.stdin.end() : shell.early.push("eof");
+        return;
+      }
+      case "shell-close": {
+        const shell = this.shells.get(message.sid);
+        if (shell) shell.closed = true;
+        if (shell?.stdin) void this.shellRuntime.kill(shell.id);
+        return;
+      }
     }
   }
 
@@ -315,7 +337,7 @@ export class WorkerAgent {
   }
 
   /** The base, the Node build and the image's layers (built if missing) a container of `image` needs. */
-  private async prepareImage(image: ImageSpec, log: (line: string) => void) {
+  private async prepareImage(image: ImageSpec, log: (line: string) => void, options: { upToFailure?: boolean } = {}) {
     const process = this.options.runtime.name === "process";
     const { base } = image;
     if (process && (image.layers.length > 0 || base !== "debian-bookworm")) {
@@ -331,7 +353,7 @@ export class WorkerAgent {
         ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
         : ensureNodeDist(this.options.cacheDir, image.nodeMajor),
     ]);
-    return { rootfs, nodeDir, image: await this.images.ensure(image, { rootfs, nodeDir }, log) };
+    return { rootfs, nodeDir, image: await this.images.ensure(image, { rootfs, nodeDir }, log, options) };
   }
 
   /** An image build the server asked for: lines go back batched per tick, then whether it worked. */
@@ -362,6 +384,67 @@ export class WorkerAgent {
     }
     flushLines();
     this.send({ t: "build-done", rid, ...(error ? { error } : {}), ...(exported ? { exported } : {}) });
+  }
+
+  /** Shells look into images the way build steps make them: on the build runtime. */
+  private get shellRuntime(): ContainerRuntime {
+    return this.options.buildRuntime ?? this.options.runtime;
+  }
+
+  /**
+   * A shell in a container of `image` (`skiff shell`): built first if needed, up to a failing step (the
+   * shell then opens in the image before it). Its output and exit go back to the server.
+   */
+  private async openShell(sid: string, image: ImageSpec, command: string[]): Promise<void> {
+    const output = (stream: "stdout" | "stderr" | "system", data: Uint8Array) =>
+      this.send({ t: "shell-output", sid, stream, data });
+    const system = (line: string) => output("system", Buffer.from(`${line}\n`));
+    const id = `shell-${sid.slice(0, 8)}`;
+    const shell: { id: string; stdin?: NodeJS.WritableStream; early: (Uint8Array | "eof")[]; closed: boolean } = {
+      id,
+      early: [],
+      closed: false,
+    };
+    this.shells.set(sid, shell);
+    try {
+      const prepared = await this.prepareImage(image, system, { upToFailure: true });
+      try {
+        if (shell.closed) throw new Error("the shell was closed before it started");
+        const handle = await this.shellRuntime.start({
+          id,
+          rootfs: prepared.rootfs,
+          layers: prepared.image.layers,
+          command,
+          env: {
+            ...prepared.image.env,
+            PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            HOME: prepared.image.user?.home ?? "/root",
+          },
+          cwd: prepared.image.cwd,
+          ...(prepared.image.user ? { user: { uid: prepared.image.user.uid, gid: prepared.image.user.gid } } : {}),
+          mounts: [{ source: prepared.nodeDir, target: "/.skiff/node", readonly: true }, ...prepared.image.mounts],
+          cpu: 1,
+          memoryMiB: 1024,
+          network: "private",
+          stdin: true,
+        });
+        if (handle.stdin) {
+          shell.stdin = handle.stdin;
+          for (const early of shell.early.splice(0)) early === "eof" ? handle.stdin.end() : handle.stdin.write(early);
+          handle.stdin.on("error", () => {}); // the command may exit without reading its input
+        }
+        handle.stdout.on("data", (chunk: Buffer) => output("stdout", chunk));
+        handle.stderr.on("data", (chunk: Buffer) => output("stderr", chunk));
+        const exit = await handle.exited;
+        this.send({ t: "shell-exit", sid, code: exit.exitCode });
+      } finally {
+        prepared.image.release();
+      }
+    } catch (error) {
+      this.send({ t: "shell-exit", sid, code: null, error: (error as Error).message });
+    } finally {
+      this.shells.delete(sid);
+    }
   }
 
   private heartbeat(): void {

@@ -136,7 +136,7 @@ export class ContainerSession {
       this.stopReason = "start-failed";
       this.stopMessage =
         error instanceof ImageBuildError
-          ? `the function's image could not be built: ${error.message}`
+          ? `the function's image could not be built: ${error.message}\nto look inside, open a shell in the image before that step: skiff shell --image FILE::${this.start.spec.name}`
           : `the container could not start: ${(error as Error).message}`;
       this.finish({ exitCode: null, signal: null, oomKilled: false });
     } finally {

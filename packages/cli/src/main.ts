@@ -89,6 +89,17 @@ image
   });
 
 program
+  .command("shell")
+  .description("open a shell (or run COMMAND) in a function's image, built first if needed")
+  .requiredOption("--image <target>", "FILE or FILE::NAME: the function whose image to open")
+  .argument("[command...]", "what to run instead of /bin/sh")
+  .action(async (command: string[], options: { image: string }) => {
+    const { shellCommand } = await import("./commands/image.js");
+    process.exitCode = await shellCommand(options.image, command, loadConfig());
+    process.exit(process.exitCode);
+  });
+
+program
   .command("prepare")
   .description("fetch the base image and Node build for containers (done by setup)")
   .action(async () => {

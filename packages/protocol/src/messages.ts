@@ -31,6 +31,21 @@ export const LogLine = z.object({
 });
 export type LogLine = z.infer<typeof LogLine>;
 
+/** Output of a shell: its stdout and stderr, and `system` lines (the image's build). */
+const ShellOutput = z.object({
+  t: z.literal("shell-output"),
+  sid: z.string(),
+  stream: z.enum(["stdout", "stderr", "system"]),
+  data: Bytes,
+});
+/** The shell ended: its exit code, or why it could not start. */
+const ShellExit = z.object({
+  t: z.literal("shell-exit"),
+  sid: z.string(),
+  code: z.number().int().nullable(),
+  error: z.string().optional(),
+});
+
 // ---- client <-> server (WebSocket /v1/client, CBOR frames) ----
 
 export const ClientMessage = z.discriminatedUnion("t", [
@@ -59,6 +74,22 @@ export const ClientMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("unsubscribe"), rid: z.number(), callId: z.string().uuid() }),
   z.object({ t: z.literal("logs"), rid: z.number(), appId: z.string() }),
   z.object({ t: z.literal("ping"), rid: z.number() }),
+  /** Opens a shell (or runs `command`) in a container of `image`; output comes back as `shell-output`. */
+  z.object({
+    t: z.literal("shell-open"),
+    rid: z.number(),
+    sid: z.string().uuid(),
+    image: ImageSpec,
+    command: z.array(z.string()).min(1).default(["/bin/sh"]),
+  }),
+  /** Bytes for the shell's stdin; `eof` closes it. */
+  z.object({
+    t: z.literal("shell-input"),
+    rid: z.number(),
+    sid: z.string().uuid(),
+    data: Bytes.optional(),
+    eof: z.boolean().default(false),
+  }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 /** A client message as sent: fields with defaults may be left out. */
@@ -72,6 +103,8 @@ export const ServerToClient = z.discriminatedUnion("t", [
   }),
   z.object({ t: z.literal("results"), callId: z.string(), results: z.array(Result) }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
+  ShellOutput,
+  ShellExit,
 ]);
 export type ServerToClient = z.infer<typeof ServerToClient>;
 
@@ -151,6 +184,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     /** The blob holding the exported OCI layout, when asked for. */
     exported: z.string().optional(),
   }),
+  ShellOutput,
+  ShellExit,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 
@@ -185,6 +220,9 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     /** Also export it as an OCI layout (a tar in the blob store). */
     export: z.boolean().default(false),
   }),
+  z.object({ t: z.literal("shell-open"), sid: z.string(), image: ImageSpec, command: z.array(z.string()).min(1) }),
+  z.object({ t: z.literal("shell-input"), sid: z.string(), data: Bytes.optional(), eof: z.boolean().default(false) }),
+  z.object({ t: z.literal("shell-close"), sid: z.string() }),
 ]);
 export type ServerToWorker = z.infer<typeof ServerToWorker>;
 

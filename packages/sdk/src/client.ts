@@ -8,6 +8,9 @@ import { SkiffError } from "./errors.js";
 
 type Request = ClientMessageInput extends infer M ? (M extends { rid: number } ? Omit<M, "rid"> : never) : never;
 
+/** Output or the end of a shell. */
+export type ShellEvent = Extract<ServerToClient, { t: "shell-output" | "shell-exit" }>;
+
 interface Pending {
   message: Request;
   /** Went out on a connection at least once: after a reconnect it goes again as a resend. */
@@ -31,6 +34,7 @@ export class Client {
   private socket: WebSocket | undefined;
   private opening: Promise<WebSocket> | undefined;
   private nextRid = 1;
+  private readonly shellHandlers = new Map<string, (message: ShellEvent) => void>();
   private readonly pending = new Map<number, Pending>();
   private readonly resultHandlers = new Map<string, Set<(results: Result[]) => void>>();
   private readonly logHandlers = new Map<string, Set<(lines: LogLine[]) => void>>();
@@ -151,6 +155,12 @@ export class Client {
     };
   }
 
+  /** Receives a shell's output and exit (see `skiff shell`). Returns a function that stops it. */
+  onShell(sid: string, handler: (message: ShellEvent) => void): () => void {
+    this.shellHandlers.set(sid, handler);
+    return () => this.shellHandlers.delete(sid);
+  }
+
   /** Streams an app's logs live. */
   async streamLogs(appId: string, handler: (lines: LogLine[]) => void): Promise<() => void> {
     const handlers = this.logHandlers.get(appId) ?? new Set<(lines: LogLine[]) => void>();
@@ -256,6 +266,10 @@ export class Client {
         else pending.resolve();
         return;
       }
+      case "shell-output":
+      case "shell-exit":
+        this.shellHandlers.get(message.sid)?.(message);
+        return;
       case "results":
         for (const handler of this.resultHandlers.get(message.callId) ?? []) handler(message.results);
         return;

@@ -244,13 +244,8 @@ function checkPackages(method: string, packages: string[]): string[] {
   return packages;
 }
 
-/** Uploads an image's local files and builds it on a worker, streaming the build's lines to `onLine`. */
-export async function buildImage(
-  client: Client,
-  image: ImageSpec,
-  onLine: (line: string) => void,
-  options: { export?: boolean } = {},
-): Promise<string | undefined> {
+/** Uploads the archives of local files an image adds (each once, by hash). */
+export async function uploadImageFiles(client: Client, image: ImageSpec): Promise<void> {
   const hashes = [
     ...image.layers.flatMap(({ step }) => (step.kind === "copy" ? [step.archive] : [])),
     ...image.mounts.map((mount) => mount.archive),
@@ -260,6 +255,16 @@ export async function buildImage(
     if (!bytes) throw new SkiffError("INTERNAL", `the archive ${hash} of an image's local files is missing`);
     await client.putBlob(bytes);
   }
+}
+
+/** Uploads an image's local files and builds it on a worker, streaming the build's lines to `onLine`. */
+export async function buildImage(
+  client: Client,
+  image: ImageSpec,
+  onLine: (line: string) => void,
+  options: { export?: boolean } = {},
+): Promise<string | undefined> {
+  await uploadImageFiles(client, image);
   let last = "";
   await client.requestLines("POST", "/v1/images/build", { image, export: options.export ?? false }, (line) => {
     if (line === "ok" || line.startsWith("ok ") || line.startsWith("error: ")) last = line;

@@ -1,6 +1,6 @@
 export type { Duration, Size } from "@skiff/protocol";
 export { App, type CollectedApp, collectApp, LocalEntrypoint, manifestOf } from "./app.js";
-export { Client, type ClientOptions } from "./client.js";
+export { Client, type ClientOptions, type ShellEvent } from "./client.js";
 export { decodeValue, encodeValue } from "./codec.js";
 export { clientFromEnvironment, closeSharedClient } from "./connect.js";
 export { getContext, type MapProgress, type SkiffContext, setContext } from "./context.js";
@@ -8,4 +8,4 @@ export { CallError, isNonRetriable, NonRetriableError, SkiffError } from "./erro
 export { Function, type MapOptions, SkiffFunction } from "./function.js";
 export { FunctionCall } from "./function-call.js";
 export type { FunctionOptions } from "./function-spec.js";
-export { buildImage, Image, localArchive, type StepOptions } from "./image.js";
+export { buildImage, Image, localArchive, type StepOptions, uploadImageFiles } from "./image.js";

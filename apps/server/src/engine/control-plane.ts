@@ -11,6 +11,7 @@ import {
   type Payload,
   RESULT_TTL_MS,
   type RetryPolicy,
+  type ServerToClient,
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
@@ -42,6 +43,7 @@ interface CallState {
 }
 
 type Submit = Extract<ClientMessage, { t: "submit" }>;
+type ShellMessage = Extract<ServerToClient, { t: "shell-output" | "shell-exit" }>;
 type Ref = { inputId: string; attempt: number };
 
 /** A platform failure as a payload: the SDK turns it into a CallError with this message. */
@@ -89,6 +91,8 @@ export class ControlPlane {
     { workerId: string; onLines: (lines: string[]) => void; done: (error?: string, exported?: string) => void }
   >();
   private nextBuild = 1;
+  /** Open shells: the worker running each, and where its output goes. */
+  private readonly shells = new Map<string, { worker: WorkerConn; send: (message: ShellMessage) => void }>();
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
@@ -349,6 +353,27 @@ export class ControlPlane {
     });
   }
 
+  /** Opens a shell in a container of `image` on a worker; its output and exit go to `send`. */
+  openShell(sid: string, image: ImageSpec, command: string[], send: (message: ShellMessage) => void): void {
+    const worker = this.workers.place({ cpu: 1, memoryMiB: 1024 });
+    if (!worker) throw new ApiError("UNAVAILABLE", "no worker has room for a shell: start one with `skiff worker`");
+    this.shells.set(sid, { worker, send });
+    worker.send({ t: "shell-open", sid, image, command });
+  }
+
+  shellInput(sid: string, data: Uint8Array | undefined, eof: boolean): void {
+    const shell = this.shells.get(sid);
+    if (!shell) throw new ApiError("NOT_FOUND", `no shell ${sid}: it has ended`);
+    shell.worker.send({ t: "shell-input", sid, ...(data ? { data } : {}), eof });
+  }
+
+  /** Ends a shell whose client went away. */
+  closeShell(sid: string): void {
+    const shell = this.shells.get(sid);
+    this.shells.delete(sid);
+    shell?.worker.send({ t: "shell-close", sid });
+  }
+
   // ---- workers ----
 
   async workerConnected(
@@ -405,6 +430,11 @@ export class ControlPlane {
     if (this.workers.get(worker.id) !== worker) return;
     this.workers.remove(worker.id);
     for (const container of worker.containers.values()) this.dispatcher.release(container.id);
+    for (const [sid, shell] of this.shells) {
+      if (shell.worker !== worker) continue;
+      shell.send({ t: "shell-exit", sid, code: null, error: "the worker running the shell disconnected" });
+      this.shells.delete(sid);
+    }
     for (const build of [...this.builds.values()]) {
       if (build.workerId === worker.id) build.done("the worker building the image disconnected; build again");
     }
@@ -489,6 +519,13 @@ export class ControlPlane {
         this.requestAutoscale();
         return;
       }
+      case "shell-output":
+        this.shells.get(message.sid)?.send(message);
+        return;
+      case "shell-exit":
+        this.shells.get(message.sid)?.send(message);
+        this.shells.delete(message.sid);
+        return;
       case "build-log":
         this.builds.get(message.rid)?.onLines(message.lines);
         return;

@@ -15,6 +15,9 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
     pushLogs: (lines) => send({ t: "logs", lines }),
   };
 
+  /** Shells this connection opened: closed with it. */
+  const shells = new Set<string>();
+
   socket.on("message", async (data: Buffer) => {
     let rid = 0;
     try {
@@ -38,6 +41,13 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
           break;
         case "ping":
           break;
+        case "shell-open":
+          control.openShell(message.sid, message.image, message.command, send);
+          shells.add(message.sid);
+          break;
+        case "shell-input":
+          control.shellInput(message.sid, message.data, message.eof);
+          break;
       }
       send({ t: "ack", rid });
     } catch (error) {
@@ -46,5 +56,8 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
       send({ t: "ack", rid, error: { code, message: (error as Error).message } });
     }
   });
-  socket.on("close", () => control.hub.remove(subscriber));
+  socket.on("close", () => {
+    control.hub.remove(subscriber);
+    for (const sid of shells) control.closeShell(sid);
+  });
 }

@@ -91,7 +91,12 @@ export class ImageBuilder {
   constructor(private readonly options: ImageBuilderOptions) {}
 
   /** Makes sure every layer of `image` exists, building what is missing; `log` gets the build's lines. */
-  async ensure(image: ImageSpec, base: { rootfs: string; nodeDir: string }, log: (line: string) => void) {
+  async ensure(
+    image: ImageSpec,
+    base: { rootfs: string; nodeDir: string },
+    log: (line: string) => void,
+    options: { upToFailure?: boolean } = {},
+  ) {
     const entries: string[] = base.rootfs.startsWith(join(this.options.cacheDir, "bases"))
       ? [dirname(base.rootfs)]
       : [];
@@ -114,7 +119,14 @@ export class ImageBuilder {
           pending = this.buildLayer(key, step, built, base, where, log).finally(() => this.building.delete(key));
           this.building.set(key, pending);
         }
-        await pending;
+        try {
+          await pending;
+        } catch (error) {
+          if (!options.upToFailure || !(error instanceof ImageBuildError)) throw error;
+          // A shell into the image as it was before the failing step, to see why.
+          log(`${error.message}\nthe shell opens in the image before step ${where.step}`);
+          break;
+        }
       }
       built.layers.push(join(dir, "fs"));
       entries.push(dir);

@@ -176,7 +176,13 @@ export abstract class OciRuntime implements ContainerRuntime {
     };
     entry.exited.then(forget, forget);
     this.running.set(spec.id, entry);
-    return { id: spec.id, stdout: required(child.stdout), stderr: required(child.stderr), exited: entry.exited };
+    return {
+      id: spec.id,
+      stdout: required(child.stdout),
+      stderr: required(child.stderr),
+      ...(child.stdin ? { stdin: child.stdin } : {}),
+      exited: entry.exited,
+    };
   }
 
   private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<ChildProcess> {
@@ -197,7 +203,7 @@ export abstract class OciRuntime implements ContainerRuntime {
     await writeFile(join(container.bundleDir, "config.json"), JSON.stringify(config));
     await this.beforeRun(spec, container);
     const [file, args] = await this.commandLine(binary, this.runArgs(spec, container), container);
-    const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(file, args, { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"] });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", reject);

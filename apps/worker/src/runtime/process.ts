@@ -55,7 +55,12 @@ export class ProcessRuntime implements ContainerRuntime {
     if (!file) throw new Error(`Container ${spec.id} has an empty command; give at least the program to run.`);
     const cwd = toHostPath(spec.cwd, spec.mounts);
     await assertDirectory(cwd, spec.cwd);
-    const child = spawn(file, args, { cwd, env: hostEnv(spec), stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const child = spawn(file, args, {
+      cwd,
+      env: hostEnv(spec),
+      stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      detached: true,
+    });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
       child.once("error", (error) =>
@@ -66,7 +71,13 @@ export class ProcessRuntime implements ContainerRuntime {
     this.children.set(spec.id, { child, exited });
     const forget = () => this.children.delete(spec.id);
     exited.then(forget, forget);
-    return { id: spec.id, stdout: child.stdout, stderr: child.stderr, exited };
+    return {
+      id: spec.id,
+      stdout: child.stdout!,
+      stderr: child.stderr!,
+      ...(child.stdin ? { stdin: child.stdin } : {}),
+      exited,
+    };
   }
 }
 

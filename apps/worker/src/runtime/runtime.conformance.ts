@@ -111,6 +111,21 @@ function defineCases(
   );
 
   it(
+    "feeds stdin to the command when asked",
+    async () => {
+      const handle = await runtime.start(
+        spec("stdin", { command: ["/bin/sh", "-c", 'read line; echo "got $line"; cat'], stdin: true }),
+      );
+      const stdout = collect(handle.stdout);
+      handle.stdin?.write("hello\n");
+      handle.stdin?.end("rest\n");
+      await handle.exited;
+      expect(await stdout).toBe("got hello\nrest\n");
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
     "reports the exit code",
     async () => {
       const { exit } = await run(runtime, spec("exit", { command: ["/bin/sh", "-c", "exit 7"] }));

@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 export type RuntimeName = "gvisor" | "runc" | "process";
 
@@ -39,6 +39,8 @@ export interface ContainerSpec {
    * (the process runtime cannot isolate and treats it as "host").
    */
   network: "host" | "none" | "private";
+  /** Give the container a stdin to write to (`ContainerHandle.stdin`); otherwise it reads nothing. */
+  stdin?: boolean;
 }
 
 export interface ContainerExit {
@@ -52,6 +54,8 @@ export interface ContainerHandle {
   readonly id: string;
   readonly stdout: Readable;
   readonly stderr: Readable;
+  /** When the spec asked for one. */
+  readonly stdin?: Writable;
   /** Resolves once the container has exited and its resources (overlay, cgroup, state) are released. */
   readonly exited: Promise<ContainerExit>;
 }

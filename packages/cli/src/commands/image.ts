@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { buildImage, Client, setContext } from "skiff";
+import { buildImage, Client, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { ensureServer } from "../embedded.js";
@@ -80,4 +81,50 @@ export async function imageExportCommand(target: string, out: string, config: Co
   } finally {
     client.close();
   }
+}
+
+/**
+ * `skiff shell --image FILE[::NAME] [COMMAND…]`: a shell (or COMMAND) in a container of a function's
+ * image, built first if needed and up to a failing step. Lines go to it as typed; it is not a terminal
+ * (no job control, no full-screen programs).
+ */
+export async function shellCommand(target: string, command: string[], config: Config): Promise<number> {
+  const [file, name] = splitTarget(target);
+  const shown = displayPath(file);
+  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+  setContext({ v: 1, where: "local", functionIds: {} });
+  const manifest = describe(await load(bundle.path, shown), shown);
+  const fn = name ? manifest.functions.find((f) => f.name === name) : manifest.functions[0];
+  if (!fn || (!name && manifest.functions.length > 1)) {
+    const names = manifest.functions.map((f) => f.name).join(", ") || "none";
+    throw new UserCodeError(`name the function whose image to open: ${shown}::NAME (${names})`);
+  }
+  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  await uploadImageFiles(client, fn.image);
+  const sid = randomUUID();
+  const ended = new Promise<number>((resolveExit) => {
+    client.onShell(sid, (event) => {
+      if (event.t === "shell-output") {
+        const out = event.stream === "stdout" ? process.stdout : process.stderr;
+        out.write(event.stream === "system" ? dim(Buffer.from(event.data).toString()) : event.data);
+      } else {
+        if (event.error) process.stderr.write(`${formatError(new Error(event.error))}\n`);
+        resolveExit(event.code ?? 1);
+      }
+    });
+  });
+  // An interactive sh prints its prompts without a terminal; a pipe gets a plain one.
+  const argv = command.length > 0 ? command : process.stdin.isTTY ? ["/bin/sh", "-i"] : ["/bin/sh"];
+  await client.send({ t: "shell-open", sid, image: fn.image, command: argv });
+  let input = Promise.resolve();
+  process.stdin.on("data", (data: Buffer) => {
+    input = input.then(() => client.send({ t: "shell-input", sid, data }));
+  });
+  process.stdin.on("end", () => {
+    input = input.then(() => client.send({ t: "shell-input", sid, eof: true }));
+  });
+  const code = await ended;
+  process.stdin.pause();
+  client.close();
+  return code;
 }
