@@ -11,13 +11,30 @@ import { ensureServer } from "../embedded.js";
 import { dim, formatError, green, say } from "../output.js";
 import { describe, load, splitTarget } from "./run.js";
 
-/** `skiff image build FILE[::NAME]`: builds the images of FILE's functions (or of one) now. */
-export async function imageBuildCommand(target: string, config: Config): Promise<number> {
+/** The functions of FILE[::NAME], as described for the server (their images included). */
+async function functionsOf(target: string, config: Config) {
   const [file, name] = splitTarget(target);
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
   setContext({ v: 1, where: "local", functionIds: {} });
   const manifest = describe(await load(bundle.path, shown), shown);
+  return { name, shown, manifest };
+}
+
+/** The one function FILE::NAME names (or FILE's only function), for what to do with its image. */
+async function oneFunction(target: string, config: Config, what: string) {
+  const { name, shown, manifest } = await functionsOf(target, config);
+  const fn = name ? manifest.functions.find((f) => f.name === name) : manifest.functions[0];
+  if (!fn || (!name && manifest.functions.length > 1)) {
+    const names = manifest.functions.map((f) => f.name).join(", ") || "none";
+    throw new UserCodeError(`name the function whose image to ${what}: ${shown}::NAME (${names})`);
+  }
+  return fn;
+}
+
+/** `skiff image build FILE[::NAME]`: builds the images of FILE's functions (or of one) now. */
+export async function imageBuildCommand(target: string, config: Config): Promise<number> {
+  const { name, shown, manifest } = await functionsOf(target, config);
   const functions = name ? manifest.functions.filter((fn) => fn.name === name) : manifest.functions;
   if (functions.length === 0) {
     const names = manifest.functions.map((fn) => fn.name).join(", ") || "none";
@@ -31,40 +48,23 @@ export async function imageBuildCommand(target: string, config: Config): Promise
     entry.names.push(fn.name);
     images.set(key, entry);
   }
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
-  try {
+  return withServer(config, async (client) => {
     for (const { image, names } of images.values()) {
       say(`building the image of ${names.join(", ")} ${dim(`(${image.layers.length} layers)`)}`);
       await buildImage(client, image, (line) => console.log(line));
     }
     say(green(`built ${images.size} image(s)`));
-    return 0;
-  } catch (error) {
-    process.stderr.write(`${formatError(error)}\n`);
-    return 1;
-  } finally {
-    client.close();
-  }
+  });
 }
 
 /** `skiff image export FILE[::NAME] DIR`: builds a function's image and writes it as an OCI layout. */
 export async function imageExportCommand(target: string, out: string, config: Config): Promise<number> {
-  const [file, name] = splitTarget(target);
-  const shown = displayPath(file);
   const dir = resolve(out);
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     throw new UserCodeError(`${out} is not empty: export into a new or empty directory`);
   }
-  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
-  setContext({ v: 1, where: "local", functionIds: {} });
-  const manifest = describe(await load(bundle.path, shown), shown);
-  const fn = name ? manifest.functions.find((f) => f.name === name) : manifest.functions[0];
-  if (!fn || (!name && manifest.functions.length > 1)) {
-    const names = manifest.functions.map((f) => f.name).join(", ") || "none";
-    throw new UserCodeError(`name the function whose image to export: ${shown}::NAME (${names})`);
-  }
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
-  try {
+  const fn = await oneFunction(target, config, "export");
+  return withServer(config, async (client) => {
     say(`building and exporting the image of ${fn.name}`);
     const hash = await buildImage(client, fn.image, (line) => console.log(line), { export: true });
     if (!hash) throw new Error("the server did not return the exported layout");
@@ -74,6 +74,14 @@ export async function imageExportCommand(target: string, out: string, config: Co
     await promisify(execFile)("tar", ["-xf", tarball, "-C", dir]);
     await rm(tarball, { force: true });
     say(green(`exported to ${out}: an OCI layout with the tag latest (e.g. skopeo copy oci:${out}:latest docker://…)`));
+  });
+}
+
+/** Runs `fn` with a client of the configured server; its failure is printed, and is exit code 1. */
+async function withServer(config: Config, fn: (client: Client) => Promise<void>): Promise<number> {
+  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  try {
+    await fn(client);
     return 0;
   } catch (error) {
     process.stderr.write(`${formatError(error)}\n`);
@@ -89,16 +97,7 @@ export async function imageExportCommand(target: string, out: string, config: Co
  * (no job control, no full-screen programs).
  */
 export async function shellCommand(target: string, command: string[], config: Config): Promise<number> {
-  const [file, name] = splitTarget(target);
-  const shown = displayPath(file);
-  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
-  setContext({ v: 1, where: "local", functionIds: {} });
-  const manifest = describe(await load(bundle.path, shown), shown);
-  const fn = name ? manifest.functions.find((f) => f.name === name) : manifest.functions[0];
-  if (!fn || (!name && manifest.functions.length > 1)) {
-    const names = manifest.functions.map((f) => f.name).join(", ") || "none";
-    throw new UserCodeError(`name the function whose image to open: ${shown}::NAME (${names})`);
-  }
+  const fn = await oneFunction(target, config, "open");
   const client = new Client({ serverUrl: await ensureServer(config, say) });
   await uploadImageFiles(client, fn.image);
   const sid = randomUUID();
