@@ -3,6 +3,7 @@ export * from "./error-code.js";
 export * from "./errors.js";
 export * from "./frame.js";
 export * from "./group-by.js";
+export * from "./image-files.js";
 export * from "./link.js";
 export * from "./manifest.js";
 export * from "./messages.js";

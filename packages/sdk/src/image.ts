@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
+import { imageArchives } from "@skiff/protocol/image-files";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
 import { getContext } from "./context.js";
@@ -223,8 +224,8 @@ function registerArchive(bytes: Uint8Array): string {
   return hash;
 }
 
-/** The bytes of a local-file archive an image refers to, for the CLI to upload. */
-export function localArchive(hash: string): Uint8Array | undefined {
+/** The bytes of a local-file archive an image refers to, for uploadImageFiles. */
+function localArchive(hash: string): Uint8Array | undefined {
   return archives().get(hash);
 }
 
@@ -244,13 +245,9 @@ function checkPackages(method: string, packages: string[]): string[] {
   return packages;
 }
 
-/** Uploads the archives of local files an image adds (each once, by hash). */
-export async function uploadImageFiles(client: Client, image: ImageSpec): Promise<void> {
-  const hashes = [
-    ...image.layers.flatMap(({ step }) => (step.kind === "copy" ? [step.archive] : [])),
-    ...image.mounts.map((mount) => mount.archive),
-  ];
-  for (const hash of hashes) {
+/** Uploads the archives of local files these images add (each once, by hash). */
+export async function uploadImageFiles(client: Client, ...images: ImageSpec[]): Promise<void> {
+  for (const hash of new Set(images.flatMap(imageArchives))) {
     const bytes = localArchive(hash);
     if (!bytes) throw new SkiffError("INTERNAL", `the archive ${hash} of an image's local files is missing`);
     await client.putBlob(bytes);

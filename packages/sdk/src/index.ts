@@ -8,4 +8,4 @@ export { CallError, isNonRetriable, NonRetriableError, SkiffError } from "./erro
 export { Function, type MapOptions, SkiffFunction } from "./function.js";
 export { FunctionCall } from "./function-call.js";
 export type { FunctionOptions } from "./function-spec.js";
-export { buildImage, Image, localArchive, type StepOptions, uploadImageFiles } from "./image.js";
+export { buildImage, Image, type StepOptions, uploadImageFiles } from "./image.js";

@@ -1,6 +1,6 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
-import { AppManifest, HTTP_STATUS, ImageSpec } from "@skiff/protocol";
+import { AppManifest, HTTP_STATUS, ImageSpec, imageArchives } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -47,7 +47,7 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
       c.req.raw,
       z.object({ image: ImageSpec, export: z.boolean().default(false) }),
     );
-    for (const archive of archivesOf(image)) {
+    for (const archive of imageArchives(image)) {
       if (!(await blobs.has(archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
       }
@@ -148,12 +148,4 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   });
 
   return api;
-}
-
-/** The blobs of local files an image refers to. */
-function archivesOf(image: ImageSpec): string[] {
-  return [
-    ...image.layers.flatMap(({ step }) => (step.kind === "copy" ? [step.archive] : [])),
-    ...image.mounts.map((mount) => mount.archive),
-  ];
 }

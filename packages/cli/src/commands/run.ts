@@ -1,6 +1,14 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Client, type CollectedApp, collectApp, localArchive, manifestOf, type SkiffContext, setContext } from "skiff";
+import {
+  Client,
+  type CollectedApp,
+  collectApp,
+  manifestOf,
+  type SkiffContext,
+  setContext,
+  uploadImageFiles,
+} from "skiff";
 import { parseFlags } from "../args.js";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
@@ -38,7 +46,7 @@ export async function runCommand(
   const serverUrl = await ensureServer(config, say);
   const client = new Client({ serverUrl });
   await client.putBlob(bundle.code);
-  await uploadLocalFiles(client, manifest);
+  await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
   const created = await client.request<{ appId: string; functions: Record<string, string> }>("POST", "/v1/apps", {
     manifest,
     env: "main",
@@ -89,20 +97,6 @@ export async function runCommand(
     if (options.detach) say(`the app keeps running: stop it with \`skiff app stop ${created.appId}\``);
   }
   return code;
-}
-
-/** Uploads the archives of local files that the app's images add (each once, by hash). */
-async function uploadLocalFiles(client: Client, manifest: ReturnType<typeof describe>): Promise<void> {
-  const hashes = new Set<string>();
-  for (const { image } of manifest.functions) {
-    for (const { step } of image.layers) if (step.kind === "copy") hashes.add(step.archive);
-    for (const mount of image.mounts) hashes.add(mount.archive);
-  }
-  for (const hash of hashes) {
-    const bytes = localArchive(hash);
-    if (!bytes) throw new Error(`the archive ${hash} of an image's local files is missing: this is a bug in skiff`);
-    await client.putBlob(bytes);
-  }
 }
 
 export function splitTarget(target: string): [string, string | undefined] {
