@@ -4,6 +4,7 @@ import {
   type ErrorCode,
   encodeMessage,
   type FunctionSpec,
+  groupBy,
   type ImageSpec,
   INFRA_RETRIES,
   LEASE_MS,
@@ -19,7 +20,7 @@ import { type FinishedInput, INPUT_ID_BLOCK, type Store } from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
 import { Dispatcher } from "./dispatcher.js";
-import { Hub, type Subscriber } from "./hub.js";
+import { Hub, type Subscriber, toResult } from "./hub.js";
 import { Persister } from "./persister.js";
 import { InputQueue, type QueuedInput } from "./queue.js";
 import { FunctionTimings } from "./timings.js";
@@ -252,26 +253,18 @@ export class ControlPlane {
 
   /** Fails these inputs with `code`, killing the attempts that run; resolves once recorded. */
   private async failAll(inputs: QueuedInput[], code: ErrorCode, data: Uint8Array): Promise<void> {
-    const kill = new Map<WorkerConn, Ref[]>();
-    for (const input of inputs) {
-      const worker = input.state === "running" ? this.workers.ownerOf(input.owner!) : undefined;
-      if (worker) kill.set(worker, [...(kill.get(worker) ?? []), { inputId: input.id, attempt: input.attempt }]);
+    const running = inputs.filter((input) => input.state === "running");
+    for (const [worker, attempts] of groupBy(running, (input) => this.workers.ownerOf(input.owner!))) {
+      worker?.send({ t: "cancel", inputs: attempts.map((input) => ({ inputId: input.id, attempt: input.attempt })) });
     }
-    for (const [worker, refs] of kill) worker.send({ t: "cancel", inputs: refs });
-    const finished = inputs.map((input) => this.finish(input, "failure", code, { inline: data }));
-    this.hub.publishFinished(finished.map((f) => f.input));
-    await Promise.all(finished.map((f) => f.recorded));
+    this.hub.publishFinished(inputs.map((input) => this.finish(input, "failure", code, { inline: data })));
+    await this.persister.flushed();
   }
 
-  /** Takes an input out of the queue with its final result, and writes the result behind. */
-  private finish(
-    input: QueuedInput,
-    status: OutputStatus,
-    code: ErrorCode | undefined,
-    data: Payload,
-  ): { input: FinishedInput; recorded: Promise<void> } {
+  /** Takes an input out of the queue with its final result, and writes the result behind (see flushed). */
+  private finish(input: QueuedInput, status: OutputStatus, code: ErrorCode | undefined, data: Payload): FinishedInput {
     this.queue.remove(input);
-    const recorded = this.persister.result({
+    void this.persister.result({
       inputId: input.id,
       callId: input.callId,
       idx: input.idx,
@@ -284,14 +277,14 @@ export class ControlPlane {
     });
     const state = this.calls.get(input.callId);
     if (state && --state.unfinished === 0) void this.persister.finishedCall(input.callId);
-    return { input: { inputId: input.id, callId: input.callId, idx: input.idx, status, code, data }, recorded };
+    return { inputId: input.id, callId: input.callId, idx: input.idx, status, code, data };
   }
 
   /**
    * Puts back an input whose attempt the platform lost (container or worker gone, lease expired), outside
    * the user's retry budget; past INFRA_RETRIES such losses it fails with `message`.
    */
-  private lose(input: QueuedInput, message: string): { input: FinishedInput; recorded: Promise<void> } | undefined {
+  private lose(input: QueuedInput, message: string): FinishedInput | undefined {
     input.infraFailures += 1;
     if (input.infraFailures > INFRA_RETRIES) {
       const data = failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`);
@@ -316,8 +309,7 @@ export class ControlPlane {
   /** Loses every input in `inputs`, then tells callers and containers. */
   private loseAll(inputs: QueuedInput[], message: string): void {
     if (inputs.length === 0) return;
-    const failed = inputs.flatMap((input) => this.lose(input, message) ?? []);
-    this.hub.publishFinished(failed.map((f) => f.input));
+    this.hub.publishFinished(inputs.flatMap((input) => this.lose(input, message) ?? []));
     this.dispatcher.serveAll();
     this.requestAutoscale();
   }
@@ -554,7 +546,7 @@ export class ControlPlane {
    */
   private outputs(worker: WorkerConn, seq: number, outputs: WorkerOutput[]): void {
     const now = Date.now();
-    const finished: { input: FinishedInput; recorded: Promise<void> }[] = [];
+    const finished: FinishedInput[] = [];
     const lost: QueuedInput[] = [];
     let requeued = false;
     for (const output of outputs) {
@@ -582,12 +574,11 @@ export class ControlPlane {
         }
       }
     }
-    this.hub.publishFinished(finished.map((f) => f.input));
+    this.hub.publishFinished(finished);
     this.loseAll(lost, "the container was lost");
     if (requeued) this.requestAutoscale();
-    void Promise.all(finished.map((f) => f.recorded))
-      .then(() => this.persister.flushed())
-      .then(() => worker.send({ t: "outputs-recorded", seq }));
+    // Results, retry counts and requeues of these outputs are all queued by now.
+    void this.persister.flushed().then(() => worker.send({ t: "outputs-recorded", seq }));
   }
 
   /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
@@ -640,7 +631,7 @@ export class ControlPlane {
     const expired = this.queue.expired(now);
     if (expired.length > 0) this.log.warn({ inputs: expired.length }, "requeueing inputs whose lease expired");
     this.loseAll(expired, "the input's worker stopped answering");
-    if (this.queue.promoteDue(now).size > 0) {
+    if (this.queue.promoteDue(now) > 0) {
       this.dispatcher.serveAll();
       this.requestAutoscale();
     }
@@ -749,8 +740,4 @@ function newInput(id: string, callId: string, idx: number, functionId: string, a
 /** The delay before retry number `failures + 1`. */
 function backoffMs(policy: RetryPolicy, failures: number): number {
   return Math.min(policy.initialDelayMs * policy.backoffCoefficient ** failures, policy.maxDelayMs);
-}
-
-function toResult(input: FinishedInput) {
-  return { idx: input.idx, status: input.status, data: input.data, ...(input.code ? { code: input.code } : {}) };
 }

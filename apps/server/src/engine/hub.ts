@@ -1,5 +1,6 @@
 import { groupBy, type LogLine, type Result } from "@skiff/protocol";
 import type { FinishedInput } from "@skiff/store";
+import { addToIndex, removeFromIndex } from "./set-index.js";
 
 /** Something results and logs can be pushed to: a client WebSocket. */
 export interface Subscriber {
@@ -7,10 +8,9 @@ export interface Subscriber {
   pushLogs(lines: LogLine[]): void;
 }
 
-function add<K>(map: Map<K, Set<Subscriber>>, key: K, subscriber: Subscriber): void {
-  const set = map.get(key) ?? new Set<Subscriber>();
-  map.set(key, set);
-  set.add(subscriber);
+/** A finished input as its caller receives it. */
+export function toResult(input: FinishedInput): Result {
+  return { idx: input.idx, status: input.status, data: input.data, ...(input.code ? { code: input.code } : {}) };
 }
 
 /** Routes finished inputs to the callers waiting on them, and container logs to their app's watchers. */
@@ -19,17 +19,15 @@ export class Hub {
   private readonly apps = new Map<string, Set<Subscriber>>();
 
   subscribeCall(callId: string, subscriber: Subscriber): void {
-    add(this.calls, callId, subscriber);
+    addToIndex(this.calls, callId, subscriber);
   }
 
   subscribeLogs(appId: string, subscriber: Subscriber): void {
-    add(this.apps, appId, subscriber);
+    addToIndex(this.apps, appId, subscriber);
   }
 
   unsubscribeCall(callId: string, subscriber: Subscriber): void {
-    const set = this.calls.get(callId);
-    set?.delete(subscriber);
-    if (set?.size === 0) this.calls.delete(callId);
+    removeFromIndex(this.calls, callId, subscriber);
   }
 
   remove(subscriber: Subscriber): void {
@@ -43,12 +41,7 @@ export class Hub {
 
   publishFinished(finished: FinishedInput[]): void {
     for (const [callId, inputs] of groupBy(finished, (input) => input.callId)) {
-      const results: Result[] = inputs.map((input) => ({
-        idx: input.idx,
-        status: input.status,
-        data: input.data,
-        ...(input.code ? { code: input.code } : {}),
-      }));
+      const results = inputs.map(toResult);
       for (const subscriber of this.calls.get(callId) ?? []) subscriber.pushResults(callId, results);
     }
   }

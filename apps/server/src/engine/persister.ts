@@ -23,7 +23,8 @@ interface Pending {
 export class Persister {
   private queue: Pending[] = [];
   private running: Promise<void> | undefined;
-  private idle: (() => void)[] = [];
+  /** The promise of the last write queued: writes finish in order, so it settles after all the others. */
+  private last: Promise<unknown> = Promise.resolve();
   private lastWrite = 0;
 
   constructor(
@@ -49,17 +50,18 @@ export class Persister {
     return this.enqueue("finishedCalls", callId).then(() => undefined);
   }
 
-  /** Resolves once everything queued before it is durable. */
+  /** Resolves once everything queued before it is durable (not waiting for what is queued after). */
   flushed(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return this.last.then(() => undefined);
   }
 
   private enqueue(kind: keyof WriteBatch, item: unknown): Promise<boolean> {
-    return new Promise((done) => {
+    const written = new Promise<boolean>((done) => {
       this.queue.push({ kind, item: item as Pending["item"], done });
       this.running ??= this.run();
     });
+    this.last = written;
+    return written;
   }
 
   private async run(): Promise<void> {
@@ -72,7 +74,6 @@ export class Persister {
       await this.write(this.take());
     }
     this.running = undefined;
-    for (const resolve of this.idle.splice(0)) resolve();
   }
 
   /**

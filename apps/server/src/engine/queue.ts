@@ -1,4 +1,5 @@
 import type { Payload } from "@skiff/protocol";
+import { addToIndex, removeFromIndex } from "./set-index.js";
 
 /** An unfinished input as the engine holds it. Finished inputs leave memory; the store keeps them. */
 export interface QueuedInput {
@@ -81,10 +82,6 @@ export class InputQueue {
   private readonly delayed = new Set<QueuedInput>();
   private readonly holding = new Set<QueuedInput>();
 
-  get size(): number {
-    return this.inputs.size;
-  }
-
   get(inputId: string): QueuedInput | undefined {
     return this.inputs.get(inputId);
   }
@@ -94,7 +91,7 @@ export class InputQueue {
     for (const input of inputs) {
       if (this.inputs.has(input.id)) continue;
       this.inputs.set(input.id, input);
-      indexAdd(this.byCall, input.callId, input);
+      addToIndex(this.byCall, input.callId, input);
       this.enter(input, input.state, input.until, input.owner, "fresh");
     }
   }
@@ -134,23 +131,22 @@ export class InputQueue {
   remove(input: QueuedInput): void {
     if (!this.inputs.delete(input.id)) return;
     this.leave(input);
-    indexRemove(this.byCall, input.callId, input);
+    removeFromIndex(this.byCall, input.callId, input);
   }
 
   extend(input: QueuedInput, leaseUntil: number): void {
     if (input.state === "running") input.until = leaseUntil;
   }
 
-  /** Delayed inputs whose backoff is over go back to the queue; returns the functions that got work. */
-  promoteDue(now: number): Set<string> {
-    const woke = new Set<string>();
+  /** Delayed inputs whose backoff is over go back to the queue; returns how many did. */
+  promoteDue(now: number): number {
+    let promoted = 0;
     for (const input of [...this.delayed]) {
-      if (input.until <= now) {
-        this.requeue(input, 0, now);
-        woke.add(input.functionId);
-      }
+      if (input.until > now) continue;
+      this.requeue(input, 0, now);
+      promoted++;
     }
-    return woke;
+    return promoted;
   }
 
   /** Running inputs whose lease has expired. */
@@ -217,7 +213,7 @@ export class InputQueue {
       this.queueOf(input.functionId)[list].push(input);
     } else if (state === "running") {
       load.running++;
-      indexAdd(this.byOwner, owner!, input);
+      addToIndex(this.byOwner, owner!, input);
     } else {
       load.waiting++;
       (state === "delayed" ? this.delayed : this.holding).add(input);
@@ -230,7 +226,7 @@ export class InputQueue {
     if (input.state === "pending") load.pending--;
     else if (input.state === "running") {
       load.running--;
-      indexRemove(this.byOwner, input.owner!, input);
+      removeFromIndex(this.byOwner, input.owner!, input);
     } else if (input.state !== "gone") {
       load.waiting--;
       this.delayed.delete(input);
@@ -239,19 +235,4 @@ export class InputQueue {
     input.state = "gone";
     input.owner = undefined;
   }
-}
-
-function indexAdd<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
-  let set = index.get(key);
-  if (!set) {
-    set = new Set();
-    index.set(key, set);
-  }
-  set.add(value);
-}
-
-function indexRemove<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
-  const set = index.get(key);
-  set?.delete(value);
-  if (set?.size === 0) index.delete(key);
 }
