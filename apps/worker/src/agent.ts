@@ -20,7 +20,7 @@ import { Client } from "skiff";
 import WebSocket from "ws";
 import { BundleCache } from "./bundle-cache.js";
 import { ContainerSession, type SessionHost } from "./container-session.js";
-import { ImageBuilder } from "./images/index.js";
+import { ImageBuilder, imageContainerSpec } from "./images/index.js";
 import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 
@@ -411,18 +411,9 @@ export class WorkerAgent {
       try {
         if (shell.closed) throw new Error("the shell was closed before it started");
         const handle = await this.shellRuntime.start({
+          ...imageContainerSpec(prepared),
           id,
-          rootfs: prepared.rootfs,
-          layers: prepared.image.layers,
           command,
-          env: {
-            ...prepared.image.env,
-            PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            HOME: prepared.image.user?.home ?? "/root",
-          },
-          cwd: prepared.image.cwd,
-          ...(prepared.image.user ? { user: { uid: prepared.image.user.uid, gid: prepared.image.user.gid } } : {}),
-          mounts: [{ source: prepared.nodeDir, target: "/.skiff/node", readonly: true }, ...prepared.image.mounts],
           cpu: 1,
           memoryMiB: 1024,
           network: "private",

@@ -18,7 +18,7 @@ import {
   type WorkerToRunner,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
-import { type BuiltImage, ImageBuildError } from "./images/index.js";
+import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
 
@@ -94,32 +94,25 @@ export class ContainerSession {
       // A function running as another user (USER) must still reach its socket; the directory is this
       // container's alone.
       if (paths.image.user) await chmod(join(dir, "runner.sock"), 0o777);
+      const { spec } = this.start;
+      const fromImage = imageContainerSpec(paths, {
+        ...this.start.env,
+        SKIFF_SOCKET: "/.skiff/sock/runner.sock",
+        SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
+        SKIFF_FUNCTION: spec.name,
+        SKIFF_MAX_INPUTS: String(spec.maxInputs),
+        SKIFF_CONTAINER_ID: this.id,
+      });
       const mounts: Mount[] = [
         { source: paths.runnerDir, target: "/.skiff/runner", readonly: true },
         { source: paths.bundleDir, target: "/.skiff/bundle", readonly: true },
-        { source: paths.nodeDir, target: "/.skiff/node", readonly: true },
         { source: dir, target: "/.skiff/sock", readonly: false },
-        ...paths.image.mounts,
+        ...fromImage.mounts,
       ];
-      const { spec } = this.start;
       const handle = await this.host.runtime.start({
+        ...fromImage,
         id: this.id,
-        rootfs: paths.rootfs,
-        layers: paths.image.layers,
         command: ["/.skiff/node/bin/node", "/.skiff/runner/runner.mjs"],
-        env: {
-          ...paths.image.env,
-          ...this.start.env,
-          PATH: "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-          HOME: paths.image.user?.home ?? "/root",
-          SKIFF_SOCKET: "/.skiff/sock/runner.sock",
-          SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
-          SKIFF_FUNCTION: spec.name,
-          SKIFF_MAX_INPUTS: String(spec.maxInputs),
-          SKIFF_CONTAINER_ID: this.id,
-        },
-        cwd: paths.image.cwd,
-        ...(paths.image.user ? { user: { uid: paths.image.user.uid, gid: paths.image.user.gid } } : {}),
         mounts,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,

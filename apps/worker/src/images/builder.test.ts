@@ -32,7 +32,7 @@ describe("the image cache", () => {
     const old = await layer(cacheDir, "a".repeat(64), 10, now - 10 * DAY);
     const lru = await layer(cacheDir, "b".repeat(64), 600, now - 2 * DAY);
     const recent = await layer(cacheDir, "c".repeat(64), 600, now - DAY);
-    const scratch = join(cacheDir, "layers", `${"d".repeat(64)}.build-1234`);
+    const scratch = join(cacheDir, "layers", `${"d".repeat(64)}.tmp-1234`);
     await mkdir(scratch, { recursive: true });
     await utimes(scratch, new Date(now - 2 * DAY), new Date(now - 2 * DAY));
 

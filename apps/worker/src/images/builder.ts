@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
 import { forEachLine } from "../line-splitter.js";
 import { runChecked } from "../runtime/command.js";
-import { withFileLock } from "../runtime/file-lock.js";
 import type { ContainerRuntime, Mount } from "../runtime/types.js";
-import { diskUsage } from "./disk-usage.js";
+import { makeCacheEntry } from "./cache-entry.js";
 import { exportLayout } from "./export.js";
 import { pullRegistryBase } from "./registry.js";
 import { describe, PATH, stepScript } from "./steps.js";
@@ -174,7 +173,7 @@ export class ImageBuilder {
       const parent = join(this.options.cacheDir, kind);
       for (const name of await readdir(parent).catch(() => [] as string[])) {
         const dir = join(parent, name);
-        if (/\.(build|tmp)-/.test(name)) {
+        if (/\.tmp-/.test(name)) {
           const { mtimeMs } = await stat(dir).catch(() => ({ mtimeMs: now }));
           if (now - mtimeMs > SCRATCH_MAX_AGE_MS) {
             await rm(dir, { recursive: true, force: true });
@@ -212,23 +211,8 @@ export class ImageBuilder {
   /** An archive of the caller's files, unpacked once into the cache; returns its root. */
   private async unpacked(archive: string): Promise<string> {
     const dir = join(this.options.cacheDir, "archives", archive);
-    if (existsSync(join(dir, "done"))) return join(dir, "fs");
-    await mkdir(dirname(dir), { recursive: true });
-    return withFileLock(`${dir}.lock`, async () => {
-      if (!existsSync(join(dir, "done"))) {
-        const scratch = `${dir}.tmp-${randomUUID().slice(0, 8)}`;
-        try {
-          await this.extract(archive, join(scratch, "fs"));
-          await writeFile(join(scratch, "size"), String(await diskUsage(join(scratch, "fs"))));
-          await writeFile(join(scratch, "done"), "");
-          await rm(dir, { recursive: true, force: true });
-          await rename(scratch, dir);
-        } finally {
-          await rm(scratch, { recursive: true, force: true });
-        }
-      }
-      return join(dir, "fs");
-    });
+    await makeCacheEntry(dir, (scratch) => this.extract(archive, join(scratch, "fs")));
+    return join(dir, "fs");
   }
 
   /** Shares a layer built here with other workers, in the background. */
@@ -278,36 +262,26 @@ export class ImageBuilder {
     log: (line: string) => void,
   ): Promise<void> {
     const dir = this.layerDir(key);
-    await mkdir(dirname(dir), { recursive: true });
-    await withFileLock(`${dir}.lock`, async () => {
-      if (existsSync(join(dir, "done"))) return;
-      const started = Date.now();
-      const scratch = `${dir}.build-${randomUUID().slice(0, 8)}`;
-      await mkdir(scratch, { recursive: true });
-      try {
-        const script = stepScript(step);
-        const upper = join(scratch, "fs");
-        // A layer another worker built and published is fetched rather than built again.
-        const published = await this.options.shared?.find(key).catch(() => undefined);
-        const say = (what: string) => log(`image step ${where.step}/${where.total} ${where.description}: ${what}`);
-        say(published ? "fetching" : "building");
-        if (published) await this.extract(published, upper, LAYER_TAR_FLAGS);
-        else if (step.kind === "copy") await this.extract(step.archive, upper);
-        else if (script !== undefined) await this.run(key, script, step, below, base, upper, where, log);
-        else {
-          await mkdir(upper, { recursive: true });
-          if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
-        }
-        await writeFile(join(scratch, "size"), String(await diskUsage(upper)));
-        await writeFile(join(scratch, "done"), `${new Date().toISOString()}\n`);
-        await rm(dir, { recursive: true, force: true });
-        await rename(scratch, dir);
-        say(`${published ? "fetched" : "built"} in ${Date.now() - started} ms`);
-        if (!published) this.publish(key, join(dir, "fs"));
-      } finally {
-        await rm(scratch, { recursive: true, force: true });
+    const started = Date.now();
+    const say = (what: string) => log(`image step ${where.step}/${where.total} ${where.description}: ${what}`);
+    let published: string | undefined;
+    const made = await makeCacheEntry(dir, async (scratch) => {
+      const upper = join(scratch, "fs");
+      const script = stepScript(step);
+      // A layer another worker built and published is fetched rather than built again.
+      published = await this.options.shared?.find(key).catch(() => undefined);
+      say(published ? "fetching" : "building");
+      if (published) await this.extract(published, upper, LAYER_TAR_FLAGS);
+      else if (step.kind === "copy") await this.extract(step.archive, upper);
+      else if (script !== undefined) await this.run(key, script, step, below, base, upper, where, log);
+      else {
+        await mkdir(upper, { recursive: true });
+        if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
       }
     });
+    if (!made) return;
+    say(`${published ? "fetched" : "built"} in ${Date.now() - started} ms`);
+    if (!published) this.publish(key, join(dir, "fs"));
   }
 
   private async run(
