@@ -339,50 +339,55 @@ export class Store {
     return [...byIdx.values()].sort((a, b) => a.idx - b.idx);
   }
 
-  /** Every input of calls not finished yet, without a result: what the engine reloads when it starts. */
+  /**
+   * Every input of calls not finished yet, without a result, in submission order: what the engine reloads
+   * when it starts. Three statements, whatever the number of calls.
+   */
   async unfinishedInputs(): Promise<UnfinishedInput[]> {
-    const calls = await this.db.query<{ id: string }>("SELECT id::text FROM calls WHERE finished_at IS NULL");
+    const open = "JOIN calls k ON k.id = c.call_id AND k.finished_at IS NULL";
+    const [chunks, resultRows, progress] = await Promise.all([
+      this.db.query<{ call_id: string; first_idx: number; first_id: string; function_id: string; args: Uint8Array }>(
+        `SELECT c.call_id::text, c.first_idx, c.first_id::text, c.function_id, c.args FROM input_chunks c ${open}
+         ORDER BY c.first_id`,
+      ),
+      this.db.query<{ call_id: string; results: Uint8Array }>(
+        `SELECT c.call_id::text, c.results FROM result_chunks c ${open}`,
+      ),
+      this.db.query<{
+        input_id: string;
+        attempt: number;
+        user_failures: number;
+        infra_failures: number;
+        run_after_ms: number;
+      }>(
+        `SELECT p.input_id::text, p.attempt, p.user_failures, p.infra_failures, p.run_after_ms FROM input_progress p
+         JOIN input_chunks c ON p.input_id >= c.first_id AND p.input_id < c.first_id + c.count ${open}`,
+      ),
+    ]);
+    const done = new Set<string>();
+    for (const row of resultRows) {
+      for (const result of decodeResults(row.call_id, row.results)) done.add(`${row.call_id}/${result.idx}`);
+    }
+    const counts = new Map(progress.map((row) => [row.input_id, row]));
     const out: UnfinishedInput[] = [];
-    for (const { id: callId } of calls) {
-      const [chunks, results, progress] = await Promise.all([
-        this.db.query<{ first_idx: number; first_id: string; function_id: string; args: Uint8Array }>(
-          "SELECT first_idx, first_id::text, function_id, args FROM input_chunks WHERE call_id = $1::uuid ORDER BY first_idx",
-          [callId],
-        ),
-        this.results(callId),
-        this.db.query<{
-          input_id: string;
-          attempt: number;
-          user_failures: number;
-          infra_failures: number;
-          run_after_ms: number;
-        }>(
-          `SELECT p.input_id::text, p.attempt, p.user_failures, p.infra_failures, p.run_after_ms FROM input_progress p
-           JOIN input_chunks c ON p.input_id >= c.first_id AND p.input_id < c.first_id + c.count WHERE c.call_id = $1::uuid`,
-          [callId],
-        ),
-      ]);
-      const done = new Set(results.map((r) => r.idx));
-      const counts = new Map(progress.map((row) => [row.input_id, row]));
-      for (const chunk of chunks) {
-        const args = decodeMessage(toBytes(chunk.args)) as Payload[];
-        for (const [offset, payload] of args.entries()) {
-          const idx = chunk.first_idx + offset;
-          if (done.has(idx)) continue;
-          const inputId = String(Number(chunk.first_id) + offset);
-          const saved = counts.get(inputId);
-          out.push({
-            inputId,
-            callId,
-            functionId: chunk.function_id,
-            idx,
-            args: payload,
-            attempt: saved?.attempt ?? 0,
-            userFailures: saved?.user_failures ?? 0,
-            infraFailures: saved?.infra_failures ?? 0,
-            runAfterMs: Number(saved?.run_after_ms ?? 0),
-          });
-        }
+    for (const chunk of chunks) {
+      const args = decodeMessage(toBytes(chunk.args)) as Payload[];
+      for (const [offset, payload] of args.entries()) {
+        const idx = chunk.first_idx + offset;
+        if (done.has(`${chunk.call_id}/${idx}`)) continue;
+        const inputId = String(Number(chunk.first_id) + offset);
+        const saved = counts.get(inputId);
+        out.push({
+          inputId,
+          callId: chunk.call_id,
+          functionId: chunk.function_id,
+          idx,
+          args: payload,
+          attempt: saved?.attempt ?? 0,
+          userFailures: saved?.user_failures ?? 0,
+          infraFailures: saved?.infra_failures ?? 0,
+          runAfterMs: Number(saved?.run_after_ms ?? 0),
+        });
       }
     }
     return out;
