@@ -24,27 +24,20 @@ describe("faults in the middle of a map", () => {
     stack = undefined;
   });
 
-  it("finishes every input after the worker is SIGKILLed and comes back", async () => {
+  /** SIGKILLs `which` in the middle of a map, starts it again, and expects every input to finish. */
+  async function survives(which: "worker" | "server") {
     stack = await Stack.start();
     const s = stack;
     const result = await mapThrough(s, async () => {
-      await s.kill("worker", "SIGKILL");
+      await s.kill(which, "SIGKILL");
       await new Promise((r) => setTimeout(r, 500));
-      await s.startWorker();
+      await (which === "worker" ? s.startWorker() : s.startServer());
     });
     expect(result.code, `${result.stdout}\n${result.stderr}\n${s.logs()}`).toBe(0);
     expect(result.results, `${result.stdout}\n${result.stderr}`).toEqual([{ done: 200, ok: true }]);
-  });
+  }
 
-  it("finishes the map after the server is restarted", async () => {
-    stack = await Stack.start();
-    const s = stack;
-    const result = await mapThrough(s, async () => {
-      await s.kill("server", "SIGKILL");
-      await new Promise((r) => setTimeout(r, 500));
-      await s.startServer();
-    });
-    expect(result.code, `${result.stdout}\n${result.stderr}\n${s.logs()}`).toBe(0);
-    expect(result.results, `${result.stdout}\n${result.stderr}`).toEqual([{ done: 200, ok: true }]);
-  });
+  it("finishes every input after the worker is SIGKILLed and comes back", () => survives("worker"));
+
+  it("finishes the map after the server is restarted", () => survives("server"));
 });
