@@ -10,3 +10,5 @@ export const LEASE_MS = 15_000;
 export const HEARTBEAT_MS = 3_000;
 /** Completed calls are kept this long. */
 export const RESULT_TTL_MS = 7 * 86_400_000;
+/** An image's USER: a name (looked up in the image's /etc/passwd) or `uid[:gid]`. */
+export const IMAGE_USER = /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { IMAGE_USER } from "./constants.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
 export const RetryPolicy = z.object({
@@ -17,7 +18,7 @@ export const ImageStep = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("env"), vars: z.record(z.string()) }),
   z.object({ kind: z.literal("workdir"), path: z.string().startsWith("/") }),
   /** Later steps and the function run as this user (a name from the image's /etc/passwd, or uid[:gid]). */
-  z.object({ kind: z.literal("user"), user: z.string().regex(/^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i) }),
+  z.object({ kind: z.literal("user"), user: z.string().regex(IMAGE_USER) }),
   /** Files from the caller's machine: a tar in the blob store, unpacked at the root of the layer. */
   z.object({
     kind: z.literal("copy"),

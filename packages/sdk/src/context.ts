@@ -32,6 +32,14 @@ export function getContext(): SkiffContext | undefined {
   return (globalThis as Record<symbol, SkiffContext | undefined>)[KEY];
 }
 
+/**
+ * Whether this code runs inside a container, to run a function: describing images there is pointless
+ * (they are built) and impossible (the caller's files are not there).
+ */
+export function inContainer(): boolean {
+  return getContext()?.where === "container";
+}
+
 export function setContext(context: SkiffContext): void {
   (globalThis as Record<symbol, SkiffContext | undefined>)[KEY] = context;
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, posix, resolve } from "node:path";
-import { getContext } from "./context.js";
+import { inContainer } from "./context.js";
 import { Image } from "./image.js";
 
 /** Bases a Dockerfile may start FROM: the Debian release images are built on. */
@@ -36,8 +36,7 @@ export function parseDockerfile(text: string): { line: number; op: string; args:
 
 /** See Image.fromDockerfile. */
 export function fromDockerfile(path: string, options: { context?: string; buildArgs?: Record<string, string> }): Image {
-  // Inside a container the module only runs the function: the Dockerfile is the caller's.
-  if (getContext()?.where === "container") return Image.debianSlim();
+  if (inContainer()) return Image.debianSlim();
   const file = resolve(path);
   if (!existsSync(file)) throw new RangeError(`fromDockerfile: ${path} does not exist (looked in ${file})`);
   const context = resolve(options.context ?? dirname(file));

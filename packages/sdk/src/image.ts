@@ -2,10 +2,11 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
+import { IMAGE_USER } from "@skiff/protocol/constants";
 import { imageArchives } from "@skiff/protocol/image-files";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
-import { getContext } from "./context.js";
+import { inContainer } from "./context.js";
 import { fromDockerfile } from "./dockerfile.js";
 import { SkiffError } from "./errors.js";
 import { tarOf, tarOfAll } from "./tar.js";
@@ -138,8 +139,7 @@ export class Image {
 
   /** Runs later steps and the function as `user`: a name from the image's /etc/passwd, or `uid[:gid]`. */
   user(user: string): Image {
-    if (!/^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i.test(user))
-      throw new RangeError(`user: ${user} is not a user name or uid[:gid]`);
+    if (!IMAGE_USER.test(user)) throw new RangeError(`user: ${user} is not a user name or uid[:gid]`);
     return this.with({ kind: "user", user }, {});
   }
 
@@ -165,7 +165,7 @@ export class Image {
 
   /** One layer holding several local files or trees, each at its own path (a Dockerfile's COPY). */
   copyFiles(entries: { path: string; into: string }[], target: string): Image {
-    if (getContext()?.where === "container") return this;
+    if (inContainer()) return this;
     return this.with({ kind: "copy", archive: registerArchive(tarOfAll(entries)), target }, {});
   }
 
@@ -185,9 +185,7 @@ export class Image {
     kind: "file" | "directory",
     options: { copy?: boolean },
   ): Image {
-    // Inside a container the module is loaded to run the function, not to describe its image: the
-    // caller's files are not there, and the image is built already.
-    if (getContext()?.where === "container") return this;
+    if (inContainer()) return this;
     const path = resolve(local);
     if (!existsSync(path)) throw new RangeError(`${method}: ${local} does not exist (looked in ${path})`);
     if (statSync(path).isDirectory() !== (kind === "directory"))
