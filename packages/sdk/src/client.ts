@@ -46,20 +46,10 @@ export class Client {
   // ---- HTTP ----
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await this.fetch(path, {
-      method,
-      headers: { "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+    const response = await this.sendJson(method, path, body);
+    if (!response.ok) throw await refusal(response, `${method} ${path}`);
     const text = await response.text();
-    const json = text ? (JSON.parse(text) as { error?: { code: SkiffError["code"]; message: string } }) : {};
-    if (!response.ok) {
-      throw new SkiffError(
-        json.error?.code ?? "INTERNAL",
-        json.error?.message ?? `${method} ${path} answered ${response.status}`,
-      );
-    }
-    return json as T;
+    return (text ? JSON.parse(text) : {}) as T;
   }
 
   /**
@@ -67,20 +57,8 @@ export class Client {
    * arrives. A refusal before the stream starts throws like `request`.
    */
   async requestLines(method: string, path: string, body: unknown, onLine: (line: string) => void): Promise<void> {
-    const response = await this.fetch(path, {
-      method,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (!response.ok || !response.body) {
-      const json = (await response.json().catch(() => ({}))) as {
-        error?: { code: SkiffError["code"]; message: string };
-      };
-      throw new SkiffError(
-        json.error?.code ?? "INTERNAL",
-        json.error?.message ?? `${method} ${path} answered ${response.status}`,
-      );
-    }
+    const response = await this.sendJson(method, path, body);
+    if (!response.ok || !response.body) throw await refusal(response, `${method} ${path}`);
     const decoder = new TextDecoder();
     let rest = "";
     for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
@@ -89,6 +67,14 @@ export class Client {
       for (const line of lines) onLine(line);
     }
     if (rest) onLine(rest);
+  }
+
+  private sendJson(method: string, path: string, body: unknown): Promise<Response> {
+    return this.fetch(path, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
   }
 
   async putBlob(bytes: Uint8Array): Promise<string> {
@@ -281,4 +267,10 @@ export class Client {
       }
     }
   }
+}
+
+/** The server's refusal of a request as an error: its code and message, or the status when it gave none. */
+async function refusal(response: Response, what: string): Promise<SkiffError> {
+  const json = (await response.json().catch(() => ({}))) as { error?: { code: SkiffError["code"]; message: string } };
+  return new SkiffError(json.error?.code ?? "INTERNAL", json.error?.message ?? `${what} answered ${response.status}`);
 }
