@@ -11,7 +11,7 @@ import { bullmqThroughput } from "./baselines/bullmq.js";
 import { honoPostLatency } from "./baselines/hono-post.js";
 import { rawContainerStart } from "./baselines/raw-container.js";
 import { goalMet, machine, type Row, table, writeResults } from "./report.js";
-import { type Service, startRedis, startSkiff } from "./services.js";
+import { type Service, type SkiffStack, startRedis, startSkiff } from "./services.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAP_INPUTS = 10_000;
@@ -24,6 +24,8 @@ const HOW = [
   `- throughput: one \`.map\` of ${MAP_INPUTS.toLocaleString("en-US")} no-op inputs once every container is warm and after an untimed map of as many, against BullMQ on a private Redis with one Worker of the same total concurrency, after a warm-up of as many jobs;`,
   "- cold start: 5 `.remote()` calls that each start a new container (base image cached; the previous one stopped after its 1 s scaledown window), against `runc|runsc run` in a fresh overlay bundle of node importing the same bundle and calling the function once (the same node process), and of bare `node -e` (the floor); the in-container row is the Node process's uptime when the handler ran;",
   "- images: one `.remote()` on a function whose image has six layers (apt, npm with a native module, env, workdir, two commands): with every layer new, then with only the last step changed, then three times on the cached image; a build's time is its first call's minus the median cold start on the cached image, which is compared with the cold start on the base image above;",
+  "- burst: 200 `.remote()` calls at once, each sleeping 100 ms, on a function with no container and up to 4; from the first call to the last result. The floor is one raw container start plus 200 × 100 ms / 4; BullMQ runs the same 200 jobs with concurrency 4 in workers already running (no isolation, no cold start);",
+  "- class method: the first call on a new parameter set (a new pool: container start and an `enter` hook), median of 3, and warm round trips (median of 500 after 500) beside a plain function's in the same loop;",
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
@@ -58,7 +60,10 @@ function nodeDir(cacheDir: string): string {
   return join(parent, found.sort().at(-1)!);
 }
 
-async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<Row[]> {
+const SECTIONS = ["latency", "throughput", "cold", "images", "scale"] as const;
+type Section = (typeof SECTIONS)[number];
+
+async function bench(runtime: "gvisor" | "runc", services: Service[], only: Set<Section>): Promise<Row[]> {
   const cacheDir = process.env.SKIFF_CACHE_DIR ?? join(homedir(), ".skiff", "cache");
   const rootfs = join(cacheDir, "rootfs", "bookworm-minbase");
   const node = nodeDir(cacheDir);
@@ -79,13 +84,30 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
   const redis = await startRedis();
   services.push(redis);
 
+  const rows: Row[] = [];
+  if (only.has("latency")) rows.push(...(await latencyRows(skiff)));
+  if (only.has("throughput")) rows.push(...(await throughputRows(skiff, redis)));
+  if (only.has("cold")) rows.push(...(await coldRows(skiff, runtime, home, rootfs, node, services)));
+  if (only.has("images")) rows.push(...(await imageRows(skiff, runtime)));
+  if (only.has("scale")) rows.push(...(await scaleRows(skiff, runtime, redis, rootfs, node)));
+
+  await sleep(IDLE_MS);
+  rows.push(
+    { what: "idle RSS of `skiff up`, first start (new SKIFF_HOME)", skiff: mib(firstRss) },
+    { what: "idle RSS of `skiff up`, later start", skiff: mib(idleRss) },
+    { what: "idle RSS of `skiff up`, after the bench", skiff: mib(await skiff.rss()) },
+  );
+  return rows;
+}
+
+async function latencyRows(skiff: SkiffStack): Promise<Row[]> {
   say("warm latency: Hono, then Skiff");
   // Both sides warm up alike: Skiff's path crosses three processes (client, server, runner) whose JIT
   // needs more than a few hundred calls to settle.
   const hono = await honoPostLatency({ requests: 2000, warmup: 2000 });
   const warm = await skiff.run<{ p50Ms: number; p99Ms: number }>("latency", { n: 2000, warmup: 2000 });
   await skiff.settle();
-  const rows: Row[] = [
+  return [
     {
       what: "warm `.remote()` p50",
       skiff: ms(warm.p50Ms),
@@ -101,7 +123,10 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
       goal: { op: "≤", ratio: 2 },
     },
   ];
+}
 
+async function throughputRows(skiff: SkiffStack, redis: { port: number }): Promise<Row[]> {
+  const rows: Row[] = [];
   for (const containers of [1, 4]) {
     const concurrency = containers * 16;
     say(`map throughput: BullMQ ${concurrency}, then Skiff ${containers}×16`);
@@ -121,7 +146,17 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
       goal: { op: "≥", ratio: 1.5 },
     });
   }
+  return rows;
+}
 
+async function coldRows(
+  skiff: SkiffStack,
+  runtime: "gvisor" | "runc",
+  home: string,
+  rootfs: string,
+  node: string,
+  services: Service[],
+): Promise<Row[]> {
   say("cold start: Skiff, then runc and runsc (bare node, and node running the same bundle)");
   const cold = await skiff.run<{ p50Ms: number; nodeUpMs: number }>("coldStart", { samples: 5 });
   await skiff.settle();
@@ -134,7 +169,7 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
   const same = runtime === "gvisor" ? "runsc" : "runc";
   const other = runtime === "gvisor" ? "runc" : "runsc";
   const sameCode = await rawContainerStart({ runtime: same, rootfs, nodeDir: node, runs: 5, code });
-  rows.push(
+  return [
     {
       what: `cold \`.remote()\` p50, ${runtime}`,
       skiff: ms(cold.p50Ms),
@@ -150,8 +185,10 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
     },
     { what: "cold: in-container Node start → handler, p50", skiff: ms(cold.nodeUpMs) },
     { what: `raw container start p50, ${other}`, baseline: `${ms(raw[other].p50Ms)} \`${other} run\`` },
-  );
+  ];
+}
 
+async function imageRows(skiff: SkiffStack, runtime: "gvisor" | "runc"): Promise<Row[]> {
   say("images: a full build, a rebuild of the last step, and a cold start on the cached image");
   const nonce = { SKIFF_BENCH_NONCE: `${Date.now()}` };
   const full = await skiff.run<{ ms: number }>("imageCall", {}, { ...nonce, SKIFF_BENCH_LAST: "one" });
@@ -167,7 +204,9 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
   // Each first call also starts a container; the cold start on the cached image is that part.
   const fullBuild = Math.max(0, full.ms - cachedMs);
   const lastStep = Math.max(0, rebuild.ms - cachedMs);
-  rows.push(
+  const cold = await skiff.run<{ p50Ms: number }>("coldStart", { samples: 3 });
+  await skiff.settle();
+  return [
     { what: "image (6 layers: run, apt, npm, env, workdir, run): full build", skiff: ms(fullBuild) },
     {
       what: "image: rebuild after changing the last step",
@@ -182,21 +221,72 @@ async function bench(runtime: "gvisor" | "runc", services: Service[]): Promise<R
       baseline: `${ms(cold.p50Ms)} cold on the base image`,
       ratio: cachedMs / cold.p50Ms,
     },
-  );
+  ];
+}
 
-  await sleep(IDLE_MS);
-  rows.push(
-    { what: "idle RSS of `skiff up`, first start (new SKIFF_HOME)", skiff: mib(firstRss) },
-    { what: "idle RSS of `skiff up`, later start", skiff: mib(idleRss) },
-    { what: "idle RSS of `skiff up`, after the bench", skiff: mib(await skiff.rss()) },
-  );
-  return rows;
+/** Deployed-app figures: a burst on a cold function, and a class method cold and warm. */
+async function scaleRows(
+  skiff: SkiffStack,
+  runtime: "gvisor" | "runc",
+  redis: { port: number },
+  rootfs: string,
+  node: string,
+): Promise<Row[]> {
+  say("burst: 200 calls of 100 ms on a cold function (up to 4 containers), then BullMQ c=4");
+  const burst = await skiff.run<{ ms: number; containers: number }>("burst", { n: 200, ms: 100 });
+  await skiff.settle();
+  const bull = await bullmqThroughput({
+    jobs: 200,
+    concurrency: 4,
+    jobMs: 100,
+    connection: { host: "127.0.0.1", port: redis.port },
+  });
+  const same = runtime === "gvisor" ? "runsc" : "runc";
+  const start = await rawContainerStart({ runtime: same, rootfs, nodeDir: node, runs: 3 });
+  const floor = start.p50Ms + (200 * 100) / 4;
+  say("class method: cold on a new parameter set, then warm beside a function");
+  const cls = await skiff.run<{ coldMs: number; warmMs: number; functionWarmMs: number }>("classLatency", {
+    samples: 3,
+    n: 500,
+  });
+  await skiff.settle();
+  return [
+    {
+      what: `burst of 200 × 100 ms on a cold function, ${burst.containers} containers`,
+      skiff: ms(burst.ms),
+      baseline: `${ms(floor)} floor (one \`${same} run\` + 200 × 100 ms / 4)`,
+      ratio: burst.ms / floor,
+    },
+    {
+      what: "burst of 200 × 100 ms vs BullMQ c=4 (warm workers, no isolation)",
+      skiff: ms(burst.ms),
+      baseline: `${ms(bull.totalMs)} BullMQ`,
+      ratio: burst.ms / bull.totalMs,
+    },
+    {
+      what: `class method, first call on a new pool (cold, enter hook), ${runtime}`,
+      skiff: ms(cls.coldMs),
+      baseline: `${ms(cls.warmMs)} warm`,
+      ratio: cls.coldMs / cls.warmMs,
+    },
+    {
+      what: "class method, warm p50",
+      skiff: ms(cls.warmMs),
+      baseline: `${ms(cls.functionWarmMs)} function, warm`,
+      ratio: cls.warmMs / cls.functionWarmMs,
+    },
+  ];
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runtime: { type: "string", default: "gvisor" } } });
+  const { values } = parseArgs({
+    options: { runtime: { type: "string", default: "gvisor" }, only: { type: "string", default: SECTIONS.join(",") } },
+  });
   const runtime = values.runtime;
   if (runtime !== "gvisor" && runtime !== "runc") throw new Error(`--runtime must be gvisor or runc, not ${runtime}`);
+  const only = new Set(values.only.split(",").filter(Boolean) as Section[]);
+  const unknown = [...only].filter((section) => !SECTIONS.includes(section));
+  if (unknown.length > 0) throw new Error(`--only takes ${SECTIONS.join(", ")}; not ${unknown.join(", ")}`);
   const started = Date.now();
   const services: Service[] = [];
   const stopAll = async () => {
@@ -208,7 +298,7 @@ async function main(): Promise<void> {
 
   let rows: Row[];
   try {
-    rows = await bench(runtime, services);
+    rows = await bench(runtime, services, only);
   } finally {
     await stopAll();
   }
@@ -218,7 +308,7 @@ async function main(): Promise<void> {
   const section = [
     `## ${runtime}`,
     "",
-    `- command: \`node dist/bench.mjs --runtime ${runtime}\` (\`make bench\` runs gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `- command: \`node dist/bench.mjs --runtime ${runtime}${only.size < SECTIONS.length ? ` --only ${[...only].join(",")}` : ""}\` (\`make bench\` runs everything on gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machine()}`,
     `- code: ${await revision()}; runtimes: ${await versions()}`,

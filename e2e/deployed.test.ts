@@ -41,8 +41,8 @@ describe("an app left running with --detach", () => {
     expect(result.missing).toMatch(/no running app "e2e-calls" with function "nope" in environment "main"/);
 
     const listed = await stack.run(["app", "list"]);
-    expect(listed.stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdeployed\\trunning`));
+    expect(listed.stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\trunning`));
     expect((await stack.run(["app", "stop", appId!])).code).toBe(0);
-    expect((await stack.run(["app", "list"])).stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdeployed\\tstopped`));
+    expect((await stack.run(["app", "list"])).stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\tstopped`));
   });
 });

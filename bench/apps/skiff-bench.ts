@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { App, Image, type SkiffFunction } from "skiff";
+import { App, enter, Image, method, parameter, type SkiffFunction } from "skiff";
 import { summarize } from "../baselines/stats.js";
 
 /** The app `bench/run.ts` runs each entrypoint of, one `skiff run` per measurement. */
@@ -98,4 +98,59 @@ export const imageCall = app.localEntrypoint(async () => {
   const start = process.hrtime.bigint();
   await imaged.remote();
   report({ ms: elapsedMs(start) });
+});
+
+/** Sleeps, in up to four containers that stop one second after they go idle: the burst target. */
+export const burstTarget = app.function({ maxContainers: 4, scaledownWindow: 1 }, handler);
+
+/** `n` calls of `ms` each at once on a function with no container: from the first call to the last result. */
+export const burst = app.localEntrypoint(async ({ n = 200, ms = 100 }: { n?: number; ms?: number }) => {
+  const start = process.hrtime.bigint();
+  const ids = await Promise.all(Array.from({ length: n }, () => burstTarget.remote(ms)));
+  report({ ms: elapsedMs(start), containers: new Set(ids).size });
+});
+
+/** A class with an `enter` hook; each `pool` value is a pool of its own, so a new value starts cold. */
+export const Pinger = app.cls(
+  { scaledownWindow: 5 },
+  class {
+    @parameter() pool = 0;
+    ready = false;
+
+    @enter() load() {
+      this.ready = true;
+    }
+
+    @method() ping() {
+      return this.ready ? instance : "not ready";
+    }
+  },
+);
+
+/** A class method's first call on a new pool (cold) and its warm round trips, beside a function's warm ones. */
+export const classLatency = app.localEntrypoint(async ({ samples = 3, n = 500 }: { samples?: number; n?: number }) => {
+  const nonce = Date.now() % 1_000_000;
+  const cold: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const start = process.hrtime.bigint();
+    const got = await Pinger.with({ pool: nonce + i }).ping.remote();
+    cold.push(elapsedMs(start));
+    if (got === "not ready") throw new Error("the enter hook did not run before the method");
+  }
+  const pinger = Pinger.with({ pool: nonce });
+  const warmClass: number[] = [];
+  const warmFunction: number[] = [];
+  for (let i = 0; i < 2 * n; i++) {
+    let start = process.hrtime.bigint();
+    await pinger.ping.remote();
+    if (i >= n) warmClass.push(elapsedMs(start));
+    start = process.hrtime.bigint();
+    await noop.remote(0);
+    if (i >= n) warmFunction.push(elapsedMs(start));
+  }
+  report({
+    coldMs: summarize(cold).p50,
+    warmMs: summarize(warmClass).p50,
+    functionWarmMs: summarize(warmFunction).p50,
+  });
 });

@@ -10,6 +10,8 @@ export interface BullmqOptions {
   concurrency?: number;
   /** Redis to use. */
   connection?: { host: string; port: number };
+  /** How long each job sleeps (default 0: a no-op). */
+  jobMs?: number;
 }
 
 /**
@@ -21,6 +23,7 @@ export async function bullmqThroughput({
   jobs = 10_000,
   concurrency = 16,
   connection = { host: "127.0.0.1", port: 6379 },
+  jobMs = 0,
 }: BullmqOptions = {}): Promise<{ jobsPerSec: number; totalMs: number }> {
   const name = `bench-${randomUUID()}`;
   const queue = new Queue(name, { connection });
@@ -34,7 +37,8 @@ export async function bullmqThroughput({
       onDone = resolve;
       onFail = reject;
     });
-    worker = new Worker(name, async () => {}, { connection, concurrency, autorun: false });
+    const job = jobMs > 0 ? () => new Promise<void>((resolve) => setTimeout(resolve, jobMs)) : async () => {};
+    worker = new Worker(name, job, { connection, concurrency, autorun: false });
     worker.on("completed", () => {
       if (++completed === jobs) onDone();
     });

@@ -262,7 +262,7 @@ export class WorkerAgent {
         return;
       }
       case "stop":
-        this.sessions.get(message.containerId)?.stop("requested", message.reason);
+        this.sessions.get(message.containerId)?.stop(message.reason === "idle" ? "idle" : "requested", message.reason);
         if (!this.sessions.has(message.containerId)) void this.options.runtime.kill(message.containerId);
         return;
       case "outputs-recorded":

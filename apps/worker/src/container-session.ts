@@ -53,7 +53,8 @@ interface InFlight {
   timer: NodeJS.Timeout;
 }
 
-const STOP_GRACE_MS = 5_000;
+/** How long `exit` hooks may run at shutdown. */
+const EXIT_GRACE_MS = 30_000;
 const FRAGMENT = "in the container";
 
 /**
@@ -69,6 +70,7 @@ export class ContainerSession {
   private pendingClaim: { max: number } | undefined;
   private lastActive = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
+  private startupTimer: NodeJS.Timeout | undefined;
   private stopReason: StopReason | undefined;
   private stopMessage: string | undefined;
   private timedOut: string | undefined;
@@ -101,6 +103,7 @@ export class ContainerSession {
         SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
         SKIFF_FUNCTION: spec.name,
         SKIFF_MAX_INPUTS: String(spec.maxInputs),
+        ...(spec.batched ? { SKIFF_BATCH: JSON.stringify(spec.batched) } : {}),
         SKIFF_CONTAINER_ID: this.id,
       });
       const mounts: Mount[] = [
@@ -120,6 +123,13 @@ export class ContainerSession {
       });
       forEachLine(handle.stdout, (line) => this.logLine("stdout", line));
       forEachLine(handle.stderr, (line) => this.logLine("stderr", line));
+      this.startupTimer = setTimeout(() => {
+        if (this.ready || this.stopReason) return;
+        this.stopReason = "init-failed";
+        this.stopMessage = `the container did not become ready within its startupTimeout (${spec.startupTimeoutMs} ms): raise \`startupTimeout\` or make loading and \`enter\` hooks faster`;
+        void this.host.runtime.kill(this.id);
+      }, spec.startupTimeoutMs);
+      this.startupTimer.unref();
       this.idleTimer = setInterval(() => this.checkIdle(), 1000);
       this.idleTimer.unref();
       const exit = await handle.exited;
@@ -135,6 +145,7 @@ export class ContainerSession {
     } finally {
       image?.release();
       if (this.idleTimer) clearInterval(this.idleTimer);
+      clearTimeout(this.startupTimer);
       this.server?.close();
       await rm(dir, { recursive: true, force: true }).catch(() => {});
     }
@@ -155,7 +166,9 @@ export class ContainerSession {
       this.host.send({ t: "unclaim", containerId: this.id });
     }
     this.sendRunner({ t: "shutdown" });
-    const kill = setTimeout(() => void this.host.runtime.kill(this.id), this.runner ? STOP_GRACE_MS : 0);
+    // The runner finishes its inputs (each within its timeout), then runs `exit` hooks.
+    const grace = this.inFlight.size > 0 ? this.start.spec.timeoutMs + EXIT_GRACE_MS : EXIT_GRACE_MS;
+    const kill = setTimeout(() => void this.host.runtime.kill(this.id), this.runner ? grace : 0);
     kill.unref();
   }
 
@@ -273,9 +286,12 @@ export class ContainerSession {
     this.kill("timeout", `an input ran past its ${input.timeoutMs} ms timeout`);
   }
 
+  /** Idle past the scaledown window: the server decides (its pool may keep it warm); asks again a window later. */
   private checkIdle(): void {
     if (this.stopReason || !this.ready || this.inFlight.size > 0) return;
-    if (Date.now() - this.lastActive >= this.start.spec.scaledownWindowMs) this.stop("idle");
+    if (Date.now() - this.lastActive < this.start.spec.scaledownWindowMs) return;
+    this.lastActive = Date.now();
+    this.host.send({ t: "idle", containerId: this.id });
   }
 
   private finish(exit: ContainerExit): void {

@@ -114,6 +114,47 @@ const MIGRATIONS: string[] = [
     created_at timestamptz NOT NULL DEFAULT now()
   );
   `,
+  // Deployed apps keep one row per (env, name) across deploys: each deploy is a version, and a function
+  // keeps its id across versions (callers holding it reach the newest code). \`run --detach\` apps were
+  // marked deployed before; they are detached runs.
+  `
+  UPDATE apps SET mode = 'detached' WHERE mode = 'deployed';
+  ALTER TABLE apps ADD COLUMN version int NOT NULL DEFAULT 1;
+  CREATE UNIQUE INDEX apps_deployed_name ON apps (env, name) WHERE mode = 'deployed' AND state = 'running';
+  CREATE TABLE app_versions (
+    app_id text NOT NULL REFERENCES apps (id),
+    version int NOT NULL,
+    bundle_hash text NOT NULL,
+    manifest jsonb NOT NULL,
+    note text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app_id, version)
+  );
+  ALTER TABLE functions ADD COLUMN version int NOT NULL DEFAULT 1;
+  ALTER TABLE containers ADD COLUMN version int NOT NULL DEFAULT 1;
+  -- A class's calls name a pool (the class's id and its parameter values), not a functions row.
+  ALTER TABLE calls DROP CONSTRAINT calls_function_id_fkey;
+  -- Specs went in as JSON text on PostgreSQL (a jsonb string); make them objects so SQL can read them.
+  UPDATE functions SET spec = (spec #>> '{}')::jsonb WHERE jsonb_typeof(spec) = 'string';
+  `,
+  // Schedules of deployed functions, one row per function. Times are ms since the epoch from the
+  // scheduler's clock; each tick is claimed by a compare-and-set on last_tick_ms, so that several
+  // replicas fire it once.
+  `
+  CREATE TABLE schedules (
+    function_id text PRIMARY KEY,
+    app_id text NOT NULL,
+    spec jsonb NOT NULL,
+    anchor_ms float8 NOT NULL,
+    last_tick_ms float8,
+    last_outcome text,
+    last_error text,
+    last_run_ms float8,
+    last_call_id text,
+    skipped_ticks int NOT NULL DEFAULT 0
+  );
+  CREATE INDEX schedules_app ON schedules (app_id);
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

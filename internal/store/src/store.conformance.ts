@@ -23,6 +23,7 @@ export function spec(name: string): FunctionSpec {
     bufferContainers: 0,
     scaledownWindowMs: 60_000,
     maxInputs: 1,
+    startupTimeoutMs: 60_000,
   };
 }
 
@@ -183,11 +184,44 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(text(results[2499]!.data)).toBe("out2499");
     });
 
+    it("deploys versions by name, keeping function ids, and finds the current functions", async () => {
+      const first = await store.deployApp({
+        name: "svc",
+        env: "main",
+        bundleHash: "b1",
+        functions: [spec("a"), spec("b")],
+      });
+      expect(first.previous).toBeUndefined();
+      expect(first.app).toMatchObject({ mode: "deployed", version: 1, bundleHash: "b1" });
+      const second = await store.deployApp({ name: "svc", env: "main", bundleHash: "b2", functions: [spec("a")] });
+      expect(second.previous).toBe(1);
+      expect(second.app).toMatchObject({ id: first.app.id, version: 2, bundleHash: "b2" });
+      expect(second.functions[0]!.id).toBe(first.functions[0]!.id);
+      expect((await store.findFunction("main", "svc", "a"))?.id).toBe(first.functions[0]!.id);
+      expect(await store.findFunction("main", "svc", "b")).toBeUndefined();
+      const removed = await store.getFunction(first.functions[1]!.id);
+      expect(removed?.version).toBe(1);
+      expect(removed?.app.version).toBe(2);
+      const versions = await store.appVersions(first.app.id);
+      expect(versions.map((v) => [v.version, v.bundleHash, v.functions.map((f) => f.name)])).toEqual([
+        [2, "b2", ["a"]],
+        [1, "b1", ["a", "b"]],
+      ]);
+      // The same name in another environment is another app.
+      const staging = await store.deployApp({ name: "svc", env: "staging", bundleHash: "b3", functions: [spec("a")] });
+      expect(staging.app.id).not.toBe(first.app.id);
+      expect((await store.findApp("main", "svc"))?.id).toBe(first.app.id);
+      await store.stopApp(first.app.id);
+      const again = await store.deployApp({ name: "svc", env: "main", bundleHash: "b4", functions: [spec("a")] });
+      expect(again.app.id).not.toBe(first.app.id);
+      expect(again.app.version).toBe(1);
+    });
+
     it("finds functions by app name and stops apps", async () => {
       const { app } = await store.createApp({
         name: "named",
         env: "main",
-        mode: "deployed",
+        mode: "detached",
         bundleHash: "b",
         functions: [spec("g")],
       });

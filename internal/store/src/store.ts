@@ -9,9 +9,12 @@ export interface AppRow {
   id: string;
   name: string;
   env: string;
-  mode: "ephemeral" | "deployed";
+  /** ephemeral: stops when its client goes; detached: `run --detach`; deployed: versioned, by name. */
+  mode: "ephemeral" | "detached" | "deployed";
   state: "running" | "stopped";
   bundleHash: string;
+  /** The version that runs now (deployed apps count their deploys; others stay at 1). */
+  version: number;
   createdAt: Date;
 }
 
@@ -20,6 +23,18 @@ export interface FunctionRow {
   appId: string;
   name: string;
   spec: FunctionSpec;
+  /** The app version that last deployed it: a function left out of a later version is removed. */
+  version: number;
+}
+
+/** One deploy of an app. */
+export interface AppVersion {
+  version: number;
+  bundleHash: string;
+  functions: FunctionSpec[];
+  /** e.g. "rollback to v2". */
+  note: string;
+  createdAt: Date;
 }
 
 /** An input that reached its final state: its caller can be told. */
@@ -88,6 +103,8 @@ export interface LiveContainer {
   workerId: string;
   functionId: string;
   state: "starting" | "running";
+  /** The app version it runs. */
+  version: number;
 }
 
 /** How many input ids `reserveInputIds` reserves at once: the step of `inputs_id_seq`. */
@@ -148,10 +165,11 @@ export class Store {
 
   // ---- apps and functions ----
 
+  /** An app that runs once (ephemeral or detached): version 1, new function ids. */
   async createApp(app: {
     name: string;
     env: string;
-    mode: AppRow["mode"];
+    mode: "ephemeral" | "detached";
     bundleHash: string;
     functions: FunctionSpec[];
   }): Promise<{ app: AppRow; functions: FunctionRow[] }> {
@@ -161,20 +179,115 @@ export class Store {
         "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, 'running', $5)",
         [id, app.name, app.env, app.mode, app.bundleHash],
       );
-      const functions: FunctionRow[] = [];
-      for (const spec of app.functions) {
-        const fn = { id: `fu-${randomUUID()}`, appId: id, name: spec.name, spec };
-        await tx.query("INSERT INTO functions (id, app_id, name, spec) VALUES ($1, $2, $3, $4)", [
-          fn.id,
-          id,
-          spec.name,
-          JSON.stringify(spec),
-        ]);
-        functions.push(fn);
-      }
-      const [row] = await tx.query<AppDbRow>(`SELECT ${APP_COLUMNS} FROM apps WHERE id = $1`, [id]);
-      return { app: toApp(row!), functions };
+      return this.addVersion(tx, id, 1, app.bundleHash, app.functions, "");
     });
+  }
+
+  /**
+   * Deploys an app by name: the first deploy creates it, later ones add a version. A function keeps its id
+   * across versions; one left out of this version stays in the store as removed. Two deploys of one app
+   * at once are serialized by the row lock (a new app's name by its unique index).
+   */
+  async deployApp(app: {
+    name: string;
+    env: string;
+    bundleHash: string;
+    functions: FunctionSpec[];
+    note?: string;
+  }): Promise<{ app: AppRow; functions: FunctionRow[]; previous: number | undefined }> {
+    return this.db.transaction(async (tx) => {
+      const [current] = await tx.query<AppDbRow>(
+        `SELECT ${APP_COLUMNS} FROM apps WHERE env = $1 AND name = $2 AND mode = 'deployed' AND state = 'running' FOR UPDATE`,
+        [app.env, app.name],
+      );
+      const id = current?.id ?? `ap-${randomUUID()}`;
+      const version = (current?.version ?? 0) + 1;
+      if (current) {
+        await tx.query("UPDATE apps SET version = $2, bundle_hash = $3 WHERE id = $1", [id, version, app.bundleHash]);
+      } else {
+        await tx.query(
+          "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, 'deployed', 'running', $4)",
+          [id, app.name, app.env, app.bundleHash],
+        );
+      }
+      const added = await this.addVersion(tx, id, version, app.bundleHash, app.functions, app.note ?? "");
+      return { ...added, previous: current?.version };
+    });
+  }
+
+  /** Writes version `version` of an app: its functions (new ids only for new names) and its record. */
+  private async addVersion(
+    tx: Db,
+    appId: string,
+    version: number,
+    bundleHash: string,
+    specs: FunctionSpec[],
+    note: string,
+  ): Promise<{ app: AppRow; functions: FunctionRow[] }> {
+    const functions: FunctionRow[] = [];
+    for (const spec of specs) {
+      const [row] = await tx.query<{ id: string }>(
+        `INSERT INTO functions (id, app_id, name, spec, version) VALUES ($1, $2, $3, $4::text::jsonb, $5)
+         ON CONFLICT (app_id, name) DO UPDATE SET spec = excluded.spec, version = excluded.version RETURNING id`,
+        [`fu-${randomUUID()}`, appId, spec.name, JSON.stringify(spec), version],
+      );
+      functions.push({ id: row!.id, appId, name: spec.name, spec, version });
+    }
+    await tx.query(
+      "INSERT INTO app_versions (app_id, version, bundle_hash, manifest, note) VALUES ($1, $2, $3, $4::text::jsonb, $5)",
+      [appId, version, bundleHash, JSON.stringify(specs), note],
+    );
+    const [row] = await tx.query<AppDbRow>(`SELECT ${APP_COLUMNS} FROM apps WHERE id = $1`, [appId]);
+    return { app: toApp(row!), functions };
+  }
+
+  /** An app's versions, newest first. */
+  async appVersions(appId: string): Promise<AppVersion[]> {
+    const rows = await this.db.query<{
+      version: number;
+      bundle_hash: string;
+      manifest: unknown;
+      note: string;
+      created_at: Date | string;
+    }>(
+      "SELECT version, bundle_hash, manifest, note, created_at FROM app_versions WHERE app_id = $1 ORDER BY version DESC",
+      [appId],
+    );
+    return rows.map((row) => ({
+      version: row.version,
+      bundleHash: row.bundle_hash,
+      functions: (typeof row.manifest === "string" ? JSON.parse(row.manifest) : row.manifest) as FunctionSpec[],
+      note: row.note,
+      createdAt: new Date(row.created_at),
+    }));
+  }
+
+  /** The running app `nameOrId` names in `env`: an id, or the name of a deployed (else detached) app. */
+  async findApp(env: string, nameOrId: string): Promise<AppRow | undefined> {
+    if (nameOrId.startsWith("ap-")) return this.getApp(nameOrId);
+    const [row] = await this.db.query<AppDbRow>(
+      `SELECT ${APP_COLUMNS} FROM apps WHERE env = $1 AND name = $2 AND state = 'running' AND mode <> 'ephemeral'
+       ORDER BY mode = 'deployed' DESC, created_at DESC LIMIT 1`,
+      [env, nameOrId],
+    );
+    return row ? toApp(row) : undefined;
+  }
+
+  /** Overrides a function's autoscaling settings until its next deploy. */
+  async updateFunctionSpec(functionId: string, spec: FunctionSpec): Promise<void> {
+    await this.db.query("UPDATE functions SET spec = $2::text::jsonb WHERE id = $1", [
+      functionId,
+      JSON.stringify(spec),
+    ]);
+  }
+
+  /** Functions of running apps that keep containers warm (`minContainers` > 0). */
+  async warmFunctions(): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT f.id FROM functions f JOIN apps a ON a.id = f.app_id
+       WHERE a.state = 'running' AND f.version = a.version AND (f.spec->>'minContainers')::int > 0`,
+    );
+    return rows.map((row) => row.id);
   }
 
   async getApp(appId: string): Promise<AppRow | undefined> {
@@ -213,21 +326,36 @@ export class Store {
 
   async getFunction(functionId: string): Promise<(FunctionRow & { app: AppRow }) | undefined> {
     const [row] = await this.db.query<FunctionDbRow & AppDbRow & { fid: string }>(
-      `SELECT f.id AS fid, f.name AS fname, f.spec, ${APP_COLUMNS_A} FROM functions f JOIN apps a ON a.id = f.app_id WHERE f.id = $1`,
+      `SELECT f.id AS fid, f.name AS fname, f.spec, f.version AS fversion, ${APP_COLUMNS_A}
+       FROM functions f JOIN apps a ON a.id = f.app_id WHERE f.id = $1`,
       [functionId],
     );
     if (!row) return undefined;
-    return { id: row.fid, appId: row.id, name: row.fname, spec: parseSpec(row.spec), app: toApp(row) };
+    return {
+      id: row.fid,
+      appId: row.id,
+      name: row.fname,
+      spec: parseSpec(row.spec),
+      version: row.fversion,
+      app: toApp(row),
+    };
   }
 
-  /** The running app of this name in this environment, newest first, with its functions. */
+  /**
+   * A function of the running app of this name in this environment, in its current version: the deployed
+   * app first, else the newest app run with --detach.
+   */
   async findFunction(env: string, appName: string, name: string): Promise<FunctionRow | undefined> {
     const [row] = await this.db.query<FunctionDbRow & { fid: string; app_id: string }>(
-      `SELECT f.id AS fid, f.app_id, f.name AS fname, f.spec FROM functions f JOIN apps a ON a.id = f.app_id
-       WHERE a.env = $1 AND a.name = $2 AND f.name = $3 AND a.state = 'running' ORDER BY a.created_at DESC LIMIT 1`,
+      `SELECT f.id AS fid, f.app_id, f.name AS fname, f.spec, f.version AS fversion
+       FROM functions f JOIN apps a ON a.id = f.app_id
+       WHERE a.env = $1 AND a.name = $2 AND f.name = $3 AND a.state = 'running' AND f.version = a.version
+       ORDER BY a.mode = 'deployed' DESC, a.created_at DESC LIMIT 1`,
       [env, appName, name],
     );
-    return row ? { id: row.fid, appId: row.app_id, name: row.fname, spec: parseSpec(row.spec) } : undefined;
+    return row
+      ? { id: row.fid, appId: row.app_id, name: row.fname, spec: parseSpec(row.spec), version: row.fversion }
+      : undefined;
   }
 
   // ---- calls and inputs ----
@@ -426,18 +554,18 @@ export class Store {
 
   async upsertWorker(worker: { id: string; name: string; runtime: string; capacity: unknown }): Promise<void> {
     await this.db.query(
-      `INSERT INTO workers (id, name, runtime, capacity) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET name = $2, runtime = $3, capacity = $4, connected_at = now(), last_seen_at = now()`,
+      `INSERT INTO workers (id, name, runtime, capacity) VALUES ($1, $2, $3, $4::text::jsonb)
+       ON CONFLICT (id) DO UPDATE SET name = $2, runtime = $3, capacity = $4::text::jsonb, connected_at = now(),
+         last_seen_at = now()`,
       [worker.id, worker.name, worker.runtime, JSON.stringify(worker.capacity)],
     );
   }
 
-  async addContainer(container: { id: string; workerId: string; functionId: string }): Promise<void> {
-    await this.db.query("INSERT INTO containers (id, worker_id, function_id, state) VALUES ($1, $2, $3, 'starting')", [
-      container.id,
-      container.workerId,
-      container.functionId,
-    ]);
+  async addContainer(container: { id: string; workerId: string; functionId: string; version: number }): Promise<void> {
+    await this.db.query(
+      "INSERT INTO containers (id, worker_id, function_id, state, version) VALUES ($1, $2, $3, 'starting', $4)",
+      [container.id, container.workerId, container.functionId, container.version],
+    );
   }
 
   async setContainerState(id: string, state: "running" | "stopped", reason?: string): Promise<void> {
@@ -478,13 +606,20 @@ export class Store {
       worker_id: string;
       function_id: string;
       state: LiveContainer["state"];
-    }>("SELECT id, worker_id, function_id, state FROM containers WHERE state <> 'stopped'");
-    return rows.map((row) => ({ id: row.id, workerId: row.worker_id, functionId: row.function_id, state: row.state }));
+      version: number;
+    }>("SELECT id, worker_id, function_id, state, version FROM containers WHERE state <> 'stopped'");
+    return rows.map((row) => ({
+      id: row.id,
+      workerId: row.worker_id,
+      functionId: row.function_id,
+      state: row.state,
+      version: row.version,
+    }));
   }
 }
 
-const APP_COLUMNS = "id, name, env, mode, state, bundle_hash, created_at";
-const APP_COLUMNS_A = "a.id, a.name, a.env, a.mode, a.state, a.bundle_hash, a.created_at";
+const APP_COLUMNS = "id, name, env, mode, state, bundle_hash, version, created_at";
+const APP_COLUMNS_A = "a.id, a.name, a.env, a.mode, a.state, a.bundle_hash, a.version, a.created_at";
 
 interface AppDbRow {
   id: string;
@@ -493,12 +628,14 @@ interface AppDbRow {
   mode: AppRow["mode"];
   state: AppRow["state"];
   bundle_hash: string;
+  version: number;
   created_at: Date | string;
 }
 
 interface FunctionDbRow {
   fname: string;
   spec: unknown;
+  fversion: number;
 }
 
 function toApp(row: AppDbRow): AppRow {
@@ -509,6 +646,7 @@ function toApp(row: AppDbRow): AppRow {
     mode: row.mode,
     state: row.state,
     bundleHash: row.bundle_hash,
+    version: row.version,
     createdAt: new Date(row.created_at),
   };
 }

@@ -52,6 +52,18 @@ program
     process.exit(0);
   });
 
+program
+  .command("deploy")
+  .description("deploy FILE as a persistent app: a new version, with the images built first")
+  .argument("<file>")
+  .option("--name <name>", "the app's name (default: the name in new App(...))")
+  .option("--env <env>", "environment", "main")
+  .action(async (file: string, options: { name?: string; env: string }) => {
+    const { deployCommand } = await import("./commands/deploy.js");
+    process.exitCode = await deployCommand(file, options, loadConfig());
+    process.exit(process.exitCode);
+  });
+
 const app = program.command("app").description("manage apps");
 app
   .command("list")
@@ -61,10 +73,45 @@ app
     (await import("./commands/app.js")).appListCommand(options, loadConfig()),
   );
 app
+  .command("history")
+  .description("list the versions of a deployed app")
+  .argument("<app>", "the app's name")
+  .option("--env <env>", "environment", "main")
+  .action(async (name: string, options: { env: string }) =>
+    (await import("./commands/app.js")).appHistoryCommand(name, options, loadConfig()),
+  );
+app
+  .command("rollback")
+  .description("deploy an earlier version again (default: the one before the running one)")
+  .argument("<app>", "the app's name")
+  .argument("[version]", "the version to go back to")
+  .option("--env <env>", "environment", "main")
+  .action(async (name: string, version: string | undefined, options: { env: string }) =>
+    (await import("./commands/app.js")).appRollbackCommand(name, version, options, loadConfig()),
+  );
+app
   .command("stop")
   .description("stop an app (cancels its unfinished inputs)")
-  .argument("<appId>")
-  .action(async (appId: string) => (await import("./commands/app.js")).appStopCommand(appId, loadConfig()));
+  .argument("<app>", "the app's name or id")
+  .option("--env <env>", "environment", "main")
+  .action(async (name: string, options: { env: string }) =>
+    (await import("./commands/app.js")).appStopCommand(name, options, loadConfig()),
+  );
+app
+  .command("logs")
+  .description("follow the logs of an app's containers")
+  .argument("<app>", "the app's name or id")
+  .option("--env <env>", "environment", "main")
+  .action(async (name: string, options: { env: string }) =>
+    (await import("./commands/app.js")).appLogsCommand(name, options, loadConfig()),
+  );
+
+program
+  .command("container")
+  .description("containers")
+  .command("list")
+  .description("list the containers workers run now")
+  .action(async () => (await import("./commands/app.js")).containerListCommand(loadConfig()));
 
 const image = program.command("image").description("build and export images");
 image

@@ -47,11 +47,34 @@ export const ImageSpec = z.object({
 });
 export type ImageSpec = z.infer<typeof ImageSpec>;
 
+/** A class's shape: what the runner calls and the values that pick a container pool. */
+export const ClassShape = z.object({
+  /** Methods callable remotely (`@method()`). */
+  methods: z.array(z.string().min(1)).min(1),
+  /** `@parameter()` fields and the type of their default values; each distinct set gets its own pool. */
+  parameters: z.array(z.object({ name: z.string().min(1), type: z.enum(["string", "number", "boolean"]) })),
+});
+export type ClassShape = z.infer<typeof ClassShape>;
+
+/**
+ * When a deployed function runs by itself: a cron expression in a timezone (IANA name), or every
+ * `periodMs` from when the schedule was first deployed.
+ */
+export const Schedule = z.union([
+  z.object({ cron: z.string().min(1), timezone: z.string().min(1).default("UTC") }),
+  z.object({ periodMs: z.number().int().min(1000) }),
+]);
+export type Schedule = z.infer<typeof Schedule>;
+
 /** One function as deployed: everything the server and worker need, normalized (ms, MiB). */
 export const FunctionSpec = z.object({
   name: z.string().min(1),
-  kind: z.enum(["function"]),
+  kind: z.enum(["function", "class"]),
+  /** For a class: its methods and parameters. */
+  cls: ClassShape.optional(),
   timeoutMs: z.number().int().positive(),
+  /** How long a new container may take to become ready (load the code, run `enter` hooks). */
+  startupTimeoutMs: z.number().int().positive().default(300_000),
   retries: RetryPolicy,
   cpu: z.number().positive(),
   memoryMiB: z.number().positive(),
@@ -62,6 +85,11 @@ export const FunctionSpec = z.object({
   scaledownWindowMs: z.number().int().min(0),
   /** Inputs one container runs at once. */
   maxInputs: z.number().int().min(1),
+  /** Inputs per container the autoscaler aims for (at most maxInputs). */
+  targetInputs: z.number().int().min(1).optional(),
+  /** Single calls gathered into one call of the handler with a list: at most this many, waiting this long. */
+  batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).optional(),
+  schedule: Schedule.optional(),
 });
 export type FunctionSpec = z.infer<typeof FunctionSpec>;
 

@@ -154,6 +154,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
       .default([]),
   }),
   z.object({ t: z.literal("started"), containerId: z.string() }),
+  /** Idle past its scaledown window: the server answers `stop` (reason "idle") unless the pool keeps it. */
+  z.object({ t: z.literal("idle"), containerId: z.string() }),
   z.object({
     t: z.literal("stopped"),
     containerId: z.string(),

@@ -1,5 +1,6 @@
 import type { AppManifest } from "@skiff/protocol";
 import { BRAND, kindOf } from "./brand.js";
+import { type ClassOptions, type Cls, classShape, marksOf, SkiffClass } from "./cls.js";
 import { SkiffFunction } from "./function.js";
 import { type FunctionOptions, toFunctionSpec } from "./function-spec.js";
 
@@ -25,6 +26,7 @@ export class LocalEntrypoint<T extends Record<string, unknown> = Record<string, 
 export class App {
   readonly [BRAND] = "app" as const;
   readonly functions: SkiffFunction<never[], unknown>[] = [];
+  readonly classes: SkiffClass<object>[] = [];
 
   constructor(readonly name: string) {
     if (!/^[a-z0-9][a-z0-9-_]{0,62}$/i.test(name)) {
@@ -33,6 +35,10 @@ export class App {
   }
 
   /** Declares a function that runs in containers. Export it: the export name becomes its name. */
+  function<T, R>(
+    options: FunctionOptions & { batched: NonNullable<FunctionOptions["batched"]> },
+    handler: (items: T[]) => R[] | Promise<R[]>,
+  ): SkiffFunction<[T], R>;
   function<A extends unknown[], R>(
     options: FunctionOptions,
     handler: (...args: A) => R | Promise<R>,
@@ -52,6 +58,26 @@ export class App {
     return fn;
   }
 
+  /**
+   * Declares a class whose instances live in containers (see SkiffClass). Export it: the export name
+   * becomes its name.
+   */
+  cls<C extends new () => object>(options: ClassOptions, ctor: C): Cls<InstanceType<C>>;
+  cls<C extends new () => object>(ctor: C): Cls<InstanceType<C>>;
+  cls<C extends new () => object>(optionsOrCtor: ClassOptions | C, maybeCtor?: C): Cls<InstanceType<C>> {
+    const [options, ctor] = typeof optionsOrCtor === "function" ? [{}, optionsOrCtor] : [optionsOrCtor, maybeCtor];
+    if (typeof ctor !== "function")
+      throw new TypeError("app.cls(options, class { ... }) needs a class as its last argument");
+    const cls = new SkiffClass<InstanceType<C>>(
+      this.name,
+      options,
+      ctor as unknown as new () => InstanceType<C>,
+      marksOf(ctor).methods,
+    );
+    this.classes.push(cls as unknown as SkiffClass<object>);
+    return cls as Cls<InstanceType<C>>;
+  }
+
   /** Declares code that runs locally and calls functions remotely; see LocalEntrypoint. */
   localEntrypoint<T extends Record<string, unknown>>(run: (args: T) => unknown): LocalEntrypoint<T> {
     return new LocalEntrypoint<T>(this.name, run);
@@ -62,6 +88,7 @@ export class App {
 export interface CollectedApp {
   app: App;
   functions: Map<string, SkiffFunction<never[], unknown>>;
+  classes: Map<string, SkiffClass<object>>;
   entrypoints: Map<string, LocalEntrypoint>;
 }
 
@@ -72,6 +99,7 @@ export interface CollectedApp {
 export function collectApp(exports: Record<string, unknown>, file: string): CollectedApp {
   const apps = new Set<App>();
   const functions = new Map<string, SkiffFunction<never[], unknown>>();
+  const classes = new Map<string, SkiffClass<object>>();
   const entrypoints = new Map<string, LocalEntrypoint>();
   for (const [key, value] of Object.entries(exports)) {
     const kind = kindOf(value);
@@ -81,6 +109,11 @@ export function collectApp(exports: Record<string, unknown>, file: string): Coll
       fn.name ??= key;
       functions.set(fn.name, fn);
     }
+    if (kind === "class") {
+      const cls = value as SkiffClass<object>;
+      cls.name ??= key;
+      classes.set(cls.name, cls);
+    }
     if (kind === "entrypoint") entrypoints.set(key, value as LocalEntrypoint);
   }
   if (apps.size === 0) {
@@ -88,19 +121,27 @@ export function collectApp(exports: Record<string, unknown>, file: string): Coll
   }
   if (apps.size > 1) throw new RangeError(`${file} exports ${apps.size} apps: export exactly one`);
   const app = [...apps][0]!;
-  for (const fn of app.functions) {
+  for (const fn of [...app.functions, ...app.classes]) {
     if (!fn.name) {
       throw new RangeError(
         `${file}: a function of app "${app.name}" is not exported: export it (\`export const f = app.function(...)\`) so it has a name`,
       );
     }
   }
-  return { app, functions, entrypoints };
+  for (const name of classes.keys()) {
+    if (functions.has(name)) throw new RangeError(`${file}: "${name}" names both a function and a class: rename one`);
+  }
+  return { app, functions, classes, entrypoints };
 }
 
 export function manifestOf(collected: CollectedApp, nodeMajor: number): AppManifest {
   return {
     name: collected.app.name,
-    functions: [...collected.functions.entries()].map(([name, fn]) => toFunctionSpec(name, fn.options, nodeMajor)),
+    functions: [
+      ...[...collected.functions.entries()].map(([name, fn]) => toFunctionSpec(name, fn.options, nodeMajor)),
+      ...[...collected.classes.entries()].map(([name, cls]) =>
+        toFunctionSpec(name, cls.options, nodeMajor, classShape(cls.ctor!, `class "${name}"`)),
+      ),
+    ],
   };
 }

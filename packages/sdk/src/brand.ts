@@ -4,7 +4,7 @@
  */
 export const BRAND = Symbol.for("skiff.kind");
 
-export type Kind = "app" | "function" | "entrypoint";
+export type Kind = "app" | "function" | "class" | "entrypoint";
 
 export function kindOf(value: unknown): Kind | undefined {
   if ((typeof value !== "object" && typeof value !== "function") || value === null) return undefined;

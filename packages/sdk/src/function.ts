@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Result } from "@skiff/protocol";
+import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
@@ -34,15 +35,30 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     readonly options: FunctionOptions,
     readonly handler: ((...args: A) => R | Promise<R>) | undefined,
     private readonly deployedId?: string,
+    /** A method of a class: calls go to the class's pool, naming the method. */
+    private readonly via?: { cls: { poolId(): Promise<string> }; method: string },
   ) {
     this.name = options.name;
   }
 
-  /** Runs the handler here, in this process. */
+  /** Runs the handler here, in this process (a batched handler with a batch of one). */
   async local(...args: A): Promise<R> {
-    if (!this.handler)
-      throw new SkiffError("BAD_REQUEST", `${this.label()} was looked up by name and has no local handler`);
+    if (!this.handler) {
+      const why = this.via ? "is a method: call it on an instance of the class" : "was looked up by name";
+      throw new SkiffError("BAD_REQUEST", `${this.label()} ${why} and has no local handler`);
+    }
+    if (this.options.batched) {
+      const results = (await (this.handler as unknown as (items: unknown[]) => unknown)([args[0]])) as R[];
+      return results[0] as R;
+    }
     return await this.handler(...args);
+  }
+
+  /** Changes this function's autoscaling until its next deploy. */
+  async updateAutoscaler(settings: AutoscalerOptions): Promise<void> {
+    if (this.via) throw new SkiffError("BAD_REQUEST", "update the autoscaler of the class, not of one method");
+    const { functionId } = await this.target();
+    await updateAutoscaler(functionId, settings);
   }
 
   /** Runs once in a container and returns its result (or throws its exception). */
@@ -56,7 +72,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
       callId,
       total: 1,
       subscribe: true,
-      inputs: [{ idx: 0, args: await toPayload(client, args) }],
+      inputs: [{ idx: 0, args: await toPayload(client, this.wrap(args)) }],
     });
     // The result can come before the acknowledgement (the server writes behind): either one settles it,
     // and a refusal still throws.
@@ -76,7 +92,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
       callId,
       total: 1,
       subscribe: false,
-      inputs: [{ idx: 0, args: await toPayload(client, args) }],
+      inputs: [{ idx: 0, args: await toPayload(client, this.wrap(args)) }],
     });
     return new FunctionCall<R>(callId, client);
   }
@@ -144,7 +160,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
         await client.send({ t: "submit", functionId, callId, total: submitted, subscribe: true, inputs: inputsNow });
       };
       for await (const args of inputs) {
-        chunk.push({ idx: submitted++, args: await toPayload(client, args) });
+        chunk.push({ idx: submitted++, args: await toPayload(client, this.wrap(args)) });
         if (chunk.length >= SUBMIT_CHUNK) await flush();
       }
       await flush();
@@ -202,8 +218,14 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     }
   }
 
+  /** A method's input names the method first. */
+  private wrap(args: unknown[]): unknown[] {
+    return this.via ? [this.via.method, ...args] : args;
+  }
+
   private async target(): Promise<{ client: Client; functionId: string }> {
     const client = await clientFromEnvironment();
+    if (this.via) return { client, functionId: await this.via.cls.poolId() };
     if (this.deployedId) return { client, functionId: this.deployedId };
     const functionId = this.name ? getContext()?.functionIds[this.name] : undefined;
     if (!functionId) {
@@ -218,6 +240,23 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
   private label(): string {
     return `function ${this.appName}.${this.name ?? "<unnamed>"}`;
   }
+}
+
+/** What `updateAutoscaler` changes; durations take seconds or "10m". */
+export interface AutoscalerOptions {
+  minContainers?: number;
+  maxContainers?: number;
+  bufferContainers?: number;
+  scaledownWindow?: Duration;
+}
+
+export async function updateAutoscaler(functionId: string, settings: AutoscalerOptions): Promise<void> {
+  const client = await clientFromEnvironment();
+  const { scaledownWindow, ...counts } = settings;
+  await client.request("POST", `/v1/functions/${encodeURIComponent(functionId)}/autoscaler`, {
+    ...counts,
+    ...(scaledownWindow === undefined ? {} : { scaledownWindowMs: parseDuration(scaledownWindow, "scaledownWindow") }),
+  });
 }
 
 async function* spread<T>(inputs: Iterable<T> | AsyncIterable<T>): AsyncGenerator<[T]> {

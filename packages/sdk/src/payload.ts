@@ -27,7 +27,13 @@ export async function settle(
       | string
       | undefined;
     const message = typeof detail === "string" ? detail : (detail?.message ?? result.code);
-    return { ok: false, error: new CallError(result.code, message) };
+    const error = new CallError(result.code, message);
+    if (detail instanceof Error) {
+      // The user's own error (an `enter` hook or the module threw while loading): keep where it came from.
+      error.cause = detail;
+      if (detail.stack) error.stack = detail.stack.replace(/^[^\n]*/, `${error.name}: ${message}`);
+    }
+    return { ok: false, error };
   }
   const error = await fromPayload(client, result.data);
   return { ok: false, error: error instanceof Error ? error : new Error(String(error)) };

@@ -31,6 +31,7 @@ function spec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
     bufferContainers: 0,
     scaledownWindowMs: 60_000,
     maxInputs: 1,
+    startupTimeoutMs: 60_000,
     ...overrides,
   };
 }
@@ -43,7 +44,10 @@ function fakeWorker(functionId: string, containers: string[]) {
     name: "test",
     capacity: { cpu: 8, memoryMiB: 8192 },
     containers: new Map(
-      containers.map((id) => [id, { id, functionId, cpu: 1, memoryMiB: 512, state: "running" as const }]),
+      containers.map((id) => [
+        id,
+        { id, functionId, cpu: 1, memoryMiB: 512, state: "running" as const, version: 1, stopping: false },
+      ]),
     ),
     send: (message) => sent.push(message),
   };
@@ -94,7 +98,15 @@ describe("control plane", () => {
     const fake = fakeWorker(functionId, containers);
     await control.workerConnected(fake.worker, "process", [], []);
     for (const id of containers) {
-      fake.worker.containers.set(id, { id, functionId, cpu: 1, memoryMiB: 512, state: "running" });
+      fake.worker.containers.set(id, {
+        id,
+        functionId,
+        cpu: 1,
+        memoryMiB: 512,
+        state: "running",
+        version: 1,
+        stopping: false,
+      });
     }
     return fake;
   }
@@ -253,7 +265,7 @@ describe("control plane", () => {
     await control.start();
     expect(control.queue.held()).toHaveLength(2);
     const fake = fakeWorker(functionId, []);
-    await store.addContainer({ id: "c1", workerId: "wk-test", functionId });
+    await store.addContainer({ id: "c1", workerId: "wk-test", functionId, version: 1 });
     await control.workerConnected(fake.worker, "process", ["c1"], [{ ...running!, containerId: "c1" }]);
     expect(control.queue.held()).toEqual([]);
     expect(control.queue.get(running!.inputId)).toMatchObject({ state: "running", owner: "c1", attempt: 1 });

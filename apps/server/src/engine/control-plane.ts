@@ -16,24 +16,44 @@ import {
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
-import { type FinishedInput, INPUT_ID_BLOCK, type Store } from "@skiff/store";
+import { type FinishedInput, type FunctionRow, INPUT_ID_BLOCK, ScheduleStore, type Store } from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Hub, type Subscriber, toResult } from "./hub.js";
 import { Persister } from "./persister.js";
 import { InputQueue, type QueuedInput } from "./queue.js";
+import { Scheduler } from "./scheduler.js";
 import { FunctionTimings } from "./timings.js";
-import { type WorkerConn, WorkerRegistry } from "./workers.js";
+import { type ContainerInfo, type WorkerConn, WorkerRegistry } from "./workers.js";
 
+/** What `updateAutoscaler` may change at runtime. */
+export type AutoscalerSettings = Partial<
+  Pick<FunctionSpec, "minContainers" | "maxContainers" | "bufferContainers" | "scaledownWindowMs">
+>;
+
+/**
+ * What the engine knows of a pool of containers: a function, or a class with one set of parameter values
+ * (id `CLASS_ID~PARAMS`, see poolId). Deploys update it in place.
+ */
 interface FunctionInfo {
   id: string;
+  /** The functions row: the function or class itself. */
+  baseId: string;
   appId: string;
   appName: string;
   bundleHash: string;
   spec: FunctionSpec;
-  stopped: boolean;
+  /** The app version whose code and spec this is. */
+  version: number;
+  /** Why it takes no calls (its app stopped, or a deploy removed it), if it does not. */
+  stopped: string | undefined;
+  /** A class pool's parameter values, as JSON for the runner. */
+  params: string | undefined;
 }
+
+/** The separator between a class's id and its parameter values in a pool id. */
+const POOL_SEPARATOR = "~";
 
 /** What memory keeps of a call: which chunks arrived (to drop resends) and how many inputs are unfinished. */
 interface CallState {
@@ -82,6 +102,8 @@ export class ControlPlane {
   private readonly timings = new FunctionTimings();
   /** Containers asked to start and not yet running, with when and for which function. */
   private readonly starting = new Map<string, { functionId: string; at: number }>();
+  /** Pools that keep containers with no traffic (`minContainers`). */
+  private readonly warm = new Set<string>();
   private ids = { next: 0, end: 0 };
   private nextBlock: Promise<number> | undefined;
   /** After a restart: workers that may still run inputs, not yet heard from. */
@@ -97,6 +119,8 @@ export class ControlPlane {
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
+  /** Runs the schedules of deployed functions. */
+  readonly scheduler: Scheduler;
 
   constructor(options: ControlPlaneOptions) {
     this.store = options.store;
@@ -107,11 +131,19 @@ export class ControlPlane {
         : this.log.error({ err, attempt }, "writing to the store failed; retrying"),
     );
     this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
+    this.scheduler = new Scheduler({
+      schedules: new ScheduleStore(options.store.db),
+      log: options.log,
+      submit: (functionId) => this.submitScheduled(functionId),
+      // Calls are remembered for a while after they finish, and unfinished ones are reloaded at restart.
+      unfinished: (callId) => (this.calls.get(callId)?.unfinished ?? 0) > 0,
+    });
   }
 
   /** Reloads unfinished inputs, then starts the periodic work. */
   async start(): Promise<void> {
     await this.recover();
+    for (const id of await this.store.warmFunctions()) this.warm.add(id);
     const every = (ms: number, fn: () => unknown) => {
       const timer = setInterval(async () => {
         try {
@@ -129,28 +161,121 @@ export class ControlPlane {
     every(5000, () => this.stopAbandonedApps());
     every(60_000, () => this.forgetOldCalls());
     every(3_600_000, () => this.store.deleteFinished(RESULT_TTL_MS));
+    this.scheduler.start();
   }
 
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    await this.scheduler.stop();
     await this.persister.flushed();
   }
 
   async functionInfo(functionId: string): Promise<FunctionInfo> {
     const cached = this.functions.get(functionId);
     if (cached) return cached;
+    const at = functionId.indexOf(POOL_SEPARATOR);
+    if (at >= 0) {
+      const base = await this.functionInfo(functionId.slice(0, at));
+      const info = { ...base, id: functionId, params: classParams(base.spec, functionId.slice(at + 1)) };
+      this.functions.set(functionId, info);
+      return info;
+    }
     const row = await this.store.getFunction(functionId);
     if (!row) throw new ApiError("NOT_FOUND", `no function ${functionId}: was its app stopped? run or deploy it again`);
     const info: FunctionInfo = {
       id: row.id,
+      baseId: row.id,
       appId: row.appId,
       appName: row.app.name,
       bundleHash: row.app.bundleHash,
       spec: row.spec,
-      stopped: row.app.state !== "running",
+      version: row.app.version,
+      stopped: stoppedReason(row.app, row),
+      params: undefined,
     };
     this.functions.set(functionId, info);
+    if (info.spec.minContainers > 0 && !info.stopped) this.warm.add(info.id);
     return info;
+  }
+
+  /** The pools of a function or class that memory holds. */
+  private poolsOf(baseId: string): FunctionInfo[] {
+    return [...this.functions.values()].filter((info) => info.baseId === baseId);
+  }
+
+  // ---- apps ----
+
+  /**
+   * A new version of an app is in the store: its pools take the new code and spec, containers of older
+   * versions keep serving until a container of the new one runs in their pool (then they drain), and
+   * functions it left out fail their waiting inputs.
+   */
+  async deployed(appId: string, functions: FunctionRow[]): Promise<void> {
+    await this.scheduler.sync(appId, functions);
+    const bases = new Set([...this.functions.values()].filter((info) => info.appId === appId).map((i) => i.baseId));
+    const removed: FunctionInfo[] = [];
+    for (const baseId of bases) {
+      const row = await this.store.getFunction(baseId);
+      if (!row) continue;
+      for (const info of this.poolsOf(baseId)) {
+        Object.assign(info, {
+          spec: row.spec,
+          bundleHash: row.app.bundleHash,
+          version: row.app.version,
+          stopped: stoppedReason(row.app, row),
+        });
+        if (info.stopped) removed.push(info);
+      }
+    }
+    const inputs = removed.flatMap((info) => this.queue.ofFunction(info.id));
+    await this.failAll(inputs, "CANCELLED", failurePayload("the function was removed by a deploy"));
+    this.stopContainers((container) => removed.some((info) => info.id === container.functionId), "removed by a deploy");
+    for (const id of await this.store.warmFunctions()) this.warm.add(id);
+    this.requestAutoscale();
+  }
+
+  /** Overrides a function's autoscaling until its next deploy; applies to every pool of a class. */
+  async updateAutoscaler(functionId: string, patch: AutoscalerSettings): Promise<FunctionSpec> {
+    const info = await this.functionInfo(functionId);
+    if (info.stopped) throw new ApiError("CONFLICT", `function ${info.spec.name} ${info.stopped}`);
+    const spec = { ...info.spec, ...patch };
+    if (spec.maxContainers < Math.max(1, spec.minContainers)) {
+      throw new ApiError(
+        "BAD_REQUEST",
+        `maxContainers (${spec.maxContainers}) must be at least minContainers (${spec.minContainers}) and 1`,
+      );
+    }
+    await this.store.updateFunctionSpec(info.baseId, spec);
+    for (const pool of this.poolsOf(info.baseId)) pool.spec = spec;
+    if (spec.minContainers > 0) this.warm.add(info.baseId);
+    this.requestAutoscale();
+    return spec;
+  }
+
+  /** The containers the workers run, for `skiff container list`. */
+  containers(): {
+    id: string;
+    worker: string;
+    appId: string;
+    function: string;
+    pool: string;
+    state: string;
+    version: number;
+  }[] {
+    return this.workers.all().flatMap((worker) =>
+      [...worker.containers.values()].map((container) => {
+        const info = this.functions.get(container.functionId);
+        return {
+          id: container.id,
+          worker: worker.name,
+          appId: info?.appId ?? "",
+          function: info?.spec.name ?? container.functionId,
+          pool: info?.params ?? "",
+          state: container.state,
+          version: container.version,
+        };
+      }),
+    );
   }
 
   // ---- calls ----
@@ -158,7 +283,7 @@ export class ControlPlane {
   /** Queues a chunk of a call's inputs and hands them to waiting containers; resolves once durable. */
   async submit(call: Submit, subscriber: Subscriber | undefined): Promise<void> {
     const fn = await this.functionInfo(call.functionId);
-    if (fn.stopped) throw new ApiError("CONFLICT", `app ${fn.appName} is stopped: run or deploy it again`);
+    if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
     const { inputs } = call;
     if (inputs.length === 0) return;
     const firstIdx = inputs[0]!.idx;
@@ -235,18 +360,50 @@ export class ControlPlane {
     await this.failAll(this.queue.ofCall(callId), "CANCELLED", failurePayload("the call was cancelled"));
   }
 
+  /** A scheduled run: one input with no arguments. */
+  private async submitScheduled(functionId: string): Promise<string> {
+    const callId = randomUUID();
+    const args = { inline: encodeMessage([]) };
+    await this.submit(
+      {
+        t: "submit",
+        rid: 0,
+        functionId,
+        callId,
+        total: 1,
+        subscribe: false,
+        resent: false,
+        inputs: [{ idx: 0, args }],
+      },
+      undefined,
+    );
+    return callId;
+  }
+
   async stopApp(appId: string): Promise<void> {
     await this.store.stopApp(appId);
+    await this.scheduler.schedules.removeApp(appId);
     const stopped = [...this.functions.values()].filter((info) => info.appId === appId);
-    for (const info of stopped) info.stopped = true;
+    for (const info of stopped) {
+      info.stopped = "is stopped: run or deploy it again";
+      this.warm.delete(info.id);
+    }
     const inputs = stopped.flatMap((info) => this.queue.ofFunction(info.id));
     await this.failAll(inputs, "CANCELLED", failurePayload("the app was stopped"));
+    this.stopContainers(
+      (container) => this.functions.get(container.functionId)?.appId === appId,
+      "the app was stopped",
+    );
+  }
+
+  /** Asks the containers `which` picks to finish what they run and stop. */
+  private stopContainers(which: (container: ContainerInfo) => boolean, reason: string): void {
     for (const worker of this.workers.all()) {
       for (const container of worker.containers.values()) {
-        if (this.functions.get(container.functionId)?.appId === appId) {
-          this.dispatcher.release(container.id);
-          worker.send({ t: "stop", containerId: container.id, reason: "the app was stopped" });
-        }
+        if (!which(container) || container.stopping) continue;
+        container.stopping = true;
+        this.dispatcher.release(container.id);
+        worker.send({ t: "stop", containerId: container.id, reason });
       }
     }
   }
@@ -397,6 +554,8 @@ export class ControlPlane {
         cpu: info.spec.cpu,
         memoryMiB: info.spec.memoryMiB,
         state: "running",
+        version: row.version,
+        stopping: false,
       });
     }
     // What it still runs stays leased to it; anything else leased to its containers was lost with them.
@@ -439,7 +598,7 @@ export class ControlPlane {
       case "claim": {
         const container = worker.containers.get(message.containerId);
         const info = container ? await this.functionInfo(container.functionId) : undefined;
-        if (!container || !info || info.stopped) {
+        if (!container || !info || info.stopped || container.stopping || this.replaced(container, info)) {
           worker.send({ t: "inputs", rid: message.rid, inputs: [], shutdown: true });
           return;
         }
@@ -491,6 +650,27 @@ export class ControlPlane {
         this.starting.delete(message.containerId);
         if (started) this.timings.noteColdStart(started.functionId, Date.now() - started.at);
         await this.store.setContainerState(message.containerId, "running");
+        // A container of a new version runs: the older ones of its pool drain (a rolling deploy).
+        const info = container && this.functions.get(container.functionId);
+        if (container && info && container.version >= info.version) {
+          this.stopContainers(
+            (other) => other.functionId === container.functionId && other.version < info.version,
+            `replaced by version ${info.version}`,
+          );
+        }
+        return;
+      }
+      case "idle": {
+        // Idle past its scaledown window: it may stop unless its pool needs it warm or has work waiting.
+        const container = worker.containers.get(message.containerId);
+        const info = container && (await this.functionInfo(container.functionId).catch(() => undefined));
+        if (!container || !info) return;
+        const keep = info.params === undefined && !info.stopped ? info.spec.minContainers : 0;
+        const current = this.workers.containersOf(info.id).filter((c) => !c.stopping && c.version >= info.version);
+        const outdated = container.version < info.version;
+        if (outdated || current.length > keep || info.stopped) {
+          if (this.queue.load(info.id).pending === 0) this.stopContainers((c) => c === container, "idle");
+        }
         return;
       }
       case "stopped": {
@@ -530,6 +710,14 @@ export class ControlPlane {
   }
 
   /** The inputs of these refs that still run under that attempt. */
+  /** Whether a container of an older version has a running container of the current one in its pool. */
+  private replaced(container: ContainerInfo, info: FunctionInfo): boolean {
+    if (container.version >= info.version) return false;
+    return this.workers
+      .containersOf(info.id)
+      .some((c) => c.version >= info.version && c.state === "running" && !c.stopping);
+  }
+
   private running(refs: Ref[]): QueuedInput[] {
     const out = new Set<QueuedInput>();
     for (const ref of refs) {
@@ -668,23 +856,43 @@ export class ControlPlane {
       });
   }
 
-  /** desired = clamp(ceil((ready + running) / maxInputs) + buffer, min, max), per function with work. */
+  /**
+   * Per pool with work, warm containers or containers of an older version: desired = clamp(ceil((ready +
+   * running) / targetInputs) + buffer, min, max), or min with no work. Only containers of the current
+   * version count; older ones stop once the pool has nothing for them (see "started" for the rest).
+   */
   private async autoscale(): Promise<void> {
     if (this.workers.all().length === 0) return;
-    for (const [functionId, load] of this.queue.loads()) {
+    const pools = new Set([...this.queue.loads().map(([id]) => id), ...this.warm]);
+    for (const worker of this.workers.all()) for (const c of worker.containers.values()) pools.add(c.functionId);
+    for (const functionId of pools) {
       const info = await this.functionInfo(functionId).catch(() => undefined);
-      if (!info || info.stopped) continue;
+      if (!info || info.stopped) {
+        this.warm.delete(functionId);
+        continue;
+      }
       const { spec } = info;
+      const load = this.queue.load(functionId);
       const work = load.pending + load.running;
-      if (work === 0) continue;
-      const desired = Math.min(
-        spec.maxContainers,
-        Math.max(spec.minContainers, Math.ceil(work / spec.maxInputs) + spec.bufferContainers),
-      );
-      const live = this.workers.containersOf(info.id).length;
+      // Parameter sets of a class are made on demand; only its default pool is kept warm.
+      const min = info.params === undefined ? spec.minContainers : 0;
+      const target = Math.min(spec.targetInputs ?? spec.maxInputs, spec.maxInputs);
+      const desired =
+        work === 0
+          ? min
+          : Math.min(spec.maxContainers, Math.max(min, Math.ceil(work / target) + spec.bufferContainers));
+      const containers = this.workers.containersOf(info.id).filter((c) => !c.stopping);
+      if (desired === 0 || load.pending === 0) {
+        // Nothing waits that an older container could take: let those go.
+        this.stopContainers(
+          (c) => c.functionId === info.id && c.version < info.version,
+          `replaced by version ${info.version}`,
+        );
+      }
+      const live = containers.filter((c) => c.version >= info.version).length;
       for (let i = live; i < desired; i++) {
         // Beyond the minimum, a new container must beat the live ones to the end of the backlog.
-        if (i >= spec.minContainers && !this.timings.worthAnotherContainer(info.id, work, i * spec.maxInputs)) break;
+        if (i >= min && !this.timings.worthAnotherContainer(info.id, work, i * target)) break;
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
@@ -704,8 +912,10 @@ export class ControlPlane {
       cpu: info.spec.cpu,
       memoryMiB: info.spec.memoryMiB,
       state: "starting",
+      version: info.version,
+      stopping: false,
     });
-    await this.store.addContainer({ id: containerId, workerId: worker.id, functionId: info.id });
+    await this.store.addContainer({ id: containerId, workerId: worker.id, functionId: info.id, version: info.version });
     worker.send({
       t: "start",
       containerId,
@@ -714,9 +924,44 @@ export class ControlPlane {
       functionId: info.id,
       bundleHash: info.bundleHash,
       spec: info.spec,
-      env: {},
+      env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
     });
   }
+}
+
+/** Why a function takes no calls: its app stopped, or its app's current version left it out. */
+function stoppedReason(app: { state: string; version: number }, fn: { version: number }): string | undefined {
+  if (app.state !== "running") return "is stopped: run or deploy it again";
+  if (fn.version !== app.version) return `was removed in version ${app.version} of its app`;
+  return undefined;
+}
+
+/**
+ * A class pool's parameter values from its pool id (base64url JSON, see the SDK's poolId), checked against
+ * the class's declared parameters; returned as JSON for the runner.
+ */
+function classParams(spec: FunctionSpec, encoded: string): string {
+  const declared = new Map((spec.cls?.parameters ?? []).map((p) => [p.name, p.type] as const));
+  let values: Record<string, unknown>;
+  try {
+    values = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as Record<string, unknown>;
+  } catch {
+    throw new ApiError("BAD_REQUEST", `the parameters of ${spec.name} in its pool id are not valid`);
+  }
+  if (typeof values !== "object" || values === null || Array.isArray(values)) {
+    throw new ApiError("BAD_REQUEST", `the parameters of ${spec.name} must be an object`);
+  }
+  for (const [name, value] of Object.entries(values)) {
+    const type = declared.get(name);
+    if (!type) {
+      const names = [...declared.keys()].join(", ") || "none";
+      throw new ApiError("BAD_REQUEST", `${spec.name} has no parameter "${name}" (its parameters: ${names})`);
+    }
+    if (typeof value !== type) {
+      throw new ApiError("BAD_REQUEST", `${spec.name}: parameter "${name}" must be a ${type}, not ${typeof value}`);
+    }
+  }
+  return JSON.stringify(values);
 }
 
 function newInput(id: string, callId: string, idx: number, functionId: string, args: Payload): QueuedInput {

@@ -6,6 +6,10 @@ export interface ContainerInfo {
   cpu: number;
   memoryMiB: number;
   state: "starting" | "running";
+  /** The app version it runs. */
+  version: number;
+  /** Asked to stop: it finishes what it runs and takes nothing more. */
+  stopping: boolean;
 }
 
 /** A connected worker agent, as the scheduler sees it. */

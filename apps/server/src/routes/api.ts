@@ -1,18 +1,36 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
-import { AppManifest, HTTP_STATUS, ImageSpec, imageArchives } from "@skiff/protocol";
+import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { ControlPlane } from "../engine/control-plane.js";
+import { checkSchedule } from "../engine/scheduler.js";
 import { ApiError } from "../errors.js";
+
+const Env = z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/i, "environment names use letters, digits, '-' and '_'");
 
 const CreateApp = z.object({
   manifest: AppManifest,
-  env: z.string().min(1).default("main"),
-  mode: z.enum(["ephemeral", "deployed"]),
+  env: Env.default("main"),
+  mode: z.enum(["ephemeral", "detached"]),
   bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
 });
+
+const DeployApp = z.object({
+  manifest: AppManifest,
+  env: Env.default("main"),
+  bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+const Autoscaler = z
+  .object({
+    minContainers: z.number().int().min(0),
+    maxContainers: z.number().int().min(1),
+    bufferContainers: z.number().int().min(0),
+    scaledownWindowMs: z.number().int().min(0),
+  })
+  .partial();
 
 async function parseBody<T extends z.ZodTypeAny>(request: Request, schema: T): Promise<z.infer<T>> {
   const body = await request.json().catch(() => {
@@ -83,14 +101,123 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     return c.json({ ok: true });
   });
 
-  api.post("/v1/apps", async (c) => {
-    const body = await parseBody(c.req.raw, CreateApp);
-    if (!(await blobs.has(body.bundleHash))) {
+  const needBundle = async (hash: string) => {
+    if (!(await blobs.has(hash))) {
+      throw new ApiError("BAD_REQUEST", `bundle ${hash} is not uploaded: PUT it to /v1/blobs/${hash} first`);
+    }
+  };
+  const findApp = async (env: string, nameOrId: string) => {
+    const app = await store.findApp(env, nameOrId);
+    if (!app) {
+      throw new ApiError("NOT_FOUND", `no running app "${nameOrId}" in environment "${env}": see \`skiff app list\``);
+    }
+    return app;
+  };
+  const deploy = async (
+    app: { name: string; env: string; bundleHash: string; functions: FunctionSpec[] },
+    note = "",
+  ) => {
+    // A schedule croner cannot read is refused before anything is written.
+    for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
+    const deployed = await store.deployApp({ ...app, note });
+    await control.deployed(deployed.app.id, deployed.functions);
+    return {
+      appId: deployed.app.id,
+      version: deployed.app.version,
+      previous: deployed.previous ?? null,
+      functions: Object.fromEntries(deployed.functions.map((f) => [f.name, f.id])),
+    };
+  };
+
+  // A new version of a deployed app. Its images are built by the caller first (POST /v1/images/build), so
+  // a failed build never reaches here and the running version stays.
+  api.post("/v1/deploy", async (c) => {
+    const body = await parseBody(c.req.raw, DeployApp);
+    await needBundle(body.bundleHash);
+    return c.json(
+      await deploy({
+        name: body.manifest.name,
+        env: body.env,
+        bundleHash: body.bundleHash,
+        functions: body.manifest.functions,
+      }),
+    );
+  });
+
+  api.get("/v1/apps/:app", async (c) => {
+    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    return c.json({ app });
+  });
+
+  api.get("/v1/apps/:app/schedules", async (c) => {
+    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    const schedules = await control.scheduler.list({ appId: app.id });
+    return c.json({ schedules });
+  });
+
+  api.get("/v1/apps/:app/history", async (c) => {
+    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    const versions = await store.appVersions(app.id);
+    return c.json({
+      app,
+      versions: versions.map((v) => ({
+        version: v.version,
+        bundleHash: v.bundleHash,
+        functions: v.functions.map((f) => f.name),
+        note: v.note,
+        createdAt: v.createdAt,
+        current: v.version === app.version,
+      })),
+    });
+  });
+
+  // Deploys an earlier version's code and spec again, as a new version.
+  api.post("/v1/apps/:app/rollback", async (c) => {
+    const body = await parseBody(
+      c.req.raw,
+      z.object({ env: Env.default("main"), version: z.number().int().min(1).optional() }),
+    );
+    const app = await findApp(body.env, c.req.param("app"));
+    if (app.mode !== "deployed") throw new ApiError("BAD_REQUEST", `${app.name} is not deployed: it has no versions`);
+    const versions = await store.appVersions(app.id);
+    const target = body.version ?? versions.find((v) => v.version < app.version)?.version;
+    const chosen = versions.find((v) => v.version === target);
+    if (!chosen) {
       throw new ApiError(
-        "BAD_REQUEST",
-        `bundle ${body.bundleHash} is not uploaded: PUT it to /v1/blobs/${body.bundleHash} first`,
+        "NOT_FOUND",
+        target === undefined
+          ? `${app.name} has only one version: there is nothing to roll back to`
+          : `${app.name} has no version ${target}: see \`skiff app history ${app.name}\``,
       );
     }
+    if (chosen.version === app.version) {
+      throw new ApiError("BAD_REQUEST", `version ${chosen.version} of ${app.name} is the one running`);
+    }
+    await needBundle(chosen.bundleHash);
+    return c.json(
+      await deploy(
+        { name: app.name, env: app.env, bundleHash: chosen.bundleHash, functions: chosen.functions },
+        `rollback to v${chosen.version}`,
+      ),
+    );
+  });
+
+  api.get("/v1/containers", (c) => c.json({ containers: control.containers() }));
+
+  api.post("/v1/functions/:id/autoscaler", async (c) => {
+    const patch = await parseBody(c.req.raw, Autoscaler);
+    const spec = await control.updateAutoscaler(c.req.param("id"), patch);
+    return c.json({
+      minContainers: spec.minContainers,
+      maxContainers: spec.maxContainers,
+      bufferContainers: spec.bufferContainers,
+      scaledownWindowMs: spec.scaledownWindowMs,
+    });
+  });
+
+  api.post("/v1/apps", async (c) => {
+    const body = await parseBody(c.req.raw, CreateApp);
+    await needBundle(body.bundleHash);
     const { app, functions } = await store.createApp({
       name: body.manifest.name,
       env: body.env,
@@ -111,11 +238,10 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     return c.json({ ok: true });
   });
 
-  api.post("/v1/apps/:id/stop", async (c) => {
-    const app = await store.getApp(c.req.param("id"));
-    if (!app) throw new ApiError("NOT_FOUND", `no app ${c.req.param("id")}: see \`skiff app list\``);
+  api.post("/v1/apps/:app/stop", async (c) => {
+    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
     await control.stopApp(app.id);
-    return c.json({ ok: true });
+    return c.json({ ok: true, appId: app.id });
   });
 
   api.get("/v1/functions/lookup", async (c) => {
@@ -127,7 +253,7 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
         "NOT_FOUND",
         `no running app "${app}" with function "${name}" in environment "${env}": deploy it first`,
       );
-    return c.json({ functionId: fn.id });
+    return c.json({ functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) });
   });
 
   api.on("HEAD", "/v1/blobs/:hash", async (c) => c.body(null, (await blobs.has(c.req.param("hash"))) ? 200 : 404));

@@ -1,7 +1,7 @@
 import { Client } from "skiff";
 import type { Config } from "../config.js";
 import { ensureServer } from "../embedded.js";
-import { say } from "../output.js";
+import { dim, green, printLogs, say } from "../output.js";
 
 interface AppSummary {
   id: string;
@@ -9,26 +9,117 @@ interface AppSummary {
   env: string;
   mode: string;
   state: string;
+  version: number;
   createdAt: string;
+}
+
+async function clientFor(config: Config): Promise<Client> {
+  return new Client({ serverUrl: await ensureServer(config, say) });
+}
+
+const inEnv = (path: string, env: string) => `${path}?env=${encodeURIComponent(env)}`;
+
+interface ScheduleView {
+  functionName?: string;
+  schedule: { cron: string; timezone: string } | { periodMs: number };
+  nextRunMs?: number;
+  lastRunMs?: number;
+  lastOutcome?: string;
+  lastError?: string;
+  skippedTicks: number;
+}
+
+/** One line per schedule of an app: what, when next, what happened last. */
+export async function printSchedules(client: Client, app: string, env: string): Promise<void> {
+  const { schedules } = await client.request<{ schedules: ScheduleView[] }>(
+    "GET",
+    inEnv(`/v1/apps/${encodeURIComponent(app)}/schedules`, env),
+  );
+  const when = (ms: number | undefined) => (ms === undefined ? "never" : new Date(ms).toISOString());
+  for (const s of schedules) {
+    const what =
+      "cron" in s.schedule
+        ? `cron "${s.schedule.cron}" (${s.schedule.timezone})`
+        : `every ${s.schedule.periodMs / 1000}s`;
+    const last = s.lastOutcome === "failed" ? `failed: ${s.lastError}` : when(s.lastRunMs);
+    const skipped = s.skippedTicks > 0 ? dim(` (${s.skippedTicks} skipped: the previous run was still going)`) : "";
+    say(`  ${s.functionName ?? "?"}: ${what}, next ${when(s.nextRunMs)}, last ${last}${skipped}`);
+  }
 }
 
 /** `skiff app list`: apps of an environment, newest first. */
 export async function appListCommand(options: { env: string }, config: Config): Promise<void> {
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
-  const { apps } = await client.request<{ apps: AppSummary[] }>(
-    "GET",
-    `/v1/apps?env=${encodeURIComponent(options.env)}`,
-  );
+  const client = await clientFor(config);
+  const { apps } = await client.request<{ apps: AppSummary[] }>("GET", inEnv("/v1/apps", options.env));
   if (apps.length === 0) {
-    say(`no apps in environment "${options.env}": start one with \`skiff run FILE --detach\``);
+    say(`no apps in environment "${options.env}": deploy one with \`skiff deploy FILE\``);
     return;
   }
-  for (const app of apps) console.log([app.id, app.name, app.mode, app.state, app.createdAt].join("\t"));
+  for (const app of apps) {
+    console.log([app.id, app.name, app.mode, app.state, `v${app.version}`, app.createdAt].join("\t"));
+  }
 }
 
-/** `skiff app stop ID`: stops an app; its containers drain and unfinished inputs are cancelled. */
-export async function appStopCommand(appId: string, config: Config): Promise<void> {
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
-  await client.request("POST", `/v1/apps/${encodeURIComponent(appId)}/stop`);
-  say(`stopped ${appId}`);
+/** `skiff app history NAME`: the versions of a deployed app, newest first. */
+export async function appHistoryCommand(name: string, options: { env: string }, config: Config): Promise<void> {
+  const client = await clientFor(config);
+  const { versions } = await client.request<{
+    versions: { version: number; functions: string[]; note: string; createdAt: string; current: boolean }[];
+  }>("GET", inEnv(`/v1/apps/${encodeURIComponent(name)}/history`, options.env));
+  for (const v of versions) {
+    const mark = v.current ? green("running") : "";
+    console.log([`v${v.version}`, v.createdAt, v.functions.join(","), v.note, mark].join("\t"));
+  }
+  await printSchedules(client, name, options.env);
+}
+
+/** `skiff app rollback NAME [VERSION]`: deploys an earlier version again (the one before by default). */
+export async function appRollbackCommand(
+  name: string,
+  version: string | undefined,
+  options: { env: string },
+  config: Config,
+): Promise<void> {
+  const target = version === undefined ? undefined : Number(version.replace(/^v/, ""));
+  if (target !== undefined && (!Number.isInteger(target) || target < 1)) {
+    throw new Error(`"${version}" is not a version: pass a number from \`skiff app history ${name}\``);
+  }
+  const client = await clientFor(config);
+  const deployed = await client.request<{ version: number }>("POST", `/v1/apps/${encodeURIComponent(name)}/rollback`, {
+    env: options.env,
+    ...(target === undefined ? {} : { version: target }),
+  });
+  say(green(`rolled ${name} back: version ${deployed.version} runs the code of version ${target ?? "before"}`));
+}
+
+/** `skiff app stop NAME|ID`: stops an app; its containers drain and unfinished inputs are cancelled. */
+export async function appStopCommand(app: string, options: { env: string }, config: Config): Promise<void> {
+  const client = await clientFor(config);
+  const { appId } = await client.request<{ appId: string }>(
+    "POST",
+    inEnv(`/v1/apps/${encodeURIComponent(app)}/stop`, options.env),
+  );
+  say(`stopped ${app} ${dim(`(${appId})`)}`);
+}
+
+/** `skiff app logs NAME|ID`: follows the logs of an app's containers until interrupted. */
+export async function appLogsCommand(app: string, options: { env: string }, config: Config): Promise<void> {
+  const client = await clientFor(config);
+  const found = await client.request<{ app: AppSummary }>(
+    "GET",
+    inEnv(`/v1/apps/${encodeURIComponent(app)}`, options.env),
+  );
+  say(dim(`following the logs of ${found.app.name} (${found.app.id}); Ctrl-C to stop`));
+  await client.streamLogs(found.app.id, printLogs);
+  await new Promise(() => {});
+}
+
+/** `skiff container list`: the containers workers run now. */
+export async function containerListCommand(config: Config): Promise<void> {
+  const client = await clientFor(config);
+  const { containers } = await client.request<{
+    containers: { id: string; worker: string; appId: string; function: string; state: string; version: number }[];
+  }>("GET", "/v1/containers");
+  if (containers.length === 0) say("no containers are running");
+  for (const c of containers) console.log([c.id, c.appId, c.function, `v${c.version}`, c.state, c.worker].join("\t"));
 }

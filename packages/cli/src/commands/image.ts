@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import type { FunctionSpec, ImageSpec } from "@skiff/protocol";
 import { buildImage, Client, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
@@ -40,21 +41,27 @@ export async function imageBuildCommand(target: string, config: Config): Promise
     const names = manifest.functions.map((fn) => fn.name).join(", ") || "none";
     throw new UserCodeError(`${shown} has no function "${name}"; its functions: ${names}`);
   }
+  return withServer(config, async (client) => {
+    const built = await buildImages(client, functions);
+    say(green(`built ${built} image(s)`));
+  });
+}
+
+/** Builds the images of these functions, each distinct image once, streaming the output; returns how many. */
+export async function buildImages(client: Client, functions: FunctionSpec[]): Promise<number> {
   // Functions sharing an image build it once: the last layer's key names all of it.
-  const images = new Map<string, { image: (typeof functions)[number]["image"]; names: string[] }>();
+  const images = new Map<string, { image: ImageSpec; names: string[] }>();
   for (const fn of functions) {
     const key = JSON.stringify([fn.image.base, fn.image.layers.at(-1)?.key ?? fn.image.nodeMajor, fn.image.mounts]);
     const entry = images.get(key) ?? { image: fn.image, names: [] };
     entry.names.push(fn.name);
     images.set(key, entry);
   }
-  return withServer(config, async (client) => {
-    for (const { image, names } of images.values()) {
-      say(`building the image of ${names.join(", ")} ${dim(`(${image.layers.length} layers)`)}`);
-      await buildImage(client, image, (line) => console.log(line));
-    }
-    say(green(`built ${images.size} image(s)`));
-  });
+  for (const { image, names } of images.values()) {
+    say(`building the image of ${names.join(", ")} ${dim(`(${image.layers.length} layers)`)}`);
+    await buildImage(client, image, (line) => console.log(line));
+  }
+  return images.size;
 }
 
 /** `skiff image export FILE[::NAME] DIR`: builds a function's image and writes it as an OCI layout. */

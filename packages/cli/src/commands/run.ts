@@ -50,7 +50,7 @@ export async function runCommand(
   const created = await client.request<{ appId: string; functions: Record<string, string> }>("POST", "/v1/apps", {
     manifest,
     env: "main",
-    mode: options.detach ? "deployed" : "ephemeral",
+    mode: options.detach ? "detached" : "ephemeral",
     bundleHash: bundle.hash,
   });
   Object.assign(context, { serverUrl, appId: created.appId, env: "main", functionIds: created.functions });

@@ -12,4 +12,6 @@ await runRunner({
   bundlePath: env.SKIFF_BUNDLE!,
   functionName: env.SKIFF_FUNCTION!,
   maxInputs: Number(env.SKIFF_MAX_INPUTS ?? "1"),
+  params: env.SKIFF_PARAMS,
+  batch: env.SKIFF_BATCH ? (JSON.parse(env.SKIFF_BATCH) as { maxBatchSize: number; waitMs: number }) : undefined,
 });

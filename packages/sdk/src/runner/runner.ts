@@ -3,6 +3,7 @@ import { pathToFileURL } from "node:url";
 import type { RunnerMessage, WorkerToRunner } from "@skiff/protocol";
 import { decodeMessage, encodeMessage, FrameReader, lengthPrefixed } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
+import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
 import { setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
@@ -12,11 +13,22 @@ export interface RunnerOptions {
   socketPath: string;
   /** The user's bundle (ESM, inline source map). */
   bundlePath: string;
+  /** A function's or a class's name. */
   functionName: string;
   maxInputs: number;
+  /** A class pool's parameter values (JSON). */
+  params?: string | undefined;
+  /** Gather inputs into lists for a batched function. */
+  batch?: { maxBatchSize: number; waitMs: number } | undefined;
 }
 
-type Handler = (...args: unknown[]) => unknown;
+/** The loaded code: runs one input's arguments, and the `exit` hooks at shutdown. */
+interface Loaded {
+  call(args: unknown[]): unknown;
+  exit(): Promise<void>;
+}
+
+type Input = { inputId: string; attempt: number; args: Uint8Array };
 
 /**
  * The program inside every container: loads the user's bundle, then pulls inputs from the worker over a
@@ -26,8 +38,8 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   // Connecting (slow through gVisor's gofer) and loading the user's code overlap.
   const [socket, loaded] = await Promise.all([
     open(options.socketPath),
-    loadHandler(options).then(
-      (handler) => ({ handler }),
+    load(options).then(
+      (code) => ({ code }),
       (error: unknown) => ({ error }),
     ),
   ]);
@@ -53,9 +65,16 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const { handler } = loaded;
+  const { code } = loaded;
 
   let active = 0;
+  let exiting = false;
+  // After the last input: the `exit` hooks, then the socket closes and the worker sees the runner end.
+  const finish = () => {
+    if (exiting) return;
+    exiting = true;
+    void code.exit().finally(end);
+  };
   let asked = false;
   let askScheduled = false;
   let shuttingDown = false;
@@ -71,33 +90,54 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     });
   };
 
-  const runOne = async (input: { inputId: string; attempt: number; args: Uint8Array }) => {
-    let message: RunnerMessage;
-    try {
-      const args = decodeValue<unknown[]>(input.args);
-      const value = await handler(...args);
-      message = {
-        t: "output",
-        inputId: input.inputId,
-        attempt: input.attempt,
-        status: "success",
-        retryable: true,
-        data: encodeValue(value),
-      };
-    } catch (error) {
-      message = {
-        t: "output",
-        inputId: input.inputId,
-        attempt: input.attempt,
-        status: "failure",
-        retryable: !isNonRetriable(error),
-        data: encodeError(error),
-      };
-    }
-    send(message);
-    active--;
-    if (shuttingDown && active === 0) end();
+  const done = (count: number) => {
+    active -= count;
+    if (shuttingDown && active === 0) finish();
     askForMore();
+  };
+
+  const runOne = async (input: Input) => {
+    try {
+      send(success(input, await code.call(decodeValue<unknown[]>(input.args))));
+    } catch (error) {
+      send(failure(input, error));
+    }
+    done(1);
+  };
+
+  // A batched function: inputs gather until the batch is full or the first has waited `waitMs`; one batch
+  // runs at a time (it counts as `maxInputs` of load), and the next gathers once it is done.
+  const batch = options.batch;
+  const gathered: Input[] = [];
+  let batchTimer: NodeJS.Timeout | undefined;
+  let batchRunning = false;
+  const runBatch = async () => {
+    clearTimeout(batchTimer);
+    batchTimer = undefined;
+    if (batchRunning || gathered.length === 0) return;
+    const inputs = gathered.splice(0, batch!.maxBatchSize);
+    batchRunning = true;
+    try {
+      const results = await code.call([inputs.map((input) => decodeValue<unknown[]>(input.args)[0])]);
+      if (!Array.isArray(results) || results.length !== inputs.length) {
+        const got = Array.isArray(results) ? `${results.length} results` : typeof results;
+        throw new Error(
+          `a batched function must return one result per item: it got ${inputs.length} and returned ${got}`,
+        );
+      }
+      for (const [i, input] of inputs.entries()) send(success(input, results[i]));
+    } catch (error) {
+      for (const input of inputs) send(failure(input, error));
+    }
+    batchRunning = false;
+    if (gathered.length >= batch!.maxBatchSize) void runBatch();
+    else if (gathered.length > 0) batchTimer = setTimeout(runBatch, batch!.waitMs);
+    done(inputs.length);
+  };
+  const gather = (inputs: Input[]) => {
+    gathered.push(...inputs);
+    if (gathered.length >= batch!.maxBatchSize) void runBatch();
+    else batchTimer ??= setTimeout(runBatch, batch!.waitMs);
   };
 
   const reader = new FrameReader();
@@ -109,12 +149,14 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
         throw new Error("skiff runner: malformed message");
       if (message.t === "shutdown") {
         shuttingDown = true;
-        if (active === 0) end();
+        if (batch && gathered.length > 0) void runBatch();
+        if (active === 0) finish();
         continue;
       }
       asked = false;
       active += message.inputs.length;
-      for (const input of message.inputs) void runOne(input);
+      if (batch) gather(message.inputs);
+      else for (const input of message.inputs) void runOne(input);
       askForMore();
     }
   });
@@ -123,14 +165,68 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   askForMore();
 }
 
-async function loadHandler(options: RunnerOptions): Promise<Handler> {
+/**
+ * Loads the user's bundle and finds the function; for a class, makes the instance with the pool's
+ * parameter values and runs its `enter` hooks (a throw there fails the container's start).
+ */
+async function load(options: RunnerOptions): Promise<Loaded> {
   setContext({ v: 1, where: "container", functionIds: {} });
   // Source maps for the user's bundle only: the runner's own would cost startup time in every container.
   process.setSourceMapsEnabled(true);
   const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
-  const fn = collectApp(exports, "the bundle").functions.get(options.functionName);
-  if (!fn?.handler) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
-  return fn.handler as Handler;
+  const collected = collectApp(exports, "the bundle");
+  const fn = collected.functions.get(options.functionName);
+  if (fn?.handler) {
+    const handler = fn.handler as (...args: unknown[]) => unknown;
+    return { call: (args) => handler(...args), exit: async () => {} };
+  }
+  const cls = collected.classes.get(options.functionName);
+  if (!cls?.ctor) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
+  const instance = new cls.ctor() as Record<string, unknown>;
+  Object.assign(instance, options.params ? JSON.parse(options.params) : {});
+  const marks = marksOf(cls.ctor);
+  const hook = (name: string) => (instance[name] as () => unknown).call(instance);
+  for (const name of marks.enter) await hook(name);
+  const methods = new Set(marks.methods);
+  return {
+    call: ([name, ...args]) => {
+      if (typeof name !== "string" || !methods.has(name)) {
+        throw new Error(`class ${options.functionName} has no @method() ${String(name)}: was it renamed? deploy again`);
+      }
+      return (instance[name] as (...a: unknown[]) => unknown).apply(instance, args);
+    },
+    exit: async () => {
+      for (const name of marks.exit) {
+        try {
+          await hook(name);
+        } catch (error) {
+          console.error(`skiff: the exit hook ${name} threw:`, error);
+        }
+      }
+    },
+  };
+}
+
+function success(input: Input, value: unknown): RunnerMessage {
+  return {
+    t: "output",
+    inputId: input.inputId,
+    attempt: input.attempt,
+    status: "success",
+    retryable: true,
+    data: encodeValue(value),
+  };
+}
+
+function failure(input: Input, error: unknown): RunnerMessage {
+  return {
+    t: "output",
+    inputId: input.inputId,
+    attempt: input.attempt,
+    status: "failure",
+    retryable: !isNonRetriable(error),
+    data: encodeError(error),
+  };
 }
 
 function encodeError(error: unknown): Uint8Array {

@@ -1,0 +1,65 @@
+import { join } from "node:path";
+import { Client, setContext, uploadImageFiles } from "skiff";
+import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
+import type { Config } from "../config.js";
+import { ensureServer } from "../embedded.js";
+import { dim, formatError, green, red, say } from "../output.js";
+import { printSchedules } from "./app.js";
+import { buildImages } from "./image.js";
+import { describe, load } from "./run.js";
+
+/**
+ * `skiff deploy FILE [--name] [--env]`: a new version of a persistent app. Images build first; if one
+ * fails, nothing is deployed and the running version stays.
+ */
+export async function deployCommand(
+  file: string,
+  options: { name?: string; env: string },
+  config: Config,
+): Promise<number> {
+  const started = Date.now();
+  const shown = displayPath(file);
+  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+  setContext({ v: 1, where: "local", functionIds: {} });
+  const manifest = describe(await load(bundle.path, shown), shown);
+  if (options.name) {
+    if (!/^[a-z0-9][a-z0-9-_]{0,62}$/i.test(options.name)) {
+      throw new UserCodeError(`--name "${options.name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);
+    }
+    manifest.name = options.name;
+  }
+  if (manifest.functions.length === 0) throw new UserCodeError(`${shown} defines no function or class to deploy`);
+
+  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  try {
+    await client.putBlob(bundle.code);
+    await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
+    try {
+      await buildImages(client, manifest.functions);
+    } catch (error) {
+      process.stderr.write(`${formatError(error)}\n`);
+      say(red(`not deployed: ${manifest.name} in "${options.env}" keeps running the version it ran`));
+      return 1;
+    }
+    const deployed = await client.request<{ appId: string; version: number; previous: number | null }>(
+      "POST",
+      "/v1/deploy",
+      { manifest, env: options.env, bundleHash: bundle.hash },
+    );
+    const names = manifest.functions.map((fn) => (fn.kind === "class" ? `${fn.name} (class)` : fn.name));
+    say(
+      green(
+        `deployed ${manifest.name} version ${deployed.version} to "${options.env}" in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+      ),
+    );
+    say(`  ${names.join(", ")} ${dim(`(app ${deployed.appId})`)}`);
+    if (deployed.previous !== null) {
+      say(dim(`  containers of version ${deployed.previous} drain as version ${deployed.version} starts`));
+    }
+    await printSchedules(client, manifest.name, options.env);
+    say(dim(`  call it with Function.fromName("${manifest.name}", NAME); see \`skiff app history ${manifest.name}\``));
+    return 0;
+  } finally {
+    client.close();
+  }
+}

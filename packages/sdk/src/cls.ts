@@ -1,0 +1,237 @@
+import type { ClassShape } from "@skiff/protocol";
+import { BRAND } from "./brand.js";
+import { clientFromEnvironment } from "./connect.js";
+import { getContext } from "./context.js";
+import { SkiffError } from "./errors.js";
+import { type AutoscalerOptions, SkiffFunction, updateAutoscaler } from "./function.js";
+import type { FunctionOptions } from "./function-spec.js";
+
+/** Options of `app.cls(options, class {...})`: those of a function, shared by all its methods. */
+export type ClassOptions = Omit<FunctionOptions, "batched" | "schedule" | "name"> & { name?: string };
+
+interface ClassMarks {
+  parameters: string[];
+  methods: string[];
+  enter: string[];
+  exit: string[];
+}
+
+const MARKS = Symbol.for("skiff.class-marks");
+
+// Standard decorators share a metadata object per class only where Symbol.metadata exists (esbuild's
+// output makes its own; TypeScript's needs this).
+(Symbol as unknown as { metadata?: symbol }).metadata ??= Symbol.for("Symbol.metadata");
+const METADATA = (Symbol as unknown as { metadata: symbol }).metadata;
+
+type Decorator = (target: unknown, context: unknown, descriptor?: unknown) => void;
+
+interface MemberContext {
+  kind: string;
+  name: string | symbol;
+  static: boolean;
+  private: boolean;
+  metadata?: object;
+}
+
+function isMemberContext(context: unknown): context is MemberContext {
+  return typeof context === "object" && context !== null && "kind" in context && "name" in context;
+}
+
+/** A decorator recording that a member is of `kind`; works as a standard and as a legacy decorator. */
+function mark(kind: keyof ClassMarks, decorator: string): Decorator {
+  const member = kind === "parameters" ? "field" : "method";
+  return (target, context) => {
+    if (isMemberContext(context)) {
+      if (context.kind !== member || context.static || context.private || typeof context.name !== "string") {
+        throw new TypeError(`@${decorator}() goes on a public instance ${member}, not on ${String(context.name)}`);
+      }
+      if (!context.metadata) {
+        throw new TypeError(`@${decorator}(): decorator metadata is missing; compile with esbuild or TypeScript 5.2+`);
+      }
+      record(context.metadata, kind, context.name);
+    } else {
+      // Legacy (experimentalDecorators): the prototype and the member's name.
+      record((target as { constructor: object }).constructor, kind, String(context));
+    }
+  };
+}
+
+function record(holder: object, kind: keyof ClassMarks, name: string): void {
+  const slot = holder as Record<symbol, ClassMarks | undefined>;
+  if (!Object.hasOwn(holder, MARKS)) {
+    // A subclass starts from its parent's marks without changing them.
+    const inherited = slot[MARKS];
+    slot[MARKS] = {
+      parameters: [...(inherited?.parameters ?? [])],
+      methods: [...(inherited?.methods ?? [])],
+      enter: [...(inherited?.enter ?? [])],
+      exit: [...(inherited?.exit ?? [])],
+    };
+  }
+  const marks = slot[MARKS]!;
+  if (!marks[kind].includes(name)) marks[kind].push(name);
+}
+
+/** What the decorators of a class recorded. */
+export function marksOf(ctor: object): ClassMarks {
+  const metadata = (ctor as Record<symbol, Record<symbol, ClassMarks> | undefined>)[METADATA];
+  return (
+    metadata?.[MARKS] ??
+    (ctor as Record<symbol, ClassMarks | undefined>)[MARKS] ?? { parameters: [], methods: [], enter: [], exit: [] }
+  );
+}
+
+/** A field whose value picks the container pool: `@parameter() size = "small"` (string, number or boolean). */
+export function parameter(): Decorator {
+  return mark("parameters", "parameter");
+}
+
+/** A method callable remotely: `Model.predict.remote(x)`. */
+export function method(): Decorator {
+  return mark("methods", "method");
+}
+
+/** Runs once per container before it takes inputs (loading a model); a throw fails the waiting inputs. */
+export function enter(_options: { snap?: boolean } = {}): Decorator {
+  return mark("enter", "enter");
+}
+
+/** Runs when the container shuts down, after its last input (30 s at most). */
+export function exit(): Decorator {
+  return mark("exit", "exit");
+}
+
+/**
+ * The class's shape for the manifest. Parameter types come from their default values, so the class is
+ * constructed once here (on the caller's machine, never in a container).
+ */
+export function classShape(ctor: new () => object, where: string): ClassShape {
+  const marks = marksOf(ctor);
+  if (marks.methods.length === 0) {
+    throw new RangeError(`${where} has no @method(): mark the methods callers may call remotely`);
+  }
+  let probe: Record<string, unknown>;
+  try {
+    probe = new ctor() as Record<string, unknown>;
+  } catch (error) {
+    throw new RangeError(`${where}: its constructor threw (${(error as Error).message}); load things in @enter()`);
+  }
+  const parameters = marks.parameters.map((name) => {
+    const type = typeof probe[name];
+    if (type !== "string" && type !== "number" && type !== "boolean") {
+      throw new RangeError(
+        `${where}: @parameter() ${name} must default to a string, number or boolean (it is ${type === "undefined" ? "not set" : type})`,
+      );
+    }
+    return { name, type };
+  });
+  return { methods: [...marks.methods], parameters };
+}
+
+type Method = (...args: never[]) => unknown;
+type MethodKeys<I> = { [K in keyof I]: I[K] extends Method ? K : never }[keyof I];
+type ParameterKeys<I> = { [K in keyof I]: I[K] extends string | number | boolean ? K : never }[keyof I];
+
+/** A class's parameter values: each distinct set runs in its own pool of containers. */
+export type ClassParams<I> = Partial<Pick<I, ParameterKeys<I>>>;
+
+/** Remote handles of a class's methods, typed from the class. */
+export type MethodHandles<I> = {
+  readonly [K in MethodKeys<I>]: I[K] extends (...args: infer A) => infer R ? SkiffFunction<A, Awaited<R>> : never;
+};
+
+/** What `app.cls` returns: the class's methods as remote functions, and `with(params)` for other pools. */
+export type Cls<I extends object> = SkiffClass<I> & MethodHandles<I>;
+
+/**
+ * A class whose instances live in containers: `enter` hooks run once per container, methods share the
+ * pool, `@parameter()` values pick the pool.
+ * @example
+ * export const Model = app.cls({ memory: "2GiB" }, class {
+ *   @parameter() size = "small";
+ *   @enter() async load() { ... }
+ *   @method() async predict(x: number) { ... }
+ * });
+ * await Model.with({ size: "large" }).predict.remote(3);
+ */
+export class SkiffClass<I extends object> {
+  readonly [BRAND] = "class" as const;
+  /** Set from the export name when the app is collected (or by `options.name`). */
+  name: string | undefined;
+
+  constructor(
+    readonly appName: string,
+    readonly options: ClassOptions,
+    readonly ctor: (new () => I) | undefined,
+    methods: string[],
+    private readonly deployedId?: string,
+    readonly params: Record<string, string | number | boolean> = {},
+  ) {
+    this.name = options.name;
+    for (const name of methods) {
+      const handle = new SkiffFunction(appName, { name }, undefined, undefined, { cls: this, method: name });
+      Object.defineProperty(this, name, { value: handle, enumerable: true });
+    }
+  }
+
+  /** The same class in the pool of these parameter values (unset ones keep their defaults). */
+  with(params: ClassParams<I>): Cls<I> {
+    const merged = { ...this.params, ...(params as Record<string, string | number | boolean>) };
+    const bound = new SkiffClass<I>(this.appName, this.options, this.ctor, this.methodNames(), this.deployedId, merged);
+    bound.name = this.name;
+    return bound as Cls<I>;
+  }
+
+  /** The id of this class's pool for its parameter values (the server checks them). */
+  async poolId(): Promise<string> {
+    const base = this.deployedId ?? (this.name ? getContext()?.functionIds[this.name] : undefined);
+    if (!base) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `class ${this.appName}.${this.name ?? "<unnamed>"} is not part of a running app: run this file with \`skiff run\`, or look it up with Cls.fromName(app, name)`,
+      );
+    }
+    return poolId(base, this.params);
+  }
+
+  /** Changes the autoscaling of every pool of the class until the next deploy. */
+  async updateAutoscaler(settings: AutoscalerOptions): Promise<void> {
+    const id = await this.poolId();
+    await updateAutoscaler(id.split("~")[0]!, settings);
+  }
+
+  private methodNames(): string[] {
+    return Object.keys(this).filter((key) => this[key as keyof this] instanceof SkiffFunction);
+  }
+}
+
+/** A class's id and its parameter values, sorted by name: one pool per distinct set. */
+export function poolId(classId: string, params: Record<string, unknown>): string {
+  const entries = Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (entries.length === 0) return classId;
+  return `${classId}~${Buffer.from(JSON.stringify(Object.fromEntries(entries))).toString("base64url")}`;
+}
+
+/**
+ * Deployed classes by name, from any Node program.
+ * @example
+ * const Model = await Cls.fromName<ModelClass>("ml", "Model");
+ * await Model.with({ size: "large" }).predict.remote(3);
+ */
+export const Cls = {
+  async fromName<I extends object = Record<string, Method>>(
+    appName: string,
+    name: string,
+    options: { env?: string } = {},
+  ): Promise<Cls<I>> {
+    const client = await clientFromEnvironment();
+    const query = new URLSearchParams({ app: appName, name, env: options.env ?? process.env.SKIFF_ENV ?? "main" });
+    const found = await client.request<{ functionId: string; kind: string; cls?: ClassShape }>(
+      "GET",
+      `/v1/functions/lookup?${query}`,
+    );
+    if (!found.cls) throw new SkiffError("BAD_REQUEST", `${appName}.${name} is a function: use Function.fromName`);
+    const cls = new SkiffClass<I>(appName, { name }, undefined, found.cls.methods, found.functionId);
+    return cls as Cls<I>;
+  },
+};
