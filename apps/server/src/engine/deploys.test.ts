@@ -1,0 +1,152 @@
+import type { FunctionSpec, ServerToWorker } from "@skiff/protocol";
+import { openPglite, Store } from "@skiff/store";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { ControlPlane } from "./control-plane.js";
+import type { WorkerConn } from "./workers.js";
+
+function spec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
+  return {
+    name: "f",
+    kind: "function",
+    timeoutMs: 30_000,
+    startupTimeoutMs: 60_000,
+    retries: { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 },
+    cpu: 1,
+    memoryMiB: 512,
+    image: { base: "debian-bookworm", nodeMajor: 20, layers: [], mounts: [] },
+    minContainers: 0,
+    maxContainers: 1,
+    bufferContainers: 0,
+    scaledownWindowMs: 60_000,
+    maxInputs: 1,
+    ...overrides,
+  };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+/** The engine's side of deploys and scaling, with a worker played by the test. */
+describe("deploys and scaling", () => {
+  let store: Store;
+  let control: ControlPlane;
+  const sent: ServerToWorker[] = [];
+  const worker: WorkerConn = {
+    id: "wk-test",
+    name: "test",
+    capacity: { cpu: 8, memoryMiB: 8192 },
+    containers: new Map(),
+    send: (message) => sent.push(message),
+  };
+  const take = <T extends ServerToWorker["t"]>(t: T) => {
+    const out = sent.filter((m) => m.t === t) as Extract<ServerToWorker, { t: T }>[];
+    sent.splice(0, sent.length, ...sent.filter((m) => m.t !== t));
+    return out;
+  };
+
+  async function deploy(specs: FunctionSpec[], bundleHash: string) {
+    const deployed = await store.deployApp({ name: "svc", env: "main", bundleHash, functions: specs });
+    await control.deployed(deployed.app.id, deployed.functions);
+    return deployed;
+  }
+
+  async function start() {
+    store = new Store(await openPglite());
+    await store.migrate();
+    control = new ControlPlane({ store, log: pino({ level: "silent" }) });
+    await control.start();
+    worker.containers.clear();
+    sent.length = 0;
+    await control.workerConnected(worker, "process", [], []);
+  }
+
+  afterEach(async () => {
+    await control?.stop();
+    await store?.close();
+  });
+
+  const submit = (functionId: string, callId: string) =>
+    control.submit(
+      {
+        t: "submit",
+        rid: 1,
+        functionId,
+        callId,
+        total: 1,
+        subscribe: false,
+        resent: false,
+        inputs: [{ idx: 0, args: { inline: new Uint8Array([0x80]) } }],
+      },
+      undefined,
+    );
+
+  it("starts the new version beside the old one and drains the old once the new one runs", async () => {
+    await start();
+    const v1 = await deploy([spec()], "b1");
+    const fid = v1.functions[0]!.id;
+    await submit(fid, "00000000-0000-4000-8000-000000000001");
+    await settle();
+    const [old] = take("start");
+    expect(old).toMatchObject({ functionId: fid, bundleHash: "b1" });
+    await control.workerMessage(worker, { t: "started", containerId: old!.containerId });
+
+    const v2 = await deploy([spec()], "b2");
+    expect(v2.functions[0]!.id).toBe(fid);
+    await submit(fid, "00000000-0000-4000-8000-000000000002");
+    await settle();
+    const [fresh] = take("start");
+    expect(fresh).toMatchObject({ functionId: fid, bundleHash: "b2" });
+    // Until the new container runs, the old one keeps serving.
+    expect(take("stop")).toEqual([]);
+    await control.workerMessage(worker, { t: "started", containerId: fresh!.containerId });
+    expect(take("stop")).toEqual([{ t: "stop", containerId: old!.containerId, reason: "replaced by version 2" }]);
+    // A claim from the old container is told to stop.
+    await control.workerMessage(worker, { t: "claim", rid: 7, containerId: old!.containerId, max: 1 });
+    expect(take("inputs")).toMatchObject([{ rid: 7, shutdown: true }]);
+  });
+
+  it("fails the waiting inputs of a function a deploy removed", async () => {
+    await start();
+    const v1 = await deploy([spec({ name: "f" }), spec({ name: "g", maxContainers: 1 })], "b1");
+    const g = v1.functions[1]!.id;
+    await deploy([spec({ name: "f" })], "b2");
+    await expect(submit(g, "00000000-0000-4000-8000-000000000003")).rejects.toThrow(/was removed in version 2/);
+  });
+
+  it("keeps minContainers warm with no work, lets idle ones go above it, and follows updateAutoscaler", async () => {
+    await start();
+    const v1 = await deploy([spec({ minContainers: 1, maxContainers: 3 })], "b1");
+    const fid = v1.functions[0]!.id;
+    await settle();
+    const [warm] = take("start");
+    expect(warm).toMatchObject({ functionId: fid });
+    await control.workerMessage(worker, { t: "started", containerId: warm!.containerId });
+    await control.workerMessage(worker, { t: "idle", containerId: warm!.containerId });
+    expect(take("stop")).toEqual([]);
+    await control.updateAutoscaler(fid, { minContainers: 0 });
+    await control.workerMessage(worker, { t: "idle", containerId: warm!.containerId });
+    expect(take("stop")).toEqual([{ t: "stop", containerId: warm!.containerId, reason: "idle" }]);
+    await expect(control.updateAutoscaler(fid, { minContainers: 4 })).rejects.toThrow(
+      /maxContainers \(3\) must be at least minContainers \(4\)/,
+    );
+  });
+
+  it("gives each class parameter set its own pool and refuses undeclared parameters", async () => {
+    await start();
+    const cls = { methods: ["predict"], parameters: [{ name: "size", type: "string" as const }] };
+    const v1 = await deploy([spec({ name: "Model", kind: "class", cls, maxContainers: 2 })], "b1");
+    const base = v1.functions[0]!.id;
+    const pool = (params: object) => `${base}~${Buffer.from(JSON.stringify(params)).toString("base64url")}`;
+    await submit(pool({ size: "large" }), "00000000-0000-4000-8000-000000000004");
+    await settle();
+    expect(take("start")).toMatchObject([
+      { functionId: pool({ size: "large" }), env: { SKIFF_PARAMS: '{"size":"large"}' } },
+    ]);
+    await expect(submit(pool({ colour: "red" }), "00000000-0000-4000-8000-000000000005")).rejects.toThrow(
+      /Model has no parameter "colour" \(its parameters: size\)/,
+    );
+    await expect(submit(pool({ size: 3 }), "00000000-0000-4000-8000-000000000006")).rejects.toThrow(
+      /parameter "size" must be a string, not number/,
+    );
+  });
+});
