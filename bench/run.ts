@@ -305,10 +305,13 @@ async function main(): Promise<void> {
   const result = table(rows);
   const met = rows.filter((r) => goalMet(r) === true).length;
   const goals = rows.filter((r) => goalMet(r) !== undefined).length;
+  // A partial run keeps its own section, beside the full run's.
+  const partial = only.size < SECTIONS.length ? [...only].join(",") : "";
+  const key = partial ? `${runtime}-${partial.replaceAll(",", "-")}` : runtime;
   const section = [
-    `## ${runtime}`,
+    `## ${runtime}${partial ? ` (only ${partial})` : ""}`,
     "",
-    `- command: \`node dist/bench.mjs --runtime ${runtime}${only.size < SECTIONS.length ? ` --only ${[...only].join(",")}` : ""}\` (\`make bench\` runs everything on gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `- command: \`node dist/bench.mjs --runtime ${runtime}${partial ? ` --only ${partial}` : ""}\` (\`make bench\` runs everything on gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machine()}`,
     `- code: ${await revision()}; runtimes: ${await versions()}`,
@@ -320,7 +323,7 @@ async function main(): Promise<void> {
     HOW,
   ].join("\n");
   console.log(`\n${result}\n\ngoals met: ${met} of ${goals}`);
-  await writeResults(join(ROOT, "bench", "RESULTS.md"), runtime, section);
+  await writeResults(join(ROOT, "bench", "RESULTS.md"), key, section);
   say(`wrote bench/RESULTS.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
