@@ -2,9 +2,8 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import * as esbuild from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, Stack } from "./stack.js";
+import { bundleProgram, ROOT, Stack } from "./stack.js";
 
 interface Container {
   id: string;
@@ -58,16 +57,7 @@ describe("a deployed app", () => {
 
   beforeAll(async () => {
     stack = await Stack.start();
-    client = join(stack.home, "deployed-client.mjs");
-    await esbuild.build({
-      entryPoints: [join(ROOT, "e2e/fixtures/deployed-client.ts")],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      outfile: client,
-      logLevel: "silent",
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    });
+    client = await bundleProgram("e2e/fixtures/deployed-client.ts", stack.home);
     const first = await deploy("deploy-v1");
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toMatch(/deployed e2e-deploy version 1 to "main"/);

@@ -1,9 +1,7 @@
 import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { promisify } from "node:util";
-import * as esbuild from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, Stack } from "./stack.js";
+import { bundleProgram, Stack } from "./stack.js";
 
 describe("an app left running with --detach", () => {
   let stack: Stack;
@@ -20,16 +18,7 @@ describe("an app left running with --detach", () => {
     const appId = /skiff app stop (ap-[0-9a-f-]+)/.exec(detached.stderr)?.[1];
     expect(appId).toBeDefined();
 
-    const program = join(stack.home, "client-program.mjs");
-    await esbuild.build({
-      entryPoints: [join(ROOT, "e2e/fixtures/client-program.ts")],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      outfile: program,
-      logLevel: "silent",
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    });
+    const program = await bundleProgram("e2e/fixtures/client-program.ts", stack.home);
     const { stdout } = await promisify(execFile)(process.execPath, [program], { env: stack.env });
     const result = JSON.parse(
       stdout

@@ -6,6 +6,22 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..");
+
+/** Bundles an e2e client program (a plain Node program using the SDK) into `outDir`; returns its path. */
+export async function bundleProgram(fixture: string, outDir: string): Promise<string> {
+  const { build } = await import("esbuild");
+  const outfile = join(outDir, `${fixture.replace(/\W+/g, "-")}.mjs`);
+  await build({
+    entryPoints: [join(ROOT, fixture)],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    outfile,
+    logLevel: "silent",
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  return outfile;
+}
 const CLI = join(ROOT, "dist", "cli.mjs");
 
 /** Whether a command is on PATH. */

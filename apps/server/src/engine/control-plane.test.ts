@@ -12,28 +12,14 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
 import type { Subscriber } from "./hub.js";
+import { testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
 const bytes = (text: string) => ({ inline: new TextEncoder().encode(text) });
 const text = (payload: Result["data"]) => ("inline" in payload ? new TextDecoder().decode(payload.inline) : "");
 
 function spec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
-  return {
-    name: "f",
-    kind: "function",
-    timeoutMs: 30_000,
-    retries: { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 },
-    cpu: 1,
-    memoryMiB: 512,
-    image: { base: "debian-bookworm", nodeMajor: 20, layers: [], mounts: [] },
-    minContainers: 0,
-    maxContainers: 0, // no autoscaling: the tests play the containers
-    bufferContainers: 0,
-    scaledownWindowMs: 60_000,
-    maxInputs: 1,
-    startupTimeoutMs: 60_000,
-    ...overrides,
-  };
+  return testSpec({ maxContainers: 0, ...overrides }); // no autoscaling: the tests play the containers
 }
 
 /** A worker that records what the server sends it, with one container per id asked for. */

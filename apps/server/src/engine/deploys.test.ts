@@ -3,26 +3,10 @@ import { openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
+import { testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
-function spec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
-  return {
-    name: "f",
-    kind: "function",
-    timeoutMs: 30_000,
-    startupTimeoutMs: 60_000,
-    retries: { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 },
-    cpu: 1,
-    memoryMiB: 512,
-    image: { base: "debian-bookworm", nodeMajor: 20, layers: [], mounts: [] },
-    minContainers: 0,
-    maxContainers: 1,
-    bufferContainers: 0,
-    scaledownWindowMs: 60_000,
-    maxInputs: 1,
-    ...overrides,
-  };
-}
+const spec = testSpec;
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 

@@ -208,25 +208,15 @@ async function load(options: RunnerOptions): Promise<Loaded> {
 }
 
 function success(input: Input, value: unknown): RunnerMessage {
-  return {
-    t: "output",
-    inputId: input.inputId,
-    attempt: input.attempt,
-    status: "success",
-    retryable: true,
-    data: encodeValue(value),
-  };
+  return { t: "output", ...ref(input), status: "success", retryable: true, data: encodeValue(value) };
 }
 
 function failure(input: Input, error: unknown): RunnerMessage {
-  return {
-    t: "output",
-    inputId: input.inputId,
-    attempt: input.attempt,
-    status: "failure",
-    retryable: !isNonRetriable(error),
-    data: encodeError(error),
-  };
+  return { t: "output", ...ref(input), status: "failure", retryable: !isNonRetriable(error), data: encodeError(error) };
+}
+
+function ref(input: Input): { inputId: string; attempt: number } {
+  return { inputId: input.inputId, attempt: input.attempt };
 }
 
 function encodeError(error: unknown): Uint8Array {
