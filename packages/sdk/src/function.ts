@@ -278,7 +278,13 @@ export const Function = {
   ): Promise<SkiffFunction<A, R>> {
     const client = await clientFromEnvironment();
     const query = new URLSearchParams({ app: appName, name, env: options.env ?? process.env.SKIFF_ENV ?? "main" });
-    const found = await client.request<{ functionId: string }>("GET", `/v1/functions/lookup?${query}`);
+    const found = await client.request<{ functionId: string; kind: string }>("GET", `/v1/functions/lookup?${query}`);
+    if (found.kind === "class") {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `${appName}.${name} is a class: look it up with Cls.fromName("${appName}", "${name}")`,
+      );
+    }
     const fn = new SkiffFunction<A, R>(appName, { name }, undefined, found.functionId);
     return fn;
   },

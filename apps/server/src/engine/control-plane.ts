@@ -882,8 +882,8 @@ export class ControlPlane {
           ? min
           : Math.min(spec.maxContainers, Math.max(min, Math.ceil(work / target) + spec.bufferContainers));
       const containers = this.workers.containersOf(info.id).filter((c) => !c.stopping);
-      if (desired === 0 || load.pending === 0) {
-        // Nothing waits that an older container could take: let those go.
+      if (desired === 0) {
+        // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").
         this.stopContainers(
           (c) => c.functionId === info.id && c.version < info.version,
           `replaced by version ${info.version}`,

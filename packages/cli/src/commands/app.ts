@@ -118,8 +118,20 @@ export async function appLogsCommand(app: string, options: { env: string }, conf
 export async function containerListCommand(config: Config): Promise<void> {
   const client = await clientFor(config);
   const { containers } = await client.request<{
-    containers: { id: string; worker: string; appId: string; function: string; state: string; version: number }[];
+    containers: {
+      id: string;
+      worker: string;
+      appId: string;
+      function: string;
+      pool: string;
+      state: string;
+      version: number;
+    }[];
   }>("GET", "/v1/containers");
   if (containers.length === 0) say("no containers are running");
-  for (const c of containers) console.log([c.id, c.appId, c.function, `v${c.version}`, c.state, c.worker].join("\t"));
+  for (const c of containers) {
+    // A class's pool shows its parameter values.
+    const what = c.pool ? `${c.function} ${c.pool}` : c.function;
+    console.log([c.id, c.appId, what, `v${c.version}`, c.state, c.worker].join("\t"));
+  }
 }
