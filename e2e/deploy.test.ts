@@ -80,7 +80,7 @@ describe("a deployed app", () => {
     await waitFor("the warm container scales down", async () => (await containers("warm")).length === 0, 30_000);
   }, 120_000);
 
-  it("runs class methods in pools per parameter set, enter once per container, and fails inputs when enter throws", async () => {
+  it("runs class methods in pools per parameter set, enter once per container, and fails inputs when enter throws or outlasts startupTimeout", async () => {
     const result = await call<{
       small: { y: number; loads: number; size: string };
       again: { y: number; loads: number };
@@ -88,6 +88,7 @@ describe("a deployed app", () => {
       described: string;
       badParam: string;
       broken: { message: string; stack: string };
+      slow: string;
     }>("model");
     expect(result.small).toEqual({ y: 6, loads: 1, size: "small" });
     expect(result.again).toEqual({ y: 8, loads: 1, size: "small" });
@@ -96,6 +97,7 @@ describe("a deployed app", () => {
     expect(result.badParam).toMatch(/Model has no parameter "colour" \(its parameters: size, factor\)/);
     expect(result.broken.message).toMatch(/the weights are missing/);
     expect(result.broken.stack).toMatch(/deploy-v1\.ts:\d+/);
+    expect(result.slow).toMatch(/did not become ready within its startupTimeout \(2000 ms\)/);
     // Three parameter sets, three pools.
     expect((await containers("Model")).length).toBe(3);
   }, 240_000);
