@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { ControlPlane } from "./engine/control-plane.js";
 import { apiRoutes } from "./routes/api.js";
+import type { Secrets } from "./routes/secrets.js";
 import { serveClient } from "./sockets/client-socket.js";
 import { serveWorker, workerSocketLink } from "./sockets/worker-socket.js";
 
@@ -18,6 +19,8 @@ export interface ServerOptions {
   /** 0 picks a free port. */
   port?: number;
   abandonAfterMs?: number;
+  /** Named secrets and the master key; without them, functions with secrets cannot run. */
+  secrets?: Secrets;
 }
 
 export interface RunningServer {
@@ -35,11 +38,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const control = new ControlPlane({
     store,
     log,
+    ...(options.secrets ? { secrets: options.secrets } : {}),
     ...(options.abandonAfterMs ? { abandonAfterMs: options.abandonAfterMs } : {}),
   });
   // Unfinished inputs are back in memory before any worker can say what it still runs.
   await control.start();
-  const api = apiRoutes({ store, blobs, control });
+  const api = apiRoutes({ store, blobs, control, ...(options.secrets ? { secrets: options.secrets } : {}) });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: api.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () =>

@@ -71,6 +71,8 @@ export class ContainerSession {
   private lastActive = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private startupTimer: NodeJS.Timeout | undefined;
+  /** Values of the function's secrets, longest first (see redact). */
+  private secretValues: string[] | undefined;
   private stopReason: StopReason | undefined;
   private stopMessage: string | undefined;
   private timedOut: string | undefined;
@@ -98,6 +100,7 @@ export class ContainerSession {
       if (paths.image.user) await chmod(join(dir, "runner.sock"), 0o777);
       const { spec } = this.start;
       const fromImage = imageContainerSpec(paths, {
+        ...this.start.secrets,
         ...this.start.env,
         SKIFF_SOCKET: "/.skiff/sock/runner.sock",
         SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
@@ -361,8 +364,18 @@ export class ContainerSession {
       functionName: this.start.spec.name,
       containerId: this.id,
       stream,
-      line,
+      line: this.redact(line),
     });
+  }
+
+  /** Secret values never leave in logs, whatever the function prints. */
+  private redact(line: string): string {
+    this.secretValues ??= Object.values(this.start.secrets)
+      .filter((value) => value.length >= 4)
+      .sort((a, b) => b.length - a.length);
+    let out = line;
+    for (const value of this.secretValues) if (out.includes(value)) out = out.replaceAll(value, "[secret]");
+    return out;
   }
 }
 

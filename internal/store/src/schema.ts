@@ -155,6 +155,36 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX schedules_app ON schedules (app_id);
   `,
+  // Environments and the secrets in them. Workspaces come later: until then everything is in 'ws-local'.
+  // Environments apps already run in are created, so that they stay usable. A secret's values are one
+  // AES-256-GCM sealed JSON object, bound to its (workspace, env, name); key_id names the master key that
+  // sealed it. Its keys are stored in the clear so that listing never opens a value.
+  `
+  CREATE TABLE environments (
+    workspace text NOT NULL,
+    name text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workspace, name)
+  );
+  INSERT INTO environments (workspace, name) SELECT 'ws-local', 'main' UNION SELECT 'ws-local', env FROM apps;
+  CREATE TABLE secrets (
+    workspace text NOT NULL,
+    env text NOT NULL,
+    name text NOT NULL,
+    keys text[] NOT NULL,
+    sealed bytea NOT NULL,
+    key_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workspace, env, name),
+    FOREIGN KEY (workspace, env) REFERENCES environments (workspace, name)
+  );
+  `,
+  // Values of an app version's Secret.fromObject / fromDotenv secrets: one sealed JSON object per version,
+  // bound to the app and version (never in the manifest, which is stored in the clear).
+  `
+  ALTER TABLE app_versions ADD COLUMN local_secrets bytea;
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

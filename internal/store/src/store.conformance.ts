@@ -24,6 +24,7 @@ export function spec(name: string): FunctionSpec {
     scaledownWindowMs: 60_000,
     maxInputs: 1,
     startupTimeoutMs: 60_000,
+    secrets: [],
   };
 }
 

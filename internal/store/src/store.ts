@@ -27,6 +27,9 @@ export interface FunctionRow {
   version: number;
 }
 
+/** Seals a version's local secret values, given the app and version they belong to. */
+export type SealSecrets = (appId: string, version: number) => Uint8Array | undefined;
+
 /** One deploy of an app. */
 export interface AppVersion {
   version: number;
@@ -172,6 +175,7 @@ export class Store {
     mode: "ephemeral" | "detached";
     bundleHash: string;
     functions: FunctionSpec[];
+    sealSecrets?: SealSecrets;
   }): Promise<{ app: AppRow; functions: FunctionRow[] }> {
     return this.db.transaction(async (tx) => {
       const id = `ap-${randomUUID()}`;
@@ -179,7 +183,7 @@ export class Store {
         "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, 'running', $5)",
         [id, app.name, app.env, app.mode, app.bundleHash],
       );
-      return this.addVersion(tx, id, 1, app.bundleHash, app.functions, "");
+      return this.addVersion(tx, id, 1, app.bundleHash, app.functions, "", app.sealSecrets);
     });
   }
 
@@ -194,6 +198,7 @@ export class Store {
     bundleHash: string;
     functions: FunctionSpec[];
     note?: string;
+    sealSecrets?: SealSecrets;
   }): Promise<{ app: AppRow; functions: FunctionRow[]; previous: number | undefined }> {
     return this.db.transaction(async (tx) => {
       const [current] = await tx.query<AppDbRow>(
@@ -210,7 +215,15 @@ export class Store {
           [id, app.name, app.env, app.bundleHash],
         );
       }
-      const added = await this.addVersion(tx, id, version, app.bundleHash, app.functions, app.note ?? "");
+      const added = await this.addVersion(
+        tx,
+        id,
+        version,
+        app.bundleHash,
+        app.functions,
+        app.note ?? "",
+        app.sealSecrets,
+      );
       return { ...added, previous: current?.version };
     });
   }
@@ -223,6 +236,7 @@ export class Store {
     bundleHash: string,
     specs: FunctionSpec[],
     note: string,
+    sealSecrets: SealSecrets | undefined,
   ): Promise<{ app: AppRow; functions: FunctionRow[] }> {
     const functions: FunctionRow[] = [];
     for (const spec of specs) {
@@ -234,11 +248,21 @@ export class Store {
       functions.push({ id: row!.id, appId, name: spec.name, spec, version });
     }
     await tx.query(
-      "INSERT INTO app_versions (app_id, version, bundle_hash, manifest, note) VALUES ($1, $2, $3, $4::text::jsonb, $5)",
-      [appId, version, bundleHash, JSON.stringify(specs), note],
+      `INSERT INTO app_versions (app_id, version, bundle_hash, manifest, note, local_secrets)
+       VALUES ($1, $2, $3, $4::text::jsonb, $5, $6)`,
+      [appId, version, bundleHash, JSON.stringify(specs), note, sealSecrets?.(appId, version) ?? null],
     );
     const [row] = await tx.query<AppDbRow>(`SELECT ${APP_COLUMNS} FROM apps WHERE id = $1`, [appId]);
     return { app: toApp(row!), functions };
+  }
+
+  /** The sealed values of a version's `fromObject`/`fromDotenv` secrets, if it has any. */
+  async localSecrets(appId: string, version: number): Promise<Uint8Array | undefined> {
+    const [row] = await this.db.query<{ local_secrets: Uint8Array | null }>(
+      "SELECT local_secrets FROM app_versions WHERE app_id = $1 AND version = $2",
+      [appId, version],
+    );
+    return row?.local_secrets ? toBytes(row.local_secrets) : undefined;
   }
 
   /** An app's versions, newest first. */

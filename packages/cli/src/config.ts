@@ -7,6 +7,8 @@ const Env = z.object({
   SKIFF_CACHE_DIR: z.string().optional(),
   SKIFF_SERVER_URL: z.string().url().optional(),
   SKIFF_DATABASE_URL: z.string().optional(),
+  /** The key secrets are sealed with (64 hex or base64); default: a key file under SKIFF_HOME. */
+  SKIFF_MASTER_KEY: z.string().optional(),
   SKIFF_RUNTIME: z.enum(["auto", "gvisor", "runc", "process"]).default("auto"),
   SKIFF_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Host TCP ports containers may connect to, comma-separated (tests use it for a host-side helper). */

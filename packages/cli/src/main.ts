@@ -57,7 +57,7 @@ program
   .description("deploy FILE as a persistent app: a new version, with the images built first")
   .argument("<file>")
   .option("--name <name>", "the app's name (default: the name in new App(...))")
-  .option("--env <env>", "environment", "main")
+  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
   .action(async (file: string, options: { name?: string; env: string }) => {
     const { deployCommand } = await import("./commands/deploy.js");
     process.exitCode = await deployCommand(file, options, loadConfig());
@@ -68,7 +68,7 @@ const app = program.command("app").description("manage apps");
 app
   .command("list")
   .description("list apps, newest first")
-  .option("--env <env>", "environment", "main")
+  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
   .action(async (options: { env: string }) =>
     (await import("./commands/app.js")).appListCommand(options, loadConfig()),
   );
@@ -76,7 +76,7 @@ app
   .command("history")
   .description("list the versions of a deployed app")
   .argument("<app>", "the app's name")
-  .option("--env <env>", "environment", "main")
+  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
   .action(async (name: string, options: { env: string }) =>
     (await import("./commands/app.js")).appHistoryCommand(name, options, loadConfig()),
   );
@@ -85,7 +85,7 @@ app
   .description("deploy an earlier version again (default: the one before the running one)")
   .argument("<app>", "the app's name")
   .argument("[version]", "the version to go back to")
-  .option("--env <env>", "environment", "main")
+  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
   .action(async (name: string, version: string | undefined, options: { env: string }) =>
     (await import("./commands/app.js")).appRollbackCommand(name, version, options, loadConfig()),
   );
@@ -93,7 +93,7 @@ app
   .command("stop")
   .description("stop an app (cancels its unfinished inputs)")
   .argument("<app>", "the app's name or id")
-  .option("--env <env>", "environment", "main")
+  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
   .action(async (name: string, options: { env: string }) =>
     (await import("./commands/app.js")).appStopCommand(name, options, loadConfig()),
   );
@@ -101,7 +101,7 @@ app
   .command("logs")
   .description("follow the logs of an app's containers")
   .argument("<app>", "the app's name or id")
-  .option("--env <env>", "environment", "main")
+  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
   .action(async (name: string, options: { env: string }) =>
     (await import("./commands/app.js")).appLogsCommand(name, options, loadConfig()),
   );
@@ -112,6 +112,46 @@ program
   .command("list")
   .description("list the containers workers run now")
   .action(async () => (await import("./commands/app.js")).containerListCommand(loadConfig()));
+
+const defaultEnv = process.env.SKIFF_ENV || "main";
+const secret = program.command("secret").description("secrets: environment variables for functions that name them");
+secret
+  .command("create")
+  .description("create a secret (values from KEY=value arguments and/or a dotenv file)")
+  .argument("<name>")
+  .argument("[pairs...]", "KEY=value")
+  .option("--from-dotenv <file>", "read KEY=value lines from a dotenv file")
+  .option("--env <env>", "environment", defaultEnv)
+  .option("--force", "replace a secret of that name")
+  .action(async (name: string, pairs: string[], options: { env: string; fromDotenv?: string; force?: boolean }) =>
+    (await import("./commands/secret.js")).secretCreateCommand(name, pairs, options, loadConfig()),
+  );
+secret
+  .command("list")
+  .description("list secrets: names, keys and dates, never values")
+  .option("--env <env>", "environment", defaultEnv)
+  .action(async (options: { env: string }) =>
+    (await import("./commands/secret.js")).secretListCommand(options, loadConfig()),
+  );
+secret
+  .command("delete")
+  .description("delete a secret")
+  .argument("<name>")
+  .option("--env <env>", "environment", defaultEnv)
+  .action(async (name: string, options: { env: string }) =>
+    (await import("./commands/secret.js")).secretDeleteCommand(name, options, loadConfig()),
+  );
+
+const env = program.command("env").description("environments: apps and secrets of the same name, kept apart");
+for (const action of ["create", "list", "delete"] as const) {
+  env
+    .command(action)
+    .description(`${action} ${action === "list" ? "environments" : "an environment"}`)
+    .argument(action === "list" ? "[name]" : "<name>")
+    .action(async (name: string | undefined) =>
+      (await import("./commands/secret.js")).envCommand(action, name, loadConfig()),
+    );
+}
 
 const image = program.command("image").description("build and export images");
 image

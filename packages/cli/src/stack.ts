@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
 import { type RunningServer, startServer } from "@skiff/server";
-import { openPglite, openPostgres, Store } from "@skiff/store";
+import { openPglite, openPostgres, SecretBox, SecretStore, Store } from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
@@ -29,7 +29,13 @@ export async function startControlPlane(
     : await openPglite(join(config.SKIFF_HOME, "data"));
   const store = new Store(db);
   const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
-  const server = await startServer({ store, blobs, log, port, host: "127.0.0.1" });
+  // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
+  const box = await SecretBox.load({
+    env: config.SKIFF_MASTER_KEY,
+    keyFile: join(config.SKIFF_HOME, "master.key"),
+  });
+  const secrets = { store: new SecretStore(db, box) };
+  const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
   return {
     ...server,
     store,

@@ -12,3 +12,6 @@ export const HEARTBEAT_MS = 3_000;
 export const RESULT_TTL_MS = 7 * 86_400_000;
 /** An image's USER: a name (looked up in the image's /etc/passwd) or `uid[:gid]`. */
 export const IMAGE_USER = /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i;
+
+/** An environment variable name a secret may set. */
+export const SECRET_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;

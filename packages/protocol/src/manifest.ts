@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { IMAGE_USER } from "./constants.js";
+import { IMAGE_USER, SECRET_KEY } from "./constants.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
 export const RetryPolicy = z.object({
@@ -66,6 +66,17 @@ export const Schedule = z.union([
 ]);
 export type Schedule = z.infer<typeof Schedule>;
 
+/**
+ * A secret a function's containers get as environment variables: one stored by name in the app's
+ * environment (with the keys it must have), or values from the caller's machine (`Secret.fromObject`,
+ * `Secret.fromDotenv`) sent beside the manifest and sealed with the app version, never in the spec.
+ */
+export const SecretRef = z.union([
+  z.object({ name: z.string().min(1), requiredKeys: z.array(z.string().regex(SECRET_KEY)).default([]) }),
+  z.object({ local: z.string().regex(/^ls-[0-9a-f-]{36}$/) }),
+]);
+export type SecretRef = z.infer<typeof SecretRef>;
+
 /** One function as deployed: everything the server and worker need, normalized (ms, MiB). */
 export const FunctionSpec = z.object({
   name: z.string().min(1),
@@ -90,6 +101,8 @@ export const FunctionSpec = z.object({
   /** Single calls gathered into one call of the handler with a list: at most this many, waiting this long. */
   batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).optional(),
   schedule: Schedule.optional(),
+  /** In order: a later secret's keys override an earlier one's. */
+  secrets: z.array(SecretRef).default([]),
 });
 export type FunctionSpec = z.infer<typeof FunctionSpec>;
 

@@ -202,6 +202,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     bundleHash: z.string(),
     spec: FunctionSpec,
     env: z.record(z.string()),
+    /** The function's secrets, resolved: environment variables whose values are redacted from its logs. */
+    secrets: z.record(z.string()).default({}),
   }),
   z.object({ t: z.literal("stop"), containerId: z.string(), reason: z.string() }),
   z.object({

@@ -2,7 +2,7 @@ import type { AppManifest } from "@skiff/protocol";
 import { BRAND, kindOf } from "./brand.js";
 import { type ClassOptions, type Cls, classShape, marksOf, SkiffClass } from "./cls.js";
 import { SkiffFunction } from "./function.js";
-import { type FunctionOptions, toFunctionSpec } from "./function-spec.js";
+import { type FunctionOptions, localSecrets, toFunctionSpec } from "./function-spec.js";
 
 /**
  * A local entrypoint: runs on your machine under `skiff run FILE::name -- --flag value`.
@@ -132,6 +132,12 @@ export function collectApp(exports: Record<string, unknown>, file: string): Coll
     if (functions.has(name)) throw new RangeError(`${file}: "${name}" names both a function and a class: rename one`);
   }
   return { app, functions, classes, entrypoints };
+}
+
+/** The values of the app's `fromObject`/`fromDotenv` secrets, by id, to send beside its manifest. */
+export function localSecretsOf(collected: CollectedApp): Record<string, Record<string, string>> {
+  const all = [...collected.functions.values(), ...collected.classes.values()];
+  return Object.assign({}, ...all.map((fn) => localSecrets(fn.options)));
 }
 
 export function manifestOf(collected: CollectedApp, nodeMajor: number): AppManifest {

@@ -2,6 +2,7 @@ import type { ClassShape, FunctionSpec } from "@skiff/protocol";
 import { type Duration, parseDuration, parseSize, type Size } from "@skiff/protocol/units";
 import { Image } from "./image.js";
 import { type Schedule, toScheduleSpec } from "./schedule.js";
+import { isSecret, type Secret } from "./secret.js";
 
 /** Options of `app.function(options, handler)`. Durations take seconds or "10m"; sizes take MiB or "4GiB". */
 export interface FunctionOptions {
@@ -32,6 +33,8 @@ export interface FunctionOptions {
    * `maxBatchSize` long, waiting at most `wait` for it to fill; the handler returns one result per item.
    */
   batched?: { maxBatchSize: number; wait: Duration };
+  /** Environment variables for its containers only; later secrets override earlier ones. */
+  secrets?: Secret[];
   /** Runs the function by itself once deployed: `Cron("0 3 * * *", { timezone })` or `Period({ hours: 1 })`. */
   schedule?: Schedule;
   /** The container image (default: Debian bookworm with the local Node major). */
@@ -69,6 +72,7 @@ export function toFunctionSpec(
     maxInputs: options.concurrent?.maxInputs ?? 1,
     ...(options.concurrent?.targetInputs === undefined ? {} : { targetInputs: options.concurrent.targetInputs }),
     ...(options.schedule === undefined ? {} : { schedule: toScheduleSpec(options.schedule, where) }),
+    secrets: secretRefs(options.secrets, where),
   };
   if (spec.schedule && cls) throw new RangeError(`${where}: schedule is for functions, not classes`);
   if (options.batched) {
@@ -100,6 +104,25 @@ export function toFunctionSpec(
     throw new RangeError(`${where}: retries must be a whole number from 0 to 100`);
   }
   return spec;
+}
+
+function secretRefs(secrets: unknown, where: string): FunctionSpec["secrets"] {
+  if (secrets === undefined) return [];
+  if (!Array.isArray(secrets) || !secrets.every(isSecret)) {
+    throw new TypeError(
+      `${where}: secrets must be a list of Secret.fromName(...), Secret.fromObject(...) or Secret.fromDotenv(...)`,
+    );
+  }
+  return secrets.map((secret) => secret.ref);
+}
+
+/** Values of the function's `fromObject`/`fromDotenv` secrets, by id: they travel beside the manifest. */
+export function localSecrets(options: FunctionOptions): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const secret of options.secrets ?? []) {
+    if ("local" in secret.ref && secret.values) out[secret.ref.local] = secret.values;
+  }
+  return out;
 }
 
 function imageSpec(image: Image | undefined, nodeMajor: number, where: string): FunctionSpec["image"] {

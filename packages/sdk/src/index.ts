@@ -1,5 +1,5 @@
 export type { Duration, Size } from "@skiff/protocol";
-export { App, type CollectedApp, collectApp, LocalEntrypoint, manifestOf } from "./app.js";
+export { App, type CollectedApp, collectApp, LocalEntrypoint, localSecretsOf, manifestOf } from "./app.js";
 export { Client, type ClientOptions, type ShellEvent } from "./client.js";
 export {
   type ClassOptions,
@@ -20,3 +20,4 @@ export { FunctionCall } from "./function-call.js";
 export type { FunctionOptions } from "./function-spec.js";
 export { buildImage, Image, type StepOptions, uploadImageFiles } from "./image.js";
 export { Cron, type CronSchedule, Period, type PeriodOptions, type PeriodSchedule, type Schedule } from "./schedule.js";
+export { parseDotenv, Secret } from "./secret.js";

@@ -16,7 +16,14 @@ import {
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
-import { type FinishedInput, type FunctionRow, INPUT_ID_BLOCK, ScheduleStore, type Store } from "@skiff/store";
+import {
+  type FinishedInput,
+  type FunctionRow,
+  INPUT_ID_BLOCK,
+  ScheduleStore,
+  type SecretStore,
+  type Store,
+} from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -42,6 +49,8 @@ interface FunctionInfo {
   baseId: string;
   appId: string;
   appName: string;
+  /** The app's environment: where its named secrets live. */
+  env: string;
   bundleHash: string;
   spec: FunctionSpec;
   /** The app version whose code and spec this is. */
@@ -75,6 +84,8 @@ export function failurePayload(message: string): Uint8Array {
 export interface ControlPlaneOptions {
   store: Store;
   log: Logger;
+  /** Named secrets, and the key that seals apps' local secret values (`store.box`, which follows a rotation); without them, functions with secrets cannot start. */
+  secrets?: { store: SecretStore };
   /** Ephemeral apps whose client has been silent this long are stopped. */
   abandonAfterMs?: number;
 }
@@ -119,6 +130,9 @@ export class ControlPlane {
   private scaling: Promise<void> | undefined;
   private scaleAgain = false;
   private readonly abandonAfterMs: number;
+  private readonly secrets: ControlPlaneOptions["secrets"];
+  /** When a pool last failed to start for want of its secrets. */
+  private readonly cannotStart = new Map<string, number>();
   /** Runs the schedules of deployed functions. */
   readonly scheduler: Scheduler;
 
@@ -131,6 +145,7 @@ export class ControlPlane {
         : this.log.error({ err, attempt }, "writing to the store failed; retrying"),
     );
     this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
+    this.secrets = options.secrets;
     this.scheduler = new Scheduler({
       schedules: new ScheduleStore(options.store.db),
       log: options.log,
@@ -187,6 +202,7 @@ export class ControlPlane {
       baseId: row.id,
       appId: row.appId,
       appName: row.app.name,
+      env: row.app.env,
       bundleHash: row.app.bundleHash,
       spec: row.spec,
       version: row.app.version,
@@ -881,6 +897,8 @@ export class ControlPlane {
         work === 0
           ? min
           : Math.min(spec.maxContainers, Math.max(min, Math.ceil(work / target) + spec.bufferContainers));
+      // A warm pool whose secrets could not be resolved tries again later, not four times a second.
+      if (work === 0 && Date.now() - (this.cannotStart.get(info.id) ?? 0) < 30_000) continue;
       const containers = this.workers.containersOf(info.id).filter((c) => !c.stopping);
       if (desired === 0) {
         // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").
@@ -898,12 +916,52 @@ export class ControlPlane {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
           break;
         }
-        await this.startContainer(worker, info);
+        if (!(await this.startContainer(worker, info))) break;
       }
     }
   }
 
-  private async startContainer(worker: WorkerConn, info: FunctionInfo): Promise<void> {
+  /**
+   * The environment variables of a function's secrets, in its order (later ones win): named secrets as
+   * they are now in the app's environment, local ones as sealed with the app version.
+   */
+  private async secretsFor(info: FunctionInfo): Promise<Record<string, string>> {
+    const refs = info.spec.secrets ?? [];
+    if (refs.length === 0) return {};
+    if (!this.secrets) throw new Error("this server has no secret store");
+    const names = refs.flatMap((ref) => ("name" in ref ? [ref.name] : []));
+    const named = names.length > 0 ? await this.secrets.store.getMany(info.env, names) : new Map();
+    let local: Record<string, Record<string, string>> = {};
+    if (refs.some((ref) => "local" in ref)) {
+      const sealed = await this.store.localSecrets(info.appId, info.version);
+      const aad = localSecretsAad(info.appId, info.version);
+      if (sealed) local = JSON.parse(new TextDecoder().decode(this.secrets.store.box.open(sealed, aad)));
+    }
+    const out: Record<string, string> = {};
+    for (const ref of refs) {
+      const values = "name" in ref ? named.get(ref.name) : local[ref.local];
+      if (!values) {
+        throw new Error(
+          "name" in ref
+            ? `the secret "${ref.name}" is not in environment "${info.env}" any more: create it again (skiff secret create ${ref.name} KEY=value --env ${info.env})`
+            : "the app version's local secret values are missing: deploy it again",
+        );
+      }
+      Object.assign(out, values);
+    }
+    return out;
+  }
+
+  /** Starts a container of a pool; false if its secrets cannot be resolved (its waiting inputs then fail). */
+  private async startContainer(worker: WorkerConn, info: FunctionInfo): Promise<boolean> {
+    let secrets: Record<string, string>;
+    try {
+      secrets = await this.secretsFor(info);
+    } catch (error) {
+      this.cannotStart.set(info.id, Date.now());
+      await this.failFunction(info.id, `${info.spec.name} cannot start: ${(error as Error).message}`, undefined);
+      return false;
+    }
     const containerId = `ct-${randomUUID().slice(0, 13)}`;
     this.starting.set(containerId, { functionId: info.id, at: Date.now() });
     worker.containers.set(containerId, {
@@ -925,8 +983,15 @@ export class ControlPlane {
       bundleHash: info.bundleHash,
       spec: info.spec,
       env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
+      secrets,
     });
+    return true;
   }
+}
+
+/** What a version's sealed local secret values are bound to: they open only for that app and version. */
+export function localSecretsAad(appId: string, version: number): string {
+  return `apps/${appId}/v${version}/local-secrets`;
 }
 
 /** Why a function takes no calls: its app stopped, or its app's current version left it out. */

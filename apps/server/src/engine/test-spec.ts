@@ -16,6 +16,7 @@ export function testSpec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
     bufferContainers: 0,
     scaledownWindowMs: 60_000,
     maxInputs: 1,
+    secrets: [],
     ...overrides,
   };
 }

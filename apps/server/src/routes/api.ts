@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { ControlPlane } from "../engine/control-plane.js";
 import { checkSchedule } from "../engine/scheduler.js";
 import { ApiError } from "../errors.js";
+import { checkAppSecrets, LocalSecrets, openLocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
 
 const Env = z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/i, "environment names use letters, digits, '-' and '_'");
 
@@ -15,12 +16,14 @@ const CreateApp = z.object({
   env: Env.default("main"),
   mode: z.enum(["ephemeral", "detached"]),
   bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
+  localSecrets: LocalSecrets,
 });
 
 const DeployApp = z.object({
   manifest: AppManifest,
   env: Env.default("main"),
   bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
+  localSecrets: LocalSecrets,
 });
 
 const Autoscaler = z
@@ -45,8 +48,8 @@ async function parseBody<T extends z.ZodTypeAny>(request: Request, schema: T): P
 }
 
 /** The public HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. */
-export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: ControlPlane }): Hono {
-  const { store, blobs, control } = deps;
+export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: ControlPlane; secrets?: Secrets }): Hono {
+  const { store, blobs, control, secrets } = deps;
   const api = new Hono();
 
   api.onError((error, c) => {
@@ -115,11 +118,13 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   };
   const deploy = async (
     app: { name: string; env: string; bundleHash: string; functions: FunctionSpec[] },
+    local: LocalSecrets,
     note = "",
   ) => {
-    // A schedule croner cannot read is refused before anything is written.
+    // A schedule croner cannot read, or a secret that is not there, is refused before anything is written.
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
-    const deployed = await store.deployApp({ ...app, note });
+    const sealSecrets = await checkAppSecrets(secrets, app.env, app.functions, local);
+    const deployed = await store.deployApp({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
     await control.deployed(deployed.app.id, deployed.functions);
     return {
       appId: deployed.app.id,
@@ -135,12 +140,15 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     const body = await parseBody(c.req.raw, DeployApp);
     await needBundle(body.bundleHash);
     return c.json(
-      await deploy({
-        name: body.manifest.name,
-        env: body.env,
-        bundleHash: body.bundleHash,
-        functions: body.manifest.functions,
-      }),
+      await deploy(
+        {
+          name: body.manifest.name,
+          env: body.env,
+          bundleHash: body.bundleHash,
+          functions: body.manifest.functions,
+        },
+        body.localSecrets,
+      ),
     );
   });
 
@@ -194,13 +202,19 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
       throw new ApiError("BAD_REQUEST", `version ${chosen.version} of ${app.name} is the one running`);
     }
     await needBundle(chosen.bundleHash);
+    const local = secrets
+      ? openLocalSecrets(secrets, await store.localSecrets(app.id, chosen.version), app.id, chosen.version)
+      : {};
     return c.json(
       await deploy(
         { name: app.name, env: app.env, bundleHash: chosen.bundleHash, functions: chosen.functions },
+        local,
         `rollback to v${chosen.version}`,
       ),
     );
   });
+
+  secretRoutes(api, secrets);
 
   api.get("/v1/containers", (c) => c.json({ containers: control.containers() }));
 
@@ -218,12 +232,14 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   api.post("/v1/apps", async (c) => {
     const body = await parseBody(c.req.raw, CreateApp);
     await needBundle(body.bundleHash);
+    const sealSecrets = await checkAppSecrets(secrets, body.env, body.manifest.functions, body.localSecrets);
     const { app, functions } = await store.createApp({
       name: body.manifest.name,
       env: body.env,
       mode: body.mode,
       bundleHash: body.bundleHash,
       functions: body.manifest.functions,
+      ...(sealSecrets ? { sealSecrets } : {}),
     });
     return c.json({ appId: app.id, functions: Object.fromEntries(functions.map((f) => [f.name, f.id])) });
   });

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { Client, setContext, uploadImageFiles } from "skiff";
+import { Client, localSecretsOf, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { ensureServer } from "../embedded.js";
@@ -21,7 +21,8 @@ export async function deployCommand(
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
   setContext({ v: 1, where: "local", functionIds: {} });
-  const manifest = describe(await load(bundle.path, shown), shown);
+  const collected = await load(bundle.path, shown);
+  const manifest = describe(collected, shown);
   if (options.name) {
     if (!/^[a-z0-9][a-z0-9-_]{0,62}$/i.test(options.name)) {
       throw new UserCodeError(`--name "${options.name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);
@@ -44,7 +45,7 @@ export async function deployCommand(
     const deployed = await client.request<{ appId: string; version: number; previous: number | null }>(
       "POST",
       "/v1/deploy",
-      { manifest, env: options.env, bundleHash: bundle.hash },
+      { manifest, env: options.env, bundleHash: bundle.hash, localSecrets: localSecretsOf(collected) },
     );
     const names = manifest.functions.map((fn) => (fn.kind === "class" ? `${fn.name} (class)` : fn.name));
     say(

@@ -4,6 +4,7 @@ import {
   Client,
   type CollectedApp,
   collectApp,
+  localSecretsOf,
   manifestOf,
   type SkiffContext,
   setContext,
@@ -45,15 +46,17 @@ export async function runCommand(
 
   const serverUrl = await ensureServer(config, say);
   const client = new Client({ serverUrl });
+  const env = process.env.SKIFF_ENV || "main";
   await client.putBlob(bundle.code);
   await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
   const created = await client.request<{ appId: string; functions: Record<string, string> }>("POST", "/v1/apps", {
     manifest,
-    env: "main",
+    env,
     mode: options.detach ? "detached" : "ephemeral",
     bundleHash: bundle.hash,
+    localSecrets: localSecretsOf(collected),
   });
-  Object.assign(context, { serverUrl, appId: created.appId, env: "main", functionIds: created.functions });
+  Object.assign(context, { serverUrl, appId: created.appId, env, functionIds: created.functions });
   say(
     `${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`,
   );

@@ -1,0 +1,148 @@
+import type { FunctionSpec } from "@skiff/protocol";
+import type { SecretStore } from "@skiff/store";
+import { SecretError } from "@skiff/store";
+import type { Hono } from "hono";
+import { z } from "zod";
+import { localSecretsAad } from "../engine/control-plane.js";
+import { ApiError } from "../errors.js";
+
+/** Named secrets; `store.box` also seals apps' local secret values (and follows a key rotation). */
+export interface Secrets {
+  store: SecretStore;
+}
+
+/** Local secret values sent beside a manifest, by id. */
+export const LocalSecrets = z.record(z.record(z.string())).default({});
+export type LocalSecrets = z.infer<typeof LocalSecrets>;
+
+/** A store error as the API's: its message never holds a secret value. */
+export async function secretCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    // UNREADABLE: a tampered row, or one sealed with another master key.
+    if (error instanceof SecretError)
+      throw new ApiError(error.code === "UNREADABLE" ? "INTERNAL" : error.code, error.message);
+    throw error;
+  }
+}
+
+/**
+ * Checks that an app may run in `env` with these secrets: the environment exists, every named secret is
+ * there with its required keys, and every local one came with its values. Returns how to seal the
+ * local values with the version (undefined when there are none). Names keys, never values.
+ */
+export async function checkAppSecrets(
+  secrets: Secrets | undefined,
+  env: string,
+  functions: FunctionSpec[],
+  local: LocalSecrets,
+): Promise<((appId: string, version: number) => Uint8Array) | undefined> {
+  if (!secrets) {
+    if (functions.some((fn) => fn.secrets.length > 0))
+      throw new ApiError("UNAVAILABLE", "this server has no secret store");
+    return undefined;
+  }
+  if (!(await secrets.store.hasEnvironment(env))) {
+    throw new ApiError("NOT_FOUND", `no environment "${env}": create it with \`skiff env create ${env}\``);
+  }
+  const stored = new Map((await secrets.store.list(env)).map((s) => [s.name, new Set(s.keys)]));
+  const used: LocalSecrets = {};
+  for (const fn of functions) {
+    for (const ref of fn.secrets) {
+      if ("local" in ref) {
+        const values = local[ref.local];
+        if (!values)
+          throw new ApiError("BAD_REQUEST", `function "${fn.name}": the values of a local secret were not sent`);
+        used[ref.local] = values;
+        continue;
+      }
+      const keys = stored.get(ref.name);
+      if (!keys) {
+        throw new ApiError(
+          "BAD_REQUEST",
+          `function "${fn.name}" needs the secret "${ref.name}", which is not in environment "${env}": create it with \`skiff secret create ${ref.name} KEY=value --env ${env}\``,
+        );
+      }
+      const missing = ref.requiredKeys.filter((key) => !keys.has(key));
+      if (missing.length > 0) {
+        throw new ApiError(
+          "BAD_REQUEST",
+          `function "${fn.name}": the secret "${ref.name}" in environment "${env}" has no ${missing.join(", ")} (it has: ${[...keys].join(", ")}); set it with \`skiff secret create ${ref.name} ... --force --env ${env}\``,
+        );
+      }
+    }
+  }
+  if (Object.keys(used).length === 0) return undefined;
+  const plaintext = new TextEncoder().encode(JSON.stringify(used));
+  return (appId, version) => secrets.store.box.seal(plaintext, localSecretsAad(appId, version));
+}
+
+/** The local secret values a version was deployed with, to deploy them again (a rollback). */
+export function openLocalSecrets(secrets: Secrets, sealed: Uint8Array | undefined, appId: string, version: number) {
+  if (!sealed) return {};
+  return JSON.parse(
+    new TextDecoder().decode(secrets.store.box.open(sealed, localSecretsAad(appId, version))),
+  ) as LocalSecrets;
+}
+
+const Name = z.string().min(1);
+
+/** Environments and named secrets. Values go in and never come back out. */
+export function secretRoutes(api: Hono, secrets: Secrets | undefined): void {
+  const need = () => {
+    if (!secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
+    return secrets;
+  };
+  const parse = async <T extends z.ZodTypeAny>(request: Request, schema: T): Promise<z.infer<T>> => {
+    const parsed = schema.safeParse(await request.json().catch(() => undefined));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ApiError("BAD_REQUEST", `${issue.path.join(".") || "body"}: ${issue.message}`);
+    }
+    return parsed.data;
+  };
+
+  api.get("/v1/environments", async (c) =>
+    c.json({ environments: await secretCall(() => need().store.listEnvironments()) }),
+  );
+  api.post("/v1/environments", async (c) => {
+    const { name } = await parse(c.req.raw, z.object({ name: Name }));
+    await secretCall(() => need().store.createEnvironment(name));
+    return c.json({ ok: true });
+  });
+  api.delete("/v1/environments/:name", async (c) => {
+    await secretCall(() => need().store.deleteEnvironment(c.req.param("name")));
+    return c.json({ ok: true });
+  });
+
+  api.get("/v1/secrets", async (c) =>
+    c.json({ secrets: await secretCall(() => need().store.list(c.req.query("env") ?? "main")) }),
+  );
+  api.post("/v1/secrets", async (c) => {
+    const body = await parse(
+      c.req.raw,
+      z.object({
+        env: Name.default("main"),
+        name: Name,
+        values: z.record(z.string()),
+        overwrite: z.boolean().default(false),
+      }),
+    );
+    const created = await secretCall(() =>
+      need().store.create(body.env, body.name, body.values, { overwrite: body.overwrite }),
+    );
+    return c.json({ secret: created });
+  });
+  api.delete("/v1/secrets/:name", async (c) => {
+    const env = c.req.query("env") ?? "main";
+    const name = c.req.param("name");
+    if (!(await secretCall(() => need().store.delete(env, name)))) {
+      throw new ApiError(
+        "NOT_FOUND",
+        `no secret "${name}" in environment "${env}": see \`skiff secret list --env ${env}\``,
+      );
+    }
+    return c.json({ ok: true });
+  });
+}

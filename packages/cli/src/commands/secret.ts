@@ -1,0 +1,93 @@
+import { readFileSync } from "node:fs";
+import { Client, parseDotenv, SkiffError } from "skiff";
+import { UserCodeError } from "../bundle.js";
+import type { Config } from "../config.js";
+import { ensureServer } from "../embedded.js";
+import { dim, green, say } from "../output.js";
+
+async function clientFor(config: Config): Promise<Client> {
+  return new Client({ serverUrl: await ensureServer(config, say) });
+}
+
+/** `KEY=value` arguments and a dotenv file, as one set of values (arguments win). */
+function valuesOf(pairs: string[], dotenv: string | undefined): Record<string, string> {
+  const values: Record<string, string> = {};
+  if (dotenv) {
+    let text: string;
+    try {
+      text = readFileSync(dotenv, "utf8");
+    } catch (error) {
+      throw new UserCodeError(`cannot read ${dotenv} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+    Object.assign(values, parseDotenv(text, dotenv));
+  }
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    // The value is never echoed back: it may be a secret.
+    if (at <= 0) throw new UserCodeError(`"${pair.slice(0, Math.max(at, 0)) || "?"}…" is not KEY=value`);
+    values[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  if (Object.keys(values).length === 0) {
+    throw new UserCodeError("give the secret's values: KEY=value arguments, or --from-dotenv FILE");
+  }
+  return values;
+}
+
+/** `skiff secret create NAME KEY=value… [--from-dotenv FILE] [--env E] [--force]` */
+export async function secretCreateCommand(
+  name: string,
+  pairs: string[],
+  options: { env: string; fromDotenv?: string; force?: boolean },
+  config: Config,
+): Promise<void> {
+  const values = valuesOf(pairs, options.fromDotenv);
+  const client = await clientFor(config);
+  try {
+    await client.request("POST", "/v1/secrets", { env: options.env, name, values, overwrite: Boolean(options.force) });
+  } catch (error) {
+    if (error instanceof SkiffError && error.code === "CONFLICT") {
+      throw new SkiffError("CONFLICT", `${error.message} (skiff secret create ${name} ... --force)`);
+    }
+    throw error;
+  }
+  say(green(`created secret ${name} in "${options.env}" with ${Object.keys(values).sort().join(", ")}`));
+}
+
+/** `skiff secret list [--env E]`: names, keys and dates; never values. */
+export async function secretListCommand(options: { env: string }, config: Config): Promise<void> {
+  const client = await clientFor(config);
+  const { secrets } = await client.request<{
+    secrets: { name: string; keys: string[]; createdAt: string; updatedAt: string }[];
+  }>("GET", `/v1/secrets?env=${encodeURIComponent(options.env)}`);
+  if (secrets.length === 0)
+    say(`no secrets in "${options.env}": create one with \`skiff secret create NAME KEY=value\``);
+  for (const s of secrets) console.log([s.name, s.keys.join(","), s.createdAt, s.updatedAt].join("\t"));
+}
+
+/** `skiff secret delete NAME [--env E]` */
+export async function secretDeleteCommand(name: string, options: { env: string }, config: Config): Promise<void> {
+  const client = await clientFor(config);
+  await client.request("DELETE", `/v1/secrets/${encodeURIComponent(name)}?env=${encodeURIComponent(options.env)}`);
+  say(`deleted secret ${name} from "${options.env}"`);
+}
+
+/** `skiff env create|list|delete` */
+export async function envCommand(action: "create" | "list" | "delete", name: string | undefined, config: Config) {
+  const client = await clientFor(config);
+  if (action === "list") {
+    const { environments } = await client.request<{ environments: { name: string; createdAt: string }[] }>(
+      "GET",
+      "/v1/environments",
+    );
+    for (const env of environments) console.log([env.name, env.createdAt].join("\t"));
+    return;
+  }
+  if (!name) throw new UserCodeError(`name the environment: skiff env ${action} NAME`);
+  if (action === "create") {
+    await client.request("POST", "/v1/environments", { name });
+    say(green(`created environment ${name}`) + dim(` (deploy to it with --env ${name})`));
+  } else {
+    await client.request("DELETE", `/v1/environments/${encodeURIComponent(name)}`);
+    say(`deleted environment ${name}`);
+  }
+}
