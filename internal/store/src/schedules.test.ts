@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Schedule } from "@skiff/protocol";
-import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Db } from "./db.js";
 import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
 import { ScheduleStore } from "./schedules.js";
 import { migrate } from "./schema.js";
-import { createTestDatabase, TEST_ADMIN_URL } from "./testing/postgres-fixture.js";
+import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 
 const NIGHTLY: Schedule = { cron: "0 3 * * *", timezone: "Europe/Paris" };
 const HOURLY: Schedule = { periodMs: 3_600_000 };
@@ -225,18 +224,6 @@ describeScheduleStore("pglite", async () => {
   const db = await openPglite();
   return { db, connect: async () => db, dispose: async () => {} };
 });
-
-async function postgresReachable(): Promise<boolean> {
-  const probe = postgres(TEST_ADMIN_URL, { max: 1, connect_timeout: 2, onnotice: () => {} });
-  try {
-    await probe`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-}
 
 describe.skipIf(!(await postgresReachable()))("postgres", () => {
   describeScheduleStore("postgres", async () => {

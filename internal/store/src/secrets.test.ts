@@ -3,7 +3,6 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Db } from "./db.js";
 import { openPglite } from "./pglite/driver.js";
@@ -11,7 +10,7 @@ import { openPostgres } from "./postgres/driver.js";
 import { migrate } from "./schema.js";
 import { SecretBox, SecretTamperedError } from "./secret-box.js";
 import { LOCAL_WORKSPACE, MAX_SECRET_BYTES, SecretError, SecretStore } from "./secrets.js";
-import { createTestDatabase, TEST_ADMIN_URL } from "./testing/postgres-fixture.js";
+import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
@@ -489,18 +488,6 @@ describe("the environments migration", () => {
     }
   });
 });
-
-async function postgresReachable(): Promise<boolean> {
-  const probe = postgres(TEST_ADMIN_URL, { max: 1, connect_timeout: 2, onnotice: () => {} });
-  try {
-    await probe`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-}
 
 describe.skipIf(!(await postgresReachable()))("postgres", () => {
   describeSecretStore("postgres", async () => {

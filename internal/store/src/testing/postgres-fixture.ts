@@ -21,3 +21,16 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
     },
   };
 }
+
+/** Whether the test PostgreSQL answers: suites on it are skipped where it does not. */
+export async function postgresReachable(): Promise<boolean> {
+  const probe = postgres(TEST_ADMIN_URL, { max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    await probe`select 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
