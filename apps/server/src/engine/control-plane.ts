@@ -17,6 +17,7 @@ import {
   type WorkerOutput,
 } from "@skiff/protocol";
 import {
+  type AppRow,
   type FinishedInput,
   type FunctionRow,
   INPUT_ID_BLOCK,
@@ -33,6 +34,18 @@ import { InputQueue, type QueuedInput } from "./queue.js";
 import { Scheduler } from "./scheduler.js";
 import { FunctionTimings } from "./timings.js";
 import { type ContainerInfo, type WorkerConn, WorkerRegistry } from "./workers.js";
+
+/** A running container as `GET /v1/containers` lists it. */
+export interface ContainerView {
+  id: string;
+  worker: string;
+  appId: string;
+  function: string;
+  /** A class pool's parameter values (JSON), or "". */
+  pool: string;
+  state: string;
+  version: number;
+}
 
 /** What `updateAutoscaler` may change at runtime. */
 export type AutoscalerSettings = Partial<
@@ -226,27 +239,26 @@ export class ControlPlane {
    * versions keep serving until a container of the new one runs in their pool (then they drain), and
    * functions it left out fail their waiting inputs.
    */
-  async deployed(appId: string, functions: FunctionRow[]): Promise<void> {
-    await this.scheduler.sync(appId, functions);
-    const bases = new Set([...this.functions.values()].filter((info) => info.appId === appId).map((i) => i.baseId));
+  async deployed(app: AppRow, functions: FunctionRow[]): Promise<void> {
+    await this.scheduler.sync(app.id, functions);
+    const current = new Map(functions.map((row) => [row.id, row]));
     const removed: FunctionInfo[] = [];
-    for (const baseId of bases) {
-      const row = await this.store.getFunction(baseId);
-      if (!row) continue;
-      for (const info of this.poolsOf(baseId)) {
-        Object.assign(info, {
-          spec: row.spec,
-          bundleHash: row.app.bundleHash,
-          version: row.app.version,
-          stopped: stoppedReason(row.app, row),
-        });
-        if (info.stopped) removed.push(info);
-      }
+    for (const info of this.functions.values()) {
+      if (info.appId !== app.id) continue;
+      const row = current.get(info.baseId);
+      // A function the new version left out keeps its last spec and counts as removed.
+      Object.assign(info, {
+        bundleHash: app.bundleHash,
+        version: app.version,
+        stopped: stoppedReason(app, { version: row?.version ?? 0 }),
+        ...(row ? { spec: row.spec } : {}),
+      });
+      if (info.stopped) removed.push(info);
     }
     const inputs = removed.flatMap((info) => this.queue.ofFunction(info.id));
     await this.failAll(inputs, "CANCELLED", failurePayload("the function was removed by a deploy"));
     this.stopContainers((container) => removed.some((info) => info.id === container.functionId), "removed by a deploy");
-    for (const id of await this.store.warmFunctions()) this.warm.add(id);
+    for (const row of functions) if (row.spec.minContainers > 0) this.warm.add(row.id);
     this.requestAutoscale();
   }
 
@@ -269,15 +281,7 @@ export class ControlPlane {
   }
 
   /** The containers the workers run, for `skiff container list`. */
-  containers(): {
-    id: string;
-    worker: string;
-    appId: string;
-    function: string;
-    pool: string;
-    state: string;
-    version: number;
-  }[] {
+  containers(): ContainerView[] {
     return this.workers.all().flatMap((worker) =>
       [...worker.containers.values()].map((container) => {
         const info = this.functions.get(container.functionId);
@@ -681,10 +685,8 @@ export class ControlPlane {
         const container = worker.containers.get(message.containerId);
         const info = container && (await this.functionInfo(container.functionId).catch(() => undefined));
         if (!container || !info) return;
-        const keep = info.params === undefined && !info.stopped ? info.spec.minContainers : 0;
-        const current = this.workers.containersOf(info.id).filter((c) => !c.stopping && c.version >= info.version);
         const outdated = container.version < info.version;
-        if (outdated || current.length > keep || info.stopped) {
+        if (outdated || info.stopped || this.currentContainers(info).length > minContainersOf(info)) {
           if (this.queue.load(info.id).pending === 0) this.stopContainers((c) => c === container, "idle");
         }
         return;
@@ -725,15 +727,18 @@ export class ControlPlane {
     }
   }
 
-  /** The inputs of these refs that still run under that attempt. */
   /** Whether a container of an older version has a running container of the current one in its pool. */
   private replaced(container: ContainerInfo, info: FunctionInfo): boolean {
     if (container.version >= info.version) return false;
-    return this.workers
-      .containersOf(info.id)
-      .some((c) => c.version >= info.version && c.state === "running" && !c.stopping);
+    return this.currentContainers(info).some((c) => c.state === "running");
   }
 
+  /** A pool's containers of its current version that are not stopping: those the autoscaler counts. */
+  private currentContainers(info: FunctionInfo): ContainerInfo[] {
+    return this.workers.containersOf(info.id).filter((c) => !c.stopping && c.version >= info.version);
+  }
+
+  /** The inputs of these refs that still run under that attempt. */
   private running(refs: Ref[]): QueuedInput[] {
     const out = new Set<QueuedInput>();
     for (const ref of refs) {
@@ -890,8 +895,7 @@ export class ControlPlane {
       const { spec } = info;
       const load = this.queue.load(functionId);
       const work = load.pending + load.running;
-      // Parameter sets of a class are made on demand; only its default pool is kept warm.
-      const min = info.params === undefined ? spec.minContainers : 0;
+      const min = minContainersOf(info);
       const target = Math.min(spec.targetInputs ?? spec.maxInputs, spec.maxInputs);
       const desired =
         work === 0
@@ -899,7 +903,6 @@ export class ControlPlane {
           : Math.min(spec.maxContainers, Math.max(min, Math.ceil(work / target) + spec.bufferContainers));
       // A warm pool whose secrets could not be resolved tries again later, not four times a second.
       if (work === 0 && Date.now() - (this.cannotStart.get(info.id) ?? 0) < 30_000) continue;
-      const containers = this.workers.containersOf(info.id).filter((c) => !c.stopping);
       if (desired === 0) {
         // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").
         this.stopContainers(
@@ -907,7 +910,7 @@ export class ControlPlane {
           `replaced by version ${info.version}`,
         );
       }
-      const live = containers.filter((c) => c.version >= info.version).length;
+      const live = this.currentContainers(info).length;
       for (let i = live; i < desired; i++) {
         // Beyond the minimum, a new container must beat the live ones to the end of the backlog.
         if (i >= min && !this.timings.worthAnotherContainer(info.id, work, i * target)) break;
@@ -992,6 +995,11 @@ export class ControlPlane {
 /** What a version's sealed local secret values are bound to: they open only for that app and version. */
 export function localSecretsAad(appId: string, version: number): string {
   return `apps/${appId}/v${version}/local-secrets`;
+}
+
+/** The containers a pool keeps with no work: parameter sets of a class are made on demand, so only its default pool. */
+function minContainersOf(info: FunctionInfo): number {
+  return info.params === undefined ? info.spec.minContainers : 0;
 }
 
 /** Why a function takes no calls: its app stopped, or its app's current version left it out. */

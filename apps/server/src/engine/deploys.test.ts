@@ -30,7 +30,7 @@ describe("deploys and scaling", () => {
 
   async function deploy(specs: FunctionSpec[], bundleHash: string) {
     const deployed = await store.deployApp({ name: "svc", env: "main", bundleHash, functions: specs });
-    await control.deployed(deployed.app.id, deployed.functions);
+    await control.deployed(deployed.app, deployed.functions);
     return deployed;
   }
 

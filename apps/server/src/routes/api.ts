@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { ControlPlane } from "../engine/control-plane.js";
 import { checkSchedule } from "../engine/scheduler.js";
 import { ApiError } from "../errors.js";
+import { parseBody } from "./body.js";
 import { checkAppSecrets, LocalSecrets, openLocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
 
 const Env = z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/i, "environment names use letters, digits, '-' and '_'");
@@ -34,18 +35,6 @@ const Autoscaler = z
     scaledownWindowMs: z.number().int().min(0),
   })
   .partial();
-
-async function parseBody<T extends z.ZodTypeAny>(request: Request, schema: T): Promise<z.infer<T>> {
-  const body = await request.json().catch(() => {
-    throw new ApiError("BAD_REQUEST", "the request body is not JSON");
-  });
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ApiError("BAD_REQUEST", `${issue.path.join(".") || "body"}: ${issue.message}`);
-  }
-  return parsed.data;
-}
 
 /** The public HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. */
 export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: ControlPlane; secrets?: Secrets }): Hono {
@@ -125,7 +114,7 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
     const sealSecrets = await checkAppSecrets(secrets, app.env, app.functions, local);
     const deployed = await store.deployApp({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
-    await control.deployed(deployed.app.id, deployed.functions);
+    await control.deployed(deployed.app, deployed.functions);
     return {
       appId: deployed.app.id,
       version: deployed.app.version,

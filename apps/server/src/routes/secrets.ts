@@ -5,6 +5,7 @@ import type { Hono } from "hono";
 import { z } from "zod";
 import { localSecretsAad } from "../engine/control-plane.js";
 import { ApiError } from "../errors.js";
+import { parseBody } from "./body.js";
 
 /** Named secrets; `store.box` also seals apps' local secret values (and follows a key rotation). */
 export interface Secrets {
@@ -94,20 +95,11 @@ export function secretRoutes(api: Hono, secrets: Secrets | undefined): void {
     if (!secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return secrets;
   };
-  const parse = async <T extends z.ZodTypeAny>(request: Request, schema: T): Promise<z.infer<T>> => {
-    const parsed = schema.safeParse(await request.json().catch(() => undefined));
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new ApiError("BAD_REQUEST", `${issue.path.join(".") || "body"}: ${issue.message}`);
-    }
-    return parsed.data;
-  };
-
   api.get("/v1/environments", async (c) =>
     c.json({ environments: await secretCall(() => need().store.listEnvironments()) }),
   );
   api.post("/v1/environments", async (c) => {
-    const { name } = await parse(c.req.raw, z.object({ name: Name }));
+    const { name } = await parseBody(c.req.raw, z.object({ name: Name }));
     await secretCall(() => need().store.createEnvironment(name));
     return c.json({ ok: true });
   });
@@ -120,7 +112,7 @@ export function secretRoutes(api: Hono, secrets: Secrets | undefined): void {
     c.json({ secrets: await secretCall(() => need().store.list(c.req.query("env") ?? "main")) }),
   );
   api.post("/v1/secrets", async (c) => {
-    const body = await parse(
+    const body = await parseBody(
       c.req.raw,
       z.object({
         env: Name.default("main"),

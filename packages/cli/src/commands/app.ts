@@ -1,7 +1,8 @@
-import { Client } from "skiff";
+import type { ContainerView } from "@skiff/server";
+import type { Client } from "skiff";
 import type { Config } from "../config.js";
-import { ensureServer } from "../embedded.js";
 import { dim, green, printLogs, say } from "../output.js";
+import { serverClient } from "../server-client.js";
 
 interface AppSummary {
   id: string;
@@ -11,10 +12,6 @@ interface AppSummary {
   state: string;
   version: number;
   createdAt: string;
-}
-
-async function clientFor(config: Config): Promise<Client> {
-  return new Client({ serverUrl: await ensureServer(config, say) });
 }
 
 const inEnv = (path: string, env: string) => `${path}?env=${encodeURIComponent(env)}`;
@@ -49,7 +46,7 @@ export async function printSchedules(client: Client, app: string, env: string): 
 
 /** `skiff app list`: apps of an environment, newest first. */
 export async function appListCommand(options: { env: string }, config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const { apps } = await client.request<{ apps: AppSummary[] }>("GET", inEnv("/v1/apps", options.env));
   if (apps.length === 0) {
     say(`no apps in environment "${options.env}": deploy one with \`skiff deploy FILE\``);
@@ -62,7 +59,7 @@ export async function appListCommand(options: { env: string }, config: Config): 
 
 /** `skiff app history NAME`: the versions of a deployed app, newest first. */
 export async function appHistoryCommand(name: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const { versions } = await client.request<{
     versions: { version: number; functions: string[]; note: string; createdAt: string; current: boolean }[];
   }>("GET", inEnv(`/v1/apps/${encodeURIComponent(name)}/history`, options.env));
@@ -84,7 +81,7 @@ export async function appRollbackCommand(
   if (target !== undefined && (!Number.isInteger(target) || target < 1)) {
     throw new Error(`"${version}" is not a version: pass a number from \`skiff app history ${name}\``);
   }
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const deployed = await client.request<{ version: number }>("POST", `/v1/apps/${encodeURIComponent(name)}/rollback`, {
     env: options.env,
     ...(target === undefined ? {} : { version: target }),
@@ -94,7 +91,7 @@ export async function appRollbackCommand(
 
 /** `skiff app stop NAME|ID`: stops an app; its containers drain and unfinished inputs are cancelled. */
 export async function appStopCommand(app: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const { appId } = await client.request<{ appId: string }>(
     "POST",
     inEnv(`/v1/apps/${encodeURIComponent(app)}/stop`, options.env),
@@ -104,7 +101,7 @@ export async function appStopCommand(app: string, options: { env: string }, conf
 
 /** `skiff app logs NAME|ID`: follows the logs of an app's containers until interrupted. */
 export async function appLogsCommand(app: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const found = await client.request<{ app: AppSummary }>(
     "GET",
     inEnv(`/v1/apps/${encodeURIComponent(app)}`, options.env),
@@ -116,17 +113,9 @@ export async function appLogsCommand(app: string, options: { env: string }, conf
 
 /** `skiff container list`: the containers workers run now. */
 export async function containerListCommand(config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const { containers } = await client.request<{
-    containers: {
-      id: string;
-      worker: string;
-      appId: string;
-      function: string;
-      pool: string;
-      state: string;
-      version: number;
-    }[];
+    containers: ContainerView[];
   }>("GET", "/v1/containers");
   if (containers.length === 0) say("no containers are running");
   for (const c of containers) {

@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import { Client, localSecretsOf, setContext, uploadImageFiles } from "skiff";
+import { localSecretsOf, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
-import { ensureServer } from "../embedded.js";
 import { dim, formatError, green, red, say } from "../output.js";
+import { serverClient } from "../server-client.js";
 import { printSchedules } from "./app.js";
 import { buildImages } from "./image.js";
 import { describe, load } from "./run.js";
@@ -31,7 +31,7 @@ export async function deployCommand(
   }
   if (manifest.functions.length === 0) throw new UserCodeError(`${shown} defines no function or class to deploy`);
 
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  const client = await serverClient(config);
   try {
     await client.putBlob(bundle.code);
     await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));

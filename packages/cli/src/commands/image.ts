@@ -5,11 +5,11 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { FunctionSpec, ImageSpec } from "@skiff/protocol";
-import { buildImage, Client, setContext, uploadImageFiles } from "skiff";
+import { buildImage, type Client, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
-import { ensureServer } from "../embedded.js";
 import { dim, formatError, green, say } from "../output.js";
+import { serverClient } from "../server-client.js";
 import { describe, load, splitTarget } from "./run.js";
 
 /** The functions of FILE[::NAME], as described for the server (their images included). */
@@ -86,7 +86,7 @@ export async function imageExportCommand(target: string, out: string, config: Co
 
 /** Runs `fn` with a client of the configured server; its failure is printed, and is exit code 1. */
 async function withServer(config: Config, fn: (client: Client) => Promise<void>): Promise<number> {
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  const client = await serverClient(config);
   try {
     await fn(client);
     return 0;
@@ -105,7 +105,7 @@ async function withServer(config: Config, fn: (client: Client) => Promise<void>)
  */
 export async function shellCommand(target: string, command: string[], config: Config): Promise<number> {
   const fn = await oneFunction(target, config, "open");
-  const client = new Client({ serverUrl: await ensureServer(config, say) });
+  const client = await serverClient(config);
   await uploadImageFiles(client, fn.image);
   const sid = randomUUID();
   const ended = new Promise<number>((resolveExit) => {

@@ -1,13 +1,9 @@
 import { readFileSync } from "node:fs";
-import { Client, parseDotenv, SkiffError } from "skiff";
+import { parseDotenv, SkiffError } from "skiff";
 import { UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
-import { ensureServer } from "../embedded.js";
 import { dim, green, say } from "../output.js";
-
-async function clientFor(config: Config): Promise<Client> {
-  return new Client({ serverUrl: await ensureServer(config, say) });
-}
+import { serverClient } from "../server-client.js";
 
 /** `KEY=value` arguments and a dotenv file, as one set of values (arguments win). */
 function valuesOf(pairs: string[], dotenv: string | undefined): Record<string, string> {
@@ -41,7 +37,7 @@ export async function secretCreateCommand(
   config: Config,
 ): Promise<void> {
   const values = valuesOf(pairs, options.fromDotenv);
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   try {
     await client.request("POST", "/v1/secrets", { env: options.env, name, values, overwrite: Boolean(options.force) });
   } catch (error) {
@@ -55,7 +51,7 @@ export async function secretCreateCommand(
 
 /** `skiff secret list [--env E]`: names, keys and dates; never values. */
 export async function secretListCommand(options: { env: string }, config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   const { secrets } = await client.request<{
     secrets: { name: string; keys: string[]; createdAt: string; updatedAt: string }[];
   }>("GET", `/v1/secrets?env=${encodeURIComponent(options.env)}`);
@@ -66,14 +62,14 @@ export async function secretListCommand(options: { env: string }, config: Config
 
 /** `skiff secret delete NAME [--env E]` */
 export async function secretDeleteCommand(name: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   await client.request("DELETE", `/v1/secrets/${encodeURIComponent(name)}?env=${encodeURIComponent(options.env)}`);
   say(`deleted secret ${name} from "${options.env}"`);
 }
 
 /** `skiff env create|list|delete` */
 export async function envCommand(action: "create" | "list" | "delete", name: string | undefined, config: Config) {
-  const client = await clientFor(config);
+  const client = await serverClient(config);
   if (action === "list") {
     const { environments } = await client.request<{ environments: { name: string; createdAt: string }[] }>(
       "GET",
