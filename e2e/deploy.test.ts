@@ -1,9 +1,7 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleProgram, ROOT, Stack } from "./stack.js";
+import { bundleProgram, fixtureVariant, ROOT, Stack } from "./stack.js";
 
 interface Container {
   id: string;
@@ -19,28 +17,12 @@ interface Container {
 describe("a deployed app", () => {
   let stack: Stack;
   let client: string;
-  const source = readFileSync(join(ROOT, "e2e/fixtures/deployed-app.ts"), "utf8");
-
   /** Writes a variant of the fixture app and deploys it. */
-  const deploy = (name: string, edit: (code: string) => string = (code) => code) => {
-    const file = join(ROOT, "e2e/fixtures", `.${name}.ts`);
-    writeFileSync(file, edit(source));
-    return stack.run(["deploy", file], { timeoutMs: 300_000 }).finally(() => {});
-  };
+  const deploy = (name: string, edit: (code: string) => string = (code) => code) =>
+    stack.run(["deploy", fixtureVariant("e2e/fixtures/deployed-app.ts", name, edit)], { timeoutMs: 300_000 });
 
   /** Runs a scenario of the client program against the deployed app. */
-  const call = async <T>(scenario: string): Promise<T> => {
-    const { stdout } = await promisify(execFile)(process.execPath, [client, scenario], {
-      env: stack.env,
-      timeout: 240_000,
-    });
-    return JSON.parse(
-      stdout
-        .split("\n")
-        .find((line) => line.startsWith("RESULT "))!
-        .slice(7),
-    ) as T;
-  };
+  const call = <T>(scenario: string): Promise<T> => stack.runProgram<T>(client, [scenario]);
 
   const containers = async (fn?: string): Promise<Container[]> => {
     const { containers } = (await (await fetch(`${stack.url}/v1/containers`)).json()) as { containers: Container[] };

@@ -1,5 +1,3 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundleProgram, Stack } from "./stack.js";
 
@@ -19,13 +17,7 @@ describe("an app left running with --detach", () => {
     expect(appId).toBeDefined();
 
     const program = await bundleProgram("e2e/fixtures/client-program.ts", stack.home);
-    const { stdout } = await promisify(execFile)(process.execPath, [program], { env: stack.env });
-    const result = JSON.parse(
-      stdout
-        .split("\n")
-        .find((l) => l.startsWith("RESULT "))!
-        .slice(7),
-    );
+    const result = await stack.runProgram<{ values: number[]; missing: string }>(program);
     expect(result.values).toEqual([81, 1, 4, 9]);
     expect(result.missing).toMatch(/no running app "e2e-calls" with function "nope" in environment "main"/);
 

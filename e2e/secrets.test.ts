@@ -1,9 +1,7 @@
-import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleProgram, ROOT, Stack } from "./stack.js";
+import { bundleProgram, fixtureVariant, Stack } from "./stack.js";
 
 const MAIN_TOKEN = "main-token-7f3a9c";
 const STAGING_TOKEN = "staging-token-2b8e41";
@@ -12,21 +10,10 @@ const STAGING_TOKEN = "staging-token-2b8e41";
 describe("secrets and environments", () => {
   let stack: Stack;
   let client: string;
-  const source = readFileSync(join(ROOT, "e2e/fixtures/secrets-app.ts"), "utf8");
-  const variant = (name: string, edit: (code: string) => string) => {
-    const file = join(ROOT, "e2e/fixtures", `.${name}.ts`);
-    writeFileSync(file, edit(source));
-    return file;
-  };
-  const call = async (env: string) => {
-    const { stdout } = await promisify(execFile)(process.execPath, [client, env], { env: stack.env, timeout: 120_000 });
-    return JSON.parse(
-      stdout
-        .split("\n")
-        .find((line) => line.startsWith("RESULT "))!
-        .slice(7),
-    ) as { token: string; mode: string; shared: string };
-  };
+  const variant = (name: string, edit: (code: string) => string) =>
+    fixtureVariant("e2e/fixtures/secrets-app.ts", name, edit);
+  const call = (env: string) =>
+    stack.runProgram<{ token: string; mode: string; shared: string }>(client, [env], 120_000);
 
   beforeAll(async () => {
     stack = await Stack.start();

@@ -1,11 +1,22 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 
 export const ROOT = resolve(import.meta.dirname, "..");
+
+/**
+ * Writes `edit` of a fixture beside it as `.NAME.ts` (ignored by git), so that it resolves imports as the
+ * fixture does; returns its path.
+ */
+export function fixtureVariant(fixture: string, name: string, edit: (code: string) => string): string {
+  const file = join(ROOT, "e2e/fixtures", `.${name}.ts`);
+  writeFileSync(file, edit(readFileSync(join(ROOT, fixture), "utf8")));
+  return file;
+}
 
 /** Bundles an e2e client program (a plain Node program using the SDK) into `outDir`; returns its path. */
 export async function bundleProgram(fixture: string, outDir: string): Promise<string> {
@@ -137,6 +148,17 @@ export class Stack {
     const exited = new Promise((r) => child.once("exit", r));
     child.kill(signal);
     await exited;
+  }
+
+  /** Runs a bundled client program (see bundleProgram) against this stack; returns its `RESULT` line, parsed. */
+  async runProgram<T>(program: string, args: string[] = [], timeoutMs = 240_000): Promise<T> {
+    const { stdout } = await promisify(execFile)(process.execPath, [program, ...args], {
+      env: this.env,
+      timeout: timeoutMs,
+    });
+    const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+    if (!line) throw new Error(`${program} printed no RESULT line:\n${stdout}`);
+    return JSON.parse(line.slice(7)) as T;
   }
 
   /** Runs the real CLI against this stack. */
