@@ -1,3 +1,4 @@
+import { ENV_VAR_NAME, RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { Db } from "./db.js";
 import { type SecretBox, SecretTamperedError } from "./secret-box.js";
 
@@ -9,9 +10,6 @@ export const DEFAULT_ENVIRONMENT = "main";
 
 /** The most a secret's values may take, as the JSON that is sealed. */
 export const MAX_SECRET_BYTES = 64 * 1024;
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * What went wrong with a secret or an environment: `code` picks the HTTP status. UNREADABLE is the
@@ -316,7 +314,7 @@ function openSealed(box: SecretBox, workspace: string, env: string, row: SealedR
 }
 
 function assertName(what: "environment" | "secret", name: string): void {
-  if (typeof name !== "string" || !NAME.test(name)) {
+  if (typeof name !== "string" || !RESOURCE_NAME.test(name)) {
     throw new SecretError(
       "BAD_REQUEST",
       `${what} name ${JSON.stringify(name)} is not valid: use letters, digits, '-' and '_', at most 63, starting with a letter or digit`,
@@ -333,7 +331,7 @@ function assertKey(secret: string, key: string, value: unknown): void {
       `secret "${secret}": a key (${JSON.stringify(key.slice(0, Math.min(key.indexOf("="), 64)))}=…) contains '=': give keys and values apart`,
     );
   }
-  if (!ENV_VAR.test(key)) {
+  if (!ENV_VAR_NAME.test(key)) {
     throw new SecretError(
       "BAD_REQUEST",
       `secret "${secret}": key ${JSON.stringify(key)} is not an environment variable name (letters, digits and '_', not starting with a digit)`,

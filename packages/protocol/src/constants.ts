@@ -13,5 +13,8 @@ export const RESULT_TTL_MS = 7 * 86_400_000;
 /** An image's USER: a name (looked up in the image's /etc/passwd) or `uid[:gid]`. */
 export const IMAGE_USER = /^[a-z_][a-z0-9_-]*$|^\d+(:\d+)?$/i;
 
-/** An environment variable name a secret may set. */
-export const SECRET_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An environment variable name: what an image's `env` and a secret's keys may set. */
+export const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The name of an app, environment or secret: letters, digits, '-' and '_', at most 63. */
+export const RESOURCE_NAME = /^[a-z0-9][a-z0-9-_]{0,62}$/i;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { IMAGE_USER, SECRET_KEY } from "./constants.js";
+import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME } from "./constants.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
 export const RetryPolicy = z.object({
@@ -72,7 +72,7 @@ export type Schedule = z.infer<typeof Schedule>;
  * `Secret.fromDotenv`) sent beside the manifest and sealed with the app version, never in the spec.
  */
 export const SecretRef = z.union([
-  z.object({ name: z.string().min(1), requiredKeys: z.array(z.string().regex(SECRET_KEY)).default([]) }),
+  z.object({ name: z.string().min(1), requiredKeys: z.array(z.string().regex(ENV_VAR_NAME)).default([]) }),
   z.object({ local: z.string().regex(/^ls-[0-9a-f-]{36}$/) }),
 ]);
 export type SecretRef = z.infer<typeof SecretRef>;
@@ -107,7 +107,7 @@ export const FunctionSpec = z.object({
 export type FunctionSpec = z.infer<typeof FunctionSpec>;
 
 export const AppManifest = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/i, "app names use letters, digits, '-' and '_'"),
+  name: z.string().regex(RESOURCE_NAME, "app names use letters, digits, '-' and '_'"),
   functions: z.array(FunctionSpec),
 });
 export type AppManifest = z.infer<typeof AppManifest>;

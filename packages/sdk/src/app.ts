@@ -1,4 +1,5 @@
 import type { AppManifest } from "@skiff/protocol";
+import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import { BRAND, kindOf } from "./brand.js";
 import { type ClassOptions, type Cls, classShape, marksOf, SkiffClass } from "./cls.js";
 import { SkiffFunction } from "./function.js";
@@ -29,7 +30,7 @@ export class App {
   readonly classes: SkiffClass<object>[] = [];
 
   constructor(readonly name: string) {
-    if (!/^[a-z0-9][a-z0-9-_]{0,62}$/i.test(name)) {
+    if (!RESOURCE_NAME.test(name)) {
       throw new RangeError(`app name "${name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);
     }
   }

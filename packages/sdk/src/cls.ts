@@ -1,9 +1,8 @@
 import type { ClassShape } from "@skiff/protocol";
 import { BRAND } from "./brand.js";
-import { clientFromEnvironment } from "./connect.js";
 import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
-import { type AutoscalerOptions, SkiffFunction, updateAutoscaler } from "./function.js";
+import { type AutoscalerOptions, lookUp, SkiffFunction, updateAutoscaler } from "./function.js";
 import type { FunctionOptions } from "./function-spec.js";
 
 /** Options of `app.cls(options, class {...})`: those of a function, shared by all its methods. */
@@ -224,12 +223,7 @@ export const Cls = {
     name: string,
     options: { env?: string } = {},
   ): Promise<Cls<I>> {
-    const client = await clientFromEnvironment();
-    const query = new URLSearchParams({ app: appName, name, env: options.env ?? process.env.SKIFF_ENV ?? "main" });
-    const found = await client.request<{ functionId: string; kind: string; cls?: ClassShape }>(
-      "GET",
-      `/v1/functions/lookup?${query}`,
-    );
+    const found = await lookUp(appName, name, options.env);
     if (!found.cls) throw new SkiffError("BAD_REQUEST", `${appName}.${name} is a function: use Function.fromName`);
     const cls = new SkiffClass<I>(appName, { name }, undefined, found.cls.methods, found.functionId);
     return cls as Cls<I>;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Result } from "@skiff/protocol";
+import type { ClassShape, Result } from "@skiff/protocol";
 import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
 import type { Client } from "./client.js";
@@ -269,6 +269,17 @@ async function* spread<T>(inputs: Iterable<T> | AsyncIterable<T>): AsyncGenerato
  * const square = await Function.fromName<[number], number>("hello", "square");
  * await square.remote(3);
  */
+/** A function or class of a running app, by name: its id and, for a class, its shape. */
+export async function lookUp(
+  appName: string,
+  name: string,
+  env = process.env.SKIFF_ENV ?? "main",
+): Promise<{ functionId: string; cls?: ClassShape }> {
+  const client = await clientFromEnvironment();
+  const query = new URLSearchParams({ app: appName, name, env });
+  return client.request("GET", `/v1/functions/lookup?${query}`);
+}
+
 // biome-ignore lint/suspicious/noShadowRestrictedNames: the SDK's public name, as users of such platforms expect.
 export const Function = {
   async fromName<A extends unknown[] = unknown[], R = unknown>(
@@ -276,10 +287,8 @@ export const Function = {
     name: string,
     options: { env?: string } = {},
   ): Promise<SkiffFunction<A, R>> {
-    const client = await clientFromEnvironment();
-    const query = new URLSearchParams({ app: appName, name, env: options.env ?? process.env.SKIFF_ENV ?? "main" });
-    const found = await client.request<{ functionId: string; kind: string }>("GET", `/v1/functions/lookup?${query}`);
-    if (found.kind === "class") {
+    const found = await lookUp(appName, name, options.env);
+    if (found.cls) {
       throw new SkiffError(
         "BAD_REQUEST",
         `${appName}.${name} is a class: look it up with Cls.fromName("${appName}", "${name}")`,

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
-import { IMAGE_USER } from "@skiff/protocol/constants";
+import { ENV_VAR_NAME, IMAGE_USER } from "@skiff/protocol/constants";
 import { imageArchives } from "@skiff/protocol/image-files";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
@@ -113,7 +113,7 @@ export class Image {
   /** Sets environment variables for later steps and for the function. */
   env(vars: Record<string, string>): Image {
     for (const [name, value] of Object.entries(vars)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || typeof value !== "string") {
+      if (!ENV_VAR_NAME.test(name) || typeof value !== "string") {
         throw new RangeError(`env: ${name} must be a variable name with a string value`);
       }
     }

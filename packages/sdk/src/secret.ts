@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { SecretRef } from "@skiff/protocol";
-import { SECRET_KEY } from "@skiff/protocol/constants";
+import { ENV_VAR_NAME } from "@skiff/protocol/constants";
 import { inContainer } from "./context.js";
 
 const SECRET = Symbol.for("skiff.secret");
@@ -56,7 +56,7 @@ export class Secret {
 }
 
 function checkKey(key: string, where: string): void {
-  if (!SECRET_KEY.test(key) || key.startsWith("SKIFF_")) {
+  if (!ENV_VAR_NAME.test(key) || key.startsWith("SKIFF_")) {
     throw new RangeError(
       `${where}: "${key}" is not a usable environment variable name (letters, digits, _; not SKIFF_…)`,
     );

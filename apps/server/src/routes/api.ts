@@ -1,6 +1,6 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
-import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives } from "@skiff/protocol";
+import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives, RESOURCE_NAME } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -10,7 +10,7 @@ import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
 import { checkAppSecrets, LocalSecrets, openLocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
 
-const Env = z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/i, "environment names use letters, digits, '-' and '_'");
+const Env = z.string().regex(RESOURCE_NAME, "environment names use letters, digits, '-' and '_'");
 
 const CreateApp = z.object({
   manifest: AppManifest,

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import { localSecretsOf, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
@@ -24,7 +25,7 @@ export async function deployCommand(
   const collected = await load(bundle.path, shown);
   const manifest = describe(collected, shown);
   if (options.name) {
-    if (!/^[a-z0-9][a-z0-9-_]{0,62}$/i.test(options.name)) {
+    if (!RESOURCE_NAME.test(options.name)) {
       throw new UserCodeError(`--name "${options.name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);
     }
     manifest.name = options.name;
