@@ -419,13 +419,16 @@ export class ControlPlane {
   /** Asks the containers `which` picks to finish what they run and stop. */
   private stopContainers(which: (container: ContainerInfo) => boolean, reason: string): void {
     for (const worker of this.workers.all()) {
-      for (const container of worker.containers.values()) {
-        if (!which(container) || container.stopping) continue;
-        container.stopping = true;
-        this.dispatcher.release(container.id);
-        worker.send({ t: "stop", containerId: container.id, reason });
-      }
+      for (const container of worker.containers.values())
+        if (which(container)) this.stopContainer(worker, container, reason);
     }
+  }
+
+  private stopContainer(worker: WorkerConn, container: ContainerInfo, reason: string): void {
+    if (container.stopping) return;
+    container.stopping = true;
+    this.dispatcher.release(container.id);
+    worker.send({ t: "stop", containerId: container.id, reason });
   }
 
   /** Fails these inputs with `code`, killing the attempts that run; resolves once recorded. */
@@ -735,7 +738,7 @@ export class ControlPlane {
 
   /** A pool's containers of its current version that are not stopping: those the autoscaler counts. */
   private currentContainers(info: FunctionInfo): ContainerInfo[] {
-    return this.workers.containersOf(info.id).filter((c) => !c.stopping && c.version >= info.version);
+    return this.workers.containersOf(info.id).filter((c) => isCurrent(c, info));
   }
 
   /** The inputs of these refs that still run under that attempt. */
@@ -884,8 +887,9 @@ export class ControlPlane {
    */
   private async autoscale(): Promise<void> {
     if (this.workers.all().length === 0) return;
-    const pools = new Set([...this.queue.loads().map(([id]) => id), ...this.warm]);
-    for (const worker of this.workers.all()) for (const c of worker.containers.values()) pools.add(c.functionId);
+    // One pass over the containers per round, not one per pool: idle pools are visited every round.
+    const byPool = this.workers.containersByPool();
+    const pools = new Set([...this.queue.loads().map(([id]) => id), ...this.warm, ...byPool.keys()]);
     for (const functionId of pools) {
       const info = await this.functionInfo(functionId).catch(() => undefined);
       if (!info || info.stopped) {
@@ -903,14 +907,15 @@ export class ControlPlane {
           : Math.min(spec.maxContainers, Math.max(min, Math.ceil(work / target) + spec.bufferContainers));
       // A warm pool whose secrets could not be resolved tries again later, not four times a second.
       if (work === 0 && Date.now() - (this.cannotStart.get(info.id) ?? 0) < 30_000) continue;
+      const containers = byPool.get(functionId) ?? [];
       if (desired === 0) {
         // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").
-        this.stopContainers(
-          (c) => c.functionId === info.id && c.version < info.version,
-          `replaced by version ${info.version}`,
-        );
+        for (const { worker, container } of containers) {
+          if (container.version < info.version)
+            this.stopContainer(worker, container, `replaced by version ${info.version}`);
+        }
       }
-      const live = this.currentContainers(info).length;
+      const live = containers.filter(({ container }) => isCurrent(container, info)).length;
       for (let i = live; i < desired; i++) {
         // Beyond the minimum, a new container must beat the live ones to the end of the backlog.
         if (i >= min && !this.timings.worthAnotherContainer(info.id, work, i * target)) break;
@@ -995,6 +1000,11 @@ export class ControlPlane {
 /** What a version's sealed local secret values are bound to: they open only for that app and version. */
 export function localSecretsAad(appId: string, version: number): string {
   return `apps/${appId}/v${version}/local-secrets`;
+}
+
+/** Whether a container counts for its pool: of the current version and not stopping. */
+function isCurrent(container: ContainerInfo, info: FunctionInfo): boolean {
+  return !container.stopping && container.version >= info.version;
 }
 
 /** The containers a pool keeps with no work: parameter sets of a class are made on demand, so only its default pool. */

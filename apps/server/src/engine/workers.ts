@@ -57,6 +57,19 @@ export class WorkerRegistry {
     return out;
   }
 
+  /** Every container with its worker, by the pool (function id) it serves: one pass over all of them. */
+  containersByPool(): Map<string, { worker: WorkerConn; container: ContainerInfo }[]> {
+    const out = new Map<string, { worker: WorkerConn; container: ContainerInfo }[]>();
+    for (const worker of this.workers.values()) {
+      for (const container of worker.containers.values()) {
+        const list = out.get(container.functionId);
+        if (list) list.push({ worker, container });
+        else out.set(container.functionId, [{ worker, container }]);
+      }
+    }
+    return out;
+  }
+
   /** Best fit: the connected worker with the least room that still fits, so idle workers can drain. */
   place(need: { cpu: number; memoryMiB: number }): WorkerConn | undefined {
     let best: { worker: WorkerConn; room: number } | undefined;
