@@ -29,6 +29,7 @@ import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Hub, type Subscriber, toResult } from "./hub.js";
+import { readLocalSecrets } from "./local-secrets.js";
 import { Persister } from "./persister.js";
 import { InputQueue, type QueuedInput } from "./queue.js";
 import { Scheduler } from "./scheduler.js";
@@ -939,12 +940,9 @@ export class ControlPlane {
     if (!this.secrets) throw new Error("this server has no secret store");
     const names = refs.flatMap((ref) => ("name" in ref ? [ref.name] : []));
     const named = names.length > 0 ? await this.secrets.store.getMany(info.env, names) : new Map();
-    let local: Record<string, Record<string, string>> = {};
-    if (refs.some((ref) => "local" in ref)) {
-      const sealed = await this.store.localSecrets(info.appId, info.version);
-      const aad = localSecretsAad(info.appId, info.version);
-      if (sealed) local = JSON.parse(new TextDecoder().decode(this.secrets.store.box.open(sealed, aad)));
-    }
+    const local = refs.some((ref) => "local" in ref)
+      ? await readLocalSecrets(this.store, this.secrets.store.box, info.appId, info.version)
+      : {};
     const out: Record<string, string> = {};
     for (const ref of refs) {
       const values = "name" in ref ? named.get(ref.name) : local[ref.local];
@@ -995,11 +993,6 @@ export class ControlPlane {
     });
     return true;
   }
-}
-
-/** What a version's sealed local secret values are bound to: they open only for that app and version. */
-export function localSecretsAad(appId: string, version: number): string {
-  return `apps/${appId}/v${version}/local-secrets`;
 }
 
 /** Whether a container counts for its pool: of the current version and not stopping. */

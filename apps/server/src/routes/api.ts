@@ -5,10 +5,11 @@ import type { Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { ControlPlane } from "../engine/control-plane.js";
+import { readLocalSecrets } from "../engine/local-secrets.js";
 import { checkSchedule } from "../engine/scheduler.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
-import { checkAppSecrets, LocalSecrets, openLocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
+import { checkAppSecrets, LocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
 
 const Env = z.string().regex(RESOURCE_NAME, "environment names use letters, digits, '-' and '_'");
 
@@ -191,9 +192,7 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
       throw new ApiError("BAD_REQUEST", `version ${chosen.version} of ${app.name} is the one running`);
     }
     await needBundle(chosen.bundleHash);
-    const local = secrets
-      ? openLocalSecrets(secrets, await store.localSecrets(app.id, chosen.version), app.id, chosen.version)
-      : {};
+    const local = secrets ? await readLocalSecrets(store, secrets.store.box, app.id, chosen.version) : {};
     return c.json(
       await deploy(
         { name: app.name, env: app.env, bundleHash: chosen.bundleHash, functions: chosen.functions },

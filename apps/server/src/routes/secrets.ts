@@ -3,7 +3,7 @@ import type { SecretStore } from "@skiff/store";
 import { SecretError } from "@skiff/store";
 import type { Hono } from "hono";
 import { z } from "zod";
-import { localSecretsAad } from "../engine/control-plane.js";
+import { sealLocalSecrets } from "../engine/local-secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
 
@@ -74,17 +74,7 @@ export async function checkAppSecrets(
       }
     }
   }
-  if (Object.keys(used).length === 0) return undefined;
-  const plaintext = new TextEncoder().encode(JSON.stringify(used));
-  return (appId, version) => secrets.store.box.seal(plaintext, localSecretsAad(appId, version));
-}
-
-/** The local secret values a version was deployed with, to deploy them again (a rollback). */
-export function openLocalSecrets(secrets: Secrets, sealed: Uint8Array | undefined, appId: string, version: number) {
-  if (!sealed) return {};
-  return JSON.parse(
-    new TextDecoder().decode(secrets.store.box.open(sealed, localSecretsAad(appId, version))),
-  ) as LocalSecrets;
+  return Object.keys(used).length === 0 ? undefined : sealLocalSecrets(secrets.store.box, used);
 }
 
 const Name = z.string().min(1);
