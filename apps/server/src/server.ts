@@ -1,13 +1,17 @@
+import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { BlobStore } from "@skiff/blob";
-import { type Link, linkPair, type ServerToWorker, type WorkerMessage } from "@skiff/protocol";
-import type { Store } from "@skiff/store";
+import { HTTP_STATUS, type Link, linkPair, type ServerToWorker, type WorkerMessage } from "@skiff/protocol";
+import { type Store, TokenStore } from "@skiff/store";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
+import { Authenticator, SocketsByToken } from "./auth.js";
 import { ControlPlane } from "./engine/control-plane.js";
+import { ApiError } from "./errors.js";
 import { apiRoutes } from "./routes/api.js";
 import type { Secrets } from "./routes/secrets.js";
+import { tokenRoutes } from "./routes/tokens.js";
 import { serveClient } from "./sockets/client-socket.js";
 import { serveWorker, workerSocketLink } from "./sockets/worker-socket.js";
 
@@ -26,8 +30,11 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   control: ControlPlane;
+  tokens: TokenStore;
   /** Connects a worker running in this process, without a socket (`skiff up`). */
   connectWorker(): Link<WorkerMessage, ServerToWorker>;
+  /** What a worker in this process authenticates its HTTP calls (blobs, layers) with; never stored. */
+  workerCredential: string;
   close(): Promise<void>;
 }
 
@@ -43,7 +50,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   // Unfinished inputs are back in memory before any worker can say what it still runs.
   await control.start();
-  const api = apiRoutes({ store, blobs, control, ...(options.secrets ? { secrets: options.secrets } : {}) });
+  const tokens = new TokenStore(store.db);
+  const workerCredential = `in-process:${randomBytes(32).toString("base64url")}`;
+  const auth = new Authenticator(tokens, workerCredential);
+  const sockets = new SocketsByToken();
+  const api = apiRoutes({
+    store,
+    blobs,
+    control,
+    auth,
+    tokenRoutes: tokenRoutes(tokens, sockets),
+    ...(options.secrets ? { secrets: options.secrets } : {}),
+  });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: api.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () =>
@@ -53,15 +71,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const address = server.address() as AddressInfo;
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
-  const sockets = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
-  server.on("upgrade", (request, socket, head) => {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  server.on("upgrade", async (request, socket, head) => {
     const path = new URL(request.url ?? "/", url).pathname;
     if (path !== "/v1/client" && path !== "/v1/worker") {
       socket.destroy();
       return;
     }
-    sockets.handleUpgrade(request, socket, head, (ws) => {
-      if (path === "/v1/client") serveClient(ws, control, log);
+    const caller = await auth.upgrade(request).catch((error: Error) => new ApiError("INTERNAL", error.message));
+    const wanted = path === "/v1/client" ? "user" : "worker";
+    const refusal =
+      caller instanceof ApiError
+        ? caller
+        : caller.kind !== wanted
+          ? new ApiError("FORBIDDEN", `${path} is for ${wanted} tokens, and this is a ${caller.kind} token`)
+          : undefined;
+    if (refusal || caller instanceof ApiError) {
+      refuseUpgrade(socket, refusal!);
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      sockets.add(caller.tokenId, ws);
+      if (path === "/v1/client") serveClient(ws, control, log, caller.workspace!);
       else serveWorker(workerSocketLink(ws, log), control, log, url);
     });
   });
@@ -71,6 +102,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     url,
     control,
+    tokens,
+    workerCredential,
     connectWorker: () => {
       const [serverEnd, workerEnd] = linkPair<ServerToWorker, WorkerMessage>();
       serveWorker(serverEnd, control, log, url);
@@ -79,10 +112,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     close: async () => {
       for (const link of inProcess) link.close(1001, "the server is shutting down");
-      for (const client of sockets.clients) client.terminate();
-      sockets.close();
+      for (const client of wss.clients) client.terminate();
+      wss.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await control.stop();
     },
   };
+}
+
+/** Answers a WebSocket upgrade with the API's error, as JSON, and closes the connection. */
+function refuseUpgrade(socket: { end(data: string): void }, error: ApiError): void {
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  socket.end(
+    `HTTP/1.1 ${HTTP_STATUS[error.code]} ${error.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

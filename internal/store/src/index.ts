@@ -1,4 +1,10 @@
 export type { Db } from "./db.js";
+export {
+  type LocalSecretValues,
+  openLocalSecrets,
+  type SealedLocalSecrets,
+  sealLocalSecrets,
+} from "./local-secrets.js";
 export { openPglite } from "./pglite/driver.js";
 export { openPostgres } from "./postgres/driver.js";
 export { type ScheduleOutcome, type ScheduleRow, ScheduleStore } from "./schedules.js";
@@ -14,3 +20,11 @@ export {
   type SecretSummary,
 } from "./secrets.js";
 export * from "./store.js";
+export {
+  type Principal,
+  TokenError,
+  type TokenKind,
+  TokenStore,
+  type TokenSummary,
+  type Workspace,
+} from "./tokens.js";

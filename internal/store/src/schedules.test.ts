@@ -40,7 +40,7 @@ function describeScheduleStore(name: string, open: () => Promise<Opened>) {
     async function addApp(mode: "deployed" | "ephemeral" = "deployed"): Promise<string> {
       const id = `ap-${randomUUID()}`;
       await opened.db.query(
-        "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, 'main', $3, 'running', 'h')",
+        "INSERT INTO apps (id, workspace, name, env, mode, state, bundle_hash) VALUES ($1, 'ws-local', $2, 'main', $3, 'running', 'h')",
         [id, `app-${id}`, mode],
       );
       return id;

@@ -185,6 +185,45 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE app_versions ADD COLUMN local_secrets bytea;
   `,
+  // Workspaces and the tokens that act in them. Everything so far lived in 'ws-local', which becomes a
+  // real workspace named "local". A token's secret is stored as its SHA-256 (it is 256 random bits, so a
+  // slow hash would add nothing). Worker tokens belong to no workspace: they let a worker agent join.
+  // Apps get their workspace, and a deployed app's name is unique per (workspace, env). A blob is stored
+  // once however many workspaces put it, and read only by those that did (or that a function's output
+  // put it for). Local secret values remember the master key that sealed them, for rotation.
+  `
+  CREATE TABLE workspaces (
+    id text PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+  );
+  INSERT INTO workspaces (id, name) VALUES ('ws-local', 'local');
+  ALTER TABLE environments ADD FOREIGN KEY (workspace) REFERENCES workspaces (id);
+  CREATE TABLE tokens (
+    id text PRIMARY KEY,
+    workspace text REFERENCES workspaces (id),
+    kind text NOT NULL,
+    name text NOT NULL,
+    admin boolean NOT NULL DEFAULT false,
+    secret_sha256 text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    revoked_at timestamptz,
+    CHECK ((kind = 'worker') = (workspace IS NULL))
+  );
+  CREATE INDEX tokens_workspace ON tokens (workspace);
+  ALTER TABLE apps ADD COLUMN workspace text NOT NULL DEFAULT 'ws-local' REFERENCES workspaces (id);
+  ALTER TABLE apps ALTER COLUMN workspace DROP DEFAULT;
+  DROP INDEX apps_deployed_name;
+  CREATE UNIQUE INDEX apps_deployed_name ON apps (workspace, env, name) WHERE mode = 'deployed' AND state = 'running';
+  CREATE TABLE blob_owners (
+    workspace text NOT NULL REFERENCES workspaces (id),
+    hash text NOT NULL,
+    PRIMARY KEY (workspace, hash)
+  );
+  INSERT INTO blob_owners (workspace, hash) SELECT DISTINCT 'ws-local', bundle_hash FROM app_versions;
+  ALTER TABLE app_versions ADD COLUMN local_secrets_key_id text;
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { type FileHandle, link, mkdir, open, unlink } from "node:fs/promises";
+import { chmod, type FileHandle, link, mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 
 const KEY_BYTES = 32;
@@ -67,6 +67,48 @@ export class SecretBox {
     return new SecretBox(await readOrCreateKeyFile(options.keyFile));
   }
 
+  /**
+   * Replaces the key in the key file `path` with `box`'s, keeping the old one as `${path}.previous`. The
+   * order is what makes a crash at any point leave a key on disk that opens the data:
+   * 1. the new key is written in full to `${path}.tmp` (mode 0600) and synced: `path` still holds the old key;
+   * 2. `${path}.previous` is linked to the old file (mode 0600): both names hold the old key;
+   * 3. `${path}.tmp` is renamed over `path`, which is atomic: it holds the old key or the new one.
+   * Call it before SecretStore.rotate(box). Until that commits the data opens with `${path}.previous` (move
+   * it back to `path` if it never does); once it has, delete `${path}.previous`. A `.previous` that holds
+   * another key than `path`, left by a rotation that may not have finished, is never overwritten.
+   *
+   * @example
+   * const next = SecretBox.generate();
+   * await SecretBox.writeKeyFile(keyFile, next);
+   * await secrets.rotate(next);
+   * await unlink(`${keyFile}.previous`);
+   */
+  static async writeKeyFile(path: string, box: SecretBox): Promise<void> {
+    const previous = `${path}.previous`;
+    const temporary = `${path}.tmp`;
+    const current = await readIfExists(path);
+    const kept = await readIfExists(previous);
+    if (kept) {
+      if (!current?.equals(kept)) {
+        throw new Error(
+          `${previous} holds another key than ${path}, so an earlier rotation may not have finished: if the server's secrets open with ${path}, delete ${previous}; if not, move ${previous} back to ${path}. Then rotate again`,
+        );
+      }
+      // Left by a crash before the rename: it holds the key that `path` still holds.
+      await unlink(previous);
+    }
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await unlink(temporary).catch(ignoreMissing);
+    await writeNewFile(temporary, `${box.exportKey()}\n`);
+    if (current) {
+      await link(path, previous);
+      await chmod(previous, 0o600);
+      await syncDirectory(dirname(path));
+    }
+    await rename(temporary, path);
+    await syncDirectory(dirname(path));
+  }
+
   /** The key as 64 hex characters, to write to a key file or SKIFF_MASTER_KEY (after a rotation). */
   exportKey(): string {
     return this.#key.toString("hex");
@@ -126,13 +168,7 @@ async function readOrCreateKeyFile(path: string): Promise<Buffer> {
   // two servers starting at once agree on one key, and none ever reads a half-written file.
   const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   try {
-    const file = await open(temporary, "wx", 0o600);
-    try {
-      await file.writeFile(`${randomBytes(KEY_BYTES).toString("hex")}\n`);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+    await writeNewFile(temporary, `${randomBytes(KEY_BYTES).toString("hex")}\n`);
     await link(temporary, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
@@ -142,6 +178,40 @@ async function readOrCreateKeyFile(path: string): Promise<Buffer> {
   const created = await readKeyFile(path);
   if (!created) throw new Error(`the master key file ${path} vanished while it was being created`);
   return created;
+}
+
+/** Writes `text` to a file that must not exist yet, readable by its owner only, and syncs it. */
+async function writeNewFile(path: string, text: string): Promise<void> {
+  const file = await open(path, "wx", 0o600);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+/** Makes the names created or renamed in a directory survive a crash. */
+async function syncDirectory(path: string): Promise<void> {
+  // Windows cannot open a directory to sync it.
+  if (process.platform === "win32") return;
+  const directory = await open(path, "r");
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
+async function readIfExists(path: string): Promise<Buffer | undefined> {
+  return readFile(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return undefined;
+    throw error;
+  });
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== "ENOENT") throw error;
 }
 
 async function readKeyFile(path: string): Promise<Buffer | undefined> {

@@ -1,15 +1,17 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Db } from "./db.js";
+import { openLocalSecrets, sealLocalSecrets } from "./local-secrets.js";
 import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
 import { migrate } from "./schema.js";
 import { SecretBox, SecretTamperedError } from "./secret-box.js";
 import { LOCAL_WORKSPACE, MAX_SECRET_BYTES, SecretError, SecretStore } from "./secrets.js";
+import { type SealSecrets, Store } from "./store.js";
 import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
@@ -144,6 +146,43 @@ describe("SecretBox", () => {
     );
     expect(await readFile(bad, "utf8")).toBe("not a key\n");
   });
+  it("replaces a key file, keeping the old key as .previous until the caller deletes it", async () => {
+    const keyFile = join(dir, "rotate", "master.key");
+    const previous = `${keyFile}.previous`;
+    const old = await SecretBox.load({ keyFile });
+    const oldText = await readFile(keyFile, "utf8");
+    const next = SecretBox.generate();
+    await SecretBox.writeKeyFile(keyFile, next);
+    expect(await readFile(keyFile, "utf8")).toBe(`${next.exportKey()}\n`);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    expect((await SecretBox.load({ keyFile })).keyId).toBe(next.keyId);
+    expect(await readFile(previous, "utf8")).toBe(oldText);
+    expect((await stat(previous)).mode & 0o777).toBe(0o600);
+    expect((await SecretBox.load({ keyFile: previous })).keyId).toBe(old.keyId);
+    await expect(stat(`${keyFile}.tmp`)).rejects.toThrow(/ENOENT/);
+
+    // .previous may hold the only key that opens the data until rotate commits: never overwritten.
+    await expect(SecretBox.writeKeyFile(keyFile, SecretBox.generate())).rejects.toThrow(
+      `${previous} holds another key than ${keyFile}, so an earlier rotation may not have finished`,
+    );
+    expect(await readFile(keyFile, "utf8")).toBe(`${next.exportKey()}\n`);
+    expect(await readFile(previous, "utf8")).toBe(oldText);
+
+    // What a crash before the rename leaves: a stale .tmp, and a .previous that holds the current key.
+    await unlink(previous);
+    await writeFile(previous, `${next.exportKey()}\n`, { mode: 0o600 });
+    await writeFile(`${keyFile}.tmp`, "half a k", { mode: 0o644 });
+    const third = SecretBox.generate();
+    await SecretBox.writeKeyFile(keyFile, third);
+    expect((await SecretBox.load({ keyFile })).keyId).toBe(third.keyId);
+    expect((await SecretBox.load({ keyFile: previous })).keyId).toBe(next.keyId);
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+
+    const fresh = join(dir, "fresh", "master.key");
+    await SecretBox.writeKeyFile(fresh, third);
+    expect((await SecretBox.load({ keyFile: fresh })).keyId).toBe(third.keyId);
+    await expect(stat(`${fresh}.previous`)).rejects.toThrow(/ENOENT/);
+  });
 });
 
 interface Opened {
@@ -192,18 +231,15 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
         sealed,
       ]);
 
-    it("never stores a value in plaintext", async () => {
-      const value = `pw-${randomUUID()}`;
-      const values = { DATABASE_URL: `postgres://app:${value}@db/app`, API_TOKEN: value };
-      await secrets.create(env, "db", values);
-      expect(await secrets.get(env, "db")).toEqual(values);
-
+    const rowsAsText = async (table: "secrets" | "app_versions") =>
+      (await db.query<{ row: string }>(`SELECT t::text AS row FROM ${table} t`)).map((row) => row.row).join("\n");
+    /** Checks that no row of `table` holds `value`, as text or in any column's bytes. */
+    const expectNowhere = async (table: "secrets" | "app_versions", value: string) => {
       const needles = [value, Buffer.from(value).toString("hex"), Buffer.from(value).toString("base64")];
-      const rows = await db.query<Record<string, unknown>>("SELECT * FROM secrets");
-      const asText = await db.query<{ row: string }>("SELECT s::text AS row FROM secrets s");
+      const rows = await db.query<Record<string, unknown>>(`SELECT * FROM ${table}`);
       expect(rows.length).toBeGreaterThan(0);
-      expect(asText.map((row) => row.row).join("\n")).toContain("DATABASE_URL");
-      for (const { row } of asText) for (const needle of needles) expect(row).not.toContain(needle);
+      const asText = await rowsAsText(table);
+      for (const needle of needles) expect(asText).not.toContain(needle);
       for (const row of rows) {
         for (const [column, cell] of Object.entries(row)) {
           const bytes = cell instanceof Uint8Array ? Buffer.from(cell) : Buffer.from(JSON.stringify(cell) ?? "");
@@ -213,6 +249,45 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
           }
         }
       }
+    };
+
+    /** Apps made by a test, removed after it: a version left sealed with an unknown key would be skipped by every later rotation. */
+    let apps: string[] = [];
+    afterEach(async () => {
+      await db.query("DELETE FROM app_versions WHERE app_id = ANY($1::text[])", [apps]);
+      await db.query("DELETE FROM apps WHERE id = ANY($1::text[])", [apps]);
+      apps = [];
+    });
+    /** An app whose version 1 has the local secret values `sealSecrets` seals; its id. */
+    const appWith = async (sealSecrets: SealSecrets) => {
+      const { app } = await new Store(db).createApp({
+        workspace: LOCAL_WORKSPACE,
+        name: `a-${apps.length}`,
+        env,
+        mode: "detached",
+        bundleHash: "h",
+        functions: [],
+        sealSecrets,
+      });
+      apps.push(app.id);
+      return app.id;
+    };
+    const localOf = async (appId: string) => {
+      const stored = await new Store(db).localSecrets(appId, 1);
+      return { sealed: Uint8Array.from(stored!.sealed), keyId: stored!.keyId };
+    };
+    /** As a version written before key ids were kept. */
+    const forgetKeyId = (appId: string) =>
+      db.query("UPDATE app_versions SET local_secrets_key_id = NULL WHERE app_id = $1", [appId]);
+
+    it("never stores a value in plaintext", async () => {
+      const value = `pw-${randomUUID()}`;
+      const values = { DATABASE_URL: `postgres://app:${value}@db/app`, API_TOKEN: value };
+      await secrets.create(env, "db", values);
+      expect(await secrets.get(env, "db")).toEqual(values);
+
+      expect(await rowsAsText("secrets")).toContain("DATABASE_URL");
+      await expectNowhere("secrets", value);
     });
 
     it("lists names and keys, never values", async () => {
@@ -350,7 +425,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
       const before = { a: await sealedOf("a"), b: await sealedOf("b") };
 
       const next = SecretBox.generate();
-      expect(await secrets.rotate(next)).toBe(2);
+      expect(await secrets.rotate(next)).toEqual({ secrets: 2, localSecrets: 0, skipped: 0 });
       expect(secrets.box).toBe(next);
       const rows = await db.query<{ name: string; key_id: string; sealed: Uint8Array }>(
         "SELECT name, key_id, sealed FROM secrets WHERE env = $1 ORDER BY name",
@@ -377,7 +452,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
           ["d", { D: "4" }],
         ]),
       );
-      expect(await secrets.rotate(next)).toBe(0);
+      expect(await secrets.rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 0 });
 
       // The old key opens nothing any more, and says so.
       const stale = await refusal(() => new SecretStore(db, box).get(env, "a"));
@@ -386,6 +461,79 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
         `secret "a" in environment "${env}" was sealed with master key ${next.keyId}, but the server's key is ${box.keyId}`,
       );
       expect(await other.get(env, "c")).toEqual({ C: "3" });
+    });
+
+    it("rotates apps' local secret values with the secrets, and a second rotation re-seals nothing", async () => {
+      const value = `pw-${randomUUID()}`;
+      const values = (n: number) => ({ [`local-${n}`]: { TOKEN: `${value}-${n}` } });
+      await secrets.create(env, "db", { URL: value });
+      const current = await appWith(sealLocalSecrets(box, values(1)));
+      const legacy = await appWith(sealLocalSecrets(box, values(2)));
+      await forgetKeyId(legacy);
+      const stranger = SecretBox.generate();
+      const foreign = await appWith(sealLocalSecrets(stranger, values(3)));
+      const lost = await appWith(sealLocalSecrets(stranger, values(4)));
+      await forgetKeyId(lost);
+      expect((await localOf(current)).keyId).toBe(box.keyId);
+      expect(openLocalSecrets(box, current, 1, await localOf(current))).toEqual(values(1));
+      expect(openLocalSecrets(box, legacy, 1, await localOf(legacy))).toEqual(values(2));
+      const before = { foreign: await localOf(foreign), lost: await localOf(lost) };
+
+      const next = SecretBox.generate();
+      expect(await secrets.rotate(next)).toEqual({ secrets: 1, localSecrets: 2, skipped: 1 });
+      for (const [appId, n] of [
+        [current, 1],
+        [legacy, 2],
+      ] as const) {
+        const stored = await localOf(appId);
+        expect(stored.keyId).toBe(next.keyId);
+        expect(openLocalSecrets(next, appId, 1, stored)).toEqual(values(n));
+        const stale = (() => {
+          try {
+            openLocalSecrets(box, appId, 1, stored);
+          } catch (error) {
+            return error as SecretError;
+          }
+        })();
+        expect(stale).toBeInstanceOf(SecretError);
+        expect(stale!.code).toBe("UNREADABLE");
+        expect(stale!.message).toBe(
+          `the local secret values of version 1 of app ${appId} were sealed with master key ${next.keyId}, but the server's key is ${box.keyId}: start the server with the key they were sealed with (SKIFF_MASTER_KEY or the master key file), or deploy the app again with its local secret values`,
+        );
+      }
+      // Sealed with a key that is not the old one: left exactly as they were, not destroyed.
+      expect(await localOf(foreign)).toEqual(before.foreign);
+      expect(openLocalSecrets(stranger, foreign, 1, await localOf(foreign))).toEqual(values(3));
+      expect(await localOf(lost)).toEqual(before.lost);
+      expect(openLocalSecrets(stranger, lost, 1, await localOf(lost))).toEqual(values(4));
+      expect(() => openLocalSecrets(next, lost, 1, before.lost)).toThrow(
+        `the local secret values of version 1 of app ${lost} do not open with master key ${next.keyId}: they were sealed before key ids were kept`,
+      );
+      await expectNowhere("app_versions", value);
+      await expectNowhere("secrets", value);
+
+      expect(await secrets.rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 0 });
+      // A replica that still holds the old key finds nothing of its own left.
+      expect(await new SecretStore(db, box).rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 1 });
+      expect(openLocalSecrets(next, current, 1, await localOf(current))).toEqual(values(1));
+      expect(await localOf(lost)).toEqual(before.lost);
+    });
+
+    it("rolls a rotation back when a row sealed with the old key fails its integrity check", async () => {
+      await secrets.create(env, "db", { URL: "x" });
+      const appId = await appWith(sealLocalSecrets(box, { "local-1": { TOKEN: "t" } }));
+      const stored = await localOf(appId);
+      stored.sealed[stored.sealed.byteLength - 1]! ^= 1;
+      await db.query("UPDATE app_versions SET local_secrets = $2::bytea WHERE app_id = $1", [appId, stored.sealed]);
+
+      const error = await refusal(() => secrets.rotate(SecretBox.generate()));
+      expect(error.code).toBe("UNREADABLE");
+      expect(error.message).toBe(
+        `the local secret values of version 1 of app ${appId} failed their integrity check: the stored value was altered or belongs to another version; or deploy the app again with its local secret values`,
+      );
+      expect(secrets.box).toBe(box);
+      expect(await secrets.get(env, "db")).toEqual({ URL: "x" });
+      expect(await localOf(appId)).toEqual(stored);
     });
 
     it("never puts a value in an error", async () => {
@@ -439,8 +587,8 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
 
       const appId = `ap-${randomUUID()}`;
       await db.query(
-        "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, 'web', $2, 'deployed', 'running', 'h')",
-        [appId, name],
+        "INSERT INTO apps (id, workspace, name, env, mode, state, bundle_hash) VALUES ($1, $2, 'web', $3, 'deployed', 'running', 'h')",
+        [appId, LOCAL_WORKSPACE, name],
       );
       await secrets.create(name, "db", { URL: "x" });
       const running = await refusal(() => secrets.deleteEnvironment(name));
@@ -474,8 +622,8 @@ describe("the environments migration", () => {
       await db.exec("DROP TABLE secrets; DROP TABLE environments; DELETE FROM schema_migrations WHERE version = 6");
       for (const env of ["main", "staging", "staging"]) {
         await db.query(
-          "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, 'a', $2, 'detached', 'stopped', 'h')",
-          [`ap-${randomUUID()}`, env],
+          "INSERT INTO apps (id, workspace, name, env, mode, state, bundle_hash) VALUES ($1, $2, 'a', $3, 'detached', 'stopped', 'h')",
+          [`ap-${randomUUID()}`, LOCAL_WORKSPACE, env],
         );
       }
       await migrate(db);

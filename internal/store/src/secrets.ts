@@ -1,8 +1,12 @@
 import { ENV_VAR_NAME, RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { Db } from "./db.js";
+import { resealLocalSecrets } from "./local-secrets.js";
 import { type SecretBox, SecretTamperedError } from "./secret-box.js";
+import { SecretError } from "./secret-error.js";
 
-/** The one workspace until workspaces and tokens arrive: everything lives in it. */
+export { SecretError };
+
+/** The workspace a new installation starts with (named "local"): what was made before workspaces is in it. */
 export const LOCAL_WORKSPACE = "ws-local";
 
 /** The environment every workspace starts with; it cannot be deleted. */
@@ -10,20 +14,6 @@ export const DEFAULT_ENVIRONMENT = "main";
 
 /** The most a secret's values may take, as the JSON that is sealed. */
 export const MAX_SECRET_BYTES = 64 * 1024;
-
-/**
- * What went wrong with a secret or an environment: `code` picks the HTTP status. UNREADABLE is the
- * server's trouble, not the caller's: a stored value failed its integrity check or was sealed under
- * another master key. Messages name secrets and keys, never values.
- */
-export class SecretError extends Error {
-  readonly code: "NOT_FOUND" | "CONFLICT" | "BAD_REQUEST" | "UNREADABLE";
-  constructor(code: SecretError["code"], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "SecretError";
-    this.code = code;
-  }
-}
 
 export interface Environment {
   name: string;
@@ -110,10 +100,9 @@ export class SecretStore {
         name,
       ]);
       if (found.length === 0) return false;
-      // Apps have no workspace yet: until they do, an environment's apps are those with its name.
       const apps = await tx.query<{ name: string }>(
-        "SELECT DISTINCT name FROM apps WHERE env = $1 AND state = 'running' ORDER BY name",
-        [name],
+        "SELECT DISTINCT name FROM apps WHERE workspace = $1 AND env = $2 AND state = 'running' ORDER BY name",
+        [workspace, name],
       );
       if (apps.length > 0) {
         throw new SecretError(
@@ -235,16 +224,17 @@ export class SecretStore {
   }
 
   /**
-   * Re-seals every secret sealed with the current master key under `newBox`'s, in one transaction, and
-   * returns how many. From then on this store seals and opens with `newBox` (it is changed in place, so
-   * whoever holds it keeps using it). Persist the new key before calling this: once it commits, the old
-   * key opens nothing. Rows sealed with neither key are left as they are; running it again re-seals
-   * nothing more.
+   * Re-seals everything sealed with the current master key under `newBox`'s, in one transaction: the
+   * secrets, and the local secret values of app versions. From then on this store seals and opens with
+   * `newBox` (it is changed in place, so whoever holds it keeps using it). Persist the new key first (see
+   * SecretBox.writeKeyFile), and keep the old one until this returns: once it commits, the old key opens
+   * nothing. Rows sealed with neither key are left as they are; so is a version from before key ids were
+   * kept that the current key does not open (counted as `skipped`). Running it again re-seals nothing more.
    */
-  async rotate(newBox: SecretBox): Promise<number> {
+  async rotate(newBox: SecretBox): Promise<{ secrets: number; localSecrets: number; skipped: number }> {
     const oldBox = this.#box;
-    if (newBox.keyId === oldBox.keyId) return 0;
-    const count = await this.db.transaction(async (tx) => {
+    if (newBox.keyId === oldBox.keyId) return { secrets: 0, localSecrets: 0, skipped: 0 };
+    const counts = await this.db.transaction(async (tx) => {
       const rows = await tx.query<SealedRow & { workspace: string; env: string }>(
         "SELECT workspace, env, name, sealed, key_id FROM secrets WHERE key_id = $1 FOR UPDATE",
         [oldBox.keyId],
@@ -259,10 +249,11 @@ export class SecretStore {
           [row.workspace, row.env, row.name, sealed, newBox.keyId],
         );
       }
-      return rows.length;
+      const local = await resealLocalSecrets(tx, oldBox, newBox);
+      return { secrets: rows.length, localSecrets: local.resealed, skipped: local.skipped };
     });
     this.#box = newBox;
-    return count;
+    return counts;
   }
 
   #open(workspace: string, env: string, row: SealedRow): Record<string, string> {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FunctionSpec, RetryPolicy } from "@skiff/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "./db.js";
+import { LOCAL_WORKSPACE } from "./secrets.js";
 import { INPUT_ID_BLOCK, Store, type WriteBatch } from "./store.js";
 
 const NO_RETRY: RetryPolicy = { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 };
@@ -42,6 +43,7 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       await store.migrate();
       await store.migrate(); // idempotent
       const { functions } = await store.createApp({
+        workspace: LOCAL_WORKSPACE,
         name: "t",
         env: "main",
         mode: "ephemeral",
@@ -187,6 +189,7 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
 
     it("deploys versions by name, keeping function ids, and finds the current functions", async () => {
       const first = await store.deployApp({
+        workspace: LOCAL_WORKSPACE,
         name: "svc",
         env: "main",
         bundleHash: "b1",
@@ -194,12 +197,20 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       });
       expect(first.previous).toBeUndefined();
       expect(first.app).toMatchObject({ mode: "deployed", version: 1, bundleHash: "b1" });
-      const second = await store.deployApp({ name: "svc", env: "main", bundleHash: "b2", functions: [spec("a")] });
+      const second = await store.deployApp({
+        workspace: LOCAL_WORKSPACE,
+        name: "svc",
+        env: "main",
+        bundleHash: "b2",
+        functions: [spec("a")],
+      });
       expect(second.previous).toBe(1);
       expect(second.app).toMatchObject({ id: first.app.id, version: 2, bundleHash: "b2" });
       expect(second.functions[0]!.id).toBe(first.functions[0]!.id);
-      expect((await store.findFunction("main", "svc", "a"))?.id).toBe(first.functions[0]!.id);
-      expect(await store.findFunction("main", "svc", "b")).toBeUndefined();
+      expect((await store.findFunction({ workspace: LOCAL_WORKSPACE, env: "main" }, "svc", "a"))?.id).toBe(
+        first.functions[0]!.id,
+      );
+      expect(await store.findFunction({ workspace: LOCAL_WORKSPACE, env: "main" }, "svc", "b")).toBeUndefined();
       const removed = await store.getFunction(first.functions[1]!.id);
       expect(removed?.version).toBe(1);
       expect(removed?.app.version).toBe(2);
@@ -209,28 +220,41 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
         [1, "b1", ["a", "b"]],
       ]);
       // The same name in another environment is another app.
-      const staging = await store.deployApp({ name: "svc", env: "staging", bundleHash: "b3", functions: [spec("a")] });
+      const staging = await store.deployApp({
+        workspace: LOCAL_WORKSPACE,
+        name: "svc",
+        env: "staging",
+        bundleHash: "b3",
+        functions: [spec("a")],
+      });
       expect(staging.app.id).not.toBe(first.app.id);
-      expect((await store.findApp("main", "svc"))?.id).toBe(first.app.id);
+      expect((await store.findApp({ workspace: LOCAL_WORKSPACE, env: "main" }, "svc"))?.id).toBe(first.app.id);
       await store.stopApp(first.app.id);
-      const again = await store.deployApp({ name: "svc", env: "main", bundleHash: "b4", functions: [spec("a")] });
+      const again = await store.deployApp({
+        workspace: LOCAL_WORKSPACE,
+        name: "svc",
+        env: "main",
+        bundleHash: "b4",
+        functions: [spec("a")],
+      });
       expect(again.app.id).not.toBe(first.app.id);
       expect(again.app.version).toBe(1);
     });
 
     it("finds functions by app name and stops apps", async () => {
       const { app } = await store.createApp({
+        workspace: LOCAL_WORKSPACE,
         name: "named",
         env: "main",
         mode: "detached",
         bundleHash: "b",
         functions: [spec("g")],
       });
-      const found = await store.findFunction("main", "named", "g");
+      const found = await store.findFunction({ workspace: LOCAL_WORKSPACE, env: "main" }, "named", "g");
       expect(found?.spec.name).toBe("g");
-      expect(await store.findFunction("other", "named", "g")).toBeUndefined();
+      expect(await store.findFunction({ workspace: LOCAL_WORKSPACE, env: "other" }, "named", "g")).toBeUndefined();
       await store.stopApp(app.id);
-      expect(await store.findFunction("main", "named", "g")).toBeUndefined();
+      expect(await store.findFunction({ workspace: LOCAL_WORKSPACE, env: "main" }, "named", "g")).toBeUndefined();
       expect((await store.getApp(app.id))?.state).toBe("stopped");
     });
 

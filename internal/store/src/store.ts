@@ -3,10 +3,18 @@ import type { ErrorCode, FunctionSpec, OutputStatus, Payload } from "@skiff/prot
 import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
 import type { Db } from "./db.js";
+import type { SealedLocalSecrets } from "./local-secrets.js";
 import { migrate } from "./schema.js";
+
+/** Where a resource lives: a workspace and one of its environments. */
+export interface Scope {
+  workspace: string;
+  env: string;
+}
 
 export interface AppRow {
   id: string;
+  workspace: string;
   name: string;
   env: string;
   /** ephemeral: stops when its client goes; detached: `run --detach`; deployed: versioned, by name. */
@@ -27,8 +35,8 @@ export interface FunctionRow {
   version: number;
 }
 
-/** Seals a version's local secret values, given the app and version they belong to. */
-export type SealSecrets = (appId: string, version: number) => Uint8Array | undefined;
+/** Seals a version's local secret values, given the app and version they belong to (see sealLocalSecrets). */
+export type SealSecrets = (appId: string, version: number) => { sealed: Uint8Array; keyId: string } | undefined;
 
 /** One deploy of an app. */
 export interface AppVersion {
@@ -170,6 +178,7 @@ export class Store {
 
   /** An app that runs once (ephemeral or detached): version 1, new function ids. */
   async createApp(app: {
+    workspace: string;
     name: string;
     env: string;
     mode: "ephemeral" | "detached";
@@ -180,8 +189,8 @@ export class Store {
     return this.db.transaction(async (tx) => {
       const id = `ap-${randomUUID()}`;
       await tx.query(
-        "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, 'running', $5)",
-        [id, app.name, app.env, app.mode, app.bundleHash],
+        "INSERT INTO apps (id, workspace, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, $5, 'running', $6)",
+        [id, app.workspace, app.name, app.env, app.mode, app.bundleHash],
       );
       return this.addVersion(tx, id, 1, app.bundleHash, app.functions, "", app.sealSecrets);
     });
@@ -193,6 +202,7 @@ export class Store {
    * at once are serialized by the row lock (a new app's name by its unique index).
    */
   async deployApp(app: {
+    workspace: string;
     name: string;
     env: string;
     bundleHash: string;
@@ -202,8 +212,9 @@ export class Store {
   }): Promise<{ app: AppRow; functions: FunctionRow[]; previous: number | undefined }> {
     return this.db.transaction(async (tx) => {
       const [current] = await tx.query<AppDbRow>(
-        `SELECT ${APP_COLUMNS} FROM apps WHERE env = $1 AND name = $2 AND mode = 'deployed' AND state = 'running' FOR UPDATE`,
-        [app.env, app.name],
+        `SELECT ${APP_COLUMNS} FROM apps
+         WHERE workspace = $1 AND env = $2 AND name = $3 AND mode = 'deployed' AND state = 'running' FOR UPDATE`,
+        [app.workspace, app.env, app.name],
       );
       const id = current?.id ?? `ap-${randomUUID()}`;
       const version = (current?.version ?? 0) + 1;
@@ -211,8 +222,8 @@ export class Store {
         await tx.query("UPDATE apps SET version = $2, bundle_hash = $3 WHERE id = $1", [id, version, app.bundleHash]);
       } else {
         await tx.query(
-          "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, 'deployed', 'running', $4)",
-          [id, app.name, app.env, app.bundleHash],
+          "INSERT INTO apps (id, workspace, name, env, mode, state, bundle_hash) VALUES ($1, $2, $3, $4, 'deployed', 'running', $5)",
+          [id, app.workspace, app.name, app.env, app.bundleHash],
         );
       }
       const added = await this.addVersion(
@@ -247,22 +258,23 @@ export class Store {
       );
       functions.push({ id: row!.id, appId, name: spec.name, spec, version });
     }
+    const local = sealSecrets?.(appId, version);
     await tx.query(
-      `INSERT INTO app_versions (app_id, version, bundle_hash, manifest, note, local_secrets)
-       VALUES ($1, $2, $3, $4::text::jsonb, $5, $6)`,
-      [appId, version, bundleHash, JSON.stringify(specs), note, sealSecrets?.(appId, version) ?? null],
+      `INSERT INTO app_versions (app_id, version, bundle_hash, manifest, note, local_secrets, local_secrets_key_id)
+       VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7)`,
+      [appId, version, bundleHash, JSON.stringify(specs), note, local?.sealed ?? null, local?.keyId ?? null],
     );
     const [row] = await tx.query<AppDbRow>(`SELECT ${APP_COLUMNS} FROM apps WHERE id = $1`, [appId]);
     return { app: toApp(row!), functions };
   }
 
-  /** The sealed values of a version's `fromObject`/`fromDotenv` secrets, if it has any. */
-  async localSecrets(appId: string, version: number): Promise<Uint8Array | undefined> {
-    const [row] = await this.db.query<{ local_secrets: Uint8Array | null }>(
-      "SELECT local_secrets FROM app_versions WHERE app_id = $1 AND version = $2",
+  /** The sealed values of a version's `fromObject`/`fromDotenv` secrets, if it has any (open with openLocalSecrets). */
+  async localSecrets(appId: string, version: number): Promise<SealedLocalSecrets | undefined> {
+    const [row] = await this.db.query<{ local_secrets: Uint8Array | null; local_secrets_key_id: string | null }>(
+      "SELECT local_secrets, local_secrets_key_id FROM app_versions WHERE app_id = $1 AND version = $2",
       [appId, version],
     );
-    return row?.local_secrets ? toBytes(row.local_secrets) : undefined;
+    return row?.local_secrets ? { sealed: toBytes(row.local_secrets), keyId: row.local_secrets_key_id } : undefined;
   }
 
   /** An app's versions, newest first. */
@@ -286,13 +298,20 @@ export class Store {
     }));
   }
 
-  /** The running app `nameOrId` names in `env`: an id, or the name of a deployed (else detached) app. */
-  async findApp(env: string, nameOrId: string): Promise<AppRow | undefined> {
-    if (nameOrId.startsWith("ap-")) return this.getApp(nameOrId);
+  /**
+   * The app `nameOrId` names in `scope`: an id (of an app in the scope's workspace, in any environment), or
+   * the name of a running deployed (else detached) app in the scope's environment.
+   */
+  async findApp(scope: Scope, nameOrId: string): Promise<AppRow | undefined> {
+    if (nameOrId.startsWith("ap-")) {
+      const app = await this.getApp(nameOrId);
+      return app?.workspace === scope.workspace ? app : undefined;
+    }
     const [row] = await this.db.query<AppDbRow>(
-      `SELECT ${APP_COLUMNS} FROM apps WHERE env = $1 AND name = $2 AND state = 'running' AND mode <> 'ephemeral'
+      `SELECT ${APP_COLUMNS} FROM apps
+       WHERE workspace = $1 AND env = $2 AND name = $3 AND state = 'running' AND mode <> 'ephemeral'
        ORDER BY mode = 'deployed' DESC, created_at DESC LIMIT 1`,
-      [env, nameOrId],
+      [scope.workspace, scope.env, nameOrId],
     );
     return row ? toApp(row) : undefined;
   }
@@ -319,10 +338,10 @@ export class Store {
     return row ? toApp(row) : undefined;
   }
 
-  async listApps(env: string): Promise<AppRow[]> {
+  async listApps(scope: Scope): Promise<AppRow[]> {
     const rows = await this.db.query<AppDbRow>(
-      `SELECT ${APP_COLUMNS} FROM apps WHERE env = $1 ORDER BY created_at DESC LIMIT 200`,
-      [env],
+      `SELECT ${APP_COLUMNS} FROM apps WHERE workspace = $1 AND env = $2 ORDER BY created_at DESC LIMIT 200`,
+      [scope.workspace, scope.env],
     );
     return rows.map(toApp);
   }
@@ -369,13 +388,14 @@ export class Store {
    * A function of the running app of this name in this environment, in its current version: the deployed
    * app first, else the newest app run with --detach.
    */
-  async findFunction(env: string, appName: string, name: string): Promise<FunctionRow | undefined> {
+  async findFunction(scope: Scope, appName: string, name: string): Promise<FunctionRow | undefined> {
     const [row] = await this.db.query<FunctionDbRow & { fid: string; app_id: string }>(
       `SELECT f.id AS fid, f.app_id, f.name AS fname, f.spec, f.version AS fversion
        FROM functions f JOIN apps a ON a.id = f.app_id
-       WHERE a.env = $1 AND a.name = $2 AND f.name = $3 AND a.state = 'running' AND f.version = a.version
+       WHERE a.workspace = $1 AND a.env = $2 AND a.name = $3 AND f.name = $4 AND a.state = 'running'
+         AND f.version = a.version
        ORDER BY a.mode = 'deployed' DESC, a.created_at DESC LIMIT 1`,
-      [env, appName, name],
+      [scope.workspace, scope.env, appName, name],
     );
     return row
       ? { id: row.fid, appId: row.app_id, name: row.fname, spec: parseSpec(row.spec), version: row.fversion }
@@ -561,6 +581,23 @@ export class Store {
   // ---- image layers ----
 
   /** The blob holding the layer with this key, if a worker published it. */
+  // ---- blob ownership ----
+
+  /** Records that these workspaces may read these blobs (they put them, or their functions returned them). */
+  async grantBlobs(workspace: string, hashes: readonly string[]): Promise<void> {
+    if (hashes.length === 0) return;
+    await this.db.query(
+      "INSERT INTO blob_owners (workspace, hash) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+      [workspace, [...new Set(hashes)]],
+    );
+  }
+
+  /** Whether a workspace may read a blob: one it never put is "not there" to it, stored or not. */
+  async ownsBlob(workspace: string, hash: string): Promise<boolean> {
+    const rows = await this.db.query("SELECT 1 FROM blob_owners WHERE workspace = $1 AND hash = $2", [workspace, hash]);
+    return rows.length > 0;
+  }
+
   async findLayer(key: string): Promise<string | undefined> {
     const [row] = await this.db.query<{ digest: string }>("SELECT digest FROM image_layers WHERE key = $1", [key]);
     return row?.digest;
@@ -642,11 +679,12 @@ export class Store {
   }
 }
 
-const APP_COLUMNS = "id, name, env, mode, state, bundle_hash, version, created_at";
-const APP_COLUMNS_A = "a.id, a.name, a.env, a.mode, a.state, a.bundle_hash, a.version, a.created_at";
+const APP_COLUMNS = "id, workspace, name, env, mode, state, bundle_hash, version, created_at";
+const APP_COLUMNS_A = "a.id, a.workspace, a.name, a.env, a.mode, a.state, a.bundle_hash, a.version, a.created_at";
 
 interface AppDbRow {
   id: string;
+  workspace: string;
   name: string;
   env: string;
   mode: AppRow["mode"];
@@ -665,6 +703,7 @@ interface FunctionDbRow {
 function toApp(row: AppDbRow): AppRow {
   return {
     id: row.id,
+    workspace: row.workspace,
     name: row.name,
     env: row.env,
     mode: row.mode,

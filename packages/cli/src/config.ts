@@ -9,6 +9,8 @@ const Env = z.object({
   SKIFF_DATABASE_URL: z.string().optional(),
   /** The key secrets are sealed with (64 hex or base64); default: a key file under SKIFF_HOME. */
   SKIFF_MASTER_KEY: z.string().optional(),
+  /** What `skiff worker` joins with (`ID:SECRET`); default: the token file a server on this SKIFF_HOME made. */
+  SKIFF_WORKER_TOKEN: z.string().optional(),
   SKIFF_RUNTIME: z.enum(["auto", "gvisor", "runc", "process"]).default("auto"),
   SKIFF_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Host TCP ports containers may connect to, comma-separated (tests use it for a host-side helper). */

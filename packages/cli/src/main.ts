@@ -4,6 +4,8 @@ import { UserCodeError } from "./bundle.js";
 import { loadConfig } from "./config.js";
 import { red } from "./output.js";
 
+const ENV_HELP = "environment (default: SKIFF_ENV, else the profile's env, else main)";
+
 const program = new Command("skiff").description("Serverless TypeScript on your own machines").showHelpAfterError();
 
 program
@@ -57,8 +59,8 @@ program
   .description("deploy FILE as a persistent app: a new version, with the images built first")
   .argument("<file>")
   .option("--name <name>", "the app's name (default: the name in new App(...))")
-  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
-  .action(async (file: string, options: { name?: string; env: string }) => {
+  .option("--env <env>", ENV_HELP)
+  .action(async (file: string, options: { name?: string; env?: string }) => {
     const { deployCommand } = await import("./commands/deploy.js");
     process.exitCode = await deployCommand(file, options, loadConfig());
     process.exit(process.exitCode);
@@ -68,16 +70,16 @@ const app = program.command("app").description("manage apps");
 app
   .command("list")
   .description("list apps, newest first")
-  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
-  .action(async (options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (options: { env?: string }) =>
     (await import("./commands/app.js")).appListCommand(options, loadConfig()),
   );
 app
   .command("history")
   .description("list the versions of a deployed app")
   .argument("<app>", "the app's name")
-  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
-  .action(async (name: string, options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (name: string, options: { env?: string }) =>
     (await import("./commands/app.js")).appHistoryCommand(name, options, loadConfig()),
   );
 app
@@ -85,24 +87,24 @@ app
   .description("deploy an earlier version again (default: the one before the running one)")
   .argument("<app>", "the app's name")
   .argument("[version]", "the version to go back to")
-  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
-  .action(async (name: string, version: string | undefined, options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (name: string, version: string | undefined, options: { env?: string }) =>
     (await import("./commands/app.js")).appRollbackCommand(name, version, options, loadConfig()),
   );
 app
   .command("stop")
   .description("stop an app (cancels its unfinished inputs)")
   .argument("<app>", "the app's name or id")
-  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
-  .action(async (name: string, options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (name: string, options: { env?: string }) =>
     (await import("./commands/app.js")).appStopCommand(name, options, loadConfig()),
   );
 app
   .command("logs")
   .description("follow the logs of an app's containers")
   .argument("<app>", "the app's name or id")
-  .option("--env <env>", "environment", process.env.SKIFF_ENV || "main")
-  .action(async (name: string, options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (name: string, options: { env?: string }) =>
     (await import("./commands/app.js")).appLogsCommand(name, options, loadConfig()),
   );
 
@@ -113,7 +115,6 @@ program
   .description("list the containers workers run now")
   .action(async () => (await import("./commands/app.js")).containerListCommand(loadConfig()));
 
-const defaultEnv = process.env.SKIFF_ENV || "main";
 const secret = program.command("secret").description("secrets: environment variables for functions that name them");
 secret
   .command("create")
@@ -121,24 +122,24 @@ secret
   .argument("<name>")
   .argument("[pairs...]", "KEY=value")
   .option("--from-dotenv <file>", "read KEY=value lines from a dotenv file")
-  .option("--env <env>", "environment", defaultEnv)
+  .option("--env <env>", ENV_HELP)
   .option("--force", "replace a secret of that name")
-  .action(async (name: string, pairs: string[], options: { env: string; fromDotenv?: string; force?: boolean }) =>
+  .action(async (name: string, pairs: string[], options: { env?: string; fromDotenv?: string; force?: boolean }) =>
     (await import("./commands/secret.js")).secretCreateCommand(name, pairs, options, loadConfig()),
   );
 secret
   .command("list")
   .description("list secrets: names, keys and dates, never values")
-  .option("--env <env>", "environment", defaultEnv)
-  .action(async (options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (options: { env?: string }) =>
     (await import("./commands/secret.js")).secretListCommand(options, loadConfig()),
   );
 secret
   .command("delete")
   .description("delete a secret")
   .argument("<name>")
-  .option("--env <env>", "environment", defaultEnv)
-  .action(async (name: string, options: { env: string }) =>
+  .option("--env <env>", ENV_HELP)
+  .action(async (name: string, options: { env?: string }) =>
     (await import("./commands/secret.js")).secretDeleteCommand(name, options, loadConfig()),
   );
 

@@ -6,6 +6,7 @@ export const dim = paint(2);
 export const red = paint(31);
 export const green = paint(32);
 export const cyan = paint(36);
+export const yellow = paint(33);
 
 /** A status line from the CLI itself, on stderr so stdout stays the program's. */
 export function say(line: string): void {

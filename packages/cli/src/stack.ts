@@ -1,14 +1,24 @@
 import { createHash } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
 import { type RunningServer, startServer } from "@skiff/server";
-import { openPglite, openPostgres, SecretBox, SecretStore, Store } from "@skiff/store";
+import {
+  LOCAL_WORKSPACE,
+  openPglite,
+  openPostgres,
+  SecretBox,
+  SecretStore,
+  Store,
+  type TokenStore,
+} from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
 import { formatLogLine } from "./log-format.js";
 import { runnerDir } from "./paths.js";
+import { readProfiles, writeProfile } from "./profiles.js";
 
 /** pino to stderr: JSON for files and pipes (the embedded log), readable lines on a terminal. */
 export function makeLogger(config: Config, name: string): Logger {
@@ -36,6 +46,7 @@ export async function startControlPlane(
   });
   const secrets = { store: new SecretStore(db, box) };
   const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
+  await ensureLocalCredentials(config, server.tokens, log);
   return {
     ...server,
     store,
@@ -44,6 +55,61 @@ export async function startControlPlane(
       await store.close();
     },
   };
+}
+
+/** Where a server keeps the worker token it made, for workers started with the same SKIFF_HOME. */
+export function workerTokenPath(config: Config): string {
+  return join(config.SKIFF_HOME, "worker.token");
+}
+
+/**
+ * The credentials of this machine's own CLI and workers: the "local" profile (an admin token of the
+ * local workspace) and the worker token file under SKIFF_HOME. Each is made when missing or no longer
+ * accepted by this store (a new database, a revoked token); both files are mode 0600.
+ */
+async function ensureLocalCredentials(config: Config, tokens: TokenStore, log: Logger): Promise<void> {
+  const file = await readProfiles(config.SKIFF_HOME);
+  const local = file.profiles.local;
+  const saved = local?.token_id && local.token_secret ? `${local.token_id}:${local.token_secret}` : undefined;
+  if (!saved || !(await tokens.verify(saved))) {
+    const { token, secret } = await tokens.create({
+      kind: "user",
+      workspace: LOCAL_WORKSPACE,
+      admin: true,
+      name: `local admin (made by the server on ${hostname()})`,
+    });
+    await writeProfile(
+      config.SKIFF_HOME,
+      "local",
+      { tokenId: token.id, tokenSecret: secret },
+      { activate: !file.active },
+    );
+    log.info({ tokenId: token.id, file: file.path }, 'made an admin token of the local workspace: profile "local"');
+  }
+  const path = workerTokenPath(config);
+  const worker = await readFile(path, "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (!worker || !(await tokens.verify(worker))) {
+    const { credential } = await tokens.create({ kind: "worker", name: `workers of ${hostname()}` });
+    await writeFile(`${path}.tmp`, `${credential}\n`, { mode: 0o600 });
+    await rename(`${path}.tmp`, path);
+    log.info({ file: path }, "made a worker token for workers started with this SKIFF_HOME");
+  }
+}
+
+/** A worker's token: SKIFF_WORKER_TOKEN, else the one a server on this SKIFF_HOME made. */
+export async function workerToken(config: Config): Promise<string> {
+  if (config.SKIFF_WORKER_TOKEN) return config.SKIFF_WORKER_TOKEN;
+  const saved = await readFile(workerTokenPath(config), "utf8").then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (saved) return saved;
+  throw new Error(
+    `set SKIFF_WORKER_TOKEN to a worker token (an admin makes one with \`skiff token create --worker --name ${hostname()}\`), or run the worker with the SKIFF_HOME of a server on this machine`,
+  );
 }
 
 /**
@@ -81,6 +147,7 @@ export async function startWorker(
     stateDir,
     cacheDir: config.cacheDir,
     runnerDir: runnerDir(),
+    token: server ? server.workerCredential : await workerToken(config),
     ...(server ? { connect: () => server.connectWorker() } : {}),
   });
   await agent.start();

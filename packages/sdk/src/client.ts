@@ -86,15 +86,14 @@ export class Client {
       headers: { "content-type": "application/octet-stream" },
       body: bytes,
     });
-    if (!response.ok) {
-      throw new SkiffError("INTERNAL", `uploading blob ${hash} failed: ${response.status} ${await response.text()}`);
-    }
+    if (!response.ok) throw await refusal(response, `uploading blob ${hash}`);
     return hash;
   }
 
   async getBlob(hash: string): Promise<Uint8Array> {
     const response = await this.fetch(`/v1/blobs/${hash}`, {});
-    if (!response.ok) throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server (${response.status})`);
+    if (response.status === 404) throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server`);
+    if (!response.ok) throw await refusal(response, `fetching blob ${hash}`);
     return new Uint8Array(await response.arrayBuffer());
   }
 
@@ -196,10 +195,24 @@ export class Client {
         resolve(socket);
       });
       socket.on("message", (data: Buffer) => this.receive(data));
-      socket.once("close", () => {
+      // A refused token: trying again would not help, so everything waiting fails with the server's word.
+      socket.once("unexpected-response", (_request, response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          const refused = refusalOf(Buffer.concat(chunks).toString(), response.statusCode ?? 0);
+          this.opening = undefined;
+          socket.terminate();
+          if (refused.code === "UNAUTHORIZED" || refused.code === "FORBIDDEN") this.failEverything(refused);
+          reject(refused);
+        });
+      });
+      socket.once("close", (code: number, reason: Buffer) => {
         if (this.socket === socket) this.socket = undefined;
         this.opening = undefined;
-        if (!this.closed && this.pending.size + this.resultHandlers.size + this.logHandlers.size > 0)
+        if (code === 4401)
+          this.failEverything(new SkiffError("UNAUTHORIZED", `the server closed the connection: ${reason}`));
+        else if (!this.closed && this.pending.size + this.resultHandlers.size + this.logHandlers.size > 0)
           this.reconnectLater();
       });
       socket.once("error", (error) => {
@@ -210,17 +223,23 @@ export class Client {
     return this.opening;
   }
 
+  /** Fails every request and call this client waits on: the server cannot be reached, or refuses us. */
+  private failEverything(error: SkiffError): void {
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+    for (const [callId, handlers] of this.resultHandlers) {
+      for (const handler of handlers)
+        handler([
+          { idx: -1, status: "failure", code: error.code, data: { inline: encodeMessage({ message: error.message }) } },
+        ]);
+      this.resultHandlers.delete(callId);
+    }
+  }
+
   private reconnectLater(): void {
     this.unreachableSince ??= Date.now();
     if (Date.now() - this.unreachableSince > (this.options.reconnectForMs ?? 60_000)) {
-      const error = this.unreachable(undefined);
-      for (const pending of this.pending.values()) pending.reject(error);
-      this.pending.clear();
-      for (const [callId, handlers] of this.resultHandlers) {
-        for (const handler of handlers)
-          handler([{ idx: -1, status: "failure", code: "UNAVAILABLE", data: { inline: new Uint8Array() } }]);
-        this.resultHandlers.delete(callId);
-      }
+      this.failEverything(this.unreachable(undefined));
       return;
     }
     setTimeout(() => {
@@ -271,6 +290,14 @@ export class Client {
 
 /** The server's refusal of a request as an error: its code and message, or the status when it gave none. */
 async function refusal(response: Response, what: string): Promise<SkiffError> {
-  const json = (await response.json().catch(() => ({}))) as { error?: { code: SkiffError["code"]; message: string } };
-  return new SkiffError(json.error?.code ?? "INTERNAL", json.error?.message ?? `${what} answered ${response.status}`);
+  return refusalOf(await response.text().catch(() => ""), response.status, what);
+}
+
+/** The API's `{ error: { code, message } }` body as an error (or a plain one naming the status). */
+function refusalOf(body: string, status: number, what = "the server"): SkiffError {
+  let json: { error?: { code: SkiffError["code"]; message: string } } = {};
+  try {
+    json = JSON.parse(body) as typeof json;
+  } catch {}
+  return new SkiffError(json.error?.code ?? "INTERNAL", json.error?.message ?? `${what} answered ${status}`);
 }

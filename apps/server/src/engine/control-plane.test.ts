@@ -7,7 +7,7 @@ import {
   type ServerToWorker,
   type WorkerOutput,
 } from "@skiff/protocol";
-import { openPglite, Store } from "@skiff/store";
+import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
@@ -63,6 +63,7 @@ describe("control plane", () => {
     store = new Store(await openPglite());
     await store.migrate();
     const { functions } = await store.createApp({
+      workspace: LOCAL_WORKSPACE,
       name: "t",
       env: "main",
       mode: "ephemeral",
@@ -113,6 +114,7 @@ describe("control plane", () => {
         inputs: args.map((a, idx) => ({ idx, args: bytes(a) })),
       },
       sub,
+      LOCAL_WORKSPACE,
     );
 
   const output = (input: ClaimedInput, status: "success" | "failure", data: string, more: Partial<WorkerOutput> = {}) =>
@@ -205,7 +207,7 @@ describe("control plane", () => {
     await submit(callId, ["a", "b"], sub);
     await claim(worker);
     const [running] = inputs();
-    await control.cancel(callId);
+    await control.cancel(LOCAL_WORKSPACE, callId);
     expect(results.map((r) => [r.idx, r.code])).toEqual([
       [0, "CANCELLED"],
       [1, "CANCELLED"],
@@ -258,7 +260,7 @@ describe("control plane", () => {
     await claim(fake.worker);
     expect(fake.inputs().map((i) => i.inputId)).not.toContain(running!.inputId);
     const { results, sub } = subscriber();
-    await control.subscribe(callId, 0, sub);
+    await control.subscribe(LOCAL_WORKSPACE, callId, 0, sub);
     await report(fake.worker, [output(running!, "success", "survived")]);
     expect(results.map((r) => text(r.data))).toEqual(["survived"]);
   });

@@ -63,6 +63,8 @@ interface FunctionInfo {
   baseId: string;
   appId: string;
   appName: string;
+  /** The app's workspace: only its tokens may call it. */
+  workspace: string;
   /** The app's environment: where its named secrets live. */
   env: string;
   bundleHash: string;
@@ -210,12 +212,13 @@ export class ControlPlane {
       return info;
     }
     const row = await this.store.getFunction(functionId);
-    if (!row) throw new ApiError("NOT_FOUND", `no function ${functionId}: was its app stopped? run or deploy it again`);
+    if (!row) throw missingFunction(functionId);
     const info: FunctionInfo = {
       id: row.id,
       baseId: row.id,
       appId: row.appId,
       appName: row.app.name,
+      workspace: row.app.workspace,
       env: row.app.env,
       bundleHash: row.app.bundleHash,
       spec: row.spec,
@@ -226,6 +229,31 @@ export class ControlPlane {
     this.functions.set(functionId, info);
     if (info.spec.minContainers > 0 && !info.stopped) this.warm.add(info.id);
     return info;
+  }
+
+  /** A function (or pool) of a workspace's app; one of another workspace is "not found", as a missing one. */
+  private async functionIn(workspace: string, functionId: string): Promise<FunctionInfo> {
+    const info = await this.functionInfo(functionId).catch((error: unknown) => {
+      if (error instanceof ApiError && error.code === "NOT_FOUND") return undefined;
+      throw error;
+    });
+    if (info?.workspace !== workspace) throw missingFunction(functionId);
+    return info;
+  }
+
+  /** That a call exists and is of a workspace's function, else NOT_FOUND (the same for both). */
+  private async checkCall(workspace: string, callId: string): Promise<void> {
+    await this.persister.flushed();
+    const functionId = this.calls.get(callId)?.functionId ?? (await this.store.getCall(callId))?.functionId;
+    const info = functionId ? await this.functionInfo(functionId).catch(() => undefined) : undefined;
+    if (info?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
+  }
+
+  /** Streams an app's logs to a subscriber, if the app is the workspace's. */
+  async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber): Promise<void> {
+    const app = await this.store.getApp(appId);
+    if (app?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no app ${appId}: see \`skiff app list\``);
+    this.hub.subscribeLogs(appId, subscriber);
   }
 
   /** The pools of a function or class that memory holds. */
@@ -264,8 +292,8 @@ export class ControlPlane {
   }
 
   /** Overrides a function's autoscaling until its next deploy; applies to every pool of a class. */
-  async updateAutoscaler(functionId: string, patch: AutoscalerSettings): Promise<FunctionSpec> {
-    const info = await this.functionInfo(functionId);
+  async updateAutoscaler(workspace: string, functionId: string, patch: AutoscalerSettings): Promise<FunctionSpec> {
+    const info = await this.functionIn(workspace, functionId);
     if (info.stopped) throw new ApiError("CONFLICT", `function ${info.spec.name} ${info.stopped}`);
     const spec = { ...info.spec, ...patch };
     if (spec.maxContainers < Math.max(1, spec.minContainers)) {
@@ -281,11 +309,12 @@ export class ControlPlane {
     return spec;
   }
 
-  /** The containers the workers run, for `skiff container list`. */
-  containers(): ContainerView[] {
+  /** The containers the workers run for a workspace's apps, for `skiff container list`. */
+  containers(workspace: string): ContainerView[] {
     return this.workers.all().flatMap((worker) =>
-      [...worker.containers.values()].map((container) => {
+      [...worker.containers.values()].flatMap((container) => {
         const info = this.functions.get(container.functionId);
+        if (info?.workspace !== workspace) return [];
         return {
           id: container.id,
           worker: worker.name,
@@ -302,8 +331,8 @@ export class ControlPlane {
   // ---- calls ----
 
   /** Queues a chunk of a call's inputs and hands them to waiting containers; resolves once durable. */
-  async submit(call: Submit, subscriber: Subscriber | undefined): Promise<void> {
-    const fn = await this.functionInfo(call.functionId);
+  async submit(call: Submit, subscriber: Subscriber | undefined, workspace: string): Promise<void> {
+    const fn = await this.functionIn(workspace, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
     const { inputs } = call;
     if (inputs.length === 0) return;
@@ -368,16 +397,16 @@ export class ControlPlane {
   }
 
   /** Subscribes, then replays what already finished (the client ignores duplicates). */
-  async subscribe(callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
+  async subscribe(workspace: string, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
+    await this.checkCall(workspace, callId);
     this.hub.subscribeCall(callId, subscriber);
     await this.persister.flushed();
     const finished = await this.store.results(callId, fromIdx);
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
-    else if (!this.calls.has(callId) && !(await this.store.getCall(callId)))
-      throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
 
-  async cancel(callId: string): Promise<void> {
+  async cancel(workspace: string, callId: string): Promise<void> {
+    await this.checkCall(workspace, callId);
     await this.failAll(this.queue.ofCall(callId), "CANCELLED", failurePayload("the call was cancelled"));
   }
 
@@ -397,6 +426,7 @@ export class ControlPlane {
         inputs: [{ idx: 0, args }],
       },
       undefined,
+      (await this.functionInfo(functionId)).workspace,
     );
     return callId;
   }
@@ -647,6 +677,7 @@ export class ControlPlane {
         return;
       }
       case "outputs":
+        await this.grantOutputBlobs(message.outputs);
         return this.outputs(worker, message.seq, message.outputs);
       case "unclaim":
         this.dispatcher.release(message.containerId);
@@ -750,6 +781,18 @@ export class ControlPlane {
       if (input?.state === "running" && input.attempt === ref.attempt) out.add(input);
     }
     return [...out];
+  }
+
+  /** Results too large to inline are blobs the worker put: their callers' workspaces may read them. */
+  private async grantOutputBlobs(outputs: WorkerOutput[]): Promise<void> {
+    const byWorkspace = new Map<string, string[]>();
+    for (const output of outputs) {
+      if (!output.data || !("blob" in output.data)) continue;
+      const input = this.queue.get(output.inputId);
+      const workspace = input && this.functions.get(input.functionId)?.workspace;
+      if (workspace) byWorkspace.set(workspace, [...(byWorkspace.get(workspace) ?? []), output.data.blob]);
+    }
+    for (const [workspace, hashes] of byWorkspace) await this.store.grantBlobs(workspace, hashes);
   }
 
   /**
@@ -939,7 +982,7 @@ export class ControlPlane {
     if (refs.length === 0) return {};
     if (!this.secrets) throw new Error("this server has no secret store");
     const names = refs.flatMap((ref) => ("name" in ref ? [ref.name] : []));
-    const named = names.length > 0 ? await this.secrets.store.getMany(info.env, names) : new Map();
+    const named = names.length > 0 ? await this.secrets.store.getMany(info.env, names, info.workspace) : new Map();
     const local = refs.some((ref) => "local" in ref)
       ? await readLocalSecrets(this.store, this.secrets.store.box, info.appId, info.version)
       : {};
@@ -993,6 +1036,10 @@ export class ControlPlane {
     });
     return true;
   }
+}
+
+function missingFunction(functionId: string): ApiError {
+  return new ApiError("NOT_FOUND", `no function ${functionId}: was its app stopped? run or deploy it again`);
 }
 
 /** Whether a container counts for its pool: of the current version and not stopping. */

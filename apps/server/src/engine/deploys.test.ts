@@ -1,5 +1,5 @@
 import type { FunctionSpec, ServerToWorker } from "@skiff/protocol";
-import { openPglite, Store } from "@skiff/store";
+import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
@@ -29,7 +29,13 @@ describe("deploys and scaling", () => {
   };
 
   async function deploy(specs: FunctionSpec[], bundleHash: string) {
-    const deployed = await store.deployApp({ name: "svc", env: "main", bundleHash, functions: specs });
+    const deployed = await store.deployApp({
+      workspace: LOCAL_WORKSPACE,
+      name: "svc",
+      env: "main",
+      bundleHash,
+      functions: specs,
+    });
     await control.deployed(deployed.app, deployed.functions);
     return deployed;
   }
@@ -62,6 +68,7 @@ describe("deploys and scaling", () => {
         inputs: [{ idx: 0, args: { inline: new Uint8Array([0x80]) } }],
       },
       undefined,
+      LOCAL_WORKSPACE,
     );
 
   it("starts the new version beside the old one and drains the old once the new one runs", async () => {
@@ -107,10 +114,10 @@ describe("deploys and scaling", () => {
     await control.workerMessage(worker, { t: "started", containerId: warm!.containerId });
     await control.workerMessage(worker, { t: "idle", containerId: warm!.containerId });
     expect(take("stop")).toEqual([]);
-    await control.updateAutoscaler(fid, { minContainers: 0 });
+    await control.updateAutoscaler(LOCAL_WORKSPACE, fid, { minContainers: 0 });
     await control.workerMessage(worker, { t: "idle", containerId: warm!.containerId });
     expect(take("stop")).toEqual([{ t: "stop", containerId: warm!.containerId, reason: "idle" }]);
-    await expect(control.updateAutoscaler(fid, { minContainers: 4 })).rejects.toThrow(
+    await expect(control.updateAutoscaler(LOCAL_WORKSPACE, fid, { minContainers: 4 })).rejects.toThrow(
       /maxContainers \(3\) must be at least minContainers \(4\)/,
     );
   });

@@ -55,7 +55,7 @@ describe("Scheduler", () => {
     const appId = `ap-${randomUUID()}`;
     const functionId = `fu-${randomUUID()}`;
     await db.query(
-      "INSERT INTO apps (id, name, env, mode, state, bundle_hash) VALUES ($1, $2, 'main', 'deployed', 'running', 'h')",
+      "INSERT INTO apps (id, workspace, name, env, mode, state, bundle_hash) VALUES ($1, 'ws-local', $2, 'main', 'deployed', 'running', 'h')",
       [appId, `app-${appId}`],
     );
     await db.query("INSERT INTO functions (id, app_id, name, spec) VALUES ($1, $2, 'job', '{}')", [functionId, appId]);

@@ -1,9 +1,10 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
 import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives, RESOURCE_NAME } from "@skiff/protocol";
-import type { Store } from "@skiff/store";
+import type { Scope, Store } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
+import { type Api, type AuthEnv, type Authenticator, requireWorker, scopeOf, workspaceOf } from "../auth.js";
 import type { ControlPlane } from "../engine/control-plane.js";
 import { readLocalSecrets } from "../engine/local-secrets.js";
 import { checkSchedule } from "../engine/scheduler.js";
@@ -37,10 +38,21 @@ const Autoscaler = z
   })
   .partial();
 
-/** The public HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. */
-export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: ControlPlane; secrets?: Secrets }): Hono {
+/**
+ * The HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. Every route but
+ * /v1/health needs a token; what a user token names is looked up in its workspace only, and what is in
+ * another workspace is "not found", worded as if it did not exist.
+ */
+export function apiRoutes(deps: {
+  store: Store;
+  blobs: BlobStore;
+  control: ControlPlane;
+  auth: Authenticator;
+  secrets?: Secrets;
+  tokenRoutes: (api: Api) => void;
+}): Api {
   const { store, blobs, control, secrets } = deps;
-  const api = new Hono();
+  const api = new Hono<AuthEnv>();
 
   api.onError((error, c) => {
     if (error instanceof ApiError) {
@@ -49,17 +61,19 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     return c.json({ error: { code: "INTERNAL", message: error.message } }, 500);
   });
 
+  api.use(deps.auth.middleware());
   api.get("/v1/health", (c) => c.json({ ok: true, workers: control.workers.all().length }));
 
   // Builds an image now, streaming its output as text lines; the last line is `ok` (with the blob of
   // the OCI layout when `export` is asked) or `error: …`.
   api.post("/v1/images/build", async (c) => {
+    const workspace = workspaceOf(c.get("caller"));
     const { image, export: exportIt } = await parseBody(
       c.req.raw,
       z.object({ image: ImageSpec, export: z.boolean().default(false) }),
     );
     for (const archive of imageArchives(image)) {
-      if (!(await blobs.has(archive))) {
+      if (!(await store.ownsBlob(workspace, archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
       }
     }
@@ -69,10 +83,11 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
         const write = (text: string) => stream.enqueue(encoder.encode(`${text}\n`));
         control
           .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt })
-          .then(
-            (exported) => write(exported ? `ok ${exported}` : "ok"),
-            (error: Error) => write(`error: ${error.message}`),
-          )
+          .then(async (exported) => {
+            if (exported) await store.grantBlobs(workspace, [exported]);
+            write(exported ? `ok ${exported}` : "ok");
+          })
+          .catch((error: Error) => write(`error: ${error.message}`))
           .finally(() => stream.close());
       },
     });
@@ -81,12 +96,14 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
 
   // Layers workers built, by key: another worker fetches the blob instead of building it again.
   api.get("/v1/layers/:key", async (c) => {
+    requireWorker(c.get("caller"));
     const digest = await store.findLayer(c.req.param("key"));
     if (!digest) throw new ApiError("NOT_FOUND", `no layer ${c.req.param("key")} has been published`);
     return c.json({ digest });
   });
 
   api.put("/v1/layers/:key", async (c) => {
+    requireWorker(c.get("caller"));
     const { digest } = await parseBody(c.req.raw, z.object({ digest: z.string().regex(/^[0-9a-f]{64}$/) }));
     if (!/^[0-9a-f]{64}$/.test(c.req.param("key"))) throw new ApiError("BAD_REQUEST", "a layer key is a sha256");
     if (!(await blobs.has(digest))) throw new ApiError("BAD_REQUEST", `blob ${digest} is not uploaded`);
@@ -94,26 +111,29 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     return c.json({ ok: true });
   });
 
-  const needBundle = async (hash: string) => {
-    if (!(await blobs.has(hash))) {
+  const needBundle = async (workspace: string, hash: string) => {
+    if (!(await store.ownsBlob(workspace, hash))) {
       throw new ApiError("BAD_REQUEST", `bundle ${hash} is not uploaded: PUT it to /v1/blobs/${hash} first`);
     }
   };
-  const findApp = async (env: string, nameOrId: string) => {
-    const app = await store.findApp(env, nameOrId);
+  const findApp = async (scope: Scope, nameOrId: string) => {
+    const app = await store.findApp(scope, nameOrId);
     if (!app) {
-      throw new ApiError("NOT_FOUND", `no running app "${nameOrId}" in environment "${env}": see \`skiff app list\``);
+      throw new ApiError(
+        "NOT_FOUND",
+        `no running app "${nameOrId}" in environment "${scope.env}": see \`skiff app list\``,
+      );
     }
     return app;
   };
   const deploy = async (
-    app: { name: string; env: string; bundleHash: string; functions: FunctionSpec[] },
+    app: { workspace: string; name: string; env: string; bundleHash: string; functions: FunctionSpec[] },
     local: LocalSecrets,
     note = "",
   ) => {
     // A schedule croner cannot read, or a secret that is not there, is refused before anything is written.
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
-    const sealSecrets = await checkAppSecrets(secrets, app.env, app.functions, local);
+    const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
     const deployed = await store.deployApp({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
     await control.deployed(deployed.app, deployed.functions);
     return {
@@ -128,10 +148,12 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   // a failed build never reaches here and the running version stays.
   api.post("/v1/deploy", async (c) => {
     const body = await parseBody(c.req.raw, DeployApp);
-    await needBundle(body.bundleHash);
+    const workspace = workspaceOf(c.get("caller"));
+    await needBundle(workspace, body.bundleHash);
     return c.json(
       await deploy(
         {
+          workspace,
           name: body.manifest.name,
           env: body.env,
           bundleHash: body.bundleHash,
@@ -143,18 +165,18 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   });
 
   api.get("/v1/apps/:app", async (c) => {
-    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    const app = await findApp(scopeOf(c), c.req.param("app"));
     return c.json({ app });
   });
 
   api.get("/v1/apps/:app/schedules", async (c) => {
-    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    const app = await findApp(scopeOf(c), c.req.param("app"));
     const schedules = await control.scheduler.list({ appId: app.id });
     return c.json({ schedules });
   });
 
   api.get("/v1/apps/:app/history", async (c) => {
-    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    const app = await findApp(scopeOf(c), c.req.param("app"));
     const versions = await store.appVersions(app.id);
     return c.json({
       app,
@@ -175,7 +197,7 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
       c.req.raw,
       z.object({ env: Env.default("main"), version: z.number().int().min(1).optional() }),
     );
-    const app = await findApp(body.env, c.req.param("app"));
+    const app = await findApp(scopeOf(c, body.env), c.req.param("app"));
     if (app.mode !== "deployed") throw new ApiError("BAD_REQUEST", `${app.name} is not deployed: it has no versions`);
     const versions = await store.appVersions(app.id);
     const target = body.version ?? versions.find((v) => v.version < app.version)?.version;
@@ -191,11 +213,17 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     if (chosen.version === app.version) {
       throw new ApiError("BAD_REQUEST", `version ${chosen.version} of ${app.name} is the one running`);
     }
-    await needBundle(chosen.bundleHash);
+    await needBundle(app.workspace, chosen.bundleHash);
     const local = secrets ? await readLocalSecrets(store, secrets.store.box, app.id, chosen.version) : {};
     return c.json(
       await deploy(
-        { name: app.name, env: app.env, bundleHash: chosen.bundleHash, functions: chosen.functions },
+        {
+          workspace: app.workspace,
+          name: app.name,
+          env: app.env,
+          bundleHash: chosen.bundleHash,
+          functions: chosen.functions,
+        },
         local,
         `rollback to v${chosen.version}`,
       ),
@@ -203,12 +231,13 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   });
 
   secretRoutes(api, secrets);
+  deps.tokenRoutes(api);
 
-  api.get("/v1/containers", (c) => c.json({ containers: control.containers() }));
+  api.get("/v1/containers", (c) => c.json({ containers: control.containers(workspaceOf(c.get("caller"))) }));
 
   api.post("/v1/functions/:id/autoscaler", async (c) => {
     const patch = await parseBody(c.req.raw, Autoscaler);
-    const spec = await control.updateAutoscaler(c.req.param("id"), patch);
+    const spec = await control.updateAutoscaler(workspaceOf(c.get("caller")), c.req.param("id"), patch);
     return c.json({
       minContainers: spec.minContainers,
       maxContainers: spec.maxContainers,
@@ -219,9 +248,11 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
 
   api.post("/v1/apps", async (c) => {
     const body = await parseBody(c.req.raw, CreateApp);
-    await needBundle(body.bundleHash);
-    const sealSecrets = await checkAppSecrets(secrets, body.env, body.manifest.functions, body.localSecrets);
+    const scope = scopeOf(c, body.env);
+    await needBundle(scope.workspace, body.bundleHash);
+    const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
     const { app, functions } = await store.createApp({
+      workspace: scope.workspace,
       name: body.manifest.name,
       env: body.env,
       mode: body.mode,
@@ -233,17 +264,18 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   });
 
   api.get("/v1/apps", async (c) => {
-    const apps = await store.listApps(c.req.query("env") ?? "main");
+    const apps = await store.listApps(scopeOf(c));
     return c.json({ apps });
   });
 
   api.post("/v1/apps/:id/heartbeat", async (c) => {
-    await store.touchApp(c.req.param("id"));
+    const app = await findApp(scopeOf(c), c.req.param("id"));
+    await store.touchApp(app.id);
     return c.json({ ok: true });
   });
 
   api.post("/v1/apps/:app/stop", async (c) => {
-    const app = await findApp(c.req.query("env") ?? "main", c.req.param("app"));
+    const app = await findApp(scopeOf(c), c.req.param("app"));
     await control.stopApp(app.id);
     return c.json({ ok: true, appId: app.id });
   });
@@ -251,7 +283,7 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
   api.get("/v1/functions/lookup", async (c) => {
     const { app, name, env = "main" } = c.req.query();
     if (!app || !name) throw new ApiError("BAD_REQUEST", "pass ?app=APP&name=FUNCTION");
-    const fn = await store.findFunction(env, app, name);
+    const fn = await store.findFunction(scopeOf(c, env), app, name);
     if (!fn)
       throw new ApiError(
         "NOT_FOUND",
@@ -260,9 +292,20 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     return c.json({ functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) });
   });
 
-  api.on("HEAD", "/v1/blobs/:hash", async (c) => c.body(null, (await blobs.has(c.req.param("hash"))) ? 200 : 404));
+  // Blobs are stored once, and each workspace sees only those it put (or its functions returned); workers
+  // see all of them.
+  const mayRead = async (caller: AuthEnv["Variables"]["caller"], hash: string) =>
+    caller.kind === "worker" || (await store.ownsBlob(workspaceOf(caller), hash));
+
+  api.on("HEAD", "/v1/blobs/:hash", async (c) => {
+    const hash = c.req.param("hash");
+    return c.body(null, (await mayRead(c.get("caller"), hash)) && (await blobs.has(hash)) ? 200 : 404);
+  });
 
   api.get("/v1/blobs/:hash", async (c) => {
+    if (!(await mayRead(c.get("caller"), c.req.param("hash")))) {
+      throw new ApiError("NOT_FOUND", `no blob ${c.req.param("hash")}`);
+    }
     const bytes = await blobs.get(c.req.param("hash"));
     if (!bytes) throw new ApiError("NOT_FOUND", `no blob ${c.req.param("hash")}`);
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
@@ -273,7 +316,9 @@ export function apiRoutes(deps: { store: Store; blobs: BlobStore; control: Contr
     if (sha256(bytes) !== c.req.param("hash")) {
       throw new ApiError("BAD_REQUEST", "the blob's sha256 does not match its URL: upload the bytes you hashed");
     }
+    const caller = c.get("caller");
     await blobs.put(bytes);
+    if (caller.kind === "user") await store.grantBlobs(workspaceOf(caller), [c.req.param("hash")]);
     return c.json({ hash: c.req.param("hash") });
   });
 

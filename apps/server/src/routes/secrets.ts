@@ -1,8 +1,8 @@
 import type { FunctionSpec } from "@skiff/protocol";
-import type { SecretStore } from "@skiff/store";
+import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
 import { SecretError } from "@skiff/store";
-import type { Hono } from "hono";
 import { z } from "zod";
+import { type Api, scopeOf, workspaceOf } from "../auth.js";
 import { sealLocalSecrets } from "../engine/local-secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
@@ -29,25 +29,26 @@ export async function secretCall<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Checks that an app may run in `env` with these secrets: the environment exists, every named secret is
+ * Checks that an app may run in `scope` with these secrets: the environment exists, every named secret is
  * there with its required keys, and every local one came with its values. Returns how to seal the
  * local values with the version (undefined when there are none). Names keys, never values.
  */
 export async function checkAppSecrets(
   secrets: Secrets | undefined,
-  env: string,
+  scope: Scope,
   functions: FunctionSpec[],
   local: LocalSecrets,
-): Promise<((appId: string, version: number) => Uint8Array) | undefined> {
+): Promise<SealSecrets | undefined> {
   if (!secrets) {
     if (functions.some((fn) => fn.secrets.length > 0))
       throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return undefined;
   }
-  if (!(await secrets.store.hasEnvironment(env))) {
+  const { workspace, env } = scope;
+  if (!(await secrets.store.hasEnvironment(env, workspace))) {
     throw new ApiError("NOT_FOUND", `no environment "${env}": create it with \`skiff env create ${env}\``);
   }
-  const stored = new Map((await secrets.store.list(env)).map((s) => [s.name, new Set(s.keys)]));
+  const stored = new Map((await secrets.store.list(env, workspace)).map((s) => [s.name, new Set(s.keys)]));
   const used: LocalSecrets = {};
   for (const fn of functions) {
     for (const ref of fn.secrets) {
@@ -80,28 +81,32 @@ export async function checkAppSecrets(
 const Name = z.string().min(1);
 
 /** Environments and named secrets. Values go in and never come back out. */
-export function secretRoutes(api: Hono, secrets: Secrets | undefined): void {
+export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
   const need = () => {
     if (!secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return secrets;
   };
   api.get("/v1/environments", async (c) =>
-    c.json({ environments: await secretCall(() => need().store.listEnvironments()) }),
+    c.json({ environments: await secretCall(() => need().store.listEnvironments(workspaceOf(c.get("caller")))) }),
   );
   api.post("/v1/environments", async (c) => {
+    const workspace = workspaceOf(c.get("caller"));
     const { name } = await parseBody(c.req.raw, z.object({ name: Name }));
-    await secretCall(() => need().store.createEnvironment(name));
+    await secretCall(() => need().store.createEnvironment(name, workspace));
     return c.json({ ok: true });
   });
   api.delete("/v1/environments/:name", async (c) => {
-    await secretCall(() => need().store.deleteEnvironment(c.req.param("name")));
+    const workspace = workspaceOf(c.get("caller"));
+    await secretCall(() => need().store.deleteEnvironment(c.req.param("name"), workspace));
     return c.json({ ok: true });
   });
 
-  api.get("/v1/secrets", async (c) =>
-    c.json({ secrets: await secretCall(() => need().store.list(c.req.query("env") ?? "main")) }),
-  );
+  api.get("/v1/secrets", async (c) => {
+    const { workspace, env } = scopeOf(c);
+    return c.json({ secrets: await secretCall(() => need().store.list(env, workspace)) });
+  });
   api.post("/v1/secrets", async (c) => {
+    const workspace = workspaceOf(c.get("caller"));
     const body = await parseBody(
       c.req.raw,
       z.object({
@@ -112,14 +117,14 @@ export function secretRoutes(api: Hono, secrets: Secrets | undefined): void {
       }),
     );
     const created = await secretCall(() =>
-      need().store.create(body.env, body.name, body.values, { overwrite: body.overwrite }),
+      need().store.create(body.env, body.name, body.values, { overwrite: body.overwrite, workspace }),
     );
     return c.json({ secret: created });
   });
   api.delete("/v1/secrets/:name", async (c) => {
-    const env = c.req.query("env") ?? "main";
+    const { workspace, env } = scopeOf(c);
     const name = c.req.param("name");
-    if (!(await secretCall(() => need().store.delete(env, name)))) {
+    if (!(await secretCall(() => need().store.delete(env, name, workspace)))) {
       throw new ApiError(
         "NOT_FOUND",
         `no secret "${name}" in environment "${env}": see \`skiff secret list --env ${env}\``,

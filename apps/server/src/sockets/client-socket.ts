@@ -5,8 +5,11 @@ import type { ControlPlane } from "../engine/control-plane.js";
 import type { Subscriber } from "../engine/hub.js";
 import { ApiError } from "../errors.js";
 
-/** One SDK or CLI connection: submits, subscriptions and cancellations; results and logs pushed back. */
-export function serveClient(socket: WebSocket, control: ControlPlane, log: Logger): void {
+/**
+ * One SDK or CLI connection of a workspace's token: submits, subscriptions and cancellations of that
+ * workspace's calls; results and logs pushed back.
+ */
+export function serveClient(socket: WebSocket, control: ControlPlane, log: Logger, workspace: string): void {
   const send = (message: ServerToClient) => {
     if (socket.readyState === socket.OPEN) socket.send(encodeMessage(message));
   };
@@ -25,19 +28,19 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
       rid = message.rid;
       switch (message.t) {
         case "submit":
-          await control.submit(message, message.subscribe ? subscriber : undefined);
+          await control.submit(message, message.subscribe ? subscriber : undefined, workspace);
           break;
         case "subscribe":
-          await control.subscribe(message.callId, message.fromIdx, subscriber);
+          await control.subscribe(workspace, message.callId, message.fromIdx, subscriber);
           break;
         case "unsubscribe":
           control.hub.unsubscribeCall(message.callId, subscriber);
           break;
         case "cancel":
-          await control.cancel(message.callId);
+          await control.cancel(workspace, message.callId);
           break;
         case "logs":
-          control.hub.subscribeLogs(message.appId, subscriber);
+          await control.subscribeLogs(workspace, message.appId, subscriber);
           break;
         case "ping":
           break;

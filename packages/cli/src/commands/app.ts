@@ -2,7 +2,7 @@ import type { ContainerView } from "@skiff/server";
 import type { Client } from "skiff";
 import type { Config } from "../config.js";
 import { dim, green, printLogs, say } from "../output.js";
-import { serverClient } from "../server-client.js";
+import { connectServer, serverClient } from "../server-client.js";
 
 interface AppSummary {
   id: string;
@@ -45,11 +45,11 @@ export async function printSchedules(client: Client, app: string, env: string): 
 }
 
 /** `skiff app list`: apps of an environment, newest first. */
-export async function appListCommand(options: { env: string }, config: Config): Promise<void> {
-  const client = await serverClient(config);
-  const { apps } = await client.request<{ apps: AppSummary[] }>("GET", inEnv("/v1/apps", options.env));
+export async function appListCommand(options: { env?: string }, config: Config): Promise<void> {
+  const { client, env } = await connectServer(config, options.env);
+  const { apps } = await client.request<{ apps: AppSummary[] }>("GET", inEnv("/v1/apps", env));
   if (apps.length === 0) {
-    say(`no apps in environment "${options.env}": deploy one with \`skiff deploy FILE\``);
+    say(`no apps in environment "${env}": deploy one with \`skiff deploy FILE\``);
     return;
   }
   for (const app of apps) {
@@ -58,54 +58,51 @@ export async function appListCommand(options: { env: string }, config: Config): 
 }
 
 /** `skiff app history NAME`: the versions of a deployed app, newest first. */
-export async function appHistoryCommand(name: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await serverClient(config);
+export async function appHistoryCommand(name: string, options: { env?: string }, config: Config): Promise<void> {
+  const { client, env } = await connectServer(config, options.env);
   const { versions } = await client.request<{
     versions: { version: number; functions: string[]; note: string; createdAt: string; current: boolean }[];
-  }>("GET", inEnv(`/v1/apps/${encodeURIComponent(name)}/history`, options.env));
+  }>("GET", inEnv(`/v1/apps/${encodeURIComponent(name)}/history`, env));
   for (const v of versions) {
     const mark = v.current ? green("running") : "";
     console.log([`v${v.version}`, v.createdAt, v.functions.join(","), v.note, mark].join("\t"));
   }
-  await printSchedules(client, name, options.env);
+  await printSchedules(client, name, env);
 }
 
 /** `skiff app rollback NAME [VERSION]`: deploys an earlier version again (the one before by default). */
 export async function appRollbackCommand(
   name: string,
   version: string | undefined,
-  options: { env: string },
+  options: { env?: string },
   config: Config,
 ): Promise<void> {
   const target = version === undefined ? undefined : Number(version.replace(/^v/, ""));
   if (target !== undefined && (!Number.isInteger(target) || target < 1)) {
     throw new Error(`"${version}" is not a version: pass a number from \`skiff app history ${name}\``);
   }
-  const client = await serverClient(config);
+  const { client, env } = await connectServer(config, options.env);
   const deployed = await client.request<{ version: number }>("POST", `/v1/apps/${encodeURIComponent(name)}/rollback`, {
-    env: options.env,
+    env,
     ...(target === undefined ? {} : { version: target }),
   });
   say(green(`rolled ${name} back: version ${deployed.version} runs the code of version ${target ?? "before"}`));
 }
 
 /** `skiff app stop NAME|ID`: stops an app; its containers drain and unfinished inputs are cancelled. */
-export async function appStopCommand(app: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await serverClient(config);
+export async function appStopCommand(app: string, options: { env?: string }, config: Config): Promise<void> {
+  const { client, env } = await connectServer(config, options.env);
   const { appId } = await client.request<{ appId: string }>(
     "POST",
-    inEnv(`/v1/apps/${encodeURIComponent(app)}/stop`, options.env),
+    inEnv(`/v1/apps/${encodeURIComponent(app)}/stop`, env),
   );
   say(`stopped ${app} ${dim(`(${appId})`)}`);
 }
 
 /** `skiff app logs NAME|ID`: follows the logs of an app's containers until interrupted. */
-export async function appLogsCommand(app: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await serverClient(config);
-  const found = await client.request<{ app: AppSummary }>(
-    "GET",
-    inEnv(`/v1/apps/${encodeURIComponent(app)}`, options.env),
-  );
+export async function appLogsCommand(app: string, options: { env?: string }, config: Config): Promise<void> {
+  const { client, env } = await connectServer(config, options.env);
+  const found = await client.request<{ app: AppSummary }>("GET", inEnv(`/v1/apps/${encodeURIComponent(app)}`, env));
   say(dim(`following the logs of ${found.app.name} (${found.app.id}); Ctrl-C to stop`));
   await client.streamLogs(found.app.id, printLogs);
   await new Promise(() => {});

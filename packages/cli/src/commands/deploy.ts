@@ -4,7 +4,7 @@ import { localSecretsOf, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, formatError, green, red, say } from "../output.js";
-import { serverClient } from "../server-client.js";
+import { connectServer, serverClient } from "../server-client.js";
 import { printSchedules } from "./app.js";
 import { buildImages } from "./image.js";
 import { describe, load } from "./run.js";
@@ -15,7 +15,7 @@ import { describe, load } from "./run.js";
  */
 export async function deployCommand(
   file: string,
-  options: { name?: string; env: string },
+  options: { name?: string; env?: string },
   config: Config,
 ): Promise<number> {
   const started = Date.now();
@@ -32,7 +32,7 @@ export async function deployCommand(
   }
   if (manifest.functions.length === 0) throw new UserCodeError(`${shown} defines no function or class to deploy`);
 
-  const client = await serverClient(config);
+  const { client, env } = await connectServer(config, options.env);
   try {
     await client.putBlob(bundle.code);
     await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
@@ -40,25 +40,25 @@ export async function deployCommand(
       await buildImages(client, manifest.functions);
     } catch (error) {
       process.stderr.write(`${formatError(error)}\n`);
-      say(red(`not deployed: ${manifest.name} in "${options.env}" keeps running the version it ran`));
+      say(red(`not deployed: ${manifest.name} in "${env}" keeps running the version it ran`));
       return 1;
     }
     const deployed = await client.request<{ appId: string; version: number; previous: number | null }>(
       "POST",
       "/v1/deploy",
-      { manifest, env: options.env, bundleHash: bundle.hash, localSecrets: localSecretsOf(collected) },
+      { manifest, env, bundleHash: bundle.hash, localSecrets: localSecretsOf(collected) },
     );
     const names = manifest.functions.map((fn) => (fn.kind === "class" ? `${fn.name} (class)` : fn.name));
     say(
       green(
-        `deployed ${manifest.name} version ${deployed.version} to "${options.env}" in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+        `deployed ${manifest.name} version ${deployed.version} to "${env}" in ${((Date.now() - started) / 1000).toFixed(1)}s`,
       ),
     );
     say(`  ${names.join(", ")} ${dim(`(app ${deployed.appId})`)}`);
     if (deployed.previous !== null) {
       say(dim(`  containers of version ${deployed.previous} drain as version ${deployed.version} starts`));
     }
-    await printSchedules(client, manifest.name, options.env);
+    await printSchedules(client, manifest.name, env);
     say(dim(`  call it with Function.fromName("${manifest.name}", NAME); see \`skiff app history ${manifest.name}\``));
     return 0;
   } finally {

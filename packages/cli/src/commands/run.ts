@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
-  Client,
   type CollectedApp,
   collectApp,
   localSecretsOf,
@@ -13,8 +12,8 @@ import {
 import { parseFlags } from "../args.js";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
-import { ensureServer } from "../embedded.js";
 import { dim, formatError, green, printLogs, progress, say } from "../output.js";
+import { connectServer } from "../server-client.js";
 
 /** `skiff run FILE[::NAME] [--detach] [args]`: runs a local entrypoint (or one function) against an ephemeral app. */
 export async function runCommand(
@@ -44,9 +43,7 @@ export async function runCommand(
   const chosen = choose(collected, name, shown);
   const { flags, positional } = parseFlags(argv);
 
-  const serverUrl = await ensureServer(config, say);
-  const client = new Client({ serverUrl });
-  const env = process.env.SKIFF_ENV || "main";
+  const { client, serverUrl, token, env } = await connectServer(config);
   await client.putBlob(bundle.code);
   await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
   const created = await client.request<{ appId: string; functions: Record<string, string> }>("POST", "/v1/apps", {
@@ -56,7 +53,7 @@ export async function runCommand(
     bundleHash: bundle.hash,
     localSecrets: localSecretsOf(collected),
   });
-  Object.assign(context, { serverUrl, appId: created.appId, env, functionIds: created.functions });
+  Object.assign(context, { serverUrl, token, appId: created.appId, env, functionIds: created.functions });
   say(
     `${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`,
   );

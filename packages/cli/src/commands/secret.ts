@@ -3,7 +3,7 @@ import { parseDotenv, SkiffError } from "skiff";
 import { UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, green, say } from "../output.js";
-import { serverClient } from "../server-client.js";
+import { connectServer, serverClient } from "../server-client.js";
 
 /** `KEY=value` arguments and a dotenv file, as one set of values (arguments win). */
 function valuesOf(pairs: string[], dotenv: string | undefined): Record<string, string> {
@@ -33,38 +33,37 @@ function valuesOf(pairs: string[], dotenv: string | undefined): Record<string, s
 export async function secretCreateCommand(
   name: string,
   pairs: string[],
-  options: { env: string; fromDotenv?: string; force?: boolean },
+  options: { env?: string; fromDotenv?: string; force?: boolean },
   config: Config,
 ): Promise<void> {
   const values = valuesOf(pairs, options.fromDotenv);
-  const client = await serverClient(config);
+  const { client, env } = await connectServer(config, options.env);
   try {
-    await client.request("POST", "/v1/secrets", { env: options.env, name, values, overwrite: Boolean(options.force) });
+    await client.request("POST", "/v1/secrets", { env: env, name, values, overwrite: Boolean(options.force) });
   } catch (error) {
     if (error instanceof SkiffError && error.code === "CONFLICT") {
       throw new SkiffError("CONFLICT", `${error.message} (skiff secret create ${name} ... --force)`);
     }
     throw error;
   }
-  say(green(`created secret ${name} in "${options.env}" with ${Object.keys(values).sort().join(", ")}`));
+  say(green(`created secret ${name} in "${env}" with ${Object.keys(values).sort().join(", ")}`));
 }
 
 /** `skiff secret list [--env E]`: names, keys and dates; never values. */
-export async function secretListCommand(options: { env: string }, config: Config): Promise<void> {
-  const client = await serverClient(config);
+export async function secretListCommand(options: { env?: string }, config: Config): Promise<void> {
+  const { client, env } = await connectServer(config, options.env);
   const { secrets } = await client.request<{
     secrets: { name: string; keys: string[]; createdAt: string; updatedAt: string }[];
-  }>("GET", `/v1/secrets?env=${encodeURIComponent(options.env)}`);
-  if (secrets.length === 0)
-    say(`no secrets in "${options.env}": create one with \`skiff secret create NAME KEY=value\``);
+  }>("GET", `/v1/secrets?env=${encodeURIComponent(env)}`);
+  if (secrets.length === 0) say(`no secrets in "${env}": create one with \`skiff secret create NAME KEY=value\``);
   for (const s of secrets) console.log([s.name, s.keys.join(","), s.createdAt, s.updatedAt].join("\t"));
 }
 
 /** `skiff secret delete NAME [--env E]` */
-export async function secretDeleteCommand(name: string, options: { env: string }, config: Config): Promise<void> {
-  const client = await serverClient(config);
-  await client.request("DELETE", `/v1/secrets/${encodeURIComponent(name)}?env=${encodeURIComponent(options.env)}`);
-  say(`deleted secret ${name} from "${options.env}"`);
+export async function secretDeleteCommand(name: string, options: { env?: string }, config: Config): Promise<void> {
+  const { client, env } = await connectServer(config, options.env);
+  await client.request("DELETE", `/v1/secrets/${encodeURIComponent(name)}?env=${encodeURIComponent(env)}`);
+  say(`deleted secret ${name} from "${env}"`);
 }
 
 /** `skiff env create|list|delete` */

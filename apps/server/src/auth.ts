@@ -1,0 +1,103 @@
+import type { IncomingMessage } from "node:http";
+import type { Principal, Scope, TokenStore } from "@skiff/store";
+import type { Context, Hono, MiddlewareHandler } from "hono";
+import { ApiError } from "./errors.js";
+
+/** The Hono environment of the API: every handler after `authenticate` knows its caller. */
+export interface AuthEnv {
+  Variables: { caller: Principal };
+}
+export type Api = Hono<AuthEnv>;
+
+/** Routes anyone may call: a liveness probe that says nothing about any workspace. */
+const PUBLIC_PATHS = new Set(["/v1/health"]);
+
+const NO_TOKEN =
+  "this server needs a token: set SKIFF_TOKEN_ID and SKIFF_TOKEN_SECRET, or add a profile to ~/.skiff/config.toml (an admin makes one with `skiff token create`)";
+const BAD_TOKEN =
+  "the token was not accepted: it is unknown to this server, revoked, or its secret is wrong; ask for a new one (`skiff token create`)";
+
+/**
+ * Who may call: tokens from the store, and the credential of the worker that runs in this process (made
+ * at start, held in memory only).
+ */
+export class Authenticator {
+  constructor(
+    private readonly tokens: TokenStore,
+    private readonly internalCredential: string,
+  ) {}
+
+  /** The caller an `Authorization: Bearer ID:SECRET` header speaks for; throws UNAUTHORIZED. */
+  async principal(header: string | undefined): Promise<Principal> {
+    const credential = header?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    if (!credential) throw new ApiError("UNAUTHORIZED", NO_TOKEN);
+    if (credential === this.internalCredential) {
+      return { tokenId: "in-process-worker", kind: "worker", workspace: undefined, admin: false };
+    }
+    const principal = await this.tokens.verify(credential);
+    if (!principal) throw new ApiError("UNAUTHORIZED", BAD_TOKEN);
+    return principal;
+  }
+
+  /** Hono middleware: sets `caller`, or answers 401. */
+  middleware(): MiddlewareHandler<AuthEnv> {
+    return async (c, next) => {
+      if (PUBLIC_PATHS.has(c.req.path)) return next();
+      c.set("caller", await this.principal(c.req.header("authorization")));
+      await next();
+    };
+  }
+
+  /** A WebSocket upgrade's caller, or the error to answer it with. */
+  async upgrade(request: IncomingMessage): Promise<Principal | ApiError> {
+    try {
+      return await this.principal(request.headers.authorization);
+    } catch (error) {
+      if (error instanceof ApiError) return error;
+      throw error;
+    }
+  }
+}
+
+/** The workspace of a user token's caller; workers' tokens act in none (FORBIDDEN). */
+export function workspaceOf(caller: Principal): string {
+  if (caller.kind !== "user" || !caller.workspace) {
+    throw new ApiError("FORBIDDEN", "a worker token cannot act in a workspace: use a user token");
+  }
+  return caller.workspace;
+}
+
+/** The caller's workspace with the environment a request names (`?env=`, default `main`). */
+export function scopeOf(c: Context<AuthEnv>, env = c.req.query("env") ?? "main"): Scope {
+  return { workspace: workspaceOf(c.get("caller")), env };
+}
+
+/** Routes for worker agents only. */
+export function requireWorker(caller: Principal): void {
+  if (caller.kind !== "worker") throw new ApiError("FORBIDDEN", "this route is for worker agents: use a worker token");
+}
+
+/** Routes that run the instance rather than a workspace. */
+export function requireAdmin(caller: Principal): void {
+  if (!caller.admin)
+    throw new ApiError("FORBIDDEN", "this needs an admin token (the one the server made on first start)");
+}
+
+/** Open WebSockets by the token that opened them, so that revoking a token closes them. */
+export class SocketsByToken {
+  private readonly open = new Map<string, Set<{ close(code: number, reason: string): void }>>();
+
+  add(tokenId: string, socket: { close(code: number, reason: string): void; once(e: "close", f: () => void): void }) {
+    const sockets = this.open.get(tokenId) ?? new Set();
+    this.open.set(tokenId, sockets);
+    sockets.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      if (sockets.size === 0) this.open.delete(tokenId);
+    });
+  }
+
+  revoked(tokenId: string): void {
+    for (const socket of this.open.get(tokenId) ?? []) socket.close(4401, "the token was revoked");
+  }
+}
