@@ -35,6 +35,8 @@ export interface RunningServer {
   connectWorker(): Link<WorkerMessage, ServerToWorker>;
   /** What a worker in this process authenticates its HTTP calls (blobs, layers) with; never stored. */
   workerCredential: string;
+  /** Every HTTP route, as `METHOD /path` (the authorization tests walk them all). */
+  routes: string[];
   close(): Promise<void>;
 }
 
@@ -104,6 +106,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     control,
     tokens,
     workerCredential,
+    routes: [...new Set(api.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))],
     connectWorker: () => {
       const [serverEnd, workerEnd] = linkPair<ServerToWorker, WorkerMessage>();
       serveWorker(serverEnd, control, log, url);

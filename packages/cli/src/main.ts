@@ -46,6 +46,11 @@ program
   });
 
 program
+  .command("rotate-key")
+  .description("re-encrypt every secret under a new master key; the server's key file is replaced (admin)")
+  .action(async () => (await import("./commands/token.js")).rotateKeyCommand(loadConfig()));
+
+program
   .command("worker")
   .description("run a worker agent that joins SKIFF_SERVER_URL")
   .action(async () => {
@@ -153,6 +158,51 @@ for (const action of ["create", "list", "delete"] as const) {
       (await import("./commands/secret.js")).envCommand(action, name, loadConfig()),
     );
 }
+
+const token = program.command("token").description("API tokens: what the CLI, programs and workers authenticate with");
+token
+  .command("create")
+  .description("create a token of this workspace; its secret is printed once")
+  .requiredOption("--name <name>", "what uses it, e.g. ci")
+  .option("--worker", "a worker token, for `skiff worker` on another host (admin)")
+  .option("--admin", "a token that may also create workspaces and worker tokens (admin)")
+  .option("--save-as <profile>", "also save it as a profile in SKIFF_HOME/config.toml")
+  .action(async (options: { name: string; worker?: boolean; admin?: boolean; saveAs?: string }) =>
+    (await import("./commands/token.js")).tokenCreateCommand(options, loadConfig()),
+  );
+token
+  .command("list")
+  .description("list this workspace's tokens (never their secrets)")
+  .option("--worker", "list worker tokens instead (admin)")
+  .action(async (options: { worker?: boolean }) =>
+    (await import("./commands/token.js")).tokenListCommand(options, loadConfig()),
+  );
+token
+  .command("revoke")
+  .description("revoke a token: it stops working at once, open connections included")
+  .argument("<id>", "the token's id (tk-…)")
+  .action(async (id: string) => (await import("./commands/token.js")).tokenRevokeCommand(id, loadConfig()));
+
+program
+  .command("whoami")
+  .description("show the workspace, token, server and environment this CLI uses")
+  .action(async () => (await import("./commands/token.js")).whoamiCommand(loadConfig()));
+
+const workspace = program
+  .command("workspace")
+  .description("workspaces: tenants with their own apps, secrets and tokens");
+workspace
+  .command("create")
+  .description("create a workspace and its first token, saved as a profile (admin)")
+  .argument("<name>")
+  .option("--save-as <profile>", "the profile to save its token as (default: the workspace's name)")
+  .action(async (name: string, options: { saveAs?: string }) =>
+    (await import("./commands/token.js")).workspaceCreateCommand(name, options, loadConfig()),
+  );
+workspace
+  .command("list")
+  .description("list workspaces (admin)")
+  .action(async () => (await import("./commands/token.js")).workspaceListCommand(loadConfig()));
 
 const image = program.command("image").description("build and export images");
 image

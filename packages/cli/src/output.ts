@@ -2,6 +2,7 @@ import type { LogLine } from "@skiff/protocol";
 
 const color = process.stderr.isTTY && !process.env.NO_COLOR;
 const paint = (code: number) => (text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+export const bold = paint(1);
 export const dim = paint(2);
 export const red = paint(31);
 export const green = paint(32);

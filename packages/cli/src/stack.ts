@@ -40,11 +40,9 @@ export async function startControlPlane(
   const store = new Store(db);
   const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
   // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
-  const box = await SecretBox.load({
-    env: config.SKIFF_MASTER_KEY,
-    keyFile: join(config.SKIFF_HOME, "master.key"),
-  });
-  const secrets = { store: new SecretStore(db, box) };
+  const keyFile = join(config.SKIFF_HOME, "master.key");
+  const box = await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile });
+  const secrets = { store: new SecretStore(db, box), ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
   const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
   await ensureLocalCredentials(config, server.tokens, log);
   return {

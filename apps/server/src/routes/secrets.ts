@@ -1,8 +1,9 @@
+import { rename, unlink } from "node:fs/promises";
 import type { FunctionSpec } from "@skiff/protocol";
 import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
-import { SecretError } from "@skiff/store";
+import { SecretBox, SecretError } from "@skiff/store";
 import { z } from "zod";
-import { type Api, scopeOf, workspaceOf } from "../auth.js";
+import { type Api, requireAdmin, scopeOf, workspaceOf } from "../auth.js";
 import { sealLocalSecrets } from "../engine/local-secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
@@ -10,6 +11,8 @@ import { parseBody } from "./body.js";
 /** Named secrets; `store.box` also seals apps' local secret values (and follows a key rotation). */
 export interface Secrets {
   store: SecretStore;
+  /** The master key's file; undefined when the key comes from SKIFF_MASTER_KEY (then it cannot rotate). */
+  keyFile?: string;
 }
 
 /** Local secret values sent beside a manifest, by id. */
@@ -86,6 +89,34 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
     if (!secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return secrets;
   };
+  let rotating: Promise<unknown> = Promise.resolve();
+
+  // A new master key: everything sealed with the old one is sealed again, in one transaction, and the key
+  // file is replaced (the old key stays in `.previous` until the transaction has committed).
+  api.post("/v1/admin/rotate-key", async (c) => {
+    requireAdmin(c.get("caller"));
+    const { store, keyFile } = need();
+    if (!keyFile) {
+      throw new ApiError(
+        "BAD_REQUEST",
+        "this server's master key comes from SKIFF_MASTER_KEY, which it cannot change: write that value to SKIFF_HOME/master.key (mode 0600), unset SKIFF_MASTER_KEY, restart the server and rotate again",
+      );
+    }
+    const rotation = rotating.then(async () => {
+      const next = SecretBox.generate();
+      await SecretBox.writeKeyFile(keyFile, next);
+      try {
+        const counts = await store.rotate(next);
+        await unlink(`${keyFile}.previous`);
+        return { keyId: next.keyId, ...counts };
+      } catch (error) {
+        await rename(`${keyFile}.previous`, keyFile);
+        throw error;
+      }
+    });
+    rotating = rotation.catch(() => {});
+    return c.json(await secretCall(() => rotation));
+  });
   api.get("/v1/environments", async (c) =>
     c.json({ environments: await secretCall(() => need().store.listEnvironments(workspaceOf(c.get("caller")))) }),
   );
@@ -97,7 +128,10 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
   });
   api.delete("/v1/environments/:name", async (c) => {
     const workspace = workspaceOf(c.get("caller"));
-    await secretCall(() => need().store.deleteEnvironment(c.req.param("name"), workspace));
+    const name = c.req.param("name");
+    if (!(await secretCall(() => need().store.deleteEnvironment(name, workspace)))) {
+      throw new ApiError("NOT_FOUND", `no environment "${name}": see \`skiff env list\``);
+    }
     return c.json({ ok: true });
   });
 

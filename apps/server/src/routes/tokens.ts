@@ -58,6 +58,7 @@ export function tokenRoutes(tokens: TokenStore, sockets: SocketsByToken): (api: 
 
     api.delete("/v1/tokens/:id", async (c) => {
       const caller = c.get("caller");
+      workspaceOf(caller); // worker tokens revoke nothing
       const id = c.req.param("id");
       const token = await tokens.get(id);
       if (!token || !mayRevoke(caller, token)) {

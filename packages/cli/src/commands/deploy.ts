@@ -4,7 +4,7 @@ import { localSecretsOf, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, formatError, green, red, say } from "../output.js";
-import { connectServer, serverClient } from "../server-client.js";
+import { connectServer } from "../server-client.js";
 import { printSchedules } from "./app.js";
 import { buildImages } from "./image.js";
 import { describe, load } from "./run.js";
