@@ -25,7 +25,7 @@ describe("a deployed app", () => {
   const call = <T>(scenario: string): Promise<T> => stack.runProgram<T>(client, [scenario]);
 
   const containers = async (fn?: string): Promise<Container[]> => {
-    const { containers } = (await (await fetch(`${stack.url}/v1/containers`)).json()) as { containers: Container[] };
+    const { containers } = await stack.api<{ containers: Container[] }>("/v1/containers");
     return fn ? containers.filter((c) => c.function === fn) : containers;
   };
 
@@ -112,8 +112,7 @@ describe("a deployed app", () => {
       skippedTicks: number;
     }
     const ticker = async () => {
-      const response = await fetch(`${stack.url}/v1/apps/e2e-deploy/schedules`);
-      const { schedules } = (await response.json()) as { schedules: View[] };
+      const { schedules } = await stack.api<{ schedules: View[] }>("/v1/apps/e2e-deploy/schedules");
       return schedules.find((s) => s.functionName === "ticker");
     };
     await waitFor("the ticker ran and skipped a tick", async () => {

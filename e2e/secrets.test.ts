@@ -82,4 +82,33 @@ describe("secrets and environments", () => {
     const noEnv = await stack.run(["deploy", variant("secrets-app", (code) => code), "--env", "prod"]);
     expect(noEnv.stderr).toMatch(/no environment "prod": create it with `skiff env create prod`/);
   }, 200_000);
+
+  it("keeps another workspace's apps, secrets and calls from it, and stops a revoked token", async () => {
+    const created = await stack.run(["workspace", "create", "team"]);
+    expect(created.code, created.stderr).toBe(0);
+    const tokenId = created.stdout.match(/SKIFF_TOKEN_ID=(tk-\w+)/)?.[1];
+    const secret = created.stdout.match(/SKIFF_TOKEN_SECRET=(\S+)/)?.[1];
+    expect(tokenId && secret).toBeTruthy();
+    const team = { env: { SKIFF_PROFILE: "team" } };
+    expect((await stack.run(["whoami"], team)).stderr).toMatch(/^skiff team \(ws-/m);
+    // The local workspace's app and secret are not there for the team, not even by name.
+    expect((await stack.run(["app", "list"], team)).stderr).toMatch(/no apps in environment "main"/);
+    expect((await stack.run(["secret", "list"], team)).stderr).toMatch(/no secrets in "main"/);
+    const history = await stack.run(["app", "history", "e2e-secrets"], team);
+    expect(history.stderr).toMatch(/no running app "e2e-secrets" in environment "main"/);
+    const byProgram = await stack.runProgram(client, ["main"], 60_000, { SKIFF_PROFILE: "team" }).then(
+      () => "answered",
+      (error: Error) => error.message,
+    );
+    expect(byProgram).toMatch(/no running app "e2e-secrets" with function "token" in environment "main"/);
+    // The same names live apart: the team's own "hf" leaves the local one as it was.
+    expect((await stack.run(["secret", "create", "hf", "HF_TOKEN=team-value"], team)).code).toBe(0);
+    expect(await call("main")).toEqual({ token: MAIN_TOKEN, mode: "local-mode", shared: "from-object" });
+    // The local admin cannot revoke the team's token; the team can, and then it is refused at once.
+    expect((await stack.run(["token", "revoke", tokenId!])).stderr).toMatch(/no token tk-\w+ in this workspace/);
+    expect((await stack.run(["token", "revoke", tokenId!], team)).code).toBe(0);
+    const refused = await stack.run(["app", "list"], team);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the token was not accepted/);
+  }, 200_000);
 });

@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { readProfiles, resolveProfile } from "skiff/profiles";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
@@ -89,6 +90,16 @@ export class Stack {
     this.url = `http://127.0.0.1:${port}`;
   }
 
+  /** GET of an API path as this stack's local admin (the token the server saved in SKIFF_HOME). */
+  async api<T>(path: string): Promise<T> {
+    const profile = resolveProfile(await readProfiles(this.home), {});
+    const response = await fetch(`${this.url}${path}`, {
+      headers: { authorization: `Bearer ${profile.tokenId}:${profile.tokenSecret}` },
+    });
+    if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as T;
+  }
+
   /** Extra environment for the worker (kept across restarts). */
   workerEnv: Record<string, string> = {};
 
@@ -151,9 +162,14 @@ export class Stack {
   }
 
   /** Runs a bundled client program (see bundleProgram) against this stack; returns its `RESULT` line, parsed. */
-  async runProgram<T>(program: string, args: string[] = [], timeoutMs = 240_000): Promise<T> {
+  async runProgram<T>(
+    program: string,
+    args: string[] = [],
+    timeoutMs = 240_000,
+    env: Record<string, string> = {},
+  ): Promise<T> {
     const { stdout } = await promisify(execFile)(process.execPath, [program, ...args], {
-      env: this.env,
+      env: { ...this.env, ...env },
       timeout: timeoutMs,
     });
     const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));

@@ -1,8 +1,8 @@
 import { Client } from "skiff";
+import { type ResolvedProfile, readProfiles, resolveProfile } from "skiff/profiles";
 import type { Config } from "./config.js";
 import { ensureServer } from "./embedded.js";
 import { say, yellow } from "./output.js";
-import { type ResolvedProfile, readProfiles, resolveProfile } from "./profiles.js";
 
 /** Where commands go: the server, the token they carry, and the environment they act in. */
 export interface Connection {

@@ -15,10 +15,10 @@ import {
 } from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import pino, { type Logger } from "pino";
+import { readProfiles, writeProfile } from "skiff/profiles";
 import type { Config } from "./config.js";
 import { formatLogLine } from "./log-format.js";
 import { runnerDir } from "./paths.js";
-import { readProfiles, writeProfile } from "./profiles.js";
 
 /** pino to stderr: JSON for files and pipes (the embedded log), readable lines on a terminal. */
 export function makeLogger(config: Config, name: string): Logger {

@@ -7,12 +7,22 @@ import { SkiffError } from "./errors.js";
 
 let shared: Client | undefined;
 
-/** The client for this process: the one `skiff run` set up, SKIFF_SERVER_URL, or the embedded server. */
+/**
+ * The client for this process: the one `skiff run` (or the container) set up, else the profile in
+ * SKIFF_HOME/config.toml with SKIFF_SERVER_URL, SKIFF_TOKEN_ID and SKIFF_TOKEN_SECRET over it, else the
+ * embedded server.
+ */
 export async function clientFromEnvironment(): Promise<Client> {
   if (shared) return shared;
   const context = getContext();
-  const serverUrl = context?.serverUrl ?? process.env.SKIFF_SERVER_URL ?? (await embeddedUrl());
-  const token = context?.token ?? process.env.SKIFF_TOKEN;
+  const home = process.env.SKIFF_HOME ?? join(homedir(), ".skiff");
+  const profile = context?.serverUrl
+    ? undefined
+    : await import("./profiles.js").then(async (p) => p.resolveProfile(await p.readProfiles(home), process.env));
+  const serverUrl = context?.serverUrl ?? profile?.serverUrl ?? (await embeddedUrl(home));
+  const token =
+    context?.token ??
+    (profile?.tokenId && profile.tokenSecret ? `${profile.tokenId}:${profile.tokenSecret}` : undefined);
   // Loaded on first use: code inside containers that never calls out does not pay for ws.
   const { Client } = await import("./client.js");
   shared = new Client({ serverUrl, ...(token ? { token } : {}) });
@@ -25,8 +35,7 @@ export function closeSharedClient(): void {
   shared = undefined;
 }
 
-async function embeddedUrl(): Promise<string> {
-  const home = process.env.SKIFF_HOME ?? join(homedir(), ".skiff");
+async function embeddedUrl(home: string): Promise<string> {
   try {
     const state = JSON.parse(await readFile(join(home, "embedded.json"), "utf8")) as { url: string };
     return state.url;

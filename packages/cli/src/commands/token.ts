@@ -1,7 +1,7 @@
+import { writeProfile } from "skiff/profiles";
 import { UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { bold, dim, green, say } from "../output.js";
-import { writeProfile } from "../profiles.js";
 import { connectServer, currentProfile } from "../server-client.js";
 
 interface TokenSummary {

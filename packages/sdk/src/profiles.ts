@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { SkiffError } from "skiff/errors";
 import { parse, stringify, TomlError } from "smol-toml";
 import { z } from "zod";
+import { SkiffError } from "./errors.js";
 
 /**
  * Named connections to Skiff servers, kept in `SKIFF_HOME/config.toml`:
