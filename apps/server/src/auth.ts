@@ -48,13 +48,15 @@ export class Authenticator {
     };
   }
 
-  /** A WebSocket upgrade's caller, or the error to answer it with. */
-  async upgrade(request: IncomingMessage): Promise<Principal | ApiError> {
+  /** A WebSocket upgrade's caller, if its token is of the `wanted` kind, or the error to answer it with. */
+  async upgrade(request: IncomingMessage, wanted: Principal["kind"]): Promise<Principal | ApiError> {
     try {
-      return await this.principal(request.headers.authorization);
+      const caller = await this.principal(request.headers.authorization);
+      if (caller.kind === wanted) return caller;
+      const path = new URL(request.url ?? "/", "http://skiff").pathname;
+      return new ApiError("FORBIDDEN", `${path} is for ${wanted} tokens, and this is a ${caller.kind} token`);
     } catch (error) {
-      if (error instanceof ApiError) return error;
-      throw error;
+      return error instanceof ApiError ? error : new ApiError("INTERNAL", (error as Error).message);
     }
   }
 }

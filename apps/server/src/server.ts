@@ -80,16 +80,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       socket.destroy();
       return;
     }
-    const caller = await auth.upgrade(request).catch((error: Error) => new ApiError("INTERNAL", error.message));
-    const wanted = path === "/v1/client" ? "user" : "worker";
-    const refusal =
-      caller instanceof ApiError
-        ? caller
-        : caller.kind !== wanted
-          ? new ApiError("FORBIDDEN", `${path} is for ${wanted} tokens, and this is a ${caller.kind} token`)
-          : undefined;
-    if (refusal || caller instanceof ApiError) {
-      refuseUpgrade(socket, refusal!);
+    const caller = await auth.upgrade(request, path === "/v1/client" ? "user" : "worker");
+    if (caller instanceof ApiError) {
+      refuseUpgrade(socket, caller);
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => {

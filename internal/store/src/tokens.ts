@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { Db } from "./db.js";
-import { DEFAULT_ENVIRONMENT, LOCAL_WORKSPACE } from "./secrets.js";
+import { DEFAULT_ENVIRONMENT } from "./secrets.js";
 
 /** user: acts in one workspace (admin ones also run the instance); worker: lets a worker agent join. */
 export type TokenKind = "user" | "worker";
@@ -175,14 +175,6 @@ export class TokenStore {
       await this.db.query("UPDATE tokens SET last_used_at = now() WHERE id = $1", [id]);
     }
     return { tokenId: id, kind: row.kind, workspace: row.workspace ?? undefined, admin: row.admin };
-  }
-
-  /** Whether any user token of the local workspace can still act: if none, a server makes one. */
-  async hasLiveLocalToken(): Promise<boolean> {
-    const rows = await this.db.query("SELECT 1 FROM tokens WHERE workspace = $1 AND revoked_at IS NULL LIMIT 1", [
-      LOCAL_WORKSPACE,
-    ]);
-    return rows.length > 0;
   }
 }
 
