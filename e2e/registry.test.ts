@@ -89,7 +89,38 @@ describe.skipIf(!usable)("images from a registry", () => {
     try {
       const result = await run(stack);
       expect(result.code).toBe(1);
-      expect(result.stderr).toContain(`pulling ${registry.ref} failed; log in on this worker with \`skopeo login\``);
+      expect(result.stderr).toContain(`pulling ${registry.ref} failed; give the image a secret with REGISTRY_USERNAME`);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it("pulls with the login in a Skiff secret, and names the keys such a secret needs", async () => {
+    // A tag of its own, so that no worker has it cached from another test.
+    const ref = `${registry.ref.slice(0, registry.ref.lastIndexOf(":"))}:${randomUUID().slice(0, 8)}`;
+    execFileSync("skopeo", [
+      "copy",
+      ...["--src-creds", "skiff:s3cret", "--dest-creds", "skiff:s3cret"],
+      ...["--src-tls-verify=false", "--dest-tls-verify=false"],
+      `docker://${registry.ref}`,
+      `docker://${ref}`,
+    ]);
+    const stack = await Stack.start({ workerEnv: { REGISTRY_AUTH_FILE: join(dir, "none.json") } });
+    const env = { SKIFF_TEST_REGISTRY_REF: ref, SKIFF_TEST_REGISTRY_SECRET: "reg" };
+    try {
+      expect((await stack.run(["secret", "create", "reg", "REGISTRY_USERNAME=skiff"])).code).toBe(0);
+      const half = await stack.run(["run", `${FILE}::marker`], { env });
+      expect(half.code).toBe(1);
+      expect(half.stderr).toMatch(
+        /the registry secret "reg" in environment "main" needs .* \(missing: REGISTRY_PASSWORD\)/,
+      );
+      const login = ["REGISTRY_USERNAME=skiff", "REGISTRY_PASSWORD=s3cret", "--force"];
+      expect((await stack.run(["secret", "create", "reg", ...login])).code).toBe(0);
+      const result = await stack.run(["run", `${FILE}::marker`], { env, timeoutMs: 240_000 });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`image base ${ref}: pulling`);
+      expect(result.stdout).toContain('"marker": "pushed by the test"');
+      expect(result.stdout + result.stderr).not.toContain("s3cret");
     } finally {
       await stack.stop();
     }

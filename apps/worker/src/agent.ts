@@ -10,6 +10,7 @@ import {
   type Link,
   type LogLine,
   PROTOCOL_VERSION,
+  type RegistryAuth,
   ServerToWorker,
   socketLink,
   type WorkerMessage,
@@ -281,10 +282,10 @@ export class WorkerAgent {
         for (const session of this.sessions.values()) session.cancel(message.inputs);
         return;
       case "build":
-        void this.build(message.rid, message.image, message.export);
+        void this.build(message.rid, message.image, message.export, message.registryAuth);
         return;
       case "shell-open":
-        void this.openShell(message.sid, message.image, message.command);
+        void this.openShell(message.sid, message.image, message.command, message.registryAuth);
         return;
       case "shell-input": {
         const shell = this.shells.get(message.sid);
@@ -327,7 +328,7 @@ export class WorkerAgent {
       },
       prepare: async (start, log) => {
         const [prepared, bundleDir] = await Promise.all([
-          this.prepareImage(start.spec.image, log),
+          this.prepareImage(start.spec.image, log, { auth: start.registryAuth }),
           this.bundles.ensure(start.bundleHash),
         ]);
         return { ...prepared, bundleDir, runnerDir: this.options.runnerDir };
@@ -337,7 +338,11 @@ export class WorkerAgent {
   }
 
   /** The base, the Node build and the image's layers (built if missing) a container of `image` needs. */
-  private async prepareImage(image: ImageSpec, log: (line: string) => void, options: { upToFailure?: boolean } = {}) {
+  private async prepareImage(
+    image: ImageSpec,
+    log: (line: string) => void,
+    options: { upToFailure?: boolean; auth?: RegistryAuth | undefined } = {},
+  ) {
     const process = this.options.runtime.name === "process";
     const { base } = image;
     if (process && (image.layers.length > 0 || base !== "debian-bookworm")) {
@@ -348,16 +353,17 @@ export class WorkerAgent {
         ? Promise.resolve("/")
         : base === "debian-bookworm"
           ? ensureBaseRootfs(this.options.cacheDir)
-          : this.images.pullBase(base, log),
+          : this.images.pullBase(base, log, options.auth),
       process
         ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
         : ensureNodeDist(this.options.cacheDir, image.nodeMajor),
     ]);
-    return { rootfs, nodeDir, image: await this.images.ensure(image, { rootfs, nodeDir }, log, options) };
+    const ensure = options.upToFailure ? { upToFailure: true } : {};
+    return { rootfs, nodeDir, image: await this.images.ensure(image, { rootfs, nodeDir }, log, ensure) };
   }
 
   /** An image build the server asked for: lines go back batched per tick, then whether it worked. */
-  private async build(rid: number, image: ImageSpec, exportIt: boolean): Promise<void> {
+  private async build(rid: number, image: ImageSpec, exportIt: boolean, auth?: RegistryAuth): Promise<void> {
     let lines: string[] = [];
     const flushLines = () => {
       if (lines.length > 0) this.send({ t: "build-log", rid, lines });
@@ -370,7 +376,7 @@ export class WorkerAgent {
     let error: string | undefined;
     let exported: string | undefined;
     try {
-      const prepared = await this.prepareImage(image, log);
+      const prepared = await this.prepareImage(image, log, { auth });
       try {
         if (exportIt) {
           const layout = await this.images.exportLayout(prepared.rootfs, prepared.nodeDir, prepared.image, log);
@@ -395,7 +401,7 @@ export class WorkerAgent {
    * A shell in a container of `image` (`skiff shell`): built first if needed, up to a failing step (the
    * shell then opens in the image before it). Its output and exit go back to the server.
    */
-  private async openShell(sid: string, image: ImageSpec, command: string[]): Promise<void> {
+  private async openShell(sid: string, image: ImageSpec, command: string[], auth?: RegistryAuth): Promise<void> {
     const output = (stream: "stdout" | "stderr" | "system", data: Uint8Array) =>
       this.send({ t: "shell-output", sid, stream, data });
     const system = (line: string) => output("system", Buffer.from(`${line}\n`));
@@ -407,7 +413,7 @@ export class WorkerAgent {
     };
     this.shells.set(sid, shell);
     try {
-      const prepared = await this.prepareImage(image, system, { upToFailure: true });
+      const prepared = await this.prepareImage(image, system, { upToFailure: true, auth });
       try {
         if (shell.closed) throw new Error("the shell was closed before it started");
         const handle = await this.shellRuntime.start({

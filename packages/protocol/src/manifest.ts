@@ -33,10 +33,17 @@ export type ImageStep = z.infer<typeof ImageStep>;
  * top, each with the key that names it (a hash of its parent's key and its own step).
  */
 export const ImageSpec = z.object({
-  /** The Debian base Skiff builds, or an image pulled from a registry (`insecure`: plain HTTP). */
+  /**
+   * The Debian base Skiff builds, or an image pulled from a registry (`insecure`: plain HTTP; `secret`:
+   * the named secret whose REGISTRY_USERNAME and REGISTRY_PASSWORD log in to it).
+   */
   base: z.union([
     z.literal("debian-bookworm"),
-    z.object({ registry: z.string().min(1), insecure: z.boolean().default(false) }),
+    z.object({
+      registry: z.string().min(1),
+      insecure: z.boolean().default(false),
+      secret: z.string().optional(),
+    }),
   ]),
   nodeMajor: z.number().int().min(18),
   layers: z.array(z.object({ key: z.string().regex(/^[0-9a-f]{64}$/), step: ImageStep })).default([]),

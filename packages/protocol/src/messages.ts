@@ -81,6 +81,8 @@ export const ClientMessage = z.discriminatedUnion("t", [
     sid: z.string().uuid(),
     image: ImageSpec,
     command: z.array(z.string()).min(1).default(["/bin/sh"]),
+    /** Where the image's registry secret is looked up. */
+    env: z.string().default("main"),
   }),
   /** Bytes for the shell's stdin; `eof` closes it. */
   z.object({
@@ -191,6 +193,10 @@ export const WorkerMessage = z.discriminatedUnion("t", [
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 
+/** A registry login, resolved by the server from the secret an image names; never stored by the worker. */
+export const RegistryAuth = z.object({ username: z.string(), password: z.string() });
+export type RegistryAuth = z.infer<typeof RegistryAuth>;
+
 export const ServerToWorker = z.discriminatedUnion("t", [
   z.object({ t: z.literal("welcome"), v: z.number().int(), blobUrl: z.string() }),
   z.object({
@@ -204,6 +210,7 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     env: z.record(z.string()),
     /** The function's secrets, resolved: environment variables whose values are redacted from its logs. */
     secrets: z.record(z.string()).default({}),
+    registryAuth: RegistryAuth.optional(),
   }),
   z.object({ t: z.literal("stop"), containerId: z.string(), reason: z.string() }),
   z.object({
@@ -223,8 +230,15 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     image: ImageSpec,
     /** Also export it as an OCI layout (a tar in the blob store). */
     export: z.boolean().default(false),
+    registryAuth: RegistryAuth.optional(),
   }),
-  z.object({ t: z.literal("shell-open"), sid: z.string(), image: ImageSpec, command: z.array(z.string()).min(1) }),
+  z.object({
+    t: z.literal("shell-open"),
+    sid: z.string(),
+    image: ImageSpec,
+    command: z.array(z.string()).min(1),
+    registryAuth: RegistryAuth.optional(),
+  }),
   z.object({ t: z.literal("shell-input"), sid: z.string(), data: Bytes.optional(), eof: z.boolean().default(false) }),
   z.object({ t: z.literal("shell-close"), sid: z.string() }),
 ]);

@@ -9,6 +9,7 @@ import { clientFromEnvironment } from "./connect.js";
 import { inContainer } from "./context.js";
 import { fromDockerfile } from "./dockerfile.js";
 import { SkiffError } from "./errors.js";
+import type { Secret } from "./secret.js";
 import { tarOf, tarOfAll } from "./tar.js";
 
 /** Options every builder step takes. */
@@ -52,16 +53,28 @@ export class Image {
   /**
    * An image pulled from any OCI or Docker registry (with skopeo, on the worker). Its root filesystem is
    * the base; the function's Node build is mounted into it, so it needs glibc (Debian, Ubuntu…). A
-   * registry that wants a login uses the credentials of `skopeo login` on the worker host.
+   * registry that wants a login takes it from `secret` (a `Secret.fromName` with REGISTRY_USERNAME and
+   * REGISTRY_PASSWORD, in the app's environment), else from `skopeo login` on the worker host.
    * `insecure` allows plain HTTP. A tag is pulled once per worker: to move, push a new tag or use a digest.
-   * @example Image.fromRegistry("registry.example:5000/team/base:1").aptInstall("jq")
+   * @example Image.fromRegistry("registry.example:5000/team/base:1", { secret: Secret.fromName("reg") })
    */
-  static fromRegistry(ref: string, options: { node?: string | number; insecure?: boolean } = {}): Image {
+  static fromRegistry(
+    ref: string,
+    options: { node?: string | number; insecure?: boolean; secret?: Secret } = {},
+  ): Image {
     if (!/^[a-z0-9][a-z0-9._:/@-]*$/i.test(ref) || ref.includes("://")) {
       throw new RangeError(`fromRegistry: ${ref} is not an image reference (host[:port]/name[:tag|@digest])`);
     }
     const node = Image.debianSlim(options.node === undefined ? {} : { node: options.node }).nodeMajor;
-    return new Image(node, [], [], { registry: ref, insecure: options.insecure ?? false });
+    const secret = options.secret?.ref;
+    if (secret && !("name" in secret)) {
+      throw new TypeError("fromRegistry: the login must be a named secret: { secret: Secret.fromName(NAME) }");
+    }
+    return new Image(node, [], [], {
+      registry: ref,
+      insecure: options.insecure ?? false,
+      ...(secret ? { secret: secret.name } : {}),
+    });
   }
 
   /**
@@ -257,11 +270,12 @@ export async function buildImage(
   client: Client,
   image: ImageSpec,
   onLine: (line: string) => void,
-  options: { export?: boolean } = {},
+  options: { export?: boolean; env?: string } = {},
 ): Promise<string | undefined> {
   await uploadImageFiles(client, image);
   let last = "";
-  await client.requestLines("POST", "/v1/images/build", { image, export: options.export ?? false }, (line) => {
+  const body = { image, export: options.export ?? false, ...(options.env ? { env: options.env } : {}) };
+  await client.requestLines("POST", "/v1/images/build", body, (line) => {
     if (line === "ok" || line.startsWith("ok ") || line.startsWith("error: ")) last = line;
     else onLine(line);
   });

@@ -11,6 +11,7 @@ import {
   type OutputStatus,
   type Payload,
   RESULT_TTL_MS,
+  type RegistryAuth,
   type RetryPolicy,
   type ServerToClient,
   type WorkerMessage,
@@ -22,6 +23,7 @@ import {
   type FunctionRow,
   INPUT_ID_BLOCK,
   ScheduleStore,
+  type Scope,
   type SecretStore,
   type Store,
 } from "@skiff/store";
@@ -532,7 +534,7 @@ export class ControlPlane {
   buildImage(
     image: ImageSpec,
     onLines: (lines: string[]) => void,
-    options: { export?: boolean } = {},
+    options: { export?: boolean; registryAuth?: RegistryAuth | undefined } = {},
   ): Promise<string | undefined> {
     // Where a small container would go (best fit): builds land where containers are likely to run.
     const worker = this.workers.place({ cpu: 0.001, memoryMiB: 1 });
@@ -552,16 +554,28 @@ export class ControlPlane {
           else resolve(exported);
         },
       });
-      worker.send({ t: "build", rid, image, export: options.export ?? false });
+      worker.send({
+        t: "build",
+        rid,
+        image,
+        export: options.export ?? false,
+        ...(options.registryAuth ? { registryAuth: options.registryAuth } : {}),
+      });
     });
   }
 
   /** Opens a shell in a container of `image` on a worker; its output and exit go to `send`. */
-  openShell(sid: string, image: ImageSpec, command: string[], send: (message: ShellMessage) => void): void {
+  openShell(
+    sid: string,
+    image: ImageSpec,
+    command: string[],
+    send: (message: ShellMessage) => void,
+    registryAuth?: RegistryAuth,
+  ): void {
     const worker = this.workers.place({ cpu: 1, memoryMiB: 1024 });
     if (!worker) throw new ApiError("UNAVAILABLE", "no worker has room for a shell: start one with `skiff worker`");
     this.shells.set(sid, { worker, send });
-    worker.send({ t: "shell-open", sid, image, command });
+    worker.send({ t: "shell-open", sid, image, command, ...(registryAuth ? { registryAuth } : {}) });
   }
 
   shellInput(sid: string, data: Uint8Array | undefined, eof: boolean): void {
@@ -1001,11 +1015,28 @@ export class ControlPlane {
     return out;
   }
 
+  /** The login of the registry an image's base comes from, when it names a secret (in `scope`). */
+  async registryAuth(scope: Scope, image: ImageSpec): Promise<RegistryAuth | undefined> {
+    if (image.base === "debian-bookworm" || !image.base.secret) return undefined;
+    const name = image.base.secret;
+    if (!this.secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
+    const values = (await this.secrets.store.getMany(scope.env, [name], scope.workspace)).get(name);
+    if (!values?.REGISTRY_USERNAME || !values.REGISTRY_PASSWORD) {
+      throw new ApiError(
+        "BAD_REQUEST",
+        `the registry secret "${name}" in environment "${scope.env}" needs REGISTRY_USERNAME and REGISTRY_PASSWORD: \`skiff secret create ${name} REGISTRY_USERNAME=… REGISTRY_PASSWORD=… --env ${scope.env}\``,
+      );
+    }
+    return { username: values.REGISTRY_USERNAME, password: values.REGISTRY_PASSWORD };
+  }
+
   /** Starts a container of a pool; false if its secrets cannot be resolved (its waiting inputs then fail). */
   private async startContainer(worker: WorkerConn, info: FunctionInfo): Promise<boolean> {
     let secrets: Record<string, string>;
+    let registryAuth: RegistryAuth | undefined;
     try {
       secrets = await this.secretsFor(info);
+      registryAuth = await this.registryAuth(info, info.spec.image);
     } catch (error) {
       this.cannotStart.set(info.id, Date.now());
       await this.failFunction(info.id, `${info.spec.name} cannot start: ${(error as Error).message}`, undefined);
@@ -1033,6 +1064,7 @@ export class ControlPlane {
       spec: info.spec,
       env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
       secrets,
+      ...(registryAuth ? { registryAuth } : {}),
     });
     return true;
   }

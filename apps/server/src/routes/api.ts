@@ -68,10 +68,15 @@ export function apiRoutes(deps: {
   // the OCI layout when `export` is asked) or `error: …`.
   api.post("/v1/images/build", async (c) => {
     const workspace = workspaceOf(c.get("caller"));
-    const { image, export: exportIt } = await parseBody(
+    const {
+      image,
+      export: exportIt,
+      env,
+    } = await parseBody(
       c.req.raw,
-      z.object({ image: ImageSpec, export: z.boolean().default(false) }),
+      z.object({ image: ImageSpec, export: z.boolean().default(false), env: Env.default("main") }),
     );
+    const registryAuth = await control.registryAuth({ workspace, env }, image);
     for (const archive of imageArchives(image)) {
       if (!(await store.ownsBlob(workspace, archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
@@ -82,7 +87,7 @@ export function apiRoutes(deps: {
       start(stream) {
         const write = (text: string) => stream.enqueue(encoder.encode(`${text}\n`));
         control
-          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt })
+          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt, registryAuth })
           .then(async (exported) => {
             if (exported) await store.grantBlobs(workspace, [exported]);
             write(exported ? `ok ${exported}` : "ok");

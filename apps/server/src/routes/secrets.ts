@@ -43,7 +43,7 @@ export async function checkAppSecrets(
   local: LocalSecrets,
 ): Promise<SealSecrets | undefined> {
   if (!secrets) {
-    if (functions.some((fn) => fn.secrets.length > 0))
+    if (functions.some((fn) => fn.secrets.length > 0 || (fn.image.base !== "debian-bookworm" && fn.image.base.secret)))
       throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return undefined;
   }
@@ -54,6 +54,16 @@ export async function checkAppSecrets(
   const stored = new Map((await secrets.store.list(env, workspace)).map((s) => [s.name, new Set(s.keys)]));
   const used: LocalSecrets = {};
   for (const fn of functions) {
+    const { base } = fn.image;
+    if (base !== "debian-bookworm" && base.secret) {
+      const missing = ["REGISTRY_USERNAME", "REGISTRY_PASSWORD"].filter((key) => !stored.get(base.secret!)?.has(key));
+      if (missing.length > 0) {
+        throw new ApiError(
+          "BAD_REQUEST",
+          `function "${fn.name}": the registry secret "${base.secret}" in environment "${env}" needs REGISTRY_USERNAME and REGISTRY_PASSWORD (missing: ${missing.join(", ")}): \`skiff secret create ${base.secret} REGISTRY_USERNAME=… REGISTRY_PASSWORD=… --force --env ${env}\``,
+        );
+      }
+    }
     for (const ref of fn.secrets) {
       if ("local" in ref) {
         const values = local[ref.local];

@@ -45,7 +45,13 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
         case "ping":
           break;
         case "shell-open":
-          control.openShell(message.sid, message.image, message.command, send);
+          control.openShell(
+            message.sid,
+            message.image,
+            message.command,
+            send,
+            await control.registryAuth({ workspace, env: message.env }, message.image),
+          );
           shells.add(message.sid);
           break;
         case "shell-input":

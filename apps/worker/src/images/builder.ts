@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { ImageSpec, ImageStep } from "@skiff/protocol";
+import type { ImageSpec, ImageStep, RegistryAuth } from "@skiff/protocol";
 import { forEachLine } from "../line-splitter.js";
 import { runChecked } from "../runtime/command.js";
 import type { ContainerRuntime, Mount } from "../runtime/types.js";
@@ -199,8 +199,12 @@ export class ImageBuilder {
   }
 
   /** See pullRegistryBase. */
-  pullBase(base: { registry: string; insecure: boolean }, log: (line: string) => void): Promise<string> {
-    return pullRegistryBase(this.options.cacheDir, base, log);
+  pullBase(
+    base: { registry: string; insecure: boolean },
+    log: (line: string) => void,
+    auth?: RegistryAuth,
+  ): Promise<string> {
+    return pullRegistryBase(this.options.cacheDir, base, log, auth);
   }
 
   /** See exportLayout. */

@@ -37,7 +37,7 @@ export async function deployCommand(
     await client.putBlob(bundle.code);
     await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
     try {
-      await buildImages(client, manifest.functions);
+      await buildImages(client, manifest.functions, env);
     } catch (error) {
       process.stderr.write(`${formatError(error)}\n`);
       say(red(`not deployed: ${manifest.name} in "${env}" keeps running the version it ran`));

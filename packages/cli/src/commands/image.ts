@@ -9,7 +9,7 @@ import { buildImage, type Client, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, formatError, green, say } from "../output.js";
-import { serverClient } from "../server-client.js";
+import { connectServer } from "../server-client.js";
 import { describe, load, splitTarget } from "./run.js";
 
 /** The functions of FILE[::NAME], as described for the server (their images included). */
@@ -41,14 +41,14 @@ export async function imageBuildCommand(target: string, config: Config): Promise
     const names = manifest.functions.map((fn) => fn.name).join(", ") || "none";
     throw new UserCodeError(`${shown} has no function "${name}"; its functions: ${names}`);
   }
-  return withServer(config, async (client) => {
-    const built = await buildImages(client, functions);
+  return withServer(config, async (client, env) => {
+    const built = await buildImages(client, functions, env);
     say(green(`built ${built} image(s)`));
   });
 }
 
 /** Builds the images of these functions, each distinct image once, streaming the output; returns how many. */
-export async function buildImages(client: Client, functions: FunctionSpec[]): Promise<number> {
+export async function buildImages(client: Client, functions: FunctionSpec[], env: string): Promise<number> {
   // Functions sharing an image build it once: the last layer's key names all of it.
   const images = new Map<string, { image: ImageSpec; names: string[] }>();
   for (const fn of functions) {
@@ -59,7 +59,7 @@ export async function buildImages(client: Client, functions: FunctionSpec[]): Pr
   }
   for (const { image, names } of images.values()) {
     say(`building the image of ${names.join(", ")} ${dim(`(${image.layers.length} layers)`)}`);
-    await buildImage(client, image, (line) => console.log(line));
+    await buildImage(client, image, (line) => console.log(line), { env });
   }
   return images.size;
 }
@@ -71,9 +71,9 @@ export async function imageExportCommand(target: string, out: string, config: Co
     throw new UserCodeError(`${out} is not empty: export into a new or empty directory`);
   }
   const fn = await oneFunction(target, config, "export");
-  return withServer(config, async (client) => {
+  return withServer(config, async (client, env) => {
     say(`building and exporting the image of ${fn.name}`);
-    const hash = await buildImage(client, fn.image, (line) => console.log(line), { export: true });
+    const hash = await buildImage(client, fn.image, (line) => console.log(line), { export: true, env });
     if (!hash) throw new Error("the server did not return the exported layout");
     const tarball = `${dir}.tar`;
     await writeFile(tarball, await client.getBlob(hash));
@@ -85,10 +85,10 @@ export async function imageExportCommand(target: string, out: string, config: Co
 }
 
 /** Runs `fn` with a client of the configured server; its failure is printed, and is exit code 1. */
-async function withServer(config: Config, fn: (client: Client) => Promise<void>): Promise<number> {
-  const client = await serverClient(config);
+async function withServer(config: Config, fn: (client: Client, env: string) => Promise<void>): Promise<number> {
+  const { client, env } = await connectServer(config);
   try {
-    await fn(client);
+    await fn(client, env);
     return 0;
   } catch (error) {
     process.stderr.write(`${formatError(error)}\n`);
@@ -105,7 +105,7 @@ async function withServer(config: Config, fn: (client: Client) => Promise<void>)
  */
 export async function shellCommand(target: string, command: string[], config: Config): Promise<number> {
   const fn = await oneFunction(target, config, "open");
-  const client = await serverClient(config);
+  const { client, env } = await connectServer(config);
   await uploadImageFiles(client, fn.image);
   const sid = randomUUID();
   const ended = new Promise<number>((resolveExit) => {
@@ -121,7 +121,7 @@ export async function shellCommand(target: string, command: string[], config: Co
   });
   // An interactive sh prints its prompts without a terminal; a pipe gets a plain one.
   const argv = command.length > 0 ? command : process.stdin.isTTY ? ["/bin/sh", "-i"] : ["/bin/sh"];
-  await client.send({ t: "shell-open", sid, image: fn.image, command: argv });
+  await client.send({ t: "shell-open", sid, image: fn.image, command: argv, env });
   let input = Promise.resolve();
   process.stdin.on("data", (data: Buffer) => {
     input = input.then(() => client.send({ t: "shell-input", sid, data }));
