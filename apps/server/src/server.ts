@@ -11,7 +11,6 @@ import { ControlPlane } from "./engine/control-plane.js";
 import { ApiError } from "./errors.js";
 import { apiRoutes } from "./routes/api.js";
 import type { Secrets } from "./routes/secrets.js";
-import { tokenRoutes } from "./routes/tokens.js";
 import { serveClient } from "./sockets/client-socket.js";
 import { serveWorker, workerSocketLink } from "./sockets/worker-socket.js";
 
@@ -61,7 +60,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     blobs,
     control,
     auth,
-    tokenRoutes: tokenRoutes(tokens, sockets),
+    tokens,
+    sockets,
     ...(options.secrets ? { secrets: options.secrets } : {}),
   });
 

@@ -1,16 +1,25 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
 import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives, RESOURCE_NAME } from "@skiff/protocol";
-import type { Scope, Store } from "@skiff/store";
+import type { Scope, Store, TokenStore } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
-import { type Api, type AuthEnv, type Authenticator, requireWorker, scopeOf, workspaceOf } from "../auth.js";
+import {
+  type Api,
+  type AuthEnv,
+  type Authenticator,
+  requireWorker,
+  type SocketsByToken,
+  scopeOf,
+  workspaceOf,
+} from "../auth.js";
 import type { ControlPlane } from "../engine/control-plane.js";
 import { readLocalSecrets } from "../engine/local-secrets.js";
 import { checkSchedule } from "../engine/scheduler.js";
-import { ApiError } from "../errors.js";
+import { ApiError, apiErrorOf } from "../errors.js";
 import { parseBody } from "./body.js";
 import { checkAppSecrets, LocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
+import { tokenRoutes } from "./tokens.js";
 
 const Env = z.string().regex(RESOURCE_NAME, "environment names use letters, digits, '-' and '_'");
 
@@ -48,17 +57,16 @@ export function apiRoutes(deps: {
   blobs: BlobStore;
   control: ControlPlane;
   auth: Authenticator;
+  tokens: TokenStore;
+  sockets: SocketsByToken;
   secrets?: Secrets;
-  tokenRoutes: (api: Api) => void;
 }): Api {
   const { store, blobs, control, secrets } = deps;
   const api = new Hono<AuthEnv>();
 
   api.onError((error, c) => {
-    if (error instanceof ApiError) {
-      return c.json({ error: { code: error.code, message: error.message } }, HTTP_STATUS[error.code] as 400);
-    }
-    return c.json({ error: { code: "INTERNAL", message: error.message } }, 500);
+    const { code, message } = apiErrorOf(error);
+    return c.json({ error: { code, message } }, HTTP_STATUS[code] as 400);
   });
 
   api.use(deps.auth.middleware());
@@ -236,7 +244,7 @@ export function apiRoutes(deps: {
   });
 
   secretRoutes(api, secrets);
-  deps.tokenRoutes(api);
+  tokenRoutes(api, deps.tokens, deps.sockets);
 
   api.get("/v1/containers", (c) => c.json({ containers: control.containers(workspaceOf(c.get("caller"))) }));
 

@@ -1,7 +1,7 @@
 import { rename, unlink } from "node:fs/promises";
 import type { FunctionSpec } from "@skiff/protocol";
 import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
-import { SecretBox, SecretError } from "@skiff/store";
+import { SecretBox } from "@skiff/store";
 import { z } from "zod";
 import { type Api, requireAdmin, scopeOf, workspaceOf } from "../auth.js";
 import { sealLocalSecrets } from "../engine/local-secrets.js";
@@ -18,18 +18,6 @@ export interface Secrets {
 /** Local secret values sent beside a manifest, by id. */
 export const LocalSecrets = z.record(z.record(z.string())).default({});
 export type LocalSecrets = z.infer<typeof LocalSecrets>;
-
-/** A store error as the API's: its message never holds a secret value. */
-export async function secretCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    // UNREADABLE: a tampered row, or one sealed with another master key.
-    if (error instanceof SecretError)
-      throw new ApiError(error.code === "UNREADABLE" ? "INTERNAL" : error.code, error.message);
-    throw error;
-  }
-}
 
 /**
  * Checks that an app may run in `scope` with these secrets: the environment exists, every named secret is
@@ -125,21 +113,21 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
       }
     });
     rotating = rotation.catch(() => {});
-    return c.json(await secretCall(() => rotation));
+    return c.json(await rotation);
   });
   api.get("/v1/environments", async (c) =>
-    c.json({ environments: await secretCall(() => need().store.listEnvironments(workspaceOf(c.get("caller")))) }),
+    c.json({ environments: await need().store.listEnvironments(workspaceOf(c.get("caller"))) }),
   );
   api.post("/v1/environments", async (c) => {
     const workspace = workspaceOf(c.get("caller"));
     const { name } = await parseBody(c.req.raw, z.object({ name: Name }));
-    await secretCall(() => need().store.createEnvironment(name, workspace));
+    await need().store.createEnvironment(name, workspace);
     return c.json({ ok: true });
   });
   api.delete("/v1/environments/:name", async (c) => {
     const workspace = workspaceOf(c.get("caller"));
     const name = c.req.param("name");
-    if (!(await secretCall(() => need().store.deleteEnvironment(name, workspace)))) {
+    if (!(await need().store.deleteEnvironment(name, workspace))) {
       throw new ApiError("NOT_FOUND", `no environment "${name}": see \`skiff env list\``);
     }
     return c.json({ ok: true });
@@ -147,7 +135,7 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
 
   api.get("/v1/secrets", async (c) => {
     const { workspace, env } = scopeOf(c);
-    return c.json({ secrets: await secretCall(() => need().store.list(env, workspace)) });
+    return c.json({ secrets: await need().store.list(env, workspace) });
   });
   api.post("/v1/secrets", async (c) => {
     const workspace = workspaceOf(c.get("caller"));
@@ -160,15 +148,16 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
         overwrite: z.boolean().default(false),
       }),
     );
-    const created = await secretCall(() =>
-      need().store.create(body.env, body.name, body.values, { overwrite: body.overwrite, workspace }),
-    );
+    const created = await need().store.create(body.env, body.name, body.values, {
+      overwrite: body.overwrite,
+      workspace,
+    });
     return c.json({ secret: created });
   });
   api.delete("/v1/secrets/:name", async (c) => {
     const { workspace, env } = scopeOf(c);
     const name = c.req.param("name");
-    if (!(await secretCall(() => need().store.delete(env, name, workspace)))) {
+    if (!(await need().store.delete(env, name, workspace))) {
       throw new ApiError(
         "NOT_FOUND",
         `no secret "${name}" in environment "${env}": see \`skiff secret list --env ${env}\``,
