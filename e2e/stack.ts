@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { readProfiles, resolveProfile } from "skiff/profiles";
+import { credentialOf, readProfiles, resolveProfile } from "skiff/profiles";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
@@ -94,7 +94,7 @@ export class Stack {
   async api<T>(path: string): Promise<T> {
     const profile = resolveProfile(await readProfiles(this.home), {});
     const response = await fetch(`${this.url}${path}`, {
-      headers: { authorization: `Bearer ${profile.tokenId}:${profile.tokenSecret}` },
+      headers: { authorization: `Bearer ${credentialOf(profile)}` },
     });
     if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
     return (await response.json()) as T;

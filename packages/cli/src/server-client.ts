@@ -1,5 +1,5 @@
 import { Client } from "skiff";
-import { type ResolvedProfile, readProfiles, resolveProfile } from "skiff/profiles";
+import { credentialOf, type ResolvedProfile, readProfiles, resolveProfile } from "skiff/profiles";
 import type { Config } from "./config.js";
 import { ensureServer } from "./embedded.js";
 import { say, yellow } from "./output.js";
@@ -29,7 +29,7 @@ export async function connectServer(config: Config, envFlag?: string): Promise<C
   const serverUrl = profile.serverUrl ?? (await ensureServer(config, say));
   // The embedded server writes its token into the profiles on first start: read them again.
   if (!profile.tokenId && !profile.serverUrl) profile = await currentProfile(config);
-  const token = profile.tokenId && profile.tokenSecret ? `${profile.tokenId}:${profile.tokenSecret}` : undefined;
+  const token = credentialOf(profile);
   return {
     client: new Client({ serverUrl, ...(token ? { token } : {}) }),
     serverUrl,

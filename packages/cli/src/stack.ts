@@ -15,7 +15,7 @@ import {
 } from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import pino, { type Logger } from "pino";
-import { readProfiles, writeProfile } from "skiff/profiles";
+import { credentialOf, readProfiles, writeProfile } from "skiff/profiles";
 import type { Config } from "./config.js";
 import { formatLogLine } from "./log-format.js";
 import { runnerDir } from "./paths.js";
@@ -60,6 +60,13 @@ export function workerTokenPath(config: Config): string {
   return join(config.SKIFF_HOME, "worker.token");
 }
 
+async function savedWorkerToken(config: Config): Promise<string | undefined> {
+  return readFile(workerTokenPath(config), "utf8").then(
+    (text) => text.trim() || undefined,
+    () => undefined,
+  );
+}
+
 /**
  * The credentials of this machine's own CLI and workers: the "local" profile (an admin token of the
  * local workspace) and the worker token file under SKIFF_HOME. Each is made when missing or no longer
@@ -68,7 +75,7 @@ export function workerTokenPath(config: Config): string {
 async function ensureLocalCredentials(config: Config, tokens: TokenStore, log: Logger): Promise<void> {
   const file = await readProfiles(config.SKIFF_HOME);
   const local = file.profiles.local;
-  const saved = local?.token_id && local.token_secret ? `${local.token_id}:${local.token_secret}` : undefined;
+  const saved = credentialOf({ tokenId: local?.token_id, tokenSecret: local?.token_secret });
   if (!saved || !(await tokens.verify(saved))) {
     const { token, secret } = await tokens.create({
       kind: "user",
@@ -85,10 +92,7 @@ async function ensureLocalCredentials(config: Config, tokens: TokenStore, log: L
     log.info({ tokenId: token.id, file: file.path }, 'made an admin token of the local workspace: profile "local"');
   }
   const path = workerTokenPath(config);
-  const worker = await readFile(path, "utf8").then(
-    (text) => text.trim(),
-    () => undefined,
-  );
+  const worker = await savedWorkerToken(config);
   if (!worker || !(await tokens.verify(worker))) {
     const { credential } = await tokens.create({ kind: "worker", name: `workers of ${hostname()}` });
     await writeFile(`${path}.tmp`, `${credential}\n`, { mode: 0o600 });
@@ -100,10 +104,7 @@ async function ensureLocalCredentials(config: Config, tokens: TokenStore, log: L
 /** A worker's token: SKIFF_WORKER_TOKEN, else the one a server on this SKIFF_HOME made. */
 export async function workerToken(config: Config): Promise<string> {
   if (config.SKIFF_WORKER_TOKEN) return config.SKIFF_WORKER_TOKEN;
-  const saved = await readFile(workerTokenPath(config), "utf8").then(
-    (text) => text.trim(),
-    () => undefined,
-  );
+  const saved = await savedWorkerToken(config);
   if (saved) return saved;
   throw new Error(
     `set SKIFF_WORKER_TOKEN to a worker token (an admin makes one with \`skiff token create --worker --name ${hostname()}\`), or run the worker with the SKIFF_HOME of a server on this machine`,

@@ -7,3 +7,11 @@ export function imageArchives(image: ImageSpec): string[] {
     ...image.mounts.map((mount) => mount.archive),
   ];
 }
+
+/** The keys of the secret an image's registry login comes from. */
+export const REGISTRY_LOGIN_KEYS = ["REGISTRY_USERNAME", "REGISTRY_PASSWORD"] as const;
+
+/** The secret an image's registry base logs in with, if it names one. */
+export function registrySecretOf(image: ImageSpec): string | undefined {
+  return image.base === "debian-bookworm" ? undefined : image.base.secret;
+}

@@ -16,13 +16,10 @@ export async function clientFromEnvironment(): Promise<Client> {
   if (shared) return shared;
   const context = getContext();
   const home = process.env.SKIFF_HOME ?? join(homedir(), ".skiff");
-  const profile = context?.serverUrl
-    ? undefined
-    : await import("./profiles.js").then(async (p) => p.resolveProfile(await p.readProfiles(home), process.env));
+  const profiles = context?.serverUrl ? undefined : await import("./profiles.js");
+  const profile = profiles?.resolveProfile(await profiles.readProfiles(home), process.env);
   const serverUrl = context?.serverUrl ?? profile?.serverUrl ?? (await embeddedUrl(home));
-  const token =
-    context?.token ??
-    (profile?.tokenId && profile.tokenSecret ? `${profile.tokenId}:${profile.tokenSecret}` : undefined);
+  const token = context?.token ?? (profile && profiles?.credentialOf(profile));
   // Loaded on first use: code inside containers that never calls out does not pay for ws.
   const { Client } = await import("./client.js");
   shared = new Client({ serverUrl, ...(token ? { token } : {}) });

@@ -132,6 +132,11 @@ export function resolveProfile(file: ProfilesFile, env: NodeJS.ProcessEnv): Reso
   });
 }
 
+/** The token a profile holds, as it travels (`ID:SECRET`), if it holds one. */
+export function credentialOf(profile: { tokenId?: string | undefined; tokenSecret?: string | undefined }) {
+  return profile.tokenId && profile.tokenSecret ? `${profile.tokenId}:${profile.tokenSecret}` : undefined;
+}
+
 /**
  * Creates or updates one profile, keeping the others and any other keys; `activate` makes it the
  * `active` one. The file is written atomically with mode 0600, under a lock against other skiff processes.

@@ -10,9 +10,11 @@ import {
   LEASE_MS,
   type OutputStatus,
   type Payload,
+  REGISTRY_LOGIN_KEYS,
   RESULT_TTL_MS,
   type RegistryAuth,
   type RetryPolicy,
+  registrySecretOf,
   type ServerToClient,
   type WorkerMessage,
   type WorkerOutput,
@@ -243,9 +245,11 @@ export class ControlPlane {
     return info;
   }
 
-  /** That a call exists and is of a workspace's function, else NOT_FOUND (the same for both). */
+  /**
+   * That a call exists and is of a workspace's function, else NOT_FOUND (the same for both). A call not
+   * in memory is one whose first chunk was written before (memory holds a call from its first submit).
+   */
   private async checkCall(workspace: string, callId: string): Promise<void> {
-    await this.persister.flushed();
     const functionId = this.calls.get(callId)?.functionId ?? (await this.store.getCall(callId))?.functionId;
     const info = functionId ? await this.functionInfo(functionId).catch(() => undefined) : undefined;
     if (info?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
@@ -801,10 +805,13 @@ export class ControlPlane {
   private async grantOutputBlobs(outputs: WorkerOutput[]): Promise<void> {
     const byWorkspace = new Map<string, string[]>();
     for (const output of outputs) {
-      if (!output.data || !("blob" in output.data)) continue;
+      if (!("blob" in output.data)) continue;
       const input = this.queue.get(output.inputId);
       const workspace = input && this.functions.get(input.functionId)?.workspace;
-      if (workspace) byWorkspace.set(workspace, [...(byWorkspace.get(workspace) ?? []), output.data.blob]);
+      if (!workspace) continue;
+      const hashes = byWorkspace.get(workspace) ?? [];
+      byWorkspace.set(workspace, hashes);
+      hashes.push(output.data.blob);
     }
     for (const [workspace, hashes] of byWorkspace) await this.store.grantBlobs(workspace, hashes);
   }
@@ -1017,17 +1024,13 @@ export class ControlPlane {
 
   /** The login of the registry an image's base comes from, when it names a secret (in `scope`). */
   async registryAuth(scope: Scope, image: ImageSpec): Promise<RegistryAuth | undefined> {
-    if (image.base === "debian-bookworm" || !image.base.secret) return undefined;
-    const name = image.base.secret;
+    const name = registrySecretOf(image);
+    if (!name) return undefined;
     if (!this.secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
-    const values = (await this.secrets.store.getMany(scope.env, [name], scope.workspace)).get(name);
-    if (!values?.REGISTRY_USERNAME || !values.REGISTRY_PASSWORD) {
-      throw new ApiError(
-        "BAD_REQUEST",
-        `the registry secret "${name}" in environment "${scope.env}" needs REGISTRY_USERNAME and REGISTRY_PASSWORD: \`skiff secret create ${name} REGISTRY_USERNAME=… REGISTRY_PASSWORD=… --env ${scope.env}\``,
-      );
-    }
-    return { username: values.REGISTRY_USERNAME, password: values.REGISTRY_PASSWORD };
+    const values = (await this.secrets.store.getMany(scope.env, [name], scope.workspace)).get(name) ?? {};
+    const missing = REGISTRY_LOGIN_KEYS.filter((key) => !values[key]);
+    if (missing.length > 0) throw new ApiError("BAD_REQUEST", registryLoginMissing(name, scope.env, missing));
+    return { username: values.REGISTRY_USERNAME!, password: values.REGISTRY_PASSWORD! };
   }
 
   /** Starts a container of a pool; false if its secrets cannot be resolved (its waiting inputs then fail). */
@@ -1068,6 +1071,11 @@ export class ControlPlane {
     });
     return true;
   }
+}
+
+/** What a registry secret without its login keys is refused with (at deploy, and when the image is pulled). */
+export function registryLoginMissing(name: string, env: string, missing: readonly string[]): string {
+  return `the registry secret "${name}" in environment "${env}" needs ${REGISTRY_LOGIN_KEYS.join(" and ")} (missing: ${missing.join(", ")}): \`skiff secret create ${name} REGISTRY_USERNAME=… REGISTRY_PASSWORD=… --force --env ${env}\``;
 }
 
 function missingFunction(functionId: string): ApiError {

@@ -1,9 +1,10 @@
 import { rename, unlink } from "node:fs/promises";
-import type { FunctionSpec } from "@skiff/protocol";
+import { type FunctionSpec, REGISTRY_LOGIN_KEYS, registrySecretOf } from "@skiff/protocol";
 import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
 import { SecretBox } from "@skiff/store";
 import { z } from "zod";
 import { type Api, requireAdmin, scopeOf, workspaceOf } from "../auth.js";
+import { registryLoginMissing } from "../engine/control-plane.js";
 import { sealLocalSecrets } from "../engine/local-secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
@@ -31,7 +32,7 @@ export async function checkAppSecrets(
   local: LocalSecrets,
 ): Promise<SealSecrets | undefined> {
   if (!secrets) {
-    if (functions.some((fn) => fn.secrets.length > 0 || (fn.image.base !== "debian-bookworm" && fn.image.base.secret)))
+    if (functions.some((fn) => fn.secrets.length > 0 || registrySecretOf(fn.image)))
       throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return undefined;
   }
@@ -42,15 +43,10 @@ export async function checkAppSecrets(
   const stored = new Map((await secrets.store.list(env, workspace)).map((s) => [s.name, new Set(s.keys)]));
   const used: LocalSecrets = {};
   for (const fn of functions) {
-    const { base } = fn.image;
-    if (base !== "debian-bookworm" && base.secret) {
-      const missing = ["REGISTRY_USERNAME", "REGISTRY_PASSWORD"].filter((key) => !stored.get(base.secret!)?.has(key));
-      if (missing.length > 0) {
-        throw new ApiError(
-          "BAD_REQUEST",
-          `function "${fn.name}": the registry secret "${base.secret}" in environment "${env}" needs REGISTRY_USERNAME and REGISTRY_PASSWORD (missing: ${missing.join(", ")}): \`skiff secret create ${base.secret} REGISTRY_USERNAME=… REGISTRY_PASSWORD=… --force --env ${env}\``,
-        );
-      }
+    const registry = registrySecretOf(fn.image);
+    const missing = registry ? REGISTRY_LOGIN_KEYS.filter((key) => !stored.get(registry)?.has(key)) : [];
+    if (registry && missing.length > 0) {
+      throw new ApiError("BAD_REQUEST", `function "${fn.name}": ${registryLoginMissing(registry, env, missing)}`);
     }
     for (const ref of fn.secrets) {
       if ("local" in ref) {
