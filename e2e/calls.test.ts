@@ -50,6 +50,21 @@ describe("calls through the real CLI, server, worker and containers", () => {
     expect(results).toEqual([{ value: 49, local: 25 }]);
   });
 
+  it("calls functions from inside a container with the container's own token", async () => {
+    const { results } = await run("nested");
+    expect(results[0]).toEqual({
+      one: 16,
+      sum: 14,
+      spawned: 25,
+      bigBack: true,
+      byName: 9,
+      listing: "FORBIDDEN",
+      tokenInEnv: false,
+      // The worker relays the API on a socket beside the runner's (a host path under the process runtime).
+      serverUrl: expect.stringMatching(/^unix:.*\/api\.sock$/),
+    });
+  });
+
   it("round-trips Date, Map, Set, BigInt and typed arrays", async () => {
     const { results } = await run("types");
     expect(results[0]).toEqual({

@@ -34,6 +34,8 @@ type Kind = "named" | "own" | "admin" | "worker";
 
 interface Case {
   kind: Kind;
+  /** A container's token may call it too (calls, their payloads, whoami); it gets 403 everywhere else. */
+  container?: boolean;
   request: (n: Names) => { path: string; body?: unknown; raw?: Uint8Array };
   /** Runs after the others' successful calls (they destroy what those need). */
   late?: number;
@@ -80,7 +82,7 @@ const CASES: Record<string, Case> = {
     request: (n) => ({ path: "/v1/secrets", body: { name: `${n.secret}-2`, values: { K: "v" } } }),
   },
   "DELETE /v1/secrets/:name": { kind: "named", request: (n) => ({ path: `/v1/secrets/${n.secret}` }), late: 2 },
-  "GET /v1/whoami": { kind: "own", request: () => ({ path: "/v1/whoami" }) },
+  "GET /v1/whoami": { kind: "own", container: true, request: () => ({ path: "/v1/whoami" }) },
   "GET /v1/tokens": { kind: "own", request: () => ({ path: "/v1/tokens" }) },
   "POST /v1/tokens": { kind: "own", request: () => ({ path: "/v1/tokens", body: { name: "another" } }) },
   "DELETE /v1/tokens/:id": { kind: "named", request: (n) => ({ path: `/v1/tokens/${n.tokenId}` }), late: 1 },
@@ -98,22 +100,36 @@ const CASES: Record<string, Case> = {
   "GET /v1/apps": { kind: "own", request: () => ({ path: "/v1/apps" }) },
   "POST /v1/apps/:id/heartbeat": { kind: "named", request: (n) => ({ path: `/v1/apps/${n.appId}/heartbeat` }) },
   "POST /v1/apps/:app/stop": { kind: "named", request: (n) => ({ path: `/v1/apps/${n.app}/stop` }), late: 3 },
-  "GET /v1/functions/lookup": { kind: "named", request: (n) => ({ path: `/v1/functions/lookup?app=${n.app}&name=f` }) },
-  "HEAD /v1/blobs/:hash": { kind: "named", request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
-  "GET /v1/blobs/:hash": { kind: "named", request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
-  "PUT /v1/blobs/:hash": { kind: "own", request: (n) => ({ path: `/v1/blobs/${n.bundle}`, raw: bundleBytes }) },
+  "GET /v1/functions/lookup": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/functions/lookup?app=${n.app}&name=f` }),
+  },
+  "HEAD /v1/blobs/:hash": { kind: "named", container: true, request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
+  "GET /v1/blobs/:hash": { kind: "named", container: true, request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
+  "PUT /v1/blobs/:hash": {
+    kind: "own",
+    container: true,
+    request: (n) => ({ path: `/v1/blobs/${n.bundle}`, raw: bundleBytes }),
+  },
 };
 
-describe("authorization: every route × (no token, revoked, another workspace's, the right one)", () => {
+describe("authorization: every route × (no token, revoked, another workspace's, a container's, the right one)", () => {
   let dir: string;
   let server: RunningServer;
   let store: Store;
-  const token: Record<"a" | "aAdmin" | "aRevoked" | "b" | "worker", string> = {
+  const token: Record<
+    "a" | "aAdmin" | "aRevoked" | "b" | "worker" | "container" | "stagingContainer" | "stoppedContainer",
+    string
+  > = {
     a: "",
     aAdmin: "",
     aRevoked: "",
     b: "",
     worker: "",
+    container: "",
+    stagingContainer: "",
+    stoppedContainer: "",
   };
   let real: Names;
   const madeUp: Names = {
@@ -199,6 +215,21 @@ describe("authorization: every route × (no token, revoked, another workspace's,
       bundle: sha(bundleBytes),
       archive: sha(archiveBytes),
     };
+    // Containers of A's app: one in main, one in A's staging environment, one that has stopped.
+    const container = (env: string) =>
+      store.addContainer({
+        id: `ct-${randomUUID().slice(0, 13)}`,
+        workerId: "wk-test",
+        functionId: real.functionId,
+        version: 2,
+        workspace: a.id,
+        appId: real.appId,
+        env,
+      });
+    token.container = await container("main");
+    token.stagingContainer = await container("staging-a");
+    token.stoppedContainer = await container("main");
+    await store.setContainerState(token.stoppedContainer.split(":")[0]!, "stopped", "done");
   });
 
   afterAll(async () => {
@@ -215,7 +246,14 @@ describe("authorization: every route × (no token, revoked, another workspace's,
 
   it("refuses every route without a token, and with a revoked one", async () => {
     for (const route of Object.keys(CASES)) {
-      for (const credential of [undefined, token.aRevoked, "tk-nope:sk-nope", `${real.tokenId}:sk-wrong`]) {
+      for (const credential of [
+        undefined,
+        token.aRevoked,
+        "tk-nope:sk-nope",
+        `${real.tokenId}:sk-wrong`,
+        token.stoppedContainer,
+        `${token.container.split(":")[0]}:sk-wrong`,
+      ]) {
         const { status } = await call(route, real, credential);
         expect(status, `${route} with ${credential ?? "no token"}`).toBe(401);
       }
@@ -250,6 +288,22 @@ describe("authorization: every route × (no token, revoked, another workspace's,
       const { status } = await call(route, real, kind === "worker" ? token.a : token.worker);
       expect(status, route).toBe(403);
     }
+  });
+
+  it("keeps a container's token to calls of its own environment", async () => {
+    for (const [route, { container }] of Object.entries(CASES)) {
+      const { status, text } = await call(route, real, token.container);
+      if (container) expect(status, `${route}: ${text}`).toBeLessThan(300);
+      else expect(status, `${route}: ${text}`).toBe(403);
+    }
+    const lookup = (env: string, credential: string) =>
+      call("GET /v1/functions/lookup", { ...real, app: `${real.app}&env=${env}` }, credential);
+    expect((await lookup("staging-a", token.container)).status).toBe(403);
+    expect((await lookup("main", token.stagingContainer)).status).toBe(403);
+    // Its own environment is the default: A's app is deployed to main, not staging.
+    expect((await call("GET /v1/functions/lookup", real, token.stagingContainer)).status).toBe(404);
+    const whoami = JSON.parse((await call("GET /v1/whoami", real, token.container)).text) as Record<string, unknown>;
+    expect(whoami).toMatchObject({ kind: "container", admin: false, workspace: { name: "a" } });
   });
 
   it("authenticates WebSockets, and keeps another workspace's calls and logs from it", async () => {
@@ -311,8 +365,20 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     await same((id) => ask(b, { t: "cancel", callId: id }), callOfA);
     await same((id) => ask(b, { t: "subscribe", callId: id, fromIdx: 0 }), callOfA);
     expect(await ask(a, { t: "cancel", callId: callOfA })).toBeUndefined();
-    a.close();
-    b.close();
+
+    // A container calls functions of its workspace and environment, and nothing else over the socket.
+    expect(await open("/v1/worker", token.container)).toBe(403);
+    expect(await open("/v1/client", token.stoppedContainer)).toBe(401);
+    const inMain = (await open("/v1/client", token.container)) as WebSocket;
+    const inStaging = (await open("/v1/client", token.stagingContainer)) as WebSocket;
+    const callOfContainer = randomUUID();
+    expect(await submit(inMain, real.functionId, callOfContainer)).toBeUndefined();
+    expect(await ask(inMain, { t: "subscribe", callId: callOfContainer, fromIdx: 0 })).toBeUndefined();
+    expect(await ask(inMain, { t: "cancel", callId: callOfContainer })).toBeUndefined();
+    expect((await ask(inMain, { t: "logs", appId: real.appId }))?.code).toBe("FORBIDDEN");
+    await same((id) => submit(inStaging, id), real.functionId);
+    await same((id) => ask(inStaging, { t: "subscribe", callId: id, fromIdx: 0 }), callOfA);
+    for (const socket of [a, b, inMain, inStaging]) socket.close();
   });
 
   it("closes a revoked token's open connections", async () => {

@@ -12,6 +12,20 @@ export type Api = Hono<AuthEnv>;
 /** Routes anyone may call: a liveness probe that says nothing about any workspace. */
 const PUBLIC_PATHS = new Set(["/v1/health"]);
 
+/**
+ * What a container's token may do over HTTP: look up functions, move the payloads of calls, and say who
+ * it is. Calls themselves go over the client WebSocket.
+ */
+const CONTAINER_ROUTES: [method: string, path: RegExp][] = [
+  ["GET", /^\/v1\/whoami$/],
+  ["GET", /^\/v1\/functions\/lookup$/],
+  ["HEAD", /^\/v1\/blobs\/[^/]+$/],
+  ["GET", /^\/v1\/blobs\/[^/]+$/],
+  ["PUT", /^\/v1\/blobs\/[^/]+$/],
+];
+const CONTAINER_LIMITS =
+  "a container's token only calls functions of its own environment (and moves their payloads): do this from outside the container, with a user token";
+
 const NO_TOKEN =
   "this server needs a token: set SKIFF_TOKEN_ID and SKIFF_TOKEN_SECRET, or add a profile to ~/.skiff/config.toml (an admin makes one with `skiff token create`)";
 const BAD_TOKEN =
@@ -43,35 +57,50 @@ export class Authenticator {
   middleware(): MiddlewareHandler<AuthEnv> {
     return async (c, next) => {
       if (PUBLIC_PATHS.has(c.req.path)) return next();
-      c.set("caller", await this.principal(c.req.header("authorization")));
+      const caller = await this.principal(c.req.header("authorization"));
+      if (caller.kind === "container" && !CONTAINER_ROUTES.some(([m, p]) => m === c.req.method && p.test(c.req.path))) {
+        throw new ApiError("FORBIDDEN", CONTAINER_LIMITS);
+      }
+      c.set("caller", caller);
       await next();
     };
   }
 
-  /** A WebSocket upgrade's caller, if its token is of the `wanted` kind, or the error to answer it with. */
-  async upgrade(request: IncomingMessage, wanted: Principal["kind"]): Promise<Principal | ApiError> {
+  /** A WebSocket upgrade's caller, if its token is of a `wanted` kind, or the error to answer it with. */
+  async upgrade(request: IncomingMessage, wanted: Principal["kind"][]): Promise<Principal | ApiError> {
     try {
       const caller = await this.principal(request.headers.authorization);
-      if (caller.kind === wanted) return caller;
+      if (wanted.includes(caller.kind)) return caller;
       const path = new URL(request.url ?? "/", "http://skiff").pathname;
-      return new ApiError("FORBIDDEN", `${path} is for ${wanted} tokens, and this is a ${caller.kind} token`);
+      return new ApiError(
+        "FORBIDDEN",
+        `${path} is for ${wanted.join(" and ")} tokens, and this is a ${caller.kind} token`,
+      );
     } catch (error) {
       return error instanceof ApiError ? error : new ApiError("INTERNAL", (error as Error).message);
     }
   }
 }
 
-/** The workspace of a user token's caller; workers' tokens act in none (FORBIDDEN). */
+/** The workspace of a user's or a container's token; workers' tokens act in none (FORBIDDEN). */
 export function workspaceOf(caller: Principal): string {
-  if (caller.kind !== "user" || !caller.workspace) {
+  if (caller.kind === "worker" || !caller.workspace) {
     throw new ApiError("FORBIDDEN", "a worker token cannot act in a workspace: use a user token");
   }
   return caller.workspace;
 }
 
-/** The caller's workspace with the environment a request names (`?env=`, default `main`). */
-export function scopeOf(c: Context<AuthEnv>, env = c.req.query("env") ?? "main"): Scope {
-  return { workspace: workspaceOf(c.get("caller")), env };
+/**
+ * The caller's workspace with the environment a request names (`?env=`; default `main`, or a
+ * container's own). A container's token acts in its own environment only.
+ */
+export function scopeOf(c: Context<AuthEnv>, env = c.req.query("env")): Scope {
+  const caller = c.get("caller");
+  const own = caller.container?.env;
+  if (own !== undefined && env !== undefined && env !== own) {
+    throw new ApiError("FORBIDDEN", `${CONTAINER_LIMITS} (its environment is "${own}", not "${env}")`);
+  }
+  return { workspace: workspaceOf(caller), env: env ?? own ?? "main" };
 }
 
 /** Routes for worker agents only. */

@@ -80,14 +80,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       socket.destroy();
       return;
     }
-    const caller = await auth.upgrade(request, path === "/v1/client" ? "user" : "worker");
+    const caller = await auth.upgrade(request, path === "/v1/client" ? ["user", "container"] : ["worker"]);
     if (caller instanceof ApiError) {
       refuseUpgrade(socket, caller);
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       sockets.add(caller.tokenId, ws);
-      if (path === "/v1/client") serveClient(ws, control, log, caller.workspace!);
+      if (path === "/v1/client") serveClient(ws, control, log, caller);
       else serveWorker(workerSocketLink(ws, log), control, log, url);
     });
   });

@@ -309,6 +309,7 @@ export class WorkerAgent {
       runtime: this.options.runtime,
       log: this.options.log,
       stateDir: this.options.stateDir,
+      serverUrl: this.options.serverUrl,
       send: (message) => this.send(message),
       queueOutput: (output) => {
         this.outputs.push(output);

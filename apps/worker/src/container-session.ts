@@ -18,6 +18,7 @@ import {
   type WorkerToRunner,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
+import { relayToServer } from "./api-relay.js";
 import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
@@ -45,6 +46,8 @@ export interface SessionHost {
     log: (line: string) => void,
   ): Promise<{ runnerDir: string; bundleDir: string; nodeDir: string; rootfs: string; image: BuiltImage }>;
   stateDir: string;
+  /** The server's URL: the container's api.sock relays to it. */
+  serverUrl: string;
   ended(session: ContainerSession): void;
 }
 
@@ -64,6 +67,7 @@ const FRAGMENT = "in the container";
 export class ContainerSession {
   readonly id: string;
   private server: Server | undefined;
+  private apiRelay: Server | undefined;
   private runner: Socket | undefined;
   private readonly inFlight = new Map<string, InFlight>();
   /** The claim we forwarded for the runner, if the server has not answered it yet. */
@@ -95,14 +99,23 @@ export class ContainerSession {
       image = paths.image;
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
-      // A function running as another user (USER) must still reach its socket; the directory is this
+      this.apiRelay = await relayToServer(join(dir, "api.sock"), this.host.serverUrl);
+      // A function running as another user (USER) must still reach its sockets; the directory is this
       // container's alone.
-      if (paths.image.user) await chmod(join(dir, "runner.sock"), 0o777);
+      if (paths.image.user) {
+        await chmod(join(dir, "runner.sock"), 0o777);
+        await chmod(join(dir, "api.sock"), 0o777);
+      }
       const { spec } = this.start;
       const fromImage = imageContainerSpec(paths, {
         ...this.start.secrets,
         ...this.start.env,
         SKIFF_SOCKET: "/.skiff/sock/runner.sock",
+        SKIFF_API_SOCKET: "/.skiff/sock/api.sock",
+        SKIFF_CONTAINER_TOKEN: this.start.token,
+        SKIFF_FUNCTION_IDS: JSON.stringify(this.start.functionIds),
+        SKIFF_APP_ID: this.start.appId,
+        SKIFF_ENV: this.start.appEnv,
         SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
         SKIFF_FUNCTION: spec.name,
         SKIFF_MAX_INPUTS: String(spec.maxInputs),
@@ -150,6 +163,7 @@ export class ContainerSession {
       if (this.idleTimer) clearInterval(this.idleTimer);
       clearTimeout(this.startupTimer);
       this.server?.close();
+      this.apiRelay?.close();
       await rm(dir, { recursive: true, force: true }).catch(() => {});
     }
   }
@@ -368,9 +382,9 @@ export class ContainerSession {
     });
   }
 
-  /** Secret values never leave in logs, whatever the function prints. */
+  /** Secret values (and the container's token) never leave in logs, whatever the function prints. */
   private redact(line: string): string {
-    this.secretValues ??= Object.values(this.start.secrets)
+    this.secretValues ??= [...Object.values(this.start.secrets), this.start.token]
       .filter((value) => value.length >= 4)
       .sort((a, b) => b.length - a.length);
     let out = line;

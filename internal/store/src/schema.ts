@@ -224,6 +224,15 @@ const MIGRATIONS: string[] = [
   INSERT INTO blob_owners (workspace, hash) SELECT DISTINCT 'ws-local', bundle_hash FROM app_versions;
   ALTER TABLE app_versions ADD COLUMN local_secrets_key_id text;
   `,
+  // A container's token lets the code inside it call functions of its workspace and environment; it is
+  // good while the container lives. Like API tokens, only the secret's SHA-256 is kept. Containers from
+  // before have none, and never get one.
+  `
+  ALTER TABLE containers ADD COLUMN token_sha256 text;
+  ALTER TABLE containers ADD COLUMN workspace text;
+  ALTER TABLE containers ADD COLUMN app_id text;
+  ALTER TABLE containers ADD COLUMN env text;
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

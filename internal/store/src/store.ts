@@ -5,6 +5,7 @@ import { groupBy } from "@skiff/protocol/group-by";
 import type { Db } from "./db.js";
 import type { SealedLocalSecrets } from "./local-secrets.js";
 import { migrate } from "./schema.js";
+import { newSecret } from "./tokens.js";
 
 /** Where a resource lives: a workspace and one of its environments. */
 export interface Scope {
@@ -384,6 +385,15 @@ export class Store {
     };
   }
 
+  /** The ids of the functions and classes of an app's current version, by name. */
+  async functionIds(appId: string): Promise<Record<string, string>> {
+    const rows = await this.db.query<{ id: string; name: string }>(
+      "SELECT f.id, f.name FROM functions f JOIN apps a ON a.id = f.app_id WHERE a.id = $1 AND f.version = a.version",
+      [appId],
+    );
+    return Object.fromEntries(rows.map((row) => [row.name, row.id]));
+  }
+
   /**
    * A function of the running app of this name in this environment, in its current version: the deployed
    * app first, else the newest app run with --detach.
@@ -622,11 +632,35 @@ export class Store {
     );
   }
 
-  async addContainer(container: { id: string; workerId: string; functionId: string; version: number }): Promise<void> {
+  /**
+   * Records a container that is starting, and returns its token (`ID:SECRET`): code inside it calls
+   * functions of `appId`'s workspace and environment with it until the container stops.
+   */
+  async addContainer(container: {
+    id: string;
+    workerId: string;
+    functionId: string;
+    version: number;
+    workspace: string;
+    appId: string;
+    env: string;
+  }): Promise<string> {
+    const { secret, sha256 } = newSecret();
     await this.db.query(
-      "INSERT INTO containers (id, worker_id, function_id, state, version) VALUES ($1, $2, $3, 'starting', $4)",
-      [container.id, container.workerId, container.functionId, container.version],
+      `INSERT INTO containers (id, worker_id, function_id, state, version, token_sha256, workspace, app_id, env)
+       VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7, $8)`,
+      [
+        container.id,
+        container.workerId,
+        container.functionId,
+        container.version,
+        sha256,
+        container.workspace,
+        container.appId,
+        container.env,
+      ],
     );
+    return `${container.id}:${secret}`;
   }
 
   async setContainerState(id: string, state: "running" | "stopped", reason?: string): Promise<void> {

@@ -4,6 +4,7 @@ import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
 import { migrate } from "./schema.js";
 import { LOCAL_WORKSPACE } from "./secrets.js";
+import { Store } from "./store.js";
 import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 import { TokenError, TokenStore } from "./tokens.js";
 
@@ -42,6 +43,36 @@ function describeTokenStore(name: string, open: () => Promise<{ db: Db; dispose:
       expect(dump).not.toContain(secret);
       expect(dump).not.toContain(secret.slice(3));
       expect((await tokens.get(token.id))?.lastUsedAt).toBeInstanceOf(Date);
+    });
+
+    it("accepts a container's token while the container lives, scoped to its app's environment", async () => {
+      const store = new Store(db);
+      const id = "ct-0123abcd-4567";
+      const credential = await store.addContainer({
+        id,
+        workerId: "wk-1",
+        functionId: "fu-1",
+        version: 1,
+        workspace: LOCAL_WORKSPACE,
+        appId: "ap-1",
+        env: "staging",
+      });
+      expect(await tokens.verify(credential)).toEqual({
+        tokenId: id,
+        kind: "container",
+        workspace: LOCAL_WORKSPACE,
+        admin: false,
+        container: { id, appId: "ap-1", env: "staging" },
+      });
+      const secret = credential.slice(id.length + 1);
+      expect(JSON.stringify(await db.query("SELECT * FROM containers"))).not.toContain(secret);
+      for (const wrong of [`${id}:${secret}x`, `${id}:`, `ct-0123abcd-4568:${secret}`]) {
+        expect(await tokens.verify(wrong), wrong).toBeUndefined();
+      }
+      await store.setContainerState(id, "running");
+      expect((await tokens.verify(credential))?.kind).toBe("container");
+      await store.setContainerState(id, "stopped", "idle");
+      expect(await tokens.verify(credential)).toBeUndefined();
     });
 
     it("stops accepting a revoked token at once", async () => {

@@ -25,12 +25,17 @@ export interface TokenSummary {
   revokedAt: Date | undefined;
 }
 
-/** Who a verified token speaks for. */
+/**
+ * Who a verified token speaks for. A container's token (kind `container`) acts in its app's workspace
+ * and environment only, for as long as the container lives.
+ */
 export interface Principal {
   tokenId: string;
-  kind: TokenKind;
+  kind: TokenKind | "container";
   workspace: string | undefined;
   admin: boolean;
+  /** Set for a container's token: the container, its app and the environment it may act in. */
+  container?: { id: string; appId: string; env: string };
 }
 
 /** What went wrong with a workspace or a token: `code` picks the HTTP status. */
@@ -47,6 +52,8 @@ export class TokenError extends Error {
 const LAST_USED_EVERY_MS = 60_000;
 
 const TOKEN_ID = /^tk-[0-9a-f]{20}$/;
+/** Container ids (`ct-` and part of a UUID) are the ids of their tokens. */
+const CONTAINER_ID = /^ct-[0-9a-f-]{8,36}$/;
 
 /**
  * Workspaces and their API tokens. A token is an id (shown in lists) and a secret (shown once, at
@@ -115,12 +122,12 @@ export class TokenStore {
       throw new TokenError("BAD_REQUEST", "a token's name is 1 to 100 characters: say what uses it, e.g. --name ci");
     }
     const id = `tk-${randomBytes(10).toString("hex")}`;
-    const secret = `sk-${randomBytes(32).toString("base64url")}`;
+    const { secret, sha256 } = newSecret();
     const [row] = await this.db.query<TokenRow>(
       `INSERT INTO tokens (id, workspace, kind, name, admin, secret_sha256)
        SELECT $1, $2, $3, $4, $5, $6 WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM workspaces WHERE id = $2)
        RETURNING ${TOKEN_COLUMNS}`,
-      [id, token.workspace ?? null, token.kind, name, token.admin ?? false, digest(secret)],
+      [id, token.workspace ?? null, token.kind, name, token.admin ?? false, sha256],
     );
     if (!row) throw new TokenError("NOT_FOUND", `no workspace ${token.workspace}`);
     return { token: toToken(row), secret, credential: `${id}:${secret}` };
@@ -161,14 +168,15 @@ export class TokenStore {
   async verify(credential: string): Promise<Principal | undefined> {
     const colon = credential.indexOf(":");
     const id = credential.slice(0, colon);
-    if (colon < 0 || !TOKEN_ID.test(id)) return undefined;
+    if (colon < 0) return undefined;
+    if (CONTAINER_ID.test(id)) return this.verifyContainer(id, credential.slice(colon + 1));
+    if (!TOKEN_ID.test(id)) return undefined;
     const [row] = await this.db.query<TokenRow & { secret_sha256: string }>(
       `SELECT ${TOKEN_COLUMNS}, secret_sha256 FROM tokens WHERE id = $1`,
       [id],
     );
-    if (!row || row.revoked_at !== null) return undefined;
-    const given = Buffer.from(digest(credential.slice(colon + 1)), "hex");
-    if (!timingSafeEqual(given, Buffer.from(row.secret_sha256, "hex"))) return undefined;
+    if (!row || row.revoked_at !== null || !sameDigest(credential.slice(colon + 1), row.secret_sha256))
+      return undefined;
     const now = Date.now();
     if (now - (this.#lastUseWritten.get(id) ?? 0) > LAST_USED_EVERY_MS) {
       this.#lastUseWritten.set(id, now);
@@ -176,6 +184,33 @@ export class TokenStore {
     }
     return { tokenId: id, kind: row.kind, workspace: row.workspace ?? undefined, admin: row.admin };
   }
+
+  /** A container's token: good while the container has not stopped (see Store.addContainer). */
+  private async verifyContainer(id: string, secret: string): Promise<Principal | undefined> {
+    const [row] = await this.db.query<{ token_sha256: string; workspace: string; app_id: string; env: string }>(
+      "SELECT token_sha256, workspace, app_id, env FROM containers WHERE id = $1 AND state <> 'stopped' AND token_sha256 IS NOT NULL",
+      [id],
+    );
+    if (!row || !sameDigest(secret, row.token_sha256)) return undefined;
+    return {
+      tokenId: id,
+      kind: "container",
+      workspace: row.workspace,
+      admin: false,
+      container: { id, appId: row.app_id, env: row.env },
+    };
+  }
+}
+
+/** A new token secret (256 random bits) and the SHA-256 the store keeps of it. */
+export function newSecret(): { secret: string; sha256: string } {
+  const secret = `sk-${randomBytes(32).toString("base64url")}`;
+  return { secret, sha256: digest(secret) };
+}
+
+/** Whether `secret` hashes to `sha256`, in the same time whatever the secret. */
+function sameDigest(secret: string, sha256: string): boolean {
+  return timingSafeEqual(Buffer.from(digest(secret), "hex"), Buffer.from(sha256, "hex"));
 }
 
 interface WorkspaceRow {

@@ -211,6 +211,12 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     /** The function's secrets, resolved: environment variables whose values are redacted from its logs. */
     secrets: z.record(z.string()).default({}),
     registryAuth: RegistryAuth.optional(),
+    /** The app's environment: where `Function.fromName` looks inside the container. */
+    appEnv: z.string(),
+    /** The container's own token (`ID:SECRET`), good while it lives: the code inside calls functions with it. */
+    token: z.string(),
+    /** The ids of the app's functions and classes, by name: `other.remote()` inside the container. */
+    functionIds: z.record(z.string()),
   }),
   z.object({ t: z.literal("stop"), containerId: z.string(), reason: z.string() }),
   z.object({

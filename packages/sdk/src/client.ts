@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
@@ -99,11 +100,14 @@ export class Client {
 
   /** Every HTTP call: authenticated, and an unreachable server is reported as such, with what to do. */
   private async fetch(path: string, init: RequestInit): Promise<Response> {
+    const withAuth = {
+      ...init,
+      headers: { ...(init.headers as Record<string, string> | undefined), ...this.authHeaders() },
+    };
     try {
-      return await fetch(new URL(path, this.options.serverUrl), {
-        ...init,
-        headers: { ...(init.headers as Record<string, string> | undefined), ...this.authHeaders() },
-      });
+      const socketPath = unixSocketOf(this.options.serverUrl);
+      if (socketPath) return await fetchOverUnixSocket(socketPath, path, withAuth);
+      return await fetch(new URL(path, this.options.serverUrl), withAuth);
     } catch (cause) {
       throw this.unreachable(cause);
     }
@@ -177,8 +181,10 @@ export class Client {
   private connect(): Promise<WebSocket> {
     if (this.socket?.readyState === WebSocket.OPEN) return Promise.resolve(this.socket);
     if (this.opening) return this.opening;
-    const url = new URL(`/v1/client?v=${PROTOCOL_VERSION}`, this.options.serverUrl);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const socketPath = unixSocketOf(this.options.serverUrl);
+    const path = `/v1/client?v=${PROTOCOL_VERSION}`;
+    const url = socketPath ? `ws+unix://${socketPath}:${path}` : new URL(path, this.options.serverUrl);
+    if (url instanceof URL) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     this.opening = new Promise<WebSocket>((resolve, reject) => {
       const socket = new WebSocket(url, { headers: this.authHeaders(), perMessageDeflate: false });
       socket.binaryType = "nodebuffer";
@@ -286,6 +292,38 @@ export class Client {
       }
     }
   }
+}
+
+/**
+ * The socket of a `unix:/path` server URL (inside a container, the worker relays the API on one), or
+ * undefined for an http(s) URL.
+ */
+function unixSocketOf(serverUrl: string): string | undefined {
+  return serverUrl.startsWith("unix:") ? serverUrl.slice("unix:".length) : undefined;
+}
+
+/** `fetch` for a server behind a Unix socket (global fetch speaks TCP only). */
+async function fetchOverUnixSocket(socketPath: string, path: string, init: RequestInit): Promise<Response> {
+  const { request } = await import("node:http");
+  const body = init.body as string | Uint8Array | undefined;
+  return new Promise<Response>((resolve, reject) => {
+    const req = request(
+      { socketPath, path, method: init.method ?? "GET", headers: init.headers as Record<string, string> },
+      (res) => {
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+        }
+        const status = res.statusCode ?? 500;
+        const empty = init.method === "HEAD" || status === 204 || status === 304;
+        if (empty) res.resume();
+        const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        resolve(new Response(stream, { status, headers }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** The server's refusal of a request as an error: its code and message, or the status when it gave none. */

@@ -273,7 +273,7 @@ async function* spread<T>(inputs: Iterable<T> | AsyncIterable<T>): AsyncGenerato
 export async function lookUp(
   appName: string,
   name: string,
-  env = process.env.SKIFF_ENV ?? "main",
+  env = getContext()?.env ?? process.env.SKIFF_ENV ?? "main",
 ): Promise<{ functionId: string; cls?: ClassShape }> {
   const client = await clientFromEnvironment();
   const query = new URLSearchParams({ app: appName, name, env });

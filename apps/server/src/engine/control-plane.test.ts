@@ -114,7 +114,7 @@ describe("control plane", () => {
         inputs: args.map((a, idx) => ({ idx, args: bytes(a) })),
       },
       sub,
-      LOCAL_WORKSPACE,
+      { workspace: LOCAL_WORKSPACE },
     );
 
   const output = (input: ClaimedInput, status: "success" | "failure", data: string, more: Partial<WorkerOutput> = {}) =>
@@ -207,7 +207,7 @@ describe("control plane", () => {
     await submit(callId, ["a", "b"], sub);
     await claim(worker);
     const [running] = inputs();
-    await control.cancel(LOCAL_WORKSPACE, callId);
+    await control.cancel({ workspace: LOCAL_WORKSPACE }, callId);
     expect(results.map((r) => [r.idx, r.code])).toEqual([
       [0, "CANCELLED"],
       [1, "CANCELLED"],
@@ -253,14 +253,22 @@ describe("control plane", () => {
     await control.start();
     expect(control.queue.held()).toHaveLength(2);
     const fake = fakeWorker(functionId, []);
-    await store.addContainer({ id: "c1", workerId: "wk-test", functionId, version: 1 });
+    await store.addContainer({
+      id: "c1",
+      workerId: "wk-test",
+      functionId,
+      version: 1,
+      workspace: LOCAL_WORKSPACE,
+      appId: "app-1",
+      env: "main",
+    });
     await control.workerConnected(fake.worker, "process", ["c1"], [{ ...running!, containerId: "c1" }]);
     expect(control.queue.held()).toEqual([]);
     expect(control.queue.get(running!.inputId)).toMatchObject({ state: "running", owner: "c1", attempt: 1 });
     await claim(fake.worker);
     expect(fake.inputs().map((i) => i.inputId)).not.toContain(running!.inputId);
     const { results, sub } = subscriber();
-    await control.subscribe(LOCAL_WORKSPACE, callId, 0, sub);
+    await control.subscribe({ workspace: LOCAL_WORKSPACE }, callId, 0, sub);
     await report(fake.worker, [output(running!, "success", "survived")]);
     expect(results.map((r) => text(r.data))).toEqual(["survived"]);
   });

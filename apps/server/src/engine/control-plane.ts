@@ -81,6 +81,19 @@ interface FunctionInfo {
   params: string | undefined;
 }
 
+/**
+ * Who makes a call: a workspace's token reaches all of its functions; a container's token only those of
+ * its own environment (`env`).
+ */
+export interface Caller {
+  workspace: string;
+  env?: string;
+}
+
+function reaches(caller: Caller, info: FunctionInfo): boolean {
+  return info.workspace === caller.workspace && (caller.env === undefined || info.env === caller.env);
+}
+
 /** The separator between a class's id and its parameter values in a pool id. */
 const POOL_SEPARATOR = "~";
 
@@ -235,24 +248,25 @@ export class ControlPlane {
     return info;
   }
 
-  /** A function (or pool) of a workspace's app; one of another workspace is "not found", as a missing one. */
-  private async functionIn(workspace: string, functionId: string): Promise<FunctionInfo> {
+  /** A function (or pool) the caller may call; anything else is "not found", as a missing one. */
+  private async functionIn(caller: Caller, functionId: string): Promise<FunctionInfo> {
     const info = await this.functionInfo(functionId).catch((error: unknown) => {
       if (error instanceof ApiError && error.code === "NOT_FOUND") return undefined;
       throw error;
     });
-    if (info?.workspace !== workspace) throw missingFunction(functionId);
+    if (!info || !reaches(caller, info)) throw missingFunction(functionId);
     return info;
   }
 
   /**
-   * That a call exists and is of a workspace's function, else NOT_FOUND (the same for both). A call not
-   * in memory is one whose first chunk was written before (memory holds a call from its first submit).
+   * That a call exists and is of a function the caller reaches, else NOT_FOUND (the same for both). A
+   * call not in memory is one whose first chunk was written before (memory holds a call from its first
+   * submit).
    */
-  private async checkCall(workspace: string, callId: string): Promise<void> {
+  private async checkCall(caller: Caller, callId: string): Promise<void> {
     const functionId = this.calls.get(callId)?.functionId ?? (await this.store.getCall(callId))?.functionId;
     const info = functionId ? await this.functionInfo(functionId).catch(() => undefined) : undefined;
-    if (info?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
+    if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
 
   /** Streams an app's logs to a subscriber, if the app is the workspace's. */
@@ -299,7 +313,7 @@ export class ControlPlane {
 
   /** Overrides a function's autoscaling until its next deploy; applies to every pool of a class. */
   async updateAutoscaler(workspace: string, functionId: string, patch: AutoscalerSettings): Promise<FunctionSpec> {
-    const info = await this.functionIn(workspace, functionId);
+    const info = await this.functionIn({ workspace }, functionId);
     if (info.stopped) throw new ApiError("CONFLICT", `function ${info.spec.name} ${info.stopped}`);
     const spec = { ...info.spec, ...patch };
     if (spec.maxContainers < Math.max(1, spec.minContainers)) {
@@ -337,8 +351,8 @@ export class ControlPlane {
   // ---- calls ----
 
   /** Queues a chunk of a call's inputs and hands them to waiting containers; resolves once durable. */
-  async submit(call: Submit, subscriber: Subscriber | undefined, workspace: string): Promise<void> {
-    const fn = await this.functionIn(workspace, call.functionId);
+  async submit(call: Submit, subscriber: Subscriber | undefined, caller: Caller): Promise<void> {
+    const fn = await this.functionIn(caller, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
     const { inputs } = call;
     if (inputs.length === 0) return;
@@ -403,16 +417,16 @@ export class ControlPlane {
   }
 
   /** Subscribes, then replays what already finished (the client ignores duplicates). */
-  async subscribe(workspace: string, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
-    await this.checkCall(workspace, callId);
+  async subscribe(caller: Caller, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
+    await this.checkCall(caller, callId);
     this.hub.subscribeCall(callId, subscriber);
     await this.persister.flushed();
     const finished = await this.store.results(callId, fromIdx);
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
   }
 
-  async cancel(workspace: string, callId: string): Promise<void> {
-    await this.checkCall(workspace, callId);
+  async cancel(caller: Caller, callId: string): Promise<void> {
+    await this.checkCall(caller, callId);
     await this.failAll(this.queue.ofCall(callId), "CANCELLED", failurePayload("the call was cancelled"));
   }
 
@@ -432,7 +446,7 @@ export class ControlPlane {
         inputs: [{ idx: 0, args }],
       },
       undefined,
-      (await this.functionInfo(functionId)).workspace,
+      { workspace: (await this.functionInfo(functionId)).workspace },
     );
     return callId;
   }
@@ -1056,7 +1070,18 @@ export class ControlPlane {
       version: info.version,
       stopping: false,
     });
-    await this.store.addContainer({ id: containerId, workerId: worker.id, functionId: info.id, version: info.version });
+    const [token, functionIds] = await Promise.all([
+      this.store.addContainer({
+        id: containerId,
+        workerId: worker.id,
+        functionId: info.id,
+        version: info.version,
+        workspace: info.workspace,
+        appId: info.appId,
+        env: info.env,
+      }),
+      this.store.functionIds(info.appId),
+    ]);
     worker.send({
       t: "start",
       containerId,
@@ -1068,6 +1093,9 @@ export class ControlPlane {
       env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
       secrets,
       ...(registryAuth ? { registryAuth } : {}),
+      appEnv: info.env,
+      token,
+      functionIds,
     });
     return true;
   }

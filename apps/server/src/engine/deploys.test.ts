@@ -68,7 +68,7 @@ describe("deploys and scaling", () => {
         inputs: [{ idx: 0, args: { inline: new Uint8Array([0x80]) } }],
       },
       undefined,
-      LOCAL_WORKSPACE,
+      { workspace: LOCAL_WORKSPACE },
     );
 
   it("starts the new version beside the old one and drains the old once the new one runs", async () => {

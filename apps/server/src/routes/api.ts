@@ -294,13 +294,14 @@ export function apiRoutes(deps: {
   });
 
   api.get("/v1/functions/lookup", async (c) => {
-    const { app, name, env = "main" } = c.req.query();
+    const { app, name } = c.req.query();
     if (!app || !name) throw new ApiError("BAD_REQUEST", "pass ?app=APP&name=FUNCTION");
-    const fn = await store.findFunction(scopeOf(c, env), app, name);
+    const scope = scopeOf(c);
+    const fn = await store.findFunction(scope, app, name);
     if (!fn)
       throw new ApiError(
         "NOT_FOUND",
-        `no running app "${app}" with function "${name}" in environment "${env}": deploy it first`,
+        `no running app "${app}" with function "${name}" in environment "${scope.env}": deploy it first`,
       );
     return c.json({ functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) });
   });
@@ -331,7 +332,7 @@ export function apiRoutes(deps: {
     }
     const caller = c.get("caller");
     await blobs.put(bytes);
-    if (caller.kind === "user") await store.grantBlobs(workspaceOf(caller), [c.req.param("hash")]);
+    if (caller.kind !== "worker") await store.grantBlobs(workspaceOf(caller), [c.req.param("hash")]);
     return c.json({ hash: c.req.param("hash") });
   });
 

@@ -1,15 +1,22 @@
 import { ClientMessage, decodeMessage, type ErrorCode, encodeMessage, type ServerToClient } from "@skiff/protocol";
+import type { Principal } from "@skiff/store";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
-import type { ControlPlane } from "../engine/control-plane.js";
+import { workspaceOf } from "../auth.js";
+import type { Caller, ControlPlane } from "../engine/control-plane.js";
 import type { Subscriber } from "../engine/hub.js";
 import { ApiError } from "../errors.js";
 
+/** What a container's token may ask over the socket: calls, and nothing about apps (logs, shells). */
+const CONTAINER_MESSAGES = new Set<ClientMessage["t"]>(["submit", "subscribe", "unsubscribe", "cancel", "ping"]);
+
 /**
- * One SDK or CLI connection of a workspace's token: submits, subscriptions and cancellations of that
- * workspace's calls; results and logs pushed back.
+ * One SDK or CLI connection, of a workspace's token or a container's: submits, subscriptions and
+ * cancellations of the calls it may make; results and logs pushed back.
  */
-export function serveClient(socket: WebSocket, control: ControlPlane, log: Logger, workspace: string): void {
+export function serveClient(socket: WebSocket, control: ControlPlane, log: Logger, principal: Principal): void {
+  const workspace = workspaceOf(principal);
+  const caller: Caller = principal.container ? { workspace, env: principal.container.env } : { workspace };
   const send = (message: ServerToClient) => {
     if (socket.readyState === socket.OPEN) socket.send(encodeMessage(message));
   };
@@ -26,18 +33,21 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
     try {
       const message = ClientMessage.parse(decodeMessage(data));
       rid = message.rid;
+      if (principal.container && !CONTAINER_MESSAGES.has(message.t)) {
+        throw new ApiError("FORBIDDEN", `a container's token cannot send "${message.t}": only calls`);
+      }
       switch (message.t) {
         case "submit":
-          await control.submit(message, message.subscribe ? subscriber : undefined, workspace);
+          await control.submit(message, message.subscribe ? subscriber : undefined, caller);
           break;
         case "subscribe":
-          await control.subscribe(workspace, message.callId, message.fromIdx, subscriber);
+          await control.subscribe(caller, message.callId, message.fromIdx, subscriber);
           break;
         case "unsubscribe":
           control.hub.unsubscribeCall(message.callId, subscriber);
           break;
         case "cancel":
-          await control.cancel(workspace, message.callId);
+          await control.cancel(caller, message.callId);
           break;
         case "logs":
           await control.subscribeLogs(workspace, message.appId, subscriber);

@@ -7,6 +7,10 @@ if (missing.length > 0) {
   console.error(`skiff runner: missing ${missing.join(", ")}; the runner is started by a Skiff worker, not by hand`);
   process.exit(2);
 }
+const token = env.SKIFF_CONTAINER_TOKEN;
+// The function's own code and the processes it starts do not need the token in their environment: the SDK
+// has it from the runner.
+delete env.SKIFF_CONTAINER_TOKEN;
 await runRunner({
   socketPath: env.SKIFF_SOCKET!,
   bundlePath: env.SKIFF_BUNDLE!,
@@ -14,4 +18,12 @@ await runRunner({
   maxInputs: Number(env.SKIFF_MAX_INPUTS ?? "1"),
   params: env.SKIFF_PARAMS,
   batch: env.SKIFF_BATCH ? (JSON.parse(env.SKIFF_BATCH) as { maxBatchSize: number; waitMs: number }) : undefined,
+  api: env.SKIFF_API_SOCKET && token ? { socketPath: env.SKIFF_API_SOCKET, token } : undefined,
+  app: env.SKIFF_APP_ID
+    ? {
+        id: env.SKIFF_APP_ID,
+        env: env.SKIFF_ENV ?? "main",
+        functionIds: JSON.parse(env.SKIFF_FUNCTION_IDS ?? "{}") as Record<string, string>,
+      }
+    : undefined,
 });

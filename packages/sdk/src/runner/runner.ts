@@ -20,6 +20,10 @@ export interface RunnerOptions {
   params?: string | undefined;
   /** Gather inputs into lists for a batched function. */
   batch?: { maxBatchSize: number; waitMs: number } | undefined;
+  /** How code in the container calls functions: the worker's relay to the server, and the container's token. */
+  api?: { socketPath: string; token: string } | undefined;
+  /** The app: its id, environment and function ids by name (`other.remote()` finds its id here). */
+  app?: { id: string; env: string; functionIds: Record<string, string> } | undefined;
 }
 
 /** The loaded code: runs one input's arguments, and the `exit` hooks at shutdown. */
@@ -170,7 +174,13 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
  * parameter values and runs its `enter` hooks (a throw there fails the container's start).
  */
 async function load(options: RunnerOptions): Promise<Loaded> {
-  setContext({ v: 1, where: "container", functionIds: {} });
+  setContext({
+    v: 1,
+    where: "container",
+    functionIds: options.app?.functionIds ?? {},
+    ...(options.app ? { appId: options.app.id, env: options.app.env } : {}),
+    ...(options.api ? { serverUrl: `unix:${options.api.socketPath}`, token: options.api.token } : {}),
+  });
   // Source maps for the user's bundle only: the runner's own would cost startup time in every container.
   process.setSourceMapsEnabled(true);
   const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
