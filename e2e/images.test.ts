@@ -1,10 +1,11 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { e2eRuntime, ROOT, Stack } from "./stack.js";
+import { CLI, e2eRuntime, ROOT, Stack } from "./stack.js";
 
 const FILE = "e2e/fixtures/image.ts";
 
@@ -152,6 +153,43 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
     expect(command.stderr).toContain("the shell opens in the image before step 1");
     expect(command.stdout).toContain("Debian GNU/Linux 12");
   });
+
+  it("gives an interactive shell a terminal of the caller's size, and follows resizes", async () => {
+    // util-linux script(1) gives the CLI a terminal here, as a user's would be; exec makes the CLI its child.
+    const cli = `stty rows 30 cols 90; exec node ${CLI} shell --image ${FILE}::shared`;
+    const child = spawn("script", ["-qfec", cli, "/dev/null"], {
+      cwd: ROOT,
+      env: { ...stack.env, TERM: "xterm", SKIFF_TEST_NONCE: randomUUID() },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const waitFor = async (text: string) => {
+      for (let i = 0; i < 1200 && !output.includes(text); i++) await sleep(100);
+      expect(output, `waiting for ${JSON.stringify(text)}`).toContain(text);
+    };
+    try {
+      child.stdin.write('tty; echo "size=$(stty size) term=$TERM"\n');
+      await waitFor("size=30 90 term=xterm");
+      expect(output).toContain("/dev/pts/");
+      // The terminal of the CLI changes size, as when a user resizes the window: the container's follows.
+      const cliPid = execFileSync("pgrep", ["-P", String(child.pid)])
+        .toString()
+        .trim()
+        .split("\n")[0]!;
+      execFileSync("stty", ["-F", readlinkSync(`/proc/${cliPid}/fd/1`), "rows", "50", "cols", "120"]);
+      child.stdin.write(
+        'for i in $(seq 100); do [ "$(stty size)" = "50 120" ] && break; sleep 0.1; done; echo "size=$(stty size)"; exit 4\n',
+      );
+      await waitFor("size=50 120");
+      expect(await exited).toBe(4);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 180_000);
 
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {
     const result = await run("broken");

@@ -34,7 +34,7 @@ export async function bundleProgram(fixture: string, outDir: string): Promise<st
   });
   return outfile;
 }
-const CLI = join(ROOT, "dist", "cli.mjs");
+export const CLI = join(ROOT, "dist", "cli.mjs");
 
 /** Whether a command is on PATH. */
 export function hasCommand(cmd: string): boolean {

@@ -24,6 +24,7 @@ import { ContainerSession, type SessionHost } from "./container-session.js";
 import { ImageBuilder, imageContainerSpec } from "./images/index.js";
 import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime } from "./runtime/types.js";
+import { onTerminal, resizeTerminal } from "./shell-terminal.js";
 
 export interface WorkerOptions {
   serverUrl: string;
@@ -285,8 +286,14 @@ export class WorkerAgent {
         void this.build(message.rid, message.image, message.export, message.registryAuth);
         return;
       case "shell-open":
-        void this.openShell(message.sid, message.image, message.command, message.registryAuth);
+        void this.openShell(message);
         return;
+      case "shell-resize": {
+        const shell = this.shells.get(message.sid);
+        const command = resizeTerminal(message.rows, message.cols);
+        if (shell?.stdin) void this.shellRuntime.exec?.(shell.id, command).catch(() => {});
+        return;
+      }
       case "shell-input": {
         const shell = this.shells.get(message.sid);
         if (!shell) return;
@@ -402,7 +409,9 @@ export class WorkerAgent {
    * A shell in a container of `image` (`skiff shell`): built first if needed, up to a failing step (the
    * shell then opens in the image before it). Its output and exit go back to the server.
    */
-  private async openShell(sid: string, image: ImageSpec, command: string[], auth?: RegistryAuth): Promise<void> {
+  private async openShell(open: Extract<ServerToWorker, { t: "shell-open" }>): Promise<void> {
+    const { sid, image, tty, registryAuth: auth } = open;
+    const command = tty ? onTerminal(open.command, tty) : open.command;
     const output = (stream: "stdout" | "stderr" | "system", data: Uint8Array) =>
       this.send({ t: "shell-output", sid, stream, data });
     const system = (line: string) => output("system", Buffer.from(`${line}\n`));
@@ -417,8 +426,10 @@ export class WorkerAgent {
       const prepared = await this.prepareImage(image, system, { upToFailure: true, auth });
       try {
         if (shell.closed) throw new Error("the shell was closed before it started");
+        const spec = imageContainerSpec(prepared);
         const handle = await this.shellRuntime.start({
-          ...imageContainerSpec(prepared),
+          ...spec,
+          ...(tty ? { env: { ...spec.env, TERM: tty.term } } : {}),
           id,
           command,
           cpu: 1,

@@ -4,6 +4,17 @@ import { FunctionSpec, ImageSpec } from "./manifest.js";
 
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, "expected bytes");
 
+/** A terminal for a shell: its size, and the caller's TERM. */
+export const Terminal = z.object({
+  rows: z.number().int().min(1).max(10_000),
+  cols: z.number().int().min(1).max(10_000),
+  term: z
+    .string()
+    .regex(/^[A-Za-z0-9._+-]{1,64}$/)
+    .default("xterm-256color"),
+});
+export type Terminal = z.infer<typeof Terminal>;
+
 /** A payload is CBOR bytes inline, or a sha256 of a blob when it is larger than INLINE_PAYLOAD_LIMIT. */
 export const Payload = z.union([z.object({ inline: Bytes }), z.object({ blob: z.string().regex(/^[0-9a-f]{64}$/) })]);
 export type Payload = z.infer<typeof Payload>;
@@ -83,6 +94,16 @@ export const ClientMessage = z.discriminatedUnion("t", [
     command: z.array(z.string()).min(1).default(["/bin/sh"]),
     /** Where the image's registry secret is looked up. */
     env: z.string().default("main"),
+    /** Run it on a terminal of this size (an interactive `skiff shell`); plain pipes without. */
+    tty: Terminal.optional(),
+  }),
+  /** The caller's terminal changed size. */
+  z.object({
+    t: z.literal("shell-resize"),
+    rid: z.number(),
+    sid: z.string().uuid(),
+    rows: z.number().int().min(1).max(10_000),
+    cols: z.number().int().min(1).max(10_000),
   }),
   /** Bytes for the shell's stdin; `eof` closes it. */
   z.object({
@@ -244,8 +265,10 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     image: ImageSpec,
     command: z.array(z.string()).min(1),
     registryAuth: RegistryAuth.optional(),
+    tty: Terminal.optional(),
   }),
   z.object({ t: z.literal("shell-input"), sid: z.string(), data: Bytes.optional(), eof: z.boolean().default(false) }),
+  z.object({ t: z.literal("shell-resize"), sid: z.string(), rows: z.number().int(), cols: z.number().int() }),
   z.object({ t: z.literal("shell-close"), sid: z.string() }),
 ]);
 export type ServerToWorker = z.infer<typeof ServerToWorker>;

@@ -16,6 +16,7 @@ import {
   type RetryPolicy,
   registrySecretOf,
   type ServerToClient,
+  type Terminal,
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
@@ -584,16 +585,28 @@ export class ControlPlane {
 
   /** Opens a shell in a container of `image` on a worker; its output and exit go to `send`. */
   openShell(
-    sid: string,
-    image: ImageSpec,
-    command: string[],
+    shell: { sid: string; image: ImageSpec; command: string[]; tty?: Terminal | undefined },
     send: (message: ShellMessage) => void,
     registryAuth?: RegistryAuth,
   ): void {
     const worker = this.workers.place({ cpu: 1, memoryMiB: 1024 });
     if (!worker) throw new ApiError("UNAVAILABLE", "no worker has room for a shell: start one with `skiff worker`");
-    this.shells.set(sid, { worker, send });
-    worker.send({ t: "shell-open", sid, image, command, ...(registryAuth ? { registryAuth } : {}) });
+    this.shells.set(shell.sid, { worker, send });
+    const { sid, image, command, tty } = shell;
+    worker.send({
+      t: "shell-open",
+      sid,
+      image,
+      command,
+      ...(tty ? { tty } : {}),
+      ...(registryAuth ? { registryAuth } : {}),
+    });
+  }
+
+  shellResize(sid: string, rows: number, cols: number): void {
+    const shell = this.shells.get(sid);
+    if (!shell) throw new ApiError("NOT_FOUND", `no shell ${sid}: it has ended`);
+    shell.worker.send({ t: "shell-resize", sid, rows, cols });
   }
 
   shellInput(sid: string, data: Uint8Array | undefined, eof: boolean): void {

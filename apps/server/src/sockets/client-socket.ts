@@ -55,14 +55,11 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
         case "ping":
           break;
         case "shell-open":
-          control.openShell(
-            message.sid,
-            message.image,
-            message.command,
-            send,
-            await control.registryAuth({ workspace, env: message.env }, message.image),
-          );
+          control.openShell(message, send, await control.registryAuth({ workspace, env: message.env }, message.image));
           shells.add(message.sid);
+          break;
+        case "shell-resize":
+          control.shellResize(message.sid, message.rows, message.cols);
           break;
         case "shell-input":
           control.shellInput(message.sid, message.data, message.eof);

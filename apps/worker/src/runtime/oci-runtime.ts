@@ -116,6 +116,13 @@ export abstract class OciRuntime implements ContainerRuntime {
     await entry.exited;
   }
 
+  async exec(id: string, command: string[]): Promise<{ code: number | null; stderr: string }> {
+    const entry = this.running.get(id);
+    if (!entry || entry.done) return { code: null, stderr: `container ${id} is not running` };
+    const result = await this.control(entry.container, ["exec", id, ...command]);
+    return { code: result.code, stderr: result.stderr };
+  }
+
   async cleanupStale(): Promise<void> {
     const binary = await this.binaryPath();
     const listed = await runCommand(binary, [...this.globalArgs(), "list", "--quiet"]);

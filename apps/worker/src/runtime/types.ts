@@ -68,6 +68,11 @@ export interface ContainerRuntime {
   start(spec: ContainerSpec): Promise<ContainerHandle>;
   /** Kills the container (SIGKILL) if it runs; `exited` then resolves. Idempotent. */
   kill(id: string): Promise<void>;
+  /**
+   * Runs a command beside a running container's own, inside it; resolves with its exit code. Runtimes
+   * without containers (process) have none.
+   */
+  exec?(id: string, command: string[]): Promise<{ code: number | null; stderr: string }>;
   /** Removes containers, mounts and state left by an earlier worker process that died. */
   cleanupStale(): Promise<void>;
 }

@@ -98,10 +98,13 @@ async function withServer(config: Config, fn: (client: Client, env: string) => P
   }
 }
 
+/** What `skiff shell` runs on a terminal when no command is given: bash where the image has it. */
+const INTERACTIVE_SHELL = ["/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash; fi; exec sh"];
+
 /**
  * `skiff shell --image FILE[::NAME] [COMMAND…]`: a shell (or COMMAND) in a container of a function's
- * image, built first if needed and up to a failing step. Lines go to it as typed; it is not a terminal
- * (no job control, no full-screen programs).
+ * image, built first if needed and up to a failing step. On a terminal it gets one in the container, of
+ * the same size and following resizes; from a pipe, its input and output are plain pipes.
  */
 export async function shellCommand(target: string, command: string[], config: Config): Promise<number> {
   const fn = await oneFunction(target, config, "open");
@@ -119,18 +122,31 @@ export async function shellCommand(target: string, command: string[], config: Co
       }
     });
   });
-  // An interactive sh prints its prompts without a terminal; a pipe gets a plain one.
-  const argv = command.length > 0 ? command : process.stdin.isTTY ? ["/bin/sh", "-i"] : ["/bin/sh"];
-  await client.send({ t: "shell-open", sid, image: fn.image, command: argv, env });
+  // A terminal here gets one in the container (keys go through raw, as typed); a pipe gets plain pipes.
+  const terminal = process.stdin.isTTY && process.stdout.isTTY;
+  const argv = command.length > 0 ? command : terminal ? INTERACTIVE_SHELL : ["/bin/sh"];
+  const size = () => ({ rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 });
+  const tty = terminal ? { ...size(), ...(process.env.TERM ? { term: process.env.TERM } : {}) } : undefined;
+  await client.send({ t: "shell-open", sid, image: fn.image, command: argv, env, ...(tty ? { tty } : {}) });
   let input = Promise.resolve();
-  process.stdin.on("data", (data: Buffer) => {
-    input = input.then(() => client.send({ t: "shell-input", sid, data }));
-  });
-  process.stdin.on("end", () => {
-    input = input.then(() => client.send({ t: "shell-input", sid, eof: true }));
-  });
-  const code = await ended;
-  process.stdin.pause();
-  client.close();
-  return code;
+  const send = (message: Parameters<typeof client.send>[0]) => {
+    input = input.then(() => client.send(message)).catch(() => {});
+  };
+  process.stdin.on("data", (data: Buffer) => send({ t: "shell-input", sid, data }));
+  process.stdin.on("end", () => send({ t: "shell-input", sid, eof: true }));
+  const onResize = () => send({ t: "shell-resize", sid, ...size() });
+  if (terminal) {
+    process.stdin.setRawMode(true);
+    process.stdout.on("resize", onResize);
+  }
+  try {
+    return await ended;
+  } finally {
+    if (terminal) {
+      process.stdin.setRawMode(false);
+      process.stdout.off("resize", onResize);
+    }
+    process.stdin.pause();
+    client.close();
+  }
 }
