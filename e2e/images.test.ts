@@ -1,5 +1,5 @@
-import { execFileSync, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -190,6 +190,25 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
       child.kill("SIGKILL");
     }
   }, 180_000);
+
+  it("runs a step with a build secret that stays out of the layer, the log and the function", async () => {
+    const env = { SKIFF_TEST_NONCE: randomUUID() };
+    const token = `tok-${randomUUID()}`;
+    const missing = await stack.run(["run", `${FILE}::withBuildSecret`], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('runs with the secret "build-token", which is not in environment "main"');
+    expect((await stack.run(["secret", "create", "build-token", `BUILD_TOKEN=${token}`])).code).toBe(0);
+    const built = await stack.run(["run", `${FILE}::withBuildSecret`], { env, timeoutMs: 300_000 });
+    expect(built.code, built.stderr).toBe(0);
+    const sha = createHash("sha256").update(token).digest("hex").slice(0, 16);
+    expect(built.stdout).toContain(`"sha": "${sha}"`);
+    expect(built.stdout).toContain('"inEnv": false');
+    expect(built.stdout).toContain("building with [secret]");
+    expect(built.stdout + built.stderr).not.toContain(token);
+    // No file of any cached layer holds the value.
+    const layers = join(stack.env.SKIFF_CACHE_DIR!, "layers");
+    expect(spawnSync("grep", ["-rlF", token, layers]).stdout.toString()).toBe("");
+  }, 400_000);
 
   it("fails a call whose step fails, with the step, its exit code and the end of its output", async () => {
     const result = await run("broken");

@@ -10,7 +10,6 @@ import {
   type Link,
   type LogLine,
   PROTOCOL_VERSION,
-  type RegistryAuth,
   ServerToWorker,
   socketLink,
   type WorkerMessage,
@@ -48,6 +47,8 @@ export interface WorkerOptions {
 }
 
 type ServerLink = Link<WorkerMessage, ServerToWorker>;
+/** What building an image may need from the server's secret store: a registry login, the steps' secrets. */
+type ImageSecrets = Pick<Extract<ServerToWorker, { t: "build" }>, "registryAuth" | "buildSecrets">;
 
 const MAX_BUFFERED_LOG_LINES = 10_000;
 const DEFAULT_IMAGE_CACHE_MIB = 20 * 1024;
@@ -283,7 +284,7 @@ export class WorkerAgent {
         for (const session of this.sessions.values()) session.cancel(message.inputs);
         return;
       case "build":
-        void this.build(message.rid, message.image, message.export, message.registryAuth);
+        void this.build(message.rid, message.image, message.export, message);
         return;
       case "shell-open":
         void this.openShell(message);
@@ -336,7 +337,7 @@ export class WorkerAgent {
       },
       prepare: async (start, log) => {
         const [prepared, bundleDir] = await Promise.all([
-          this.prepareImage(start.spec.image, log, { auth: start.registryAuth }),
+          this.prepareImage(start.spec.image, log, { secrets: start }),
           this.bundles.ensure(start.bundleHash),
         ]);
         return { ...prepared, bundleDir, runnerDir: this.options.runnerDir };
@@ -349,7 +350,7 @@ export class WorkerAgent {
   private async prepareImage(
     image: ImageSpec,
     log: (line: string) => void,
-    options: { upToFailure?: boolean; auth?: RegistryAuth | undefined } = {},
+    options: { upToFailure?: boolean; secrets?: ImageSecrets } = {},
   ) {
     const process = this.options.runtime.name === "process";
     const { base } = image;
@@ -361,17 +362,17 @@ export class WorkerAgent {
         ? Promise.resolve("/")
         : base === "debian-bookworm"
           ? ensureBaseRootfs(this.options.cacheDir)
-          : this.images.pullBase(base, log, options.auth),
+          : this.images.pullBase(base, log, options.secrets?.registryAuth),
       process
         ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
         : ensureNodeDist(this.options.cacheDir, image.nodeMajor),
     ]);
-    const ensure = options.upToFailure ? { upToFailure: true } : {};
+    const ensure = { upToFailure: options.upToFailure ?? false, secrets: options.secrets?.buildSecrets ?? {} };
     return { rootfs, nodeDir, image: await this.images.ensure(image, { rootfs, nodeDir }, log, ensure) };
   }
 
   /** An image build the server asked for: lines go back batched per tick, then whether it worked. */
-  private async build(rid: number, image: ImageSpec, exportIt: boolean, auth?: RegistryAuth): Promise<void> {
+  private async build(rid: number, image: ImageSpec, exportIt: boolean, secrets: ImageSecrets): Promise<void> {
     let lines: string[] = [];
     const flushLines = () => {
       if (lines.length > 0) this.send({ t: "build-log", rid, lines });
@@ -384,7 +385,7 @@ export class WorkerAgent {
     let error: string | undefined;
     let exported: string | undefined;
     try {
-      const prepared = await this.prepareImage(image, log, { auth });
+      const prepared = await this.prepareImage(image, log, { secrets });
       try {
         if (exportIt) {
           const layout = await this.images.exportLayout(prepared.rootfs, prepared.nodeDir, prepared.image, log);
@@ -410,7 +411,7 @@ export class WorkerAgent {
    * shell then opens in the image before it). Its output and exit go back to the server.
    */
   private async openShell(open: Extract<ServerToWorker, { t: "shell-open" }>): Promise<void> {
-    const { sid, image, tty, registryAuth: auth } = open;
+    const { sid, image, tty } = open;
     const command = tty ? onTerminal(open.command, tty) : open.command;
     const output = (stream: "stdout" | "stderr" | "system", data: Uint8Array) =>
       this.send({ t: "shell-output", sid, stream, data });
@@ -423,7 +424,7 @@ export class WorkerAgent {
     };
     this.shells.set(sid, shell);
     try {
-      const prepared = await this.prepareImage(image, system, { upToFailure: true, auth });
+      const prepared = await this.prepareImage(image, system, { upToFailure: true, secrets: open });
       try {
         if (shell.closed) throw new Error("the shell was closed before it started");
         const spec = imageContainerSpec(prepared);

@@ -21,6 +21,7 @@ import type { Logger } from "pino";
 import { relayToServer } from "./api-relay.js";
 import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
+import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
 
 type StartMessage = Extract<ServerToWorker, { t: "start" }>;
@@ -75,8 +76,8 @@ export class ContainerSession {
   private lastActive = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private startupTimer: NodeJS.Timeout | undefined;
-  /** Values of the function's secrets, longest first (see redact). */
-  private secretValues: string[] | undefined;
+  /** Hides the values of the function's secrets (and its token) in log lines. */
+  private readonly redact: (line: string) => string;
   private stopReason: StopReason | undefined;
   private stopMessage: string | undefined;
   private timedOut: string | undefined;
@@ -88,6 +89,7 @@ export class ContainerSession {
     private readonly host: SessionHost,
   ) {
     this.id = start.containerId;
+    this.redact = redactor([...Object.values(start.secrets), start.token]);
   }
 
   /** Starts the container; never throws: failures are reported to the server as a stopped container. */
@@ -380,16 +382,6 @@ export class ContainerSession {
       stream,
       line: this.redact(line),
     });
-  }
-
-  /** Secret values (and the container's token) never leave in logs, whatever the function prints. */
-  private redact(line: string): string {
-    this.secretValues ??= [...Object.values(this.start.secrets), this.start.token]
-      .filter((value) => value.length >= 4)
-      .sort((a, b) => b.length - a.length);
-    let out = line;
-    for (const value of this.secretValues) if (out.includes(value)) out = out.replaceAll(value, "[secret]");
-    return out;
   }
 }
 

@@ -11,6 +11,14 @@ export function imageArchives(image: ImageSpec): string[] {
 /** The keys of the secret an image's registry login comes from. */
 export const REGISTRY_LOGIN_KEYS = ["REGISTRY_USERNAME", "REGISTRY_PASSWORD"] as const;
 
+/** The secrets an image's steps run with (see ImageStep), each once. */
+export function buildSecretsOf(image: ImageSpec): string[] {
+  return [...new Set(image.layers.flatMap(({ step }) => ("secrets" in step ? (step.secrets ?? []) : [])))];
+}
+
+/** Values of build secrets, by secret name, as the worker gets them. */
+export type BuildSecretValues = Record<string, Record<string, string>>;
+
 /** The secret an image's registry base logs in with, if it names one. */
 export function registrySecretOf(image: ImageSpec): string | undefined {
   return image.base === "debian-bookworm" ? undefined : image.base.secret;

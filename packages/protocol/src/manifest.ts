@@ -10,11 +10,18 @@ export const RetryPolicy = z.object({
 });
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 
+/**
+ * Named secrets a step that runs commands gets as environment variables while it runs (a private
+ * registry's token, say): never stored in the layer. Their names are part of the layer's key, their
+ * values are not.
+ */
+const BuildSecrets = z.array(z.string().regex(RESOURCE_NAME)).min(1).optional();
+
 /** One builder call of an image: one layer. */
 export const ImageStep = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("apt"), packages: z.array(z.string().min(1)).min(1) }),
-  z.object({ kind: z.literal("npm"), packages: z.array(z.string().min(1)).min(1) }),
-  z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1)).min(1) }),
+  z.object({ kind: z.literal("apt"), packages: z.array(z.string().min(1)).min(1), secrets: BuildSecrets }),
+  z.object({ kind: z.literal("npm"), packages: z.array(z.string().min(1)).min(1), secrets: BuildSecrets }),
+  z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1)).min(1), secrets: BuildSecrets }),
   z.object({ kind: z.literal("env"), vars: z.record(z.string()) }),
   z.object({ kind: z.literal("workdir"), path: z.string().startsWith("/") }),
   /** Later steps and the function run as this user (a name from the image's /etc/passwd, or uid[:gid]). */

@@ -232,6 +232,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     /** The function's secrets, resolved: environment variables whose values are redacted from its logs. */
     secrets: z.record(z.string()).default({}),
     registryAuth: RegistryAuth.optional(),
+    /** Values of the secrets the image's steps run with, by name (see ImageStep). */
+    buildSecrets: z.record(z.record(z.string())).optional(),
     /** The app's environment: where `Function.fromName` looks inside the container. */
     appEnv: z.string(),
     /** The container's own token (`ID:SECRET`), good while it lives: the code inside calls functions with it. */
@@ -258,6 +260,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     /** Also export it as an OCI layout (a tar in the blob store). */
     export: z.boolean().default(false),
     registryAuth: RegistryAuth.optional(),
+    /** Values of the secrets the image's steps run with, by name (see ImageStep). */
+    buildSecrets: z.record(z.record(z.string())).optional(),
   }),
   z.object({
     t: z.literal("shell-open"),
@@ -265,6 +269,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     image: ImageSpec,
     command: z.array(z.string()).min(1),
     registryAuth: RegistryAuth.optional(),
+    /** Values of the secrets the image's steps run with, by name (see ImageStep). */
+    buildSecrets: z.record(z.record(z.string())).optional(),
     tty: Terminal.optional(),
   }),
   z.object({ t: z.literal("shell-input"), sid: z.string(), data: Bytes.optional(), eof: z.boolean().default(false) }),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseDockerfile } from "./dockerfile.js";
 import { Image } from "./image.js";
+import { Secret } from "./secret.js";
 import { tarOf } from "./tar.js";
 
 const keys = (image: Image, env: NodeJS.ProcessEnv = {}) => image.toSpec(20, env).layers.map((l) => l.key);
@@ -30,6 +31,18 @@ describe("Image", () => {
     expect(Image.debianSlim({ node: 22 }).aptInstall("jq").toSpec(20).nodeMajor).toBe(22);
     expect(keys(Image.debianSlim({ node: 22 }).aptInstall("jq"))).not.toEqual(
       keys(Image.debianSlim().aptInstall("jq")),
+    );
+  });
+
+  it("records a step's secrets by name: part of its key, values never", () => {
+    const plain = base.runCommands("npm whoami");
+    const withSecret = base.runCommands("npm whoami", { secrets: [Secret.fromName("npm")] });
+    expect(withSecret.toSpec(20).layers[3]!.step).toEqual({ kind: "run", commands: ["npm whoami"], secrets: ["npm"] });
+    expect(keys(withSecret)[3]).not.toEqual(keys(plain)[3]);
+    // No secrets, no field: the keys of images from before stay as they were.
+    expect(base.runCommands("x", { secrets: [] }).toSpec(20).layers[3]!.step).toEqual({ kind: "run", commands: ["x"] });
+    expect(() => base.npmInstall("left-pad", { secrets: [Secret.fromObject({ TOKEN: "t" })] })).toThrow(
+      "must be named ones",
     );
   });
 

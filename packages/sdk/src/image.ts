@@ -16,6 +16,12 @@ import { tarOf, tarOfAll } from "./tar.js";
 export interface StepOptions {
   /** Rebuild this layer (and those after it) on every run, e.g. to pick up a moving `latest`. */
   forceBuild?: boolean;
+  /**
+   * Named secrets the step runs with, as environment variables (later ones win): a private registry's
+   * token, say. They are not stored in the layer, and changing a value does not rebuild it.
+   * @example .npmInstall("@acme/private", { secrets: [Secret.fromName("npm")] })
+   */
+  secrets?: Secret[];
 }
 
 interface Layer {
@@ -102,7 +108,10 @@ export class Image {
   /** Installs Debian packages with apt-get. */
   aptInstall(...args: [...packages: string[], options: StepOptions] | string[]): Image {
     const [packages, options] = split(args);
-    return this.with({ kind: "apt", packages: checkPackages("aptInstall", packages) }, options);
+    return this.with(
+      { kind: "apt", packages: checkPackages("aptInstall", packages), ...stepSecrets("aptInstall", options) },
+      options,
+    );
   }
 
   /**
@@ -111,7 +120,10 @@ export class Image {
    */
   npmInstall(...args: [...packages: string[], options: StepOptions] | string[]): Image {
     const [packages, options] = split(args);
-    return this.with({ kind: "npm", packages: checkPackages("npmInstall", packages) }, options);
+    return this.with(
+      { kind: "npm", packages: checkPackages("npmInstall", packages), ...stepSecrets("npmInstall", options) },
+      options,
+    );
   }
 
   /** Runs shell commands (`/bin/sh -c`), in order, failing at the first that fails. */
@@ -120,7 +132,7 @@ export class Image {
     if (commands.length === 0 || commands.some((c) => c.trim() === "")) {
       throw new RangeError("runCommands: give at least one command, none of them empty");
     }
-    return this.with({ kind: "run", commands }, options);
+    return this.with({ kind: "run", commands, ...stepSecrets("runCommands", options) }, options);
   }
 
   /** Sets environment variables for later steps and for the function. */
@@ -238,6 +250,19 @@ function registerArchive(bytes: Uint8Array): string {
 /** The bytes of a local-file archive an image refers to, for uploadImageFiles. */
 function localArchive(hash: string): Uint8Array | undefined {
   return archives().get(hash);
+}
+
+/** The names of a step's secrets, as the step records them (none: no field, so its key stays the same). */
+function stepSecrets(method: string, options: StepOptions): { secrets?: string[] } {
+  if (options.secrets === undefined || options.secrets.length === 0) return {};
+  const names = options.secrets.map((secret) => {
+    const ref = (secret as Partial<Secret> | undefined)?.ref;
+    if (!ref || !("name" in ref)) {
+      throw new TypeError(`${method}: a step's secrets must be named ones: { secrets: [Secret.fromName(NAME)] }`);
+    }
+    return ref.name;
+  });
+  return { secrets: names };
 }
 
 function split(args: (string | StepOptions)[]): [string[], StepOptions] {

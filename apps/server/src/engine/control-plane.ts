@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
+  type BuildSecretValues,
+  buildSecretsOf,
   type ClientMessage,
   type ErrorCode,
   encodeMessage,
@@ -553,7 +555,7 @@ export class ControlPlane {
   buildImage(
     image: ImageSpec,
     onLines: (lines: string[]) => void,
-    options: { export?: boolean; registryAuth?: RegistryAuth | undefined } = {},
+    options: { export?: boolean; secrets?: ImageSecrets } = {},
   ): Promise<string | undefined> {
     // Where a small container would go (best fit): builds land where containers are likely to run.
     const worker = this.workers.place({ cpu: 0.001, memoryMiB: 1 });
@@ -578,7 +580,7 @@ export class ControlPlane {
         rid,
         image,
         export: options.export ?? false,
-        ...(options.registryAuth ? { registryAuth: options.registryAuth } : {}),
+        ...options.secrets,
       });
     });
   }
@@ -587,7 +589,7 @@ export class ControlPlane {
   openShell(
     shell: { sid: string; image: ImageSpec; command: string[]; tty?: Terminal | undefined },
     send: (message: ShellMessage) => void,
-    registryAuth?: RegistryAuth,
+    secrets: ImageSecrets = {},
   ): void {
     const worker = this.workers.place({ cpu: 1, memoryMiB: 1024 });
     if (!worker) throw new ApiError("UNAVAILABLE", "no worker has room for a shell: start one with `skiff worker`");
@@ -599,7 +601,7 @@ export class ControlPlane {
       image,
       command,
       ...(tty ? { tty } : {}),
-      ...(registryAuth ? { registryAuth } : {}),
+      ...secrets,
     });
   }
 
@@ -1049,24 +1051,38 @@ export class ControlPlane {
     return out;
   }
 
-  /** The login of the registry an image's base comes from, when it names a secret (in `scope`). */
-  async registryAuth(scope: Scope, image: ImageSpec): Promise<RegistryAuth | undefined> {
-    const name = registrySecretOf(image);
-    if (!name) return undefined;
+  /**
+   * The secrets building `image` needs, from `scope`: the login of the registry its base comes from, and
+   * the values of the secrets its steps run with. Empty for an image that names none.
+   */
+  async imageSecrets(scope: Scope, image: ImageSpec): Promise<ImageSecrets> {
+    const registry = registrySecretOf(image);
+    const names = [...new Set([...(registry ? [registry] : []), ...buildSecretsOf(image)])];
+    if (names.length === 0) return {};
     if (!this.secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
-    const values = (await this.secrets.store.getMany(scope.env, [name], scope.workspace)).get(name) ?? {};
-    const missing = REGISTRY_LOGIN_KEYS.filter((key) => !values[key]);
-    if (missing.length > 0) throw new ApiError("BAD_REQUEST", registryLoginMissing(name, scope.env, missing));
-    return { username: values.REGISTRY_USERNAME!, password: values.REGISTRY_PASSWORD! };
+    const found = await this.secrets.store.getMany(scope.env, names, scope.workspace);
+    const out: ImageSecrets = {};
+    if (registry) {
+      const values = found.get(registry) ?? {};
+      const missing = REGISTRY_LOGIN_KEYS.filter((key) => !values[key]);
+      if (missing.length > 0) throw new ApiError("BAD_REQUEST", registryLoginMissing(registry, scope.env, missing));
+      out.registryAuth = { username: values.REGISTRY_USERNAME!, password: values.REGISTRY_PASSWORD! };
+    }
+    for (const name of buildSecretsOf(image)) {
+      const values = found.get(name);
+      if (!values) throw new ApiError("BAD_REQUEST", buildSecretMissing(name, scope.env));
+      out.buildSecrets = { ...out.buildSecrets, [name]: values };
+    }
+    return out;
   }
 
   /** Starts a container of a pool; false if its secrets cannot be resolved (its waiting inputs then fail). */
   private async startContainer(worker: WorkerConn, info: FunctionInfo): Promise<boolean> {
     let secrets: Record<string, string>;
-    let registryAuth: RegistryAuth | undefined;
+    let imageSecrets: ImageSecrets;
     try {
       secrets = await this.secretsFor(info);
-      registryAuth = await this.registryAuth(info, info.spec.image);
+      imageSecrets = await this.imageSecrets(info, info.spec.image);
     } catch (error) {
       this.cannotStart.set(info.id, Date.now());
       await this.failFunction(info.id, `${info.spec.name} cannot start: ${(error as Error).message}`, undefined);
@@ -1105,13 +1121,24 @@ export class ControlPlane {
       spec: info.spec,
       env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
       secrets,
-      ...(registryAuth ? { registryAuth } : {}),
+      ...imageSecrets,
       appEnv: info.env,
       token,
       functionIds,
     });
     return true;
   }
+}
+
+/** What an image build needs from the secret store (see imageSecrets); both go to the worker. */
+export interface ImageSecrets {
+  registryAuth?: RegistryAuth;
+  buildSecrets?: BuildSecretValues;
+}
+
+/** What a step's secret that is not in the environment is refused with (at deploy, and at build). */
+export function buildSecretMissing(name: string, env: string): string {
+  return `an image step runs with the secret "${name}", which is not in environment "${env}": create it with \`skiff secret create ${name} KEY=value --env ${env}\``;
 }
 
 /** What a registry secret without its login keys is refused with (at deploy, and when the image is pulled). */

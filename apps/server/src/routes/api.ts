@@ -84,7 +84,7 @@ export function apiRoutes(deps: {
       c.req.raw,
       z.object({ image: ImageSpec, export: z.boolean().default(false), env: Env.default("main") }),
     );
-    const registryAuth = await control.registryAuth({ workspace, env }, image);
+    const secrets = await control.imageSecrets({ workspace, env }, image);
     for (const archive of imageArchives(image)) {
       if (!(await store.ownsBlob(workspace, archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
@@ -95,7 +95,7 @@ export function apiRoutes(deps: {
       start(stream) {
         const write = (text: string) => stream.enqueue(encoder.encode(`${text}\n`));
         control
-          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt, registryAuth })
+          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt, secrets })
           .then(async (exported) => {
             if (exported) await store.grantBlobs(workspace, [exported]);
             write(exported ? `ok ${exported}` : "ok");

@@ -1,10 +1,10 @@
 import { rename, unlink } from "node:fs/promises";
-import { type FunctionSpec, REGISTRY_LOGIN_KEYS, registrySecretOf } from "@skiff/protocol";
+import { buildSecretsOf, type FunctionSpec, REGISTRY_LOGIN_KEYS, registrySecretOf } from "@skiff/protocol";
 import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
 import { SecretBox } from "@skiff/store";
 import { z } from "zod";
 import { type Api, requireAdmin, scopeOf, workspaceOf } from "../auth.js";
-import { registryLoginMissing } from "../engine/control-plane.js";
+import { buildSecretMissing, registryLoginMissing } from "../engine/control-plane.js";
 import { sealLocalSecrets } from "../engine/local-secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
@@ -32,7 +32,7 @@ export async function checkAppSecrets(
   local: LocalSecrets,
 ): Promise<SealSecrets | undefined> {
   if (!secrets) {
-    if (functions.some((fn) => fn.secrets.length > 0 || registrySecretOf(fn.image)))
+    if (functions.some((fn) => fn.secrets.length > 0 || registrySecretOf(fn.image) || buildSecretsOf(fn.image).length))
       throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return undefined;
   }
@@ -48,6 +48,8 @@ export async function checkAppSecrets(
     if (registry && missing.length > 0) {
       throw new ApiError("BAD_REQUEST", `function "${fn.name}": ${registryLoginMissing(registry, env, missing)}`);
     }
+    const absent = buildSecretsOf(fn.image).find((name) => !stored.has(name));
+    if (absent) throw new ApiError("BAD_REQUEST", `function "${fn.name}": ${buildSecretMissing(absent, env)}`);
     for (const ref of fn.secrets) {
       if ("local" in ref) {
         const values = local[ref.local];

@@ -55,7 +55,7 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
         case "ping":
           break;
         case "shell-open":
-          control.openShell(message, send, await control.registryAuth({ workspace, env: message.env }, message.image));
+          control.openShell(message, send, await control.imageSecrets({ workspace, env: message.env }, message.image));
           shells.add(message.sid);
           break;
         case "shell-resize":

@@ -2,8 +2,9 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { ImageSpec, ImageStep, RegistryAuth } from "@skiff/protocol";
+import type { BuildSecretValues, ImageSpec, ImageStep, RegistryAuth } from "@skiff/protocol";
 import { forEachLine } from "../line-splitter.js";
+import { redactor } from "../redact.js";
 import { runChecked } from "../runtime/command.js";
 import type { ContainerRuntime, Mount } from "../runtime/types.js";
 import { makeCacheEntry } from "./cache-entry.js";
@@ -94,7 +95,7 @@ export class ImageBuilder {
     image: ImageSpec,
     base: { rootfs: string; nodeDir: string },
     log: (line: string) => void,
-    options: { upToFailure?: boolean } = {},
+    options: { upToFailure?: boolean; secrets?: BuildSecretValues } = {},
   ) {
     const entries: string[] = base.rootfs.startsWith(join(this.options.cacheDir, "bases"))
       ? [dirname(base.rootfs)]
@@ -115,7 +116,10 @@ export class ImageBuilder {
       } else {
         let pending = this.building.get(key);
         if (!pending) {
-          pending = this.buildLayer(key, step, built, base, where, log).finally(() => this.building.delete(key));
+          const secrets = stepEnv(step, options.secrets ?? {});
+          pending = this.buildLayer(key, step, secrets, built, base, where, log).finally(() =>
+            this.building.delete(key),
+          );
           this.building.set(key, pending);
         }
         try {
@@ -260,6 +264,7 @@ export class ImageBuilder {
   private async buildLayer(
     key: string,
     step: ImageStep,
+    secrets: Record<string, string>,
     below: BuiltImage,
     base: { rootfs: string; nodeDir: string },
     where: { step: number; total: number; description: string },
@@ -277,7 +282,7 @@ export class ImageBuilder {
       say(published ? "fetching" : "building");
       if (published) await this.extract(published, upper, LAYER_TAR_FLAGS);
       else if (step.kind === "copy") await this.extract(step.archive, upper);
-      else if (script !== undefined) await this.run(key, script, step, below, base, upper, where, log);
+      else if (script !== undefined) await this.run(key, script, step, secrets, below, base, upper, where, log);
       else {
         await mkdir(upper, { recursive: true });
         if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
@@ -292,6 +297,7 @@ export class ImageBuilder {
     key: string,
     script: string,
     step: ImageStep,
+    secrets: Record<string, string>,
     below: BuiltImage,
     base: { rootfs: string; nodeDir: string },
     upper: string,
@@ -314,7 +320,14 @@ export class ImageBuilder {
       layers: below.layers,
       upperDir: upper,
       command: ["/bin/sh", "-c", script],
-      env: { ...tls, ...below.env, PATH, HOME: below.user?.home ?? "/root", DEBIAN_FRONTEND: "noninteractive" },
+      env: {
+        ...tls,
+        ...below.env,
+        ...secrets,
+        PATH,
+        HOME: below.user?.home ?? "/root",
+        DEBIAN_FRONTEND: "noninteractive",
+      },
       ...(below.user ? { user: { uid: below.user.uid, gid: below.user.gid } } : {}),
       cwd: below.cwd,
       mounts,
@@ -323,8 +336,10 @@ export class ImageBuilder {
       network: "private",
     });
     const tail: string[] = [];
+    // A step's secret values never reach its log, whatever it prints.
+    const redact = redactor(Object.values(secrets));
     const onLine = (raw: string) => {
-      const line = raw.replace(/\r$/, "");
+      const line = redact(raw.replace(/\r$/, ""));
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
       log(line);
@@ -340,4 +355,12 @@ export class ImageBuilder {
       throw new ImageBuildError(where.step, where.total, where.description, exit.exitCode, tail);
     }
   }
+}
+
+/** The environment a step's secrets give it: their values, later secrets over earlier ones. */
+function stepEnv(step: ImageStep, values: BuildSecretValues): Record<string, string> {
+  const names = "secrets" in step ? (step.secrets ?? []) : [];
+  const missing = names.find((name) => !values[name]);
+  if (missing) throw new Error(`the image step needs the secret "${missing}", and the server sent no values for it`);
+  return Object.assign({}, ...names.map((name) => values[name]));
 }
