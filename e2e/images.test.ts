@@ -194,11 +194,11 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
   it("runs a step with a build secret that stays out of the layer, the log and the function", async () => {
     const env = { SKIFF_TEST_NONCE: randomUUID() };
     const token = `tok-${randomUUID()}`;
-    const missing = await stack.run(["run", `${FILE}::withBuildSecret`], { env });
+    const missing = await stack.run(["run", "e2e/fixtures/build-secret.ts"], { env });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('runs with the secret "build-token", which is not in environment "main"');
     expect((await stack.run(["secret", "create", "build-token", `BUILD_TOKEN=${token}`])).code).toBe(0);
-    const built = await stack.run(["run", `${FILE}::withBuildSecret`], { env, timeoutMs: 300_000 });
+    const built = await stack.run(["run", "e2e/fixtures/build-secret.ts"], { env, timeoutMs: 300_000 });
     expect(built.code, built.stderr).toBe(0);
     const sha = createHash("sha256").update(token).digest("hex").slice(0, 16);
     expect(built.stdout).toContain(`"sha": "${sha}"`);
