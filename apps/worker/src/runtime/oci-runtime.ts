@@ -41,6 +41,8 @@ interface Running {
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,47}$/;
 const KILL_RETRY_MS = 100;
 const KILL_ATTEMPTS = 50;
+/** What runc and runsc say of a container they have not created yet. */
+const NOT_CREATED_YET = /container does not exist|loading sandbox: file does not exist|is not running/;
 
 /** The container lifecycle runc and runsc share: overlay root, config.json, a foreground `run`, OOM check, teardown. */
 export abstract class OciRuntime implements ContainerRuntime {
@@ -119,7 +121,12 @@ export abstract class OciRuntime implements ContainerRuntime {
   async exec(id: string, command: string[]): Promise<{ code: number | null; stderr: string }> {
     const entry = this.running.get(id);
     if (!entry || entry.done) return { code: null, stderr: `container ${id} is not running` };
-    const result = await this.control(entry.container, ["exec", id, ...command]);
+    let result = await this.control(entry.container, ["exec", id, ...command]);
+    // Right after start the runtime may not have created the container yet: wait for it, as kill does.
+    for (let attempt = 1; attempt < KILL_ATTEMPTS && !entry.done && NOT_CREATED_YET.test(result.stderr); attempt++) {
+      await sleep(KILL_RETRY_MS);
+      result = await this.control(entry.container, ["exec", id, ...command]);
+    }
     return { code: result.code, stderr: result.stderr };
   }
 

@@ -125,6 +125,23 @@ function defineCases(
     TEST_TIMEOUT_MS,
   );
 
+  it.skipIf(!runtime.exec)(
+    "runs a command beside the container's own, inside it",
+    async () => {
+      const handle = await runtime.start(
+        spec("exec", { command: ["/bin/sh", "-c", "read line; cat /tmp/mark"], stdin: true }),
+      );
+      const stdout = collect(handle.stdout);
+      const made = await runtime.exec!(handle.id, ["/bin/sh", "-c", "echo from-exec > /tmp/mark"]);
+      expect(made, made.stderr).toMatchObject({ code: 0 });
+      handle.stdin?.end("go\n");
+      await handle.exited;
+      expect(await stdout).toBe("from-exec\n");
+      expect((await runtime.exec!(handle.id, ["/bin/true"])).code).not.toBe(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   it(
     "reports the exit code",
     async () => {
