@@ -164,7 +164,10 @@ describe("authorization: every route × (no token, revoked, another workspace's,
 
   /** A response with the names it mentions replaced by what they stand for, to compare two of them. */
   const normalized = (text: string, names: Names) =>
-    Object.entries(names).reduce((out, [key, value]) => out.replaceAll(value, `<${key}>`), text);
+    Object.entries(names)
+      // Longest first: a short name ("db") can occur inside a longer one (a token id's hex).
+      .sort(([, a], [, b]) => b.length - a.length)
+      .reduce((out, [key, value]) => out.replaceAll(value, `<${key}>`), text);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "skiff-auth-"));
@@ -365,6 +368,9 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     await same((id) => ask(b, { t: "cancel", callId: id }), callOfA);
     await same((id) => ask(b, { t: "subscribe", callId: id, fromIdx: 0 }), callOfA);
     expect(await ask(a, { t: "cancel", callId: callOfA })).toBeUndefined();
+    // Only the connection that opened a shell types into it or resizes it.
+    expect((await ask(b, { t: "shell-input", sid: NONE, eof: true }))?.code).toBe("NOT_FOUND");
+    expect((await ask(b, { t: "shell-resize", sid: NONE, rows: 9, cols: 9 }))?.code).toBe("NOT_FOUND");
 
     // A container calls functions of its workspace and environment, and nothing else over the socket.
     expect(await open("/v1/worker", token.container)).toBe(403);

@@ -25,8 +25,12 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
     pushLogs: (lines) => send({ t: "logs", lines }),
   };
 
-  /** Shells this connection opened: closed with it. */
+  /** Shells this connection opened: closed with it, and the only ones it may type into. */
   const shells = new Set<string>();
+  const ownShell = (sid: string) => {
+    if (!shells.has(sid)) throw new ApiError("NOT_FOUND", `no shell ${sid} on this connection`);
+    return sid;
+  };
 
   socket.on("message", async (data: Buffer) => {
     let rid = 0;
@@ -59,10 +63,10 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
           shells.add(message.sid);
           break;
         case "shell-resize":
-          control.shellResize(message.sid, message.rows, message.cols);
+          control.shellResize(ownShell(message.sid), message.rows, message.cols);
           break;
         case "shell-input":
-          control.shellInput(message.sid, message.data, message.eof);
+          control.shellInput(ownShell(message.sid), message.data, message.eof);
           break;
       }
       send({ t: "ack", rid });
