@@ -18,7 +18,7 @@ import {
   type WorkerToRunner,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
-import { relayToServer } from "./api-relay.js";
+import { relayTo } from "./api-relay.js";
 import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
@@ -101,7 +101,7 @@ export class ContainerSession {
       image = paths.image;
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
-      this.apiRelay = await relayToServer(join(dir, "api.sock"), this.host.serverUrl);
+      this.apiRelay = await listen(join(dir, "api.sock"), relayTo(this.host.serverUrl));
       // A function running as another user (USER) must still reach its sockets; the directory is this
       // container's alone.
       if (paths.image.user) {

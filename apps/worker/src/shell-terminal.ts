@@ -1,9 +1,4 @@
-import type { Terminal } from "@skiff/protocol";
-
-/** One argument for POSIX sh, single-quoted. */
-function quote(arg: string): string {
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
-}
+import { shellQuote as quote, type Terminal } from "@skiff/protocol";
 
 /**
  * `command` run on a terminal of `tty`'s size inside the container. util-linux `script` makes a

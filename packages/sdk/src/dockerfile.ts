@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, posix, resolve } from "node:path";
+import { shellQuote } from "@skiff/protocol/shell-quote";
 import { inContainer } from "./context.js";
 import { Image } from "./image.js";
 
@@ -140,5 +141,5 @@ function unquote(value: string): string {
 function shellForm(args: string): string {
   if (!args.startsWith("[")) return args;
   const words = JSON.parse(args) as string[];
-  return words.map((w) => `'${w.replaceAll("'", `'\\''`)}'`).join(" ");
+  return words.map(shellQuote).join(" ");
 }

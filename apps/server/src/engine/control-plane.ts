@@ -1057,7 +1057,8 @@ export class ControlPlane {
    */
   async imageSecrets(scope: Scope, image: ImageSpec): Promise<ImageSecrets> {
     const registry = registrySecretOf(image);
-    const names = [...new Set([...(registry ? [registry] : []), ...buildSecretsOf(image)])];
+    const steps = buildSecretsOf(image);
+    const names = [...new Set([...(registry ? [registry] : []), ...steps])];
     if (names.length === 0) return {};
     if (!this.secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
     const found = await this.secrets.store.getMany(scope.env, names, scope.workspace);
@@ -1068,11 +1069,9 @@ export class ControlPlane {
       if (missing.length > 0) throw new ApiError("BAD_REQUEST", registryLoginMissing(registry, scope.env, missing));
       out.registryAuth = { username: values.REGISTRY_USERNAME!, password: values.REGISTRY_PASSWORD! };
     }
-    for (const name of buildSecretsOf(image)) {
-      const values = found.get(name);
-      if (!values) throw new ApiError("BAD_REQUEST", buildSecretMissing(name, scope.env));
-      out.buildSecrets = { ...out.buildSecrets, [name]: values };
-    }
+    const absent = steps.find((name) => !found.has(name));
+    if (absent) throw new ApiError("BAD_REQUEST", buildSecretMissing(absent, scope.env));
+    if (steps.length > 0) out.buildSecrets = Object.fromEntries(steps.map((name) => [name, found.get(name)!]));
     return out;
   }
 

@@ -1,11 +1,10 @@
-import type { ImageStep } from "@skiff/protocol";
+import { type ImageStep, shellQuote as quote } from "@skiff/protocol";
 
 /** PATH in build steps and exported images: the mounted Node build first. */
 export const PATH = "/.skiff/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** The shell script of a step, or undefined for steps that only record metadata. */
 export function stepScript(step: ImageStep): string | undefined {
-  const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
   switch (step.kind) {
     case "apt":
       return [
