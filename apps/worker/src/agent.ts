@@ -274,7 +274,7 @@ export class WorkerAgent {
       case "inputs": {
         const session = this.claims.get(message.rid);
         this.claims.delete(message.rid);
-        if (session?.accepting) void session.deliver(message);
+        if (session?.accepting) session.deliver(message);
         else if (message.inputs.length > 0) {
           this.send({ t: "return", inputs: message.inputs.map(({ inputId, attempt }) => ({ inputId, attempt })) });
         }

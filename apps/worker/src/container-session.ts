@@ -55,11 +55,25 @@ export interface SessionHost {
 interface InFlight {
   input: ClaimedInput;
   timer: NodeJS.Timeout;
+  sentAt: number;
+}
+
+type RunnerInput = Extract<WorkerToRunner, { t: "inputs" }>["inputs"][number];
+
+/** An input leased to this container that the runner has not asked for yet; its arguments load meanwhile. */
+interface Buffered {
+  input: ClaimedInput;
+  ready: Promise<RunnerInput>;
 }
 
 /** How long `exit` hooks may run at shutdown. */
 const EXIT_GRACE_MS = 30_000;
 const FRAGMENT = "in the container";
+/**
+ * Inputs shorter than this (on average) are claimed a turn ahead: the runner's next inputs wait here, so
+ * finishing a turn costs one hop to this process instead of one to the server and back.
+ */
+const PREFETCH_BELOW_MS = 20;
 
 /**
  * One container from start to exit: starts it, serves its runner over a Unix socket, relays claims and
@@ -71,8 +85,13 @@ export class ContainerSession {
   private apiRelay: Server | undefined;
   private runner: Socket | undefined;
   private readonly inFlight = new Map<string, InFlight>();
-  /** The claim we forwarded for the runner, if the server has not answered it yet. */
+  /** The claim we sent, if the server has not answered it yet. */
   private pendingClaim: { max: number } | undefined;
+  /** How many inputs the runner asked for and has not been sent. */
+  private runnerWants = 0;
+  private readonly buffered: Buffered[] = [];
+  /** Moving average of how long inputs ran, in ms; undefined until one has finished. */
+  private averageRunMs: number | undefined;
   private lastActive = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
   private startupTimer: NodeJS.Timeout | undefined;
@@ -184,6 +203,7 @@ export class ContainerSession {
       this.pendingClaim = undefined;
       this.host.send({ t: "unclaim", containerId: this.id });
     }
+    this.returnBuffered();
     this.sendRunner({ t: "shutdown" });
     // The runner finishes its inputs (each within its timeout), then runs `exit` hooks.
     const grace = this.inFlight.size > 0 ? this.start.spec.timeoutMs + EXIT_GRACE_MS : EXIT_GRACE_MS;
@@ -198,38 +218,75 @@ export class ContainerSession {
     void this.host.runtime.kill(this.id);
   }
 
-  /** Kills the container if it runs any of these attempts (a cancelled call). */
+  /** Kills the container if it runs any of these attempts (a cancelled call); drops those not started. */
   cancel(inputs: { inputId: string; attempt: number }[]): void {
+    const cancelled = new Set(inputs.map((ref) => `${ref.inputId}/${ref.attempt}`));
+    for (let i = this.buffered.length - 1; i >= 0; i--) {
+      const { input } = this.buffered[i]!;
+      if (cancelled.has(`${input.inputId}/${input.attempt}`)) this.buffered.splice(i, 1);
+    }
     if (inputs.some((ref) => this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt)) {
       this.kill("requested", "its input was cancelled");
     }
   }
 
   /** The server's answer to this session's claim (routed here by the agent). */
-  async deliver(message: Extract<ServerToWorker, { t: "inputs" }>): Promise<void> {
-    const max = this.pendingClaim?.max ?? 1;
+  deliver(message: Extract<ServerToWorker, { t: "inputs" }>): void {
     this.pendingClaim = undefined;
     if (message.shutdown) {
       this.stop("requested", "the server asked it to stop");
       return;
     }
-    if (message.inputs.length === 0) {
-      // The wait timed out at the server; the runner still wants work.
-      if (!this.stopReason) this.claim(max);
-      return;
+    for (const input of message.inputs) {
+      const ready =
+        "inline" in input.args
+          ? Promise.resolve({ inputId: input.inputId, attempt: input.attempt, args: input.args.inline })
+          : this.host
+              .fetchBlob(input.args.blob)
+              .then((args) => ({ inputId: input.inputId, attempt: input.attempt, args }));
+      // A blob that cannot be read fails its input when it is sent.
+      ready.catch(() => {});
+      this.buffered.push({ input, ready });
     }
-    this.lastActive = Date.now();
-    const inputs = await Promise.all(
-      message.inputs.map(async (input) => {
+    this.feedRunner();
+  }
+
+  /** Sends the runner what it asked for from the buffer, then claims what the runner and the buffer lack. */
+  private feedRunner(): void {
+    if (this.stopReason) return;
+    const taken = this.buffered.splice(0, Math.min(this.runnerWants, this.buffered.length));
+    if (taken.length > 0) {
+      // The runner asks again for whatever room it has left once these arrive.
+      this.runnerWants = 0;
+      this.lastActive = Date.now();
+      const now = Date.now();
+      for (const { input } of taken) {
         this.inFlight.set(input.inputId, {
           input,
           timer: setTimeout(() => this.timeout(input), input.timeoutMs),
+          sentAt: now,
         });
-        const args = "inline" in input.args ? input.args.inline : await this.host.fetchBlob(input.args.blob);
-        return { inputId: input.inputId, attempt: input.attempt, args };
-      }),
-    );
-    this.sendRunner({ t: "inputs", inputs });
+      }
+      void Promise.all(taken.map((entry) => entry.ready)).then(
+        (inputs) => this.sendRunner({ t: "inputs", inputs }),
+        (error: unknown) =>
+          this.kill("requested", `an input's arguments could not be read: ${(error as Error).message}`),
+      );
+    }
+    const ahead = this.prefetching() ? this.start.spec.maxInputs : 0;
+    const want = this.runnerWants + ahead - this.buffered.length;
+    if (want > 0 && !this.pendingClaim) this.claim(want);
+  }
+
+  /** Whether inputs are claimed ahead: only short ones, so a long input never holds another back. */
+  private prefetching(): boolean {
+    return !this.start.spec.batched && this.averageRunMs !== undefined && this.averageRunMs < PREFETCH_BELOW_MS;
+  }
+
+  /** Inputs claimed ahead go back to the queue, never run and with no failure counted. */
+  private returnBuffered(): void {
+    const inputs = this.buffered.splice(0).map(({ input }) => ({ inputId: input.inputId, attempt: input.attempt }));
+    if (inputs.length > 0) this.host.send({ t: "return", inputs });
   }
 
   /** Claims not yet answered, to send again after the server connection comes back. */
@@ -237,8 +294,12 @@ export class ContainerSession {
     if (this.pendingClaim && !this.stopReason) this.claim(this.pendingClaim.max);
   }
 
+  /** The inputs this container holds: running, or claimed ahead (their leases must not lapse). */
   inFlightRefs(): { inputId: string; attempt: number }[] {
-    return [...this.inFlight.values()].map(({ input }) => ({ inputId: input.inputId, attempt: input.attempt }));
+    return [...this.inFlight.values(), ...this.buffered].map(({ input }) => ({
+      inputId: input.inputId,
+      attempt: input.attempt,
+    }));
   }
 
   private serveRunner(socket: Socket): void {
@@ -269,7 +330,8 @@ export class ContainerSession {
         this.stopMessage = "the function's module failed to load in the container";
         return;
       case "next":
-        if (!this.stopReason) this.claim(message.max);
+        this.runnerWants = message.max;
+        this.feedRunner();
         return;
       case "output": {
         const entry = this.inFlight.get(message.inputId);
@@ -277,6 +339,8 @@ export class ContainerSession {
         clearTimeout(entry.timer);
         this.inFlight.delete(message.inputId);
         this.lastActive = Date.now();
+        const ranMs = this.lastActive - entry.sentAt;
+        this.averageRunMs = this.averageRunMs === undefined ? ranMs : this.averageRunMs * 0.8 + ranMs * 0.2;
         const data: Payload =
           message.data.length > INLINE_PAYLOAD_LIMIT
             ? { blob: await this.host.putBlob(message.data) }
@@ -315,6 +379,7 @@ export class ContainerSession {
 
   private finish(exit: ContainerExit): void {
     const reason: StopReason = exit.oomKilled ? "oom" : (this.stopReason ?? "crashed");
+    this.returnBuffered();
     const lost: { inputId: string; attempt: number }[] = [];
     for (const { input, timer } of this.inFlight.values()) {
       clearTimeout(timer);

@@ -47,14 +47,33 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
       (error: unknown) => ({ error }),
     ),
   ]);
-  // Messages of one turn (the outputs of inputs that finished together, the next claim) go in one write:
-  // every syscall is expensive under gVisor.
+  let active = 0;
+  let asked = false;
+  let shuttingDown = false;
+  // Messages of one turn (the outputs of inputs that finished together, then the request for more) go in
+  // one write: every syscall is expensive under gVisor.
   let outgoing: Uint8Array[] = [];
+  let flushScheduled = false;
+  /** Slots freed this turn: one `next` for all of them goes out with the turn's outputs. */
+  let wantMore = false;
+  const scheduleFlush = () => {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(flushOutgoing);
+  };
   const send = (message: RunnerMessage) => {
-    if (outgoing.length === 0) setImmediate(flushOutgoing);
     outgoing.push(lengthPrefixed(encodeMessage(message)));
+    scheduleFlush();
   };
   const flushOutgoing = () => {
+    flushScheduled = false;
+    if (wantMore) {
+      wantMore = false;
+      if (!asked && !shuttingDown && active < options.maxInputs) {
+        asked = true;
+        outgoing.push(lengthPrefixed(encodeMessage({ t: "next", max: options.maxInputs - active })));
+      }
+    }
     const frames = outgoing;
     outgoing = [];
     if (frames.length > 0) socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
@@ -71,7 +90,6 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   }
   const { code } = loaded;
 
-  let active = 0;
   let exiting = false;
   // After the last input: the `exit` hooks, then the socket closes and the worker sees the runner end.
   const finish = () => {
@@ -79,19 +97,10 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     exiting = true;
     void code.exit().finally(end);
   };
-  let asked = false;
-  let askScheduled = false;
-  let shuttingDown = false;
   // Slots freed in the same tick become one request: fast inputs must not cost a claim each.
   const askForMore = () => {
-    if (askScheduled) return;
-    askScheduled = true;
-    setImmediate(() => {
-      askScheduled = false;
-      if (asked || shuttingDown || active >= options.maxInputs) return;
-      asked = true;
-      send({ t: "next", max: options.maxInputs - active });
-    });
+    wantMore = true;
+    scheduleFlush();
   };
 
   const done = (count: number) => {
