@@ -29,26 +29,37 @@ const STATE_ROOT = "/run/skiff-bench";
 const NODE_MOUNT = "/.skiff/node";
 const BUNDLE_MOUNT = "/.skiff/bundle";
 
-function nodeArgs(code: RawContainerOptions["code"]): string[] {
+function codeArgs(code: RawContainerOptions["code"]): string[] {
   if (!code) return ["-e", "process.stdout.write('ok')"];
   const script = `const m = await import('${BUNDLE_MOUNT}/bundle.mjs'); await m[${JSON.stringify(code.exportName)}].local(); process.stdout.write('ok');`;
   return ["--input-type=module", "-e", script];
 }
 
-function runtimeArgs(runtime: RawContainerOptions["runtime"]): string[] {
+/** The global flags of `runc|runsc`: a state root of the bench's own; for runsc, the platform and network Skiff uses. */
+export function runtimeArgs(runtime: RawContainerOptions["runtime"]): string[] {
   const root = ["--root", join(STATE_ROOT, runtime)];
-  return runtime === "runsc" ? [...root, "--platform=ptrace", "--network=host"] : root;
+  return runtime === "runsc" ? [...root, "--platform=ptrace", "--network=host", "--host-uds=all"] : root;
 }
 
-/** OCI config: `runc spec`'s defaults with our process, mounts, host network and a relative cgroup. */
-function ociConfig(id: string, nodeDir: string, code: RawContainerOptions["code"]): object {
+/** A bind mount of a host directory into a bench container. */
+export interface BindMount {
+  source: string;
+  destination: string;
+  readonly: boolean;
+}
+
+/**
+ * OCI config: `runc spec`'s defaults with node running `nodeArgs`, Node mounted at /.skiff/node, `binds`, the
+ * host network and a relative cgroup.
+ */
+export function ociConfig(id: string, nodeDir: string, nodeArgs: string[], binds: BindMount[] = []): object {
   const devOpts = (extra: string[]) => ["nosuid", "noexec", "nodev", ...extra];
   return {
     ociVersion: "1.0.2-dev",
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [`${NODE_MOUNT}/bin/node`, ...nodeArgs(code)],
+      args: [`${NODE_MOUNT}/bin/node`, ...nodeArgs],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
       cwd: "/",
       capabilities: Object.fromEntries(
@@ -70,7 +81,12 @@ function ociConfig(id: string, nodeDir: string, code: RawContainerOptions["code"
       { destination: "/sys", type: "sysfs", source: "sysfs", options: devOpts(["ro"]) },
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
       { destination: NODE_MOUNT, type: "bind", source: nodeDir, options: ["rbind", "ro"] },
-      ...(code ? [{ destination: BUNDLE_MOUNT, type: "bind", source: code.bundleDir, options: ["rbind", "ro"] }] : []),
+      ...binds.map((bind) => ({
+        destination: bind.destination,
+        type: "bind",
+        source: bind.source,
+        options: ["rbind", bind.readonly ? "ro" : "rw"],
+      })),
     ],
     linux: {
       cgroupsPath: `skiff-bench/${id}`,
@@ -102,31 +118,54 @@ function run(cmd: string, args: string[], cwd: string): Promise<string> {
   });
 }
 
-/** One cold start: fresh bundle and overlay, then `<runtime> run` timed from spawn to exit; always cleaned up. */
-async function startOnce(opts: RawContainerOptions): Promise<number> {
+/** What a bench container runs: node's arguments and the host directories it sees. */
+export interface BenchProcess {
+  nodeArgs: string[];
+  binds?: BindMount[];
+}
+
+/**
+ * A fresh OCI bundle (overlay root over `rootfs`, config.json) for `fn`, which gets the container id and the
+ * bundle directory; the container and the bundle are removed afterwards, whatever happens.
+ */
+export async function withBundle<T>(
+  opts: Pick<RawContainerOptions, "runtime" | "rootfs" | "nodeDir">,
+  proc: BenchProcess,
+  fn: (id: string, bundle: string) => Promise<T>,
+): Promise<T> {
   const id = `bench-${randomUUID().slice(0, 12)}`;
   const bundle = await mkdtemp(join(tmpdir(), `skiff-${id}-`));
   const rootfs = join(bundle, "rootfs");
   const upper = join(bundle, "upper");
   const work = join(bundle, "work");
-  const args = runtimeArgs(opts.runtime);
   let mounted = false;
   try {
     await Promise.all([mkdir(rootfs), mkdir(upper), mkdir(work)]);
-    await writeFile(join(bundle, "config.json"), JSON.stringify(ociConfig(id, opts.nodeDir, opts.code)));
+    await writeFile(
+      join(bundle, "config.json"),
+      JSON.stringify(ociConfig(id, opts.nodeDir, proc.nodeArgs, proc.binds)),
+    );
     const layers = `lowerdir=${opts.rootfs},upperdir=${upper},workdir=${work}`;
     await exec("mount", ["-t", "overlay", "overlay", "-o", layers, rootfs]);
     mounted = true;
-    const start = process.hrtime.bigint();
-    const out = await run(opts.runtime, [...args, "run", "--bundle", bundle, id], bundle);
-    const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    if (out !== "ok") throw new Error(`unexpected container output: ${JSON.stringify(out)}`);
-    return ms;
+    return await fn(id, bundle);
   } finally {
-    await exec(opts.runtime, [...args, "delete", "-f", id]).catch(() => {});
+    await exec(opts.runtime, [...runtimeArgs(opts.runtime), "delete", "-f", id]).catch(() => {});
     if (mounted) await exec("umount", [rootfs]).catch(() => exec("umount", ["-l", rootfs]));
     await rm(bundle, { recursive: true, force: true });
   }
+}
+
+/** One cold start: fresh bundle and overlay, then `<runtime> run` timed from spawn to exit. */
+async function startOnce(opts: RawContainerOptions): Promise<number> {
+  const binds = opts.code ? [{ source: opts.code.bundleDir, destination: BUNDLE_MOUNT, readonly: true }] : [];
+  return withBundle(opts, { nodeArgs: codeArgs(opts.code), binds }, async (id, bundle) => {
+    const start = process.hrtime.bigint();
+    const out = await run(opts.runtime, [...runtimeArgs(opts.runtime), "run", "--bundle", bundle, id], bundle);
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    if (out !== "ok") throw new Error(`unexpected container output: ${JSON.stringify(out)}`);
+    return ms;
+  });
 }
 
 /**
