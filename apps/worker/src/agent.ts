@@ -149,6 +149,8 @@ export class WorkerAgent {
     const deadline = Date.now() + 10_000;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await this.images.published();
+    await this.options.runtime.close?.();
+    if (this.options.buildRuntime !== this.options.runtime) await this.options.buildRuntime?.close?.();
     this.flush();
     this.link?.close();
     this.client.close();

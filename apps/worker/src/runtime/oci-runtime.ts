@@ -5,7 +5,15 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type MemoryCgroup, readOomKills, resolveMemoryCgroup } from "./cgroup.js";
 import { type CommandResult, findExecutable, runCommand } from "./command.js";
-import { cleanupStaleNetworks, findLease, type NetworkLease, releaseNetwork, setupPrivateNetwork } from "./network.js";
+import {
+  cleanupStaleNetworks,
+  findLease,
+  type NetworkLease,
+  refillSpares,
+  releaseNetwork,
+  releaseSpares,
+  takePrivateNetwork,
+} from "./network.js";
 import { buildOciSpec } from "./oci-spec.js";
 import { mountOverlay, mountsUnder, unmount } from "./overlay.js";
 import { startOnce } from "./start-once.js";
@@ -148,6 +156,11 @@ export abstract class OciRuntime implements ContainerRuntime {
       await this.teardown(container);
     }
     await cleanupStaleNetworks(this.stateDir, (id) => this.running.has(id) || this.starting.has(id));
+    refillSpares({ allowHostPorts: this.allowHostPorts });
+  }
+
+  async close(): Promise<void> {
+    await releaseSpares();
   }
 
   /** Runs a runtime subcommand (with the global flags) for a container. */
@@ -207,7 +220,7 @@ export abstract class OciRuntime implements ContainerRuntime {
         return dirs;
       }),
       spec.network === "private"
-        ? setupPrivateNetwork(this.stateDir, spec.id, { allowHostPorts: this.allowHostPorts }).then(
+        ? takePrivateNetwork(this.stateDir, spec.id, { allowHostPorts: this.allowHostPorts }).then(
             (lease) => (container.network = lease),
           )
         : undefined,

@@ -73,6 +73,11 @@ export interface ContainerRuntime {
    * without containers (process) have none.
    */
   exec?(id: string, command: string[]): Promise<{ code: number | null; stderr: string }>;
-  /** Removes containers, mounts and state left by an earlier worker process that died. */
+  /**
+   * Removes containers, mounts and state left by an earlier worker process that died, then gets ready for the
+   * first starts (OCI runtimes make spare network namespaces).
+   */
   cleanupStale(): Promise<void>;
+  /** Releases what the runtime made ahead for starts to come; running containers are not touched. */
+  close?(): Promise<void>;
 }
