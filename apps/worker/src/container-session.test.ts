@@ -1,0 +1,230 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type ClaimedInput,
+  decodeMessage,
+  encodeMessage,
+  FrameReader,
+  FunctionSpec,
+  lengthPrefixed,
+  type RunnerMessage,
+  type ServerToWorker,
+  type WorkerMessage,
+  type WorkerOutput,
+  type WorkerToRunner,
+} from "@skiff/protocol";
+import pino from "pino";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ContainerSession, type SessionHost } from "./container-session.js";
+import type { ContainerExit, ContainerRuntime } from "./runtime/types.js";
+
+type Start = Extract<ServerToWorker, { t: "start" }>;
+
+/** A session on a runtime that starts nothing, with this test playing the runner over the real socket. */
+class Harness {
+  readonly sent: WorkerMessage[] = [];
+  readonly outputs: WorkerOutput[] = [];
+  readonly claims: number[] = [];
+  readonly toRunner: WorkerToRunner[] = [];
+  session!: ContainerSession;
+  private exit!: (exit: ContainerExit) => void;
+  private runner!: Socket;
+  private rid = 0;
+
+  constructor(private readonly stateDir: string) {}
+
+  async start(spec: Partial<FunctionSpec> = {}): Promise<void> {
+    const exited = new Promise<ContainerExit>((resolve) => {
+      this.exit = resolve;
+    });
+    const runtime: ContainerRuntime = {
+      name: "process",
+      available: async () => ({ ok: true }),
+      start: async (container) => ({ id: container.id, stdout: new PassThrough(), stderr: new PassThrough(), exited }),
+      kill: async () => this.exit({ exitCode: null, signal: "SIGKILL", oomKilled: false }),
+      cleanupStale: async () => {},
+    };
+    const host: SessionHost = {
+      runtime,
+      log: pino({ level: "silent" }),
+      send: (message) => this.sent.push(message),
+      queueOutput: (output) => this.outputs.push(output),
+      queueLog: () => {},
+      claim: (_session, max) => this.claims.push(max),
+      fetchBlob: async () => new Uint8Array(),
+      putBlob: async () => "",
+      prepare: async () => ({
+        runnerDir: this.stateDir,
+        bundleDir: this.stateDir,
+        nodeDir: this.stateDir,
+        rootfs: this.stateDir,
+        image: { layers: [], mounts: [], env: {}, cwd: "/", user: undefined, release: () => {} },
+      }),
+      stateDir: this.stateDir,
+      serverUrl: "http://127.0.0.1:9",
+      ended: () => {},
+    };
+    const start: Start = {
+      t: "start",
+      containerId: "ct-session-test",
+      appId: "app",
+      appName: "app",
+      functionId: "fn",
+      bundleHash: "0".repeat(64),
+      spec: FunctionSpec.parse({
+        name: "f",
+        kind: "function",
+        timeoutMs: 60_000,
+        retries: { maxRetries: 0, backoffCoefficient: 2, initialDelayMs: 1000, maxDelayMs: 60_000 },
+        cpu: 1,
+        memoryMiB: 128,
+        image: { base: "debian-bookworm", nodeMajor: 20 },
+        minContainers: 0,
+        maxContainers: 1,
+        bufferContainers: 0,
+        scaledownWindowMs: 60_000,
+        maxInputs: 2,
+        ...spec,
+      }),
+      env: {},
+      secrets: {},
+      appEnv: "main",
+      token: "ct:secret",
+      functionIds: {},
+    };
+    this.session = new ContainerSession(start, host);
+    void this.session.run();
+    const path = join(this.stateDir, "containers", start.containerId, "runner.sock");
+    for (let i = 0; !this.runner; i++) {
+      this.runner = await new Promise<Socket>((resolve, reject) => {
+        const socket = connect(path, () => resolve(socket)).once("error", reject);
+      }).catch(async (error: unknown) => {
+        if (i > 100) throw error;
+        await sleep(20);
+        return undefined as unknown as Socket;
+      });
+    }
+    const reader = new FrameReader();
+    this.runner.on("data", (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) this.toRunner.push(decodeMessage(frame) as WorkerToRunner);
+    });
+    this.fromRunner({ t: "ready" });
+  }
+
+  fromRunner(message: RunnerMessage): void {
+    this.runner.write(lengthPrefixed(encodeMessage(message)));
+  }
+
+  /** The server answers the last claim with these input ids. */
+  answer(ids: string[]): void {
+    const inputs: ClaimedInput[] = ids.map((inputId) => ({
+      inputId,
+      attempt: 1,
+      args: { inline: encodeMessage([]) },
+      timeoutMs: 60_000,
+    }));
+    this.session.deliver({ t: "inputs", rid: this.rid++, inputs, shutdown: false });
+  }
+
+  /** The runner finishes these inputs, then asks for `next` more, as it does in one write. */
+  finish(ids: string[], next: number): void {
+    for (const inputId of ids) {
+      this.fromRunner({ t: "output", inputId, attempt: 1, status: "success", retryable: true, data: encodeMessage(1) });
+    }
+    this.fromRunner({ t: "next", max: next });
+  }
+
+  /** Input ids the runner received, in order. */
+  received(): string[] {
+    return this.toRunner.flatMap((message) => (message.t === "inputs" ? message.inputs.map((i) => i.inputId) : []));
+  }
+
+  end(): void {
+    this.runner.destroy();
+    this.exit({ exitCode: 0, signal: null, oomKilled: false });
+  }
+}
+
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await sleep(10);
+  expect(check()).toBe(true);
+};
+
+describe("container session", () => {
+  let dir: string;
+  let harness: Harness;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    harness = new Harness(dir);
+  });
+  afterEach(async () => {
+    harness.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("claims short inputs a turn ahead and refills the runner from what it holds", async () => {
+    await harness.start();
+    harness.fromRunner({ t: "next", max: 2 });
+    await until(() => harness.claims.length === 1);
+    // Nothing has run yet: no claiming ahead.
+    expect(harness.claims).toEqual([2]);
+    harness.answer(["a", "b"]);
+    await until(() => harness.received().length === 2);
+
+    // Both finish at once: fast, so the worker now claims the runner's two and two more.
+    harness.finish(["a", "b"], 2);
+    await until(() => harness.claims.length === 2);
+    expect(harness.claims[1]).toBe(4);
+    harness.answer(["c", "d", "e", "f"]);
+    await until(() => harness.received().length === 4);
+    expect(harness.received()).toEqual(["a", "b", "c", "d"]);
+    // The two held back count as held: heartbeats keep their leases.
+    expect(harness.session.inFlightRefs().map((ref) => ref.inputId)).toEqual(["c", "d", "e", "f"]);
+
+    // The next turn comes from the worker's hand, with no claim between.
+    const claimsBefore = harness.claims.length;
+    harness.finish(["c", "d"], 2);
+    await until(() => harness.received().length === 6);
+    expect(harness.received().slice(4)).toEqual(["e", "f"]);
+    expect(harness.claims.length).toBe(claimsBefore + 1);
+    expect(harness.outputs.map((o) => o.inputId)).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("returns what it holds when the container stops, and drops cancelled inputs without a kill", async () => {
+    await harness.start();
+    harness.fromRunner({ t: "next", max: 2 });
+    await until(() => harness.claims.length === 1);
+    harness.answer(["a", "b"]);
+    await until(() => harness.received().length === 2);
+    harness.finish(["a", "b"], 2);
+    await until(() => harness.claims.length === 2);
+    // The runner is busy with c and d; e, f and g wait in the worker.
+    harness.answer(["c", "d", "e", "f", "g"]);
+    await until(() => harness.received().length === 4);
+
+    harness.session.cancel([{ inputId: "e", attempt: 1 }]);
+    expect(harness.session.accepting).toBe(true);
+    expect(harness.session.inFlightRefs().map((ref) => ref.inputId)).toEqual(["c", "d", "f", "g"]);
+
+    harness.session.stop("idle");
+    const returned = harness.sent.find((m): m is Extract<WorkerMessage, { t: "return" }> => m.t === "return");
+    expect(returned?.inputs.map((ref) => ref.inputId)).toEqual(["f", "g"]);
+    await until(() => harness.toRunner.some((m) => m.t === "shutdown"));
+  });
+
+  it("never claims ahead of inputs that run long", async () => {
+    await harness.start();
+    harness.fromRunner({ t: "next", max: 2 });
+    await until(() => harness.claims.length === 1);
+    harness.answer(["a", "b"]);
+    await until(() => harness.received().length === 2);
+    await sleep(60);
+    harness.finish(["a", "b"], 2);
+    await until(() => harness.claims.length === 2);
+    expect(harness.claims[1]).toBe(2);
+  });
+});
