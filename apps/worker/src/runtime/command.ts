@@ -1,6 +1,7 @@
-import { spawn } from "node:child_process";
 import { access, constants } from "node:fs/promises";
 import { delimiter, join } from "node:path";
+import { finished } from "node:stream/promises";
+import { spawnCommand } from "./spawner.js";
 
 /** The outcome of a finished command. */
 export interface CommandResult {
@@ -11,16 +12,19 @@ export interface CommandResult {
 }
 
 /** Runs a command to completion and collects its output; never rejects for a non-zero exit. */
-export function runCommand(file: string, args: string[], options: { cwd?: string } = {}): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+export async function runCommand(
+  file: string,
+  args: string[],
+  options: { cwd?: string; input?: string } = {},
+): Promise<CommandResult> {
+  const child = spawnCommand(file, args, options);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  await child.started;
+  const [{ code, signal }] = await Promise.all([child.exited, finished(child.stdout), finished(child.stderr)]);
+  return { code, signal, stdout, stderr };
 }
 
 /** Runs a command and rejects with its stderr when it fails. */

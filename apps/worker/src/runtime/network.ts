@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
@@ -357,15 +356,7 @@ async function requiredBinary(name: string): Promise<string> {
 }
 
 /** Runs `ip [globalArgs] -batch -` with the commands on stdin; rejects with ip's error output. */
-function ipBatch(ip: string, globalArgs: string[], commands: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ip, [...globalArgs, "-batch", "-"], { stdio: ["pipe", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`ip ${globalArgs.join(" ")} -batch failed: ${stderr.trim()}`)),
-    );
-    child.stdin.end(`${commands.join("\n")}\n`);
-  });
+async function ipBatch(ip: string, globalArgs: string[], commands: string[]): Promise<void> {
+  const result = await runCommand(ip, [...globalArgs, "-batch", "-"], { input: `${commands.join("\n")}\n` });
+  if (result.code !== 0) throw new Error(`ip ${globalArgs.join(" ")} -batch failed: ${result.stderr.trim()}`);
 }

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { constants } from "node:os";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import {
 } from "./network.js";
 import { buildOciSpec } from "./oci-spec.js";
 import { mountOverlay, mountsUnder, unmount } from "./overlay.js";
+import { type Spawned, spawnCommand } from "./spawner.js";
 import { startOnce } from "./start-once.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, RuntimeName } from "./types.js";
 
@@ -205,14 +205,14 @@ export abstract class OciRuntime implements ContainerRuntime {
     this.running.set(spec.id, entry);
     return {
       id: spec.id,
-      stdout: required(child.stdout),
-      stderr: required(child.stderr),
+      stdout: child.stdout,
+      stderr: child.stderr,
       ...(child.stdin ? { stdin: child.stdin } : {}),
       exited: entry.exited,
     };
   }
 
-  private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<ChildProcess> {
+  private async launch(binary: string, spec: ContainerSpec, container: OciContainer): Promise<Spawned> {
     // In parallel; each records what it made, so a failure of one still tears down the other.
     const [overlay, network] = await Promise.all([
       mountOverlay([spec.rootfs, ...(spec.layers ?? [])], container.bundleDir, spec.upperDir).then((dirs) => {
@@ -230,18 +230,13 @@ export abstract class OciRuntime implements ContainerRuntime {
     await writeFile(join(container.bundleDir, "config.json"), JSON.stringify(config));
     await this.beforeRun(spec, container);
     const [file, args] = await this.commandLine(binary, this.runArgs(spec, container), container);
-    const child = spawn(file, args, { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"] });
-    await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
-    });
+    const child = spawnCommand(file, args, { stdin: spec.stdin ?? false });
+    await child.started;
     return child;
   }
 
-  private async supervise(child: ChildProcess, container: OciContainer): Promise<ContainerExit> {
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.once("exit", (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
-    );
+  private async supervise(child: Spawned, container: OciContainer): Promise<ContainerExit> {
+    const { code, signal } = await child.exited;
     const oomKilled = (await readOomKills(container.cgroup)) > 0;
     await this.teardown(container);
     return { ...toContainerExit(code, signal), oomKilled };
@@ -287,9 +282,4 @@ async function claimBundleDir(container: OciContainer): Promise<void> {
 
 function validateId(id: string): void {
   if (!ID_PATTERN.test(id)) throw new Error(`Invalid container id "${id}": use [a-z0-9-], at most 48 characters.`);
-}
-
-function required<T>(stream: T | null): T {
-  if (!stream) throw new Error("Runtime process has no stdio pipe; this is a bug in the runtime adapter.");
-  return stream;
 }

@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { runCommand } from "./command.js";
+import { spawnCommand } from "./spawner.js";
+
+describe("spawner", () => {
+  it("runs a command from the helper and returns its output and exit code", async () => {
+    const result = await runCommand("sh", ["-c", "echo out; echo err >&2; exit 3"]);
+    expect(result).toEqual({ code: 3, signal: null, stdout: "out\n", stderr: "err\n" });
+  });
+
+  it("feeds a command its input, at once or as a stream", async () => {
+    expect((await runCommand("cat", [], { input: "given\n" })).stdout).toBe("given\n");
+    const child = spawnCommand("cat", [], { stdin: true });
+    await child.started;
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.stdin?.write("one ");
+    child.stdin?.end("two");
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    expect(out).toBe("one two");
+  });
+
+  it("rejects a command that cannot start, naming why", async () => {
+    await expect(runCommand("/nonexistent/skiff-binary", [])).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("reports a command killed by a signal", async () => {
+    const result = await runCommand("sh", ["-c", "kill -KILL $$"]);
+    expect(result.signal).toBe("SIGKILL");
+  });
+
+  it("runs many commands at once, each with its own output", async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => runCommand("echo", [`n${i}`])));
+    expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}\n`));
+  });
+});
