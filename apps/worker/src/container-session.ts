@@ -11,7 +11,8 @@ import {
   type LogLine,
   lengthPrefixed,
   type Payload,
-  RunnerMessage,
+  parseRunnerMessage,
+  type RunnerMessage,
   type ServerToWorker,
   type WorkerMessage,
   type WorkerOutput,
@@ -307,12 +308,12 @@ export class ContainerSession {
     const reader = new FrameReader();
     socket.on("data", (chunk: Buffer) => {
       for (const frame of reader.push(chunk)) {
-        const parsed = RunnerMessage.safeParse(decodeMessage(frame));
-        if (!parsed.success) {
+        const message = parseRunnerMessage(decodeMessage(frame));
+        if (!message) {
           this.host.log.warn({ container: this.id }, "bad message from runner");
           continue;
         }
-        void this.onRunner(parsed.data).catch((error) => this.host.log.error({ err: error }, "runner message failed"));
+        void this.onRunner(message).catch((error) => this.host.log.error({ err: error }, "runner message failed"));
       }
     });
     socket.on("error", () => {});

@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { ClientMessage, isPayload, Payload, parseRunnerMessage, RunnerMessage } from "./messages.js";
+
+const bytes = new Uint8Array([1, 2, 3]);
+const hash = "a".repeat(64);
+
+describe("hand-written checks agree with the schemas", () => {
+  const runnerSamples: unknown[] = [
+    { t: "ready" },
+    { t: "init-failed", error: bytes },
+    { t: "init-failed", error: "text" },
+    { t: "next", max: 3 },
+    { t: "next", max: 0 },
+    { t: "next", max: 1.5 },
+    { t: "next" },
+    { t: "output", inputId: "7", attempt: 1, status: "success", retryable: true, data: bytes },
+    { t: "output", inputId: "7", attempt: 2, status: "failure", retryable: false, data: bytes },
+    { t: "output", inputId: 7, attempt: 1, status: "success", retryable: true, data: bytes },
+    { t: "output", inputId: "7", attempt: "1", status: "success", retryable: true, data: bytes },
+    { t: "output", inputId: "7", attempt: 1, status: "done", retryable: true, data: bytes },
+    { t: "output", inputId: "7", attempt: 1, status: "success", retryable: 1, data: bytes },
+    { t: "output", inputId: "7", attempt: 1, status: "success", retryable: true, data: [1, 2] },
+    { t: "output", inputId: "7", attempt: 1, status: "success", retryable: true },
+    { t: "shutdown" },
+    {},
+    null,
+    "ready",
+    [],
+  ];
+
+  it("parseRunnerMessage accepts exactly what RunnerMessage accepts, and returns the same message", () => {
+    for (const sample of runnerSamples) {
+      const parsed = RunnerMessage.safeParse(sample);
+      expect(parseRunnerMessage(sample), JSON.stringify(sample)).toEqual(parsed.success ? parsed.data : undefined);
+    }
+  });
+
+  it("isPayload accepts exactly what Payload accepts", () => {
+    const samples: unknown[] = [
+      { inline: bytes },
+      { inline: "x" },
+      { blob: hash },
+      { blob: "A".repeat(64) },
+      { blob: "a".repeat(63) },
+      { blob: 1 },
+      {},
+      null,
+      bytes,
+    ];
+    for (const sample of samples) expect(isPayload(sample), String(sample)).toBe(Payload.safeParse(sample).success);
+  });
+
+  it("a submit's inputs are checked as the plain schema would check them", () => {
+    const plain = z.array(z.object({ idx: z.number().int().min(0), args: Payload }));
+    const submit = (inputs: unknown) => ({
+      t: "submit",
+      rid: 1,
+      functionId: "fn",
+      callId: "3b241101-e2bb-4255-8caf-4136c566a962",
+      total: 1,
+      subscribe: true,
+      inputs,
+    });
+    const samples: unknown[] = [
+      [
+        { idx: 0, args: { inline: bytes } },
+        { idx: 1, args: { blob: hash } },
+      ],
+      [],
+      [{ idx: -1, args: { inline: bytes } }],
+      [{ idx: 0.5, args: { inline: bytes } }],
+      [{ idx: 0 }],
+      [{ idx: 0, args: { blob: "nope" } }],
+      [null],
+      "inputs",
+      { 0: { idx: 0, args: { inline: bytes } } },
+    ];
+    for (const sample of samples) {
+      expect(ClientMessage.safeParse(submit(sample)).success, JSON.stringify(sample)).toBe(
+        plain.safeParse(sample).success,
+      );
+    }
+    const refused = ClientMessage.safeParse(submit([{ idx: -1, args: { inline: bytes } }]));
+    expect(refused.error?.issues[0]?.message).toMatch(/inputs must be a list of/);
+  });
+});
