@@ -12,7 +12,7 @@ import { containerEchoLatency } from "./baselines/container-echo.js";
 import { honoPostLatency } from "./baselines/hono-post.js";
 import { rawContainerStart } from "./baselines/raw-container.js";
 import { goalMet, machine, type Row, table, writeResults } from "./report.js";
-import { type Service, type SkiffStack, startRedis, startSkiff } from "./services.js";
+import { createDatabase, type Service, type SkiffStack, startRedis, startSkiff } from "./services.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAP_INPUTS = 10_000;
@@ -21,6 +21,7 @@ const IDLE_MS = 5000;
 const HOW = [
   "How each figure is taken:",
   "",
+  "- store: `skiff up` keeps its data in the embedded PGlite store, unless the section says PostgreSQL (`--store postgres`: a new database on the local server, `SKIFF_BENCH_POSTGRES` names the server; idle RSS then counts `skiff up` alone);",
   "- warm latency: 2,000 sequential `.remote()` calls of a no-op after 2,000 warm-up calls (one warm container), against 2,000 keep-alive POSTs to a plain Hono app on loopback after 2,000 warm-up (client and server in one process). The floor adds what no design that runs the function in a container avoids: a 64-byte round trip over a Unix socket between this process and node in a raw `runc|runsc run` container (socket directory bind-mounted, runsc with `--host-uds=all` on ptrace, as Skiff runs it), 2,000 after 2,000;",
   `- throughput: one \`.map\` of ${MAP_INPUTS.toLocaleString("en-US")} no-op inputs once every container is warm and after an untimed map of as many, against BullMQ on a private Redis with one Worker of the same total concurrency, after a warm-up of as many jobs;`,
   "- cold start: 5 `.remote()` calls that each start a new container (base image cached; the previous one stopped after its 1 s scaledown window), against `runc|runsc run` in a fresh overlay bundle of node importing the same bundle and calling the function once (the same node process), and of bare `node -e` (the floor); the in-container row is the Node process's uptime when the handler ran;",
@@ -64,7 +65,14 @@ function nodeDir(cacheDir: string): string {
 const SECTIONS = ["latency", "throughput", "cold", "images", "scale"] as const;
 type Section = (typeof SECTIONS)[number];
 
-async function bench(runtime: "gvisor" | "runc", services: Service[], only: Set<Section>): Promise<Row[]> {
+type Store = "pglite" | "postgres";
+
+async function bench(
+  runtime: "gvisor" | "runc",
+  store: Store,
+  services: Service[],
+  only: Set<Section>,
+): Promise<Row[]> {
   const cacheDir = process.env.SKIFF_CACHE_DIR ?? join(homedir(), ".skiff", "cache");
   const rootfs = join(cacheDir, "rootfs", "bookworm-minbase");
   const node = nodeDir(cacheDir);
@@ -72,13 +80,19 @@ async function bench(runtime: "gvisor" | "runc", services: Service[], only: Set<
 
   const home = await mkdtemp(join(tmpdir(), "skiff-bench-"));
   services.push({ stop: () => rm(home, { recursive: true, force: true }) });
+  let databaseUrl: string | undefined;
+  if (store === "postgres") {
+    const database = await createDatabase(process.env.SKIFF_BENCH_POSTGRES ?? "postgres://postgres@127.0.0.1/postgres");
+    services.push(database);
+    databaseUrl = database.url;
+  }
   say(`idle RSS: skiff up (${runtime}) on a new home, then again on that home`);
-  const first = await startSkiff({ root: ROOT, runtime, home, cacheDir });
+  const first = await startSkiff({ root: ROOT, runtime, home, cacheDir, databaseUrl });
   services.push(first);
   await sleep(IDLE_MS);
   const firstRss = await first.rss();
   await first.stop();
-  const skiff = await startSkiff({ root: ROOT, runtime, home, cacheDir });
+  const skiff = await startSkiff({ root: ROOT, runtime, home, cacheDir, databaseUrl });
   services.push(skiff);
   await sleep(IDLE_MS);
   const idleRss = await skiff.rss();
@@ -308,10 +322,16 @@ async function scaleRows(
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { runtime: { type: "string", default: "gvisor" }, only: { type: "string", default: SECTIONS.join(",") } },
+    options: {
+      runtime: { type: "string", default: "gvisor" },
+      store: { type: "string", default: "pglite" },
+      only: { type: "string", default: SECTIONS.join(",") },
+    },
   });
   const runtime = values.runtime;
   if (runtime !== "gvisor" && runtime !== "runc") throw new Error(`--runtime must be gvisor or runc, not ${runtime}`);
+  const store = values.store;
+  if (store !== "pglite" && store !== "postgres") throw new Error(`--store must be pglite or postgres, not ${store}`);
   const only = new Set(values.only.split(",").filter(Boolean) as Section[]);
   const unknown = [...only].filter((section) => !SECTIONS.includes(section));
   if (unknown.length > 0) throw new Error(`--only takes ${SECTIONS.join(", ")}; not ${unknown.join(", ")}`);
@@ -326,7 +346,7 @@ async function main(): Promise<void> {
 
   let rows: Row[];
   try {
-    rows = await bench(runtime, services, only);
+    rows = await bench(runtime, store, services, only);
   } finally {
     await stopAll();
   }
@@ -335,11 +355,12 @@ async function main(): Promise<void> {
   const goals = rows.filter((r) => goalMet(r) !== undefined).length;
   // A partial run keeps its own section, beside the full run's.
   const partial = only.size < SECTIONS.length ? [...only].join(",") : "";
-  const key = partial ? `${runtime}-${partial.replaceAll(",", "-")}` : runtime;
+  const onPostgres = store === "postgres";
+  const key = [runtime, ...(onPostgres ? ["postgres"] : []), ...(partial ? partial.split(",") : [])].join("-");
   const section = [
-    `## ${runtime}${partial ? ` (only ${partial})` : ""}`,
+    `## ${runtime}${onPostgres ? ", store on PostgreSQL" : ""}${partial ? ` (only ${partial})` : ""}`,
     "",
-    `- command: \`node dist/bench.mjs --runtime ${runtime}${partial ? ` --only ${partial}` : ""}\` (\`make bench\` runs everything on gvisor), ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `- command: \`node dist/bench.mjs --runtime ${runtime}${onPostgres ? " --store postgres" : ""}${partial ? ` --only ${partial}` : ""}\` (\`make bench\` runs everything on gvisor with the embedded PGlite store), ${((Date.now() - started) / 1000).toFixed(0)} s`,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machine()}`,
     `- code: ${await revision()}; runtimes: ${await versions()}`,

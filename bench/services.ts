@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import postgres from "postgres";
 
 /** Something the bench started and must stop. */
 export interface Service {
@@ -30,6 +31,8 @@ export interface SkiffOptions {
   home: string;
   /** SKIFF_CACHE_DIR, with the base image and Node build. */
   cacheDir: string;
+  /** SKIFF_DATABASE_URL: a PostgreSQL database as the store; PGlite under `home` without it. */
+  databaseUrl?: string;
 }
 
 const APP = "bench/apps/skiff-bench.ts";
@@ -101,6 +104,30 @@ async function startChild(cmd: string, args: string[], ready: RegExp, cwd?: stri
   }
 }
 
+/** A new, empty PostgreSQL database on the server `adminUrl` names; dropped again by `stop`. */
+export async function createDatabase(adminUrl: string): Promise<Service & { url: string }> {
+  const name = `skiff_bench_${process.pid}_${Date.now()}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    stop: async () => {
+      const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    },
+  };
+}
+
 /** A private `redis-server` on a free port, persisting nothing. */
 export async function startRedis(): Promise<Service & { port: number }> {
   const port = await freePort();
@@ -122,6 +149,8 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
     NO_COLOR: "1",
   };
   delete env.SKIFF_SERVER_URL;
+  delete env.SKIFF_DATABASE_URL;
+  if (options.databaseUrl) env.SKIFF_DATABASE_URL = options.databaseUrl;
   const up = [
     "--mount",
     "--propagation",
