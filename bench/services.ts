@@ -18,7 +18,7 @@ export interface SkiffStack extends Service {
   run<T>(entrypoint: string, flags?: Record<string, number>, extraEnv?: Record<string, string>): Promise<T>;
   /** VmRSS of the `skiff up` process, in MiB. */
   rss(): Promise<number>;
-  /** Waits until `skiff up` has no child processes (every container has exited and been torn down). */
+  /** Waits until `skiff up` runs no process but its helper (every container has exited and been torn down). */
   settle(timeoutMs?: number): Promise<void>;
 }
 
@@ -206,8 +206,24 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
   return { url, run, rss, settle, stop: () => terminate(child, 20_000) };
 }
 
-function childCount(pid: number): Promise<number> {
+/** Processes `skiff up` runs for containers and teardowns: its children and those of its skiff-spawner helper. */
+async function childCount(pid: number): Promise<number> {
+  const children = await psChildren(pid);
+  const spawners = children.filter((child) => child.comm === "skiff-spawner");
+  const ofSpawners = await Promise.all(spawners.map((spawner) => psChildren(spawner.pid)));
+  return children.length - spawners.length + ofSpawners.flat().length;
+}
+
+function psChildren(pid: number): Promise<{ pid: number; comm: string }[]> {
   return new Promise((resolve) => {
-    execFile("pgrep", ["-P", String(pid)], (_error, stdout) => resolve(stdout.split("\n").filter(Boolean).length));
+    execFile("ps", ["--ppid", String(pid), "-o", "pid=,comm="], (_error, stdout) =>
+      resolve(
+        stdout
+          .split("\n")
+          .map((line) => line.trim().split(/\s+/))
+          .filter(([id]) => id)
+          .map(([id, comm]) => ({ pid: Number(id), comm: comm ?? "" })),
+      ),
+    );
   });
 }
