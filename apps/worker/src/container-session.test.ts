@@ -154,6 +154,15 @@ const until = async (check: () => boolean) => {
   expect(check()).toBe(true);
 };
 
+/** Starts the session; the runner asks for two inputs and gets "a" and "b", which it has not finished. */
+async function firstTurn(harness: Harness): Promise<void> {
+  await harness.start();
+  harness.fromRunner({ t: "next", max: 2 });
+  await until(() => harness.claims.length === 1);
+  harness.answer(["a", "b"]);
+  await until(() => harness.received().length === 2);
+}
+
 describe("container session", () => {
   let dir: string;
   let harness: Harness;
@@ -195,11 +204,7 @@ describe("container session", () => {
   });
 
   it("returns what it holds when the container stops, and drops cancelled inputs without a kill", async () => {
-    await harness.start();
-    harness.fromRunner({ t: "next", max: 2 });
-    await until(() => harness.claims.length === 1);
-    harness.answer(["a", "b"]);
-    await until(() => harness.received().length === 2);
+    await firstTurn(harness);
     harness.finish(["a", "b"], 2);
     await until(() => harness.claims.length === 2);
     // The runner is busy with c and d; e, f and g wait in the worker.
@@ -217,11 +222,7 @@ describe("container session", () => {
   });
 
   it("never claims ahead of inputs that run long", async () => {
-    await harness.start();
-    harness.fromRunner({ t: "next", max: 2 });
-    await until(() => harness.claims.length === 1);
-    harness.answer(["a", "b"]);
-    await until(() => harness.received().length === 2);
+    await firstTurn(harness);
     await sleep(60);
     harness.finish(["a", "b"], 2);
     await until(() => harness.claims.length === 2);

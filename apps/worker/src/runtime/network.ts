@@ -60,6 +60,8 @@ const SPARES = 2;
 const REFILL_DELAY_MS = 1000;
 const spares: NetworkLease[] = [];
 let refilling: Promise<void> | undefined;
+/** False after releaseSpares(): a refill still pending then makes nothing. */
+let sparesWanted = false;
 
 /**
  * The network of a new container: a spare namespace made earlier if there is one, else a new one; either way
@@ -82,11 +84,18 @@ export async function takePrivateNetwork(
   return setupPrivateNetwork(owner, id, options);
 }
 
+/** Keeps spare namespaces from now on (until releaseSpares), making the first ones in the background. */
+export function startSpares(options: { allowHostPorts?: readonly number[] } = {}): void {
+  sparesWanted = true;
+  refillSpares(options);
+}
+
 /** Makes spare namespaces up to SPARES, one at a time, in the background. */
-export function refillSpares(options: { allowHostPorts?: readonly number[] } = {}): void {
+function refillSpares(options: { allowHostPorts?: readonly number[] }): void {
+  if (!sparesWanted) return;
   refilling ??= (async () => {
     try {
-      while (spares.length < SPARES) {
+      while (sparesWanted && spares.length < SPARES) {
         spares.push(await setupPrivateNetwork(SPARE_OWNER, `spare-${randomUUID().slice(0, 8)}`, options));
       }
     } catch {
@@ -99,6 +108,7 @@ export function refillSpares(options: { allowHostPorts?: readonly number[] } = {
 
 /** Deletes the spare namespaces (at shutdown). */
 export async function releaseSpares(): Promise<void> {
+  sparesWanted = false;
   await refilling;
   for (const spare of spares.splice(0)) await releaseNetwork(spare);
 }

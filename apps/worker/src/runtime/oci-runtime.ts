@@ -8,9 +8,9 @@ import {
   cleanupStaleNetworks,
   findLease,
   type NetworkLease,
-  refillSpares,
   releaseNetwork,
   releaseSpares,
+  startSpares,
   takePrivateNetwork,
 } from "./network.js";
 import { buildOciSpec } from "./oci-spec.js";
@@ -156,7 +156,7 @@ export abstract class OciRuntime implements ContainerRuntime {
       await this.teardown(container);
     }
     await cleanupStaleNetworks(this.stateDir, (id) => this.running.has(id) || this.starting.has(id));
-    refillSpares({ allowHostPorts: this.allowHostPorts });
+    startSpares({ allowHostPorts: this.allowHostPorts });
   }
 
   async close(): Promise<void> {
