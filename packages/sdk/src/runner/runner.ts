@@ -7,6 +7,7 @@ import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
 import { setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
+import { mapStacksOf } from "./stack-map.js";
 
 export interface RunnerOptions {
   /** Unix socket the worker listens on. */
@@ -190,8 +191,8 @@ async function load(options: RunnerOptions): Promise<Loaded> {
     ...(options.app ? { appId: options.app.id, env: options.app.env } : {}),
     ...(options.api ? { serverUrl: `unix:${options.api.socketPath}`, token: options.api.token } : {}),
   });
-  // Source maps for the user's bundle only: the runner's own would cost startup time in every container.
-  process.setSourceMapsEnabled(true);
+  // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
+  mapStacksOf(options.bundlePath);
   const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
   const collected = collectApp(exports, "the bundle");
   const fn = collected.functions.get(options.functionName);
