@@ -1,3 +1,4 @@
+import { finished } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import { runCommand } from "./command.js";
 import { spawnCommand } from "./spawner.js";
@@ -27,6 +28,22 @@ describe("spawner", () => {
   it("reports a command killed by a signal", async () => {
     const result = await runCommand("sh", ["-c", "kill -KILL $$"]);
     expect(result.signal).toBe("SIGKILL");
+  });
+
+  it("loses no output of a command that writes faster than it is read, and makes it wait", async () => {
+    const child = spawnCommand("sh", ["-c", "head -c 5000000 /dev/zero; echo done >&2"]);
+    await child.started;
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    // Nobody reads stdout for a while: the command must block, not run to its end.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(stderr).toBe("");
+    let bytes = 0;
+    child.stdout.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    const [exit] = await Promise.all([child.exited, finished(child.stdout)]);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(bytes).toBe(5_000_000);
+    expect(stderr).toBe("done\n");
   });
 
   it("runs many commands at once, each with its own output", async () => {

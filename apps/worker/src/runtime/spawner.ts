@@ -25,7 +25,9 @@ type Request =
       input?: string;
     }
   | { t: "stdin"; id: number; data: Uint8Array }
-  | { t: "stdin-end"; id: number };
+  | { t: "stdin-end"; id: number }
+  /** This many bytes of a command's output were taken by whoever reads it here. */
+  | { t: "ack"; id: number; bytes: number };
 
 /** What the helper tells this process about a command. */
 type Event =
@@ -45,9 +47,24 @@ function helperMain(load: NodeJS.Require): void {
   const { spawn: start } = load("node:child_process") as typeof import("node:child_process");
   const send = (event: unknown) => process.send?.(event);
   const children = new Map<number, import("node:child_process").ChildProcess>();
+  // Output sent and not yet taken on the other side, per command: past a limit the command's pipes pause, so a
+  // command that writes faster than its output is read waits, as it would on a plain pipe.
+  const unacked = new Map<number, number>();
+  const MAX_UNACKED = 1 << 20;
+  const flow = (id: number, change: number) => {
+    if (!children.has(id)) return;
+    const bytes = (unacked.get(id) ?? 0) + change;
+    unacked.set(id, bytes);
+    const child = children.get(id);
+    for (const stream of [child?.stdout, child?.stderr]) {
+      if (bytes > MAX_UNACKED) stream?.pause();
+      else stream?.resume();
+    }
+  };
   process.on("message", (request: Request) => {
     if (request.t === "stdin") return void children.get(request.id)?.stdin?.write(request.data);
     if (request.t === "stdin-end") return void children.get(request.id)?.stdin?.end();
+    if (request.t === "ack") return flow(request.id, -request.bytes);
     const { id } = request;
     const piped = request.stdin || request.input !== undefined;
     const child = start(request.file, request.args, {
@@ -61,10 +78,15 @@ function helperMain(load: NodeJS.Require): void {
       children.delete(id);
       send({ t: "error", id, message: error.message, code: error.code });
     });
-    child.stdout?.on("data", (data: Buffer) => send({ t: "out", id, fd: 1, data }));
-    child.stderr?.on("data", (data: Buffer) => send({ t: "out", id, fd: 2, data }));
+    const relay = (fd: 1 | 2) => (data: Buffer) => {
+      send({ t: "out", id, fd, data });
+      flow(id, data.length);
+    };
+    child.stdout?.on("data", relay(1));
+    child.stderr?.on("data", relay(2));
     child.stdin?.on("error", () => {});
     child.once("close", (code, signal) => {
+      unacked.delete(id);
       if (!children.delete(id)) return;
       send({ t: "exit", id, code, signal });
     });
@@ -73,9 +95,34 @@ function helperMain(load: NodeJS.Require): void {
   process.on("disconnect", () => process.exit(0));
 }
 
+/**
+ * One output stream of a command, as read here. What it is given counts as taken at once, unless its reader is
+ * behind: then it counts once the reader has caught up (`drain`), which is what lets the helper pause the command.
+ */
+class Output extends PassThrough {
+  private held = 0;
+
+  constructor(private readonly ack: (bytes: number) => void) {
+    super();
+  }
+
+  deliver(data: Uint8Array): void {
+    const behind = this.held > 0;
+    this.held += data.length;
+    if (this.write(Buffer.from(data)) && !behind) this.release();
+    else if (!behind) this.once("drain", () => this.release());
+  }
+
+  private release(): void {
+    const bytes = this.held;
+    this.held = 0;
+    this.ack(bytes);
+  }
+}
+
 interface Entry {
-  stdout: PassThrough;
-  stderr: PassThrough;
+  stdout: Output;
+  stderr: Output;
   started: { resolve: () => void; reject: (error: Error) => void };
   exit: (result: { code: number | null; signal: NodeJS.Signals | null }) => void;
 }
@@ -96,8 +143,9 @@ class Spawner {
     const helper = this.ensureHelper();
     if (!helper) return spawnHere(file, args, options);
     const id = this.nextId++;
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
+    const ack = (bytes: number) => this.helper?.send({ t: "ack", id, bytes } satisfies Request);
+    const stdout = new Output(ack);
+    const stderr = new Output(ack);
     let started!: Entry["started"];
     const startedPromise = new Promise<void>((resolve, reject) => {
       started = { resolve, reject };
@@ -160,7 +208,7 @@ class Spawner {
         entry.started.resolve();
         return;
       case "out":
-        (event.fd === 1 ? entry.stdout : entry.stderr).write(Buffer.from(event.data));
+        (event.fd === 1 ? entry.stdout : entry.stderr).deliver(event.data);
         return;
       case "error":
         this.settle(event.id, { code: null, signal: null });
