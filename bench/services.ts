@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import postgres from "postgres";
+import { createTestDatabase } from "../internal/store/src/testing/postgres-fixture.js";
 
 /** Something the bench started and must stop. */
 export interface Service {
@@ -106,26 +106,8 @@ async function startChild(cmd: string, args: string[], ready: RegExp, cwd?: stri
 
 /** A new, empty PostgreSQL database on the server `adminUrl` names; dropped again by `stop`. */
 export async function createDatabase(adminUrl: string): Promise<Service & { url: string }> {
-  const name = `skiff_bench_${process.pid}_${Date.now()}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    stop: async () => {
-      const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      try {
-        await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await sql.end({ timeout: 5 });
-      }
-    },
-  };
+  const { url, drop } = await createTestDatabase(adminUrl);
+  return { url, stop: drop };
 }
 
 /** A private `redis-server` on a free port, persisting nothing. */

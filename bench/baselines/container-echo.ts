@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runtimeArgs, withBundle } from "./raw-container.js";
+import { measureOnBothRuntimes, runtimeArgs, withBundle } from "./raw-container.js";
 import { isMain, summarize } from "./stats.js";
 
 /** Options for {@link containerEchoLatency}. */
@@ -77,11 +77,4 @@ export async function containerEchoLatency(opts: ContainerEchoOptions): Promise<
   }
 }
 
-if (isMain(import.meta.url)) {
-  const rootfs = process.env.SKIFF_BENCH_ROOTFS ?? "/root/.skiff/cache/rootfs/bookworm-minbase";
-  const nodeDir = process.env.SKIFF_BENCH_NODE_DIR ?? process.argv[2];
-  if (!nodeDir) throw new Error("usage: container-echo <nodeDir> (a directory with bin/node)");
-  for (const runtime of ["runc", "runsc"] as const) {
-    console.log(runtime, await containerEchoLatency({ runtime, rootfs, nodeDir }));
-  }
-}
+if (isMain(import.meta.url)) await measureOnBothRuntimes("container-echo", containerEchoLatency);

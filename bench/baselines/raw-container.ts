@@ -181,11 +181,18 @@ export async function rawContainerStart(opts: RawContainerOptions): Promise<{ p5
   return { p50Ms: median(samples), samples };
 }
 
-if (isMain(import.meta.url)) {
+/**
+ * A baseline file run on its own (`<file>.ts <nodeDir>`): measures on runc, then runsc, on the cached base image
+ * (or SKIFF_BENCH_ROOTFS), and prints each result.
+ */
+export async function measureOnBothRuntimes(
+  name: string,
+  measure: (opts: Pick<RawContainerOptions, "runtime" | "rootfs" | "nodeDir">) => Promise<unknown>,
+): Promise<void> {
   const rootfs = process.env.SKIFF_BENCH_ROOTFS ?? "/root/.skiff/cache/rootfs/bookworm-minbase";
   const nodeDir = process.env.SKIFF_BENCH_NODE_DIR ?? process.argv[2];
-  if (!nodeDir) throw new Error("usage: raw-container <nodeDir> (a directory with bin/node)");
-  for (const runtime of ["runc", "runsc"] as const) {
-    console.log(runtime, await rawContainerStart({ runtime, rootfs, nodeDir }));
-  }
+  if (!nodeDir) throw new Error(`usage: ${name} <nodeDir> (a directory with bin/node)`);
+  for (const runtime of ["runc", "runsc"] as const) console.log(runtime, await measure({ runtime, rootfs, nodeDir }));
 }
+
+if (isMain(import.meta.url)) await measureOnBothRuntimes("raw-container", rawContainerStart);
