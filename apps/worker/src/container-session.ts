@@ -259,8 +259,8 @@ export class ContainerSession {
     if (taken.length > 0) {
       // The runner asks again for whatever room it has left once these arrive.
       this.runnerWants = 0;
-      this.lastActive = Date.now();
       const now = Date.now();
+      this.lastActive = now;
       for (const { input } of taken) {
         this.inFlight.set(input.inputId, {
           input,

@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { PassThrough, type Readable, Writable } from "node:stream";
 
+/** How a command ended. */
+type ExitStatus = { code: number | null; signal: NodeJS.Signals | null };
+
 /** A command started by the spawner: its output streams, its input if asked for, and how it ended. */
 export interface Spawned {
   stdout: Readable;
@@ -9,7 +12,7 @@ export interface Spawned {
   /** Resolves once the command runs; rejects if it could not start (e.g. ENOENT). */
   started: Promise<void>;
   /** Resolves once it exited and its output streams ended. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<ExitStatus>;
 }
 
 /** What this process asks of the helper. */
@@ -34,7 +37,7 @@ type Event =
   | { t: "spawned"; id: number }
   | { t: "error"; id: number; message: string; code?: string }
   | { t: "out"; id: number; fd: 1 | 2; data: Uint8Array }
-  | { t: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null };
+  | ({ t: "exit"; id: number } & ExitStatus);
 
 /**
  * The helper's program. It runs as the source of `node -e`, so it must stand alone: it uses only its argument
@@ -124,7 +127,7 @@ interface Entry {
   stdout: Output;
   stderr: Output;
   started: { resolve: () => void; reject: (error: Error) => void };
-  exit: (result: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  exit: (result: ExitStatus) => void;
 }
 
 /**
@@ -151,7 +154,7 @@ class Spawner {
       started = { resolve, reject };
     });
     startedPromise.catch(() => {});
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    const exited = new Promise<ExitStatus>((resolve) => {
       this.entries.set(id, { stdout, stderr, started, exit: resolve });
     });
     this.refresh();
@@ -220,7 +223,7 @@ class Spawner {
     }
   }
 
-  private settle(id: number, result: { code: number | null; signal: NodeJS.Signals | null }): void {
+  private settle(id: number, result: ExitStatus): void {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
@@ -264,7 +267,7 @@ function spawnHere(file: string, args: string[], options: { cwd?: string; stdin?
     child.once("error", reject);
   });
   started.catch(() => {});
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  const exited = new Promise<ExitStatus>((resolve) => {
     child.once("close", (code, signal) => resolve({ code, signal }));
     child.once("error", () => resolve({ code: null, signal: null }));
   });
