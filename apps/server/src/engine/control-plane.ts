@@ -128,6 +128,8 @@ export interface ControlPlaneOptions {
 
 /** Calls whose inputs all finished are forgotten (resends then check the store) after this long. */
 const CALL_MEMORY_MS = 10 * 60_000;
+/** A warm pool whose secrets could not be resolved tries again after this long, not four times a second. */
+const CANNOT_START_BACKOFF_MS = 30_000;
 
 /**
  * The server's engine. Inputs are queued, leased and retried in memory (`InputQueue`), so a call goes
@@ -943,11 +945,14 @@ export class ControlPlane {
     }
   }
 
+  /** Forgets finished calls past CALL_MEMORY_MS, and start failures past their backoff. */
   private forgetOldCalls(): void {
-    const before = Date.now() - CALL_MEMORY_MS;
+    const now = Date.now();
     for (const [callId, state] of this.calls) {
-      if (state.unfinished === 0 && state.touchedAt < before) this.calls.delete(callId);
+      if (state.unfinished === 0 && state.touchedAt < now - CALL_MEMORY_MS) this.calls.delete(callId);
     }
+    for (const [poolId, at] of this.cannotStart)
+      if (at < now - CANNOT_START_BACKOFF_MS) this.cannotStart.delete(poolId);
   }
 
   private async stopAbandonedApps(): Promise<void> {
@@ -999,8 +1004,7 @@ export class ControlPlane {
         work === 0
           ? min
           : Math.min(spec.maxContainers, Math.max(min, Math.ceil(work / target) + spec.bufferContainers));
-      // A warm pool whose secrets could not be resolved tries again later, not four times a second.
-      if (work === 0 && Date.now() - (this.cannotStart.get(info.id) ?? 0) < 30_000) continue;
+      if (work === 0 && Date.now() - (this.cannotStart.get(info.id) ?? 0) < CANNOT_START_BACKOFF_MS) continue;
       const containers = byPool.get(functionId) ?? [];
       if (desired === 0) {
         // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").

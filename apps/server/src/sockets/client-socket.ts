@@ -1,11 +1,11 @@
-import { ClientMessage, decodeMessage, type ErrorCode, encodeMessage, type ServerToClient } from "@skiff/protocol";
+import { ClientMessage, decodeMessage, encodeMessage, type ServerToClient } from "@skiff/protocol";
 import type { Principal } from "@skiff/store";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import { workspaceOf } from "../auth.js";
 import type { Caller, ControlPlane } from "../engine/control-plane.js";
 import type { Subscriber } from "../engine/hub.js";
-import { ApiError } from "../errors.js";
+import { ApiError, apiErrorOf } from "../errors.js";
 
 /** What a container's token may ask over the socket: calls, and nothing about apps (logs, shells). */
 const CONTAINER_MESSAGES = new Set<ClientMessage["t"]>(["submit", "subscribe", "unsubscribe", "cancel", "ping"]);
@@ -34,9 +34,24 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
 
   socket.on("message", async (data: Buffer) => {
     let rid = 0;
+    let message: ClientMessage;
     try {
-      const message = ClientMessage.parse(decodeMessage(data));
-      rid = message.rid;
+      const decoded = decodeMessage(data) as { rid?: unknown } | undefined;
+      // Answer even a malformed request under its own id, so that the caller's wait for it ends.
+      if (typeof decoded?.rid === "number") rid = decoded.rid;
+      const parsed = ClientMessage.safeParse(decoded);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new Error(`${issue.path.join(".") || "message"}: ${issue.message}`);
+      }
+      message = parsed.data;
+    } catch (error) {
+      log.warn({ err: error }, "malformed client message");
+      const problem = `malformed message (${(error as Error).message}): is the SDK the same version as the server?`;
+      send({ t: "ack", rid, error: { code: "BAD_REQUEST", message: problem } });
+      return;
+    }
+    try {
       if (principal.container && !CONTAINER_MESSAGES.has(message.t)) {
         throw new ApiError("FORBIDDEN", `a container's token cannot send "${message.t}": only calls`);
       }
@@ -71,9 +86,10 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
       }
       send({ t: "ack", rid });
     } catch (error) {
-      const code: ErrorCode = error instanceof ApiError ? error.code : "BAD_REQUEST";
-      if (!(error instanceof ApiError)) log.warn({ err: error }, "bad client message");
-      send({ t: "ack", rid, error: { code, message: (error as Error).message } });
+      // The caller's mistakes come as ApiErrors; anything else (the store down, a bug) is the server's.
+      const { code, message: text } = apiErrorOf(error as Error);
+      if (code === "INTERNAL") log.error({ err: error, t: message.t }, "client request failed");
+      send({ t: "ack", rid, error: { code, message: text } });
     }
   });
   socket.on("close", () => {
