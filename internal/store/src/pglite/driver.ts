@@ -1,3 +1,4 @@
+import { closeSync, fsyncSync, openSync } from "node:fs";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Db } from "../db.js";
 
@@ -31,8 +32,56 @@ class PgliteDb implements Db {
   }
 }
 
-/** Opens (creating if needed) an embedded Postgres in `dataDir`, or in memory when dataDir is undefined. */
-export async function openPglite(dataDir?: string): Promise<Db> {
+/** What of PGlite's Emscripten module this driver reaches into: its Node file system and its errors. */
+interface EmscriptenModule {
+  NODEFS?: {
+    stream_ops: Record<string, unknown>;
+    realPath(node: unknown): string;
+  };
+  FS: { ErrnoError: new (errno: number) => Error };
+}
+
+const EIO = 29; // Emscripten's number for EIO
+
+/**
+ * Makes PGlite's `fsync` reach the disk. PGlite starts Postgres with fsync off, and its Emscripten file
+ * system answers fsync without syncing anything, so a commit it reported could vanish in a power cut or
+ * a kernel crash. With fsync on, Postgres syncs the WAL at every commit (wal_sync_method=fsync) and the
+ * data files at every checkpoint through `fsync()`, which Emscripten hands to the stream's `fsync`: here,
+ * Node's fsync on the real file, or on the directory for a directory.
+ */
+function syncToDisk(pg: PGlite, fsync: (fd: number) => void): void {
+  const mod = (pg as unknown as { mod: EmscriptenModule }).mod;
+  const nodefs = mod.NODEFS;
+  if (!nodefs) throw new Error("this PGlite build has no NODEFS: its data directory cannot be synced");
+  nodefs.stream_ops.fsync = (stream: { nfd?: number; node: unknown }) => {
+    try {
+      if (stream.nfd !== undefined) fsync(stream.nfd);
+      else {
+        const fd = openSync(nodefs.realPath(stream.node), "r");
+        try {
+          fsync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      return 0;
+    } catch {
+      throw new mod.FS.ErrnoError(EIO);
+    }
+  };
+}
+
+/**
+ * Opens (creating if needed) an embedded Postgres in `dataDir`, or in memory when dataDir is undefined.
+ * On disk, what it commits is synced before the commit returns (see syncToDisk).
+ */
+export async function openPglite(
+  dataDir?: string,
+  /** Tests watch the syncs through this. */
+  options: { fsync?: (fd: number) => void } = {},
+): Promise<Db> {
+  const onDisk = dataDir !== undefined;
   const pg = await PGlite.create(dataDir, {
     // PGlite's own bytea codec goes byte by byte in JS; Node's hex codec is several times faster, which
     // matters for the chunks of inputs and results the engine writes.
@@ -41,6 +90,15 @@ export async function openPglite(dataDir?: string): Promise<Db> {
         `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`,
     },
     parsers: { [BYTEA]: (text: string) => Buffer.from(text.slice(2), "hex") },
+    // Without -F (fsync off), and syncing the WAL with fsync(), the one call PGlite's file system passes on.
+    ...(onDisk && {
+      startParams: [...PGlite.defaultStartParams.filter((p) => p !== "-F"), "-c", "wal_sync_method=fsync"],
+    }),
   });
+  if (onDisk) {
+    syncToDisk(pg, options.fsync ?? fsyncSync);
+    // Whatever startup wrote before the sync was in place reaches the disk now.
+    await pg.exec("CHECKPOINT");
+  }
   return new PgliteDb(pg, pg);
 }
