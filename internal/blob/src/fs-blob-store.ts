@@ -1,10 +1,20 @@
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { assertHash, BlobError, type BlobStore } from "./blob-store.js";
 
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Makes a rename in `dir` survive a power cut. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Blobs as files under `root/ab/cdef…`; a shared mount makes it work across hosts. */
@@ -21,10 +31,18 @@ export class FsBlobStore implements BlobStore {
     const path = this.pathOf(hash);
     if (await this.has(hash)) return hash;
     await mkdir(dirname(path), { recursive: true });
-    // Write then rename so a reader never sees a partial blob.
+    // Write then rename so a reader never sees a partial blob, each synced before the hash is handed out:
+    // an input that names the blob is acknowledged once it is on disk, and so must the blob be.
     const tmp = `${path}.${randomUUID()}.tmp`;
-    await writeFile(tmp, bytes);
+    const file = await open(tmp, "w");
+    try {
+      await file.writeFile(bytes);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
     await rename(tmp, path);
+    await syncDirectory(dirname(path));
     return hash;
   }
 
