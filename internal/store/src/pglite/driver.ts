@@ -120,10 +120,15 @@ export async function openPglite(
         `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`,
     },
     parsers: { [BYTEA]: (text: string) => Buffer.from(text.slice(2), "hex") },
-    // Without -F (fsync off), and syncing the WAL with fsync(), the one call PGlite's file system passes on.
-    ...(onDisk && {
-      startParams: [...PGlite.defaultStartParams.filter((p) => p !== "-F"), "-c", "wal_sync_method=fsync"],
-    }),
+    startParams: [
+      // On disk: without -F (fsync off), and syncing the WAL with fsync(), the one sync PGlite passes on.
+      ...PGlite.defaultStartParams.filter((p) => !(onDisk && p === "-F")),
+      ...(onDisk ? ["-c", "wal_sync_method=fsync"] : []),
+      // The store's working set is small and the host's page cache holds its files: PGlite's default 128 MB
+      // of shared buffers stayed resident for nothing (idle RSS 340 -> 212 MB, writes as fast).
+      "-c",
+      "shared_buffers=16MB",
+    ],
   });
   if (onDisk) {
     syncToDisk(pg, options.fsync ?? fsyncSync);
