@@ -18,8 +18,9 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# `npm install` against the lock file, not `npm ci`: this npm's ci refuses locks that lack other
-# platforms' optional packages (biome, rollup), which its own install never records.
+# `npm install` against the lock file, not `npm ci`: ci empties node_modules every time, and setup must be
+# quick when everything is there. The lock records every platform's optional packages (biome, rollup), as
+# this npm writes it, so an install leaves it as it is.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
