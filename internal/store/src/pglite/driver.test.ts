@@ -29,6 +29,13 @@ describe("PGlite on disk", () => {
     expect(await db.query("SHOW fsync")).toEqual([{ fsync: "on" }]);
   });
 
+  it("syncs what initdb wrote into a new data directory", async () => {
+    dir = mkdtempSync(join(tmpdir(), "skiff-pglite-"));
+    const synced: string[] = [];
+    db = await openPglite(dir, { fsync: (fd) => synced.push(readlinkSync(`/proc/self/fd/${fd}`)) });
+    expect(synced).toEqual(expect.arrayContaining([join(dir, "PG_VERSION"), join(dir, "base"), dir]));
+  });
+
   it("syncs the data files at a checkpoint", async () => {
     dir = mkdtempSync(join(tmpdir(), "skiff-pglite-"));
     const synced: string[] = [];

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -60,14 +60,7 @@ function syncToDisk(pg: PGlite, fsync: (fd: number) => void): void {
   nodefs.stream_ops.fsync = (stream: { nfd?: number; node: unknown }) => {
     try {
       if (stream.nfd !== undefined) fsync(stream.nfd);
-      else {
-        const fd = openSync(nodefs.realPath(stream.node), "r");
-        try {
-          fsync(fd);
-        } finally {
-          closeSync(fd);
-        }
-      }
+      else syncPath(nodefs.realPath(stream.node), fsync);
       return 0;
     } catch {
       throw new mod.FS.ErrnoError(EIO);
@@ -75,10 +68,29 @@ function syncToDisk(pg: PGlite, fsync: (fd: number) => void): void {
   };
 }
 
+/** Syncs every file and directory under `dir`: what initdb wrote with fsync off. */
+function syncTree(dir: string, fsync: (fd: number) => void): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) syncTree(path, fsync);
+    else if (entry.isFile()) syncPath(path, fsync);
+  }
+  syncPath(dir, fsync);
+}
+
+function syncPath(path: string, fsync: (fd: number) => void): void {
+  const fd = openSync(path, "r");
+  try {
+    fsync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
- * Creates a new data directory in a thread that then exits. initdb grows PGlite's WebAssembly memory to
- * several hundred megabytes, which a process never gets back: `skiff up` on a new home would keep ~800 MB
- * resident instead of ~330. The thread's memory goes with it.
+ * Creates a new data directory in a thread that then exits. initdb grows PGlite's WebAssembly memory by
+ * hundreds of megabytes, which a process never gets back (`skiff up` on a new home held ~800 MB where a
+ * restarted one held ~330); the thread's memory goes with it.
  */
 async function initInThread(dataDir: string): Promise<void> {
   const pglite = createRequire(import.meta.url).resolve("@electric-sql/pglite");
@@ -111,7 +123,11 @@ export async function openPglite(
   options: { fsync?: (fd: number) => void } = {},
 ): Promise<Db> {
   const onDisk = dataDir !== undefined;
-  if (onDisk && !existsSync(join(dataDir, "PG_VERSION"))) await initInThread(dataDir);
+  const fsync = options.fsync ?? fsyncSync;
+  if (onDisk && !existsSync(join(dataDir, "PG_VERSION"))) {
+    await initInThread(dataDir);
+    syncTree(dataDir, fsync);
+  }
   const pg = await PGlite.create(dataDir, {
     // PGlite's own bytea codec goes byte by byte in JS; Node's hex codec is several times faster, which
     // matters for the chunks of inputs and results the engine writes.
@@ -131,8 +147,8 @@ export async function openPglite(
     ],
   });
   if (onDisk) {
-    syncToDisk(pg, options.fsync ?? fsyncSync);
-    // Whatever startup wrote before the sync was in place reaches the disk now.
+    syncToDisk(pg, fsync);
+    // What startup wrote before PGlite's fsync was in place (recovery, say) reaches the disk now.
     await pg.exec("CHECKPOINT");
   }
   return new PgliteDb(pg, pg);
