@@ -1,4 +1,4 @@
-import { fsyncSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
+import { fsyncSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ describe("PGlite on disk", () => {
   let dir: string | undefined;
   afterEach(async () => {
     await db?.close();
+    db = undefined;
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -29,11 +30,24 @@ describe("PGlite on disk", () => {
     expect(await db.query("SHOW fsync")).toEqual([{ fsync: "on" }]);
   });
 
-  it("syncs what initdb wrote into a new data directory", async () => {
+  it("makes a new store whole, synced, then moved into place, clearing what a killed start left", async () => {
     dir = mkdtempSync(join(tmpdir(), "skiff-pglite-"));
+    const data = join(dir, "data");
+    mkdirSync(`${data}.new-2147483646`); // no such process
+    writeFileSync(join(`${data}.new-2147483646`, "PG_VERSION"), "half made");
     const synced: string[] = [];
-    db = await openPglite(dir, { fsync: (fd) => synced.push(readlinkSync(`/proc/self/fd/${fd}`)) });
-    expect(synced).toEqual(expect.arrayContaining([join(dir, "PG_VERSION"), join(dir, "base"), dir]));
+    db = await openPglite(data, { fsync: (fd) => synced.push(readlinkSync(`/proc/self/fd/${fd}`)) });
+    const staging = `${data}.new-${process.pid}`;
+    expect(synced).toEqual(expect.arrayContaining([join(staging, "PG_VERSION"), join(staging, "base"), dir]));
+    expect(readdirSync(dir)).toEqual(["data"]);
+    expect(await db.query("SELECT 1 AS one")).toEqual([{ one: 1 }]);
+  });
+
+  it("refuses a directory that holds files but no store, and says what to do", async () => {
+    dir = mkdtempSync(join(tmpdir(), "skiff-pglite-"));
+    writeFileSync(join(dir, "notes.txt"), "mine");
+    await expect(openPglite(dir)).rejects.toThrow(/holds files but no database .*move it away/);
+    expect(readdirSync(dir)).toEqual(["notes.txt"]);
   });
 
   it("syncs the data files at a checkpoint", async () => {

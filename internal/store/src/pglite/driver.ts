@@ -1,6 +1,6 @@
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Db } from "../db.js";
@@ -113,6 +113,41 @@ async function initInThread(dataDir: string): Promise<void> {
   }
 }
 
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Creates `dataDir` whole or not at all: initdb runs in a sibling directory, which is synced and then
+ * renamed into place, so a start killed halfway leaves no half-made store behind to fail every later one.
+ */
+async function createDataDir(dataDir: string, fsync: (fd: number) => void): Promise<void> {
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+    throw new Error(
+      `${dataDir} holds files but no database (no PG_VERSION): move it away and start again, and a new store is made there`,
+    );
+  }
+  const parent = dirname(dataDir);
+  mkdirSync(parent, { recursive: true });
+  // Left by a start that was killed while it made the store (not one still making it).
+  const prefix = `${basename(dataDir)}.new-`;
+  for (const name of readdirSync(parent)) {
+    if (name.startsWith(prefix) && !isAlive(Number(name.slice(prefix.length))))
+      rmSync(join(parent, name), { recursive: true, force: true });
+  }
+  const staging = `${dataDir}.new-${process.pid}`;
+  await initInThread(staging);
+  syncTree(staging, fsync);
+  renameSync(staging, dataDir);
+  syncPath(parent, fsync);
+}
+
 /**
  * Opens (creating if needed) an embedded Postgres in `dataDir`, or in memory when dataDir is undefined.
  * On disk, what it commits is synced before the commit returns (see syncToDisk).
@@ -124,10 +159,7 @@ export async function openPglite(
 ): Promise<Db> {
   const onDisk = dataDir !== undefined;
   const fsync = options.fsync ?? fsyncSync;
-  if (onDisk && !existsSync(join(dataDir, "PG_VERSION"))) {
-    await initInThread(dataDir);
-    syncTree(dataDir, fsync);
-  }
+  if (onDisk && !existsSync(join(dataDir, "PG_VERSION"))) await createDataDir(dataDir, fsync);
   const pg = await PGlite.create(dataDir, {
     // PGlite's own bytea codec goes byte by byte in JS; Node's hex codec is several times faster, which
     // matters for the chunks of inputs and results the engine writes.
