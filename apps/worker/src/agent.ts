@@ -50,6 +50,18 @@ type ServerLink = Link<WorkerMessage, ServerToWorker>;
 /** What building an image may need from the server's secret store: a registry login, the steps' secrets. */
 type ImageSecrets = Pick<Extract<ServerToWorker, { t: "build" }>, "registryAuth" | "buildSecrets">;
 
+/** A shell this worker runs: its container, its input (once started), and its terminal's resizes. */
+interface OpenShell {
+  id: string;
+  stdin?: NodeJS.WritableStream;
+  /** Input that came before the shell started. */
+  early: (Uint8Array | "eof")[];
+  closed: boolean;
+  /** A resize command is running; the size to set after it, if another came meanwhile. */
+  resizing?: boolean;
+  nextSize?: { rows: number; cols: number };
+}
+
 const MAX_BUFFERED_LOG_LINES = 10_000;
 const DEFAULT_IMAGE_CACHE_MIB = 20 * 1024;
 /** Layers unused this long are removed even within the budget. */
@@ -80,10 +92,7 @@ export class WorkerAgent {
   private readonly bundles: BundleCache;
   private readonly images: ImageBuilder;
   /** Open shells by session id: their container, its stdin once started, and input that came before. */
-  private readonly shells = new Map<
-    string,
-    { id: string; stdin?: NodeJS.WritableStream; early: (Uint8Array | "eof")[]; closed: boolean }
-  >();
+  private readonly shells = new Map<string, OpenShell>();
   private workerId = "";
   private connectedOnce: (() => void) | undefined;
 
@@ -293,8 +302,7 @@ export class WorkerAgent {
         return;
       case "shell-resize": {
         const shell = this.shells.get(message.sid);
-        const command = resizeTerminal(message.rows, message.cols);
-        if (shell?.stdin) void this.shellRuntime.exec?.(shell.id, command).catch(() => {});
+        if (shell?.stdin) this.resizeShell(shell, message.rows, message.cols);
         return;
       }
       case "shell-input": {
@@ -412,6 +420,24 @@ export class WorkerAgent {
    * A shell in a container of `image` (`skiff shell`): built first if needed, up to a failing step (the
    * shell then opens in the image before it). Its output and exit go back to the server.
    */
+  /**
+   * Resizes a shell's terminal one command at a time, the latest size last: a window dragged sends sizes
+   * in bursts, and two commands run at once could finish in either order, leaving an older size.
+   */
+  private resizeShell(shell: OpenShell, rows: number, cols: number): void {
+    shell.nextSize = { rows, cols };
+    if (shell.resizing) return;
+    shell.resizing = true;
+    void (async () => {
+      while (shell.nextSize && !shell.closed) {
+        const size = shell.nextSize;
+        shell.nextSize = undefined;
+        await this.shellRuntime.exec?.(shell.id, resizeTerminal(size.rows, size.cols)).catch(() => {});
+      }
+      shell.resizing = false;
+    })();
+  }
+
   private async openShell(open: Extract<ServerToWorker, { t: "shell-open" }>): Promise<void> {
     const { sid, image, tty } = open;
     const command = tty ? onTerminal(open.command, tty) : open.command;
