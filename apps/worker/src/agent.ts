@@ -417,10 +417,6 @@ export class WorkerAgent {
   }
 
   /**
-   * A shell in a container of `image` (`skiff shell`): built first if needed, up to a failing step (the
-   * shell then opens in the image before it). Its output and exit go back to the server.
-   */
-  /**
    * Resizes a shell's terminal one command at a time, the latest size last: a window dragged sends sizes
    * in bursts, and two commands run at once could finish in either order, leaving an older size.
    */
@@ -438,6 +434,10 @@ export class WorkerAgent {
     })();
   }
 
+  /**
+   * A shell in a container of `image` (`skiff shell`): built first if needed, up to a failing step (the
+   * shell then opens in the image before it). Its output and exit go back to the server.
+   */
   private async openShell(open: Extract<ServerToWorker, { t: "shell-open" }>): Promise<void> {
     const { sid, image, tty } = open;
     const command = tty ? onTerminal(open.command, tty) : open.command;
