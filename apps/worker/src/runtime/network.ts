@@ -10,8 +10,10 @@ import { withFileLock } from "./file-lock.js";
  * bridge `skiff0` (10.213.0.1/16), with egress NATed out of the host and no access to the host itself.
  *
  * Host-wide state, shared by every worker process on the host:
- * - the bridge, IPv4 forwarding, a MASQUERADE rule and the filter chain SKIFF-INPUT (containers → host: DROP,
- *   except replies and the TCP ports the worker was told to allow), created once and idempotently under a lock;
+ * - the bridge, IPv4 forwarding, a MASQUERADE rule, a FORWARD rule dropping container → container traffic and
+ *   the filter chain SKIFF-INPUT (containers → host: DROP, except replies and the TCP ports the worker was told
+ *   to allow), created once and idempotently under a lock;
+ * - each container's host-side veth is an isolated bridge port, so no container reaches another over the bridge;
  * - /run/skiff/net/claims/<n>: one file per address in use (host part n), holding its owner (a runtime's state
  *   dir), container id and worker pid. Claims are made under the lock before the namespace exists, so a
  *   `skiff-*` namespace or `skv*` veth without a claim is a leftover.
@@ -145,6 +147,9 @@ export async function setupPrivateNetwork(
         `netns add ${lease.netns}`,
         `link add ${lease.hostVeth} type veth peer name eth0 netns ${lease.netns}`,
         `link set ${lease.hostVeth} master ${BRIDGE} up`,
+        // An isolated port reaches the bridge (the host, and through it the outside) but no other isolated
+        // port: containers never reach each other, whatever their app or workspace.
+        `link set ${lease.hostVeth} type bridge_slave isolated on`,
       ],
     );
     await writeFile(`/proc/sys/net/ipv6/conf/${lease.hostVeth}/disable_ipv6`, "1").catch(() => {});
@@ -261,6 +266,9 @@ async function ensureBridge(allowHostPorts: readonly number[]): Promise<void> {
   // Egress even where the FORWARD policy is DROP (as Docker sets it).
   await ensureRule(iptables, "filter", "-I", ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "ACCEPT"]);
   await ensureRule(iptables, "filter", "-I", ["FORWARD", "-o", BRIDGE, ...REPLIES]);
+  // Container → container through the host (a route via the gateway, or bridged frames where br_netfilter
+  // passes them to iptables): dropped, first in the chain. Bridge port isolation stops the rest.
+  await ensureRule(iptables, "filter", "-I", ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "DROP"]);
   // Containers → host: nothing but replies and the allowed ports. Allowances are only ever added (a worker
   // with other ports may share the host); they last until reboot or `iptables -F SKIFF-INPUT`.
   if ((await runCommand(iptables, ["-w", "-t", "filter", "-n", "-L", INPUT_CHAIN])).code !== 0) {

@@ -329,6 +329,43 @@ function defineCases(
     TEST_TIMEOUT_MS,
   );
 
+  it.skipIf(!options.isolated)(
+    "private network: a container cannot reach another container",
+    async () => {
+      // The listener answers on its own address (so it is up), then waits for the prober.
+      const listen =
+        "const addr = require('os').networkInterfaces().eth0.find((a) => a.family === 'IPv4').address;" +
+        "const server = require('net').createServer((s) => s.end('hello')).listen(7070, '0.0.0.0', () => {" +
+        `  const s = require('net').connect(7070, addr); s.on('data', () => console.log(addr)); s.on('error', (e) => console.log(e.code));` +
+        "});" +
+        "process.stdin.on('data', () => process.exit(0));";
+      const listener = await runtime.start(
+        spec("priv-listen", { command: [NODE, "-e", listen], network: "private", mounts: [nodeMount()], stdin: true }),
+      );
+      try {
+        const address = (
+          await new Promise<string>((resolve) => listener.stdout.once("data", (d) => resolve(String(d))))
+        ).trim();
+        expect(address).toMatch(/^10\.213\.\d+\.\d+$/);
+        const probe = `
+          const s = require("net").connect(7070, "${address}");
+          const t = setTimeout(() => { console.log("TIMEOUT"); process.exit(0); }, 3000);
+          s.on("connect", () => { clearTimeout(t); console.log("CONNECTED"); s.destroy(); });
+          s.on("error", (e) => { clearTimeout(t); console.log(e.code); });`;
+        const prober = await run(
+          runtime,
+          spec("priv-probe", { command: [NODE, "-e", probe], network: "private", mounts: [nodeMount()] }),
+        );
+        expect(prober.stdout.trim()).toMatch(/^(TIMEOUT|EHOSTUNREACH|ECONNREFUSED|ENETUNREACH)$/);
+      } finally {
+        listener.stdin?.end("done\n");
+        await runtime.kill(listener.id);
+        await listener.exited;
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   it(
     "kill() stops a sleeping container and resolves exited",
     async () => {
