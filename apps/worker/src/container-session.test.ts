@@ -20,7 +20,7 @@ import {
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ContainerSession, type SessionHost } from "./container-session.js";
-import type { ContainerExit, ContainerRuntime } from "./runtime/types.js";
+import type { ContainerExit, ContainerRuntime, ContainerSpec } from "./runtime/types.js";
 
 type Start = Extract<ServerToWorker, { t: "start" }>;
 
@@ -30,6 +30,8 @@ class Harness {
   readonly outputs: WorkerOutput[] = [];
   readonly claims: number[] = [];
   readonly toRunner: WorkerToRunner[] = [];
+  /** What the session asked the runtime to start. */
+  container: ContainerSpec | undefined;
   session!: ContainerSession;
   private exit!: (exit: ContainerExit) => void;
   private runner!: Socket;
@@ -44,7 +46,10 @@ class Harness {
     const runtime: ContainerRuntime = {
       name: "process",
       available: async () => ({ ok: true }),
-      start: async (container) => ({ id: container.id, stdout: new PassThrough(), stderr: new PassThrough(), exited }),
+      start: async (container) => {
+        this.container = container;
+        return { id: container.id, stdout: new PassThrough(), stderr: new PassThrough(), exited };
+      },
       kill: async () => this.exit({ exitCode: null, signal: "SIGKILL", oomKilled: false }),
       cleanupStale: async () => {},
     };
@@ -219,6 +224,24 @@ describe("container session", () => {
     const returned = harness.sent.find((m): m is Extract<WorkerMessage, { t: "return" }> => m.t === "return");
     expect(returned?.inputs.map((ref) => ref.inputId)).toEqual(["f", "g"]);
     await until(() => harness.toRunner.some((m) => m.t === "shutdown"));
+  });
+
+  it("gives the token to the runner's connection only, first thing, and never through the environment", async () => {
+    await harness.start();
+    await until(() => harness.toRunner.length > 0);
+    expect(harness.toRunner[0]).toEqual({ t: "hello", token: "ct:secret" });
+    expect(JSON.stringify(harness.container?.env)).not.toContain("ct:secret");
+    // Code in the container connecting to the runner's socket gets nothing, and the runner keeps its connection.
+    const path = join(dir, "containers", "ct-session-test", "runner.sock");
+    const other = await new Promise<Socket>((resolve, reject) => {
+      const socket = connect(path, () => resolve(socket)).once("error", reject);
+    });
+    const received: Buffer[] = [];
+    other.on("data", (chunk: Buffer) => received.push(chunk));
+    await new Promise((resolve) => other.once("close", resolve));
+    expect(received).toEqual([]);
+    harness.fromRunner({ t: "next", max: 1 });
+    await until(() => harness.claims.length === 1);
   });
 
   it("never claims ahead of inputs that run long", async () => {

@@ -134,7 +134,6 @@ export class ContainerSession {
         ...this.start.env,
         SKIFF_SOCKET: "/.skiff/sock/runner.sock",
         SKIFF_API_SOCKET: "/.skiff/sock/api.sock",
-        SKIFF_CONTAINER_TOKEN: this.start.token,
         SKIFF_FUNCTION_IDS: JSON.stringify(this.start.functionIds),
         SKIFF_APP_ID: this.start.appId,
         SKIFF_ENV: this.start.appEnv,
@@ -303,8 +302,15 @@ export class ContainerSession {
     }));
   }
 
+  /** The runner's connection: the first one only, which gets the container's token. */
   private serveRunner(socket: Socket): void {
+    // The runner connects before it loads the function's code; a later connection is that code's, not the runner's.
+    if (this.runner) {
+      socket.destroy();
+      return;
+    }
     this.runner = socket;
+    this.sendRunner({ t: "hello", token: this.start.token });
     const reader = new FrameReader();
     socket.on("data", (chunk: Buffer) => {
       for (const frame of reader.push(chunk)) {

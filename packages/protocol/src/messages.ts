@@ -363,6 +363,11 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
 }
 
 export const WorkerToRunner = z.discriminatedUnion("t", [
+  /**
+   * The first frame on the runner's connection: the container's token goes to the runner this way only, never
+   * through an environment (every process in the container can read /proc/1/environ).
+   */
+  z.object({ t: z.literal("hello"), token: z.string() }),
   z.object({
     t: z.literal("inputs"),
     inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: Bytes })),

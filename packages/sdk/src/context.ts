@@ -10,6 +10,8 @@ export interface SkiffContext {
   token?: string;
   appId?: string;
   env?: string;
+  /** The container's id, inside a container. */
+  containerId?: string;
   /** Function ids of the running app, by name. */
   functionIds: Record<string, string>;
   /** Told how a map is going (the CLI draws a progress line); called often, must be cheap. */
@@ -38,6 +40,17 @@ export function getContext(): SkiffContext | undefined {
  */
 export function inContainer(): boolean {
   return getContext()?.where === "container";
+}
+
+/**
+ * The id of the container this code runs in (the id `skiff container list` shows), or undefined outside a
+ * container. Every container's process id is 1, so this is how a function tells its container from another.
+ *
+ * @example
+ * export const where = app.function({}, async () => currentContainerId());
+ */
+export function currentContainerId(): string | undefined {
+  return getContext()?.containerId;
 }
 
 export function setContext(context: SkiffContext): void {

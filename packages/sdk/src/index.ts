@@ -13,7 +13,7 @@ export {
 } from "./cls.js";
 export { decodeValue, encodeValue } from "./codec.js";
 export { clientFromEnvironment, closeSharedClient } from "./connect.js";
-export { getContext, type MapProgress, type SkiffContext, setContext } from "./context.js";
+export { currentContainerId, getContext, type MapProgress, type SkiffContext, setContext } from "./context.js";
 export { CallError, isNonRetriable, NonRetriableError, SkiffError } from "./errors.js";
 export { type AutoscalerOptions, Function, type MapOptions, SkiffFunction } from "./function.js";
 export { FunctionCall } from "./function-call.js";

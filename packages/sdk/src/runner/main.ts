@@ -1,16 +1,13 @@
 import { runRunner } from "./runner.js";
 
-// Entry of the runner program injected into containers; the worker passes everything by environment.
+// Entry of the runner program injected into containers; the worker passes everything by environment but the
+// container's token, which comes over the socket (see runner.ts).
 const env = process.env;
 const missing = ["SKIFF_SOCKET", "SKIFF_BUNDLE", "SKIFF_FUNCTION"].filter((name) => !env[name]);
 if (missing.length > 0) {
   console.error(`skiff runner: missing ${missing.join(", ")}; the runner is started by a Skiff worker, not by hand`);
   process.exit(2);
 }
-const token = env.SKIFF_CONTAINER_TOKEN;
-// The function's own code and the processes it starts do not need the token in their environment: the SDK
-// has it from the runner.
-delete env.SKIFF_CONTAINER_TOKEN;
 await runRunner({
   socketPath: env.SKIFF_SOCKET!,
   bundlePath: env.SKIFF_BUNDLE!,
@@ -18,7 +15,8 @@ await runRunner({
   maxInputs: Number(env.SKIFF_MAX_INPUTS ?? "1"),
   params: env.SKIFF_PARAMS,
   batch: env.SKIFF_BATCH ? (JSON.parse(env.SKIFF_BATCH) as { maxBatchSize: number; waitMs: number }) : undefined,
-  api: env.SKIFF_API_SOCKET && token ? { socketPath: env.SKIFF_API_SOCKET, token } : undefined,
+  containerId: env.SKIFF_CONTAINER_ID,
+  api: env.SKIFF_API_SOCKET ? { socketPath: env.SKIFF_API_SOCKET } : undefined,
   app: env.SKIFF_APP_ID
     ? {
         id: env.SKIFF_APP_ID,

@@ -21,8 +21,13 @@ export interface RunnerOptions {
   params?: string | undefined;
   /** Gather inputs into lists for a batched function. */
   batch?: { maxBatchSize: number; waitMs: number } | undefined;
-  /** How code in the container calls functions: the worker's relay to the server, and the container's token. */
-  api?: { socketPath: string; token: string } | undefined;
+  /**
+   * How code in the container calls functions: the worker's relay to the server. The container's token comes
+   * from the worker over `socketPath` (its first message), never from the environment.
+   */
+  api?: { socketPath: string } | undefined;
+  /** The container's id, for `currentContainerId()`. */
+  containerId?: string | undefined;
   /** The app: its id, environment and function ids by name (`other.remote()` finds its id here). */
   app?: { id: string; env: string; functionIds: Record<string, string> } | undefined;
 }
@@ -40,10 +45,15 @@ type Input = { inputId: string; attempt: number; args: Uint8Array };
  * Unix socket, runs up to `maxInputs` at once, and sends each output back.
  */
 export async function runRunner(options: RunnerOptions): Promise<void> {
-  // Connecting (slow through gVisor's gofer) and loading the user's code overlap.
-  const [socket, loaded] = await Promise.all([
-    open(options.socketPath),
-    load(options).then(
+  const connection = open(options.socketPath);
+  // Connecting (slow through gVisor's gofer) and loading the user's code overlap; the code is imported once the
+  // worker's hello has brought the token, so no call it makes goes without it.
+  const [{ socket, early, setHandler }, loaded] = await Promise.all([
+    connection,
+    load(
+      options,
+      connection.then(({ token }) => token),
+    ).then(
       (code) => ({ code }),
       (error: unknown) => ({ error }),
     ),
@@ -154,26 +164,22 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     else batchTimer ??= setTimeout(runBatch, batch!.waitMs);
   };
 
-  const reader = new FrameReader();
-  socket.on("data", (chunk: Buffer) => {
-    for (const frame of reader.push(chunk)) {
-      // The worker is trusted and validated its side; a shape check keeps zod out of every container.
-      const message = decodeMessage(frame) as WorkerToRunner;
-      if (message.t !== "shutdown" && !Array.isArray(message.inputs))
-        throw new Error("skiff runner: malformed message");
-      if (message.t === "shutdown") {
-        shuttingDown = true;
-        if (batch && gathered.length > 0) void runBatch();
-        if (active === 0) finish();
-        continue;
-      }
-      asked = false;
-      active += message.inputs.length;
-      if (batch) gather(message.inputs);
-      else for (const input of message.inputs) void runOne(input);
-      askForMore();
+  const onMessage = (message: WorkerToRunner) => {
+    if (message.t === "hello") return;
+    if (message.t === "shutdown") {
+      shuttingDown = true;
+      if (batch && gathered.length > 0) void runBatch();
+      if (active === 0) finish();
+      return;
     }
-  });
+    asked = false;
+    active += message.inputs.length;
+    if (batch) gather(message.inputs);
+    else for (const input of message.inputs) void runOne(input);
+    askForMore();
+  };
+  for (const message of early) onMessage(message);
+  setHandler(onMessage);
   socket.on("close", () => process.exit(0));
   send({ t: "ready" });
   askForMore();
@@ -183,16 +189,17 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
  * Loads the user's bundle and finds the function; for a class, makes the instance with the pool's
  * parameter values and runs its `enter` hooks (a throw there fails the container's start).
  */
-async function load(options: RunnerOptions): Promise<Loaded> {
+async function load(options: RunnerOptions, token: Promise<string>): Promise<Loaded> {
+  // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
+  mapStacksOf(options.bundlePath);
   setContext({
     v: 1,
     where: "container",
     functionIds: options.app?.functionIds ?? {},
     ...(options.app ? { appId: options.app.id, env: options.app.env } : {}),
-    ...(options.api ? { serverUrl: `unix:${options.api.socketPath}`, token: options.api.token } : {}),
+    ...(options.containerId ? { containerId: options.containerId } : {}),
+    ...(options.api ? { serverUrl: `unix:${options.api.socketPath}`, token: await token } : {}),
   });
-  // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
-  mapStacksOf(options.bundlePath);
   const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
   const collected = collectApp(exports, "the bundle");
   const fn = collected.functions.get(options.functionName);
@@ -260,10 +267,54 @@ function explainMissingModule(error: unknown): void {
     `or install it where you run skiff so that it is bundled (${error.message})`;
 }
 
-function open(path: string): Promise<Socket> {
+/** The runner's connection to the worker once the worker's hello has come. */
+interface Connection {
+  socket: Socket;
+  /** The container's token, from the hello. */
+  token: string;
+  /** Messages that came with the hello, before a handler was set. */
+  early: WorkerToRunner[];
+  setHandler(handler: (message: WorkerToRunner) => void): void;
+}
+
+/** Connects to the worker and waits for its hello, which carries the container's token. */
+function open(path: string): Promise<Connection> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
-    socket.once("connect", () => resolve(socket));
+    const reader = new FrameReader();
+    const early: WorkerToRunner[] = [];
+    let handler: ((message: WorkerToRunner) => void) | undefined;
+    let token: string | undefined;
+    const setHandler = (next: (message: WorkerToRunner) => void) => {
+      handler = next;
+    };
+    socket.on("data", (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) {
+        // The worker is trusted and validated its side; a shape check keeps zod out of every container.
+        const message = decodeMessage(frame) as WorkerToRunner;
+        if (!isWorkerMessage(message)) throw new Error("skiff runner: malformed message");
+        if (token === undefined) {
+          if (message.t !== "hello") throw new Error("skiff runner: the worker's first message was not its hello");
+          token = message.token;
+          resolve({ socket, token, early, setHandler });
+        } else if (handler) handler(message);
+        else early.push(message);
+      }
+    });
     socket.once("error", reject);
+    socket.once("close", () => reject(new Error("skiff runner: the worker closed the connection before its hello")));
   });
+}
+
+function isWorkerMessage(message: WorkerToRunner): boolean {
+  switch (message.t) {
+    case "hello":
+      return typeof message.token === "string";
+    case "inputs":
+      return Array.isArray(message.inputs);
+    case "shutdown":
+      return true;
+    default:
+      return false;
+  }
 }
