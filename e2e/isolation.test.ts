@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundleProgram, hasCommand, Stack } from "./stack.js";
 
@@ -44,6 +45,8 @@ for (const runtime of runtimes) {
         expect(listener.address).toMatch(/^10\.213\.\d+\.\d+$/);
         expect(listener.self).toBe("CONNECTED");
         const fromSameApp = await call<string>("probe", [listener.address]);
+        // The listener still runs and listens: the host reaches it.
+        expect(await probeFromHost(listener.address)).toBe("CONNECTED");
         const fromOtherWorkspace = await call<string>("probe", [listener.address], team);
         expect({ fromSameApp, fromOtherWorkspace }).toEqual({
           fromSameApp: expect.stringMatching(/^(TIMEOUT|EHOSTUNREACH|ECONNREFUSED|ENETUNREACH)$/),
@@ -75,5 +78,21 @@ for (const runtime of runtimes) {
       expect(me.id).toBe(me.env);
       expect(containers.filter((c) => c.function === "whoami").map((c) => c.id)).toContain(me.id);
     }, 200_000);
+  });
+}
+
+function probeFromHost(address: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(7070, address);
+    const timer = setTimeout(() => resolve("TIMEOUT"), 3000);
+    socket.on("connect", () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve("CONNECTED");
+    });
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(error.code ?? error.message);
+    });
   });
 }

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -335,7 +335,7 @@ function defineCases(
       // The listener answers on its own address (so it is up), then waits for the prober.
       const listen =
         "const addr = require('os').networkInterfaces().eth0.find((a) => a.family === 'IPv4').address;" +
-        "const server = require('net').createServer((s) => s.end('hello')).listen(7070, '0.0.0.0', () => {" +
+        "const server = require('net').createServer((s) => s.on('error', () => {}).end('hello')).listen(7070, '0.0.0.0', () => {" +
         `  const s = require('net').connect(7070, addr); s.on('data', () => console.log(addr)); s.on('error', (e) => console.log(e.code));` +
         "});" +
         "process.stdin.on('data', () => process.exit(0));";
@@ -357,6 +357,13 @@ function defineCases(
           spec("priv-probe", { command: [NODE, "-e", probe], network: "private", mounts: [nodeMount()] }),
         );
         expect(prober.stdout.trim()).toMatch(/^(TIMEOUT|EHOSTUNREACH|ECONNREFUSED|ENETUNREACH)$/);
+        // The listener still listens: the host reaches it.
+        const fromHost = await new Promise<string>((resolve) => {
+          const socket = connect(7070, address);
+          socket.on("data", (data) => resolve(String(data)));
+          socket.on("error", (error: NodeJS.ErrnoException) => resolve(String(error.code)));
+        });
+        expect(fromHost).toBe("hello");
       } finally {
         listener.stdin?.end("done\n");
         await runtime.kill(listener.id);
