@@ -15,6 +15,7 @@ let shared: Client | undefined;
 export async function clientFromEnvironment(): Promise<Client> {
   if (shared) return shared;
   const context = getContext();
+  await context?.tokenReady;
   const home = process.env.SKIFF_HOME ?? join(homedir(), ".skiff");
   const profiles = context?.serverUrl ? undefined : await import("./profiles.js");
   const profile = profiles?.resolveProfile(await profiles.readProfiles(home), process.env);

@@ -8,6 +8,11 @@ export interface SkiffContext {
   where: "local" | "container";
   serverUrl?: string;
   token?: string;
+  /**
+   * Inside a container: resolves once `token` is set (the worker sends it over the runner's socket while the
+   * function's module loads); read `token` after it.
+   */
+  tokenReady?: Promise<void>;
   appId?: string;
   env?: string;
   /** The container's id, inside a container. */

@@ -5,7 +5,7 @@ import { decodeMessage, encodeMessage, FrameReader, lengthPrefixed } from "@skif
 import { collectApp } from "../app.js";
 import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
-import { setContext } from "../context.js";
+import { type SkiffContext, setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
 import { mapStacksOf } from "./stack-map.js";
 
@@ -46,8 +46,8 @@ type Input = { inputId: string; attempt: number; args: Uint8Array };
  */
 export async function runRunner(options: RunnerOptions): Promise<void> {
   const connection = open(options.socketPath);
-  // Connecting (slow through gVisor's gofer) and loading the user's code overlap; the code is imported once the
-  // worker's hello has brought the token, so no call it makes goes without it.
+  // Connecting (slow through gVisor's gofer) and loading the user's code overlap; a call the code makes before
+  // the worker's hello has brought the token waits for it (see SkiffContext.tokenReady).
   const [{ socket, early, setHandler }, loaded] = await Promise.all([
     connection,
     load(
@@ -192,14 +192,24 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
 async function load(options: RunnerOptions, token: Promise<string>): Promise<Loaded> {
   // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
   mapStacksOf(options.bundlePath);
-  setContext({
+  const context: SkiffContext = {
     v: 1,
     where: "container",
     functionIds: options.app?.functionIds ?? {},
     ...(options.app ? { appId: options.app.id, env: options.app.env } : {}),
     ...(options.containerId ? { containerId: options.containerId } : {}),
-    ...(options.api ? { serverUrl: `unix:${options.api.socketPath}`, token: await token } : {}),
-  });
+    ...(options.api ? { serverUrl: `unix:${options.api.socketPath}` } : {}),
+  };
+  if (options.api) {
+    // A lost connection ends the runner (runRunner); calls made meanwhile go without a token and are refused.
+    context.tokenReady = token.then(
+      (value) => {
+        context.token = value;
+      },
+      () => {},
+    );
+  }
+  setContext(context);
   const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
   const collected = collectApp(exports, "the bundle");
   const fn = collected.functions.get(options.functionName);
