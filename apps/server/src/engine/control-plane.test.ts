@@ -272,4 +272,36 @@ describe("control plane", () => {
     await report(fake.worker, [output(running!, "success", "survived")]);
     expect(results.map((r) => text(r.data))).toEqual(["survived"]);
   });
+
+  it("after a restart, runs the inputs of a worker that then restarts without them before the backlog", async () => {
+    await store.db.query(
+      "INSERT INTO workers (id, name, runtime, capacity) VALUES ('wk-test', 'test', 'process', '{}')",
+    );
+    const { worker, inputs } = await connect();
+    await submit(randomUUID(), ["a", "b", "c"]);
+    await claim(worker);
+    const [running] = inputs();
+    await tick();
+
+    await control.stop();
+    control = new ControlPlane({ store, log: pino({ level: "silent" }) });
+    await control.start();
+    await store.addContainer({
+      id: "c1",
+      workerId: "wk-test",
+      functionId,
+      version: 1,
+      workspace: LOCAL_WORKSPACE,
+      appId: "app-1",
+      env: "main",
+    });
+    const before = fakeWorker(functionId, []);
+    await control.workerConnected(before.worker, "process", ["c1"], [{ ...running!, containerId: "c1" }]);
+    await control.workerDisconnected(before.worker);
+
+    // Back without c1 and without the input it ran: lost at once, and first in line.
+    const after = await connect(["c2"]);
+    await claim(after.worker, "c2", 1);
+    expect(after.inputs().map((i) => [i.inputId, i.attempt])).toEqual([[running!.inputId, 2]]);
+  });
 });

@@ -922,11 +922,15 @@ export class ControlPlane {
     else setTimeout(() => this.releaseHeld(), LEASE_MS).unref();
   }
 
-  /** Puts every input still held since the restart back in the queue (delayed ones after their backoff). */
+  /**
+   * Puts every input still held since the restart back in the queue (delayed ones after their backoff),
+   * in the order they were submitted: behind inputs lost since, so that a worker that dies after the
+   * restart has its inputs run again at once rather than after the whole backlog.
+   */
   private releaseHeld(): void {
     this.awaited.clear();
     const now = Date.now();
-    for (const input of this.queue.held()) this.queue.requeue(input, input.until, now);
+    for (const input of this.queue.held()) this.queue.requeue(input, input.until, now, "fresh");
     this.dispatcher.serveAll();
     this.requestAutoscale();
   }
