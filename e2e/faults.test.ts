@@ -74,4 +74,40 @@ describe("faults in the middle of a map", () => {
     const delay = Math.max(...runs.map((run) => run.startedAt)) - killedAt;
     expect(delay, s.logs()).toBeLessThan(LEASE_MS);
   }, 180_000);
+
+  it("delivers every container log line exactly once across a server restart", async () => {
+    stack = await Stack.start();
+    const s = stack;
+    const [inputs, lines] = [20, 500];
+    let struck: Promise<void> | undefined;
+    const result = await s.run(
+      ["run", "e2e/fixtures/faults.ts::chattyMap", "--n", `${inputs}`, "--lines", `${lines}`],
+      {
+        timeoutMs: 180_000,
+        onLine: (line) => {
+          const match = /^PROGRESS (\d+)$/.exec(line);
+          if (!match || Number(match[1]) < 4 || struck) return;
+          struck = (async () => {
+            await s.kill("server", "SIGKILL");
+            await s.startServer();
+          })();
+        },
+      },
+    );
+    await struck;
+    expect(result.code, `${result.stderr}\n${s.logs()}`).toBe(0);
+    expect(result.results).toEqual([{ done: inputs }]);
+    const counts = new Map<string, number>();
+    for (const [, id] of result.stdout.matchAll(/ LINE (\d+-\d+)$/gm)) counts.set(id!, (counts.get(id!) ?? 0) + 1);
+    const missing: string[] = [];
+    const repeated: string[] = [];
+    for (let i = 0; i < inputs; i++) {
+      for (let k = 0; k < lines; k++) {
+        const count = counts.get(`${i}-${k}`) ?? 0;
+        if (count === 0) missing.push(`${i}-${k}`);
+        if (count > 1) repeated.push(`${i}-${k}`);
+      }
+    }
+    expect({ missing, repeated }).toEqual({ missing: [], repeated: [] });
+  }, 180_000);
 });

@@ -274,11 +274,14 @@ export class ControlPlane {
     if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
 
-  /** Streams an app's logs to a subscriber, if the app is the workspace's. */
-  async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber): Promise<void> {
+  /**
+   * Streams an app's logs to a subscriber, if the app is the workspace's; `resume` (a reconnect) first
+   * sends the lines of the last minute.
+   */
+  async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber, resume = false): Promise<void> {
     const app = await this.store.getApp(appId);
     if (app?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no app ${appId}: see \`skiff app list\``);
-    this.hub.subscribeLogs(appId, subscriber);
+    this.hub.subscribeLogs(appId, subscriber, resume);
   }
 
   /** The pools of a function or class that memory holds. */
@@ -746,6 +749,8 @@ export class ControlPlane {
       }
       case "logs":
         this.hub.publishLogs(message.lines);
+        // Pushed to its watchers (nothing keeps logs longer): the worker may forget the batch.
+        if (message.seq !== undefined) worker.send({ t: "logs-recorded", seq: message.seq });
         return;
       case "started": {
         const container = worker.containers.get(message.containerId);
