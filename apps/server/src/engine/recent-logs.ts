@@ -22,7 +22,8 @@ export class RecentLogs {
   private readonly apps = new Map<string, { chunks: Chunk[]; chars: number }>();
   /** The highest line number seen per container, and when. */
   private readonly seen = new Map<string, { seq: number; at: number }>();
-  private prunedAt = 0;
+  private prunedAt = Number.NEGATIVE_INFINITY;
+  private containersPrunedAt = 0;
 
   /** The lines not seen before, which it keeps. */
   add(lines: LogLine[], now = Date.now()): LogLine[] {
@@ -59,13 +60,16 @@ export class RecentLogs {
     return this.apps.get(appId)?.chunks.flatMap((chunk) => chunk.lines) ?? [];
   }
 
+  /** Forgets what is past keeping; at most once a second, as lines arrive many times a second. */
   private prune(now: number): void {
+    if (now - this.prunedAt < 1000) return;
+    this.prunedAt = now;
     for (const [appId, app] of this.apps) {
       while (app.chunks[0] && app.chunks[0].at < now - KEEP_MS) app.chars -= app.chunks.shift()!.chars;
       if (app.chunks.length === 0) this.apps.delete(appId);
     }
-    if (now - this.prunedAt < KEEP_MS) return;
-    this.prunedAt = now;
+    if (now - this.containersPrunedAt < KEEP_MS) return;
+    this.containersPrunedAt = now;
     for (const [containerId, last] of this.seen) if (last.at < now - FORGET_CONTAINER_MS) this.seen.delete(containerId);
   }
 }
