@@ -7,6 +7,7 @@ import {
   encodeMessage,
   type FunctionSpec,
   groupBy,
+  HEARTBEAT_MS,
   type ImageSpec,
   INFRA_RETRIES,
   LEASE_MS,
@@ -130,6 +131,8 @@ export interface ControlPlaneOptions {
 const CALL_MEMORY_MS = 10 * 60_000;
 /** A warm pool whose secrets could not be resolved tries again after this long, not four times a second. */
 const CANNOT_START_BACKOFF_MS = 30_000;
+/** How often expired leases and due retries are looked for. */
+const TICK_MS = 1000;
 
 /**
  * The server's engine. Inputs are queued, leased and retried in memory (`InputQueue`), so a call goes
@@ -157,6 +160,8 @@ export class ControlPlane {
   private nextBlock: Promise<number> | undefined;
   /** After a restart: workers that may still run inputs, not yet heard from. */
   private awaited = new Set<string>();
+  /** When `tick` last ran. */
+  private lastTick = Date.now();
   /** Image builds asked of workers, by request id. */
   private readonly builds = new Map<
     number,
@@ -209,7 +214,7 @@ export class ControlPlane {
       this.timers.push(timer);
     };
     every(250, () => this.autoscale());
-    every(1000, () => this.tick());
+    every(TICK_MS, () => this.tick());
     every(3000, () => this.store.touchWorkers(this.workers.all().map((w) => w.id)));
     every(5000, () => this.stopAbandonedApps());
     every(60_000, () => this.forgetOldCalls());
@@ -945,7 +950,11 @@ export class ControlPlane {
   /** Requeues expired leases and retries whose backoff ended. */
   tick(): void {
     const now = Date.now();
-    const expired = this.queue.expired(now);
+    // Late by more than a heartbeat, this process could not run (a slow disk under the embedded store, a
+    // long pause): the heartbeats that came meanwhile are read after this timer. Expire nothing before then.
+    const late = now - this.lastTick > TICK_MS + HEARTBEAT_MS;
+    this.lastTick = now;
+    const expired = late ? [] : this.queue.expired(now);
     if (expired.length > 0) this.log.warn({ inputs: expired.length }, "requeueing inputs whose lease expired");
     this.loseAll(expired, "the input's worker stopped answering");
     if (this.queue.promoteDue(now) > 0) {
