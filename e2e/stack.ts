@@ -144,11 +144,16 @@ export class Stack {
 
   async startWorker(): Promise<void> {
     this.worker = this.spawn(["worker"], this.workerEnv);
+    await this.waitForWorkers(1);
+  }
+
+  /** Waits until the server counts `count` connected workers (e.g. after a server restart). */
+  async waitForWorkers(count: number): Promise<void> {
     await this.waitFor(async () => {
       const health = await fetch(`${this.url}/v1/health`)
         .then((r) => r.json() as Promise<{ workers: number }>)
         .catch(() => undefined);
-      return (health?.workers ?? 0) > 0;
+      return (health?.workers ?? 0) >= count;
     }, "worker");
   }
 

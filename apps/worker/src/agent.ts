@@ -8,7 +8,6 @@ import {
   HEARTBEAT_MS,
   type ImageSpec,
   type Link,
-  type LogLine,
   PROTOCOL_VERSION,
   ServerToWorker,
   socketLink,
@@ -21,6 +20,7 @@ import WebSocket from "ws";
 import { BundleCache } from "./bundle-cache.js";
 import { ContainerSession, type SessionHost } from "./container-session.js";
 import { ImageBuilder, imageContainerSpec } from "./images/index.js";
+import { LogShipper } from "./log-shipper.js";
 import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 import { onTerminal, resizeTerminal } from "./shell-terminal.js";
@@ -82,7 +82,7 @@ export class WorkerAgent {
   /** Output batches sent but not yet recorded by the server, by seq: a server that dies loses them. */
   private readonly unrecorded = new Map<number, WorkerOutput[]>();
   private outputSeq = 1;
-  private logs: LogLine[] = [];
+  private readonly logs = new LogShipper(MAX_BUFFERED_LOG_LINES);
   private outbox: WorkerMessage[] = [];
   private flushScheduled = false;
   private rid = 1;
@@ -258,7 +258,10 @@ export class WorkerAgent {
         // Claims queued for the old connection are void; each session re-sends its own below.
         this.outbox = this.outbox.filter((m) => m.t !== "claim");
         this.claims.clear();
+        // Logs first, as in flush: a function's lines should reach its caller before its result does.
+        for (const batch of this.logs.unacknowledgedBatches()) link.send({ t: "logs", ...batch });
         for (const [seq, outputs] of this.unrecorded) link.send({ t: "outputs", seq, outputs });
+        this.warnDroppedLogs();
         this.options.log.info(
           { server: this.options.serverUrl, runtime: this.options.runtime.name },
           "joined the server",
@@ -281,6 +284,9 @@ export class WorkerAgent {
         return;
       case "outputs-recorded":
         for (const seq of this.unrecorded.keys()) if (seq <= message.seq) this.unrecorded.delete(seq);
+        return;
+      case "logs-recorded":
+        this.logs.acknowledged(message.seq);
         return;
       case "inputs": {
         const session = this.claims.get(message.rid);
@@ -334,7 +340,6 @@ export class WorkerAgent {
         this.scheduleFlush();
       },
       queueLog: (line) => {
-        if (this.logs.length >= MAX_BUFFERED_LOG_LINES) this.logs.shift();
         this.logs.push(line);
         this.scheduleFlush();
       },
@@ -352,7 +357,11 @@ export class WorkerAgent {
         ]);
         return { ...prepared, bundleDir, runnerDir: this.options.runnerDir };
       },
-      ended: (session) => this.sessions.delete(session.id),
+      ended: (session) => {
+        this.sessions.delete(session.id);
+        // Its last lines may still be on their way out of its stdout pipe.
+        setTimeout(() => this.logs.forget(session.id), 60_000).unref();
+      },
     };
   }
 
@@ -485,6 +494,16 @@ export class WorkerAgent {
     }
   }
 
+  /** Says how many log lines were lost while the server was away too long to keep them all. */
+  private warnDroppedLogs(): void {
+    const dropped = this.logs.takeDropped();
+    if (dropped > 0)
+      this.options.log.warn(
+        { dropped, kept: MAX_BUFFERED_LOG_LINES },
+        "container log lines were dropped while the server was unreachable",
+      );
+  }
+
   private heartbeat(): void {
     const inputs = [...this.sessions.values()].flatMap((session) => session.inFlightRefs());
     if (inputs.length > 0) this.send({ t: "heartbeat", inputs });
@@ -509,10 +528,8 @@ export class WorkerAgent {
     const link = this.link;
     if (!link?.open) return;
     // Logs first: a function's output lines should reach its caller before its result does.
-    if (this.logs.length > 0) {
-      link.send({ t: "logs", lines: this.logs });
-      this.logs = [];
-    }
+    const batch = this.logs.next();
+    if (batch) link.send({ t: "logs", ...batch });
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
     if (this.outputs.length > 0) {
       const seq = this.outputSeq++;

@@ -67,6 +67,8 @@ export const LogLine = z.object({
   containerId: z.string(),
   stream: z.enum(["stdout", "stderr", "system"]),
   line: z.string(),
+  /** The line's number in its container (from 1): a line sent again after a reconnect is known by it. */
+  seq: z.number().int().min(1).optional(),
 });
 export type LogLine = z.infer<typeof LogLine>;
 
@@ -111,7 +113,11 @@ export const ClientMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("cancel"), rid: z.number(), callId: z.string().uuid() }),
   /** Stop pushing this call's results here (the caller has what it wanted). */
   z.object({ t: z.literal("unsubscribe"), rid: z.number(), callId: z.string().uuid() }),
-  z.object({ t: z.literal("logs"), rid: z.number(), appId: z.string() }),
+  /**
+   * Streams an app's logs. `resume` after a reconnect: the server first sends the lines it still holds
+   * (the last minute), and the client drops those it had by their `seq`.
+   */
+  z.object({ t: z.literal("logs"), rid: z.number(), appId: z.string(), resume: z.boolean().optional() }),
   z.object({ t: z.literal("ping"), rid: z.number() }),
   /** Opens a shell (or runs `command`) in a container of `image`; output comes back as `shell-output`. */
   z.object({
@@ -228,7 +234,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     t: z.literal("heartbeat"),
     inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
   }),
-  z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
+  /** `seq` is acknowledged by `logs-recorded` once published; unacknowledged batches go again after a reconnect. */
+  z.object({ t: z.literal("logs"), seq: z.number().int().optional(), lines: z.array(LogLine) }),
   z.object({ t: z.literal("build-log"), rid: z.number(), lines: z.array(z.string()) }),
   z.object({
     t: z.literal("build-done"),
@@ -278,6 +285,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
   }),
   /** Output batches up to this seq are recorded. */
   z.object({ t: z.literal("outputs-recorded"), seq: z.number().int() }),
+  /** Log batches up to this seq reached the server's log watchers. */
+  z.object({ t: z.literal("logs-recorded"), seq: z.number().int() }),
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
   z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
   /** Build an image now (`skiff image build`), answering with `build-log` lines and a `build-done`. */

@@ -39,6 +39,8 @@ export class Client {
   private readonly pending = new Map<number, Pending>();
   private readonly resultHandlers = new Map<string, Set<(results: Result[]) => void>>();
   private readonly logHandlers = new Map<string, Set<(lines: LogLine[]) => void>>();
+  /** The last log line number had from each container: lines replayed after a reconnect are dropped by it. */
+  private readonly logSeen = new Map<string, number>();
   private closed = false;
   private unreachableSince: number | undefined;
 
@@ -252,16 +254,27 @@ export class Client {
       if (this.closed) return;
       this.connect()
         .then((socket) => {
+          // Logs first, so that lines the server kept while we were away come before the results after them.
+          for (const appId of this.logHandlers.keys())
+            socket.send(encodeMessage({ t: "logs", rid: this.nextRid++, appId, resume: true }));
           // Results that finished while we were away are replayed by the server; handlers dedupe by idx.
           for (const callId of this.resultHandlers.keys()) {
             socket.send(encodeMessage({ t: "subscribe", rid: this.nextRid++, callId, fromIdx: 0 }));
           }
-          for (const appId of this.logHandlers.keys())
-            socket.send(encodeMessage({ t: "logs", rid: this.nextRid++, appId }));
         })
         .catch(() => this.reconnectLater());
       // Not unref'd: it is only armed while calls are outstanding, and those must keep the process alive.
     }, 250);
+  }
+
+  /** Lines not had before: a server resends its recent lines after a reconnect, and a worker its unacknowledged ones. */
+  private unseenLogs(lines: LogLine[]): LogLine[] {
+    return lines.filter((line) => {
+      if (line.seq === undefined) return true;
+      if (line.seq <= (this.logSeen.get(line.containerId) ?? 0)) return false;
+      this.logSeen.set(line.containerId, line.seq);
+      return true;
+    });
   }
 
   private receive(data: Buffer): void {
@@ -285,7 +298,7 @@ export class Client {
         for (const handler of this.resultHandlers.get(message.callId) ?? []) handler(message.results);
         return;
       case "logs": {
-        for (const [appId, lines] of groupBy(message.lines, (line) => line.appId)) {
+        for (const [appId, lines] of groupBy(this.unseenLogs(message.lines), (line) => line.appId)) {
           for (const handler of this.logHandlers.get(appId) ?? []) handler(lines);
         }
         return;

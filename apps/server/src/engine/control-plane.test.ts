@@ -3,13 +3,14 @@ import {
   type ClaimedInput,
   type FunctionSpec,
   INFRA_RETRIES,
+  LEASE_MS,
   type Result,
   type ServerToWorker,
   type WorkerOutput,
 } from "@skiff/protocol";
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ControlPlane } from "./control-plane.js";
 import type { Subscriber } from "./hub.js";
 import { testSpec } from "./test-spec.js";
@@ -271,5 +272,67 @@ describe("control plane", () => {
     await control.subscribe({ workspace: LOCAL_WORKSPACE }, callId, 0, sub);
     await report(fake.worker, [output(running!, "success", "survived")]);
     expect(results.map((r) => text(r.data))).toEqual(["survived"]);
+  });
+
+  it("after a restart, runs the inputs of a worker that then restarts without them before the backlog", async () => {
+    await store.db.query(
+      "INSERT INTO workers (id, name, runtime, capacity) VALUES ('wk-test', 'test', 'process', '{}')",
+    );
+    const { worker, inputs } = await connect();
+    await submit(randomUUID(), ["a", "b", "c"]);
+    await claim(worker);
+    const [running] = inputs();
+    await tick();
+
+    await control.stop();
+    control = new ControlPlane({ store, log: pino({ level: "silent" }) });
+    await control.start();
+    await store.addContainer({
+      id: "c1",
+      workerId: "wk-test",
+      functionId,
+      version: 1,
+      workspace: LOCAL_WORKSPACE,
+      appId: "app-1",
+      env: "main",
+    });
+    const before = fakeWorker(functionId, []);
+    await control.workerConnected(before.worker, "process", ["c1"], [{ ...running!, containerId: "c1" }]);
+    await control.workerDisconnected(before.worker);
+
+    // Back without c1 and without the input it ran: lost at once, and first in line.
+    const after = await connect(["c2"]);
+    await claim(after.worker, "c2", 1);
+    expect(after.inputs().map((i) => [i.inputId, i.attempt])).toEqual([[running!.inputId, 2]]);
+  });
+
+  it("expires no lease on a tick that comes late, before the heartbeats that came meanwhile are read", async () => {
+    const { worker, inputs } = await connect();
+    await submit(randomUUID(), ["a"]);
+    await claim(worker);
+    const [input] = inputs();
+    const ref = { inputId: input!.inputId, attempt: input!.attempt };
+    const start = Date.now();
+    const clock = vi.spyOn(Date, "now");
+    try {
+      // The server could not run for longer than a lease; the worker heartbeated all along.
+      clock.mockReturnValue(start + LEASE_MS + 5_000);
+      control.tick();
+      expect(control.queue.get(ref.inputId)?.state).toBe("running");
+      await control.workerMessage(worker, { t: "heartbeat", inputs: [ref] });
+      clock.mockReturnValue(start + LEASE_MS + 6_000);
+      control.tick();
+      expect(control.queue.get(ref.inputId)?.state).toBe("running");
+
+      // A worker that stopped answering still loses the input at the first tick on time.
+      clock.mockReturnValue(start + 3 * LEASE_MS);
+      control.tick();
+      expect(control.queue.get(ref.inputId)?.state).toBe("running");
+      clock.mockReturnValue(start + 3 * LEASE_MS + 1_000);
+      control.tick();
+      expect(control.queue.get(ref.inputId)?.state).toBe("pending");
+    } finally {
+      clock.mockRestore();
+    }
   });
 });

@@ -7,6 +7,7 @@ import {
   encodeMessage,
   type FunctionSpec,
   groupBy,
+  HEARTBEAT_MS,
   type ImageSpec,
   INFRA_RETRIES,
   LEASE_MS,
@@ -130,6 +131,8 @@ export interface ControlPlaneOptions {
 const CALL_MEMORY_MS = 10 * 60_000;
 /** A warm pool whose secrets could not be resolved tries again after this long, not four times a second. */
 const CANNOT_START_BACKOFF_MS = 30_000;
+/** How often expired leases and due retries are looked for. */
+const TICK_MS = 1000;
 
 /**
  * The server's engine. Inputs are queued, leased and retried in memory (`InputQueue`), so a call goes
@@ -157,6 +160,8 @@ export class ControlPlane {
   private nextBlock: Promise<number> | undefined;
   /** After a restart: workers that may still run inputs, not yet heard from. */
   private awaited = new Set<string>();
+  /** When `tick` last ran. */
+  private lastTick = Date.now();
   /** Image builds asked of workers, by request id. */
   private readonly builds = new Map<
     number,
@@ -209,7 +214,7 @@ export class ControlPlane {
       this.timers.push(timer);
     };
     every(250, () => this.autoscale());
-    every(1000, () => this.tick());
+    every(TICK_MS, () => this.tick());
     every(3000, () => this.store.touchWorkers(this.workers.all().map((w) => w.id)));
     every(5000, () => this.stopAbandonedApps());
     every(60_000, () => this.forgetOldCalls());
@@ -274,11 +279,14 @@ export class ControlPlane {
     if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
 
-  /** Streams an app's logs to a subscriber, if the app is the workspace's. */
-  async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber): Promise<void> {
+  /**
+   * Streams an app's logs to a subscriber, if the app is the workspace's; `resume` (a reconnect) first
+   * sends the lines of the last minute.
+   */
+  async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber, resume = false): Promise<void> {
     const app = await this.store.getApp(appId);
     if (app?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no app ${appId}: see \`skiff app list\``);
-    this.hub.subscribeLogs(appId, subscriber);
+    this.hub.subscribeLogs(appId, subscriber, resume);
   }
 
   /** The pools of a function or class that memory holds. */
@@ -746,6 +754,8 @@ export class ControlPlane {
       }
       case "logs":
         this.hub.publishLogs(message.lines);
+        // Pushed to its watchers (nothing keeps logs longer): the worker may forget the batch.
+        if (message.seq !== undefined) worker.send({ t: "logs-recorded", seq: message.seq });
         return;
       case "started": {
         const container = worker.containers.get(message.containerId);
@@ -922,11 +932,15 @@ export class ControlPlane {
     else setTimeout(() => this.releaseHeld(), LEASE_MS).unref();
   }
 
-  /** Puts every input still held since the restart back in the queue (delayed ones after their backoff). */
+  /**
+   * Puts every input still held since the restart back in the queue (delayed ones after their backoff),
+   * in the order they were submitted: behind inputs lost since, so that a worker that dies after the
+   * restart has its inputs run again at once rather than after the whole backlog.
+   */
   private releaseHeld(): void {
     this.awaited.clear();
     const now = Date.now();
-    for (const input of this.queue.held()) this.queue.requeue(input, input.until, now);
+    for (const input of this.queue.held()) this.queue.requeue(input, input.until, now, "fresh");
     this.dispatcher.serveAll();
     this.requestAutoscale();
   }
@@ -936,7 +950,11 @@ export class ControlPlane {
   /** Requeues expired leases and retries whose backoff ended. */
   tick(): void {
     const now = Date.now();
-    const expired = this.queue.expired(now);
+    // Late by more than a heartbeat, this process could not run (a slow disk under the embedded store, a
+    // long pause): the heartbeats that came meanwhile are read after this timer. Expire nothing before then.
+    const late = now - this.lastTick > TICK_MS + HEARTBEAT_MS;
+    this.lastTick = now;
+    const expired = late ? [] : this.queue.expired(now);
     if (expired.length > 0) this.log.warn({ inputs: expired.length }, "requeueing inputs whose lease expired");
     this.loseAll(expired, "the input's worker stopped answering");
     if (this.queue.promoteDue(now) > 0) {

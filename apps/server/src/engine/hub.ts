@@ -1,5 +1,6 @@
 import { groupBy, type LogLine, type Result } from "@skiff/protocol";
 import type { FinishedInput } from "@skiff/store";
+import { RecentLogs } from "./recent-logs.js";
 import { addToIndex, removeFromIndex } from "./set-index.js";
 
 /** Something results and logs can be pushed to: a client WebSocket. */
@@ -17,13 +18,17 @@ export function toResult(input: FinishedInput): Result {
 export class Hub {
   private readonly calls = new Map<string, Set<Subscriber>>();
   private readonly apps = new Map<string, Set<Subscriber>>();
+  private readonly recentLogs = new RecentLogs();
 
   subscribeCall(callId: string, subscriber: Subscriber): void {
     addToIndex(this.calls, callId, subscriber);
   }
 
-  subscribeLogs(appId: string, subscriber: Subscriber): void {
+  /** `replay`: first sends the app's lines of the last minute (a watcher that reconnected drops those it had). */
+  subscribeLogs(appId: string, subscriber: Subscriber, replay = false): void {
     addToIndex(this.apps, appId, subscriber);
+    const recent = replay ? this.recentLogs.of(appId) : [];
+    if (recent.length > 0) subscriber.pushLogs(recent);
   }
 
   unsubscribeCall(callId: string, subscriber: Subscriber): void {
@@ -46,8 +51,9 @@ export class Hub {
     }
   }
 
+  /** Pushes lines to their apps' watchers, but not lines already pushed (a worker resends what was not acknowledged). */
   publishLogs(lines: LogLine[]): void {
-    for (const [appId, appLines] of groupBy(lines, (line) => line.appId)) {
+    for (const [appId, appLines] of groupBy(this.recentLogs.add(lines), (line) => line.appId)) {
       for (const subscriber of this.apps.get(appId) ?? []) subscriber.pushLogs(appLines);
     }
   }

@@ -120,11 +120,14 @@ export class InputQueue {
     this.enter(input, "running", leaseUntil, owner);
   }
 
-  /** Puts an input back in the queue: at once (`runAt` ≤ now) or after a delay, ahead of newer inputs. */
-  requeue(input: QueuedInput, runAt: number, now: number): void {
+  /**
+   * Puts an input back in the queue: at once (`runAt` ≤ now) or after a delay. `again` (an attempt was
+   * lost or failed) goes ahead of every other pending input; `fresh` joins the others in order.
+   */
+  requeue(input: QueuedInput, runAt: number, now: number, list: "again" | "fresh" = "again"): void {
     this.leave(input);
     if (runAt > now) this.enter(input, "delayed", runAt, undefined);
-    else this.enter(input, "pending", 0, undefined, "again");
+    else this.enter(input, "pending", 0, undefined, list);
   }
 
   /** Takes a finished (or cancelled) input out of memory. */

@@ -69,7 +69,7 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
           await control.cancel(caller, message.callId);
           break;
         case "logs":
-          await control.subscribeLogs(workspace, message.appId, subscriber);
+          await control.subscribeLogs(workspace, message.appId, subscriber, message.resume);
           break;
         case "ping":
           break;

@@ -1,0 +1,51 @@
+import type { LogLine } from "@skiff/protocol";
+import { describe, expect, it } from "vitest";
+import { LogShipper } from "./log-shipper.js";
+
+const line = (containerId: string, text: string): LogLine => ({
+  ts: 0,
+  appId: "app",
+  functionName: "f",
+  containerId,
+  stream: "stdout",
+  line: text,
+});
+
+const texts = (lines: LogLine[] | undefined) => (lines ?? []).map((l) => `${l.containerId}:${l.seq}:${l.line}`);
+
+describe("LogShipper", () => {
+  it("numbers each container's lines and keeps batches until the server acknowledges them", () => {
+    const shipper = new LogShipper(100);
+    shipper.push(line("a", "one"));
+    shipper.push(line("b", "uno"));
+    shipper.push(line("a", "two"));
+    const first = shipper.next();
+    expect(first?.seq).toBe(1);
+    expect(texts(first?.lines)).toEqual(["a:1:one", "b:1:uno", "a:2:two"]);
+    expect(shipper.next()).toBeUndefined();
+    shipper.push(line("a", "three"));
+    const second = shipper.next();
+    expect(second?.seq).toBe(2);
+
+    // The connection dropped before either was acknowledged: both go again, in order.
+    expect(shipper.unacknowledgedBatches().map((b) => b.seq)).toEqual([1, 2]);
+    shipper.acknowledged(1);
+    expect(shipper.unacknowledgedBatches().map((b) => [b.seq, texts(b.lines)])).toEqual([[2, ["a:3:three"]]]);
+    shipper.acknowledged(2);
+    expect(shipper.unacknowledgedBatches()).toEqual([]);
+  });
+
+  it("drops the oldest lines past its bound while the server is away, and counts them", () => {
+    const shipper = new LogShipper(3);
+    shipper.push(line("a", "1"));
+    shipper.push(line("a", "2"));
+    shipper.next(); // sent, never acknowledged
+    shipper.push(line("a", "3"));
+    shipper.push(line("a", "4"));
+    shipper.push(line("a", "5"));
+    expect(shipper.takeDropped()).toBe(2);
+    expect(shipper.takeDropped()).toBe(0);
+    expect(shipper.unacknowledgedBatches().map((b) => texts(b.lines))).toEqual([]);
+    expect(texts(shipper.next()?.lines)).toEqual(["a:3:3", "a:4:4", "a:5:5"]);
+  });
+});

@@ -1,0 +1,82 @@
+import type { LogLine } from "@skiff/protocol";
+
+/** Log lines sent to the server together, under one sequence number. */
+export interface LogBatch {
+  seq: number;
+  lines: LogLine[];
+}
+
+/**
+ * A worker's container logs on their way to the server. Each container's lines are numbered; batches
+ * are kept until the server acknowledges them (`logs-recorded`) and go again on the next connection, so
+ * a server that dies with lines in flight loses none, and whoever already has a line drops it by its
+ * number. At most `maxLines` are kept while the server is away: past that the oldest go, and are counted.
+ */
+export class LogShipper {
+  private pending: LogLine[] = [];
+  /** Sent and not acknowledged, by seq; a Map iterates in insertion order, which is seq order. */
+  private readonly unacknowledged = new Map<number, LogLine[]>();
+  private readonly lineSeq = new Map<string, number>();
+  private nextSeq = 1;
+  private kept = 0;
+  /** Lines dropped since `takeDropped` was last called. */
+  private dropped = 0;
+
+  constructor(private readonly maxLines: number) {}
+
+  /** Queues a container's line, numbering it. */
+  push(line: LogLine): void {
+    const seq = (this.lineSeq.get(line.containerId) ?? 0) + 1;
+    this.lineSeq.set(line.containerId, seq);
+    this.pending.push({ ...line, seq });
+    if (++this.kept > this.maxLines) this.dropOldest();
+  }
+
+  /** A container ended: its numbering goes (container ids are never reused). */
+  forget(containerId: string): void {
+    this.lineSeq.delete(containerId);
+  }
+
+  /** The lines queued since the last batch, as a batch to send now; kept until acknowledged. */
+  next(): LogBatch | undefined {
+    if (this.pending.length === 0) return undefined;
+    const batch = { seq: this.nextSeq++, lines: this.pending };
+    this.unacknowledged.set(batch.seq, batch.lines);
+    this.pending = [];
+    return batch;
+  }
+
+  /** Batches sent and not acknowledged, oldest first: to send again on a new connection. */
+  unacknowledgedBatches(): LogBatch[] {
+    return [...this.unacknowledged].map(([seq, lines]) => ({ seq, lines }));
+  }
+
+  /** The server has every batch up to `seq`. */
+  acknowledged(seq: number): void {
+    for (const [batchSeq, lines] of this.unacknowledged) {
+      if (batchSeq > seq) break;
+      this.kept -= lines.length;
+      this.unacknowledged.delete(batchSeq);
+    }
+  }
+
+  /** How many lines were dropped for want of room since the last call. */
+  takeDropped(): number {
+    const dropped = this.dropped;
+    this.dropped = 0;
+    return dropped;
+  }
+
+  private dropOldest(): void {
+    const oldest = this.unacknowledged.entries().next();
+    if (oldest.done) this.pending.shift();
+    else {
+      // A copy: the batch sent may still be read (an in-process server gets the very array).
+      const [seq, lines] = oldest.value;
+      if (lines.length > 1) this.unacknowledged.set(seq, lines.slice(1));
+      else this.unacknowledged.delete(seq);
+    }
+    this.kept--;
+    this.dropped++;
+  }
+}
