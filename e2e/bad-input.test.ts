@@ -32,6 +32,14 @@ describe("bad input to skiff run", () => {
     expect(stderr).toMatch(/has no entrypoint or function "nope"; it has: crash, errors, logs, mapMany/);
   });
 
+  it("a package installed neither here nor by an image", async () => {
+    const stderr = await fails("e2e/fixtures/bad-package.ts");
+    expect(stderr).toContain(
+      'e2e/fixtures/bad-package.ts:3: cannot find package "left-pad-nowhere": add it to your project (npm install left-pad-nowhere) or to the image (.npmInstall("left-pad-nowhere"))',
+    );
+    expect(stderr).not.toMatch(/[0-9a-f]{64}/);
+  });
+
   it("a file that throws at import", async () => {
     const stderr = await fails("e2e/fixtures/bad-throws.ts");
     expect(stderr).toMatch(/bad-throws\.ts threw while loading:\nError: config is missing/);

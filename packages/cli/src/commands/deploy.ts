@@ -22,8 +22,8 @@ export async function deployCommand(
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
   setContext({ v: 1, where: "local", functionIds: {} });
-  const collected = await load(bundle.path, shown);
-  const manifest = describe(collected, shown);
+  const collected = await load(bundle, shown);
+  const manifest = describe(collected, shown, bundle);
   if (options.name) {
     if (!RESOURCE_NAME.test(options.name)) {
       throw new UserCodeError(`--name "${options.name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);

@@ -10,8 +10,9 @@ import {
   uploadImageFiles,
 } from "skiff";
 import { parseFlags } from "../args.js";
-import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
+import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
+import { missingPackage } from "../image-only.js";
 import { dim, formatError, green, printLogs, progress, say } from "../output.js";
 import { connectServer } from "../server-client.js";
 
@@ -38,8 +39,8 @@ export async function runCommand(
   };
   setContext(context);
   process.setSourceMapsEnabled(true);
-  const collected = await load(bundle.path, shown);
-  const manifest = describe(collected, shown);
+  const collected = await load(bundle, shown);
+  const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
   const { flags, positional } = parseFlags(argv);
 
@@ -104,10 +105,11 @@ export function splitTarget(target: string): [string, string | undefined] {
   return at < 0 ? [target, undefined] : [target.slice(0, at), target.slice(at + 2)];
 }
 
-export async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
+/** Imports the bundle (its collection copy: see Bundle) and finds its app. */
+export async function load(bundle: Bundle, shown: string): Promise<CollectedApp> {
   let exports: Record<string, unknown>;
   try {
-    exports = (await import(pathToFileURL(bundlePath).href)) as Record<string, unknown>;
+    exports = (await import(pathToFileURL(bundle.collectPath).href)) as Record<string, unknown>;
   } catch (error) {
     throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
       cause: error,
@@ -120,13 +122,24 @@ export async function load(bundlePath: string, shown: string): Promise<Collected
   }
 }
 
-/** The app's manifest; a bad function option is the user's to fix, so it reads as such. */
-export function describe(collected: CollectedApp, shown: string) {
+/**
+ * The app's manifest; a bad function option is the user's to fix, so it reads as such, as does a package
+ * imported but installed neither here nor by an image.
+ */
+export function describe(collected: CollectedApp, shown: string, bundle: Bundle) {
+  let manifest: ReturnType<typeof manifestOf>;
   try {
-    return manifestOf(collected, Number(process.versions.node.split(".")[0]));
+    manifest = manifestOf(collected, Number(process.versions.node.split(".")[0]));
   } catch (error) {
     throw new UserCodeError(`${shown}: ${(error as Error).message}`);
   }
+  const missing = missingPackage(
+    bundle.imageOnly,
+    manifest.functions.map((fn) => fn.image),
+    displayPath,
+  );
+  if (missing) throw new UserCodeError(missing);
+  return manifest;
 }
 
 type Chosen =
