@@ -35,7 +35,7 @@ describe("bad input to skiff run", () => {
   it("a package installed neither here nor by an image", async () => {
     const stderr = await fails("e2e/fixtures/bad-package.ts");
     expect(stderr).toContain(
-      'e2e/fixtures/bad-package.ts:3: cannot find package "left-pad-nowhere": add it to your project (npm install left-pad-nowhere) or to the image (.npmInstall("left-pad-nowhere"))',
+      'e2e/fixtures/bad-package.ts:2: cannot find package "left-pad-nowhere": add it to your project (npm install left-pad-nowhere) or to the image (.npmInstall("left-pad-nowhere"))',
     );
     expect(stderr).not.toMatch(/[0-9a-f]{64}/);
   });
