@@ -12,6 +12,7 @@ import {
 import { parseFlags } from "../args.js";
 import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
+import { entrypointFlags, flagName, unknownFlags } from "../entrypoint-flags.js";
 import { missingPackage } from "../image-only.js";
 import { dim, formatError, green, printLogs, progress, say } from "../output.js";
 import { connectServer } from "../server-client.js";
@@ -43,6 +44,7 @@ export async function runCommand(
   const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
   const { flags, positional } = parseFlags(argv);
+  checkArguments(chosen, flags, positional, `${shown}::${chosen.name}`);
 
   const { client, serverUrl, token, env } = await connectServer(config);
   await client.putBlob(bundle.code);
@@ -142,25 +144,48 @@ export function describe(collected: CollectedApp, shown: string, bundle: Bundle)
   return manifest;
 }
 
-type Chosen =
+type Chosen = { name: string } & (
   | { kind: "entrypoint"; entrypoint: CollectedApp["entrypoints"] extends Map<string, infer E> ? E : never }
-  | { kind: "function"; fn: CollectedApp["functions"] extends Map<string, infer F> ? F : never };
+  | { kind: "function"; fn: CollectedApp["functions"] extends Map<string, infer F> ? F : never }
+);
+
+/** An entrypoint takes the flags its parameter destructures; a function, positional arguments. */
+function checkArguments(chosen: Chosen, flags: Record<string, unknown>, positional: unknown[], where: string): void {
+  if (chosen.kind === "function") {
+    const names = Object.keys(flags).map(flagName);
+    if (names.length > 0)
+      throw new UserCodeError(`${where} is a function: it takes positional arguments, not ${names.join(", ")}`);
+    return;
+  }
+  const known = entrypointFlags(chosen.entrypoint.run);
+  const problem = unknownFlags(flags, known, where);
+  if (problem) throw new UserCodeError(problem);
+  if (positional.length > 0) {
+    const takes = known?.length ? ` (${known.map(flagName).join(", ")})` : "";
+    throw new UserCodeError(
+      `${where} is an entrypoint: it takes flags${takes}, not positional arguments (${positional.join(" ")})`,
+    );
+  }
+}
 
 function choose(collected: CollectedApp, name: string | undefined, shown: string): Chosen {
   const names = [...collected.entrypoints.keys(), ...collected.functions.keys()];
   if (name) {
     const entrypoint = collected.entrypoints.get(name);
-    if (entrypoint) return { kind: "entrypoint", entrypoint };
+    if (entrypoint) return { name, kind: "entrypoint", entrypoint };
     const fn = collected.functions.get(name);
-    if (fn) return { kind: "function", fn };
+    if (fn) return { name, kind: "function", fn };
     throw new UserCodeError(
       `${shown} has no entrypoint or function "${name}"; it has: ${names.join(", ") || "nothing exported"}`,
     );
   }
-  if (collected.entrypoints.size === 1)
-    return { kind: "entrypoint", entrypoint: [...collected.entrypoints.values()][0]! };
+  if (collected.entrypoints.size === 1) {
+    const [only, entrypoint] = [...collected.entrypoints][0]!;
+    return { name: only, kind: "entrypoint", entrypoint };
+  }
   if (collected.entrypoints.size === 0 && collected.functions.size === 1) {
-    return { kind: "function", fn: [...collected.functions.values()][0]! };
+    const [only, fn] = [...collected.functions][0]!;
+    return { name: only, kind: "function", fn };
   }
   throw new UserCodeError(
     `${shown} has ${collected.entrypoints.size} entrypoints and ${collected.functions.size} functions: pick one with ${shown}::NAME (${names.join(", ")})`,
