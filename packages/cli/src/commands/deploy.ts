@@ -62,7 +62,7 @@ export async function deployCommand(
       say(dim(`  containers of version ${deployed.previous} drain as version ${deployed.version} starts`));
     }
     await printSchedules(client, manifest.name, env);
-    say(dim(`  call it with Function.fromName("${manifest.name}", NAME); see \`skiff app history ${manifest.name}\``));
+    say(dim(`  ${callHint(manifest.name, manifest.functions)}; see \`skiff app history ${manifest.name}\``));
     return 0;
   } finally {
     client.close();
@@ -79,4 +79,14 @@ async function typecheck(file: string, shown: string): Promise<void> {
   }
   if (checked.kind === "skipped") say(yellow(`not type-checked: ${checked.reason}`));
   else say(dim(`type-checked with TypeScript ${checked.version} (${displayPath(checked.tsconfig)})`));
+}
+
+/** How a program calls what was deployed: functions by Function.fromName, classes by Cls.fromName. */
+export function callHint(app: string, functions: { name: string; kind: "function" | "class" }[]): string {
+  const ways = [];
+  const fn = functions.find((f) => f.kind === "function");
+  const cls = functions.find((f) => f.kind === "class");
+  if (fn) ways.push(`Function.fromName("${app}", "${fn.name}")`);
+  if (cls) ways.push(`Cls.fromName("${app}", "${cls.name}")`);
+  return `call ${functions.length === 1 ? "it" : "them"} with ${ways.join(" or ")}`;
 }
