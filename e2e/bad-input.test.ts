@@ -80,6 +80,13 @@ describe("bad input to skiff run", () => {
     expect(apps.filter((app) => app.name === "e2e-calls")).toEqual([]);
   });
 
+  it("help that says run does not type-check and deploy does", async () => {
+    const run = await stack.run(["help", "run"]);
+    expect(run.stdout.replace(/\s+/g, " ")).toContain("FILE is bundled, not type-checked (`skiff deploy` type-checks)");
+    const deploy = await stack.run(["help", "deploy"]);
+    expect(deploy.stdout).toContain("--no-typecheck");
+  });
+
   it("a deploy of a file that does not type-check, unless --no-typecheck", async () => {
     const file = fixtureVariant("e2e/fixtures/calls.ts", "bad-types", (code) =>
       code.replace("export const app", 'export const wrong: number = "not a number";\nexport const app'),

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
-import { IMAGE_ONLY_STUB, type ImageOnlyImport } from "./image-only.js";
+import { type ImageOnlyImport, imageOnlyStub } from "./image-only.js";
 import { installRoot } from "./paths.js";
 
 export interface Bundle {
@@ -127,8 +127,8 @@ function imageModules(found: ImageOnlyImport[], stub: boolean): esbuild.Plugin {
         found.push({ specifier: args.path, importer: args.importer });
         return stub ? { path: args.path, namespace: "skiff-image-only" } : { path: args.path, external: true };
       });
-      build.onLoad({ filter: /.*/, namespace: "skiff-image-only" }, () => ({
-        contents: IMAGE_ONLY_STUB,
+      build.onLoad({ filter: /.*/, namespace: "skiff-image-only" }, (args) => ({
+        contents: imageOnlyStub(args.path),
         loader: "js",
       }));
     },

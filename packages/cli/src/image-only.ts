@@ -8,21 +8,33 @@ export interface ImageOnlyImport {
   importer: string;
 }
 
+/** Set on globalThis while the CLI imports the user's module to collect the app. */
+export const COLLECTING = Symbol.for("skiff.collecting");
+
 /**
  * What such an import gets while the CLI collects the app: a CommonJS module that is any value (callable,
  * constructible, every property another stand-in), so that top-level code referring to it loads. It is
- * never a thenable, so that awaiting it does not hang.
+ * never a thenable, so that awaiting it does not hang. Called after collection (in a local entrypoint, or
+ * `.local()`), it throws: the package exists only in the container.
  */
-export const IMAGE_ONLY_STUB = `
+export function imageOnlyStub(specifier: string): string {
+  const message = `"${packageOf(specifier)}" is installed only in the image, so it cannot run on this machine (a local entrypoint or .local()): install it here too (npm install ${packageOf(specifier)}) or call it in a function`;
+  return `
+const collecting = () => globalThis[Symbol.for("skiff.collecting")] === true;
+const use = () => {
+  if (!collecting()) throw new Error(${JSON.stringify(message)});
+  return stub;
+};
 const handler = {
   get: (_target, key) => (key === "then" || key === "__esModule" ? undefined : key === Symbol.toPrimitive ? () => "" : stub),
   getPrototypeOf: () => stub,
-  apply: () => stub,
-  construct: () => stub,
+  apply: use,
+  construct: use,
 };
 const stub = new Proxy(function skiffImageOnly() {}, handler);
 module.exports = stub;
 `;
+}
 
 /** The package an import names: `lodash/fp` → `lodash`, `@scope/pkg/sub` → `@scope/pkg`. */
 export function packageOf(specifier: string): string {

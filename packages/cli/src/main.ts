@@ -63,7 +63,7 @@ program
 
 program
   .command("deploy")
-  .description("deploy FILE as a persistent app: a new version, with the images built first")
+  .description("deploy FILE as a persistent app: a new version, type-checked, with the images built first")
   .argument("<file>")
   .option("--name <name>", "the app's name (default: the name in new App(...))")
   .option("--env <env>", ENV_HELP)

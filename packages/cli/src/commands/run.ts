@@ -13,7 +13,7 @@ import { parseFlags } from "../args.js";
 import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { entrypointFlags, flagName, unknownFlags } from "../entrypoint-flags.js";
-import { missingPackage } from "../image-only.js";
+import { COLLECTING, missingPackage } from "../image-only.js";
 import { dim, formatError, green, printLogs, progress, say } from "../output.js";
 import { connectServer } from "../server-client.js";
 
@@ -109,18 +109,24 @@ export function splitTarget(target: string): [string, string | undefined] {
 
 /** Imports the bundle (its collection copy: see Bundle) and finds its app. */
 export async function load(bundle: Bundle, shown: string): Promise<CollectedApp> {
-  let exports: Record<string, unknown>;
+  const global = globalThis as { [COLLECTING]?: boolean };
+  global[COLLECTING] = true;
   try {
-    exports = (await import(pathToFileURL(bundle.collectPath).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
-      cause: error,
-    });
-  }
-  try {
-    return collectApp(exports, shown);
-  } catch (error) {
-    throw new UserCodeError((error as Error).message);
+    let exports: Record<string, unknown>;
+    try {
+      exports = (await import(pathToFileURL(bundle.collectPath).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
+        cause: error,
+      });
+    }
+    try {
+      return collectApp(exports, shown);
+    } catch (error) {
+      throw new UserCodeError((error as Error).message);
+    }
+  } finally {
+    global[COLLECTING] = false;
   }
 }
 
