@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -132,7 +132,36 @@ describe("the packed SDK and CLI in a fresh project", () => {
   it("deploys with `npx skiff deploy`, then a plain `node` program calls the deployed function", async () => {
     const deployed = await skiff(["deploy", "app.ts"]);
     expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stderr).toMatch(/type-checked with TypeScript 5\.\d+\.\d+ \(tsconfig\.json\)/);
     const { stdout } = await run(process.execPath, ["client.mjs"], { cwd: project, env: stack.env, timeout: 120_000 });
     expect(stdout).toContain("RESULT 49");
+  });
+
+  it("runs a server from the installed package: its store, HTTP and WebSocket dependencies are installed", async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const server = spawn(process.execPath, ["node_modules/.bin/skiff", "server", "--port", String(port)], {
+      cwd: project,
+      env: { ...stack.env, SKIFF_HOME: join(project, ".skiff-home"), SKIFF_SERVER_URL: undefined },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    server.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise((resolveExit) => server.once("exit", resolveExit));
+    try {
+      const deadline = Date.now() + 60_000;
+      let health: { workers: number } | undefined;
+      while (!health && Date.now() < deadline && server.exitCode === null) {
+        health = await fetch(`http://127.0.0.1:${port}/v1/health`)
+          .then((r) => (r.ok ? (r.json() as Promise<{ workers: number }>) : undefined))
+          .catch(() => undefined);
+        if (!health) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(health, stderr).toEqual(expect.objectContaining({ workers: 0 }));
+    } finally {
+      server.kill("SIGTERM");
+      await exited;
+    }
   });
 });
