@@ -1,9 +1,12 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ImageSpec } from "@skiff/protocol";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { COLLECTING, imageOnlyStub, installedName, missingPackage, packageOf } from "./image-only.js";
+
+const dir = mkdtempSync(join(tmpdir(), "skiff-image-only-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const image = (layers: ImageSpec["layers"][number]["step"][], base: ImageSpec["base"] = "debian-bookworm") =>
   ({ base, nodeMajor: 20, mounts: [], layers: layers.map((step) => ({ key: "0".repeat(64), step })) }) as ImageSpec;
@@ -18,7 +21,6 @@ describe("image-only imports", () => {
   });
 
   it("accepts a package an image installs, and names the file, line and fixes of one none does", () => {
-    const dir = mkdtempSync(join(tmpdir(), "skiff-image-only-"));
     const file = join(dir, "app.ts");
     writeFileSync(file, 'import { App } from "skiff";\n\nimport _ from "lodash/fp";\n');
     const imports = [{ specifier: "lodash/fp", importer: file }];
