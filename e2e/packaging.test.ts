@@ -65,7 +65,9 @@ describe("the packed SDK and CLI in a fresh project", () => {
   beforeAll(async () => {
     tarballs = await mkdtemp(join(tmpdir(), "skiff-packages-"));
     project = await mkdtemp(join(tmpdir(), "skiff-project-"));
-    const packed = execFileSync(process.execPath, [join(ROOT, "scripts/pack.mjs"), tarballs], { encoding: "utf8" })
+    const packed = execFileSync(process.execPath, [join(ROOT, "scripts/pack.mjs"), "--no-build", tarballs], {
+      encoding: "utf8",
+    })
       .trim()
       .split("\n");
     await writeFile(

@@ -1,20 +1,25 @@
 // Packs the publishable packages into tarballs: the SDK (`skiff`: compiled ESM and .d.ts, with
 // @skiff/protocol inside) and the CLI (`@skiff/cli`: the built dist/ with a `skiff` bin).
 //
-//   node scripts/pack.mjs [OUT_DIR]      (default dist/packages; prints the tarballs' paths)
+//   node scripts/pack.mjs [--no-build] [OUT_DIR]
+//
+// OUT_DIR defaults to dist/packages; the tarballs' paths are printed. --no-build packs the dist/ that
+// scripts/build.mjs already wrote (as the e2e test's global setup does), instead of building it again.
 //
 // The workspace package.json files keep pointing at src/, so vitest, tsc and esbuild use the sources
 // in the repository with no build and no custom export conditions. The manifests published are
 // written here from them: exports pointing at dist/ and types/, the workspace packages bundled in,
 // and every third-party package that stays external listed as a dependency.
 import { execFileSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import * as esbuild from "esbuild";
 
 const root = resolve(import.meta.dirname, "..");
 process.chdir(root);
-const out = resolve(process.argv[2] ?? "dist/packages");
+const argv = process.argv.slice(2);
+const rebuild = !argv.includes("--no-build");
+const out = resolve(argv.find((arg) => !arg.startsWith("--")) ?? "dist/packages");
 const stage = join(root, "dist", "pack");
 rmSync(stage, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
@@ -132,7 +137,9 @@ writeFileSync(
 // --- @skiff/cli (the skiff command, with server, worker and store) ---
 const cliSource = manifest("packages/cli");
 const cli = join(stage, "cli");
-await import("./build.mjs");
+if (rebuild) await import("./build.mjs");
+else if (!existsSync(join(root, "dist", "runner", "runner.mjs")))
+  throw new Error("dist/ is not built: run node scripts/build.mjs");
 for (const path of ["cli.mjs", "cli.mjs.map", "cli-chunks", "runner", "build-id"]) {
   cpSync(join(root, "dist", path), join(cli, "dist", path), { recursive: true });
 }
