@@ -93,7 +93,7 @@ writeFileSync(
     files: [
       ...sdkEntries.map((name) => join(root, `packages/sdk/src/${name}.ts`)),
       // Reached through node_modules/@skiff/protocol, which tsc treats as a library and does not emit.
-      ...["index", "units"].map((name) => join(root, `packages/protocol/src/${name}.ts`)),
+      ...Object.values(manifest("packages/protocol").exports).map((path) => join(root, "packages/protocol", path)),
     ],
   }),
 );
@@ -111,6 +111,11 @@ for (const file of walk(join(types, "sdk"))) {
 }
 const unresolved = walk(types).filter((file) => readFileSync(file, "utf8").includes("@skiff/"));
 if (unresolved.length > 0) throw new Error(`declarations still name a workspace package: ${unresolved.join(", ")}`);
+for (const file of walk(types)) {
+  for (const [, path] of readFileSync(file, "utf8").matchAll(/from "(\.[^"]+)\.js"/g)) {
+    if (!existsSync(join(dirname(file), `${path}.d.ts`))) throw new Error(`${file} imports ${path}.js, not packed`);
+  }
+}
 
 writeFileSync(
   join(sdk, "package.json"),
