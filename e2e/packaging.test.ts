@@ -131,6 +131,15 @@ describe("the packed SDK and CLI in a fresh project", () => {
     expect(result.stdout).toContain("RESULT 25");
   });
 
+  it("says to install the SDK when a file outside the project cannot resolve it", async () => {
+    const elsewhere = join(tarballs, "elsewhere.ts");
+    await writeFile(elsewhere, APP);
+    const result = await skiff(["run", elsewhere]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Could not resolve "skiff"');
+    expect(result.stderr).toContain("install the package (npm install) or fix the import");
+  });
+
   it("deploys with `npx skiff deploy`, then a plain `node` program calls the deployed function", async () => {
     const deployed = await skiff(["deploy", "app.ts"]);
     expect(deployed.code, deployed.stderr).toBe(0);

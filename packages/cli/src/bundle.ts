@@ -4,7 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
-import { type ImageOnlyImport, imageOnlyStub } from "./image-only.js";
+import { type ImageOnlyImport, imageOnlyStub, packageOf } from "./image-only.js";
 import { installRoot } from "./paths.js";
 
 export interface Bundle {
@@ -118,7 +118,8 @@ function imageModules(found: ImageOnlyImport[], stub: boolean): esbuild.Plugin {
           importer: args.importer,
           pluginData: { skiffInner: true },
         });
-        if (resolved.errors.length === 0) return undefined;
+        // The SDK must be here: the CLI runs the app's code with it. Without it, esbuild's error says so.
+        if (resolved.errors.length === 0 || packageOf(args.path) === "skiff") return undefined;
         // Dependencies' own misses are theirs to handle (ws tries require("bufferutil") and goes on without).
         const userStatic =
           (args.kind === "import-statement" || args.kind === "require-call") &&
