@@ -43,6 +43,9 @@ describe("a deployed app", () => {
     const first = await deploy("deploy-v1");
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toMatch(/deployed e2e-deploy version 1 to "main"/);
+    expect(first.stderr).toMatch(
+      /call them with Function\.fromName\("e2e-deploy", "\w+"\) or Cls\.fromName\("e2e-deploy", "\w+"\)/,
+    );
   }, 360_000);
 
   afterAll(async () => {

@@ -23,6 +23,7 @@ describe("an app left running with --detach", () => {
 
     const listed = await stack.run(["app", "list"]);
     expect(listed.stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\trunning`));
+    expect(listed.stdout).toMatch(/\n$/);
     expect((await stack.run(["app", "stop", appId!])).code).toBe(0);
     expect((await stack.run(["app", "list"])).stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\tstopped`));
   });

@@ -219,6 +219,12 @@ describe.skipIf(e2eRuntime() === "process")("images defined in code", () => {
     expect(result.stderr).toContain("skiff shell --image FILE::broken");
   });
 
+  it("runs a file that imports, at its top, a package only its image installs", async () => {
+    const result = await stack.run(["run", "e2e/fixtures/image-only-import.ts"], { timeoutMs: 300_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.results).toEqual([[[0, 1], [2, 3], [4]]]);
+  }, 400_000);
+
   it("names a package that is in neither the bundle nor the image, and the fix", async () => {
     const result = await run("missing");
     expect(result.code).toBe(1);

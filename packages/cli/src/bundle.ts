@@ -4,14 +4,22 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as esbuild from "esbuild";
+import { type ImageOnlyImport, imageOnlyStub, packageOf } from "./image-only.js";
 import { installRoot } from "./paths.js";
 
 export interface Bundle {
   /** ESM code with an inline source map whose sources are the user's files (absolute paths). */
   code: Uint8Array;
   hash: string;
-  /** Where it was written locally, to import it. */
+  /** Where it was written locally. */
   path: string;
+  /**
+   * What the CLI imports to collect the app: the bundle itself, or, when the code imports packages that
+   * are not installed here, a copy with stubs in their place (the image may install them).
+   */
+  collectPath: string;
+  /** Packages imported at the top of a module that only the image can provide. */
+  imageOnly: ImageOnlyImport[];
 }
 
 export class UserCodeError extends Error {
@@ -26,6 +34,20 @@ export async function bundleFile(file: string, outDir: string): Promise<Bundle> 
   const entry = resolve(file);
   if (!existsSync(entry))
     throw new UserCodeError(`${file} does not exist: check the path (relative to ${process.cwd()})`);
+  const imageOnly: ImageOnlyImport[] = [];
+  const code = await build(entry, outDir, imageModules(imageOnly, false));
+  const hash = createHash("sha256").update(code).digest("hex");
+  await mkdir(outDir, { recursive: true });
+  const path = join(outDir, `${hash}.mjs`);
+  await writeFile(path, code);
+  if (imageOnly.length === 0) return { code, hash, path, collectPath: path, imageOnly };
+
+  const collectPath = join(outDir, `${hash}.collect.mjs`);
+  await writeFile(collectPath, await build(entry, outDir, imageModules([], true)));
+  return { code, hash, path, collectPath, imageOnly };
+}
+
+async function build(entry: string, outDir: string, plugin: esbuild.Plugin): Promise<Buffer> {
   let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
   try {
     result = await esbuild.build({
@@ -42,7 +64,7 @@ export async function bundleFile(file: string, outDir: string): Promise<Bundle> 
       // Files outside this install still find the SDK.
       nodePaths: [join(installRoot(), "node_modules")],
       external: ["cbor-extract"],
-      plugins: [imageModules],
+      plugins: [plugin],
       // CommonJS dependencies call require(); give the ESM bundle one.
       banner: {
         js: "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);",
@@ -67,14 +89,9 @@ export async function bundleFile(file: string, outDir: string): Promise<Bundle> 
     return pathToFileURL(absolute).href;
   });
   const inlineMap = Buffer.from(JSON.stringify(sourceMap)).toString("base64");
-  const code = Buffer.from(
+  return Buffer.from(
     `${js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, "\n")}//# sourceMappingURL=data:application/json;base64,${inlineMap}\n`,
   );
-  const hash = createHash("sha256").update(code).digest("hex");
-  await mkdir(outDir, { recursive: true });
-  const path = join(outDir, `${hash}.mjs`);
-  await writeFile(path, code);
-  return { code, hash, path };
 }
 
 /** The user's file as the user named it, for messages. */
@@ -86,19 +103,35 @@ export function displayPath(file: string): string {
 /**
  * Leaves bare imports that do not resolve here to be resolved in the container, where an image's
  * `npmInstall` puts packages (native modules among them) that the caller need not have installed.
+ * The user's static ones are noted in `found`: the module needs them as soon as it loads, so with `stub` (the copy
+ * the CLI imports to collect the app) each becomes a stand-in that accepts anything.
  */
-const imageModules: esbuild.Plugin = {
-  name: "skiff-image-modules",
-  setup(build) {
-    build.onResolve({ filter: /^[^./]/ }, async (args) => {
-      if (args.pluginData?.skiffInner || args.path.startsWith("node:")) return undefined;
-      const found = await build.resolve(args.path, {
-        kind: args.kind,
-        resolveDir: args.resolveDir,
-        importer: args.importer,
-        pluginData: { skiffInner: true },
+function imageModules(found: ImageOnlyImport[], stub: boolean): esbuild.Plugin {
+  return {
+    name: "skiff-image-modules",
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.pluginData?.skiffInner || args.path.startsWith("node:")) return undefined;
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          resolveDir: args.resolveDir,
+          importer: args.importer,
+          pluginData: { skiffInner: true },
+        });
+        // The SDK must be here: the CLI runs the app's code with it. Without it, esbuild's error says so.
+        if (resolved.errors.length === 0 || packageOf(args.path) === "skiff") return undefined;
+        // Dependencies' own misses are theirs to handle (ws tries require("bufferutil") and goes on without).
+        const userStatic =
+          (args.kind === "import-statement" || args.kind === "require-call") &&
+          !/[/\\]node_modules[/\\]/.test(args.importer);
+        if (!userStatic) return { path: args.path, external: true };
+        found.push({ specifier: args.path, importer: args.importer });
+        return stub ? { path: args.path, namespace: "skiff-image-only" } : { path: args.path, external: true };
       });
-      return found.errors.length === 0 ? undefined : { path: args.path, external: true };
-    });
-  },
-};
+      build.onLoad({ filter: /.*/, namespace: "skiff-image-only" }, (args) => ({
+        contents: imageOnlyStub(args.path),
+        loader: "js",
+      }));
+    },
+  };
+}

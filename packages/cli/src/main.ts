@@ -10,7 +10,9 @@ const program = new Command("skiff").description("Serverless TypeScript on your 
 
 program
   .command("run")
-  .description("run a local entrypoint (or a function) of FILE, with its functions in containers")
+  .description(
+    "run a local entrypoint (or a function) of FILE, with its functions in containers; FILE is bundled, not type-checked (`skiff deploy` type-checks)",
+  )
   .argument("<target>", "FILE or FILE::NAME")
   .option("--detach", "keep the app running after this command exits")
   .allowUnknownOption()
@@ -61,11 +63,12 @@ program
 
 program
   .command("deploy")
-  .description("deploy FILE as a persistent app: a new version, with the images built first")
+  .description("deploy FILE as a persistent app: a new version, type-checked, with the images built first")
   .argument("<file>")
   .option("--name <name>", "the app's name (default: the name in new App(...))")
   .option("--env <env>", ENV_HELP)
-  .action(async (file: string, options: { name?: string; env?: string }) => {
+  .option("--no-typecheck", "skip the type check (done when a tsconfig.json is at or above FILE)")
+  .action(async (file: string, options: { name?: string; env?: string; typecheck: boolean }) => {
     const { deployCommand } = await import("./commands/deploy.js");
     process.exitCode = await deployCommand(file, options, loadConfig());
     process.exit(process.exitCode);

@@ -2,6 +2,7 @@ import type { ContainerView } from "@skiff/server";
 import type { Client } from "skiff";
 import type { Config } from "../config.js";
 import { dim, green, printLogs, say } from "../output.js";
+import { formatPeriod } from "../period-format.js";
 import { connectServer, serverClient } from "../server-client.js";
 
 interface AppSummary {
@@ -37,7 +38,7 @@ export async function printSchedules(client: Client, app: string, env: string): 
     const what =
       "cron" in s.schedule
         ? `cron "${s.schedule.cron}" (${s.schedule.timezone})`
-        : `every ${s.schedule.periodMs / 1000}s`;
+        : `every ${formatPeriod(s.schedule.periodMs)}`;
     const last = s.lastOutcome === "failed" ? `failed: ${s.lastError}` : when(s.lastRunMs);
     const skipped = s.skippedTicks > 0 ? dim(` (${s.skippedTicks} skipped: the previous run was still going)`) : "";
     say(`  ${s.functionName ?? "?"}: ${what}, next ${when(s.nextRunMs)}, last ${last}${skipped}`);

@@ -3,27 +3,30 @@ import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import { localSecretsOf, setContext, uploadImageFiles } from "skiff";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
-import { dim, formatError, green, red, say } from "../output.js";
+import { dim, formatError, green, red, say, yellow } from "../output.js";
 import { connectServer } from "../server-client.js";
+import { typecheckFile } from "../typecheck.js";
 import { printSchedules } from "./app.js";
 import { buildImages } from "./image.js";
 import { describe, load } from "./run.js";
 
 /**
- * `skiff deploy FILE [--name] [--env]`: a new version of a persistent app. Images build first; if one
- * fails, nothing is deployed and the running version stays.
+ * `skiff deploy FILE [--name] [--env] [--no-typecheck]`: a new version of a persistent app. The file is
+ * type-checked first (under its tsconfig.json), then images build; if either fails, nothing is deployed
+ * and the running version stays.
  */
 export async function deployCommand(
   file: string,
-  options: { name?: string; env?: string },
+  options: { name?: string; env?: string; typecheck?: boolean },
   config: Config,
 ): Promise<number> {
   const started = Date.now();
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+  if (options.typecheck !== false) await typecheck(file, shown);
   setContext({ v: 1, where: "local", functionIds: {} });
-  const collected = await load(bundle.path, shown);
-  const manifest = describe(collected, shown);
+  const collected = await load(bundle, shown);
+  const manifest = describe(collected, shown, bundle);
   if (options.name) {
     if (!RESOURCE_NAME.test(options.name)) {
       throw new UserCodeError(`--name "${options.name}" is not valid: use letters, digits, '-' and '_' (at most 63)`);
@@ -59,9 +62,31 @@ export async function deployCommand(
       say(dim(`  containers of version ${deployed.previous} drain as version ${deployed.version} starts`));
     }
     await printSchedules(client, manifest.name, env);
-    say(dim(`  call it with Function.fromName("${manifest.name}", NAME); see \`skiff app history ${manifest.name}\``));
+    say(dim(`  ${callHint(manifest.name, manifest.functions)}; see \`skiff app history ${manifest.name}\``));
     return 0;
   } finally {
     client.close();
   }
+}
+
+/** Refuses a file that does not type-check; says so when it could not be checked. */
+async function typecheck(file: string, shown: string): Promise<void> {
+  const checked = await typecheckFile(file);
+  if (checked.kind === "failed") {
+    throw new UserCodeError(
+      `${shown} does not type-check (under ${displayPath(checked.tsconfig)}):\n${checked.report}\nnot deployed: fix the types, or deploy anyway with --no-typecheck`,
+    );
+  }
+  if (checked.kind === "skipped") say(yellow(`not type-checked: ${checked.reason}`));
+  else say(dim(`type-checked with TypeScript ${checked.version} (${displayPath(checked.tsconfig)})`));
+}
+
+/** How a program calls what was deployed: functions by Function.fromName, classes by Cls.fromName. */
+export function callHint(app: string, functions: { name: string; kind: "function" | "class" }[]): string {
+  const ways = [];
+  const fn = functions.find((f) => f.kind === "function");
+  const cls = functions.find((f) => f.kind === "class");
+  if (fn) ways.push(`Function.fromName("${app}", "${fn.name}")`);
+  if (cls) ways.push(`Cls.fromName("${app}", "${cls.name}")`);
+  return `call ${functions.length === 1 ? "it" : "them"} with ${ways.join(" or ")}`;
 }

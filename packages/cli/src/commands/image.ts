@@ -18,7 +18,7 @@ async function functionsOf(target: string, config: Config) {
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
   setContext({ v: 1, where: "local", functionIds: {} });
-  const manifest = describe(await load(bundle.path, shown), shown);
+  const manifest = describe(await load(bundle, shown), shown, bundle);
   return { name, shown, manifest };
 }
 

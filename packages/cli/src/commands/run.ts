@@ -10,8 +10,10 @@ import {
   uploadImageFiles,
 } from "skiff";
 import { parseFlags } from "../args.js";
-import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
+import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
+import { entrypointFlags, flagName, unknownFlags } from "../entrypoint-flags.js";
+import { COLLECTING, missingPackage } from "../image-only.js";
 import { dim, formatError, green, printLogs, progress, say } from "../output.js";
 import { connectServer } from "../server-client.js";
 
@@ -38,10 +40,11 @@ export async function runCommand(
   };
   setContext(context);
   process.setSourceMapsEnabled(true);
-  const collected = await load(bundle.path, shown);
-  const manifest = describe(collected, shown);
+  const collected = await load(bundle, shown);
+  const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
   const { flags, positional } = parseFlags(argv);
+  checkArguments(chosen, flags, positional, `${shown}::${chosen.name}`);
 
   const { client, serverUrl, token, env } = await connectServer(config);
   await client.putBlob(bundle.code);
@@ -104,50 +107,91 @@ export function splitTarget(target: string): [string, string | undefined] {
   return at < 0 ? [target, undefined] : [target.slice(0, at), target.slice(at + 2)];
 }
 
-export async function load(bundlePath: string, shown: string): Promise<CollectedApp> {
-  let exports: Record<string, unknown>;
+/** Imports the bundle (its collection copy: see Bundle) and finds its app. */
+export async function load(bundle: Bundle, shown: string): Promise<CollectedApp> {
+  const global = globalThis as { [COLLECTING]?: boolean };
+  global[COLLECTING] = true;
   try {
-    exports = (await import(pathToFileURL(bundlePath).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
-      cause: error,
-    });
-  }
-  try {
-    return collectApp(exports, shown);
-  } catch (error) {
-    throw new UserCodeError((error as Error).message);
+    let exports: Record<string, unknown>;
+    try {
+      exports = (await import(pathToFileURL(bundle.collectPath).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
+        cause: error,
+      });
+    }
+    try {
+      return collectApp(exports, shown);
+    } catch (error) {
+      throw new UserCodeError((error as Error).message);
+    }
+  } finally {
+    global[COLLECTING] = false;
   }
 }
 
-/** The app's manifest; a bad function option is the user's to fix, so it reads as such. */
-export function describe(collected: CollectedApp, shown: string) {
+/**
+ * The app's manifest; a bad function option is the user's to fix, so it reads as such, as does a package
+ * imported but installed neither here nor by an image.
+ */
+export function describe(collected: CollectedApp, shown: string, bundle: Bundle) {
+  let manifest: ReturnType<typeof manifestOf>;
   try {
-    return manifestOf(collected, Number(process.versions.node.split(".")[0]));
+    manifest = manifestOf(collected, Number(process.versions.node.split(".")[0]));
   } catch (error) {
     throw new UserCodeError(`${shown}: ${(error as Error).message}`);
   }
+  const missing = missingPackage(
+    bundle.imageOnly,
+    manifest.functions.map((fn) => fn.image),
+    displayPath,
+  );
+  if (missing) throw new UserCodeError(missing);
+  return manifest;
 }
 
-type Chosen =
+type Chosen = { name: string } & (
   | { kind: "entrypoint"; entrypoint: CollectedApp["entrypoints"] extends Map<string, infer E> ? E : never }
-  | { kind: "function"; fn: CollectedApp["functions"] extends Map<string, infer F> ? F : never };
+  | { kind: "function"; fn: CollectedApp["functions"] extends Map<string, infer F> ? F : never }
+);
+
+/** An entrypoint takes the flags its parameter destructures; a function, positional arguments. */
+function checkArguments(chosen: Chosen, flags: Record<string, unknown>, positional: unknown[], where: string): void {
+  if (chosen.kind === "function") {
+    const names = Object.keys(flags).map(flagName);
+    if (names.length > 0)
+      throw new UserCodeError(`${where} is a function: it takes positional arguments, not ${names.join(", ")}`);
+    return;
+  }
+  const known = entrypointFlags(chosen.entrypoint.run);
+  const problem = unknownFlags(flags, known, where);
+  if (problem) throw new UserCodeError(problem);
+  if (positional.length > 0) {
+    const takes = known?.length ? ` (${known.map(flagName).join(", ")})` : "";
+    throw new UserCodeError(
+      `${where} is an entrypoint: it takes flags${takes}, not positional arguments (${positional.join(" ")})`,
+    );
+  }
+}
 
 function choose(collected: CollectedApp, name: string | undefined, shown: string): Chosen {
   const names = [...collected.entrypoints.keys(), ...collected.functions.keys()];
   if (name) {
     const entrypoint = collected.entrypoints.get(name);
-    if (entrypoint) return { kind: "entrypoint", entrypoint };
+    if (entrypoint) return { name, kind: "entrypoint", entrypoint };
     const fn = collected.functions.get(name);
-    if (fn) return { kind: "function", fn };
+    if (fn) return { name, kind: "function", fn };
     throw new UserCodeError(
       `${shown} has no entrypoint or function "${name}"; it has: ${names.join(", ") || "nothing exported"}`,
     );
   }
-  if (collected.entrypoints.size === 1)
-    return { kind: "entrypoint", entrypoint: [...collected.entrypoints.values()][0]! };
+  if (collected.entrypoints.size === 1) {
+    const [only, entrypoint] = [...collected.entrypoints][0]!;
+    return { name: only, kind: "entrypoint", entrypoint };
+  }
   if (collected.entrypoints.size === 0 && collected.functions.size === 1) {
-    return { kind: "function", fn: [...collected.functions.values()][0]! };
+    const [only, fn] = [...collected.functions][0]!;
+    return { name: only, kind: "function", fn };
   }
   throw new UserCodeError(
     `${shown} has ${collected.entrypoints.size} entrypoints and ${collected.functions.size} functions: pick one with ${shown}::NAME (${names.join(", ")})`,

@@ -1,0 +1,58 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { typecheckFile } from "./typecheck.js";
+
+const ROOT = resolve(import.meta.dirname, "../../..");
+const dir = mkdtempSync(join(tmpdir(), "skiff-typecheck-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A project in a new directory: its files, and optionally the repository's typescript installed in it. */
+function project(name: string, files: Record<string, string>, withTypescript: boolean): string {
+  const at = join(dir, name);
+  mkdirSync(join(at, "node_modules"), { recursive: true });
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(at, file), text);
+  if (withTypescript) symlinkSync(join(ROOT, "node_modules/typescript"), join(at, "node_modules/typescript"));
+  return at;
+}
+
+const TSCONFIG = JSON.stringify({ compilerOptions: { strict: true, noEmit: true, target: "ES2022" } });
+
+describe("typecheckFile", () => {
+  it("reports the errors of the file and what it imports, as file(line,col)", async () => {
+    const at = project(
+      "bad",
+      {
+        "tsconfig.json": TSCONFIG,
+        "app.ts": 'import { twice } from "./lib";\nexport const n: number = twice("2");\n',
+        "lib.ts": "export const twice = (x: number): string => x * 2;\n",
+      },
+      true,
+    );
+    const result = await typecheckFile(join(at, "app.ts"));
+    expect(result.kind).toBe("failed");
+    const report = result.kind === "failed" ? result.report : "";
+    expect(report).toMatch(/app\.ts\(2,\d+\): error TS2345/);
+    expect(report).toMatch(/lib\.ts\(1,\d+\): error TS2322/);
+  });
+
+  it("passes a file that type-checks, with the project's TypeScript", async () => {
+    const at = project("good", { "tsconfig.json": TSCONFIG, "app.ts": "export const n: number = 2;\n" }, true);
+    expect(await typecheckFile(join(at, "app.ts"))).toMatchObject({ kind: "passed", version: /^5\./ });
+  });
+
+  it("says why it did not check: no tsconfig.json, or no typescript in the project", async () => {
+    const none = project("plain", { "app.ts": "export const n: number = '2';\n" }, false);
+    // tmpdir has no tsconfig.json above it
+    expect(await typecheckFile(join(none, "app.ts"))).toEqual({
+      kind: "skipped",
+      reason: "no tsconfig.json at or above the file",
+    });
+    const noTs = project("no-ts", { "tsconfig.json": TSCONFIG, "app.ts": "export const n = 2;\n" }, false);
+    const result = await typecheckFile(join(noTs, "app.ts"));
+    expect(result.kind === "skipped" && result.reason).toMatch(
+      /typescript is not installed .*npm install -D typescript/,
+    );
+  });
+});
