@@ -18,6 +18,7 @@ import {
   type RetryPolicy,
   registrySecretOf,
   type ServerToClient,
+  type SpecOverrides,
   type Terminal,
   type WorkerMessage,
   type WorkerOutput,
@@ -34,10 +35,12 @@ import {
 } from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
+import { capacityProblem, waitingForCapacity } from "./capacity.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Hub, type Subscriber, toResult } from "./hub.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { Persister } from "./persister.js";
+import { poolOverrides, splitPoolId, withOverrides } from "./pool-options.js";
 import { InputQueue, type QueuedInput } from "./queue.js";
 import { Scheduler } from "./scheduler.js";
 import { FunctionTimings } from "./timings.js";
@@ -61,8 +64,9 @@ export type AutoscalerSettings = Partial<
 >;
 
 /**
- * What the engine knows of a pool of containers: a function, or a class with one set of parameter values
- * (id `CLASS_ID~PARAMS`, see poolId). Deploys update it in place.
+ * What the engine knows of a pool of containers: a function, a class with one set of parameter values,
+ * or either with other options from `withOptions` (id `BASE~PARAMS~OPTIONS`, see splitPoolId). Deploys
+ * update it in place.
  */
 interface FunctionInfo {
   id: string;
@@ -82,6 +86,8 @@ interface FunctionInfo {
   stopped: string | undefined;
   /** A class pool's parameter values, as JSON for the runner. */
   params: string | undefined;
+  /** A variant's options (`withOptions`), already applied to `spec`. */
+  overrides: SpecOverrides | undefined;
 }
 
 /**
@@ -96,9 +102,6 @@ export interface Caller {
 function reaches(caller: Caller, info: FunctionInfo): boolean {
   return info.workspace === caller.workspace && (caller.env === undefined || info.env === caller.env);
 }
-
-/** The separator between a class's id and its parameter values in a pool id. */
-const POOL_SEPARATOR = "~";
 
 /** What memory keeps of a call: which chunks arrived (to drop resends) and how many inputs are unfinished. */
 interface CallState {
@@ -130,6 +133,8 @@ export interface ControlPlaneOptions {
 const CALL_MEMORY_MS = 10 * 60_000;
 /** A warm pool whose secrets could not be resolved tries again after this long, not four times a second. */
 const CANNOT_START_BACKOFF_MS = 30_000;
+/** How often a pool whose containers wait for room says so to its app's log watchers. */
+const WAITING_NOTICE_MS = 15_000;
 
 /**
  * The server's engine. Inputs are queued, leased and retried in memory (`InputQueue`), so a call goes
@@ -171,6 +176,8 @@ export class ControlPlane {
   private readonly secrets: ControlPlaneOptions["secrets"];
   /** When a pool last failed to start for want of its secrets. */
   private readonly cannotStart = new Map<string, number>();
+  /** When a pool with work and no room last said it waits for capacity. */
+  private readonly waitingNoticed = new Map<string, number>();
   /** Runs the schedules of deployed functions. */
   readonly scheduler: Scheduler;
 
@@ -226,11 +233,19 @@ export class ControlPlane {
   async functionInfo(functionId: string): Promise<FunctionInfo> {
     const cached = this.functions.get(functionId);
     if (cached) return cached;
-    const at = functionId.indexOf(POOL_SEPARATOR);
-    if (at >= 0) {
-      const base = await this.functionInfo(functionId.slice(0, at));
-      const info = { ...base, id: functionId, params: classParams(base.spec, functionId.slice(at + 1)) };
+    const pool = splitPoolId(functionId);
+    if (pool) {
+      const base = await this.functionInfo(pool.baseId);
+      const overrides = pool.options === undefined ? undefined : poolOverrides(base.spec, pool.options);
+      const info: FunctionInfo = {
+        ...base,
+        id: functionId,
+        params: pool.params === undefined ? undefined : classParams(base.spec, pool.params),
+        overrides,
+        spec: overrides ? withOverrides(base.spec, overrides) : base.spec,
+      };
       this.functions.set(functionId, info);
+      if (overrides && minContainersOf(info) > 0 && !info.stopped) this.warm.add(info.id);
       return info;
     }
     const row = await this.store.getFunction(functionId);
@@ -247,6 +262,7 @@ export class ControlPlane {
       version: row.app.version,
       stopped: stoppedReason(row.app, row),
       params: undefined,
+      overrides: undefined,
     };
     this.functions.set(functionId, info);
     if (info.spec.minContainers > 0 && !info.stopped) this.warm.add(info.id);
@@ -305,7 +321,7 @@ export class ControlPlane {
         bundleHash: app.bundleHash,
         version: app.version,
         stopped: stoppedReason(app, { version: row?.version ?? 0 }),
-        ...(row ? { spec: row.spec } : {}),
+        ...(row ? { spec: info.overrides ? withOverrides(row.spec, info.overrides) : row.spec } : {}),
       });
       if (info.stopped) removed.push(info);
     }
@@ -318,7 +334,8 @@ export class ControlPlane {
 
   /** Overrides a function's autoscaling until its next deploy; applies to every pool of a class. */
   async updateAutoscaler(workspace: string, functionId: string, patch: AutoscalerSettings): Promise<FunctionSpec> {
-    const info = await this.functionIn({ workspace }, functionId);
+    const pool = await this.functionIn({ workspace }, functionId);
+    const info = await this.functionInfo(pool.baseId);
     if (info.stopped) throw new ApiError("CONFLICT", `function ${info.spec.name} ${info.stopped}`);
     const spec = { ...info.spec, ...patch };
     if (spec.maxContainers < Math.max(1, spec.minContainers)) {
@@ -328,7 +345,8 @@ export class ControlPlane {
       );
     }
     await this.store.updateFunctionSpec(info.baseId, spec);
-    for (const pool of this.poolsOf(info.baseId)) pool.spec = spec;
+    for (const pool of this.poolsOf(info.baseId))
+      pool.spec = pool.overrides ? withOverrides(spec, pool.overrides) : spec;
     if (spec.minContainers > 0) this.warm.add(info.baseId);
     this.requestAutoscale();
     return spec;
@@ -353,12 +371,25 @@ export class ControlPlane {
     );
   }
 
+  /**
+   * Refuses functions no connected worker can ever run (BAD_REQUEST naming the function, the largest
+   * worker and what to lower); with no worker connected, calls wait for one.
+   */
+  checkCapacity(specs: FunctionSpec[]): void {
+    const capacities = this.workers.all().map((worker) => worker.capacity);
+    for (const spec of specs) {
+      const problem = capacityProblem(`${spec.kind} "${spec.name}"`, spec, capacities);
+      if (problem) throw new ApiError("BAD_REQUEST", problem);
+    }
+  }
+
   // ---- calls ----
 
   /** Queues a chunk of a call's inputs and hands them to waiting containers; resolves once durable. */
   async submit(call: Submit, subscriber: Subscriber | undefined, caller: Caller): Promise<void> {
     const fn = await this.functionIn(caller, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
+    this.checkCapacity([fn.spec]);
     const { inputs } = call;
     if (inputs.length === 0) return;
     const firstIdx = inputs[0]!.idx;
@@ -790,6 +821,16 @@ export class ControlPlane {
             message.error,
           );
         }
+        // Killed for memory before it was ready: every container of the pool would be, so its calls fail.
+        if (message.reason === "oom" && container?.state === "starting") {
+          const limit = `${container.memoryMiB} MiB`;
+          await this.failFunction(
+            container.functionId,
+            message.message ?? `the container ran out of memory (limit ${limit}) while starting: raise \`memory\``,
+            undefined,
+            "OUT_OF_MEMORY",
+          );
+        }
         this.requestAutoscale();
         return;
       }
@@ -890,9 +931,14 @@ export class ControlPlane {
   }
 
   /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
-  private async failFunction(functionId: string, message: string, error: Uint8Array | undefined): Promise<void> {
+  private async failFunction(
+    functionId: string,
+    message: string,
+    error: Uint8Array | undefined,
+    code: ErrorCode = "INIT_FAILED",
+  ): Promise<void> {
     const waiting = this.queue.ofFunction(functionId).filter((input) => input.state !== "running");
-    await this.failAll(waiting, "INIT_FAILED", error ?? failurePayload(message));
+    await this.failAll(waiting, code, error ?? failurePayload(message));
     this.log.warn({ functionId, failed: waiting.length, message }, "function failed to start");
   }
 
@@ -1020,11 +1066,40 @@ export class ControlPlane {
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
+          if (live === 0 && load.pending > 0) this.sayWaiting(info);
           break;
         }
+        this.waitingNoticed.delete(info.id);
         if (!(await this.startContainer(worker, info))) break;
       }
     }
+  }
+
+  /** Tells the app's log watchers (`skiff run`, `skiff app logs`) that a pool waits for room, now and then. */
+  private sayWaiting(info: FunctionInfo): void {
+    const now = Date.now();
+    if (now - (this.waitingNoticed.get(info.id) ?? 0) < WAITING_NOTICE_MS) return;
+    this.waitingNoticed.set(info.id, now);
+    const where = `${info.spec.kind} "${info.spec.name}"`;
+    const workers = this.workers.all();
+    const never = capacityProblem(
+      where,
+      info.spec,
+      workers.map((w) => w.capacity),
+    );
+    const rooms = workers.map((worker) => {
+      const used = { cpu: 0, memoryMiB: 0 };
+      for (const container of worker.containers.values()) {
+        used.cpu += container.cpu;
+        used.memoryMiB += container.memoryMiB;
+      }
+      return { capacity: worker.capacity, used };
+    });
+    const line = never ? `${never} (its calls wait for one)` : waitingForCapacity(where, info.spec, rooms);
+    this.log.info({ function: info.spec.name, pool: info.id }, line);
+    this.hub.publishLogs([
+      { ts: now, appId: info.appId, functionName: info.spec.name, containerId: "ct-server", stream: "system", line },
+    ]);
   }
 
   /**
