@@ -71,11 +71,7 @@ export class App {
     const [options, ctor] = typeof optionsOrCtor === "function" ? [{}, optionsOrCtor] : [optionsOrCtor, maybeCtor];
     if (typeof ctor !== "function")
       throw new TypeError("app.cls(options, class { ... }) needs a class as its last argument");
-    checkOptionNames(
-      options.name ? `class "${options.name}"` : `app.cls(options, ${ctor.name || "class"})`,
-      options,
-      "class",
-    );
+    checkOptionNames(options.name ? `class "${options.name}"` : "app.cls(options)", options, "class");
     const cls = new SkiffClass<InstanceType<C>>(
       this.name,
       options,
