@@ -123,6 +123,15 @@ describe("function options", () => {
     });
   });
 
+  it("a call that waits for room says so while it waits", async () => {
+    const result = await stack.run(["run", `${FIXTURE}::crowded`]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.results[0]).toEqual({ both: [4, 0] });
+    expect(result.stdout).toMatch(
+      /\[whole server\] waiting for capacity: function "whole" needs \d+ CPUs and 1 GiB; \d+ of \d+ CPUs in use/,
+    );
+  });
+
   it("withOptions runs a variant in its own pool with its own memory; the function is unchanged", async () => {
     const result = await stack.run(["run", `${FIXTURE}::variants`], { timeoutMs: 240_000 });
     expect(result.code, result.stderr).toBe(0);

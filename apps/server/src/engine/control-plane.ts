@@ -1066,7 +1066,7 @@ export class ControlPlane {
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
-          if (live === 0 && load.pending > 0) this.sayWaiting(info);
+          if (load.pending > 0) this.sayWaiting(info);
           break;
         }
         this.waitingNoticed.delete(info.id);
