@@ -169,7 +169,9 @@ export type SpecOverrides = z.infer<typeof SpecOverrides>;
 export function manifestProblem(manifest: unknown): string | undefined {
   const parsed = AppManifest.safeParse(manifest);
   if (parsed.success) return undefined;
-  const issue = parsed.error.issues[0]!;
+  // An option it does not know explains the rest (a key spelled wrong is also a key missing): it goes first.
+  const { issues } = parsed.error;
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
   const [top, index, ...rest] = issue.path;
   if (top !== "functions" || typeof index !== "number") {
     return `manifest${issue.path.length > 0 ? ` ${issue.path.join(".")}` : ""}: ${issue.message}`;

@@ -52,7 +52,7 @@ export interface ContainerView {
   worker: string;
   appId: string;
   function: string;
-  /** A class pool's parameter values (JSON), or "". */
+  /** A class pool's parameter values and a variant's options (JSON, space-separated), or "". */
   pool: string;
   state: string;
   version: number;
@@ -363,7 +363,7 @@ export class ControlPlane {
           worker: worker.name,
           appId: info?.appId ?? "",
           function: info?.spec.name ?? container.functionId,
-          pool: info?.params ?? "",
+          pool: [info.params, info.overrides && JSON.stringify(info.overrides)].filter(Boolean).join(" "),
           state: container.state,
           version: container.version,
         };
