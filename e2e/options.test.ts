@@ -106,6 +106,10 @@ describe("function options", () => {
       ),
     );
     expect(memory).toMatch(/class "Model" asks for 500 GiB; the only worker has \d+ CPUs and [\d.]+ GiB: lower memory/);
+    const deployed = await stack.run(["deploy", "e2e/fixtures/.options-cpu.ts"]);
+    expect(deployed.code, deployed.stdout).toBe(1);
+    expect(deployed.stderr).toMatch(/function "hog" asks for 64 CPUs; the only worker has \d+ CPUs/);
+    expect(await apps()).not.toContain("e2e-options");
     const tiny = await refused("options-tiny", (code) =>
       code.replace("{ memory: 128 }, async", "{ memory: 16 }, async"),
     );

@@ -991,7 +991,7 @@ export class ControlPlane {
     }
   }
 
-  /** Forgets finished calls past CALL_MEMORY_MS, and start failures past their backoff. */
+  /** Forgets finished calls past CALL_MEMORY_MS, start failures past their backoff, and old waiting notices. */
   private forgetOldCalls(): void {
     const now = Date.now();
     for (const [callId, state] of this.calls) {
@@ -999,6 +999,8 @@ export class ControlPlane {
     }
     for (const [poolId, at] of this.cannotStart)
       if (at < now - CANNOT_START_BACKOFF_MS) this.cannotStart.delete(poolId);
+    for (const [poolId, at] of this.waitingNoticed)
+      if (at < now - WAITING_NOTICE_MS) this.waitingNoticed.delete(poolId);
   }
 
   private async stopAbandonedApps(): Promise<void> {
