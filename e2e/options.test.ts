@@ -51,9 +51,12 @@ describe("function options", () => {
     );
     expect(unknown).toMatch(/app\.cls\(options\): unknown option "webEndpoint"; known options: name, timeout/);
     const named = await refused("options-named", (code) =>
-      code.replace("{ memory: 128 }, async", '{ name: "hog", memory: 128, enableMemorySnapshot: true }, async'),
+      code.replace(
+        "{ memory: 128 },\n  class {\n    @method() async generate",
+        '{ name: "Model", enableMemorySnapshot: true },\n  class {\n    @method() async generate',
+      ),
     );
-    expect(named).toMatch(/function "hog": option "enableMemorySnapshot" is not supported yet/);
+    expect(named).toMatch(/class "Model": option "enableMemorySnapshot" is not supported yet/);
   });
 
   it("the server refuses the same in a manifest, naming the function and the option", async () => {
