@@ -39,7 +39,7 @@ class Harness {
 
   constructor(private readonly stateDir: string) {}
 
-  async start(spec: Partial<FunctionSpec> = {}): Promise<void> {
+  async start(spec: Partial<FunctionSpec> = {}, options: { ready?: boolean } = {}): Promise<void> {
     const exited = new Promise<ContainerExit>((resolve) => {
       this.exit = resolve;
     });
@@ -117,7 +117,12 @@ class Harness {
     this.runner.on("data", (chunk: Buffer) => {
       for (const frame of reader.push(chunk)) this.toRunner.push(decodeMessage(frame) as WorkerToRunner);
     });
-    this.fromRunner({ t: "ready" });
+    if (options.ready !== false) this.fromRunner({ t: "ready" });
+  }
+
+  /** The container is killed by its memory limit. */
+  oom(): void {
+    this.exit({ exitCode: null, signal: "SIGKILL", oomKilled: true });
   }
 
   fromRunner(message: RunnerMessage): void {
@@ -250,5 +255,23 @@ describe("container session", () => {
     harness.finish(["a", "b"], 2);
     await until(() => harness.claims.length === 2);
     expect(harness.claims[1]).toBe(2);
+  });
+});
+
+describe("container session start", () => {
+  it("says out-of-memory, with the limit, when the container is killed for memory while it starts", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    const harness = new Harness(dir);
+    try {
+      await harness.start({}, { ready: false });
+      harness.oom();
+      await until(() => harness.sent.some((message) => message.t === "stopped"));
+      expect(harness.sent.find((message) => message.t === "stopped")).toMatchObject({
+        reason: "oom",
+        message: "the container ran out of memory (limit 128 MiB) while starting: raise `memory`",
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

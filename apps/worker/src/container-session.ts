@@ -398,7 +398,9 @@ export class ContainerSession {
     const message =
       reason === "crashed"
         ? `the container exited (code ${exit.exitCode ?? exit.signal}) ${FRAGMENT}`
-        : this.stopMessage;
+        : reason === "oom" && !this.ready
+          ? `the container ran out of memory (limit ${this.start.spec.memoryMiB} MiB) while starting: raise \`memory\``
+          : this.stopMessage;
     this.host.send({
       t: "stopped",
       containerId: this.id,

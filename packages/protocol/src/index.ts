@@ -7,5 +7,6 @@ export * from "./image-files.js";
 export * from "./link.js";
 export * from "./manifest.js";
 export * from "./messages.js";
+export * from "./options.js";
 export * from "./shell-quote.js";
 export * from "./units.js";

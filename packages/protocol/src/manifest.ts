@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME } from "./constants.js";
+import { MIN_MEMORY_MIB, optionsProblem } from "./options.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
 export const RetryPolicy = z.object({
@@ -91,33 +92,40 @@ export const SecretRef = z.union([
 ]);
 export type SecretRef = z.infer<typeof SecretRef>;
 
-/** One function as deployed: everything the server and worker need, normalized (ms, MiB). */
-export const FunctionSpec = z.object({
-  name: z.string().min(1),
-  kind: z.enum(["function", "class"]),
-  /** For a class: its methods and parameters. */
-  cls: ClassShape.optional(),
-  timeoutMs: z.number().int().positive(),
-  /** How long a new container may take to become ready (load the code, run `enter` hooks). */
-  startupTimeoutMs: z.number().int().positive().default(300_000),
-  retries: RetryPolicy,
-  cpu: z.number().positive(),
-  memoryMiB: z.number().positive(),
-  image: ImageSpec,
-  minContainers: z.number().int().min(0),
-  maxContainers: z.number().int().min(1),
-  bufferContainers: z.number().int().min(0),
-  scaledownWindowMs: z.number().int().min(0),
-  /** Inputs one container runs at once. */
-  maxInputs: z.number().int().min(1),
-  /** Inputs per container the autoscaler aims for (at most maxInputs). */
-  targetInputs: z.number().int().min(1).optional(),
-  /** Single calls gathered into one call of the handler with a list: at most this many, waiting this long. */
-  batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).optional(),
-  schedule: Schedule.optional(),
-  /** In order: a later secret's keys override an earlier one's. */
-  secrets: z.array(SecretRef).default([]),
-});
+/**
+ * One function as deployed: everything the server and worker need, normalized (ms, MiB). Strict: a key
+ * it does not know (an option not implemented yet, a typo) is refused, never dropped.
+ */
+export const FunctionSpec = z
+  .object({
+    name: z.string().min(1),
+    kind: z.enum(["function", "class"]),
+    /** For a class: its methods and parameters. */
+    cls: ClassShape.optional(),
+    timeoutMs: z.number().int().positive(),
+    /** How long a new container may take to become ready (load the code, run `enter` hooks). */
+    startupTimeoutMs: z.number().int().positive().default(300_000),
+    retries: RetryPolicy,
+    cpu: z.number().positive(),
+    memoryMiB: z
+      .number()
+      .min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB: Node needs that much to start`),
+    image: ImageSpec,
+    minContainers: z.number().int().min(0),
+    maxContainers: z.number().int().min(1),
+    bufferContainers: z.number().int().min(0),
+    scaledownWindowMs: z.number().int().min(0),
+    /** Inputs one container runs at once. */
+    maxInputs: z.number().int().min(1),
+    /** Inputs per container the autoscaler aims for (at most maxInputs). */
+    targetInputs: z.number().int().min(1).optional(),
+    /** Single calls gathered into one call of the handler with a list: at most this many, waiting this long. */
+    batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).optional(),
+    schedule: Schedule.optional(),
+    /** In order: a later secret's keys override an earlier one's. */
+    secrets: z.array(SecretRef).default([]),
+  })
+  .strict();
 export type FunctionSpec = z.infer<typeof FunctionSpec>;
 
 export const AppManifest = z.object({
@@ -125,3 +133,57 @@ export const AppManifest = z.object({
   functions: z.array(FunctionSpec),
 });
 export type AppManifest = z.infer<typeof AppManifest>;
+
+/**
+ * What `withOptions` may change of a function's spec: its variant runs in a pool of its own. Named
+ * secrets only (local values travel with an app version, not with a call).
+ */
+export const SpecOverrides = z
+  .object({
+    timeoutMs: z.number().int().positive(),
+    startupTimeoutMs: z.number().int().positive(),
+    retries: RetryPolicy,
+    cpu: z.number().positive(),
+    memoryMiB: z
+      .number()
+      .min(MIN_MEMORY_MIB, `memory must be at least ${MIN_MEMORY_MIB} MiB: Node needs that much to start`),
+    minContainers: z.number().int().min(0),
+    maxContainers: z.number().int().min(1),
+    bufferContainers: z.number().int().min(0),
+    scaledownWindowMs: z.number().int().min(0),
+    maxInputs: z.number().int().min(1).max(1000),
+    targetInputs: z.number().int().min(1),
+    batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).strict(),
+    secrets: z.array(
+      z.object({ name: z.string().min(1), requiredKeys: z.array(z.string().regex(ENV_VAR_NAME)).default([]) }),
+    ),
+  })
+  .partial()
+  .strict();
+export type SpecOverrides = z.infer<typeof SpecOverrides>;
+
+/**
+ * The first problem of a manifest that does not parse, worded for its author: the function and the
+ * option (`function "resize": option "gpu" is not supported yet`), not the path of the field.
+ */
+export function manifestProblem(manifest: unknown): string | undefined {
+  const parsed = AppManifest.safeParse(manifest);
+  if (parsed.success) return undefined;
+  // An option it does not know explains the rest (a key spelled wrong is also a key missing): it goes first.
+  const { issues } = parsed.error;
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
+  const [top, index, ...rest] = issue.path;
+  if (top !== "functions" || typeof index !== "number") {
+    return `manifest${issue.path.length > 0 ? ` ${issue.path.join(".")}` : ""}: ${issue.message}`;
+  }
+  const fn = (manifest as { functions: { name?: unknown; kind?: unknown }[] }).functions[index];
+  const where = `${fn?.kind === "class" ? "class" : "function"} ${typeof fn?.name === "string" ? `"${fn.name}"` : `#${index + 1}`}`;
+  if (issue.code === "unrecognized_keys" && rest.length === 0) {
+    return optionsProblem(
+      where,
+      Object.fromEntries(issue.keys.map((key) => [key, true])),
+      Object.keys(FunctionSpec.shape),
+    )!;
+  }
+  return `${where}: option "${rest.join(".")}": ${issue.message}`;
+}

@@ -3,7 +3,7 @@ import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import { BRAND, kindOf } from "./brand.js";
 import { type ClassOptions, type Cls, classShape, marksOf, SkiffClass } from "./cls.js";
 import { SkiffFunction } from "./function.js";
-import { type FunctionOptions, localSecrets, toFunctionSpec } from "./function-spec.js";
+import { checkOptionNames, type FunctionOptions, localSecrets, toFunctionSpec } from "./function-spec.js";
 
 /**
  * A local entrypoint: runs on your machine under `skiff run FILE::name -- --flag value`.
@@ -54,6 +54,8 @@ export class App {
     if (typeof handler !== "function") {
       throw new TypeError(`app.function(options, handler) needs a handler function as its last argument`);
     }
+    // Here, so that the error points at the user's line; the manifest checks again with the export name.
+    checkOptionNames(options.name ? `function "${options.name}"` : "app.function(options)", options);
     const fn = new SkiffFunction<A, Awaited<R>>(this.name, options, handler as (...args: A) => Promise<Awaited<R>>);
     this.functions.push(fn as unknown as SkiffFunction<never[], unknown>);
     return fn;
@@ -69,6 +71,7 @@ export class App {
     const [options, ctor] = typeof optionsOrCtor === "function" ? [{}, optionsOrCtor] : [optionsOrCtor, maybeCtor];
     if (typeof ctor !== "function")
       throw new TypeError("app.cls(options, class { ... }) needs a class as its last argument");
+    checkOptionNames(options.name ? `class "${options.name}"` : "app.cls(options)", options, "class");
     const cls = new SkiffClass<InstanceType<C>>(
       this.name,
       options,
@@ -107,6 +110,7 @@ export function collectApp(exports: Record<string, unknown>, file: string): Coll
     if (kind === "app") apps.add(value as App);
     if (kind === "function") {
       const fn = value as SkiffFunction<never[], unknown>;
+      if (fn.isVariant) continue; // its function is the one the app runs
       fn.name ??= key;
       functions.set(fn.name, fn);
     }

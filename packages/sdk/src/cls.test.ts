@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { App, collectApp, manifestOf } from "./app.js";
-import { classShape, enter, exit, marksOf, method, parameter, poolId } from "./cls.js";
+import { classShape, enter, exit, marksOf, method, parameter } from "./cls.js";
+import { poolId } from "./pool-id.js";
 
 describe("classes", () => {
   it("records parameters, methods and hooks from standard decorators", () => {

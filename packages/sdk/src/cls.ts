@@ -1,12 +1,16 @@
-import type { ClassShape } from "@skiff/protocol";
+import type { ClassShape, SpecOverrides } from "@skiff/protocol";
 import { BRAND } from "./brand.js";
 import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
 import { type AutoscalerOptions, lookUp, SkiffFunction, updateAutoscaler } from "./function.js";
-import type { FunctionOptions } from "./function-spec.js";
+import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
+import { poolId } from "./pool-id.js";
 
 /** Options of `app.cls(options, class {...})`: those of a function, shared by all its methods. */
 export type ClassOptions = Omit<FunctionOptions, "batched" | "schedule" | "name"> & { name?: string };
+
+/** What `Cls.withOptions` may change: those of a function's variant but batches. */
+export type ClassVariantOptions = Omit<VariantOptions, "batched">;
 
 interface ClassMarks {
   parameters: string[];
@@ -165,20 +169,68 @@ export class SkiffClass<I extends object> {
     methods: string[],
     private readonly deployedId?: string,
     readonly params: Record<string, string | number | boolean> = {},
+    /** Set by `withOptions`: the options this variant's pool overrides, as given and as spec fields. */
+    private readonly variant?: { given: ClassVariantOptions; overrides: SpecOverrides },
   ) {
     this.name = options.name;
     for (const name of methods) {
       const handle = new SkiffFunction(appName, { name }, undefined, undefined, { cls: this, method: name });
       Object.defineProperty(this, name, { value: handle, enumerable: true });
     }
+    // `skiff run` does not type-check: a method the class lacks is named as such, not "undefined".
+    // biome-ignore lint/correctness/noConstructorReturn: the proxy is the instance, with the same prototype.
+    return new Proxy(this, {
+      get: (target, key, receiver) => {
+        if (typeof key === "string" && !(key in target) && looksLikeMethod(key)) {
+          const known = target.methodNames();
+          throw new SkiffError(
+            "BAD_REQUEST",
+            `class "${target.name ?? "<unnamed>"}" has no method "${key}"; its methods are: ${known.join(", ") || "none"}`,
+          );
+        }
+        return Reflect.get(target, key, receiver);
+      },
+    });
   }
 
   /** The same class in the pool of these parameter values (unset ones keep their defaults). */
   with(params: ClassParams<I>): Cls<I> {
     const merged = { ...this.params, ...(params as Record<string, string | number | boolean>) };
-    const bound = new SkiffClass<I>(this.appName, this.options, this.ctor, this.methodNames(), this.deployedId, merged);
+    const bound = new SkiffClass<I>(
+      this.appName,
+      this.options,
+      this.ctor,
+      this.methodNames(),
+      this.deployedId,
+      merged,
+      this.variant,
+    );
     bound.name = this.name;
     return bound as Cls<I>;
+  }
+
+  /**
+   * The same class with other options (memory, cpu, timeout, …), in a pool of its own; this one is
+   * unchanged. Checked here as `app.cls` options are.
+   * @example
+   * const Big = Model.withOptions({ memory: "8GiB", cpu: 4 });
+   * await Big.predict.remote(3);
+   */
+  withOptions(options: ClassVariantOptions): Cls<I> {
+    const given = { ...this.variant?.given, ...options };
+    const shape = { methods: this.methodNames(), parameters: [] };
+    const overrides = toSpecOverrides(this.name ?? "<unnamed>", given, this.ctor ? this.options : undefined, shape);
+    const variant = new SkiffClass<I>(
+      this.appName,
+      this.options,
+      this.ctor,
+      this.methodNames(),
+      this.deployedId,
+      this.params,
+      { given, overrides },
+    );
+    variant.name = this.name;
+    return variant as Cls<I>;
   }
 
   /** The id of this class's pool for its parameter values (the server checks them). */
@@ -190,7 +242,7 @@ export class SkiffClass<I extends object> {
         `class ${this.appName}.${this.name ?? "<unnamed>"} is not part of a running app: run this file with \`skiff run\`, or look it up with Cls.fromName(app, name)`,
       );
     }
-    return poolId(base, this.params);
+    return poolId(base, this.params, this.variant?.overrides);
   }
 
   /** Changes the autoscaling of every pool of the class until the next deploy. */
@@ -204,11 +256,20 @@ export class SkiffClass<I extends object> {
   }
 }
 
-/** A class's id and its parameter values, sorted by name: one pool per distinct set. */
-export function poolId(classId: string, params: Record<string, unknown>): string {
-  const entries = Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1));
-  if (entries.length === 0) return classId;
-  return `${classId}~${Buffer.from(JSON.stringify(Object.fromEntries(entries))).toString("base64url")}`;
+/** Names that callers, `await` and inspectors probe on any object are not method calls gone wrong. */
+const PROBED = new Set([
+  "then",
+  "toJSON",
+  "constructor",
+  "inspect",
+  "nodeType",
+  "tagName",
+  "asymmetricMatch",
+  "length",
+]);
+
+function looksLikeMethod(key: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9_]*$/.test(key) && !PROBED.has(key);
 }
 
 /**
@@ -224,7 +285,12 @@ export const Cls = {
     options: { env?: string } = {},
   ): Promise<Cls<I>> {
     const found = await lookUp(appName, name, options.env);
-    if (!found.cls) throw new SkiffError("BAD_REQUEST", `${appName}.${name} is a function: use Function.fromName`);
+    if (!found.cls) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `${appName}.${name} is a function: look it up with Function.fromName("${appName}", "${name}")`,
+      );
+    }
     const cls = new SkiffClass<I>(appName, { name }, undefined, found.cls.methods, found.functionId);
     return cls as Cls<I>;
   },

@@ -1,5 +1,10 @@
+import { MIN_MEMORY_MIB } from "@skiff/protocol/options";
 import { describe, expect, it } from "vitest";
-import { toFunctionSpec } from "./function-spec.js";
+import { App } from "./app.js";
+import { type FunctionOptions, toFunctionSpec, toSpecOverrides, type VariantOptions } from "./function-spec.js";
+import { Secret } from "./secret.js";
+
+const shape = { methods: ["run"], parameters: [] };
 
 describe("toFunctionSpec", () => {
   it("fills defaults and normalizes friendly units", () => {
@@ -24,5 +29,90 @@ describe("toFunctionSpec", () => {
       /maxContainers \(2\) must be at least minContainers \(5\)/,
     );
     expect(() => toFunctionSpec("f", { retries: 1.5 }, 20)).toThrow(/retries must be a whole number from 0 to 100/);
+  });
+});
+
+describe("option names", () => {
+  it("refuses an option Skiff does not implement yet, naming the function and the option", () => {
+    expect(() => toFunctionSpec("resize", { gpu: "A10G" } as FunctionOptions, 20)).toThrow(
+      /^function "resize": option "gpu" is not supported yet \(Skiff has no GPUs yet\): remove it$/,
+    );
+    expect(() => toFunctionSpec("m", { enableMemorySnapshot: true } as FunctionOptions, 20, shape)).toThrow(
+      /^class "m": option "enableMemorySnapshot" is not supported yet/,
+    );
+    expect(() => toFunctionSpec("r", { volumes: { "/models": {} } } as FunctionOptions, 20)).toThrow(
+      /function "r": option "volumes" is not supported yet/,
+    );
+  });
+
+  it("refuses an unknown option with the nearest known name and the list", () => {
+    expect(() => toFunctionSpec("f", { memoryMiB: 512 } as FunctionOptions, 20)).toThrow(
+      /^function "f": unknown option "memoryMiB" \(did you mean "memory"\?\); known options: name, timeout, retries, cpu, memory/,
+    );
+    expect(() => toFunctionSpec("f", { webEndpoint: {} } as FunctionOptions, 20)).toThrow(
+      /^function "f": unknown option "webEndpoint"; known options: /,
+    );
+    expect(() => toFunctionSpec("f", { retries: { maxretries: 2 } } as unknown as FunctionOptions, 20)).toThrow(
+      /function "f": retries: unknown field "maxretries" \(did you mean "maxRetries"\?\)/,
+    );
+    expect(() => toFunctionSpec("c", { batched: { maxBatchSize: 2, wait: 1 } }, 20, shape)).toThrow(
+      /class "c": unknown option "batched"/,
+    );
+  });
+
+  it("refuses memory Node cannot start in, and cpu that is not a number", () => {
+    expect(() => toFunctionSpec("f", { memory: 16 }, 20)).toThrow(
+      `function "f": memory 16 MiB is too little: Node needs at least ${MIN_MEMORY_MIB} MiB to start; raise memory`,
+    );
+    expect(() => toFunctionSpec("f", { cpu: "2" as unknown as number }, 20)).toThrow(/cpu must be a number of cores/);
+  });
+
+  it("checks names when the function is defined, pointing at the caller's line", () => {
+    const app = new App("names");
+    let error: Error | undefined;
+    try {
+      app.function({ gpu: "A10G" } as FunctionOptions, async () => 1);
+    } catch (caught) {
+      error = caught as Error;
+    }
+    expect(error?.message).toBe(
+      'app.function(options): option "gpu" is not supported yet (Skiff has no GPUs yet): remove it',
+    );
+    expect(error?.stack).toMatch(/function-spec\.test\.ts/);
+    expect(() => app.cls({ name: "M", webEndpoint: true } as never, class {})).toThrow(
+      /^class "M": unknown option "webEndpoint"/,
+    );
+  });
+});
+
+describe("toSpecOverrides", () => {
+  it("turns withOptions into the spec fields it changes, checked as options are", () => {
+    expect(toSpecOverrides("f", { memory: "2GiB", cpu: 2, timeout: "1m" }, undefined)).toEqual({
+      memoryMiB: 2048,
+      cpu: 2,
+      timeoutMs: 60_000,
+    });
+    expect(toSpecOverrides("f", { concurrent: { maxInputs: 4 } }, {})).toEqual({ maxInputs: 4 });
+    expect(toSpecOverrides("f", { batched: { maxBatchSize: 8, wait: 1 } }, { concurrent: { maxInputs: 2 } })).toEqual({
+      batched: { maxBatchSize: 8, waitMs: 1000 },
+      maxInputs: 8,
+    });
+    expect(toSpecOverrides("f", { minContainers: 3 }, undefined)).toEqual({ minContainers: 3 });
+  });
+
+  it("refuses what options refuse, and what a variant cannot change", () => {
+    expect(() => toSpecOverrides("f", { gpu: "A10G" } as VariantOptions, undefined)).toThrow(
+      /^function "f": withOptions: option "gpu" is not supported yet/,
+    );
+    expect(() => toSpecOverrides("f", { image: {} } as VariantOptions, undefined)).toThrow(
+      /^function "f": withOptions: unknown option "image"/,
+    );
+    expect(() => toSpecOverrides("f", { memory: 8 }, undefined)).toThrow(/memory 8 MiB is too little/);
+    expect(() => toSpecOverrides("f", { minContainers: 5 }, { maxContainers: 2 })).toThrow(
+      /maxContainers \(2\) must be at least minContainers \(5\)/,
+    );
+    expect(() => toSpecOverrides("f", { secrets: [Secret.fromObject({ A: "1" })] }, undefined)).toThrow(
+      /secrets takes Secret\.fromName\(\.\.\.\) only/,
+    );
   });
 });

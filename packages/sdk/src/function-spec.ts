@@ -1,4 +1,5 @@
-import type { ClassShape, FunctionSpec } from "@skiff/protocol";
+import type { ClassShape, FunctionSpec, SpecOverrides } from "@skiff/protocol";
+import { MIN_MEMORY_MIB, optionsProblem } from "@skiff/protocol/options";
 import { type Duration, parseDuration, parseSize, type Size } from "@skiff/protocol/units";
 import { Image } from "./image.js";
 import { type Schedule, toScheduleSpec } from "./schedule.js";
@@ -41,6 +42,58 @@ export interface FunctionOptions {
   image?: Image;
 }
 
+/** What `withOptions` may change: everything but the name, image and schedule. */
+export type VariantOptions = Omit<FunctionOptions, "name" | "image" | "schedule">;
+
+const FUNCTION_OPTIONS = [
+  "name",
+  "timeout",
+  "retries",
+  "cpu",
+  "memory",
+  "minContainers",
+  "maxContainers",
+  "bufferContainers",
+  "scaledownWindow",
+  "startupTimeout",
+  "concurrent",
+  "batched",
+  "secrets",
+  "schedule",
+  "image",
+] as const satisfies readonly (keyof FunctionOptions)[];
+/** Options of a class: a class is neither batched nor scheduled. */
+export const CLASS_OPTIONS = FUNCTION_OPTIONS.filter((key) => key !== "batched" && key !== "schedule");
+const VARIANT_OPTIONS = FUNCTION_OPTIONS.filter((key) => key !== "name" && key !== "image" && key !== "schedule");
+const NESTED_OPTIONS: Record<string, readonly string[]> = {
+  retries: ["maxRetries", "initialDelay", "backoffCoefficient", "maxDelay"],
+  concurrent: ["maxInputs", "targetInputs"],
+  batched: ["maxBatchSize", "wait"],
+};
+
+/**
+ * Throws a TypeError naming the first option that Skiff does not know or does not implement yet
+ * (`gpu`, `volumes`, …): `skiff run` does not type-check, so this is what stops a typo or a missing
+ * feature from being silently ignored.
+ */
+export function checkOptionNames(
+  where: string,
+  options: unknown,
+  kind: "function" | "class" | "variant" = "function",
+): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`${where}: options must be an object such as { cpu: 2, memory: "4GiB" }`);
+  }
+  const known = kind === "class" ? CLASS_OPTIONS : kind === "variant" ? VARIANT_OPTIONS : FUNCTION_OPTIONS;
+  let problem = optionsProblem(where, options, known);
+  for (const [key, nested] of Object.entries(NESTED_OPTIONS)) {
+    const value = (options as Record<string, unknown>)[key];
+    if (problem || typeof value !== "object" || value === null) continue;
+    problem = optionsProblem(`${where}: ${key}`, value, nested)?.replace(/ option /, " field ");
+  }
+  if (problem) throw new TypeError(problem);
+}
+
 /** Normalizes options into the spec the server and worker use; throws a clear error on bad values. */
 export function toFunctionSpec(
   name: string,
@@ -49,6 +102,7 @@ export function toFunctionSpec(
   cls?: ClassShape,
 ): FunctionSpec {
   const where = `${cls ? "class" : "function"} "${name}"`;
+  checkOptionNames(where, options, cls ? "class" : "function");
   const retries = typeof options.retries === "number" ? { maxRetries: options.retries } : options.retries;
   const spec: FunctionSpec = {
     name,
@@ -93,6 +147,14 @@ export function toFunctionSpec(
   if (!Number.isInteger(targetInputs) || targetInputs < 1 || targetInputs > maxInputs) {
     throw new RangeError(`${where}: concurrent.targetInputs must be a whole number from 1 to maxInputs (${maxInputs})`);
   }
+  if (typeof spec.cpu !== "number" || !Number.isFinite(spec.cpu) || spec.cpu <= 0) {
+    throw new RangeError(`${where}: cpu must be a number of cores more than 0 (0.5, 2), not ${String(spec.cpu)}`);
+  }
+  if (spec.memoryMiB < MIN_MEMORY_MIB) {
+    throw new RangeError(
+      `${where}: memory ${spec.memoryMiB} MiB is too little: Node needs at least ${MIN_MEMORY_MIB} MiB to start; raise memory`,
+    );
+  }
   if (spec.startupTimeoutMs <= 0) throw new RangeError(`${where}: startupTimeout must be more than 0`);
   if (spec.timeoutMs <= 0) throw new RangeError(`${where}: timeout must be more than 0`);
   if (spec.maxContainers < Math.max(1, spec.minContainers)) {
@@ -104,6 +166,52 @@ export function toFunctionSpec(
     throw new RangeError(`${where}: retries must be a whole number from 0 to 100`);
   }
   return spec;
+}
+
+/**
+ * The spec fields `withOptions(overrides)` changes, checked as `toFunctionSpec` checks options (`base`:
+ * the function's own options where they are known here, for the checks that relate two options).
+ */
+export function toSpecOverrides(
+  name: string,
+  overrides: VariantOptions,
+  base: FunctionOptions | undefined,
+  cls?: ClassShape,
+): SpecOverrides {
+  const where = `${cls ? "class" : "function"} "${name}": withOptions`;
+  checkOptionNames(where, overrides, "variant");
+  if (cls && overrides.batched) throw new RangeError(`${where}: batched is for functions, not classes`);
+  for (const secret of overrides.secrets ?? []) {
+    if (isSecret(secret) && "local" in secret.ref) {
+      throw new TypeError(`${where}: secrets takes Secret.fromName(...) only; put local values in the app's options`);
+    }
+  }
+  // The base's own values where known; else values that let each override be checked on its own.
+  const { schedule: _, ...own } = base ?? { maxContainers: Math.max(1, overrides.minContainers ?? 0) };
+  const merged: FunctionOptions = { ...own, ...overrides };
+  // Batches replace concurrency; the reverse is refused (a batched handler takes lists).
+  if (overrides.batched) delete merged.concurrent;
+  const spec = toFunctionSpec(name, merged, 0, cls);
+  const fields: Record<keyof VariantOptions, (keyof SpecOverrides)[]> = {
+    timeout: ["timeoutMs"],
+    startupTimeout: ["startupTimeoutMs"],
+    retries: ["retries"],
+    cpu: ["cpu"],
+    memory: ["memoryMiB"],
+    minContainers: ["minContainers"],
+    maxContainers: ["maxContainers"],
+    bufferContainers: ["bufferContainers"],
+    scaledownWindow: ["scaledownWindowMs"],
+    concurrent: ["maxInputs", "targetInputs"],
+    batched: ["batched", "maxInputs"],
+    secrets: ["secrets"],
+  };
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(fields) as (keyof VariantOptions)[]) {
+    if (overrides[key] === undefined) continue;
+    for (const field of fields[key]) if (spec[field] !== undefined) out[field] = spec[field];
+  }
+  return out as SpecOverrides;
 }
 
 function secretRefs(secrets: unknown, where: string): FunctionSpec["secrets"] {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { ClassShape, Result } from "@skiff/protocol";
+import type { ClassShape, Result, SpecOverrides } from "@skiff/protocol";
 import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
 import type { Client } from "./client.js";
@@ -7,8 +7,9 @@ import { clientFromEnvironment } from "./connect.js";
 import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
 import { FunctionCall, waitForResult } from "./function-call.js";
-import type { FunctionOptions } from "./function-spec.js";
+import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
 import { settle, toPayload } from "./payload.js";
+import { poolId } from "./pool-id.js";
 
 export interface MapOptions {
   /** Yield results in input order (default) or as they finish. */
@@ -37,8 +38,39 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     private readonly deployedId?: string,
     /** A method of a class: calls go to the class's pool, naming the method. */
     private readonly via?: { cls: { poolId(): Promise<string> }; method: string },
+    /** Made by `withOptions`: the function it varies and what its pool overrides. */
+    private readonly variant?: { of: SkiffFunction<A, R>; given: VariantOptions; overrides: SpecOverrides },
   ) {
     this.name = options.name;
+  }
+
+  /** Whether this is a variant made by `withOptions` (apps collect the function, not its variants). */
+  get isVariant(): boolean {
+    return this.variant !== undefined;
+  }
+
+  /**
+   * The same function with other options (memory, cpu, timeout, retries, concurrent, …), running in a
+   * pool of containers of its own; this function is unchanged. Checked here as `app.function` options are.
+   * @example
+   * const big = resize.withOptions({ memory: "8GiB", cpu: 4 });
+   * await big.remote(url);
+   */
+  withOptions(options: VariantOptions): SkiffFunction<A, R> {
+    if (this.via) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        "withOptions applies to the class: Model.withOptions({ ... }).method.remote()",
+      );
+    }
+    const of = this.variant?.of ?? this;
+    const given = { ...this.variant?.given, ...options };
+    const overrides = toSpecOverrides(of.name ?? "<unnamed>", given, of.handler ? of.options : undefined);
+    return new SkiffFunction<A, R>(this.appName, { ...of.options, ...given }, this.handler, undefined, undefined, {
+      of,
+      given,
+      overrides,
+    });
   }
 
   /** Runs the handler here, in this process (a batched handler with a batch of one). */
@@ -58,7 +90,8 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
   async updateAutoscaler(settings: AutoscalerOptions): Promise<void> {
     if (this.via) throw new SkiffError("BAD_REQUEST", "update the autoscaler of the class, not of one method");
     const { functionId } = await this.target();
-    await updateAutoscaler(functionId, settings);
+    // A variant's pool follows its function's autoscaling (its own overrides stay on top).
+    await updateAutoscaler(functionId.split("~")[0]!, settings);
   }
 
   /** Runs once in a container and returns its result (or throws its exception). */
@@ -224,6 +257,10 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
   }
 
   private async target(): Promise<{ client: Client; functionId: string }> {
+    if (this.variant) {
+      const { client, functionId } = await this.variant.of.target();
+      return { client, functionId: poolId(functionId, {}, this.variant.overrides) };
+    }
     const client = await clientFromEnvironment();
     if (this.via) return { client, functionId: await this.via.cls.poolId() };
     if (this.deployedId) return { client, functionId: this.deployedId };
@@ -238,7 +275,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
   }
 
   private label(): string {
-    return `function ${this.appName}.${this.name ?? "<unnamed>"}`;
+    return `function ${this.appName}.${this.variant?.of.name ?? this.name ?? "<unnamed>"}`;
   }
 }
 

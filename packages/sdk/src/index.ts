@@ -4,6 +4,7 @@ export { Client, type ClientOptions, type ShellEvent } from "./client.js";
 export {
   type ClassOptions,
   type ClassParams,
+  type ClassVariantOptions,
   Cls,
   enter,
   exit,
@@ -17,7 +18,7 @@ export { currentContainerId, getContext, type MapProgress, type SkiffContext, se
 export { CallError, isNonRetriable, NonRetriableError, SkiffError } from "./errors.js";
 export { type AutoscalerOptions, Function, type MapOptions, SkiffFunction } from "./function.js";
 export { FunctionCall } from "./function-call.js";
-export type { FunctionOptions } from "./function-spec.js";
+export type { FunctionOptions, VariantOptions } from "./function-spec.js";
 export { buildImage, Image, type StepOptions, uploadImageFiles } from "./image.js";
 export { Cron, type CronSchedule, Period, type PeriodOptions, type PeriodSchedule, type Schedule } from "./schedule.js";
 export { parseDotenv, Secret } from "./secret.js";

@@ -19,6 +19,7 @@ import {
   type RetryPolicy,
   registrySecretOf,
   type ServerToClient,
+  type SpecOverrides,
   type Terminal,
   type WorkerMessage,
   type WorkerOutput,
@@ -35,10 +36,12 @@ import {
 } from "@skiff/store";
 import type { Logger } from "pino";
 import { ApiError } from "../errors.js";
+import { capacityProblem, waitingForCapacity } from "./capacity.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Hub, type Subscriber, toResult } from "./hub.js";
 import { readLocalSecrets } from "./local-secrets.js";
 import { Persister } from "./persister.js";
+import { poolOverrides, splitPoolId, withOverrides } from "./pool-options.js";
 import { InputQueue, type QueuedInput } from "./queue.js";
 import { Scheduler } from "./scheduler.js";
 import { FunctionTimings } from "./timings.js";
@@ -50,7 +53,7 @@ export interface ContainerView {
   worker: string;
   appId: string;
   function: string;
-  /** A class pool's parameter values (JSON), or "". */
+  /** A class pool's parameter values and a variant's options (JSON, space-separated), or "". */
   pool: string;
   state: string;
   version: number;
@@ -62,8 +65,9 @@ export type AutoscalerSettings = Partial<
 >;
 
 /**
- * What the engine knows of a pool of containers: a function, or a class with one set of parameter values
- * (id `CLASS_ID~PARAMS`, see poolId). Deploys update it in place.
+ * What the engine knows of a pool of containers: a function, a class with one set of parameter values,
+ * or either with other options from `withOptions` (id `BASE~PARAMS~OPTIONS`, see splitPoolId). Deploys
+ * update it in place.
  */
 interface FunctionInfo {
   id: string;
@@ -83,6 +87,8 @@ interface FunctionInfo {
   stopped: string | undefined;
   /** A class pool's parameter values, as JSON for the runner. */
   params: string | undefined;
+  /** A variant's options (`withOptions`), already applied to `spec`. */
+  overrides: SpecOverrides | undefined;
 }
 
 /**
@@ -97,9 +103,6 @@ export interface Caller {
 function reaches(caller: Caller, info: FunctionInfo): boolean {
   return info.workspace === caller.workspace && (caller.env === undefined || info.env === caller.env);
 }
-
-/** The separator between a class's id and its parameter values in a pool id. */
-const POOL_SEPARATOR = "~";
 
 /** What memory keeps of a call: which chunks arrived (to drop resends) and how many inputs are unfinished. */
 interface CallState {
@@ -133,6 +136,8 @@ const CALL_MEMORY_MS = 10 * 60_000;
 const CANNOT_START_BACKOFF_MS = 30_000;
 /** How often expired leases and due retries are looked for. */
 const TICK_MS = 1000;
+/** How often a pool whose containers wait for room says so to its app's log watchers. */
+const WAITING_NOTICE_MS = 15_000;
 
 /**
  * The server's engine. Inputs are queued, leased and retried in memory (`InputQueue`), so a call goes
@@ -176,6 +181,8 @@ export class ControlPlane {
   private readonly secrets: ControlPlaneOptions["secrets"];
   /** When a pool last failed to start for want of its secrets. */
   private readonly cannotStart = new Map<string, number>();
+  /** When a pool with work and no room last said it waits for capacity. */
+  private readonly waitingNoticed = new Map<string, number>();
   /** Runs the schedules of deployed functions. */
   readonly scheduler: Scheduler;
 
@@ -231,11 +238,19 @@ export class ControlPlane {
   async functionInfo(functionId: string): Promise<FunctionInfo> {
     const cached = this.functions.get(functionId);
     if (cached) return cached;
-    const at = functionId.indexOf(POOL_SEPARATOR);
-    if (at >= 0) {
-      const base = await this.functionInfo(functionId.slice(0, at));
-      const info = { ...base, id: functionId, params: classParams(base.spec, functionId.slice(at + 1)) };
+    const pool = splitPoolId(functionId);
+    if (pool) {
+      const base = await this.functionInfo(pool.baseId);
+      const overrides = pool.options === undefined ? undefined : poolOverrides(base.spec, pool.options);
+      const info: FunctionInfo = {
+        ...base,
+        id: functionId,
+        params: pool.params === undefined ? undefined : classParams(base.spec, pool.params),
+        overrides,
+        spec: overrides ? withOverrides(base.spec, overrides) : base.spec,
+      };
       this.functions.set(functionId, info);
+      if (overrides && minContainersOf(info) > 0 && !info.stopped) this.warm.add(info.id);
       return info;
     }
     const row = await this.store.getFunction(functionId);
@@ -252,6 +267,7 @@ export class ControlPlane {
       version: row.app.version,
       stopped: stoppedReason(row.app, row),
       params: undefined,
+      overrides: undefined,
     };
     this.functions.set(functionId, info);
     if (info.spec.minContainers > 0 && !info.stopped) this.warm.add(info.id);
@@ -313,7 +329,7 @@ export class ControlPlane {
         bundleHash: app.bundleHash,
         version: app.version,
         stopped: stoppedReason(app, { version: row?.version ?? 0 }),
-        ...(row ? { spec: row.spec } : {}),
+        ...(row ? { spec: info.overrides ? withOverrides(row.spec, info.overrides) : row.spec } : {}),
       });
       if (info.stopped) removed.push(info);
     }
@@ -326,7 +342,8 @@ export class ControlPlane {
 
   /** Overrides a function's autoscaling until its next deploy; applies to every pool of a class. */
   async updateAutoscaler(workspace: string, functionId: string, patch: AutoscalerSettings): Promise<FunctionSpec> {
-    const info = await this.functionIn({ workspace }, functionId);
+    const pool = await this.functionIn({ workspace }, functionId);
+    const info = await this.functionInfo(pool.baseId);
     if (info.stopped) throw new ApiError("CONFLICT", `function ${info.spec.name} ${info.stopped}`);
     const spec = { ...info.spec, ...patch };
     if (spec.maxContainers < Math.max(1, spec.minContainers)) {
@@ -336,7 +353,8 @@ export class ControlPlane {
       );
     }
     await this.store.updateFunctionSpec(info.baseId, spec);
-    for (const pool of this.poolsOf(info.baseId)) pool.spec = spec;
+    for (const pool of this.poolsOf(info.baseId))
+      pool.spec = pool.overrides ? withOverrides(spec, pool.overrides) : spec;
     if (spec.minContainers > 0) this.warm.add(info.baseId);
     this.requestAutoscale();
     return spec;
@@ -353,12 +371,24 @@ export class ControlPlane {
           worker: worker.name,
           appId: info?.appId ?? "",
           function: info?.spec.name ?? container.functionId,
-          pool: info?.params ?? "",
+          pool: [info.params, info.overrides && JSON.stringify(info.overrides)].filter(Boolean).join(" "),
           state: container.state,
           version: container.version,
         };
       }),
     );
+  }
+
+  /**
+   * Refuses functions no connected worker can ever run (BAD_REQUEST naming the function, the largest
+   * worker and what to lower); with no worker connected, calls wait for one.
+   */
+  checkCapacity(specs: FunctionSpec[]): void {
+    const capacities = this.workers.all().map((worker) => worker.capacity);
+    for (const spec of specs) {
+      const problem = capacityProblem(`${spec.kind} "${spec.name}"`, spec, capacities);
+      if (problem) throw new ApiError("BAD_REQUEST", problem);
+    }
   }
 
   // ---- calls ----
@@ -367,6 +397,7 @@ export class ControlPlane {
   async submit(call: Submit, subscriber: Subscriber | undefined, caller: Caller): Promise<void> {
     const fn = await this.functionIn(caller, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
+    this.checkCapacity([fn.spec]);
     const { inputs } = call;
     if (inputs.length === 0) return;
     const firstIdx = inputs[0]!.idx;
@@ -800,6 +831,16 @@ export class ControlPlane {
             message.error,
           );
         }
+        // Killed for memory before it was ready: every container of the pool would be, so its calls fail.
+        if (message.reason === "oom" && container?.state === "starting") {
+          const limit = `${container.memoryMiB} MiB`;
+          await this.failFunction(
+            container.functionId,
+            message.message ?? `the container ran out of memory (limit ${limit}) while starting: raise \`memory\``,
+            undefined,
+            "OUT_OF_MEMORY",
+          );
+        }
         this.requestAutoscale();
         return;
       }
@@ -900,9 +941,14 @@ export class ControlPlane {
   }
 
   /** Fails every waiting input of a function whose containers cannot start: retrying would loop. */
-  private async failFunction(functionId: string, message: string, error: Uint8Array | undefined): Promise<void> {
+  private async failFunction(
+    functionId: string,
+    message: string,
+    error: Uint8Array | undefined,
+    code: ErrorCode = "INIT_FAILED",
+  ): Promise<void> {
     const waiting = this.queue.ofFunction(functionId).filter((input) => input.state !== "running");
-    await this.failAll(waiting, "INIT_FAILED", error ?? failurePayload(message));
+    await this.failAll(waiting, code, error ?? failurePayload(message));
     this.log.warn({ functionId, failed: waiting.length, message }, "function failed to start");
   }
 
@@ -963,7 +1009,7 @@ export class ControlPlane {
     }
   }
 
-  /** Forgets finished calls past CALL_MEMORY_MS, and start failures past their backoff. */
+  /** Forgets finished calls past CALL_MEMORY_MS, start failures past their backoff, and old waiting notices. */
   private forgetOldCalls(): void {
     const now = Date.now();
     for (const [callId, state] of this.calls) {
@@ -971,6 +1017,8 @@ export class ControlPlane {
     }
     for (const [poolId, at] of this.cannotStart)
       if (at < now - CANNOT_START_BACKOFF_MS) this.cannotStart.delete(poolId);
+    for (const [poolId, at] of this.waitingNoticed)
+      if (at < now - WAITING_NOTICE_MS) this.waitingNoticed.delete(poolId);
   }
 
   private async stopAbandonedApps(): Promise<void> {
@@ -1038,11 +1086,40 @@ export class ControlPlane {
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
+          if (load.pending > 0) this.sayWaiting(info);
           break;
         }
+        this.waitingNoticed.delete(info.id);
         if (!(await this.startContainer(worker, info))) break;
       }
     }
+  }
+
+  /** Tells the app's log watchers (`skiff run`, `skiff app logs`) that a pool waits for room, now and then. */
+  private sayWaiting(info: FunctionInfo): void {
+    const now = Date.now();
+    if (now - (this.waitingNoticed.get(info.id) ?? 0) < WAITING_NOTICE_MS) return;
+    this.waitingNoticed.set(info.id, now);
+    const where = `${info.spec.kind} "${info.spec.name}"`;
+    const workers = this.workers.all();
+    const never = capacityProblem(
+      where,
+      info.spec,
+      workers.map((w) => w.capacity),
+    );
+    const rooms = workers.map((worker) => {
+      const used = { cpu: 0, memoryMiB: 0 };
+      for (const container of worker.containers.values()) {
+        used.cpu += container.cpu;
+        used.memoryMiB += container.memoryMiB;
+      }
+      return { capacity: worker.capacity, used };
+    });
+    const line = never ? `${never} (its calls wait for one)` : waitingForCapacity(where, info.spec, rooms);
+    this.log.info({ function: info.spec.name, pool: info.id }, line);
+    this.hub.publishLogs([
+      { ts: now, appId: info.appId, functionName: info.spec.name, containerId: "ct-server", stream: "system", line },
+    ]);
   }
 
   /**

@@ -1,6 +1,14 @@
 import type { BlobStore } from "@skiff/blob";
 import { sha256 } from "@skiff/blob";
-import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives, RESOURCE_NAME } from "@skiff/protocol";
+import {
+  AppManifest,
+  type FunctionSpec,
+  HTTP_STATUS,
+  ImageSpec,
+  imageArchives,
+  manifestProblem,
+  RESOURCE_NAME,
+} from "@skiff/protocol";
 import type { Scope, Store, TokenStore } from "@skiff/store";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -23,8 +31,20 @@ import { tokenRoutes } from "./tokens.js";
 
 const Env = z.string().regex(RESOURCE_NAME, "environment names use letters, digits, '-' and '_'");
 
+/** A manifest whose problems name the function and the option, not the field's path. */
+const Manifest = z.unknown().transform((value, ctx) => {
+  const parsed = AppManifest.safeParse(value);
+  if (parsed.success) return parsed.data;
+  ctx.addIssue({
+    code: "custom",
+    message: manifestProblem(value) ?? "the manifest is not valid",
+    params: { bare: true },
+  });
+  return z.NEVER;
+});
+
 const CreateApp = z.object({
-  manifest: AppManifest,
+  manifest: Manifest,
   env: Env.default("main"),
   mode: z.enum(["ephemeral", "detached"]),
   bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
@@ -32,7 +52,7 @@ const CreateApp = z.object({
 });
 
 const DeployApp = z.object({
-  manifest: AppManifest,
+  manifest: Manifest,
   env: Env.default("main"),
   bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
   localSecrets: LocalSecrets,
@@ -146,6 +166,7 @@ export function apiRoutes(deps: {
   ) => {
     // A schedule croner cannot read, or a secret that is not there, is refused before anything is written.
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
+    control.checkCapacity(app.functions);
     const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
     const deployed = await store.deployApp({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
     await control.deployed(deployed.app, deployed.functions);
@@ -263,6 +284,7 @@ export function apiRoutes(deps: {
     const body = await parseBody(c.req.raw, CreateApp);
     const scope = scopeOf(c, body.env);
     await needBundle(scope.workspace, body.bundleHash);
+    control.checkCapacity(body.manifest.functions);
     const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
     const { app, functions } = await store.createApp({
       workspace: scope.workspace,

@@ -9,7 +9,9 @@ export async function parseBody<T extends z.ZodTypeAny>(request: Request, schema
   const parsed = schema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ApiError("BAD_REQUEST", `${issue.path.join(".") || "body"}: ${issue.message}`);
+    // A message that names its subject itself (see the manifest's) is shown as it is.
+    const bare = issue.code === "custom" && issue.params?.bare === true;
+    throw new ApiError("BAD_REQUEST", bare ? issue.message : `${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   return parsed.data;
 }
