@@ -13,19 +13,31 @@ export function decodeMessage(bytes: Uint8Array): unknown {
   return decoder.decode(bytes);
 }
 
-/** Splits a byte stream into length-prefixed (uint32 big-endian) frames. */
+/**
+ * Splits a byte stream into length-prefixed (uint32 big-endian) frames. The pieces of a frame are joined
+ * once it is whole: joining at every piece would copy a large frame once per piece.
+ */
 export class FrameReader {
-  private buffer: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+  private pieces: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes needed before the next frame (or its header) is whole. */
+  private needed = 4;
 
   push(chunk: Buffer): Uint8Array[] {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.pieces.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered < this.needed) return [];
+    let buffer = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.buffered);
     const frames: Uint8Array[] = [];
-    while (this.buffer.length >= 4) {
-      const length = this.buffer.readUInt32BE(0);
-      if (this.buffer.length < 4 + length) break;
-      frames.push(this.buffer.subarray(4, 4 + length));
-      this.buffer = this.buffer.subarray(4 + length);
+    while (buffer.length >= 4) {
+      const length = buffer.readUInt32BE(0);
+      if (buffer.length < 4 + length) break;
+      frames.push(buffer.subarray(4, 4 + length));
+      buffer = buffer.subarray(4 + length);
     }
+    this.pieces = buffer.length > 0 ? [buffer] : [];
+    this.buffered = buffer.length;
+    this.needed = buffer.length >= 4 ? 4 + buffer.readUInt32BE(0) : 4;
     return frames;
   }
 }
