@@ -1,0 +1,138 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FsBlobStore } from "@skiff/blob";
+import { openPglite, Store } from "@skiff/store";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningServer, startServer } from "../server.js";
+import { BODY_LIMITS } from "./limits.js";
+
+/**
+ * Streams `total` bytes (never held at once) to the server as the body of `method path`, with `headers`;
+ * resolves with the answer as soon as it comes, even while the body is still being sent.
+ */
+export function sendStream(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  total: number,
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+  const chunk = Buffer.alloc(1024 * 1024, 120);
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), { method, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (part: Buffer) => parts.push(part));
+      res.on("end", () => {
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), headers: res.headers });
+        req.destroy();
+      });
+      res.on("error", reject);
+    });
+    // The server may stop reading and close once it has answered: that ends the upload, not the test.
+    req.on("error", () => {});
+    let sent = 0;
+    const pump = () => {
+      while (sent < total && !req.destroyed) {
+        const piece = chunk.subarray(0, Math.min(chunk.length, total - sent));
+        sent += piece.length;
+        if (!req.write(piece)) {
+          req.once("drain", pump);
+          return;
+        }
+      }
+      if (sent >= total && !req.destroyed) req.end();
+    };
+    pump();
+  });
+}
+
+describe("request bodies and routes", () => {
+  let dir: string;
+  let server: RunningServer;
+  let auth: Record<string, string>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "skiff-limits-"));
+    server = await startServer({
+      store: new Store(await openPglite()),
+      blobs: new FsBlobStore(join(dir, "blobs")),
+      log: pino({ level: "silent" }),
+    });
+    const workspace = await server.tokens.createWorkspace("a");
+    const token = await server.tokens.create({ kind: "user", name: "a", workspace: workspace.id });
+    auth = { authorization: `Bearer ${token.credential}` };
+  });
+  afterAll(async () => {
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a JSON body over its limit with 413 and the limit, declared or not", async () => {
+    const declared = await sendStream(
+      server.url,
+      "POST",
+      "/v1/apps",
+      { ...auth, "content-type": "application/json", "content-length": String(64 * 1024 * 1024) },
+      64 * 1024 * 1024,
+    );
+    expect(declared.status).toBe(413);
+    expect(JSON.parse(declared.body)).toEqual({
+      error: { code: "PAYLOAD_TOO_LARGE", message: expect.stringMatching(/8 MiB/), limit: BODY_LIMITS.manifest },
+    });
+    const chunked = await sendStream(
+      server.url,
+      "POST",
+      "/v1/tokens",
+      { ...auth, "content-type": "application/json" },
+      16 * 1024 * 1024,
+    );
+    expect(chunked.status).toBe(413);
+    expect(JSON.parse(chunked.body).error).toMatchObject({ code: "PAYLOAD_TOO_LARGE", limit: BODY_LIMITS.json });
+  });
+
+  it("stores a streamed blob only when its bytes match the hash and the declared size", async () => {
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 5, 120);
+    const hash = createHash("sha256").update(bytes).digest("hex");
+    const put = (body: Buffer, headers: Record<string, string> = {}) =>
+      fetch(new URL(`/v1/blobs/${hash}`, server.url), { method: "PUT", headers: { ...auth, ...headers }, body });
+    const wrong = await put(Buffer.alloc(bytes.length, 121));
+    expect(wrong.status).toBe(400);
+    expect(await wrong.json()).toMatchObject({ error: { code: "BAD_REQUEST", message: /do not match/ } });
+    const tooBig = await sendStream(
+      server.url,
+      "PUT",
+      `/v1/blobs/${hash}`,
+      { ...auth, "content-length": String(BODY_LIMITS.blob + 1) },
+      8 * 1024 * 1024,
+    );
+    expect(tooBig.status).toBe(413);
+    expect(JSON.parse(tooBig.body).error).toMatchObject({ code: "PAYLOAD_TOO_LARGE", limit: BODY_LIMITS.blob });
+    expect((await fetch(new URL(`/v1/blobs/${hash}`, server.url), { method: "HEAD", headers: auth })).status).toBe(404);
+
+    expect((await put(bytes)).status).toBe(200);
+    const back = await fetch(new URL(`/v1/blobs/${hash}`, server.url), { headers: auth });
+    expect(back.headers.get("content-length")).toBe(String(bytes.length));
+    expect(Buffer.compare(Buffer.from(await back.arrayBuffer()), bytes)).toBe(0);
+  });
+
+  it("answers an unknown route with a JSON 404, and a wrong method with a 405 naming the right ones", async () => {
+    const missing = await fetch(new URL("/v1/nope", server.url), { headers: auth });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({
+      error: { code: "NOT_FOUND", message: expect.stringMatching(/\/v1\/nope/) },
+    });
+
+    const wrong = await fetch(new URL("/v1/apps/x/stop", server.url), { method: "DELETE", headers: auth });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")).toBe("POST");
+    expect(await wrong.json()).toEqual({
+      error: { code: "METHOD_NOT_ALLOWED", message: "DELETE is not a method of /v1/apps/x/stop: use POST" },
+    });
+    const blob = await fetch(new URL(`/v1/blobs/${"0".repeat(64)}`, server.url), { method: "POST", headers: auth });
+    expect(blob.status).toBe(405);
+    expect(blob.headers.get("allow")).toBe("GET, HEAD, PUT");
+  });
+});
