@@ -47,3 +47,21 @@ export function lengthPrefixed(bytes: Uint8Array): Buffer {
   header.writeUInt32BE(bytes.length, 0);
   return Buffer.concat([header, bytes]);
 }
+
+/**
+ * Writes frames to a socket in one go (a single syscall matters under gVisor), each as its header and its
+ * bytes: a large payload is not copied to sit behind its header.
+ */
+export function writeFrames(
+  socket: { cork(): void; uncork(): void; write(bytes: Uint8Array): boolean },
+  frames: Uint8Array[],
+): void {
+  socket.cork();
+  for (const bytes of frames) {
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(bytes.length, 0);
+    socket.write(header);
+    socket.write(bytes);
+  }
+  socket.uncork();
+}

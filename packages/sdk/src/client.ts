@@ -78,24 +78,36 @@ export class Client {
     });
   }
 
+  /** Uploads bytes as a blob (once: the server already holding them is asked first); returns their sha256. */
   async putBlob(bytes: Uint8Array): Promise<string> {
     const hash = createHash("sha256").update(bytes).digest("hex");
     const head = await this.fetch(`/v1/blobs/${hash}`, { method: "HEAD" });
     if (head.ok) return hash;
     const response = await this.fetch(`/v1/blobs/${hash}`, {
       method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
+      headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) },
       body: bytes,
     });
     if (!response.ok) throw await refusal(response, `uploading blob ${hash}`);
     return hash;
   }
 
+  /** A blob's bytes, read into one buffer of the size the server declares (no copy per piece). */
   async getBlob(hash: string): Promise<Uint8Array> {
     const response = await this.fetch(`/v1/blobs/${hash}`, {});
     if (response.status === 404) throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server`);
     if (!response.ok) throw await refusal(response, `fetching blob ${hash}`);
-    return new Uint8Array(await response.arrayBuffer());
+    const size = Number(response.headers.get("content-length"));
+    if (!response.body || !Number.isSafeInteger(size)) return new Uint8Array(await response.arrayBuffer());
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      if (at + chunk.length > size) throw new SkiffError("INTERNAL", `blob ${hash} is longer than the server said`);
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
+    if (at !== size) throw new SkiffError("UNAVAILABLE", `blob ${hash} was cut short at ${at} of ${size} bytes`);
+    return bytes;
   }
 
   /** Every HTTP call: authenticated, and an unreachable server is reported as such, with what to do. */
