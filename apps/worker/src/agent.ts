@@ -4,11 +4,13 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import {
+  BATCH_BYTES,
   type Capacity,
   HEARTBEAT_MS,
   type ImageSpec,
   type Link,
   type LogLine,
+  MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   ServerToWorker,
   socketLink,
@@ -202,6 +204,7 @@ export class WorkerAgent {
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(url, {
       perMessageDeflate: false,
+      maxPayload: MAX_FRAME_BYTES,
       ...(this.options.token ? { headers: { authorization: `Bearer ${this.options.token}` } } : {}),
     });
     socket.binaryType = "nodebuffer";
@@ -514,15 +517,32 @@ export class WorkerAgent {
       this.logs = [];
     }
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
-    if (this.outputs.length > 0) {
+    // Each message keeps to BATCH_BYTES of inline results, well below what a WebSocket message may hold.
+    for (const outputs of batchesOf(this.outputs)) {
       const seq = this.outputSeq++;
-      this.unrecorded.set(seq, this.outputs);
-      link.send({ t: "outputs", seq, outputs: this.outputs });
-      this.outputs = [];
+      this.unrecorded.set(seq, outputs);
+      link.send({ t: "outputs", seq, outputs });
     }
+    this.outputs = [];
     for (const message of this.outbox) link.send(message);
     this.outbox = [];
   }
+}
+
+/** Outputs in consecutive batches of at most BATCH_BYTES of inline data (and at least one output each). */
+function batchesOf(outputs: WorkerOutput[]): WorkerOutput[][] {
+  const batches: WorkerOutput[][] = [];
+  let bytes = Number.POSITIVE_INFINITY;
+  for (const output of outputs) {
+    const size = "inline" in output.data ? output.data.inline.length : 0;
+    if (bytes + size > BATCH_BYTES) {
+      batches.push([]);
+      bytes = 0;
+    }
+    batches.at(-1)!.push(output);
+    bytes += size;
+  }
+  return batches;
 }
 
 /** The host's npm package directory, mounted into npmInstall build steps; undefined if there is none. */

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff/protocol";
-import { PROTOCOL_VERSION } from "@skiff/protocol/constants";
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
 import WebSocket from "ws";
@@ -198,7 +198,11 @@ export class Client {
     const url = socketPath ? `ws+unix://${socketPath}:${path}` : new URL(path, this.options.serverUrl);
     if (url instanceof URL) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     this.opening = new Promise<WebSocket>((resolve, reject) => {
-      const socket = new WebSocket(url, { headers: this.authHeaders(), perMessageDeflate: false });
+      const socket = new WebSocket(url, {
+        headers: this.authHeaders(),
+        perMessageDeflate: false,
+        maxPayload: MAX_FRAME_BYTES,
+      });
       socket.binaryType = "nodebuffer";
       socket.once("open", () => {
         this.socket = socket;
