@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
@@ -83,31 +84,62 @@ export class Client {
     const hash = createHash("sha256").update(bytes).digest("hex");
     const head = await this.fetch(`/v1/blobs/${hash}`, { method: "HEAD" });
     if (head.ok) return hash;
-    const response = await this.fetch(`/v1/blobs/${hash}`, {
-      method: "PUT",
-      headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) },
-      body: bytes,
-    });
-    if (!response.ok) throw await refusal(response, `uploading blob ${hash}`);
+    const response = await this.transfer("PUT", `/v1/blobs/${hash}`, bytes);
+    const status = response.statusCode ?? 0;
+    const text = await readText(response);
+    if (status < 200 || status >= 300) throw refusalOf(text, status, `uploading blob ${hash}`);
     return hash;
   }
 
   /** A blob's bytes, read into one buffer of the size the server declares (no copy per piece). */
   async getBlob(hash: string): Promise<Uint8Array> {
-    const response = await this.fetch(`/v1/blobs/${hash}`, {});
-    if (response.status === 404) throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server`);
-    if (!response.ok) throw await refusal(response, `fetching blob ${hash}`);
-    const size = Number(response.headers.get("content-length"));
-    if (!response.body || !Number.isSafeInteger(size)) return new Uint8Array(await response.arrayBuffer());
+    const response = await this.transfer("GET", `/v1/blobs/${hash}`);
+    const status = response.statusCode ?? 0;
+    if (status === 404) {
+      response.resume();
+      throw new SkiffError("NOT_FOUND", `blob ${hash} is not on the server`);
+    }
+    if (status !== 200) throw refusalOf(await readText(response), status, `fetching blob ${hash}`);
+    const size = Number(response.headers["content-length"]);
+    if (!Number.isSafeInteger(size)) {
+      response.resume();
+      throw new SkiffError("INTERNAL", `the server sent blob ${hash} without its size`);
+    }
     const bytes = new Uint8Array(size);
     let at = 0;
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    for await (const chunk of response as AsyncIterable<Buffer>) {
       if (at + chunk.length > size) throw new SkiffError("INTERNAL", `blob ${hash} is longer than the server said`);
       bytes.set(chunk, at);
       at += chunk.length;
     }
     if (at !== size) throw new SkiffError("UNAVAILABLE", `blob ${hash} was cut short at ${at} of ${size} bytes`);
     return bytes;
+  }
+
+  /**
+   * A blob's request over node:http(s), its answer unread: global fetch sends a large body in small copied
+   * pieces, several times slower than the socket allows.
+   */
+  private async transfer(method: "GET" | "PUT", path: string, body?: Uint8Array): Promise<IncomingMessage> {
+    const socketPath = unixSocketOf(this.options.serverUrl);
+    const url = new URL(path, socketPath ? "http://localhost" : this.options.serverUrl);
+    const { request } = url.protocol === "https:" ? await import("node:https") : await import("node:http");
+    const headers: Record<string, string> = {
+      ...this.authHeaders(),
+      ...(body ? { "content-type": "application/octet-stream", "content-length": String(body.length) } : {}),
+    };
+    try {
+      return await new Promise<IncomingMessage>((resolve, reject) => {
+        const target = socketPath
+          ? { socketPath, path }
+          : { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port, path };
+        const req = request({ ...target, method, headers }, resolve);
+        req.on("error", reject);
+        req.end(body);
+      });
+    } catch (cause) {
+      throw this.unreachable(cause);
+    }
   }
 
   /** Every HTTP call: authenticated, and an unreachable server is reported as such, with what to do. */
@@ -340,6 +372,13 @@ async function fetchOverUnixSocket(socketPath: string, path: string, init: Reque
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** A response's body as text (an error's JSON). */
+async function readText(response: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** The server's refusal of a request as an error: its code and message, or the status when it gave none. */

@@ -1,5 +1,7 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { BlobError, type BlobStore } from "@skiff/blob";
 import { AppManifest, type FunctionSpec, HTTP_STATUS, ImageSpec, imageArchives, RESOURCE_NAME } from "@skiff/protocol";
 import type { Scope, Store, TokenStore } from "@skiff/store";
@@ -334,9 +336,13 @@ export function apiRoutes(deps: {
     const hash = c.req.param("hash");
     const reader = (await mayRead(c.get("caller"), hash)) ? await blobs.getStream(hash) : undefined;
     if (!reader) throw new ApiError("NOT_FOUND", `no blob ${hash}`);
-    return new Response(Readable.toWeb(reader.stream) as ReadableStream<Uint8Array>, {
-      headers: { "content-type": "application/octet-stream", "content-length": String(reader.size) },
-    });
+    const headers = { "content-type": "application/octet-stream", "content-length": String(reader.size) };
+    // Under the HTTP server the file goes straight to the socket; a blob changed on disk cuts it short.
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (!outgoing) return new Response(Readable.toWeb(reader.stream) as ReadableStream<Uint8Array>, { headers });
+    outgoing.writeHead(200, headers);
+    pipeline(reader.stream, outgoing).catch(() => {});
+    return RESPONSE_ALREADY_SENT;
   });
 
   // The body streams to disk as it arrives, checked against the hash in the URL and the declared size;
