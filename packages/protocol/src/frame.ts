@@ -6,7 +6,24 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /** Encodes a protocol message (not a user payload: those use the SDK codec) as CBOR. */
 export function encodeMessage(message: unknown): Uint8Array {
-  return encoder.encode(message);
+  return releasingLarge(encoder, encoder.encode(message));
+}
+
+/**
+ * An encoding, after which a large one's buffer is let go: cbor-x keeps writing later (small) encodings
+ * into the buffer it grew, and would keep a payload-sized buffer alive, and allocate another of that size,
+ * for as long as the process runs.
+ */
+export function releasingLarge(cbor: Encoder, encoded: Uint8Array): Uint8Array {
+  // useBuffer is cbor-x's, missing from its types.
+  if (encoded.length > LARGE_ENCODING) (cbor as Encoder & CborBuffer).useBuffer(Buffer.allocUnsafeSlow(8192));
+  return encoded;
+}
+
+const LARGE_ENCODING = 1024 * 1024;
+
+interface CborBuffer {
+  useBuffer(buffer: Uint8Array): void;
 }
 
 export function decodeMessage(bytes: Uint8Array): unknown {
