@@ -84,7 +84,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.on("upgrade", async (request, socket, head) => {
     const path = new URL(request.url ?? "/", url).pathname;
     if (path !== "/v1/client" && path !== "/v1/worker") {
-      socket.destroy();
+      refuseUpgrade(
+        socket,
+        new ApiError("NOT_FOUND", `there is no WebSocket at ${path}: use /v1/client or /v1/worker`),
+      );
       return;
     }
     const caller = await auth.upgrade(request, path === "/v1/client" ? ["user", "container"] : ["worker"]);

@@ -6,6 +6,7 @@ import { FsBlobStore } from "@skiff/blob";
 import { openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { sendStream } from "../../../../e2e/send-stream.js";
 import { type RunningServer, startServer } from "../server.js";
 import { BODY_LIMITS } from "./limits.js";
@@ -94,5 +95,19 @@ describe("request bodies and routes", () => {
     const blob = await fetch(new URL(`/v1/blobs/${"0".repeat(64)}`, server.url), { method: "POST", headers: auth });
     expect(blob.status).toBe(405);
     expect(blob.headers.get("allow")).toBe("GET, HEAD, PUT");
+
+    const socket = new WebSocket(new URL("/v1/nope", server.url.replace("http", "ws")), { headers: auth });
+    const refused = await new Promise<{ status: number; body: string }>((resolve) => {
+      socket.on("unexpected-response", (_request, response) => {
+        let body = "";
+        response.on("data", (chunk: Buffer) => {
+          body += chunk;
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      socket.on("error", () => resolve({ status: 0, body: "" }));
+    });
+    expect(refused.status).toBe(404);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: "NOT_FOUND", message: /\/v1\/client/ } });
   });
 });
