@@ -4,10 +4,11 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import {
-  BATCH_BYTES,
+  batchesOf,
   type Capacity,
   HEARTBEAT_MS,
   type ImageSpec,
+  inlineBytes,
   type Link,
   type LogLine,
   MAX_FRAME_BYTES,
@@ -518,7 +519,7 @@ export class WorkerAgent {
     }
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
     // Each message keeps to BATCH_BYTES of inline results, well below what a WebSocket message may hold.
-    for (const outputs of batchesOf(this.outputs)) {
+    for (const outputs of batchesOf(this.outputs, (output) => inlineBytes(output.data))) {
       const seq = this.outputSeq++;
       this.unrecorded.set(seq, outputs);
       link.send({ t: "outputs", seq, outputs });
@@ -527,22 +528,6 @@ export class WorkerAgent {
     for (const message of this.outbox) link.send(message);
     this.outbox = [];
   }
-}
-
-/** Outputs in consecutive batches of at most BATCH_BYTES of inline data (and at least one output each). */
-function batchesOf(outputs: WorkerOutput[]): WorkerOutput[][] {
-  const batches: WorkerOutput[][] = [];
-  let bytes = Number.POSITIVE_INFINITY;
-  for (const output of outputs) {
-    const size = "inline" in output.data ? output.data.inline.length : 0;
-    if (bytes + size > BATCH_BYTES) {
-      batches.push([]);
-      bytes = 0;
-    }
-    batches.at(-1)!.push(output);
-    bytes += size;
-  }
-  return batches;
 }
 
 /** The host's npm package directory, mounted into npmInstall build steps; undefined if there is none. */

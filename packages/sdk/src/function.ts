@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ClassShape, Result } from "@skiff/protocol";
+import { inlineBytes } from "@skiff/protocol/batches";
 import { BATCH_BYTES } from "@skiff/protocol/constants";
 import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
@@ -166,7 +167,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
         const payload = await toPayload(client, this.wrap(args));
         chunk.push({ idx: submitted++, args: payload });
         // A submit stays one WebSocket message well below MAX_FRAME_BYTES.
-        chunkBytes += "inline" in payload ? payload.inline.length : 0;
+        chunkBytes += inlineBytes(payload);
         if (chunk.length >= SUBMIT_CHUNK || chunkBytes >= BATCH_BYTES) await flush();
       }
       await flush();
