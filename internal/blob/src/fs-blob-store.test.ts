@@ -23,3 +23,22 @@ describe("fs blob store on disk", () => {
     await expect(buffer(reader!.stream)).rejects.toThrow(/corrupt/);
   });
 });
+
+describe("fs blob store reading a changed blob", () => {
+  it("never hands out the last piece of bytes that no longer match their hash", async () => {
+    const store = new FsBlobStore(await mkdtemp(join(tmpdir(), "skiff-blob-")));
+    const bytes = Buffer.alloc(3 * 1024 * 1024, 5);
+    const hash = await store.put(bytes);
+    bytes[bytes.length - 1] = 6;
+    await writeFile(store.pathOf(hash), bytes);
+    const reader = await store.getStream(hash);
+    let received = 0;
+    reader!.stream.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    await expect(
+      new Promise((resolve, reject) => reader!.stream.on("end", resolve).on("error", reject)),
+    ).rejects.toThrow(/corrupt/);
+    expect(received).toBeLessThan(bytes.length);
+  });
+});

@@ -115,14 +115,22 @@ export class FsBlobStore implements BlobStore {
     const { size } = await file.stat();
     const hasher = createHash("sha256");
     const corrupt = () => this.corrupt(hash);
+    // The last piece is held back until the whole blob is known good: bytes changed on disk fail the
+    // stream short of its size, so a reader never takes them as whole.
+    let held: Buffer | undefined;
     const check = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         hasher.update(chunk);
-        callback(null, chunk);
+        const previous = held;
+        held = chunk;
+        callback(null, previous);
       },
-      // Bytes changed on disk fail the stream at its end, so a reader never takes them as whole.
       flush(callback) {
-        callback(hasher.digest("hex") === hash ? null : corrupt());
+        if (hasher.digest("hex") !== hash) {
+          callback(corrupt());
+          return;
+        }
+        callback(null, held);
       },
     });
     const stream = file.createReadStream({ highWaterMark: 1 << 20 });
