@@ -10,6 +10,7 @@ import { parseArgs, promisify } from "node:util";
 import { bullmqThroughput } from "./baselines/bullmq.js";
 import { containerEchoLatency } from "./baselines/container-echo.js";
 import { honoPostLatency } from "./baselines/hono-post.js";
+import { httpUpload } from "./baselines/http-upload.js";
 import { rawContainerStart } from "./baselines/raw-container.js";
 import { goalMet, machine, type Row, table, writeResults } from "./report.js";
 import { createDatabase, type Service, type SkiffStack, startRedis, startSkiff } from "./services.js";
@@ -28,6 +29,7 @@ const HOW = [
   "- images: one `.remote()` on a function whose image has six layers (apt, npm with a native module, env, workdir, two commands): with every layer new, then with only the last step changed, then three times on the cached image; a build's time is its first call's minus the median cold start on the cached image, which is compared with the cold start on the base image above;",
   "- burst: 200 `.remote()` calls at once, each sleeping 100 ms, on a function with no container and up to 4; from the first call to the last result. The floor is one raw container start plus 200 × 100 ms / 4; BullMQ runs the same 200 jobs with concurrency 4 in workers already running (no isolation, no cold start);",
   "- class method: the first call on a new parameter set (a new pool: container start and an `enter` hook), median of 3, and warm round trips (median of 500 after 500) beside a plain function's in the same loop;",
+  "- payloads: on a warm container, one `.remote()` whose argument is a Uint8Array of 10, 100 or 1,000 MiB (result 16 bytes), then one whose result is (argument 16 bytes): from the call to its result, through the SDK's blob upload, the server's blob store (synced to disk), the worker and the container's socket. Against one plain HTTP upload of as many bytes to a node:http server on loopback in the bench's process, after a warm-up of a tenth;",
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
@@ -62,7 +64,7 @@ function nodeDir(cacheDir: string): string {
   return join(parent, found.sort().at(-1)!);
 }
 
-const SECTIONS = ["latency", "throughput", "cold", "images", "scale"] as const;
+const SECTIONS = ["latency", "throughput", "cold", "images", "scale", "payloads"] as const;
 type Section = (typeof SECTIONS)[number];
 
 type Store = "pglite" | "postgres";
@@ -105,6 +107,7 @@ async function bench(
   if (only.has("cold")) rows.push(...(await coldRows(skiff, runtime, home, rootfs, node, services)));
   if (only.has("images")) rows.push(...(await imageRows(skiff, runtime)));
   if (only.has("scale")) rows.push(...(await scaleRows(skiff, runtime, redis, rootfs, node)));
+  if (only.has("payloads")) rows.push(...(await payloadRows(skiff, runtime)));
 
   await sleep(IDLE_MS);
   rows.push(
@@ -264,6 +267,31 @@ async function imageRows(skiff: SkiffStack, runtime: "gvisor" | "runc"): Promise
       ratio: cachedMs / cold.p50Ms,
     },
   ];
+}
+
+/** MiB/s of a large argument and a large result, beside a plain HTTP upload of the same bytes. */
+async function payloadRows(skiff: SkiffStack, runtime: "gvisor" | "runc"): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const size of [10, 100, 1000]) {
+    say(`payloads: ${size} MiB, a plain HTTP upload, then an argument and a result`);
+    const upload = await httpUpload(size * 1024 * 1024);
+    const call = await skiff.run<{ emptyMs: number; argMs: number; resultMs: number }>("payloads", { mib: size });
+    await skiff.settle();
+    const speed = (ms: number) => size / (ms / 1000);
+    for (const [way, took] of [
+      ["argument", call.argMs],
+      ["result", call.resultMs],
+    ] as const) {
+      rows.push({
+        what: `${size.toLocaleString("en-US")} MiB ${way}, ${runtime} (${ms(took)}; empty call ${ms(call.emptyMs)})`,
+        skiff: `${speed(took).toFixed(0)} MiB/s`,
+        baseline: `${upload.mibPerSec.toFixed(0)} MiB/s plain HTTP upload (${ms(upload.ms)})`,
+        ratio: speed(took) / upload.mibPerSec,
+        goal: runtime === "runc" ? { op: "≥", ratio: 0.5 } : undefined,
+      });
+    }
+  }
+  return rows;
 }
 
 /** Deployed-app figures: a burst on a cold function, and a class method cold and warm. */

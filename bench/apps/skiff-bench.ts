@@ -154,3 +154,34 @@ export const classLatency = app.localEntrypoint(async ({ samples = 3, n = 500 }:
     functionWarmMs: summarize(warmFunction).p50,
   });
 });
+
+/** Says how many bytes it was given and answers `resultBytes`: the payload rows time each way apart. */
+export const reflect = app.function(
+  { memory: "6GiB", timeout: "10m" },
+  async (arg: Uint8Array, resultBytes: number) => ({
+    argBytes: arg.length,
+    result: new Uint8Array(resultBytes).fill(9),
+  }),
+);
+
+/**
+ * One `.remote()` with an argument of `mib` MiB and a small result, then one with a small argument and a
+ * result of `mib` MiB, on a warm container; and an empty call, for what a call costs with no payload.
+ */
+export const payloads = app.localEntrypoint(async ({ mib = 10 }: { mib?: number }) => {
+  const bytes = mib * 1024 * 1024;
+  await reflect.remote(new Uint8Array(16), 16);
+  let start = process.hrtime.bigint();
+  await reflect.remote(new Uint8Array(16), 16);
+  const emptyMs = elapsedMs(start);
+  const arg = new Uint8Array(bytes).fill(7);
+  start = process.hrtime.bigint();
+  const sent = await reflect.remote(arg, 16);
+  const argMs = elapsedMs(start);
+  if (sent.argBytes !== bytes) throw new Error(`the function got ${sent.argBytes} bytes, not ${bytes}`);
+  start = process.hrtime.bigint();
+  const back = await reflect.remote(new Uint8Array(16), bytes);
+  const resultMs = elapsedMs(start);
+  if (back.result.length !== bytes || back.result[bytes - 1] !== 9) throw new Error("the result came back damaged");
+  report({ emptyMs, argMs, resultMs });
+});

@@ -2,7 +2,14 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { BlobStore } from "@skiff/blob";
-import { HTTP_STATUS, type Link, linkPair, type ServerToWorker, type WorkerMessage } from "@skiff/protocol";
+import {
+  HTTP_STATUS,
+  type Link,
+  linkPair,
+  MAX_FRAME_BYTES,
+  type ServerToWorker,
+  type WorkerMessage,
+} from "@skiff/protocol";
 import { type Store, TokenStore } from "@skiff/store";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
@@ -73,11 +80,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const address = server.address() as AddressInfo;
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on("upgrade", async (request, socket, head) => {
     const path = new URL(request.url ?? "/", url).pathname;
     if (path !== "/v1/client" && path !== "/v1/worker") {
-      socket.destroy();
+      refuseUpgrade(
+        socket,
+        new ApiError("NOT_FOUND", `there is no WebSocket at ${path}: use /v1/client or /v1/worker`),
+      );
       return;
     }
     const caller = await auth.upgrade(request, path === "/v1/client" ? ["user", "container"] : ["worker"]);
@@ -118,7 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
 /** Answers a WebSocket upgrade with the API's error, as JSON, and closes the connection. */
 function refuseUpgrade(socket: { end(data: string): void }, error: ApiError): void {
-  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  const body = JSON.stringify(error.body());
   socket.end(
     `HTTP/1.1 ${HTTP_STATUS[error.code]} ${error.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );

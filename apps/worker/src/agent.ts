@@ -4,10 +4,13 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import {
+  batchesOf,
   type Capacity,
   HEARTBEAT_MS,
   type ImageSpec,
+  inlineBytes,
   type Link,
+  MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   ServerToWorker,
   socketLink,
@@ -202,6 +205,7 @@ export class WorkerAgent {
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(url, {
       perMessageDeflate: false,
+      maxPayload: MAX_FRAME_BYTES,
       ...(this.options.token ? { headers: { authorization: `Bearer ${this.options.token}` } } : {}),
     });
     socket.binaryType = "nodebuffer";
@@ -531,12 +535,13 @@ export class WorkerAgent {
     const batch = this.logs.next();
     if (batch) link.send({ t: "logs", ...batch });
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
-    if (this.outputs.length > 0) {
+    // Each message keeps to BATCH_BYTES of inline results, well below what a WebSocket message may hold.
+    for (const outputs of batchesOf(this.outputs, (output) => inlineBytes(output.data))) {
       const seq = this.outputSeq++;
-      this.unrecorded.set(seq, this.outputs);
-      link.send({ t: "outputs", seq, outputs: this.outputs });
-      this.outputs = [];
+      this.unrecorded.set(seq, outputs);
+      link.send({ t: "outputs", seq, outputs });
     }
+    this.outputs = [];
     for (const message of this.outbox) link.send(message);
     this.outbox = [];
   }

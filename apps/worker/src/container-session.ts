@@ -9,7 +9,6 @@ import {
   FrameReader,
   INLINE_PAYLOAD_LIMIT,
   type LogLine,
-  lengthPrefixed,
   type Payload,
   parseRunnerMessage,
   type RunnerMessage,
@@ -17,6 +16,7 @@ import {
   type WorkerMessage,
   type WorkerOutput,
   type WorkerToRunner,
+  writeFrames,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
 import { relayTo } from "./api-relay.js";
@@ -444,7 +444,7 @@ export class ContainerSession {
   }
 
   private sendRunner(message: WorkerToRunner): void {
-    if (this.runner && !this.runner.destroyed) this.runner.write(lengthPrefixed(encodeMessage(message)));
+    if (this.runner && !this.runner.destroyed) writeFrames(this.runner, [encodeMessage(message)]);
   }
 
   private logLine(stream: "stdout" | "stderr" | "system", line: string): void {

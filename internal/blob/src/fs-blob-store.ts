@@ -1,7 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, open, readFile, rename, stat } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { assertHash, BlobError, type BlobStore } from "./blob-store.js";
+import { Transform } from "node:stream";
+import { assertHash, BlobError, type BlobReader, type BlobStore, type ExpectedBlob } from "./blob-store.js";
+import { formatBytes } from "./format-bytes.js";
+
+const WRITE_BYTES = 1 << 20;
 
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -28,34 +32,114 @@ export class FsBlobStore implements BlobStore {
 
   async put(bytes: Uint8Array): Promise<string> {
     const hash = sha256(bytes);
-    const path = this.pathOf(hash);
     if (await this.has(hash)) return hash;
+    await this.write(hash, async (file) => {
+      await file.writeFile(bytes);
+    });
+    return hash;
+  }
+
+  async putStream(source: AsyncIterable<Uint8Array>, expected: ExpectedBlob): Promise<string> {
+    const { hash, size, maxBytes } = expected;
+    assertHash(hash);
+    if (size !== undefined && size > maxBytes) throw tooLarge(maxBytes);
+    const limit = size ?? maxBytes;
+    const hasher = createHash("sha256");
+    let received = 0;
+    await this.write(hash, async (file) => {
+      // Pieces gather up to a MiB per write: a request body arrives in pieces of a few KiB.
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      for await (const chunk of source) {
+        received += chunk.length;
+        if (received > limit)
+          throw size === undefined ? tooLarge(maxBytes) : mismatch(`more than the ${size} bytes declared`);
+        hasher.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_BYTES) {
+          await file.writev(pending);
+          pending = [];
+          pendingBytes = 0;
+        }
+      }
+      if (pending.length > 0) await file.writev(pending);
+      if (size !== undefined && received !== size) throw mismatch(`${received} bytes, not the ${size} declared`);
+      const actual = hasher.digest("hex");
+      if (actual !== hash) throw mismatch(`sha256 ${actual}, not the ${hash} its URL names`);
+    });
+    return hash;
+  }
+
+  /** Writes a blob beside its place and renames it there, synced, once `fill` has written and checked it. */
+  private async write(hash: string, fill: (file: Awaited<ReturnType<typeof open>>) => Promise<void>): Promise<void> {
+    const path = this.pathOf(hash);
     await mkdir(dirname(path), { recursive: true });
     // Write then rename so a reader never sees a partial blob, each synced before the hash is handed out:
     // an input that names the blob is acknowledged once it is on disk, and so must the blob be.
     const tmp = `${path}.${randomUUID()}.tmp`;
     const file = await open(tmp, "w");
     try {
-      await file.writeFile(bytes);
+      await fill(file);
       await file.datasync();
-    } finally {
-      await file.close();
+    } catch (error) {
+      await file.close().catch(() => {});
+      await rm(tmp, { force: true });
+      throw error;
     }
+    await file.close();
     await rename(tmp, path);
     await syncDirectory(dirname(path));
-    return hash;
   }
 
   async get(hash: string): Promise<Uint8Array | undefined> {
     try {
       const bytes = await readFile(this.pathOf(hash));
-      if (sha256(bytes) !== hash)
-        throw new BlobError("BLOB_CORRUPT", `blob ${hash} is corrupt on disk at ${this.pathOf(hash)}`);
+      if (sha256(bytes) !== hash) throw this.corrupt(hash);
       return bytes;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw error;
     }
+  }
+
+  async getStream(hash: string): Promise<BlobReader | undefined> {
+    const path = this.pathOf(hash);
+    let file: Awaited<ReturnType<typeof open>>;
+    try {
+      file = await open(path, "r");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+    const { size } = await file.stat();
+    const hasher = createHash("sha256");
+    const corrupt = () => this.corrupt(hash);
+    // The last piece is held back until the whole blob is known good: bytes changed on disk fail the
+    // stream short of its size, so a reader never takes them as whole.
+    let held: Buffer | undefined;
+    const check = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hasher.update(chunk);
+        const previous = held;
+        held = chunk;
+        callback(null, previous);
+      },
+      flush(callback) {
+        if (hasher.digest("hex") !== hash) {
+          callback(corrupt());
+          return;
+        }
+        callback(null, held);
+      },
+    });
+    const stream = file.createReadStream({ highWaterMark: 1 << 20 });
+    stream.on("error", (error) => check.destroy(error));
+    return { size, stream: stream.pipe(check) };
+  }
+
+  private corrupt(hash: string): BlobError {
+    return new BlobError("BLOB_CORRUPT", `blob ${hash} is corrupt on disk at ${this.pathOf(hash)}`);
   }
 
   async has(hash: string): Promise<boolean> {
@@ -66,4 +150,12 @@ export class FsBlobStore implements BlobStore {
       return false;
     }
   }
+}
+
+function tooLarge(maxBytes: number): BlobError {
+  return new BlobError("BLOB_TOO_LARGE", `a blob may have at most ${formatBytes(maxBytes)} (${maxBytes} bytes)`);
+}
+
+function mismatch(what: string): BlobError {
+  return new BlobError("BLOB_MISMATCH", `the blob's bytes do not match: ${what}; upload the bytes you hashed`);
 }

@@ -1,2 +1,3 @@
 export * from "./blob-store.js";
+export * from "./format-bytes.js";
 export * from "./fs-blob-store.js";

@@ -4,6 +4,14 @@ export const PROTOCOL_VERSION = 1;
 export const INFRA_RETRIES = 8;
 /** Payloads above this size travel through the blob store instead of inline. */
 export const INLINE_PAYLOAD_LIMIT = 2 * 1024 * 1024;
+/**
+ * The largest WebSocket message a peer takes (client, worker and server alike). Payloads over
+ * INLINE_PAYLOAD_LIMIT travel as blobs, so a message only grows by batching; senders that batch keep each
+ * batch to BATCH_BYTES of payload.
+ */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/** The most inline payload bytes a sender gathers into one message (a map's submits, a worker's outputs). */
+export const BATCH_BYTES = 16 * 1024 * 1024;
 /** A lease not extended within this window is expired and its input requeued. */
 export const LEASE_MS = 15_000;
 /** How often workers extend the leases of the inputs they run. */

@@ -6,26 +6,55 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /** Encodes a protocol message (not a user payload: those use the SDK codec) as CBOR. */
 export function encodeMessage(message: unknown): Uint8Array {
-  return encoder.encode(message);
+  return releasingLarge(encoder, encoder.encode(message));
+}
+
+/**
+ * An encoding, after which a large one's buffer is let go: cbor-x keeps writing later (small) encodings
+ * into the buffer it grew, and would keep a payload-sized buffer alive, and allocate another of that size,
+ * for as long as the process runs.
+ */
+export function releasingLarge(cbor: Encoder, encoded: Uint8Array): Uint8Array {
+  // useBuffer is cbor-x's, missing from its types.
+  if (encoded.length > LARGE_ENCODING) (cbor as Encoder & CborBuffer).useBuffer(Buffer.allocUnsafeSlow(8192));
+  return encoded;
+}
+
+const LARGE_ENCODING = 1024 * 1024;
+
+interface CborBuffer {
+  useBuffer(buffer: Uint8Array): void;
 }
 
 export function decodeMessage(bytes: Uint8Array): unknown {
   return decoder.decode(bytes);
 }
 
-/** Splits a byte stream into length-prefixed (uint32 big-endian) frames. */
+/**
+ * Splits a byte stream into length-prefixed (uint32 big-endian) frames. The pieces of a frame are joined
+ * once it is whole: joining at every piece would copy a large frame once per piece.
+ */
 export class FrameReader {
-  private buffer: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+  private pieces: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes needed before the next frame (or its header) is whole. */
+  private needed = 4;
 
   push(chunk: Buffer): Uint8Array[] {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.pieces.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered < this.needed) return [];
+    let buffer = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.buffered);
     const frames: Uint8Array[] = [];
-    while (this.buffer.length >= 4) {
-      const length = this.buffer.readUInt32BE(0);
-      if (this.buffer.length < 4 + length) break;
-      frames.push(this.buffer.subarray(4, 4 + length));
-      this.buffer = this.buffer.subarray(4 + length);
+    while (buffer.length >= 4) {
+      const length = buffer.readUInt32BE(0);
+      if (buffer.length < 4 + length) break;
+      frames.push(buffer.subarray(4, 4 + length));
+      buffer = buffer.subarray(4 + length);
     }
+    this.pieces = buffer.length > 0 ? [buffer] : [];
+    this.buffered = buffer.length;
+    this.needed = buffer.length >= 4 ? 4 + buffer.readUInt32BE(0) : 4;
     return frames;
   }
 }
@@ -34,4 +63,22 @@ export function lengthPrefixed(bytes: Uint8Array): Buffer {
   const header = Buffer.alloc(4);
   header.writeUInt32BE(bytes.length, 0);
   return Buffer.concat([header, bytes]);
+}
+
+/**
+ * Writes frames to a socket in one go (a single syscall matters under gVisor), each as its header and its
+ * bytes: a large payload is not copied to sit behind its header.
+ */
+export function writeFrames(
+  socket: { cork(): void; uncork(): void; write(bytes: Uint8Array): boolean },
+  frames: Uint8Array[],
+): void {
+  socket.cork();
+  for (const bytes of frames) {
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(bytes.length, 0);
+    socket.write(header);
+    socket.write(bytes);
+  }
+  socket.uncork();
 }

@@ -1,3 +1,4 @@
+export * from "./batches.js";
 export * from "./constants.js";
 export * from "./error-code.js";
 export * from "./errors.js";

@@ -1,3 +1,4 @@
+import { releasingLarge } from "@skiff/protocol/frame";
 import { addExtension, Decoder, Encoder } from "cbor-x";
 import { isNonRetriable, NonRetriableError } from "./errors.js";
 
@@ -53,7 +54,7 @@ const decoder = new Decoder({ useRecords: false });
 /** Encodes call arguments and results: Date, Map, Set, BigInt, typed arrays and Errors survive. */
 export function encodeValue(value: unknown): Uint8Array {
   try {
-    return encoder.encode(value);
+    return releasingLarge(encoder, encoder.encode(value));
   } catch (cause) {
     throw new TypeError(`this value cannot be sent to or from a container: ${(cause as Error).message}`, { cause });
   }

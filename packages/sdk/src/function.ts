@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { ClassShape, Result, SpecOverrides } from "@skiff/protocol";
+import { inlineBytes } from "@skiff/protocol/batches";
+import { BATCH_BYTES } from "@skiff/protocol/constants";
 import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
 import type { Client } from "./client.js";
@@ -186,15 +188,20 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     let submitError: unknown;
     const submitting = (async () => {
       let chunk: { idx: number; args: Awaited<ReturnType<typeof toPayload>> }[] = [];
+      let chunkBytes = 0;
       const flush = async () => {
         if (chunk.length === 0) return;
         const inputsNow = chunk;
         chunk = [];
+        chunkBytes = 0;
         await client.send({ t: "submit", functionId, callId, total: submitted, subscribe: true, inputs: inputsNow });
       };
       for await (const args of inputs) {
-        chunk.push({ idx: submitted++, args: await toPayload(client, this.wrap(args)) });
-        if (chunk.length >= SUBMIT_CHUNK) await flush();
+        const payload = await toPayload(client, this.wrap(args));
+        chunk.push({ idx: submitted++, args: payload });
+        // A submit stays one WebSocket message well below MAX_FRAME_BYTES.
+        chunkBytes += inlineBytes(payload);
+        if (chunk.length >= SUBMIT_CHUNK || chunkBytes >= BATCH_BYTES) await flush();
       }
       await flush();
     })()

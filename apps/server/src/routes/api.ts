@@ -1,5 +1,8 @@
-import type { BlobStore } from "@skiff/blob";
-import { sha256 } from "@skiff/blob";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import { BlobError, type BlobStore } from "@skiff/blob";
 import {
   AppManifest,
   type FunctionSpec,
@@ -10,7 +13,7 @@ import {
   RESOURCE_NAME,
 } from "@skiff/protocol";
 import type { Scope, Store, TokenStore } from "@skiff/store";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import {
   type Api,
@@ -26,6 +29,7 @@ import { readLocalSecrets } from "../engine/local-secrets.js";
 import { checkSchedule } from "../engine/scheduler.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 import { parseBody } from "./body.js";
+import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
 import { checkAppSecrets, LocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
 import { tokenRoutes } from "./tokens.js";
 
@@ -85,8 +89,19 @@ export function apiRoutes(deps: {
   const api = new Hono<AuthEnv>();
 
   api.onError((error, c) => {
-    const { code, message } = apiErrorOf(error);
-    return c.json({ error: { code, message } }, HTTP_STATUS[code] as 400);
+    const refusal = apiErrorOf(error);
+    return c.json(refusal.body(), HTTP_STATUS[refusal.code] as 400);
+  });
+  // A path the API does not have is a JSON NOT_FOUND; one it has, asked with another method, says which.
+  api.notFound((c) => {
+    const allowed = allowedMethods(api, c.req.path);
+    if (allowed.length === 0)
+      throw new ApiError("NOT_FOUND", `there is no API route ${c.req.path}: see docs/architecture.md`);
+    c.header("allow", allowed.join(", "));
+    throw new ApiError(
+      "METHOD_NOT_ALLOWED",
+      `${c.req.method} is not a method of ${c.req.path}: use ${allowed.join(" or ")}`,
+    );
   });
 
   api.use(deps.auth.middleware());
@@ -103,6 +118,7 @@ export function apiRoutes(deps: {
     } = await parseBody(
       c.req.raw,
       z.object({ image: ImageSpec, export: z.boolean().default(false), env: Env.default("main") }),
+      BODY_LIMITS.manifest,
     );
     const secrets = await control.imageSecrets({ workspace, env }, image);
     for (const archive of imageArchives(image)) {
@@ -181,7 +197,7 @@ export function apiRoutes(deps: {
   // A new version of a deployed app. Its images are built by the caller first (POST /v1/images/build), so
   // a failed build never reaches here and the running version stays.
   api.post("/v1/deploy", async (c) => {
-    const body = await parseBody(c.req.raw, DeployApp);
+    const body = await parseBody(c.req.raw, DeployApp, BODY_LIMITS.manifest);
     const workspace = workspaceOf(c.get("caller"));
     await needBundle(workspace, body.bundleHash);
     return c.json(
@@ -281,7 +297,7 @@ export function apiRoutes(deps: {
   });
 
   api.post("/v1/apps", async (c) => {
-    const body = await parseBody(c.req.raw, CreateApp);
+    const body = await parseBody(c.req.raw, CreateApp, BODY_LIMITS.manifest);
     const scope = scopeOf(c, body.env);
     await needBundle(scope.workspace, body.bundleHash);
     control.checkCapacity(body.manifest.functions);
@@ -339,24 +355,56 @@ export function apiRoutes(deps: {
   });
 
   api.get("/v1/blobs/:hash", async (c) => {
-    if (!(await mayRead(c.get("caller"), c.req.param("hash")))) {
-      throw new ApiError("NOT_FOUND", `no blob ${c.req.param("hash")}`);
-    }
-    const bytes = await blobs.get(c.req.param("hash"));
-    if (!bytes) throw new ApiError("NOT_FOUND", `no blob ${c.req.param("hash")}`);
-    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
+    const hash = c.req.param("hash");
+    const reader = (await mayRead(c.get("caller"), hash)) ? await blobs.getStream(hash) : undefined;
+    if (!reader) throw new ApiError("NOT_FOUND", `no blob ${hash}`);
+    const headers = { "content-type": "application/octet-stream", "content-length": String(reader.size) };
+    // Under the HTTP server the file goes straight to the socket; a blob changed on disk cuts it short.
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (!outgoing) return new Response(Readable.toWeb(reader.stream) as ReadableStream<Uint8Array>, { headers });
+    outgoing.writeHead(200, headers);
+    pipeline(reader.stream, outgoing).catch(() => {});
+    return RESPONSE_ALREADY_SENT;
   });
 
+  // The body streams to disk as it arrives, checked against the hash in the URL and the declared size;
+  // without a Content-Length it may have BODY_LIMITS.blob bytes.
   api.put("/v1/blobs/:hash", async (c) => {
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (sha256(bytes) !== c.req.param("hash")) {
-      throw new ApiError("BAD_REQUEST", "the blob's sha256 does not match its URL: upload the bytes you hashed");
-    }
+    const hash = c.req.param("hash");
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw new ApiError("BAD_REQUEST", `"${hash}" is not a sha256 hex digest`);
+    const size = declaredSize(c.req.raw, BODY_LIMITS.blob);
+    await blobs.putStream(bodyOf(c), { hash, size, maxBytes: BODY_LIMITS.blob }).catch((error: Error) => {
+      throw error instanceof BlobError && error.code === "BLOB_TOO_LARGE"
+        ? tooLarge(BODY_LIMITS.blob, "the blob")
+        : error;
+    });
     const caller = c.get("caller");
-    await blobs.put(bytes);
-    if (caller.kind !== "worker") await store.grantBlobs(workspaceOf(caller), [c.req.param("hash")]);
-    return c.json({ hash: c.req.param("hash") });
+    if (caller.kind !== "worker") await store.grantBlobs(workspaceOf(caller), [hash]);
+    return c.json({ hash });
   });
 
   return api;
+}
+
+/**
+ * A request's body as bytes: straight from Node's request under the HTTP server (no web-stream layer on a
+ * path that moves gigabytes), else from the Request (in-process calls).
+ */
+function bodyOf(c: Context<AuthEnv>): AsyncIterable<Uint8Array> {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (incoming) return incoming;
+  return (c.req.raw.body ?? []) as AsyncIterable<Uint8Array>;
+}
+
+/** The methods `path` answers to (HEAD with GET), for a 405's `Allow`. */
+function allowedMethods(api: Api, path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of api.routes) {
+    if (route.method === "ALL") continue;
+    const pattern = new RegExp(`^${route.path.replace(/:[^/]+/g, "[^/]+")}$`);
+    if (!pattern.test(path)) continue;
+    methods.add(route.method);
+    if (route.method === "GET") methods.add("HEAD");
+  }
+  return [...methods].sort();
 }

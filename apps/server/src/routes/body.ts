@@ -1,11 +1,24 @@
 import type { z } from "zod";
 import { ApiError } from "../errors.js";
+import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
 
-/** A JSON request body checked against `schema`; a bad one is a BAD_REQUEST naming the first problem. */
-export async function parseBody<T extends z.ZodTypeAny>(request: Request, schema: T): Promise<z.infer<T>> {
-  const body = await request.json().catch(() => {
+/**
+ * A JSON request body checked against `schema`; a bad one is a BAD_REQUEST naming the first problem. The
+ * body is read up to `limit` bytes and no further: a larger one is a PAYLOAD_TOO_LARGE, whatever it
+ * declared.
+ */
+export async function parseBody<T extends z.ZodTypeAny>(
+  request: Request,
+  schema: T,
+  limit: number = BODY_LIMITS.json,
+): Promise<z.infer<T>> {
+  const text = await readText(request, limit);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
     throw new ApiError("BAD_REQUEST", "the request body is not JSON");
-  });
+  }
   const parsed = schema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -14,4 +27,18 @@ export async function parseBody<T extends z.ZodTypeAny>(request: Request, schema
     throw new ApiError("BAD_REQUEST", bare ? issue.message : `${issue.path.join(".") || "body"}: ${issue.message}`);
   }
   return parsed.data;
+}
+
+async function readText(request: Request, limit: number): Promise<string> {
+  declaredSize(request, limit);
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.length;
+    // What is left unread is drained and dropped by the HTTP server once the answer is sent.
+    if (total > limit) throw tooLarge(limit);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total).toString("utf8");
 }

@@ -1,4 +1,11 @@
-import { ClientMessage, decodeMessage, encodeMessage, type ServerToClient } from "@skiff/protocol";
+import {
+  batchesOf,
+  ClientMessage,
+  decodeMessage,
+  encodeMessage,
+  inlineBytes,
+  type ServerToClient,
+} from "@skiff/protocol";
 import type { Principal } from "@skiff/store";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
@@ -21,7 +28,12 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
     if (socket.readyState === socket.OPEN) socket.send(encodeMessage(message));
   };
   const subscriber: Subscriber = {
-    pushResults: (callId, results) => send({ t: "results", callId, results }),
+    // A replay of a large map's results goes in several messages, each well below MAX_FRAME_BYTES.
+    pushResults: (callId, results) => {
+      for (const batch of batchesOf(results, (result) => inlineBytes(result.data))) {
+        send({ t: "results", callId, results: batch });
+      }
+    },
     pushLogs: (lines) => send({ t: "logs", lines }),
   };
 

@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import type { RunnerMessage, WorkerToRunner } from "@skiff/protocol";
-import { decodeMessage, encodeMessage, FrameReader, lengthPrefixed } from "@skiff/protocol/frame";
+import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
 import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
@@ -73,7 +73,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     setImmediate(flushOutgoing);
   };
   const send = (message: RunnerMessage) => {
-    outgoing.push(lengthPrefixed(encodeMessage(message)));
+    outgoing.push(encodeMessage(message));
     scheduleFlush();
   };
   const flushOutgoing = () => {
@@ -82,12 +82,12 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
       wantMore = false;
       if (!asked && !shuttingDown && active < options.maxInputs) {
         asked = true;
-        outgoing.push(lengthPrefixed(encodeMessage({ t: "next", max: options.maxInputs - active })));
+        outgoing.push(encodeMessage({ t: "next", max: options.maxInputs - active }));
       }
     }
     const frames = outgoing;
     outgoing = [];
-    if (frames.length > 0) socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    if (frames.length > 0) writeFrames(socket, frames);
   };
   const end = () => {
     flushOutgoing();
