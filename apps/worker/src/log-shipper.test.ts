@@ -1,6 +1,6 @@
 import type { LogLine } from "@skiff/protocol";
 import { describe, expect, it } from "vitest";
-import { LogShipper } from "./log-shipper.js";
+import { LOG_BATCH_CHARS, LogShipper } from "./log-shipper.js";
 
 const line = (containerId: string, text: string): LogLine => ({
   ts: 0,
@@ -47,5 +47,18 @@ describe("LogShipper", () => {
     expect(shipper.takeDropped()).toBe(0);
     expect(shipper.unacknowledgedBatches().map((b) => texts(b.lines))).toEqual([]);
     expect(texts(shipper.next()?.lines)).toEqual(["a:3:3", "a:4:4", "a:5:5"]);
+  });
+
+  it("keeps each batch to LOG_BATCH_CHARS of text, in order, so a chatty container never makes a huge message", () => {
+    const shipper = new LogShipper(10_000);
+    const text = "z".repeat(16 * 1024);
+    for (let i = 0; i < 200; i++) shipper.push(line("a", text));
+    const batches = [];
+    for (let batch = shipper.next(); batch; batch = shipper.next()) batches.push(batch);
+    expect(batches.length).toBeGreaterThan(1);
+    for (const batch of batches) {
+      expect(batch.lines.reduce((sum, l) => sum + l.line.length, 0)).toBeLessThanOrEqual(LOG_BATCH_CHARS);
+    }
+    expect(batches.flatMap((b) => b.lines.map((l) => l.seq))).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
 });

@@ -1,5 +1,8 @@
 import type { LogLine } from "@skiff/protocol";
 
+/** The most text one batch carries (lines are at most MAX_LINE long, so a batch stays near this). */
+export const LOG_BATCH_CHARS = 1024 * 1024;
+
 /** Log lines sent to the server together, under one sequence number. */
 export interface LogBatch {
   seq: number;
@@ -37,12 +40,23 @@ export class LogShipper {
     this.lineSeq.delete(containerId);
   }
 
-  /** The lines queued since the last batch, as a batch to send now; kept until acknowledged. */
+  /**
+   * The oldest lines queued, up to LOG_BATCH_CHARS of text (at least one line), as a batch to send now; kept
+   * until acknowledged. Call again until undefined: a chatty container's lines go in several messages, each
+   * far below a WebSocket message's limit.
+   */
   next(): LogBatch | undefined {
     if (this.pending.length === 0) return undefined;
-    const batch = { seq: this.nextSeq++, lines: this.pending };
+    let count = 0;
+    let chars = 0;
+    for (const line of this.pending) {
+      if (count > 0 && chars + line.line.length > LOG_BATCH_CHARS) break;
+      chars += line.line.length;
+      count++;
+    }
+    const batch = { seq: this.nextSeq++, lines: this.pending.slice(0, count) };
     this.unacknowledged.set(batch.seq, batch.lines);
-    this.pending = [];
+    this.pending = count === this.pending.length ? [] : this.pending.slice(count);
     return batch;
   }
 
