@@ -55,4 +55,25 @@ describe("typecheckFile", () => {
       /typescript is not installed .*npm install -D typescript/,
     );
   });
+
+  it("runs the project's tsc when its typescript has no compiler API (TypeScript 7 and later)", async () => {
+    // A stand-in for TypeScript 7's package: its entry exports the version only, its tsc is a program.
+    const at = project("ts7", { "tsconfig.json": TSCONFIG, "app.ts": "export const n: number = '2';\n" }, false);
+    const ts = join(at, "node_modules/typescript");
+    mkdirSync(join(ts, "bin"), { recursive: true });
+    writeFileSync(
+      join(ts, "package.json"),
+      JSON.stringify({ name: "typescript", version: "7.0.2", main: "./version.cjs", bin: { tsc: "./bin/tsc" } }),
+    );
+    writeFileSync(join(ts, "version.cjs"), 'module.exports = { version: "7.0.2" };\n');
+    writeFileSync(
+      join(ts, "bin/tsc"),
+      'const args = process.argv.slice(2).join(" ");\n' +
+        'if (!args.startsWith("--noEmit --pretty false -p ")) { console.log("bad args " + args); process.exit(2); }\n' +
+        "console.log(\"app.ts(1,14): error TS2322: Type 'string' is not assignable to type 'number'.\");\n" +
+        "process.exit(2);\n",
+    );
+    const result = await typecheckFile(join(at, "app.ts"));
+    expect(result).toMatchObject({ kind: "failed", report: expect.stringMatching(/^app\.ts\(1,14\): error TS2322/) });
+  });
 });

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -36,6 +37,8 @@ export async function typecheckFile(file: string): Promise<TypecheckResult> {
     };
   }
   const ts = ((await import(pathToFileURL(path).href)) as { default: typeof import("typescript") }).default;
+  // TypeScript 7 and later (the native compiler) export no compiler API from the package: run its tsc.
+  if (typeof ts?.createProgram !== "function") return typecheckWithTsc(path, tsconfig);
   const host = {
     getCanonicalFileName: (name: string) => name,
     getCurrentDirectory: () => process.cwd(),
@@ -48,4 +51,33 @@ export async function typecheckFile(file: string): Promise<TypecheckResult> {
   const diagnostics = ts.getPreEmitDiagnostics(program);
   if (diagnostics.length === 0) return { kind: "passed", tsconfig, version: ts.version };
   return { kind: "failed", tsconfig, report: ts.formatDiagnostics(diagnostics, host).trimEnd() };
+}
+
+/**
+ * Type-checks the whole project of `tsconfig` with the project's own `tsc` (for TypeScript versions whose
+ * package has no compiler API); `resolved` is where `typescript` resolved from the project.
+ */
+async function typecheckWithTsc(resolved: string, tsconfig: string): Promise<TypecheckResult> {
+  let dir = dirname(resolved);
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
+  const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+    version?: string;
+    bin?: string | Record<string, string>;
+  };
+  const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin?.tsc;
+  if (!bin) return { kind: "skipped", reason: `typescript ${pkg.version ?? "?"} in ${dir} has no tsc to run` };
+  const args = [join(dir, bin), "--noEmit", "--pretty", "false", "-p", tsconfig];
+  const outcome = await new Promise<{ code: number; output: string }>((resolveRun) => {
+    execFile(
+      process.execPath,
+      args,
+      { cwd: dirname(tsconfig), maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolveRun({ code, output: `${stdout}${stderr}`.trimEnd() });
+      },
+    );
+  });
+  if (outcome.code === 0) return { kind: "passed", tsconfig, version: pkg.version ?? "?" };
+  return { kind: "failed", tsconfig, report: outcome.output || `tsc exited with status ${outcome.code}` };
 }
