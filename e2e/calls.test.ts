@@ -128,6 +128,14 @@ describe("calls through the real CLI, server, worker and containers", () => {
     expect(stderr).toMatch(/\[chatty [0-9a-f]{6}\] to stderr/);
   });
 
+  it("loses no line of a container that writes 50,000 lines at once", async () => {
+    const { stdout, results } = await run("logs", "--n", "50000");
+    expect(results[0]).toEqual({ returned: 50_000 });
+    const numbers = stdout.split("\n").flatMap((line) => /^\[chatty [0-9a-f]{6}\] line (\d+)$/.exec(line)?.[1] ?? []);
+    expect(numbers.length).toBe(50_000);
+    expect(numbers.map(Number)).toEqual(Array.from({ length: 50_000 }, (_, i) => i));
+  });
+
   it("fails the call with the user's error when the module cannot load in the container", async () => {
     const result = await stack.run(["run", "e2e/fixtures/init-fail.ts"]);
     expect(result.code, result.stderr).toBe(0);

@@ -65,7 +65,12 @@ interface OpenShell {
   nextSize?: { rows: number; cols: number };
 }
 
-const MAX_BUFFERED_LOG_LINES = 10_000;
+/**
+ * Container log lines kept until the server has them: enough for a chatty container (lines come faster than
+ * they are acknowledged) and a server restart, bounded so a worker's memory is too.
+ */
+const MAX_BUFFERED_LOG_LINES = 200_000;
+const MAX_BUFFERED_LOG_CHARS = 32 * 1024 * 1024;
 const DEFAULT_IMAGE_CACHE_MIB = 20 * 1024;
 /** Layers unused this long are removed even within the budget. */
 const IMAGE_MAX_AGE_MS = 7 * 24 * 3_600_000;
@@ -85,7 +90,7 @@ export class WorkerAgent {
   /** Output batches sent but not yet recorded by the server, by seq: a server that dies loses them. */
   private readonly unrecorded = new Map<number, WorkerOutput[]>();
   private outputSeq = 1;
-  private readonly logs = new LogShipper(MAX_BUFFERED_LOG_LINES);
+  private readonly logs = new LogShipper(MAX_BUFFERED_LOG_LINES, MAX_BUFFERED_LOG_CHARS);
   private outbox: WorkerMessage[] = [];
   private flushScheduled = false;
   private rid = 1;
@@ -503,8 +508,8 @@ export class WorkerAgent {
     const dropped = this.logs.takeDropped();
     if (dropped > 0)
       this.options.log.warn(
-        { dropped, kept: MAX_BUFFERED_LOG_LINES },
-        "container log lines were dropped while the server was unreachable",
+        { dropped, keptLines: MAX_BUFFERED_LOG_LINES, keptChars: MAX_BUFFERED_LOG_CHARS },
+        "container log lines were dropped: more were waiting for the server than the worker keeps",
       );
   }
 

@@ -61,4 +61,14 @@ describe("LogShipper", () => {
     }
     expect(batches.flatMap((b) => b.lines.map((l) => l.seq))).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
   });
+
+  it("bounds the text it keeps as well as the lines", () => {
+    const shipper = new LogShipper(1_000, 10);
+    for (const text of ["aaaa", "bbbb", "cccc", "dd"]) shipper.push(line("a", text));
+    expect(shipper.takeDropped()).toBe(1);
+    expect(texts(shipper.next()?.lines)).toEqual(["a:2:bbbb", "a:3:cccc", "a:4:dd"]);
+    shipper.acknowledged(1);
+    for (const text of ["eeeee", "fffff"]) shipper.push(line("a", text));
+    expect(shipper.takeDropped()).toBe(0);
+  });
 });

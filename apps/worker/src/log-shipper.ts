@@ -13,7 +13,8 @@ export interface LogBatch {
  * A worker's container logs on their way to the server. Each container's lines are numbered; batches
  * are kept until the server acknowledges them (`logs-recorded`) and go again on the next connection, so
  * a server that dies with lines in flight loses none, and whoever already has a line drops it by its
- * number. At most `maxLines` are kept while the server is away: past that the oldest go, and are counted.
+ * number. At most `maxLines` lines and `maxChars` of text are kept (sent and unacknowledged, or not sent
+ * yet): past that the oldest go, and are counted.
  */
 export class LogShipper {
   private pending: LogLine[] = [];
@@ -22,17 +23,23 @@ export class LogShipper {
   private readonly lineSeq = new Map<string, number>();
   private nextSeq = 1;
   private kept = 0;
+  private keptChars = 0;
   /** Lines dropped since `takeDropped` was last called. */
   private dropped = 0;
 
-  constructor(private readonly maxLines: number) {}
+  constructor(
+    private readonly maxLines: number,
+    private readonly maxChars = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Queues a container's line, numbering it. */
   push(line: LogLine): void {
     const seq = (this.lineSeq.get(line.containerId) ?? 0) + 1;
     this.lineSeq.set(line.containerId, seq);
     this.pending.push({ ...line, seq });
-    if (++this.kept > this.maxLines) this.dropOldest();
+    this.kept++;
+    this.keptChars += line.line.length;
+    while (this.kept > this.maxLines || this.keptChars > this.maxChars) this.dropOldest();
   }
 
   /** A container ended: its numbering goes (container ids are never reused). */
@@ -70,6 +77,7 @@ export class LogShipper {
     for (const [batchSeq, lines] of this.unacknowledged) {
       if (batchSeq > seq) break;
       this.kept -= lines.length;
+      for (const line of lines) this.keptChars -= line.line.length;
       this.unacknowledged.delete(batchSeq);
     }
   }
@@ -83,14 +91,17 @@ export class LogShipper {
 
   private dropOldest(): void {
     const oldest = this.unacknowledged.entries().next();
-    if (oldest.done) this.pending.shift();
+    let dropped: LogLine | undefined;
+    if (oldest.done) dropped = this.pending.shift();
     else {
       // A copy: the batch sent may still be read (an in-process server gets the very array).
       const [seq, lines] = oldest.value;
+      dropped = lines[0];
       if (lines.length > 1) this.unacknowledged.set(seq, lines.slice(1));
       else this.unacknowledged.delete(seq);
     }
     this.kept--;
+    this.keptChars -= dropped?.line.length ?? 0;
     this.dropped++;
   }
 }

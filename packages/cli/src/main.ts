@@ -2,7 +2,7 @@ import { Command, Option } from "commander";
 import { SkiffError } from "skiff/errors";
 import { UserCodeError } from "./bundle.js";
 import { loadConfig } from "./config.js";
-import { red } from "./output.js";
+import { exitWhenFlushed, red } from "./output.js";
 
 const ENV_HELP = "environment (default: SKIFF_ENV, else the profile's env, else main)";
 
@@ -23,7 +23,7 @@ program
     const { runCommand } = await import("./commands/run.js");
     process.exitCode = await runCommand(target, argv, { detach: Boolean(options.detach) }, loadConfig());
     // The user's bundle holds its own connection; end the process rather than wait on it.
-    process.exit(process.exitCode);
+    await exitWhenFlushed(process.exitCode);
   });
 
 program
@@ -71,7 +71,7 @@ program
   .action(async (file: string, options: { name?: string; env?: string; typecheck: boolean }) => {
     const { deployCommand } = await import("./commands/deploy.js");
     process.exitCode = await deployCommand(file, options, loadConfig());
-    process.exit(process.exitCode);
+    await exitWhenFlushed(process.exitCode);
   });
 
 const app = program.command("app").description("manage apps");
@@ -215,7 +215,7 @@ image
   .action(async (target: string) => {
     const { imageBuildCommand } = await import("./commands/image.js");
     process.exitCode = await imageBuildCommand(target, loadConfig());
-    process.exit(process.exitCode);
+    await exitWhenFlushed(process.exitCode);
   });
 
 image
@@ -226,7 +226,7 @@ image
   .action(async (target: string, dir: string) => {
     const { imageExportCommand } = await import("./commands/image.js");
     process.exitCode = await imageExportCommand(target, dir, loadConfig());
-    process.exit(process.exitCode);
+    await exitWhenFlushed(process.exitCode);
   });
 
 program
@@ -237,7 +237,7 @@ program
   .action(async (command: string[], options: { image: string }) => {
     const { shellCommand } = await import("./commands/image.js");
     process.exitCode = await shellCommand(options.image, command, loadConfig());
-    process.exit(process.exitCode);
+    await exitWhenFlushed(process.exitCode);
   });
 
 program
@@ -253,5 +253,5 @@ program.parseAsync().catch((error: unknown) => {
   if (error instanceof UserCodeError || error instanceof SkiffError)
     process.stderr.write(`${red("error")} ${error.message}\n`);
   else process.stderr.write(`${red("error")} ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
+  return exitWhenFlushed(1);
 });

@@ -74,3 +74,20 @@ export function formatError(error: unknown): string {
     .filter((line) => !/node_modules|packages\/sdk\/src|node:internal|\/\.skiff\/runner\//.test(line))
     .join("\n");
 }
+
+/**
+ * Ends the process once what was written to stdout and stderr has left: `process.exit` drops writes still
+ * queued for a pipe (a reader slower than the logs, such as `skiff run … | less`), which cut off the last lines.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  const flushed = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => {
+      if (stream.destroyed || !stream.writable) resolve();
+      else stream.write("", () => resolve());
+    });
+  await Promise.race([
+    Promise.all([flushed(process.stdout), flushed(process.stderr)]),
+    new Promise((resolve) => setTimeout(resolve, 30_000).unref()),
+  ]);
+  process.exit(code);
+}

@@ -61,7 +61,15 @@ export async function runCommand(
     `${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`,
   );
 
-  await client.streamLogs(created.appId, printLogs);
+  let lastLogAt = 0;
+  /** Arrival times and sizes of the last batches of log lines, to tell a chatty end from a quiet one. */
+  const recentBatches: { at: number; lines: number }[] = [];
+  await client.streamLogs(created.appId, (lines) => {
+    lastLogAt = Date.now();
+    recentBatches.push({ at: lastLogAt, lines: lines.length });
+    if (recentBatches.length > 64) recentBatches.shift();
+    printLogs(lines);
+  });
   const health = await client.request<{ workers: number }>("GET", "/v1/health");
   if (health.workers === 0) {
     say(
@@ -94,13 +102,30 @@ export async function runCommand(
     process.stderr.write(`${formatError(error)}\n`);
     code = 1;
   } finally {
-    // Container logs travel apart from results; give the last lines a moment to arrive.
-    await new Promise((r) => setTimeout(r, 250));
+    // Container logs travel apart from results, and a chatty container's last lines come after its result,
+    // with pauses: wait while they still flow, until none has come for a while (at most LOGS_DRAIN_MAX_MS).
+    const now = Date.now();
+    const lastSecond = recentBatches.filter((b) => b.at > now - 1000).reduce((sum, b) => sum + b.lines, 0);
+    const quietMs = lastSecond >= CHATTY_LINES_PER_SECOND ? LOGS_QUIET_CHATTY_MS : LOGS_QUIET_MS;
+    const drainUntil = now + LOGS_DRAIN_MAX_MS;
+    await new Promise((r) => setTimeout(r, LOGS_QUIET_MS));
+    while (Date.now() - lastLogAt < quietMs && Date.now() < drainUntil) {
+      await new Promise((r) => setTimeout(r, quietMs - (Date.now() - lastLogAt)));
+    }
     await stop();
     if (options.detach) say(`the app keeps running: stop it with \`skiff app stop ${created.appId}\``);
   }
   return code;
 }
+
+/**
+ * How long no log line must come before `skiff run` ends: longer after a chatty end (lines still in flight
+ * come in bursts), and at most LOGS_DRAIN_MAX_MS in all.
+ */
+const LOGS_QUIET_MS = 250;
+const LOGS_QUIET_CHATTY_MS = 1500;
+const CHATTY_LINES_PER_SECOND = 1000;
+const LOGS_DRAIN_MAX_MS = 30_000;
 
 export function splitTarget(target: string): [string, string | undefined] {
   const at = target.lastIndexOf("::");
