@@ -99,6 +99,37 @@ describe("control plane capacity", () => {
     );
   });
 
+  it("stops an idle container of another pool to make room for waiting work, never one that works or is kept warm", async () => {
+    await setup(testSpec({ name: "f", cpu: 2, maxContainers: 1 }));
+    const other = await store.createApp({
+      workspace: LOCAL_WORKSPACE,
+      name: "warm",
+      env: "main",
+      mode: "detached",
+      bundleHash: "h",
+      functions: [testSpec({ name: "idle", cpu: 1 }), testSpec({ name: "kept", cpu: 1, minContainers: 1 })],
+    });
+    const [idleId, keptId] = other.functions.map((f) => f.id) as [string, string];
+    const { worker, sent } = await connect({ cpu: 3, memoryMiB: 4096 });
+    const container = (id: string, fn: string) =>
+      worker.containers.set(id, {
+        id,
+        functionId: fn,
+        cpu: 1,
+        memoryMiB: 512,
+        state: "running",
+        version: 1,
+        stopping: false,
+      });
+    container("ct-kept", keptId);
+    container("ct-idle", idleId);
+    await submit();
+    control.requestAutoscale();
+    await settle();
+    // One CPU is free, f needs two: the idle container goes; the one minContainers keeps stays.
+    expect(sent.filter((m) => m.t === "stop").map((m) => m.t === "stop" && m.containerId)).toEqual(["ct-idle"]);
+  });
+
   it("runs a variant from withOptions in its own pool with its own spec; the function's pool is unchanged", async () => {
     await setup(testSpec({ name: "f", maxContainers: 1 }));
     const { sent } = await connect({ cpu: 8, memoryMiB: 8192 });

@@ -1086,13 +1086,53 @@ export class ControlPlane {
         const worker = this.workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           this.log.debug({ function: spec.name }, "no worker has room for another container");
-          if (load.pending > 0) this.sayWaiting(info);
+          // Idle containers of other pools, kept warm only by their scaledown window, give way to waiting work.
+          if (load.pending > 0 && !(await this.makeRoom(spec))) this.sayWaiting(info);
           break;
         }
         this.waitingNoticed.delete(info.id);
         if (!(await this.startContainer(worker, info))) break;
       }
     }
+  }
+
+  /**
+   * Makes room on one worker for a container of `need` by stopping idle containers (running, holding no
+   * input, of a pool with nothing waiting and more containers than its minContainers), the fewest needed.
+   * True when room is made or already on its way (containers stopping); the caller places it next round.
+   */
+  private async makeRoom(need: { cpu: number; memoryMiB: number }): Promise<boolean> {
+    for (const worker of this.workers.all()) {
+      let cpu = worker.capacity.cpu;
+      let memory = worker.capacity.memoryMiB;
+      const idle: ContainerInfo[] = [];
+      const spare = new Map<string, number>();
+      for (const container of worker.containers.values()) {
+        if (container.stopping) continue;
+        cpu -= container.cpu;
+        memory -= container.memoryMiB;
+        if (container.state !== "running" || this.queue.ofOwner(container.id).length > 0) continue;
+        const info = await this.functionInfo(container.functionId).catch(() => undefined);
+        if (!info || this.queue.load(info.id).pending > 0) continue;
+        if (!spare.has(info.id)) spare.set(info.id, this.currentContainers(info).length - minContainersOf(info));
+        idle.push(container);
+      }
+      if (cpu >= need.cpu && memory >= need.memoryMiB) return true;
+      const chosen: ContainerInfo[] = [];
+      for (const container of idle) {
+        if (cpu >= need.cpu && memory >= need.memoryMiB) break;
+        const left = spare.get(container.functionId) ?? 0;
+        if (left <= 0) continue;
+        spare.set(container.functionId, left - 1);
+        chosen.push(container);
+        cpu += container.cpu;
+        memory += container.memoryMiB;
+      }
+      if (cpu < need.cpu || memory < need.memoryMiB) continue;
+      for (const container of chosen) this.stopContainer(worker, container, "idle: its room went to waiting work");
+      return true;
+    }
+    return false;
   }
 
   /** Tells the app's log watchers (`skiff run`, `skiff app logs`) that a pool waits for room, now and then. */
