@@ -43,6 +43,13 @@ describe("function options", () => {
       /app\.function\(options\): option "gpu" is not supported yet \(Skiff has no GPUs yet\): remove it/,
     );
     expect(gpu).toMatch(/\.options-gpu\.ts:\d+:\d+/);
+    // deploy points at the same line of the user's file, not at the bundle made from it.
+    const withGpu = fixtureVariant(FIXTURE, "options-gpu", (code) =>
+      code.replace("{ memory: 128 }, async", '{ memory: 128, gpu: "A10G" }, async'),
+    );
+    const deployed = await stack.run(["deploy", "--no-typecheck", withGpu]);
+    expect(deployed.code).toBe(1);
+    expect(deployed.stderr).toMatch(/\.options-gpu\.ts:\d+:\d+/);
     const unknown = await refused("options-unknown", (code) =>
       code.replace(
         "{ memory: 128 },\n  class {\n    @method() async generate",

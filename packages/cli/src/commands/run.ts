@@ -39,7 +39,6 @@ export async function runCommand(
     },
   };
   setContext(context);
-  process.setSourceMapsEnabled(true);
   const collected = await load(bundle, shown);
   const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
@@ -134,6 +133,8 @@ export function splitTarget(target: string): [string, string | undefined] {
 
 /** Imports the bundle (its collection copy: see Bundle) and finds its app. */
 export async function load(bundle: Bundle, shown: string): Promise<CollectedApp> {
+  // Errors thrown by the user's code (its options, its imports) point at its .ts lines, not the bundle's.
+  process.setSourceMapsEnabled(true);
   const global = globalThis as { [COLLECTING]?: boolean };
   global[COLLECTING] = true;
   try {
