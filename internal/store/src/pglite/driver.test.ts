@@ -1,4 +1,13 @@
-import { fsyncSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -39,7 +48,8 @@ describe("PGlite on disk", () => {
     db = await openPglite(data, { fsync: (fd) => synced.push(readlinkSync(`/proc/self/fd/${fd}`)) });
     const staging = `${data}.new-${process.pid}`;
     expect(synced).toEqual(expect.arrayContaining([join(staging, "PG_VERSION"), join(staging, "base"), dir]));
-    expect(readdirSync(dir)).toEqual(["data"]);
+    // The staging directories are gone; beside the store only its lock (held while it is open).
+    expect(readdirSync(dir).sort()).toEqual(["data", "data.lock"]);
     expect(await db.query("SELECT 1 AS one")).toEqual([{ one: 1 }]);
   });
 
@@ -60,5 +70,21 @@ describe("PGlite on disk", () => {
     await db.exec("CHECKPOINT");
     expect(synced.some((path) => path.startsWith(join(dir!, "base")))).toBe(true);
     expect(synced).toContain(join(dir!, "global", "pg_control"));
+  });
+
+  it("opens a data directory in one place at a time, and takes over a lock its process left", async () => {
+    dir = mkdtempSync(join(tmpdir(), "skiff-pglite-"));
+    const data = join(dir, "data");
+    db = await openPglite(data);
+    await expect(openPglite(data)).rejects.toThrow(/open in this process already: stop that Skiff server first/);
+    await db.close();
+    db = undefined;
+    expect(existsSync(`${data}.lock`)).toBe(false);
+    // Another live process holds it (pid 1 is always there); then a process that is gone.
+    writeFileSync(`${data}.lock`, "1");
+    await expect(openPglite(data)).rejects.toThrow(/open in another process \(pid 1\)/);
+    writeFileSync(`${data}.lock`, "999999999");
+    db = await openPglite(data);
+    expect(await db.query("SELECT 1 AS one")).toEqual([{ one: 1 }]);
   });
 });

@@ -4,6 +4,7 @@ import { basename, dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Db } from "../db.js";
+import { lockDataDir } from "./data-dir-lock.js";
 
 const BYTEA = 17;
 
@@ -14,6 +15,7 @@ class PgliteDb implements Db {
   constructor(
     private readonly conn: Queryable,
     private readonly root: PGlite | undefined,
+    private readonly unlock: () => void = () => {},
   ) {}
 
   async query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
@@ -31,7 +33,11 @@ class PgliteDb implements Db {
   }
 
   async close(): Promise<void> {
-    await this.root?.close();
+    try {
+      await this.root?.close();
+    } finally {
+      this.unlock();
+    }
   }
 }
 
@@ -159,6 +165,22 @@ export async function openPglite(
 ): Promise<Db> {
   const onDisk = dataDir !== undefined;
   const fsync = options.fsync ?? fsyncSync;
+  if (onDisk) mkdirSync(dirname(dataDir), { recursive: true });
+  const unlock = onDisk ? lockDataDir(dataDir) : () => {};
+  try {
+    return await openPgliteLocked(dataDir, fsync, unlock);
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+}
+
+async function openPgliteLocked(
+  dataDir: string | undefined,
+  fsync: (fd: number) => void,
+  unlock: () => void,
+): Promise<Db> {
+  const onDisk = dataDir !== undefined;
   if (onDisk && !existsSync(join(dataDir, "PG_VERSION"))) await createDataDir(dataDir, fsync);
   const pg = await PGlite.create(dataDir, {
     // PGlite's own bytea codec goes byte by byte in JS; Node's hex codec is several times faster, which
@@ -183,5 +205,5 @@ export async function openPglite(
     // What startup wrote before PGlite's fsync was in place (recovery, say) reaches the disk now.
     await pg.exec("CHECKPOINT");
   }
-  return new PgliteDb(pg, pg);
+  return new PgliteDb(pg, pg, unlock);
 }
