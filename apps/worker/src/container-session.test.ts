@@ -60,7 +60,7 @@ class Harness {
       queueOutput: (output) => this.outputs.push(output),
       queueLog: () => {},
       claim: (_session, max) => this.claims.push(max),
-      fetchBlob: async () => new Uint8Array(),
+      mayRead: async () => false,
       putBlob: async () => "",
       prepare: async () => ({
         runnerDir: this.stateDir,
