@@ -352,8 +352,8 @@ export class WorkerAgent {
         this.logs.push(line);
         this.scheduleFlush();
       },
-      fetchBlob: (hash) => this.client.getBlob(hash),
       putBlob: (bytes) => this.client.putBlob(bytes),
+      mayRead: (token, hash) => new Client({ serverUrl: this.options.serverUrl, token }).hasBlob(hash),
       claim: (session, max) => {
         const rid = this.rid++;
         this.claims.set(rid, session);

@@ -30,6 +30,9 @@ class Harness {
   readonly outputs: WorkerOutput[] = [];
   readonly claims: number[] = [];
   readonly toRunner: WorkerToRunner[] = [];
+  /** The (token, hash) pairs the session asked the server about, and the blobs that token may read. */
+  readonly asked: [string, string][] = [];
+  readonly readable = new Set<string>();
   /** What the session asked the runtime to start. */
   container: ContainerSpec | undefined;
   session!: ContainerSession;
@@ -60,7 +63,10 @@ class Harness {
       queueOutput: (output) => this.outputs.push(output),
       queueLog: () => {},
       claim: (_session, max) => this.claims.push(max),
-      fetchBlob: async () => new Uint8Array(),
+      mayRead: async (token, hash) => {
+        this.asked.push([token, hash]);
+        return this.readable.has(hash);
+      },
       putBlob: async () => "",
       prepare: async () => ({
         runnerDir: this.stateDir,
@@ -129,12 +135,12 @@ class Harness {
     this.runner.write(lengthPrefixed(encodeMessage(message)));
   }
 
-  /** The server answers the last claim with these input ids. */
-  answer(ids: string[]): void {
+  /** The server answers the last claim with these input ids (their arguments a blob, if given). */
+  answer(ids: string[], blob?: string): void {
     const inputs: ClaimedInput[] = ids.map((inputId) => ({
       inputId,
       attempt: 1,
-      args: { inline: encodeMessage([]) },
+      args: blob ? { blob } : { inline: encodeMessage([]) },
       timeoutMs: 60_000,
     }));
     this.session.deliver({ t: "inputs", rid: this.rid++, inputs, shutdown: false });
@@ -247,6 +253,38 @@ describe("container session", () => {
     expect(received).toEqual([]);
     harness.fromRunner({ t: "next", max: 1 });
     await until(() => harness.claims.length === 1);
+  });
+
+  it("hands blob arguments on as hashes, and passes on a result blob only if the container's token may read it", async () => {
+    await harness.start();
+    harness.fromRunner({ t: "next", max: 2 });
+    await until(() => harness.claims.length === 1);
+    const [mine, theirs, args] = ["a".repeat(64), "b".repeat(64), "c".repeat(64)];
+    harness.answer(["a", "b"], args);
+    await until(() => harness.received().length === 2);
+    const sent = harness.toRunner.find((message) => message.t === "inputs");
+    expect(sent?.t === "inputs" && sent.inputs.map((input) => input.args)).toEqual([{ blob: args }, { blob: args }]);
+
+    harness.readable.add(mine);
+    const output = (inputId: string, blob: string): RunnerMessage => ({
+      t: "output",
+      inputId,
+      attempt: 1,
+      status: "success",
+      retryable: true,
+      data: { blob },
+    });
+    harness.fromRunner(output("a", mine));
+    harness.fromRunner(output("b", theirs));
+    await until(() => harness.outputs.length === 2);
+    expect(harness.asked).toEqual([
+      ["ct:secret", mine],
+      ["ct:secret", theirs],
+    ]);
+    const byId = new Map(harness.outputs.map((o) => [o.inputId, o]));
+    expect(byId.get("a")).toMatchObject({ status: "success", data: { blob: mine } });
+    expect(byId.get("b")).toMatchObject({ status: "failure", code: "INTERNAL", retryable: false });
+    expect(JSON.stringify(byId.get("b")?.data)).not.toContain(theirs);
   });
 
   it("never claims ahead of inputs that run long", async () => {

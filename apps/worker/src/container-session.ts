@@ -11,6 +11,7 @@ import {
   type LogLine,
   type Payload,
   parseRunnerMessage,
+  type RunnerData,
   type RunnerMessage,
   type ServerToWorker,
   type WorkerMessage,
@@ -37,8 +38,9 @@ export interface SessionHost {
   queueLog(line: LogLine): void;
   /** Sends a claim for this session; the answer comes back through `deliver`. */
   claim(session: ContainerSession, max: number): void;
-  fetchBlob(hash: string): Promise<Uint8Array>;
   putBlob(bytes: Uint8Array): Promise<string>;
+  /** Whether a blob is stored and `token`'s workspace may read it (the server's check, through a HEAD). */
+  mayRead(token: string, hash: string): Promise<boolean>;
   /**
    * Paths on this host (the runner program, the user's bundle, the Node build, the base rootfs) and the
    * function's image, built first if needed; `log` gets the build's lines.
@@ -61,10 +63,9 @@ interface InFlight {
 
 type RunnerInput = Extract<WorkerToRunner, { t: "inputs" }>["inputs"][number];
 
-/** An input leased to this container that the runner has not asked for yet; its arguments load meanwhile. */
+/** An input leased to this container that the runner has not asked for yet. */
 interface Buffered {
   input: ClaimedInput;
-  ready: Promise<RunnerInput>;
 }
 
 /** How long `exit` hooks may run at shutdown. */
@@ -237,17 +238,7 @@ export class ContainerSession {
       this.stop("requested", "the server asked it to stop");
       return;
     }
-    for (const input of message.inputs) {
-      const ready =
-        "inline" in input.args
-          ? Promise.resolve({ inputId: input.inputId, attempt: input.attempt, args: input.args.inline })
-          : this.host
-              .fetchBlob(input.args.blob)
-              .then((args) => ({ inputId: input.inputId, attempt: input.attempt, args }));
-      // A blob that cannot be read fails its input when it is sent.
-      ready.catch(() => {});
-      this.buffered.push({ input, ready });
-    }
+    for (const input of message.inputs) this.buffered.push({ input });
     this.feedRunner();
   }
 
@@ -267,11 +258,12 @@ export class ContainerSession {
           sentAt: now,
         });
       }
-      void Promise.all(taken.map((entry) => entry.ready)).then(
-        (inputs) => this.sendRunner({ t: "inputs", inputs }),
-        (error: unknown) =>
-          this.kill("requested", `an input's arguments could not be read: ${(error as Error).message}`),
-      );
+      // A blob argument goes as its hash: the runner reads it from the server itself, through api.sock.
+      const inputs = taken.map(({ input }): RunnerInput => {
+        const args = "inline" in input.args ? input.args.inline : { blob: input.args.blob };
+        return { inputId: input.inputId, attempt: input.attempt, args };
+      });
+      this.sendRunner({ t: "inputs", inputs });
     }
     const ahead = this.prefetching() ? this.start.spec.maxInputs : 0;
     const want = this.runnerWants + ahead - this.buffered.length;
@@ -348,10 +340,23 @@ export class ContainerSession {
         this.lastActive = Date.now();
         const ranMs = this.lastActive - entry.sentAt;
         this.averageRunMs = this.averageRunMs === undefined ? ranMs : this.averageRunMs * 0.8 + ranMs * 0.2;
-        const data: Payload =
-          message.data.length > INLINE_PAYLOAD_LIMIT
-            ? { blob: await this.host.putBlob(message.data) }
-            : { inline: message.data };
+        const data = await this.payloadOf(message.data);
+        if (!data) {
+          this.host.queueOutput({
+            inputId: message.inputId,
+            attempt: message.attempt,
+            status: "failure",
+            code: "INTERNAL",
+            retryable: false,
+            infra: false,
+            data: {
+              inline: encodeMessage({
+                message: "the container named a result blob that is not stored or that its workspace may not read",
+              }),
+            },
+          });
+          return;
+        }
         this.host.queueOutput({
           inputId: message.inputId,
           attempt: message.attempt,
@@ -364,6 +369,18 @@ export class ContainerSession {
         return;
       }
     }
+  }
+
+  /**
+   * An output's payload: large bytes go to the blob store; a blob the runner put must be one this container's
+   * token may read, or the server would grant the caller's workspace a blob the container never had.
+   * Undefined when it may not.
+   */
+  private async payloadOf(data: RunnerData): Promise<Payload | undefined> {
+    if (!(data instanceof Uint8Array)) {
+      return (await this.host.mayRead(this.start.token, data.blob)) ? { blob: data.blob } : undefined;
+    }
+    return data.length > INLINE_PAYLOAD_LIMIT ? { blob: await this.host.putBlob(data) } : { inline: data };
   }
 
   private claim(max: number): void {

@@ -1,11 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Transform } from "node:stream";
 import { assertHash, BlobError, type BlobReader, type BlobStore, type ExpectedBlob } from "./blob-store.js";
 import { formatBytes } from "./format-bytes.js";
 
 const WRITE_BYTES = 1 << 20;
+const WRITES_AHEAD = 8;
+const READ_AHEAD_BYTES = 8 << 20;
 
 export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -18,6 +20,31 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Writes at increasing offsets, several at once; the first failure is thrown by a later `add` or by `drain`. */
+class WriteQueue {
+  private readonly inFlight: Promise<unknown>[] = [];
+  private position = 0;
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly file: FileHandle) {}
+
+  async add(pieces: Uint8Array[], bytes: number): Promise<void> {
+    if (this.failure) throw this.failure.error;
+    const write = this.file.writev(pieces, this.position).catch((error: unknown) => {
+      this.failure ??= { error };
+    });
+    this.position += bytes;
+    this.inFlight.push(write);
+    if (this.inFlight.length >= WRITES_AHEAD) await this.inFlight.shift();
+  }
+
+  /** Waits for every write; throws the first that failed. */
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight.splice(0));
+    if (this.failure) throw this.failure.error;
   }
 }
 
@@ -47,23 +74,32 @@ export class FsBlobStore implements BlobStore {
     const hasher = createHash("sha256");
     let received = 0;
     await this.write(hash, async (file) => {
-      // Pieces gather up to a MiB per write: a request body arrives in pieces of a few KiB.
+      // Pieces gather up to a MiB per write: a request body arrives in pieces of a few KiB. Writes go on in
+      // the background (each at its own offset) while the next pieces arrive and are hashed, up to
+      // WRITES_AHEAD of them: waiting for each write before reading on made receiving twice as slow.
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
-      for await (const chunk of source) {
-        received += chunk.length;
-        if (received > limit)
-          throw size === undefined ? tooLarge(maxBytes) : mismatch(`more than the ${size} bytes declared`);
-        hasher.update(chunk);
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes >= WRITE_BYTES) {
-          await file.writev(pending);
-          pending = [];
-          pendingBytes = 0;
+      const writes = new WriteQueue(file);
+      try {
+        for await (const chunk of source) {
+          received += chunk.length;
+          if (received > limit)
+            throw size === undefined ? tooLarge(maxBytes) : mismatch(`more than the ${size} bytes declared`);
+          hasher.update(chunk);
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+          if (pendingBytes >= WRITE_BYTES) {
+            await writes.add(pending, pendingBytes);
+            pending = [];
+            pendingBytes = 0;
+          }
         }
+        if (pending.length > 0) await writes.add(pending, pendingBytes);
+      } catch (error) {
+        await writes.drain().catch(() => {});
+        throw error;
       }
-      if (pending.length > 0) await file.writev(pending);
+      await writes.drain();
       if (size !== undefined && received !== size) throw mismatch(`${received} bytes, not the ${size} declared`);
       const actual = hasher.digest("hex");
       if (actual !== hash) throw mismatch(`sha256 ${actual}, not the ${hash} its URL names`);
@@ -72,7 +108,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   /** Writes a blob beside its place and renames it there, synced, once `fill` has written and checked it. */
-  private async write(hash: string, fill: (file: Awaited<ReturnType<typeof open>>) => Promise<void>): Promise<void> {
+  private async write(hash: string, fill: (file: FileHandle) => Promise<void>): Promise<void> {
     const path = this.pathOf(hash);
     await mkdir(dirname(path), { recursive: true });
     // Write then rename so a reader never sees a partial blob, each synced before the hash is handed out:
@@ -119,6 +155,9 @@ export class FsBlobStore implements BlobStore {
     // stream short of its size, so a reader never takes them as whole.
     let held: Buffer | undefined;
     const check = new Transform({
+      // Reading and hashing go on while the reader takes earlier pieces: with the default 16 KiB, reading the
+      // file, hashing and sending took turns.
+      highWaterMark: READ_AHEAD_BYTES,
       transform(chunk: Buffer, _encoding, callback) {
         hasher.update(chunk);
         const previous = held;

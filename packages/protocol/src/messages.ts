@@ -318,6 +318,19 @@ export type ServerToWorker = z.infer<typeof ServerToWorker>;
 
 // ---- runner <-> worker (Unix socket inside the container, length-prefixed CBOR frames) ----
 
+/**
+ * A payload between worker and runner: bytes, or a blob the other side moves itself through the container's
+ * api.sock with the container's token (a large one never crosses runner.sock).
+ */
+const RunnerData = z.union([Bytes, z.object({ blob: z.string().regex(BLOB_HASH) })]);
+export type RunnerData = z.infer<typeof RunnerData>;
+
+function isRunnerData(value: unknown): value is RunnerData {
+  if (value instanceof Uint8Array) return true;
+  const blob = (value as { blob?: unknown } | null)?.blob;
+  return typeof blob === "string" && BLOB_HASH.test(blob);
+}
+
 export const RunnerMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("ready") }),
   z.object({ t: z.literal("init-failed"), error: Bytes }),
@@ -328,7 +341,8 @@ export const RunnerMessage = z.discriminatedUnion("t", [
     attempt: z.number().int(),
     status: OutputStatus,
     retryable: z.boolean(),
-    data: Bytes,
+    /** The encoded value, or a blob the runner put through api.sock (a large one). */
+    data: RunnerData,
   }),
 ]);
 export type RunnerMessage = z.infer<typeof RunnerMessage>;
@@ -355,7 +369,7 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
         !Number.isInteger(m.attempt) ||
         !RUNNER_STATUS.has(m.status) ||
         typeof m.retryable !== "boolean" ||
-        !(m.data instanceof Uint8Array)
+        !isRunnerData(m.data)
       )
         return undefined;
       return {
@@ -364,7 +378,7 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
         attempt: m.attempt as number,
         status: m.status as OutputStatus,
         retryable: m.retryable,
-        data: m.data,
+        data: m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob },
       };
     default:
       return undefined;
@@ -379,7 +393,7 @@ export const WorkerToRunner = z.discriminatedUnion("t", [
   z.object({ t: z.literal("hello"), token: z.string() }),
   z.object({
     t: z.literal("inputs"),
-    inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: Bytes })),
+    inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: RunnerData })),
   }),
   z.object({ t: z.literal("shutdown") }),
 ]);

@@ -81,11 +81,15 @@ export class Client {
     });
   }
 
+  /** Whether the server holds a blob that this client's token may read. */
+  async hasBlob(hash: string): Promise<boolean> {
+    return (await this.fetch(`/v1/blobs/${hash}`, { method: "HEAD" })).ok;
+  }
+
   /** Uploads bytes as a blob (once: the server already holding them is asked first); returns their sha256. */
   async putBlob(bytes: Uint8Array): Promise<string> {
     const hash = createHash("sha256").update(bytes).digest("hex");
-    const head = await this.fetch(`/v1/blobs/${hash}`, { method: "HEAD" });
-    if (head.ok) return hash;
+    if (await this.hasBlob(hash)) return hash;
     const response = await this.transfer("PUT", `/v1/blobs/${hash}`, bytes);
     const status = response.statusCode ?? 0;
     const text = await readText(response);

@@ -349,12 +349,15 @@ export function apiRoutes(deps: {
   const mayRead = async (caller: AuthEnv["Variables"]["caller"], hash: string) =>
     caller.kind === "worker" || (await store.ownsBlob(workspaceOf(caller), hash));
 
-  api.on("HEAD", "/v1/blobs/:hash", async (c) => {
-    const hash = c.req.param("hash");
+  const headBlob = async (c: Context<AuthEnv>) => {
+    const hash = c.req.param("hash") ?? "";
     return c.body(null, (await mayRead(c.get("caller"), hash)) && (await blobs.has(hash)) ? 200 : 404);
-  });
+  };
+  api.on("HEAD", "/v1/blobs/:hash", headBlob);
 
   api.get("/v1/blobs/:hash", async (c) => {
+    // Hono answers a HEAD with the GET route: it must not open (and hash, and send) the blob.
+    if (c.req.method === "HEAD") return headBlob(c);
     const hash = c.req.param("hash");
     const reader = (await mayRead(c.get("caller"), hash)) ? await blobs.getStream(hash) : undefined;
     if (!reader) throw new ApiError("NOT_FOUND", `no blob ${hash}`);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
 import { openPglite, Store } from "@skiff/store";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import { sendStream } from "../../../../e2e/send-stream.js";
 import { type RunningServer, startServer } from "../server.js";
@@ -15,11 +15,13 @@ describe("request bodies and routes", () => {
   let dir: string;
   let server: RunningServer;
   let auth: Record<string, string>;
+  let blobs: FsBlobStore;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "skiff-limits-"));
+    blobs = new FsBlobStore(join(dir, "blobs"));
     server = await startServer({
       store: new Store(await openPglite()),
-      blobs: new FsBlobStore(join(dir, "blobs")),
+      blobs,
       log: pino({ level: "silent" }),
     });
     const workspace = await server.tokens.createWorkspace("a");
@@ -74,6 +76,12 @@ describe("request bodies and routes", () => {
     expect((await fetch(new URL(`/v1/blobs/${hash}`, server.url), { method: "HEAD", headers: auth })).status).toBe(404);
 
     expect((await put(bytes)).status).toBe(200);
+    // A HEAD says the blob is there without reading it (a GiB blob would be read and hashed whole).
+    const read = vi.spyOn(blobs, "getStream");
+    const head = await fetch(new URL(`/v1/blobs/${hash}`, server.url), { method: "HEAD", headers: auth });
+    expect(head.status).toBe(200);
+    expect(read).not.toHaveBeenCalled();
+    read.mockRestore();
     const back = await fetch(new URL(`/v1/blobs/${hash}`, server.url), { headers: auth });
     expect(back.headers.get("content-length")).toBe(String(bytes.length));
     expect(Buffer.compare(Buffer.from(await back.arrayBuffer()), bytes)).toBe(0);

@@ -1,8 +1,10 @@
 import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
-import type { RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import type { RunnerData, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import { INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
+import { Client } from "../client.js";
 import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
 import { type SkiffContext, setContext } from "../context.js";
@@ -38,7 +40,7 @@ interface Loaded {
   exit(): Promise<void>;
 }
 
-type Input = { inputId: string; attempt: number; args: Uint8Array };
+type Input = { inputId: string; attempt: number; args: RunnerData };
 
 /**
  * The program inside every container: loads the user's bundle, then pulls inputs from the worker over a
@@ -48,7 +50,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   const connection = open(options.socketPath);
   // Connecting (slow through gVisor's gofer) and loading the user's code overlap; a call the code makes before
   // the worker's hello has brought the token waits for it (see SkiffContext.tokenReady).
-  const [{ socket, early, setHandler }, loaded] = await Promise.all([
+  const [{ socket, token, early, setHandler }, loaded] = await Promise.all([
     connection,
     load(
       options,
@@ -58,6 +60,37 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
       (error: unknown) => ({ error }),
     ),
   ]);
+  // Large arguments and results move as blobs through api.sock with the container's token, straight between
+  // this process and the server's blob store: they never cross runner.sock, and the server checks that this
+  // container's workspace may read them.
+  const blobs = options.api ? new Client({ serverUrl: `unix:${options.api.socketPath}`, token }) : undefined;
+  const argsOf = async (input: Input): Promise<Uint8Array> => {
+    if (input.args instanceof Uint8Array) return input.args;
+    if (!blobs) throw new Error("skiff runner: an input's arguments are a blob, and this container has no api.sock");
+    return blobs.getBlob(input.args.blob);
+  };
+  /** An output's data: a large one goes up as a blob, or inline (the worker stores it) if that fails. */
+  const dataOf = async (bytes: Uint8Array): Promise<RunnerData> => {
+    if (bytes.length <= INLINE_PAYLOAD_LIMIT || !blobs) return bytes;
+    return blobs.putBlob(bytes).then(
+      (blob) => ({ blob }),
+      () => bytes,
+    );
+  };
+  const success = async (input: Input, value: unknown): Promise<RunnerMessage> => ({
+    t: "output",
+    ...ref(input),
+    status: "success",
+    retryable: true,
+    data: await dataOf(encodeValue(value)),
+  });
+  const failure = async (input: Input, error: unknown): Promise<RunnerMessage> => ({
+    t: "output",
+    ...ref(input),
+    status: "failure",
+    retryable: !isNonRetriable(error),
+    data: await dataOf(encodeError(error)),
+  });
   let active = 0;
   let asked = false;
   let shuttingDown = false;
@@ -121,11 +154,13 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   };
 
   const runOne = async (input: Input) => {
+    let output: RunnerMessage;
     try {
-      send(success(input, await code.call(decodeValue<unknown[]>(input.args))));
+      output = await success(input, await code.call(decodeValue<unknown[]>(await argsOf(input))));
     } catch (error) {
-      send(failure(input, error));
+      output = await failure(input, error);
     }
+    send(output);
     done(1);
   };
 
@@ -141,18 +176,22 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     if (batchRunning || gathered.length === 0) return;
     const inputs = gathered.splice(0, batch!.maxBatchSize);
     batchRunning = true;
+    const outputs: RunnerMessage[] = [];
     try {
-      const results = await code.call([inputs.map((input) => decodeValue<unknown[]>(input.args)[0])]);
+      const args = await Promise.all(inputs.map(argsOf));
+      const results = await code.call([args.map((bytes) => decodeValue<unknown[]>(bytes)[0])]);
       if (!Array.isArray(results) || results.length !== inputs.length) {
         const got = Array.isArray(results) ? `${results.length} results` : typeof results;
         throw new Error(
           `a batched function must return one result per item: it got ${inputs.length} and returned ${got}`,
         );
       }
-      for (const [i, input] of inputs.entries()) send(success(input, results[i]));
+      for (const [i, input] of inputs.entries()) outputs.push(await success(input, results[i]));
     } catch (error) {
-      for (const input of inputs) send(failure(input, error));
+      outputs.length = 0;
+      for (const input of inputs) outputs.push(await failure(input, error));
     }
+    for (const output of outputs) send(output);
     batchRunning = false;
     if (gathered.length >= batch!.maxBatchSize) void runBatch();
     else if (gathered.length > 0) batchTimer = setTimeout(runBatch, batch!.waitMs);
@@ -242,14 +281,6 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
       }
     },
   };
-}
-
-function success(input: Input, value: unknown): RunnerMessage {
-  return { t: "output", ...ref(input), status: "success", retryable: true, data: encodeValue(value) };
-}
-
-function failure(input: Input, error: unknown): RunnerMessage {
-  return { t: "output", ...ref(input), status: "failure", retryable: !isNonRetriable(error), data: encodeError(error) };
 }
 
 function ref(input: Input): { inputId: string; attempt: number } {
