@@ -1,6 +1,9 @@
 /** A duration: seconds as a number, or a string such as "500ms", "30s", "10m", "2h", "1d". */
 export type Duration = number | string;
-/** A size: MiB as a number, or a string such as "512MiB", "4GiB", "200MB". */
+/**
+ * A size: MiB as a number, or a string such as "512MiB", "4GiB", "200MB"; as in Kubernetes, "4Gi" and
+ * "512Mi" are binary and "4G" and "200M" decimal.
+ */
 export type Size = number | string;
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -36,7 +39,8 @@ export function parseSize(value: Size, what = "size"): number {
       throw new RangeError(`${what} must be a positive number of MiB, got ${value}`);
     return value;
   }
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)\s*$/i.exec(value);
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])(i?)b?|(b))\s*$/i.exec(value);
   if (!match) throw new RangeError(`${what} "${value}" is not a size: use MiB (512) or a string like "512MiB", "4GiB"`);
-  return Number(match[1]) * (SIZE_UNITS[match[2]!.toLowerCase()] ?? 1);
+  const unit = match[4] ? "b" : `${match[2]!.toLowerCase()}${match[3] ? "ib" : "b"}`;
+  return Number(match[1]) * (SIZE_UNITS[unit] ?? 1);
 }
