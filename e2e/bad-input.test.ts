@@ -75,6 +75,10 @@ describe("bad input to skiff run", () => {
     expect(none.stderr).toContain("e2e/fixtures/calls.ts::remote has no flag --n: it takes no flags");
     const positional = await stack.run(["run", "e2e/fixtures/calls.ts::mapMany", "7"]);
     expect(positional.stderr).toContain("it takes flags (--n), not positional arguments (7)");
+    // --help is not an unknown flag: it shows the entrypoint's flags and runs nothing.
+    const help = await stack.run(["run", "e2e/fixtures/calls.ts::mapMany", "--help"]);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain("usage: skiff run e2e/fixtures/calls.ts::mapMany [--detach] [--n VALUE]");
     // Refused before the app is created: no app was made for any of them.
     const { apps } = await stack.api<{ apps: { name: string }[] }>("/v1/apps");
     expect(apps.filter((app) => app.name === "e2e-calls")).toEqual([]);

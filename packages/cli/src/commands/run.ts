@@ -42,6 +42,10 @@ export async function runCommand(
   const collected = await load(bundle, shown);
   const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(usageOf(chosen, `${shown}::${chosen.name}`));
+    return 0;
+  }
   const { flags, positional } = parseFlags(argv);
   checkArguments(chosen, flags, positional, `${shown}::${chosen.name}`);
 
@@ -180,6 +184,20 @@ type Chosen = { name: string } & (
   | { kind: "entrypoint"; entrypoint: CollectedApp["entrypoints"] extends Map<string, infer E> ? E : never }
   | { kind: "function"; fn: CollectedApp["functions"] extends Map<string, infer F> ? F : never }
 );
+
+/** What `skiff run FILE::NAME --help` prints: how to call the chosen entrypoint or function. */
+function usageOf(chosen: Chosen, where: string): string {
+  if (chosen.kind === "function")
+    return `usage: skiff run ${where} [--detach] [ARG ...]\nruns the function once in a container with ARG ... as its arguments`;
+  const known = entrypointFlags(chosen.entrypoint.run);
+  const flags =
+    known === undefined
+      ? " [--FLAG VALUE ...]"
+      : known.length === 0
+        ? ""
+        : ` ${known.map((key) => `[${flagName(key)} VALUE]`).join(" ")}`;
+  return `usage: skiff run ${where} [--detach]${flags}\nruns the local entrypoint here, its functions in containers; flags are the keys its parameter destructures`;
+}
 
 /** An entrypoint takes the flags its parameter destructures; a function, positional arguments. */
 function checkArguments(chosen: Chosen, flags: Record<string, unknown>, positional: unknown[], where: string): void {
