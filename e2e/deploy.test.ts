@@ -137,6 +137,10 @@ describe("a deployed app", () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/deployed e2e-deploy version 2/);
     expect(await call("whoami")).toBe("v2");
+    // A name the deployed app lacks is answered with the names it has.
+    await expect(stack.api("/v1/functions/lookup?app=e2e-deploy&name=whoamii")).rejects.toThrow(
+      /404 .*has no function or class \\?"whoamii\\?"; it has: .*whoami/,
+    );
     // Version 1's Model containers drain; their exit hooks run.
     await waitFor("the old Model containers stop", async () =>
       (await containers("Model")).every((c) => c.version === 2),

@@ -211,6 +211,9 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
         first.functions[0]!.id,
       );
       expect(await store.findFunction({ workspace: LOCAL_WORKSPACE, env: "main" }, "svc", "b")).toBeUndefined();
+      // What an error names instead: the functions of the version that runs now.
+      expect(await store.functionNamesOf({ workspace: LOCAL_WORKSPACE, env: "main" }, "svc")).toEqual(["a"]);
+      expect(await store.functionNamesOf({ workspace: LOCAL_WORKSPACE, env: "main" }, "nosuch")).toEqual([]);
       const removed = await store.getFunction(first.functions[1]!.id);
       expect(removed?.version).toBe(1);
       expect(removed?.app.version).toBe(2);

@@ -412,6 +412,20 @@ export class Store {
       : undefined;
   }
 
+  /** The function and class names of the running app `appName` (its newest run), for an error naming them. */
+  async functionNamesOf(scope: Scope, appName: string): Promise<string[]> {
+    const rows = await this.db.query<{ name: string }>(
+      `SELECT f.name FROM functions f
+       WHERE f.app_id = (SELECT a.id FROM apps a
+                         WHERE a.workspace = $1 AND a.env = $2 AND a.name = $3 AND a.state = 'running'
+                         ORDER BY a.mode = 'deployed' DESC, a.created_at DESC LIMIT 1)
+         AND f.version = (SELECT a.version FROM apps a WHERE a.id = f.app_id)
+       ORDER BY f.name`,
+      [scope.workspace, scope.env, appName],
+    );
+    return rows.map((row) => row.name);
+  }
+
   // ---- calls and inputs ----
 
   /**

@@ -336,11 +336,15 @@ export function apiRoutes(deps: {
     if (!app || !name) throw new ApiError("BAD_REQUEST", "pass ?app=APP&name=FUNCTION");
     const scope = scopeOf(c);
     const fn = await store.findFunction(scope, app, name);
-    if (!fn)
+    if (!fn) {
+      const names = await store.functionNamesOf(scope, app);
       throw new ApiError(
         "NOT_FOUND",
-        `no running app "${app}" with function "${name}" in environment "${scope.env}": deploy it first`,
+        names.length > 0
+          ? `app "${app}" in environment "${scope.env}" has no function or class "${name}"; it has: ${names.join(", ")}`
+          : `no running app "${app}" with function "${name}" in environment "${scope.env}": deploy it first`,
       );
+    }
     return c.json({ functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) });
   });
 
