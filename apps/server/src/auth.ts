@@ -27,7 +27,7 @@ const CONTAINER_LIMITS =
   "a container's token only calls functions of its own environment (and moves their payloads): do this from outside the container, with a user token";
 
 const NO_TOKEN =
-  "this server needs a token: set SKIFF_TOKEN_ID and SKIFF_TOKEN_SECRET, or add a profile to ~/.skiff/config.toml (an admin makes one with `skiff token create`)";
+  "this server needs a token: set SKIFF_TOKEN_ID and SKIFF_TOKEN_SECRET, or add a profile to config.toml in SKIFF_HOME (default ~/.skiff; an admin makes one with `skiff token create`)";
 const BAD_TOKEN =
   "the token was not accepted: it is unknown to this server, revoked, or its secret is wrong; ask for a new one (`skiff token create`)";
 

@@ -25,6 +25,14 @@ describe("spawner", () => {
     await expect(runCommand("/nonexistent/skiff-binary", [])).rejects.toMatchObject({ code: "ENOENT" });
   });
 
+  it("keeps its helper through a Ctrl-C (SIGINT to the process group), which the worker's shutdown needs", async () => {
+    const helperPid = Number((await runCommand("sh", ["-c", "echo $PPID"])).stdout.trim());
+    expect(helperPid).not.toBe(process.pid);
+    process.kill(helperPid, "SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(Number((await runCommand("sh", ["-c", "echo $PPID"])).stdout.trim())).toBe(helperPid);
+  });
+
   it("reports a command killed by a signal", async () => {
     const result = await runCommand("sh", ["-c", "kill -KILL $$"]);
     expect(result.signal).toBe("SIGKILL");

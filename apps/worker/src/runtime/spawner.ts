@@ -96,6 +96,9 @@ function helperMain(load: NodeJS.Require): void {
     if (request.input !== undefined) child.stdin?.end(request.input);
   });
   process.on("disconnect", () => process.exit(0));
+  // Ctrl-C in a terminal reaches the whole process group: the worker shuts down and still needs its helper
+  // for that (unmounts, deletes); the helper ends when the worker does (disconnect).
+  process.on("SIGINT", () => {});
 }
 
 /**
