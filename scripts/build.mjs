@@ -3,20 +3,13 @@
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as esbuild from "esbuild";
+import { CLI_WORKSPACES } from "./cli-workspaces.mjs";
 
 const requireShim =
   "import { createRequire as __skiffCreateRequire } from 'node:module'; const require = __skiffCreateRequire(import.meta.url);";
 // The CLI keeps third-party packages external (PGlite loads its wasm next to its own files).
 const external = new Set();
-for (const dir of [
-  "packages/cli",
-  "packages/sdk",
-  "packages/protocol",
-  "apps/server",
-  "apps/worker",
-  "internal/store",
-  "internal/blob",
-]) {
+for (const dir of CLI_WORKSPACES) {
   const pkg = JSON.parse(readFileSync(`${dir}/package.json`, "utf8"));
   for (const name of Object.keys(pkg.dependencies ?? {}))
     if (!name.startsWith("@skiff/") && name !== "skiff") external.add(name);

@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import * as esbuild from "esbuild";
+import { CLI_WORKSPACES } from "./cli-workspaces.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 process.chdir(root);
@@ -161,15 +162,7 @@ writeFileSync(
       bin: { skiff: "./bin/skiff.mjs" },
       files: ["bin", "dist"],
       // What dist/cli.mjs leaves external (see scripts/build.mjs): the packages of every workspace it bundles.
-      dependencies: thirdParty(
-        "packages/cli",
-        "packages/sdk",
-        "packages/protocol",
-        "apps/server",
-        "apps/worker",
-        "internal/store",
-        "internal/blob",
-      ),
+      dependencies: thirdParty(...CLI_WORKSPACES),
       // User code imports the SDK from the project (npm install skiff); the CLI carries its own copy.
       peerDependencies: { skiff: sdkSource.version },
       peerDependenciesMeta: { skiff: { optional: true } },

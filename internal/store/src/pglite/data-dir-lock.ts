@@ -27,7 +27,7 @@ export function lockDataDir(dataDir: string): () => void {
     }
     const owner = Number(readFileSync(path, "utf8").trim());
     const ours = owner === process.pid && held.has(path);
-    if (ours || (owner !== process.pid && alive(owner))) {
+    if (ours || (owner !== process.pid && isAlive(owner))) {
       throw new Error(
         `the embedded store in ${dataDir} is open in ${ours ? "this process already" : `another process (pid ${owner})`}: ` +
           "stop that Skiff server first (a `skiff up`, or the embedded server `skiff run` started), or give this one another SKIFF_HOME",
@@ -38,7 +38,8 @@ export function lockDataDir(dataDir: string): () => void {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid runs (perhaps as another user). */
+export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

@@ -4,7 +4,7 @@ import { basename, dirname, join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Db } from "../db.js";
-import { lockDataDir } from "./data-dir-lock.js";
+import { isAlive, lockDataDir } from "./data-dir-lock.js";
 
 const BYTEA = 17;
 
@@ -116,16 +116,6 @@ async function initInThread(dataDir: string): Promise<void> {
     if (reply.error) throw new Error(`could not create the embedded database in ${dataDir}: ${reply.error}`);
   } finally {
     await worker.terminate();
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
