@@ -19,7 +19,9 @@ describe("an app left running with --detach", () => {
     const program = await bundleProgram("e2e/fixtures/client-program.ts", stack.home);
     const result = await stack.runProgram<{ values: number[]; missing: string }>(program);
     expect(result.values).toEqual([81, 1, 4, 9]);
-    expect(result.missing).toMatch(/no running app "e2e-calls" with function "nope" in environment "main"/);
+    expect(result.missing).toMatch(
+      /app "e2e-calls" in environment "main" has no function or class "nope"; it has: boom, chatty, .*square/,
+    );
 
     const listed = await stack.run(["app", "list"]);
     expect(listed.stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\trunning`));
