@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -235,7 +236,14 @@ export class Stack {
   async stop(): Promise<void> {
     await this.kill("worker", "SIGTERM");
     await this.kill("server", "SIGTERM");
+    // A worker that shuts down leaves no container behind: none of its rootfs stays mounted.
+    const stateRoot = `/run/skiff/w-${createHash("sha256").update(join(this.home, "worker")).digest("hex").slice(0, 12)}`;
+    const left = readFileSync("/proc/mounts", "utf8")
+      .split("\n")
+      .filter((line) => line.split(" ")[1]?.startsWith(`${stateRoot}/`));
     await rm(this.home, { recursive: true, force: true });
+    if (left.length > 0)
+      throw new Error(`the worker left ${left.length} mount(s) under ${stateRoot}:\n${left.join("\n")}`);
   }
 
   private spawn(args: string[], env: Record<string, string | undefined>): ChildProcess {

@@ -281,7 +281,9 @@ export class WorkerAgent {
         this.connectedOnce = undefined;
         return;
       case "start": {
-        if (this.sessions.has(message.containerId)) return;
+        // A worker that is shutting down starts nothing: stop() has already chosen the containers it kills,
+        // and one started now would outlive the worker (its mounts and namespace with it).
+        if (this.stopped || this.sessions.has(message.containerId)) return;
         const session = new ContainerSession(message, this.sessionHost());
         this.sessions.set(session.id, session);
         void session.run();
