@@ -539,7 +539,7 @@ export class WorkerAgent {
     const link = this.link;
     if (!link?.open) return;
     // Logs first: a function's output lines should reach its caller before its result does.
-    for (let batch = this.logs.next(); batch; batch = this.logs.next()) link.send({ t: "logs", ...batch });
+    for (const batch of this.logs.take()) link.send({ t: "logs", ...batch });
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
     // Each message keeps to BATCH_BYTES of inline results, well below what a WebSocket message may hold.
     for (const outputs of batchesOf(this.outputs, (output) => inlineBytes(output.data))) {

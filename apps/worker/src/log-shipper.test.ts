@@ -19,12 +19,12 @@ describe("LogShipper", () => {
     shipper.push(line("a", "one"));
     shipper.push(line("b", "uno"));
     shipper.push(line("a", "two"));
-    const first = shipper.next();
+    const [first] = shipper.take();
     expect(first?.seq).toBe(1);
     expect(texts(first?.lines)).toEqual(["a:1:one", "b:1:uno", "a:2:two"]);
-    expect(shipper.next()).toBeUndefined();
+    expect(shipper.take()).toEqual([]);
     shipper.push(line("a", "three"));
-    const second = shipper.next();
+    const [second] = shipper.take();
     expect(second?.seq).toBe(2);
 
     // The connection dropped before either was acknowledged: both go again, in order.
@@ -39,14 +39,14 @@ describe("LogShipper", () => {
     const shipper = new LogShipper(3);
     shipper.push(line("a", "1"));
     shipper.push(line("a", "2"));
-    shipper.next(); // sent, never acknowledged
+    shipper.take(); // sent, never acknowledged
     shipper.push(line("a", "3"));
     shipper.push(line("a", "4"));
     shipper.push(line("a", "5"));
     expect(shipper.takeDropped()).toBe(2);
     expect(shipper.takeDropped()).toBe(0);
     expect(shipper.unacknowledgedBatches().map((b) => texts(b.lines))).toEqual([]);
-    expect(texts(shipper.next()?.lines)).toEqual(["a:3:3", "a:4:4", "a:5:5"]);
+    expect(texts(shipper.take()[0]?.lines)).toEqual(["a:3:3", "a:4:4", "a:5:5"]);
   });
 
   it("keeps each batch to LOG_BATCH_CHARS of text, in order, so a chatty container never makes a huge message", () => {
@@ -54,7 +54,7 @@ describe("LogShipper", () => {
     const text = "z".repeat(16 * 1024);
     for (let i = 0; i < 200; i++) shipper.push(line("a", text));
     const batches = [];
-    for (let batch = shipper.next(); batch; batch = shipper.next()) batches.push(batch);
+    batches.push(...shipper.take());
     expect(batches.length).toBeGreaterThan(1);
     for (const batch of batches) {
       expect(batch.lines.reduce((sum, l) => sum + l.line.length, 0)).toBeLessThanOrEqual(LOG_BATCH_CHARS);
@@ -66,7 +66,7 @@ describe("LogShipper", () => {
     const shipper = new LogShipper(1_000, 10);
     for (const text of ["aaaa", "bbbb", "cccc", "dd"]) shipper.push(line("a", text));
     expect(shipper.takeDropped()).toBe(1);
-    expect(texts(shipper.next()?.lines)).toEqual(["a:2:bbbb", "a:3:cccc", "a:4:dd"]);
+    expect(texts(shipper.take()[0]?.lines)).toEqual(["a:2:bbbb", "a:3:cccc", "a:4:dd"]);
     shipper.acknowledged(1);
     for (const text of ["eeeee", "fffff"]) shipper.push(line("a", text));
     expect(shipper.takeDropped()).toBe(0);

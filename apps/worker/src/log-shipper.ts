@@ -1,4 +1,4 @@
-import type { LogLine } from "@skiff/protocol";
+import { batchesOf, type LogLine } from "@skiff/protocol";
 
 /** The most text one batch carries (lines are at most MAX_LINE long, so a batch stays near this). */
 export const LOG_BATCH_CHARS = 1024 * 1024;
@@ -48,23 +48,18 @@ export class LogShipper {
   }
 
   /**
-   * The oldest lines queued, up to LOG_BATCH_CHARS of text (at least one line), as a batch to send now; kept
-   * until acknowledged. Call again until undefined: a chatty container's lines go in several messages, each
-   * far below a WebSocket message's limit.
+   * The lines queued since the last call, as batches to send now (each up to LOG_BATCH_CHARS of text, or one
+   * longer line), kept until acknowledged: a chatty container's lines go in several messages, each far below
+   * a WebSocket message's limit.
    */
-  next(): LogBatch | undefined {
-    if (this.pending.length === 0) return undefined;
-    let count = 0;
-    let chars = 0;
-    for (const line of this.pending) {
-      if (count > 0 && chars + line.line.length > LOG_BATCH_CHARS) break;
-      chars += line.line.length;
-      count++;
-    }
-    const batch = { seq: this.nextSeq++, lines: this.pending.slice(0, count) };
-    this.unacknowledged.set(batch.seq, batch.lines);
-    this.pending = count === this.pending.length ? [] : this.pending.slice(count);
-    return batch;
+  take(): LogBatch[] {
+    const batches = batchesOf(this.pending, (line) => line.line.length, LOG_BATCH_CHARS).map((lines) => {
+      const batch = { seq: this.nextSeq++, lines };
+      this.unacknowledged.set(batch.seq, lines);
+      return batch;
+    });
+    this.pending = [];
+    return batches;
   }
 
   /** Batches sent and not acknowledged, oldest first: to send again on a new connection. */
