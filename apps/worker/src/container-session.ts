@@ -63,11 +63,6 @@ interface InFlight {
 
 type RunnerInput = Extract<WorkerToRunner, { t: "inputs" }>["inputs"][number];
 
-/** An input leased to this container that the runner has not asked for yet. */
-interface Buffered {
-  input: ClaimedInput;
-}
-
 /** How long `exit` hooks may run at shutdown. */
 const EXIT_GRACE_MS = 30_000;
 const FRAGMENT = "in the container";
@@ -91,7 +86,8 @@ export class ContainerSession {
   private pendingClaim: { max: number } | undefined;
   /** How many inputs the runner asked for and has not been sent. */
   private runnerWants = 0;
-  private readonly buffered: Buffered[] = [];
+  /** Inputs leased to this container that the runner has not asked for yet. */
+  private readonly buffered: ClaimedInput[] = [];
   /** Moving average of how long inputs ran, in ms; undefined until one has finished. */
   private averageRunMs: number | undefined;
   private lastActive = Date.now();
@@ -223,7 +219,7 @@ export class ContainerSession {
   cancel(inputs: { inputId: string; attempt: number }[]): void {
     const cancelled = new Set(inputs.map((ref) => `${ref.inputId}/${ref.attempt}`));
     for (let i = this.buffered.length - 1; i >= 0; i--) {
-      const { input } = this.buffered[i]!;
+      const input = this.buffered[i]!;
       if (cancelled.has(`${input.inputId}/${input.attempt}`)) this.buffered.splice(i, 1);
     }
     if (inputs.some((ref) => this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt)) {
@@ -238,7 +234,7 @@ export class ContainerSession {
       this.stop("requested", "the server asked it to stop");
       return;
     }
-    for (const input of message.inputs) this.buffered.push({ input });
+    this.buffered.push(...message.inputs);
     this.feedRunner();
   }
 
@@ -251,7 +247,7 @@ export class ContainerSession {
       this.runnerWants = 0;
       const now = Date.now();
       this.lastActive = now;
-      for (const { input } of taken) {
+      for (const input of taken) {
         this.inFlight.set(input.inputId, {
           input,
           timer: setTimeout(() => this.timeout(input), input.timeoutMs),
@@ -259,7 +255,7 @@ export class ContainerSession {
         });
       }
       // A blob argument goes as its hash: the runner reads it from the server itself, through api.sock.
-      const inputs = taken.map(({ input }): RunnerInput => {
+      const inputs = taken.map((input): RunnerInput => {
         const args = "inline" in input.args ? input.args.inline : { blob: input.args.blob };
         return { inputId: input.inputId, attempt: input.attempt, args };
       });
@@ -277,7 +273,7 @@ export class ContainerSession {
 
   /** Inputs claimed ahead go back to the queue, never run and with no failure counted. */
   private returnBuffered(): void {
-    const inputs = this.buffered.splice(0).map(({ input }) => ({ inputId: input.inputId, attempt: input.attempt }));
+    const inputs = this.buffered.splice(0).map((input) => ({ inputId: input.inputId, attempt: input.attempt }));
     if (inputs.length > 0) this.host.send({ t: "return", inputs });
   }
 
@@ -288,7 +284,7 @@ export class ContainerSession {
 
   /** The inputs this container holds: running, or claimed ahead (their leases must not lapse). */
   inFlightRefs(): { inputId: string; attempt: number }[] {
-    return [...this.inFlight.values(), ...this.buffered].map(({ input }) => ({
+    return [...[...this.inFlight.values()].map(({ input }) => input), ...this.buffered].map((input) => ({
       inputId: input.inputId,
       attempt: input.attempt,
     }));
