@@ -9,5 +9,6 @@ export * from "./link.js";
 export * from "./manifest.js";
 export * from "./messages.js";
 export * from "./options.js";
+export * from "./seen-lines.js";
 export * from "./shell-quote.js";
 export * from "./units.js";

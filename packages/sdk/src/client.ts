@@ -5,6 +5,7 @@ import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
+import { SeenLines } from "@skiff/protocol/seen-lines";
 import WebSocket from "ws";
 import { SkiffError } from "./errors.js";
 
@@ -40,8 +41,8 @@ export class Client {
   private readonly pending = new Map<number, Pending>();
   private readonly resultHandlers = new Map<string, Set<(results: Result[]) => void>>();
   private readonly logHandlers = new Map<string, Set<(lines: LogLine[]) => void>>();
-  /** The last log line number had from each container: lines replayed after a reconnect are dropped by it. */
-  private readonly logSeen = new Map<string, number>();
+  /** Log lines had, by container and number: lines replayed after a reconnect are dropped. */
+  private readonly logSeen = new SeenLines();
   private closed = false;
   private unreachableSince: number | undefined;
 
@@ -319,16 +320,6 @@ export class Client {
     }, 250);
   }
 
-  /** Lines not had before: a server resends its recent lines after a reconnect, and a worker its unacknowledged ones. */
-  private unseenLogs(lines: LogLine[]): LogLine[] {
-    return lines.filter((line) => {
-      if (line.seq === undefined) return true;
-      if (line.seq <= (this.logSeen.get(line.containerId) ?? 0)) return false;
-      this.logSeen.set(line.containerId, line.seq);
-      return true;
-    });
-  }
-
   private receive(data: Buffer): void {
     // Our own server's frames; a shape check instead of zod keeps the user's bundle small.
     const message = decodeMessage(data) as ServerToClient;
@@ -350,7 +341,7 @@ export class Client {
         for (const handler of this.resultHandlers.get(message.callId) ?? []) handler(message.results);
         return;
       case "logs": {
-        for (const [appId, lines] of groupBy(this.unseenLogs(message.lines), (line) => line.appId)) {
+        for (const [appId, lines] of groupBy(this.logSeen.fresh(message.lines), (line) => line.appId)) {
           for (const handler of this.logHandlers.get(appId) ?? []) handler(lines);
         }
         return;

@@ -1,4 +1,4 @@
-import type { LogLine } from "@skiff/protocol";
+import { type LogLine, SeenLines } from "@skiff/protocol";
 
 /** How long an app's lines are kept for watchers that reconnect (a server restart takes seconds). */
 const KEEP_MS = 60_000;
@@ -20,21 +20,14 @@ interface Chunk {
  */
 export class RecentLogs {
   private readonly apps = new Map<string, { chunks: Chunk[]; chars: number }>();
-  /** The highest line number seen per container, and when. */
-  private readonly seen = new Map<string, { seq: number; at: number }>();
+  private readonly seen = new SeenLines();
   private prunedAt = Number.NEGATIVE_INFINITY;
   private containersPrunedAt = 0;
 
   /** The lines not seen before, which it keeps. */
   add(lines: LogLine[], now = Date.now()): LogLine[] {
     this.prune(now);
-    const fresh = lines.filter((line) => {
-      if (line.seq === undefined) return true;
-      const last = this.seen.get(line.containerId);
-      if (last && line.seq <= last.seq) return false;
-      this.seen.set(line.containerId, { seq: line.seq, at: now });
-      return true;
-    });
+    const fresh = this.seen.fresh(lines, now);
     for (const line of fresh) {
       let app = this.apps.get(line.appId);
       if (!app) {
@@ -70,6 +63,6 @@ export class RecentLogs {
     }
     if (now - this.containersPrunedAt < KEEP_MS) return;
     this.containersPrunedAt = now;
-    for (const [containerId, last] of this.seen) if (last.at < now - FORGET_CONTAINER_MS) this.seen.delete(containerId);
+    this.seen.forgetBefore(now - FORGET_CONTAINER_MS);
   }
 }
