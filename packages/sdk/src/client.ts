@@ -128,22 +128,12 @@ export class Client {
    * pieces, several times slower than the socket allows.
    */
   private async transfer(method: "GET" | "PUT", path: string, body?: Uint8Array): Promise<IncomingMessage> {
-    const socketPath = unixSocketOf(this.options.serverUrl);
-    const url = new URL(path, socketPath ? "http://localhost" : this.options.serverUrl);
-    const { request } = url.protocol === "https:" ? await import("node:https") : await import("node:http");
     const headers: Record<string, string> = {
       ...this.authHeaders(),
       ...(body ? { "content-type": "application/octet-stream", "content-length": String(body.length) } : {}),
     };
     try {
-      return await new Promise<IncomingMessage>((resolve, reject) => {
-        const target = socketPath
-          ? { socketPath, path }
-          : { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port, path };
-        const req = request({ ...target, method, headers }, resolve);
-        req.on("error", reject);
-        req.end(body);
-      });
+      return await httpRequest(this.options.serverUrl, path, method, headers, body);
     } catch (cause) {
       throw this.unreachable(cause);
     }
@@ -156,8 +146,8 @@ export class Client {
       headers: { ...(init.headers as Record<string, string> | undefined), ...this.authHeaders() },
     };
     try {
-      const socketPath = unixSocketOf(this.options.serverUrl);
-      if (socketPath) return await fetchOverUnixSocket(socketPath, path, withAuth);
+      if (unixSocketOf(this.options.serverUrl))
+        return await fetchOverUnixSocket(this.options.serverUrl, path, withAuth);
       return await fetch(new URL(path, this.options.serverUrl), withAuth);
     } catch (cause) {
       throw this.unreachable(cause);
@@ -359,24 +349,37 @@ function unixSocketOf(serverUrl: string): string | undefined {
 }
 
 /** `fetch` for a server behind a Unix socket (global fetch speaks TCP only). */
-async function fetchOverUnixSocket(socketPath: string, path: string, init: RequestInit): Promise<Response> {
-  const { request } = await import("node:http");
+async function fetchOverUnixSocket(serverUrl: string, path: string, init: RequestInit): Promise<Response> {
+  const method = init.method ?? "GET";
   const body = init.body as string | Uint8Array | undefined;
-  return new Promise<Response>((resolve, reject) => {
-    const req = request(
-      { socketPath, path, method: init.method ?? "GET", headers: init.headers as Record<string, string> },
-      (res) => {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-        }
-        const status = res.statusCode ?? 500;
-        const empty = init.method === "HEAD" || status === 204 || status === 304;
-        if (empty) res.resume();
-        const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-        resolve(new Response(stream, { status, headers }));
-      },
-    );
+  const res = await httpRequest(serverUrl, path, method, init.headers as Record<string, string>, body);
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const status = res.statusCode ?? 500;
+  const empty = method === "HEAD" || status === 204 || status === 304;
+  if (empty) res.resume();
+  const stream = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+  return new Response(stream, { status, headers });
+}
+
+/** One request over node:http(s), to a server URL or a `unix:` socket; resolves with its answer, unread. */
+async function httpRequest(
+  serverUrl: string,
+  path: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: string | Uint8Array,
+): Promise<IncomingMessage> {
+  const socketPath = unixSocketOf(serverUrl);
+  const url = new URL(path, socketPath ? "http://localhost" : serverUrl);
+  const { request } = url.protocol === "https:" ? await import("node:https") : await import("node:http");
+  const target = socketPath
+    ? { socketPath, path }
+    : { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port: url.port, path };
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request({ ...target, method, headers }, resolve);
     req.on("error", reject);
     req.end(body);
   });
