@@ -126,7 +126,7 @@ export async function runCommand(
  * come in bursts), and at most LOGS_DRAIN_MAX_MS in all.
  */
 const LOGS_QUIET_MS = 250;
-const LOGS_QUIET_CHATTY_MS = 1500;
+const LOGS_QUIET_CHATTY_MS = 5000;
 const CHATTY_LINES_PER_SECOND = 1000;
 const LOGS_DRAIN_MAX_MS = 30_000;
 
