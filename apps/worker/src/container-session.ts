@@ -1,6 +1,7 @@
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type ClaimedInput,
   decodeMessage,
@@ -66,6 +67,11 @@ type RunnerInput = Extract<WorkerToRunner, { t: "inputs" }>["inputs"][number];
 /** How long `exit` hooks may run at shutdown. */
 const EXIT_GRACE_MS = 30_000;
 const FRAGMENT = "in the container";
+/**
+ * How long an exited container's output may still take to be read to its end: a process it left behind could
+ * hold its pipes open forever.
+ */
+const OUTPUT_END_WAIT_MS = 5_000;
 /**
  * Inputs shorter than this (on average) are claimed a turn ahead: the runner's next inputs wait here, so
  * finishing a turn costs one hop to this process instead of one to the server and back.
@@ -155,8 +161,10 @@ export class ContainerSession {
         memoryMiB: spec.memoryMiB,
         network: "private",
       });
-      forEachLine(handle.stdout, (line) => this.logLine("stdout", line));
-      forEachLine(handle.stderr, (line) => this.logLine("stderr", line));
+      const output = Promise.all([
+        forEachLine(handle.stdout, (line) => this.logLine("stdout", line)),
+        forEachLine(handle.stderr, (line) => this.logLine("stderr", line)),
+      ]);
       this.startupTimer = setTimeout(() => {
         if (this.ready || this.stopReason) return;
         this.stopReason = "init-failed";
@@ -167,6 +175,8 @@ export class ContainerSession {
       this.idleTimer = setInterval(() => this.checkIdle(), 1000);
       this.idleTimer.unref();
       const exit = await handle.exited;
+      // `stopped` tells the server this container's lines are all sent (see Hub.endLogs): its last lines first.
+      await Promise.race([output, sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
       this.finish(exit);
     } catch (error) {
       this.host.log.error({ err: error, container: this.id }, "container failed to start");

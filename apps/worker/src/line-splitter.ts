@@ -6,8 +6,11 @@ import type { Readable } from "node:stream";
  */
 export const MAX_LINE = 16 * 1024;
 
-/** Calls `onLine` for each complete line of a stream, and for a trailing partial line at its end. */
-export function forEachLine(stream: Readable, onLine: (line: string) => void): void {
+/**
+ * Calls `onLine` for each complete line of a stream, and for a trailing partial line at its end; resolves once
+ * the stream ended (or failed) and every line was passed on.
+ */
+export function forEachLine(stream: Readable, onLine: (line: string) => void): Promise<void> {
   // Pieces of the line not yet ended, joined once it ends: joining at every chunk is quadratic in its length.
   let pieces: string[] = [];
   let length = 0;
@@ -38,9 +41,14 @@ export function forEachLine(stream: Readable, onLine: (line: string) => void): v
     }
     take(last);
   });
-  stream.on("end", () => {
-    if (length > 0) onLine(pieces.join(""));
-    pieces = [];
-    length = 0;
+  return new Promise((resolve) => {
+    stream.on("end", () => {
+      if (length > 0) onLine(pieces.join(""));
+      pieces = [];
+      length = 0;
+      resolve();
+    });
+    stream.on("error", () => resolve());
+    stream.on("close", () => resolve());
   });
 }

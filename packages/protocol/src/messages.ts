@@ -160,6 +160,8 @@ export const ServerToClient = z.discriminatedUnion("t", [
   }),
   z.object({ t: z.literal("results"), callId: z.string(), results: z.array(Result) }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
+  /** The app is stopped and its containers are gone: every line they wrote was sent before this. */
+  z.object({ t: z.literal("logs-end"), appId: z.string() }),
   ShellOutput,
   ShellExit,
 ]);

@@ -40,7 +40,7 @@ export class Client {
   private readonly shellHandlers = new Map<string, (message: ShellEvent) => void>();
   private readonly pending = new Map<number, Pending>();
   private readonly resultHandlers = new Map<string, Set<(results: Result[]) => void>>();
-  private readonly logHandlers = new Map<string, Set<(lines: LogLine[]) => void>>();
+  private readonly logHandlers = new Map<string, Set<LogWatcher>>();
   /** Log lines had, by container and number: lines replayed after a reconnect are dropped. */
   private readonly logSeen = new SeenLines();
   private closed = false;
@@ -191,13 +191,17 @@ export class Client {
     return () => this.shellHandlers.delete(sid);
   }
 
-  /** Streams an app's logs live. */
-  async streamLogs(appId: string, handler: (lines: LogLine[]) => void): Promise<() => void> {
-    const handlers = this.logHandlers.get(appId) ?? new Set<(lines: LogLine[]) => void>();
-    this.logHandlers.set(appId, handlers);
-    handlers.add(handler);
+  /**
+   * Streams an app's logs live; `onEnd` runs once the app is stopped and every line of its containers has
+   * come.
+   */
+  async streamLogs(appId: string, onLines: (lines: LogLine[]) => void, onEnd?: () => void): Promise<() => void> {
+    const watchers = this.logHandlers.get(appId) ?? new Set<LogWatcher>();
+    this.logHandlers.set(appId, watchers);
+    const watcher: LogWatcher = { onLines, ...(onEnd ? { onEnd } : {}) };
+    watchers.add(watcher);
     await this.send({ t: "logs", appId });
-    return () => handlers.delete(handler);
+    return () => watchers.delete(watcher);
   }
 
   close(): void {
@@ -332,12 +336,21 @@ export class Client {
         return;
       case "logs": {
         for (const [appId, lines] of groupBy(this.logSeen.fresh(message.lines), (line) => line.appId)) {
-          for (const handler of this.logHandlers.get(appId) ?? []) handler(lines);
+          for (const watcher of this.logHandlers.get(appId) ?? []) watcher.onLines(lines);
         }
         return;
       }
+      case "logs-end":
+        for (const watcher of this.logHandlers.get(message.appId) ?? []) watcher.onEnd?.();
+        return;
     }
   }
+}
+
+/** Someone watching an app's logs (see Client.streamLogs). */
+interface LogWatcher {
+  onLines: (lines: LogLine[]) => void;
+  onEnd?: () => void;
 }
 
 /**

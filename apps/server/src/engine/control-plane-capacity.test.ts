@@ -90,7 +90,7 @@ describe("control plane capacity", () => {
       stopping: false,
     });
     const lines: LogLine[] = [];
-    control.hub.subscribeLogs(appId, { pushResults: () => {}, pushLogs: (l) => lines.push(...l) });
+    control.hub.subscribeLogs(appId, { pushResults: () => {}, pushLogs: (l) => lines.push(...l), endLogs: () => {} });
     await submit();
     control.requestAutoscale();
     await settle();
@@ -163,7 +163,7 @@ describe("control plane capacity", () => {
         resent: false,
         inputs: [{ idx: 0, args: { inline: new Uint8Array() } }],
       },
-      { pushResults: (_id, r) => results.push(...r), pushLogs: () => {} },
+      { pushResults: (_id, r) => results.push(...r), pushLogs: () => {}, endLogs: () => {} },
       { workspace: LOCAL_WORKSPACE },
     );
     control.requestAutoscale();

@@ -49,7 +49,7 @@ function fakeWorker(functionId: string, containers: string[]) {
 
 function subscriber() {
   const results: Result[] = [];
-  const sub: Subscriber = { pushResults: (_callId, r) => results.push(...r), pushLogs: () => {} };
+  const sub: Subscriber = { pushResults: (_callId, r) => results.push(...r), pushLogs: () => {}, endLogs: () => {} };
   return { results, sub };
 }
 
@@ -215,6 +215,34 @@ describe("control plane", () => {
     ]);
     expect(sent).toContainEqual({ t: "cancel", inputs: [{ inputId: running!.inputId, attempt: 1 }] });
     expect((await store.results(callId)).map((r) => r.code)).toEqual(["CANCELLED", "CANCELLED"]);
+  });
+
+  it("ends a stopped app's logs once its last container reports stopped, after the lines it sent", async () => {
+    const { worker, sent } = await connect(["c1", "c2"]);
+    const appId = (await store.getFunction(functionId))!.app.id;
+    const got: string[] = [];
+    control.hub.subscribeLogs(appId, {
+      pushResults: () => {},
+      pushLogs: (lines) => got.push(...lines.map((l) => l.line)),
+      endLogs: () => got.push("end"),
+    });
+    await control.stopApp(appId);
+    expect(sent.filter((m) => m.t === "stop").map((m) => m.t === "stop" && m.containerId)).toEqual(["c1", "c2"]);
+    const line = (containerId: string, text: string, seq: number) => ({
+      ts: Date.now(),
+      appId,
+      functionName: "f",
+      containerId,
+      stream: "stdout" as const,
+      line: text,
+      seq,
+    });
+    await control.workerMessage(worker, { t: "logs", lines: [line("c1", "last of c1", 1)] });
+    await control.workerMessage(worker, { t: "stopped", containerId: "c1", reason: "requested", inFlight: [] });
+    expect(got).toEqual(["last of c1"]);
+    await control.workerMessage(worker, { t: "logs", lines: [line("c2", "last of c2", 1)] });
+    await control.workerMessage(worker, { t: "stopped", containerId: "c2", reason: "requested", inFlight: [] });
+    expect(got).toEqual(["last of c1", "last of c2", "end"]);
   });
 
   it("drops a resent chunk it already has, and checks the store for one sent before a restart", async () => {

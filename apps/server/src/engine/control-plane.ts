@@ -147,6 +147,8 @@ const WAITING_NOTICE_MS = 15_000;
  */
 export class ControlPlane {
   readonly hub = new Hub();
+  /** Stopped apps whose log watchers wait for their containers' last lines (see endLogsOnceStopped). */
+  private readonly endingLogs = new Set<string>();
   readonly workers = new WorkerRegistry();
   readonly queue = new InputQueue();
   readonly dispatcher = new Dispatcher(this.queue);
@@ -509,6 +511,22 @@ export class ControlPlane {
       (container) => this.functions.get(container.functionId)?.appId === appId,
       "the app was stopped",
     );
+    this.endingLogs.add(appId);
+    this.endLogsOnceStopped(appId);
+  }
+
+  /**
+   * Tells a stopped app's log watchers that its lines are all sent, once none of its containers is left: a
+   * worker reports a container `stopped` after its last lines.
+   */
+  private endLogsOnceStopped(appId: string): void {
+    if (!this.endingLogs.has(appId)) return;
+    for (const worker of this.workers.all()) {
+      for (const container of worker.containers.values())
+        if (this.functions.get(container.functionId)?.appId === appId) return;
+    }
+    this.endingLogs.delete(appId);
+    this.hub.endLogs(appId);
   }
 
   /** Asks the containers `which` picks to finish what they run and stop. */
@@ -824,6 +842,8 @@ export class ControlPlane {
         await this.store.setContainerState(message.containerId, "stopped", message.reason);
         const reason = message.message ?? `the container stopped (${message.reason})`;
         this.loseAll([...this.running(message.inFlight), ...this.queue.ofOwner(message.containerId)], reason);
+        const appId = container && this.functions.get(container.functionId)?.appId;
+        if (appId) this.endLogsOnceStopped(appId);
         if ((message.reason === "init-failed" || message.reason === "start-failed") && container) {
           await this.failFunction(
             container.functionId,

@@ -6,6 +6,7 @@ const collector = () => {
   const subscriber: Subscriber = {
     pushResults: (callId, results) => got.push(`${callId}:${results.map((r) => r.idx).join(",")}`),
     pushLogs: () => {},
+    endLogs: () => {},
   };
   return { got, subscriber };
 };

@@ -7,6 +7,8 @@ import { addToIndex, removeFromIndex } from "./set-index.js";
 export interface Subscriber {
   pushResults(callId: string, results: Result[]): void;
   pushLogs(lines: LogLine[]): void;
+  /** The app is stopped and every line of its containers was pushed. */
+  endLogs(appId: string): void;
 }
 
 /** A finished input as its caller receives it. */
@@ -49,6 +51,11 @@ export class Hub {
       const results = inputs.map(toResult);
       for (const subscriber of this.calls.get(callId) ?? []) subscriber.pushResults(callId, results);
     }
+  }
+
+  /** Tells an app's watchers that it is stopped and they have all its lines. */
+  endLogs(appId: string): void {
+    for (const subscriber of this.apps.get(appId) ?? []) subscriber.endLogs(appId);
   }
 
   /** Pushes lines to their apps' watchers, but not lines already pushed (a worker resends what was not acknowledged). */

@@ -35,6 +35,7 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
       }
     },
     pushLogs: (lines) => send({ t: "logs", lines }),
+    endLogs: (appId) => send({ t: "logs-end", appId }),
   };
 
   /** Shells this connection opened: closed with it, and the only ones it may type into. */

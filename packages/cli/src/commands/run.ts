@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import {
   type CollectedApp,
@@ -67,12 +68,18 @@ export async function runCommand(
   let lastLogAt = 0;
   /** Arrival times and sizes of the last batches of log lines, to tell a chatty end from a quiet one. */
   const recentBatches: { at: number; lines: number }[] = [];
-  await client.streamLogs(created.appId, (lines) => {
-    lastLogAt = Date.now();
-    recentBatches.push({ at: lastLogAt, lines: lines.length });
-    if (recentBatches.length > 64) recentBatches.shift();
-    printLogs(lines);
-  });
+  let logsEnded = () => {};
+  const allLogs = new Promise<void>((resolve) => (logsEnded = resolve));
+  await client.streamLogs(
+    created.appId,
+    (lines) => {
+      lastLogAt = Date.now();
+      recentBatches.push({ at: lastLogAt, lines: lines.length });
+      if (recentBatches.length > 64) recentBatches.shift();
+      printLogs(lines);
+    },
+    logsEnded,
+  );
   const health = await client.request<{ workers: number }>("GET", "/v1/health");
   if (health.workers === 0) {
     say(
@@ -84,9 +91,14 @@ export async function runCommand(
     10_000,
   );
   heartbeat.unref();
+  /** Stops the app unless it is detached; whether the server stopped it. */
   const stop = async () => {
     clearInterval(heartbeat);
-    if (!options.detach) await client.request("POST", `/v1/apps/${created.appId}/stop`).catch(() => {});
+    if (options.detach) return false;
+    return client.request("POST", `/v1/apps/${created.appId}/stop`).then(
+      () => true,
+      () => false,
+    );
   };
   const onSignal = () => void stop().finally(() => process.exit(130));
   process.once("SIGINT", onSignal);
@@ -105,30 +117,48 @@ export async function runCommand(
     process.stderr.write(`${formatError(error)}\n`);
     code = 1;
   } finally {
-    // Container logs travel apart from results, and a chatty container's last lines come after its result,
-    // with pauses: wait while they still flow, until none has come for a while (at most LOGS_DRAIN_MAX_MS).
-    const now = Date.now();
-    const lastSecond = recentBatches.filter((b) => b.at > now - 1000).reduce((sum, b) => sum + b.lines, 0);
-    const quietMs = lastSecond >= CHATTY_LINES_PER_SECOND ? LOGS_QUIET_CHATTY_MS : LOGS_QUIET_MS;
-    const drainUntil = now + LOGS_DRAIN_MAX_MS;
-    await new Promise((r) => setTimeout(r, LOGS_QUIET_MS));
-    while (Date.now() - lastLogAt < quietMs && Date.now() < drainUntil) {
-      await new Promise((r) => setTimeout(r, quietMs - (Date.now() - lastLogAt)));
+    // Container logs travel apart from results, and a chatty container's last lines come after its result.
+    // An ephemeral app is stopped, and the server says when its containers are gone and their lines all sent;
+    // a detached app keeps running, so its watcher waits until lines stop coming for a while.
+    if (options.detach) {
+      await quiet(recentBatches, () => lastLogAt);
+      await stop();
+      say(`the app keeps running: stop it with \`skiff app stop ${created.appId}\``);
+    } else {
+      if (await stop()) {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>(
+          (resolve) => (timer = setTimeout(() => resolve(false), LOGS_DRAIN_MAX_MS)),
+        );
+        const drained = await Promise.race([allLogs.then(() => true), timedOut]);
+        clearTimeout(timer);
+        if (!drained) say(dim(`stopped waiting for the app's last log lines after ${LOGS_DRAIN_MAX_MS / 1000}s`));
+      }
     }
-    await stop();
-    if (options.detach) say(`the app keeps running: stop it with \`skiff app stop ${created.appId}\``);
   }
   return code;
 }
 
 /**
- * How long no log line must come before `skiff run` ends: longer after a chatty end (lines still in flight
- * come in bursts), and at most LOGS_DRAIN_MAX_MS in all.
+ * Waits until no log line has come for a while: longer after a chatty end (lines still in flight come in
+ * bursts), and at most LOGS_DRAIN_MAX_MS in all.
  */
+async function quiet(recentBatches: { at: number; lines: number }[], lastLogAt: () => number): Promise<void> {
+  const now = Date.now();
+  const lastSecond = recentBatches.filter((b) => b.at > now - 1000).reduce((sum, b) => sum + b.lines, 0);
+  const quietMs = lastSecond >= CHATTY_LINES_PER_SECOND ? LOGS_QUIET_CHATTY_MS : LOGS_QUIET_MS;
+  const drainUntil = now + LOGS_DRAIN_MAX_MS;
+  await sleep(LOGS_QUIET_MS);
+  while (Date.now() - lastLogAt() < quietMs && Date.now() < drainUntil) {
+    await sleep(quietMs - (Date.now() - lastLogAt()));
+  }
+}
+
 const LOGS_QUIET_MS = 250;
 const LOGS_QUIET_CHATTY_MS = 5000;
 const CHATTY_LINES_PER_SECOND = 1000;
-const LOGS_DRAIN_MAX_MS = 30_000;
+/** The longest `skiff run` waits for its app's last log lines. */
+const LOGS_DRAIN_MAX_MS = 60_000;
 
 export function splitTarget(target: string): [string, string | undefined] {
   const at = target.lastIndexOf("::");
