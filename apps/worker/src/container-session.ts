@@ -8,6 +8,7 @@ import {
   type ErrorCode,
   encodeMessage,
   FrameReader,
+  failurePayload,
   INLINE_PAYLOAD_LIMIT,
   type LogLine,
   type Payload,
@@ -444,7 +445,7 @@ export class ContainerSession {
       code,
       retryable: true,
       infra: false,
-      data: { inline: encodeMessage({ message }) },
+      data: { inline: failurePayload(message) },
     });
     if (reason === "timeout") {
       return input.inputId === this.timedOut

@@ -82,3 +82,8 @@ export function writeFrames(
   }
   socket.uncork();
 }
+
+/** A platform failure (not the user's error) as a result payload: the SDK turns it into a CallError with this message. */
+export function failurePayload(message: string): Uint8Array {
+  return encodeMessage({ message });
+}

@@ -1,3 +1,4 @@
+export * from "./attempt.js";
 export * from "./batches.js";
 export * from "./constants.js";
 export * from "./error-code.js";

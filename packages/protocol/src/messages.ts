@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { AttemptRef } from "./attempt.js";
 import { ErrorCode } from "./error-code.js";
 import { FunctionSpec, ImageSpec } from "./manifest.js";
 
@@ -172,18 +173,14 @@ export type ServerToClient = z.infer<typeof ServerToClient>;
 export const Capacity = z.object({ cpu: z.number().positive(), memoryMiB: z.number().positive() });
 export type Capacity = z.infer<typeof Capacity>;
 
-export const ClaimedInput = z.object({
-  inputId: z.string(),
-  attempt: z.number().int().min(1),
+export const ClaimedInput = AttemptRef.extend({
   args: Payload,
   /** Milliseconds the attempt may run before the worker kills it. */
   timeoutMs: z.number().int().positive(),
 });
 export type ClaimedInput = z.infer<typeof ClaimedInput>;
 
-export const WorkerOutput = z.object({
-  inputId: z.string(),
-  attempt: z.number().int().min(1),
+export const WorkerOutput = AttemptRef.extend({
   status: OutputStatus,
   code: ErrorCode.optional(),
   /** A failure that must not be retried (NonRetriableError, timeouts). */
@@ -208,9 +205,7 @@ export const WorkerMessage = z.discriminatedUnion("t", [
      * Inputs it still holds: running (in `containerId`), or with an output not yet recorded. Other leases
      * of its containers are void.
      */
-    held: z
-      .array(z.object({ inputId: z.string(), attempt: z.number().int(), containerId: z.string().optional() }))
-      .default([]),
+    held: z.array(AttemptRef.extend({ containerId: z.string().optional() })).default([]),
   }),
   z.object({ t: z.literal("started"), containerId: z.string() }),
   /** Idle past its scaledown window: the server answers `stop` (reason "idle") unless the pool keeps it. */
@@ -223,18 +218,18 @@ export const WorkerMessage = z.discriminatedUnion("t", [
     /** The user's error (SDK-encoded) when the bundle failed to load. */
     error: Bytes.optional(),
     /** Inputs that were running in the container when it stopped. */
-    inFlight: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
+    inFlight: z.array(AttemptRef),
   }),
   z.object({ t: z.literal("claim"), rid: z.number(), containerId: z.string(), max: z.number().int().min(1) }),
   /** The container is stopping: drop its waiting claim. */
   z.object({ t: z.literal("unclaim"), containerId: z.string() }),
   /** Inputs that reached a container after it began to stop, never run: requeue them, no failure counted. */
-  z.object({ t: z.literal("return"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
+  z.object({ t: z.literal("return"), inputs: z.array(AttemptRef) }),
   /** `seq` is acknowledged once recorded; unacknowledged batches are sent again after a reconnect. */
   z.object({ t: z.literal("outputs"), seq: z.number().int(), outputs: z.array(WorkerOutput) }),
   z.object({
     t: z.literal("heartbeat"),
-    inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })),
+    inputs: z.array(AttemptRef),
   }),
   /** `seq` is acknowledged by `logs-recorded` once published; unacknowledged batches go again after a reconnect. */
   z.object({ t: z.literal("logs"), seq: z.number().int().optional(), lines: z.array(LogLine) }),
@@ -290,7 +285,7 @@ export const ServerToWorker = z.discriminatedUnion("t", [
   /** Log batches up to this seq reached the server's log watchers. */
   z.object({ t: z.literal("logs-recorded"), seq: z.number().int() }),
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
-  z.object({ t: z.literal("cancel"), inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int() })) }),
+  z.object({ t: z.literal("cancel"), inputs: z.array(AttemptRef) }),
   /** Build an image now (`skiff image build`), answering with `build-log` lines and a `build-done`. */
   z.object({
     t: z.literal("build"),
@@ -337,10 +332,8 @@ export const RunnerMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("ready") }),
   z.object({ t: z.literal("init-failed"), error: Bytes }),
   z.object({ t: z.literal("next"), max: z.number().int().min(1) }),
-  z.object({
+  AttemptRef.extend({
     t: z.literal("output"),
-    inputId: z.string(),
-    attempt: z.number().int(),
     status: OutputStatus,
     retryable: z.boolean(),
     /** The encoded value, or a blob the runner put through api.sock (a large one). */
@@ -395,7 +388,7 @@ export const WorkerToRunner = z.discriminatedUnion("t", [
   z.object({ t: z.literal("hello"), token: z.string() }),
   z.object({
     t: z.literal("inputs"),
-    inputs: z.array(z.object({ inputId: z.string(), attempt: z.number().int(), args: RunnerData })),
+    inputs: z.array(AttemptRef.extend({ args: RunnerData })),
   }),
   z.object({ t: z.literal("shutdown") }),
 ]);

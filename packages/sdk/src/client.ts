@@ -3,7 +3,7 @@ import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
-import { decodeMessage, encodeMessage } from "@skiff/protocol/frame";
+import { decodeMessage, encodeMessage, failurePayload } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
 import { SeenLines } from "@skiff/protocol/seen-lines";
 import WebSocket from "ws";
@@ -284,9 +284,7 @@ export class Client {
     this.pending.clear();
     for (const [callId, handlers] of this.resultHandlers) {
       for (const handler of handlers)
-        handler([
-          { idx: -1, status: "failure", code: error.code, data: { inline: encodeMessage({ message: error.message }) } },
-        ]);
+        handler([{ idx: -1, status: "failure", code: error.code, data: { inline: failurePayload(error.message) } }]);
       this.resultHandlers.delete(callId);
     }
   }

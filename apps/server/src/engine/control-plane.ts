@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import {
+  type AttemptRef,
   type BuildSecretValues,
   buildSecretsOf,
   type ClientMessage,
   type ErrorCode,
   encodeMessage,
   type FunctionSpec,
+  failurePayload,
   groupBy,
   HEARTBEAT_MS,
   type ImageSpec,
@@ -114,12 +116,6 @@ interface CallState {
 
 type Submit = Extract<ClientMessage, { t: "submit" }>;
 type ShellMessage = Extract<ServerToClient, { t: "shell-output" | "shell-exit" }>;
-type Ref = { inputId: string; attempt: number };
-
-/** A platform failure as a payload: the SDK turns it into a CallError with this message. */
-export function failurePayload(message: string): Uint8Array {
-  return encodeMessage({ message });
-}
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -689,7 +685,7 @@ export class ControlPlane {
     worker: WorkerConn,
     runtime: string,
     containers: string[],
-    held: (Ref & { containerId?: string | undefined })[],
+    held: (AttemptRef & { containerId?: string | undefined })[],
   ): Promise<void> {
     await this.store.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
     const previous = this.workers.remove(worker.id);
@@ -894,7 +890,7 @@ export class ControlPlane {
   }
 
   /** The inputs of these refs that still run under that attempt. */
-  private running(refs: Ref[]): QueuedInput[] {
+  private running(refs: AttemptRef[]): QueuedInput[] {
     const out = new Set<QueuedInput>();
     for (const ref of refs) {
       const input = this.queue.get(ref.inputId);
