@@ -51,7 +51,13 @@ class Harness {
       available: async () => ({ ok: true }),
       start: async (container) => {
         this.container = container;
-        return { id: container.id, stdout: new PassThrough(), stderr: new PassThrough(), exited };
+        // As a real runtime's, its output ends once it exited.
+        const [stdout, stderr] = [new PassThrough(), new PassThrough()];
+        void exited.then(() => {
+          stdout.end();
+          stderr.end();
+        });
+        return { id: container.id, stdout, stderr, exited };
       },
       kill: async () => this.exit({ exitCode: null, signal: "SIGKILL", oomKilled: false }),
       cleanupStale: async () => {},
