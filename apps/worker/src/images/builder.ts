@@ -2,49 +2,16 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { BuildSecretValues, ImageSpec, ImageStep, RegistryAuth } from "@skiff/protocol";
-import { forEachLine } from "../line-splitter.js";
-import { redactor } from "../redact.js";
+import type { BuildSecretValues, ImageSpec, ImageStep } from "@skiff/protocol";
 import { runChecked } from "../runtime/command.js";
-import type { ContainerRuntime, Mount } from "../runtime/types.js";
+import type { ContainerRuntime } from "../runtime/types.js";
+import { type BuiltImage, ImageBuildError } from "./built-image.js";
 import { makeCacheEntry } from "./cache-entry.js";
-import { exportLayout } from "./export.js";
-import { pullRegistryBase } from "./registry.js";
-import { describe, PATH, stepScript } from "./steps.js";
+import { runStep } from "./run-step.js";
+import { describe, stepScript } from "./steps.js";
 import { resolveUser } from "./users.js";
 
-/**
- * What a container of an image runs on: its layers (bottom first), the caller's files mounted at start,
- * its environment and working directory.
- */
-export interface BuiltImage {
-  layers: string[];
-  mounts: Mount[];
-  env: Record<string, string>;
-  cwd: string;
-  /** The user the image's USER step names, resolved; undefined for root. */
-  user: { uid: number; gid: number; home: string } | undefined;
-  /** Lets the cache collect these layers again: call once the container is gone. */
-  release(): void;
-}
-
-/** A build step that failed: which one, how it ended, and the end of its output. */
-export class ImageBuildError extends Error {
-  constructor(
-    readonly step: number,
-    readonly total: number,
-    readonly description: string,
-    readonly exitCode: number | null,
-    readonly tail: string[],
-  ) {
-    super(
-      `image step ${step}/${total} (${description}) failed with exit code ${exitCode ?? "none"}:\n` +
-        `${tail.map((line) => `  ${line}`).join("\n")}`,
-    );
-    this.name = "ImageBuildError";
-  }
-}
-
+/** What an ImageBuilder builds with: its runtime, its cache, and where layers and blobs come from. */
 export interface ImageBuilderOptions {
   /** Runs the build steps: it needs an overlay root and network access. */
   runtime: ContainerRuntime;
@@ -66,7 +33,6 @@ export interface ImageBuilderOptions {
   caBundle: string | undefined;
 }
 
-const TAIL_LINES = 20;
 /**
  * A layer as a tar: owners, modes, device files (overlayfs whiteouts) and trusted.* extended attributes
  * (opaque directories) are all part of what it means.
@@ -202,20 +168,6 @@ export class ImageBuilder {
     return { removed };
   }
 
-  /** See pullRegistryBase. */
-  pullBase(
-    base: { registry: string; insecure: boolean },
-    log: (line: string) => void,
-    auth?: RegistryAuth,
-  ): Promise<string> {
-    return pullRegistryBase(this.options.cacheDir, base, log, auth);
-  }
-
-  /** See exportLayout. */
-  exportLayout(rootfs: string, nodeDir: string, image: BuiltImage, log: (line: string) => void): Promise<Uint8Array> {
-    return exportLayout(this.options.cacheDir, rootfs, nodeDir, image, log);
-  }
-
   /** An archive of the caller's files, unpacked once into the cache; returns its root. */
   private async unpacked(archive: string): Promise<string> {
     const dir = join(this.options.cacheDir, "archives", archive);
@@ -282,7 +234,8 @@ export class ImageBuilder {
       say(published ? "fetching" : "building");
       if (published) await this.extract(published, upper, LAYER_TAR_FLAGS);
       else if (step.kind === "copy") await this.extract(step.archive, upper);
-      else if (script !== undefined) await this.run(key, script, step, secrets, below, base, upper, where, log);
+      else if (script !== undefined)
+        await runStep(this.options, { key, script, step, secrets, below, base, upper, where, log });
       else {
         await mkdir(upper, { recursive: true });
         if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });
@@ -291,69 +244,6 @@ export class ImageBuilder {
     if (!made) return;
     say(`${published ? "fetched" : "built"} in ${Date.now() - started} ms`);
     if (!published) this.publish(key, join(dir, "fs"));
-  }
-
-  private async run(
-    key: string,
-    script: string,
-    step: ImageStep,
-    secrets: Record<string, string>,
-    below: BuiltImage,
-    base: { rootfs: string; nodeDir: string },
-    upper: string,
-    where: { step: number; total: number; description: string },
-    log: (line: string) => void,
-  ): Promise<void> {
-    const mounts: Mount[] = [{ source: base.nodeDir, target: "/.skiff/node", readonly: true }];
-    const tls: Record<string, string> = {};
-    if (this.options.caBundle) {
-      mounts.push({ source: this.options.caBundle, target: "/.skiff/ca.crt", readonly: true });
-      Object.assign(tls, { NODE_EXTRA_CA_CERTS: "/.skiff/ca.crt", SSL_CERT_FILE: "/.skiff/ca.crt" });
-    }
-    if (step.kind === "npm") {
-      if (!this.options.npmDir) throw new Error("npm is not installed on this worker, so npmInstall cannot run");
-      mounts.push({ source: this.options.npmDir, target: "/.skiff/npm", readonly: true });
-    }
-    const handle = await this.options.runtime.start({
-      id: `build-${key.slice(0, 16)}-${randomUUID().slice(0, 8)}`,
-      rootfs: base.rootfs,
-      layers: below.layers,
-      upperDir: upper,
-      command: ["/bin/sh", "-c", script],
-      env: {
-        ...tls,
-        ...below.env,
-        ...secrets,
-        PATH,
-        HOME: below.user?.home ?? "/root",
-        DEBIAN_FRONTEND: "noninteractive",
-      },
-      ...(below.user ? { user: { uid: below.user.uid, gid: below.user.gid } } : {}),
-      cwd: below.cwd,
-      mounts,
-      cpu: 2,
-      memoryMiB: 4096,
-      network: "private",
-    });
-    const tail: string[] = [];
-    // A step's secret values never reach its log, whatever it prints.
-    const redact = redactor(Object.values(secrets));
-    const onLine = (raw: string) => {
-      const line = redact(raw.replace(/\r$/, ""));
-      tail.push(line);
-      if (tail.length > TAIL_LINES) tail.shift();
-      log(line);
-    };
-    // The streams can still hold the last lines when the container is gone: wait for both ends.
-    const ended = [handle.stdout, handle.stderr].map((stream) => {
-      forEachLine(stream, onLine);
-      return new Promise((resolve) => stream.once("close", resolve));
-    });
-    const exit = await handle.exited;
-    await Promise.race([Promise.all(ended), new Promise((resolve) => setTimeout(resolve, 1000))]);
-    if (exit.exitCode !== 0) {
-      throw new ImageBuildError(where.step, where.total, where.description, exit.exitCode, tail);
-    }
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ContainerSpec } from "../runtime/types.js";
-import type { BuiltImage } from "./builder.js";
+import type { BuiltImage } from "./built-image.js";
 import { PATH } from "./steps.js";
 
 /**

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { runChecked, runCommand } from "../runtime/command.js";
-import type { BuiltImage } from "./builder.js";
+import type { BuiltImage } from "./built-image.js";
 import { PATH } from "./steps.js";
 
 /**
