@@ -18,7 +18,7 @@ import {
   type WorkerOutput,
 } from "@skiff/protocol";
 import type { Logger } from "pino";
-import { Client } from "skiff";
+import { Client } from "skiff/plumbing";
 import WebSocket from "ws";
 import { BundleCache } from "./bundle-cache.js";
 import { ContainerSession, type SessionHost } from "./container-session.js";
