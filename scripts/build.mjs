@@ -29,7 +29,7 @@ await Promise.all([
   // Split so each command loads only its own modules: `skiff run` does not load PGlite, Hono or the worker.
   esbuild.build({
     ...common,
-    entryPoints: { cli: "packages/cli/src/main.ts" },
+    entryPoints: { cli: "apps/host/src/main.ts" },
     outdir: "dist",
     entryNames: "[name]",
     chunkNames: "cli-chunks/[name]-[hash]",

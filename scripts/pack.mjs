@@ -49,7 +49,7 @@ const common = { engines: { node: ">=20" }, type: "module", version: sdkSource.v
 
 // --- skiff (the SDK) ---
 const sdk = join(stage, "sdk");
-const sdkEntries = ["index", "errors", "profiles"];
+const sdkEntries = ["index", "plumbing", "errors", "profiles"];
 await esbuild.build({
   entryPoints: Object.fromEntries(sdkEntries.map((name) => [name, `packages/sdk/src/${name}.ts`])),
   outdir: join(sdk, "dist"),

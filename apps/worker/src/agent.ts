@@ -4,7 +4,7 @@ import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import type { Capacity, ServerToWorker } from "@skiff/protocol";
 import type { Logger } from "pino";
-import { Client } from "skiff";
+import { Client } from "skiff/plumbing";
 import { BundleCache } from "./bundle-cache.js";
 import { ContainerSession, type SessionHost } from "./container-session.js";
 import { ImageService } from "./image-service.js";

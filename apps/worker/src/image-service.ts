@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ImageSpec, ServerToWorker, WorkerMessage } from "@skiff/protocol";
 import type { Logger } from "pino";
-import type { Client } from "skiff";
+import type { Client } from "skiff/plumbing";
 import { type BuiltImage, exportLayout, ImageBuilder, pullRegistryBase } from "./images/index.js";
 import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime, RuntimeName } from "./runtime/types.js";

@@ -39,7 +39,7 @@ const Env = z.object({
 
 export type Config = z.infer<typeof Env> & { cacheDir: string };
 
-/** The CLI's configuration, read once from the environment. */
+/** The skiff command's configuration (user and host commands alike), read once from the environment. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {

@@ -5,6 +5,10 @@ import { join } from "node:path";
 import type { Config } from "./config.js";
 import { buildId, cliEntry } from "./paths.js";
 
+/**
+ * SKIFF_HOME/embedded.json: where the embedded server (`skiff up --embedded`, started by apps/host) listens.
+ * It writes the file; the CLI reads it to find or restart that server.
+ */
 export interface EmbeddedState {
   url: string;
   pid: number;
@@ -12,14 +16,16 @@ export interface EmbeddedState {
   build?: string;
 }
 
-export function embeddedStatePath(config: Config): string {
+function embeddedStatePath(config: Config): string {
   return join(config.SKIFF_HOME, "embedded.json");
 }
 
+/** Records the embedded server this process runs. */
 export async function writeEmbeddedState(config: Config, state: EmbeddedState): Promise<void> {
   await writeFile(embeddedStatePath(config), JSON.stringify(state));
 }
 
+/** Forgets the embedded server, if the record is still this process's (`pid`). */
 export async function clearEmbeddedState(config: Config, pid: number): Promise<void> {
   const state = await readState(config);
   if (state?.pid === pid) await rm(embeddedStatePath(config), { force: true });

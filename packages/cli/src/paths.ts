@@ -13,6 +13,7 @@ export function installRoot(): string {
   throw new Error("cannot find Skiff's install root (dist/runner/runner.mjs): run `make setup`");
 }
 
+/** dist/runner: the in-container runner a worker mounts into each container. */
 export function runnerDir(): string {
   const dir = join(installRoot(), "dist", "runner");
   if (!existsSync(join(dir, "runner.mjs")))
@@ -29,6 +30,7 @@ export function buildId(): string {
   }
 }
 
+/** dist/cli.mjs: the skiff binary, which the CLI starts again as the embedded server. */
 export function cliEntry(): string {
   return join(installRoot(), "dist", "cli.mjs");
 }

@@ -1,4 +1,4 @@
-import { Client } from "skiff";
+import { Client } from "skiff/plumbing";
 import { credentialOf, type ResolvedProfile, readProfiles, resolveProfile } from "skiff/profiles";
 import type { Config } from "./config.js";
 import { ensureServer } from "./embedded.js";

@@ -1,8 +1,6 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, posix, resolve } from "node:path";
 import { shellQuote } from "@skiff/protocol/shell-quote";
-import { inContainer } from "./context.js";
-import { Image } from "./image.js";
 
 /** Bases a Dockerfile may start FROM: the Debian release images are built on. */
 const DEBIAN = /^(docker\.io\/)?(library\/)?debian:(bookworm|12)(-slim)?(@sha256:[0-9a-f]{64})?$/;
@@ -35,16 +33,31 @@ export function parseDockerfile(text: string): { line: number; op: string; args:
   return out;
 }
 
-/** See Image.fromDockerfile. */
-export function fromDockerfile(path: string, options: { context?: string; buildArgs?: Record<string, string> }): Image {
-  if (inContainer()) return Image.debianSlim();
+/** The image operations a Dockerfile's instructions become (`Image` has them all). */
+export interface DockerfileLayers<T> {
+  runCommands(command: string): T;
+  env(vars: Record<string, string>): T;
+  user(user: string): T;
+  workdir(path: string): T;
+  copyFiles(entries: { path: string; into: string }[], target: string): T;
+}
+
+/**
+ * See Image.fromDockerfile: the Dockerfile at `path` as layers on `base`, the image its FROM stands for.
+ * It takes `base` rather than making one so that this file and image.ts do not import each other.
+ */
+export function applyDockerfile<T extends DockerfileLayers<T>>(
+  base: T,
+  path: string,
+  options: { context?: string; buildArgs?: Record<string, string> },
+): T {
   const file = resolve(path);
   if (!existsSync(file)) throw new RangeError(`fromDockerfile: ${path} does not exist (looked in ${file})`);
   const context = resolve(options.context ?? dirname(file));
   const vars = new Map<string, string>();
   const expand = (text: string) =>
     text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, braced: string, bare: string) => vars.get(braced ?? bare) ?? "");
-  let image: Image | undefined;
+  let image: T | undefined;
   let cwd = "/";
   for (const { line, op, args } of parseDockerfile(readFileSync(file, "utf8"))) {
     const fail = (message: string): never => {
@@ -61,11 +74,11 @@ export function fromDockerfile(path: string, options: { context?: string; buildA
       if (rest.length > 0) fail(`FROM ${args}: stage names and --platform are not supported`);
       if (!DEBIAN.test(ref!))
         fail(`FROM ${ref}: only Debian bookworm bases (debian:bookworm, debian:12-slim…) are supported`);
-      image = Image.debianSlim();
+      image = base;
       continue;
     }
     if (!image) fail(`${op} before FROM`);
-    const current: Image = image!;
+    const current: T = image!;
     switch (op) {
       case "RUN":
         image = current.runCommands(shellForm(expand(args)));

@@ -7,7 +7,7 @@ import { imageArchives } from "@skiff/protocol/image-files";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
 import { inContainer } from "./context.js";
-import { fromDockerfile } from "./dockerfile.js";
+import { applyDockerfile } from "./dockerfile.js";
 import { SkiffError } from "./errors.js";
 import type { Secret } from "./secret.js";
 import { tarOf, tarOfAll } from "./tar.js";
@@ -102,7 +102,8 @@ export class Image {
    * entrypoint, so the last three are recorded only); anything else is refused, naming its line.
    */
   static fromDockerfile(path: string, options: { context?: string; buildArgs?: Record<string, string> } = {}): Image {
-    return fromDockerfile(path, options);
+    if (inContainer()) return Image.debianSlim();
+    return applyDockerfile(Image.debianSlim(), path, options);
   }
 
   /** Installs Debian packages with apt-get. */

@@ -1,5 +1,4 @@
-import type { ContainerView } from "@skiff/server";
-import type { Client } from "skiff";
+import type { Client } from "skiff/plumbing";
 import type { Config } from "../config.js";
 import { dim, green, printLogs, say } from "../output.js";
 import { formatPeriod } from "../period-format.js";
@@ -13,6 +12,18 @@ interface AppSummary {
   state: string;
   version: number;
   createdAt: string;
+}
+
+/** A running container as `GET /v1/containers` lists it. */
+interface ContainerSummary {
+  id: string;
+  worker: string;
+  appId: string;
+  function: string;
+  /** A class pool's parameter values and a variant's options, or "". */
+  pool: string;
+  state: string;
+  version: number;
 }
 
 const inEnv = (path: string, env: string) => `${path}?env=${encodeURIComponent(env)}`;
@@ -113,7 +124,7 @@ export async function appLogsCommand(app: string, options: { env?: string }, con
 export async function containerListCommand(config: Config): Promise<void> {
   const client = await serverClient(config);
   const { containers } = await client.request<{
-    containers: ContainerView[];
+    containers: ContainerSummary[];
   }>("GET", "/v1/containers");
   if (containers.length === 0) say("no containers are running");
   for (const c of containers) {

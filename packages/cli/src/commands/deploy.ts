@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
-import { localSecretsOf, setContext, uploadImageFiles } from "skiff";
+import { localSecretsOf, setContext, uploadImageFiles } from "skiff/plumbing";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, formatError, green, red, say, yellow } from "../output.js";

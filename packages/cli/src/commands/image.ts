@@ -5,7 +5,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { FunctionSpec, ImageSpec } from "@skiff/protocol";
-import { buildImage, type Client, setContext, uploadImageFiles } from "skiff";
+import { buildImage, type Client, setContext, uploadImageFiles } from "skiff/plumbing";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, formatError, green, say } from "../output.js";

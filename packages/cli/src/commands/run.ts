@@ -1,15 +1,15 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
+import type { SkiffContext } from "skiff";
 import {
   type CollectedApp,
   collectApp,
   localSecretsOf,
   manifestOf,
-  type SkiffContext,
   setContext,
   uploadImageFiles,
-} from "skiff";
+} from "skiff/plumbing";
 import { parseFlags } from "../args.js";
 import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { parseDotenv, SkiffError } from "skiff";
+import { SkiffError } from "skiff";
+import { parseDotenv } from "skiff/plumbing";
 import { UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { dim, green, say } from "../output.js";

@@ -1,4 +1,4 @@
-import { dim, red } from "./output.js";
+import { dim, red } from "@skiff/cli";
 
 const LEVELS: Record<number, string> = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" };
 const HIDDEN = new Set(["level", "time", "pid", "hostname", "name", "msg", "v"]);

@@ -1,8 +1,6 @@
-import type { Config } from "../config.js";
-import { clearEmbeddedState, writeEmbeddedState } from "../embedded.js";
-import { say } from "../output.js";
-import { buildId } from "../paths.js";
-import { makeLogger, startControlPlane, startWorker } from "../stack.js";
+import { buildId, type Config, clearEmbeddedState, say, writeEmbeddedState } from "@skiff/cli";
+import { makeLogger } from "../logger.js";
+import { startControlPlane, startWorker } from "../stack.js";
 
 /** `skiff up`: server and worker on this machine, in the foreground (or as the embedded default). */
 export async function upCommand(options: { port?: number; embedded: boolean }, config: Config): Promise<void> {

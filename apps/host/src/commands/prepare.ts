@@ -1,6 +1,5 @@
+import { type Config, say } from "@skiff/cli";
 import { ensureBaseRootfs, ensureNodeDist } from "@skiff/worker";
-import type { Config } from "../config.js";
-import { say } from "../output.js";
 
 /** `skiff prepare`: fetches the base image and the Node build containers use, so the first run is fast. */
 export async function prepareCommand(config: Config): Promise<void> {

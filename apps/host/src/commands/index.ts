@@ -1,0 +1,2 @@
+export { prepareCommand } from "./prepare.js";
+export { serverCommand, upCommand, workerCommand } from "./up.js";

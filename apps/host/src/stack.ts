@@ -1,0 +1,80 @@
+import { createHash } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { FsBlobStore } from "@skiff/blob";
+import { type Config, runnerDir } from "@skiff/cli";
+import { type RunningServer, startServer } from "@skiff/server";
+import { openPglite, openPostgres, SecretBox, SecretStore, Store } from "@skiff/store";
+import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
+import type { Logger } from "pino";
+import { ensureLocalCredentials, workerToken } from "./local-credentials.js";
+
+/** Starts the control plane on the configured store: PGlite under SKIFF_HOME, or SKIFF_DATABASE_URL. */
+export async function startControlPlane(
+  config: Config,
+  log: Logger,
+  port: number,
+): Promise<RunningServer & { store: Store }> {
+  await mkdir(config.SKIFF_HOME, { recursive: true });
+  const db = config.SKIFF_DATABASE_URL
+    ? await openPostgres(config.SKIFF_DATABASE_URL)
+    : await openPglite(join(config.SKIFF_HOME, "data"));
+  const store = new Store(db);
+  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
+  // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
+  const keyFile = join(config.SKIFF_HOME, "master.key");
+  const box = await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile });
+  const secrets = { store: new SecretStore(db, box), ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
+  const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
+  await ensureLocalCredentials(config, server.tokens, log);
+  return {
+    ...server,
+    store,
+    close: async () => {
+      await server.close();
+      await store.close();
+    },
+  };
+}
+
+/**
+ * Starts a worker agent on this host with the configured runtime. Given `server` (one in this process),
+ * it talks to it directly instead of over a WebSocket.
+ */
+export async function startWorker(
+  config: Config,
+  log: Logger,
+  serverUrl: string,
+  server?: RunningServer,
+): Promise<WorkerAgent> {
+  const stateDir = join(config.SKIFF_HOME, "worker");
+  // Short (socket paths are limited) and unique per SKIFF_HOME, so workers on one host keep apart.
+  const stateRoot = `/run/skiff/w-${createHash("sha256").update(stateDir).digest("hex").slice(0, 12)}`;
+  const choice = { stateRoot, allowHostPorts: config.SKIFF_ALLOW_HOST_PORTS };
+  const runtime =
+    config.SKIFF_RUNTIME === "auto" ? await detectRuntime(choice) : createRuntime(config.SKIFF_RUNTIME, choice);
+  const available = await runtime.available();
+  if (!available.ok) throw new Error(`the ${runtime.name} runtime cannot run here: ${available.reason}`);
+  if (runtime.name === "process") {
+    log.warn(
+      "containers run as plain processes: NO isolation (install runsc or runc and run `make setup` for real containers)",
+    );
+  }
+  // Image steps run on runc where it exists: the gVisor release Debian ships breaks coreutils' statx.
+  const runc = runtime.name === "gvisor" ? createRuntime("runc", choice) : undefined;
+  const buildRuntime = runc && (await runc.available()).ok ? runc : runtime;
+  const agent = new WorkerAgent({
+    buildRuntime,
+    imageCacheMiB: config.SKIFF_IMAGE_CACHE_MIB,
+    serverUrl,
+    runtime,
+    log,
+    stateDir,
+    cacheDir: config.cacheDir,
+    runnerDir: runnerDir(),
+    token: server ? server.workerCredential : await workerToken(config),
+    ...(server ? { connect: () => server.connectWorker() } : {}),
+  });
+  await agent.start();
+  return agent;
+}

@@ -1,0 +1,5 @@
+export type { Config } from "./config.js";
+export { clearEmbeddedState, writeEmbeddedState } from "./embedded.js";
+export { dim, red, say } from "./output.js";
+export { buildId, runnerDir } from "./paths.js";
+export { type HostCommands, runSkiff } from "./program.js";
