@@ -54,12 +54,7 @@ export class AttemptSystem {
         worker.send({
           t: "inputs",
           rid: message.rid,
-          inputs: inputs.map((input) => ({
-            inputId: input.id,
-            attempt: input.attempt,
-            args: input.args,
-            timeoutMs,
-          })),
+          inputs: inputs.map((input) => ({ ...attemptOf(input), args: input.args, timeoutMs })),
           shutdown: false,
         }),
     });
