@@ -1,2 +1,3 @@
-export { type ContainerView, ControlPlane } from "./engine/control-plane.js";
+export { ControlPlane } from "./engine/control-plane.js";
+export type { ContainerView } from "./engine/systems/containers.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";

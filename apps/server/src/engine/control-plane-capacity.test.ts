@@ -90,7 +90,11 @@ describe("control plane capacity", () => {
       stopping: false,
     });
     const lines: LogLine[] = [];
-    control.hub.subscribeLogs(appId, { pushResults: () => {}, pushLogs: (l) => lines.push(...l), endLogs: () => {} });
+    await control.subscribeLogs(LOCAL_WORKSPACE, appId, {
+      pushResults: () => {},
+      pushLogs: (l) => lines.push(...l),
+      endLogs: () => {},
+    });
     await submit();
     control.requestAutoscale();
     await settle();

@@ -221,7 +221,7 @@ describe("control plane", () => {
     const { worker, sent } = await connect(["c1", "c2"]);
     const appId = (await store.getFunction(functionId))!.app.id;
     const got: string[] = [];
-    control.hub.subscribeLogs(appId, {
+    await control.subscribeLogs(LOCAL_WORKSPACE, appId, {
       pushResults: () => {},
       pushLogs: (lines) => got.push(...lines.map((l) => l.line)),
       endLogs: () => got.push("end"),
@@ -280,7 +280,7 @@ describe("control plane", () => {
     await control.stop();
     control = new ControlPlane({ store, log: pino({ level: "silent" }) });
     await control.start();
-    expect(control.queue.held()).toHaveLength(2);
+    expect(control.inputs.held()).toHaveLength(2);
     const fake = fakeWorker(functionId, []);
     await store.addContainer({
       id: "c1",
@@ -292,8 +292,8 @@ describe("control plane", () => {
       env: "main",
     });
     await control.workerConnected(fake.worker, "process", ["c1"], [{ ...running!, containerId: "c1" }]);
-    expect(control.queue.held()).toEqual([]);
-    expect(control.queue.get(running!.inputId)).toMatchObject({ state: "running", owner: "c1", attempt: 1 });
+    expect(control.inputs.held()).toEqual([]);
+    expect(control.inputs.get(running!.inputId)).toMatchObject({ state: "running", owner: "c1", attempt: 1 });
     await claim(fake.worker);
     expect(fake.inputs().map((i) => i.inputId)).not.toContain(running!.inputId);
     const { results, sub } = subscriber();
@@ -346,19 +346,19 @@ describe("control plane", () => {
       // The server could not run for longer than a lease; the worker heartbeated all along.
       clock.mockReturnValue(start + LEASE_MS + 5_000);
       control.tick();
-      expect(control.queue.get(ref.inputId)?.state).toBe("running");
+      expect(control.inputs.get(ref.inputId)?.state).toBe("running");
       await control.workerMessage(worker, { t: "heartbeat", inputs: [ref] });
       clock.mockReturnValue(start + LEASE_MS + 6_000);
       control.tick();
-      expect(control.queue.get(ref.inputId)?.state).toBe("running");
+      expect(control.inputs.get(ref.inputId)?.state).toBe("running");
 
       // A worker that stopped answering still loses the input at the first tick on time.
       clock.mockReturnValue(start + 3 * LEASE_MS);
       control.tick();
-      expect(control.queue.get(ref.inputId)?.state).toBe("running");
+      expect(control.inputs.get(ref.inputId)?.state).toBe("running");
       clock.mockReturnValue(start + 3 * LEASE_MS + 1_000);
       control.tick();
-      expect(control.queue.get(ref.inputId)?.state).toBe("pending");
+      expect(control.inputs.get(ref.inputId)?.state).toBe("pending");
     } finally {
       clock.mockRestore();
     }

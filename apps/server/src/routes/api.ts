@@ -25,8 +25,8 @@ import {
   workspaceOf,
 } from "../auth.js";
 import type { ControlPlane } from "../engine/control-plane.js";
-import { readLocalSecrets } from "../engine/local-secrets.js";
 import { checkSchedule } from "../engine/scheduler.js";
+import { readLocalSecrets } from "../engine/systems/secrets.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 import { parseBody } from "./body.js";
 import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
@@ -105,7 +105,7 @@ export function apiRoutes(deps: {
   });
 
   api.use(deps.auth.middleware());
-  api.get("/v1/health", (c) => c.json({ ok: true, workers: control.workers.all().length }));
+  api.get("/v1/health", (c) => c.json({ ok: true, workers: control.workerCount() }));
 
   // Builds an image now, streaming its output as text lines; the last line is `ok` (with the blob of
   // the OCI layout when `export` is asked) or `error: …`.
@@ -221,7 +221,7 @@ export function apiRoutes(deps: {
 
   api.get("/v1/apps/:app/schedules", async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
-    const schedules = await control.scheduler.list({ appId: app.id });
+    const schedules = await control.schedules(app.id);
     return c.json({ schedules });
   });
 

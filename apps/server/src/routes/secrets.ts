@@ -1,11 +1,10 @@
 import { rename, unlink } from "node:fs/promises";
 import { buildSecretsOf, type FunctionSpec, REGISTRY_LOGIN_KEYS, registrySecretOf } from "@skiff/protocol";
 import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
-import { SecretBox } from "@skiff/store";
+import { SecretBox, sealLocalSecrets } from "@skiff/store";
 import { z } from "zod";
 import { type Api, requireAdmin, scopeOf, workspaceOf } from "../auth.js";
-import { buildSecretMissing, registryLoginMissing } from "../engine/control-plane.js";
-import { sealLocalSecrets } from "../engine/local-secrets.js";
+import { buildSecretMissing, registryLoginMissing } from "../engine/systems/secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
 

@@ -16,7 +16,7 @@ function connect(submit: () => Promise<void>) {
     readyState: 1,
     send: (data: Uint8Array) => sent.push(decodeMessage(data) as ServerToClient),
   });
-  const control = { submit, hub: { remove: () => {} } };
+  const control = { submit, removeSubscriber: () => {} };
   const principal = { tokenId: "t", kind: "user" as const, workspace: "default", admin: false };
   serveClient(socket as unknown as WebSocket, control as unknown as ControlPlane, pino({ level: "silent" }), principal);
   const request = async (message: unknown) => {

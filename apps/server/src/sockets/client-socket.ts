@@ -10,8 +10,9 @@ import type { Principal } from "@skiff/store";
 import type { Logger } from "pino";
 import type { WebSocket } from "ws";
 import { workspaceOf } from "../auth.js";
-import type { Caller, ControlPlane } from "../engine/control-plane.js";
+import type { ControlPlane } from "../engine/control-plane.js";
 import type { Subscriber } from "../engine/hub.js";
+import type { Caller } from "../engine/state.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 
 /** What a container's token may ask over the socket: calls, and nothing about apps (logs, shells). */
@@ -76,7 +77,7 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
           await control.subscribe(caller, message.callId, message.fromIdx, subscriber);
           break;
         case "unsubscribe":
-          control.hub.unsubscribeCall(message.callId, subscriber);
+          control.unsubscribe(message.callId, subscriber);
           break;
         case "cancel":
           await control.cancel(caller, message.callId);
@@ -106,7 +107,7 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
     }
   });
   socket.on("close", () => {
-    control.hub.remove(subscriber);
+    control.removeSubscriber(subscriber);
     for (const sid of shells) control.closeShell(sid);
   });
 }

@@ -1,0 +1,180 @@
+import { randomUUID } from "node:crypto";
+import { type ClientMessage, encodeMessage, failurePayload, type Payload } from "@skiff/protocol";
+import { INPUT_ID_BLOCK } from "@skiff/store";
+import { ApiError } from "../../errors.js";
+import { type Subscriber, toResult } from "../hub.js";
+import type { QueuedInput } from "../queue.js";
+import type { Caller, CallState, EngineState } from "../state.js";
+import type { AttemptSystem } from "./attempts.js";
+import { type PoolSystem, reaches } from "./pools.js";
+
+/** A client's submit of one chunk of a call's inputs. */
+export type Submit = Extract<ClientMessage, { t: "submit" }>;
+
+/** Calls whose inputs all finished are forgotten (resends then check the store) after this long. */
+const CALL_MEMORY_MS = 10 * 60_000;
+
+/**
+ * Calls: intake (a chunk of inputs gets ids from a reserved block, is queued and written behind),
+ * subscriptions to their results, and cancellation.
+ */
+export class CallSystem {
+  private ids = { next: 0, end: 0 };
+  private nextBlock: Promise<number> | undefined;
+
+  constructor(
+    private readonly state: EngineState,
+    private readonly deps: { pools: PoolSystem; attempts: AttemptSystem; requestAutoscale: () => void },
+  ) {}
+
+  /** Queues a chunk of a call's inputs and hands them to waiting containers; resolves once durable. */
+  async submit(call: Submit, subscriber: Subscriber | undefined, caller: Caller): Promise<void> {
+    const { pools } = this.deps;
+    const { hub, calls, persister } = this.state;
+    const fn = await pools.functionIn(caller, call.functionId);
+    if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
+    pools.checkCapacity([fn.spec]);
+    const { inputs } = call;
+    if (inputs.length === 0) return;
+    const firstIdx = inputs[0]!.idx;
+    if (inputs.length > INPUT_ID_BLOCK || inputs.some((input, i) => input.idx !== firstIdx + i))
+      throw new ApiError("BAD_REQUEST", `submit at most ${INPUT_ID_BLOCK} inputs at once, with consecutive indices`);
+    if (subscriber) hub.subscribeCall(call.callId, subscriber);
+    if (calls.get(call.callId)?.chunks.has(firstIdx)) return persister.flushed(); // a resend we have
+    // Marked before the first await, so that a resend racing this submit is recognized.
+    const state = this.callState(call.callId, fn.id);
+    state.chunks.add(firstIdx);
+    const firstId = await this.takeIds(inputs.length).catch((error: unknown) => {
+      state.chunks.delete(firstIdx);
+      throw error;
+    });
+    const chunk = { callId: call.callId, functionId: fn.id, firstIdx, firstId, args: inputs.map((i) => i.args) };
+    const queued = inputs.map((input, i) => newInput(String(firstId + i), call.callId, input.idx, fn.id, input.args));
+    if (call.resent) {
+      // A chunk this server does not hold in memory may be in the store from before a restart (and may
+      // have run already): write first, queue only if new.
+      if (!(await persister.chunk(chunk))) return;
+      this.enqueue(state, queued);
+      return;
+    }
+    this.enqueue(state, queued);
+    await persister.chunk(chunk);
+  }
+
+  /** A scheduled run: one input with no arguments. */
+  async submitScheduled(functionId: string): Promise<string> {
+    const callId = randomUUID();
+    const args = { inline: encodeMessage([]) };
+    await this.submit(
+      {
+        t: "submit",
+        rid: 0,
+        functionId,
+        callId,
+        total: 1,
+        subscribe: false,
+        resent: false,
+        inputs: [{ idx: 0, args }],
+      },
+      undefined,
+      { workspace: (await this.deps.pools.functionInfo(functionId)).workspace },
+    );
+    return callId;
+  }
+
+  private enqueue(state: CallState, inputs: QueuedInput[]): void {
+    const { queue, dispatcher } = this.state;
+    state.unfinished += inputs.length;
+    queue.add(inputs);
+    dispatcher.serve(state.functionId);
+    if (queue.load(state.functionId).pending > 0) this.deps.requestAutoscale();
+  }
+
+  /** `count` consecutive input ids from the current block, reserving the next block ahead of need. */
+  private async takeIds(count: number): Promise<number> {
+    const { store } = this.state;
+    if (this.ids.next + count > this.ids.end) {
+      const first = await (this.nextBlock ?? store.reserveInputIds());
+      this.nextBlock = undefined;
+      if (this.ids.next + count > this.ids.end) this.ids = { next: first, end: first + INPUT_ID_BLOCK };
+    }
+    const first = this.ids.next;
+    this.ids.next += count;
+    if (!this.nextBlock && this.ids.end - this.ids.next < INPUT_ID_BLOCK / 2) {
+      this.nextBlock = store.reserveInputIds();
+      this.nextBlock.catch(() => {
+        this.nextBlock = undefined;
+      });
+    }
+    return first;
+  }
+
+  /** What memory keeps of a call, made on its first chunk (or its reload after a restart). */
+  callState(callId: string, functionId: string): CallState {
+    let state = this.state.calls.get(callId);
+    if (!state) {
+      state = { functionId, chunks: new Set(), unfinished: 0, touchedAt: Date.now() };
+      this.state.calls.set(callId, state);
+    }
+    state.touchedAt = Date.now();
+    return state;
+  }
+
+  /** Whether a call still has inputs to run (calls are remembered a while after they finish). */
+  unfinished(callId: string): boolean {
+    return (this.state.calls.get(callId)?.unfinished ?? 0) > 0;
+  }
+
+  /** Subscribes, then replays what already finished (the client ignores duplicates). */
+  async subscribe(caller: Caller, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
+    await this.checkCall(caller, callId);
+    this.state.hub.subscribeCall(callId, subscriber);
+    await this.state.persister.flushed();
+    const finished = await this.state.store.results(callId, fromIdx);
+    if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
+  }
+
+  /** Fails a call's unfinished inputs as CANCELLED, killing those that run. */
+  async cancel(caller: Caller, callId: string): Promise<void> {
+    await this.checkCall(caller, callId);
+    const inputs = this.state.queue.ofCall(callId);
+    await this.deps.attempts.failAll(inputs, "CANCELLED", failurePayload("the call was cancelled"));
+  }
+
+  /** Forgets finished calls past CALL_MEMORY_MS. */
+  forgetOldCalls(now: number): void {
+    for (const [callId, state] of this.state.calls) {
+      if (state.unfinished === 0 && state.touchedAt < now - CALL_MEMORY_MS) this.state.calls.delete(callId);
+    }
+  }
+
+  /**
+   * That a call exists and is of a function the caller reaches, else NOT_FOUND (the same for both). A
+   * call not in memory is one whose first chunk was written before (memory holds a call from its first
+   * submit).
+   */
+  private async checkCall(caller: Caller, callId: string): Promise<void> {
+    const functionId = this.state.calls.get(callId)?.functionId ?? (await this.state.store.getCall(callId))?.functionId;
+    const info = functionId ? await this.deps.pools.functionInfo(functionId).catch(() => undefined) : undefined;
+    if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
+  }
+}
+
+/** A new input as the queue holds it: pending, never attempted. */
+export function newInput(id: string, callId: string, idx: number, functionId: string, args: Payload): QueuedInput {
+  return {
+    id,
+    callId,
+    idx,
+    functionId,
+    args,
+    attempt: 0,
+    userFailures: 0,
+    infraFailures: 0,
+    state: "pending",
+    ticket: 0,
+    until: 0,
+    owner: undefined,
+    dispatchedAt: 0,
+  };
+}

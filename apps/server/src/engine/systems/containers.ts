@@ -1,0 +1,234 @@
+import { randomUUID } from "node:crypto";
+import type { WorkerMessage } from "@skiff/protocol";
+import type { EngineState, FunctionInfo } from "../state.js";
+import type { ContainerInfo, WorkerConn } from "../workers.js";
+import type { AttemptSystem } from "./attempts.js";
+import { minContainersOf, type PoolSystem } from "./pools.js";
+import type { ImageSecrets, SecretSystem } from "./secrets.js";
+
+/** A running container as `GET /v1/containers` lists it. */
+export interface ContainerView {
+  id: string;
+  worker: string;
+  appId: string;
+  function: string;
+  /** A class pool's parameter values and a variant's options (JSON, space-separated), or "". */
+  pool: string;
+  state: string;
+  version: number;
+}
+
+type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t: T }>;
+
+/**
+ * Containers: starting them (with their secrets and a token minted for them), stopping them, making room
+ * for waiting work, and what workers report of them (started, idle, stopped).
+ */
+export class ContainerSystem {
+  constructor(
+    private readonly state: EngineState,
+    private readonly deps: {
+      pools: PoolSystem;
+      secrets: SecretSystem;
+      attempts: AttemptSystem;
+      requestAutoscale: () => void;
+      /** A container of this app is gone (its log watchers may be waiting for the last one). */
+      containerGone: (appId: string) => void;
+    },
+  ) {}
+
+  /** The containers the workers run for a workspace's apps, for `skiff container list`. */
+  list(workspace: string): ContainerView[] {
+    return this.state.workers.all().flatMap((worker) =>
+      [...worker.containers.values()].flatMap((container) => {
+        const info = this.state.functions.get(container.functionId);
+        if (info?.workspace !== workspace) return [];
+        return {
+          id: container.id,
+          worker: worker.name,
+          appId: info?.appId ?? "",
+          function: info?.spec.name ?? container.functionId,
+          pool: [info.params, info.overrides && JSON.stringify(info.overrides)].filter(Boolean).join(" "),
+          state: container.state,
+          version: container.version,
+        };
+      }),
+    );
+  }
+
+  /** Starts a container of a pool; false if its secrets cannot be resolved (its waiting inputs then fail). */
+  async start(worker: WorkerConn, info: FunctionInfo): Promise<boolean> {
+    const { store, starting, cannotStart } = this.state;
+    let secrets: Record<string, string>;
+    let imageSecrets: ImageSecrets;
+    try {
+      secrets = await this.deps.secrets.secretsFor(info);
+      imageSecrets = await this.deps.secrets.imageSecrets(info, info.spec.image);
+    } catch (error) {
+      cannotStart.set(info.id, Date.now());
+      const message = `${info.spec.name} cannot start: ${(error as Error).message}`;
+      await this.deps.attempts.failFunction(info.id, message, undefined);
+      return false;
+    }
+    const containerId = `ct-${randomUUID().slice(0, 13)}`;
+    starting.set(containerId, { functionId: info.id, at: Date.now() });
+    worker.containers.set(containerId, {
+      id: containerId,
+      functionId: info.id,
+      cpu: info.spec.cpu,
+      memoryMiB: info.spec.memoryMiB,
+      state: "starting",
+      version: info.version,
+      stopping: false,
+    });
+    const [token, functionIds] = await Promise.all([
+      store.addContainer({
+        id: containerId,
+        workerId: worker.id,
+        functionId: info.id,
+        version: info.version,
+        workspace: info.workspace,
+        appId: info.appId,
+        env: info.env,
+      }),
+      store.functionIds(info.appId),
+    ]);
+    worker.send({
+      t: "start",
+      containerId,
+      appId: info.appId,
+      appName: info.appName,
+      functionId: info.id,
+      bundleHash: info.bundleHash,
+      spec: info.spec,
+      env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
+      secrets,
+      ...imageSecrets,
+      appEnv: info.env,
+      token,
+      functionIds,
+    });
+    return true;
+  }
+
+  /** Asks the containers `which` picks to finish what they run and stop. */
+  stopAll(which: (container: ContainerInfo) => boolean, reason: string): void {
+    for (const worker of this.state.workers.all()) {
+      for (const container of worker.containers.values()) if (which(container)) this.stop(worker, container, reason);
+    }
+  }
+
+  /** Asks one container to finish what it runs and stop; it takes no more inputs meanwhile. */
+  stop(worker: WorkerConn, container: ContainerInfo, reason: string): void {
+    if (container.stopping) return;
+    container.stopping = true;
+    this.state.dispatcher.release(container.id);
+    worker.send({ t: "stop", containerId: container.id, reason });
+  }
+
+  /**
+   * Makes room on one worker for a container of `need` by stopping idle containers (running, holding no
+   * input, of a pool with nothing waiting and more containers than its minContainers), the fewest needed.
+   * True when room is made or already on its way (containers stopping); the caller places it next round.
+   */
+  async makeRoom(need: { cpu: number; memoryMiB: number }): Promise<boolean> {
+    const { workers, queue } = this.state;
+    for (const worker of workers.all()) {
+      let cpu = worker.capacity.cpu;
+      let memory = worker.capacity.memoryMiB;
+      const idle: ContainerInfo[] = [];
+      const spare = new Map<string, number>();
+      for (const container of worker.containers.values()) {
+        if (container.stopping) continue;
+        cpu -= container.cpu;
+        memory -= container.memoryMiB;
+        if (container.state !== "running" || queue.ofOwner(container.id).length > 0) continue;
+        const info = await this.deps.pools.functionInfo(container.functionId).catch(() => undefined);
+        if (!info || queue.load(info.id).pending > 0) continue;
+        if (!spare.has(info.id))
+          spare.set(info.id, this.deps.pools.currentContainers(info).length - minContainersOf(info));
+        idle.push(container);
+      }
+      if (cpu >= need.cpu && memory >= need.memoryMiB) return true;
+      const chosen: ContainerInfo[] = [];
+      for (const container of idle) {
+        if (cpu >= need.cpu && memory >= need.memoryMiB) break;
+        const left = spare.get(container.functionId) ?? 0;
+        if (left <= 0) continue;
+        spare.set(container.functionId, left - 1);
+        chosen.push(container);
+        cpu += container.cpu;
+        memory += container.memoryMiB;
+      }
+      if (cpu < need.cpu || memory < need.memoryMiB) continue;
+      for (const container of chosen) this.stop(worker, container, "idle: its room went to waiting work");
+      return true;
+    }
+    return false;
+  }
+
+  /** A container is ready: its cold start is noted, and older versions of its pool drain (a rolling deploy). */
+  async started(worker: WorkerConn, message: ContainerMessage<"started">): Promise<void> {
+    const { starting, timings, store, functions } = this.state;
+    const container = worker.containers.get(message.containerId);
+    if (container) container.state = "running";
+    const started = starting.get(message.containerId);
+    starting.delete(message.containerId);
+    if (started) timings.noteColdStart(started.functionId, Date.now() - started.at);
+    await store.setContainerState(message.containerId, "running");
+    const info = container && functions.get(container.functionId);
+    if (container && info && container.version >= info.version) {
+      this.stopAll(
+        (other) => other.functionId === container.functionId && other.version < info.version,
+        `replaced by version ${info.version}`,
+      );
+    }
+  }
+
+  /** Idle past its scaledown window: it may stop unless its pool needs it warm or has work waiting. */
+  async idle(worker: WorkerConn, message: ContainerMessage<"idle">): Promise<void> {
+    const container = worker.containers.get(message.containerId);
+    const info = container && (await this.deps.pools.functionInfo(container.functionId).catch(() => undefined));
+    if (!container || !info) return;
+    const outdated = container.version < info.version;
+    if (outdated || info.stopped || this.deps.pools.currentContainers(info).length > minContainersOf(info)) {
+      if (this.state.queue.load(info.id).pending === 0) this.stopAll((c) => c === container, "idle");
+    }
+  }
+
+  /**
+   * A container is gone: what it ran is lost (and runs again), and a pool whose containers cannot start
+   * (init failed, or out of memory while starting) fails its waiting calls.
+   */
+  async stopped(worker: WorkerConn, message: ContainerMessage<"stopped">): Promise<void> {
+    const { starting, dispatcher, store, queue, functions } = this.state;
+    const { attempts } = this.deps;
+    const container = worker.containers.get(message.containerId);
+    worker.containers.delete(message.containerId);
+    starting.delete(message.containerId);
+    dispatcher.release(message.containerId);
+    await store.setContainerState(message.containerId, "stopped", message.reason);
+    const reason = message.message ?? `the container stopped (${message.reason})`;
+    attempts.loseAll([...attempts.running(message.inFlight), ...queue.ofOwner(message.containerId)], reason);
+    const appId = container && functions.get(container.functionId)?.appId;
+    if (appId) this.deps.containerGone(appId);
+    if ((message.reason === "init-failed" || message.reason === "start-failed") && container) {
+      await attempts.failFunction(
+        container.functionId,
+        message.message ?? "the container failed to start",
+        message.error,
+      );
+    }
+    // Killed for memory before it was ready: every container of the pool would be, so its calls fail.
+    if (message.reason === "oom" && container?.state === "starting") {
+      const limit = `${container.memoryMiB} MiB`;
+      await attempts.failFunction(
+        container.functionId,
+        message.message ?? `the container ran out of memory (limit ${limit}) while starting: raise \`memory\``,
+        undefined,
+        "OUT_OF_MEMORY",
+      );
+    }
+    this.deps.requestAutoscale();
+  }
+}
