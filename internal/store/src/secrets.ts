@@ -39,7 +39,7 @@ interface SealedRow {
  * `${workspace}/${env}/${name}` as additional data, so a sealed value opens only in its own row.
  *
  * @example
- * const secrets = new SecretStore(db, await SecretBox.load({ env: process.env.SKIFF_MASTER_KEY, keyFile }));
+ * const { secrets } = new Store(db, { box: await SecretBox.load({ env: process.env.SKIFF_MASTER_KEY, keyFile }) });
  * await secrets.create("main", "db", { DATABASE_URL: "postgres://…" });
  * await secrets.get("main", "db"); // { DATABASE_URL: "postgres://…" }
  */

@@ -4,15 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
 import { type RunningServer, startServer } from "@skiff/server";
-import {
-  LOCAL_WORKSPACE,
-  openPglite,
-  openPostgres,
-  SecretBox,
-  SecretStore,
-  Store,
-  type TokenStore,
-} from "@skiff/store";
+import { LOCAL_WORKSPACE, openPglite, openPostgres, SecretBox, Store, type TokenStore } from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import pino, { type Logger } from "pino";
 import { credentialOf, readProfiles, writeProfile } from "skiff/profiles";
@@ -37,12 +29,11 @@ export async function startControlPlane(
   const db = config.SKIFF_DATABASE_URL
     ? await openPostgres(config.SKIFF_DATABASE_URL)
     : await openPglite(join(config.SKIFF_HOME, "data"));
-  const store = new Store(db);
-  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
   // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
   const keyFile = join(config.SKIFF_HOME, "master.key");
-  const box = await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile });
-  const secrets = { store: new SecretStore(db, box), ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
+  const store = new Store(db, { box: await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile }) });
+  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
+  const secrets = { store: store.secrets, ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
   const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
   await ensureLocalCredentials(config, server.tokens, log);
   return {

@@ -31,7 +31,6 @@ import {
   type FinishedInput,
   type FunctionRow,
   INPUT_ID_BLOCK,
-  ScheduleStore,
   type Scope,
   type SecretStore,
   type Store,
@@ -195,7 +194,7 @@ export class ControlPlane {
     this.abandonAfterMs = options.abandonAfterMs ?? 60_000;
     this.secrets = options.secrets;
     this.scheduler = new Scheduler({
-      schedules: new ScheduleStore(options.store.db),
+      schedules: options.store.schedules,
       log: options.log,
       submit: (functionId) => this.submitScheduled(functionId),
       // Calls are remembered for a while after they finish, and unfinished ones are reloaded at restart.
@@ -206,7 +205,7 @@ export class ControlPlane {
   /** Reloads unfinished inputs, then starts the periodic work. */
   async start(): Promise<void> {
     await this.recover();
-    for (const id of await this.store.warmFunctions()) this.warm.add(id);
+    for (const id of await this.store.apps.warmFunctions()) this.warm.add(id);
     const every = (ms: number, fn: () => unknown) => {
       const timer = setInterval(async () => {
         try {
@@ -220,10 +219,10 @@ export class ControlPlane {
     };
     every(250, () => this.autoscale());
     every(TICK_MS, () => this.tick());
-    every(3000, () => this.store.touchWorkers(this.workers.all().map((w) => w.id)));
+    every(3000, () => this.store.fleet.touchWorkers(this.workers.all().map((w) => w.id)));
     every(5000, () => this.stopAbandonedApps());
     every(60_000, () => this.forgetOldCalls());
-    every(3_600_000, () => this.store.deleteFinished(RESULT_TTL_MS));
+    every(3_600_000, () => this.store.calls.deleteFinished(RESULT_TTL_MS));
     this.scheduler.start();
   }
 
@@ -251,7 +250,7 @@ export class ControlPlane {
       if (overrides && minContainersOf(info) > 0 && !info.stopped) this.warm.add(info.id);
       return info;
     }
-    const row = await this.store.getFunction(functionId);
+    const row = await this.store.apps.getFunction(functionId);
     if (!row) throw missingFunction(functionId);
     const info: FunctionInfo = {
       id: row.id,
@@ -288,7 +287,7 @@ export class ControlPlane {
    * submit).
    */
   private async checkCall(caller: Caller, callId: string): Promise<void> {
-    const functionId = this.calls.get(callId)?.functionId ?? (await this.store.getCall(callId))?.functionId;
+    const functionId = this.calls.get(callId)?.functionId ?? (await this.store.calls.get(callId))?.functionId;
     const info = functionId ? await this.functionInfo(functionId).catch(() => undefined) : undefined;
     if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
@@ -298,7 +297,7 @@ export class ControlPlane {
    * sends the lines of the last minute.
    */
   async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber, resume = false): Promise<void> {
-    const app = await this.store.getApp(appId);
+    const app = await this.store.apps.get(appId);
     if (app?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no app ${appId}: see \`skiff app list\``);
     this.hub.subscribeLogs(appId, subscriber, resume);
   }
@@ -350,7 +349,7 @@ export class ControlPlane {
         `maxContainers (${spec.maxContainers}) must be at least minContainers (${spec.minContainers}) and 1`,
       );
     }
-    await this.store.updateFunctionSpec(info.baseId, spec);
+    await this.store.apps.updateFunctionSpec(info.baseId, spec);
     for (const pool of this.poolsOf(info.baseId))
       pool.spec = pool.overrides ? withOverrides(spec, pool.overrides) : spec;
     if (spec.minContainers > 0) this.warm.add(info.baseId);
@@ -433,14 +432,14 @@ export class ControlPlane {
   /** `count` consecutive input ids from the current block, reserving the next block ahead of need. */
   private async takeIds(count: number): Promise<number> {
     if (this.ids.next + count > this.ids.end) {
-      const first = await (this.nextBlock ?? this.store.reserveInputIds());
+      const first = await (this.nextBlock ?? this.store.calls.reserveInputIds());
       this.nextBlock = undefined;
       if (this.ids.next + count > this.ids.end) this.ids = { next: first, end: first + INPUT_ID_BLOCK };
     }
     const first = this.ids.next;
     this.ids.next += count;
     if (!this.nextBlock && this.ids.end - this.ids.next < INPUT_ID_BLOCK / 2) {
-      this.nextBlock = this.store.reserveInputIds();
+      this.nextBlock = this.store.calls.reserveInputIds();
       this.nextBlock.catch(() => {
         this.nextBlock = undefined;
       });
@@ -463,7 +462,7 @@ export class ControlPlane {
     await this.checkCall(caller, callId);
     this.hub.subscribeCall(callId, subscriber);
     await this.persister.flushed();
-    const finished = await this.store.results(callId, fromIdx);
+    const finished = await this.store.calls.results(callId, fromIdx);
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
   }
 
@@ -494,7 +493,7 @@ export class ControlPlane {
   }
 
   async stopApp(appId: string): Promise<void> {
-    await this.store.stopApp(appId);
+    await this.store.apps.stop(appId);
     await this.scheduler.schedules.removeApp(appId);
     const stopped = [...this.functions.values()].filter((info) => info.appId === appId);
     for (const info of stopped) {
@@ -687,13 +686,13 @@ export class ControlPlane {
     containers: string[],
     held: (AttemptRef & { containerId?: string | undefined })[],
   ): Promise<void> {
-    await this.store.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
+    await this.store.fleet.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
     const previous = this.workers.remove(worker.id);
     // Containers that survived a server restart or a reconnect: adopt those we know and still want.
-    const known = new Map((await this.store.liveContainers()).map((c) => [c.id, c]));
+    const known = new Map((await this.store.fleet.liveContainers()).map((c) => [c.id, c]));
     const gone = [...known.values()].filter((c) => c.workerId === worker.id && !containers.includes(c.id));
     if (gone.length > 0)
-      await this.store.stopContainers(
+      await this.store.fleet.stopContainers(
         gone.map((c) => c.id),
         "worker restarted",
       );
@@ -808,7 +807,7 @@ export class ControlPlane {
         const started = this.starting.get(message.containerId);
         this.starting.delete(message.containerId);
         if (started) this.timings.noteColdStart(started.functionId, Date.now() - started.at);
-        await this.store.setContainerState(message.containerId, "running");
+        await this.store.fleet.setContainerState(message.containerId, "running");
         // A container of a new version runs: the older ones of its pool drain (a rolling deploy).
         const info = container && this.functions.get(container.functionId);
         if (container && info && container.version >= info.version) {
@@ -835,7 +834,7 @@ export class ControlPlane {
         worker.containers.delete(message.containerId);
         this.starting.delete(message.containerId);
         this.dispatcher.release(message.containerId);
-        await this.store.setContainerState(message.containerId, "stopped", message.reason);
+        await this.store.fleet.setContainerState(message.containerId, "stopped", message.reason);
         const reason = message.message ?? `the container stopped (${message.reason})`;
         this.loseAll([...this.running(message.inFlight), ...this.queue.ofOwner(message.containerId)], reason);
         const appId = container && this.functions.get(container.functionId)?.appId;
@@ -911,7 +910,7 @@ export class ControlPlane {
       byWorkspace.set(workspace, hashes);
       hashes.push(output.data.blob);
     }
-    for (const [workspace, hashes] of byWorkspace) await this.store.grantBlobs(workspace, hashes);
+    for (const [workspace, hashes] of byWorkspace) await this.store.blobs.grant(workspace, hashes);
   }
 
   /**
@@ -975,8 +974,8 @@ export class ControlPlane {
    * worker says hello (and which inputs it still runs) or the lease period ends; then the rest run again.
    */
   private async recover(): Promise<void> {
-    const unfinished = await this.store.unfinishedInputs();
-    this.awaited = new Set(unfinished.length > 0 ? await this.store.recentWorkers(LEASE_MS) : []);
+    const unfinished = await this.store.calls.unfinishedInputs();
+    this.awaited = new Set(unfinished.length > 0 ? await this.store.fleet.recentWorkers(LEASE_MS) : []);
     this.queue.add(
       unfinished.map((row) => ({
         ...newInput(row.inputId, row.callId, row.idx, row.functionId, row.args),
@@ -1038,7 +1037,7 @@ export class ControlPlane {
   }
 
   private async stopAbandonedApps(): Promise<void> {
-    for (const appId of await this.store.abandonedApps(this.abandonAfterMs)) {
+    for (const appId of await this.store.apps.abandoned(this.abandonAfterMs)) {
       this.log.info({ appId }, "stopping ephemeral app whose client went away");
       await this.stopApp(appId);
     }
@@ -1254,7 +1253,7 @@ export class ControlPlane {
       stopping: false,
     });
     const [token, functionIds] = await Promise.all([
-      this.store.addContainer({
+      this.store.fleet.addContainer({
         id: containerId,
         workerId: worker.id,
         functionId: info.id,
@@ -1263,7 +1262,7 @@ export class ControlPlane {
         appId: info.appId,
         env: info.env,
       }),
-      this.store.functionIds(info.appId),
+      this.store.apps.functionIds(info.appId),
     ]);
     worker.send({
       t: "start",
