@@ -23,12 +23,12 @@ export { openPostgres } from "./postgres/driver.js";
 export type { ScheduleOutcome, ScheduleRow, ScheduleStore } from "./schedules.js";
 export type { Scope } from "./scope.js";
 export { SecretBox, SecretTamperedError } from "./secret-box.js";
+export { SecretError } from "./secret-error.js";
 export {
   DEFAULT_ENVIRONMENT,
   type Environment,
   LOCAL_WORKSPACE,
   MAX_SECRET_BYTES,
-  SecretError,
   type SecretStore,
   type SecretSummary,
 } from "./secrets.js";

@@ -11,7 +11,8 @@ import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
 import { migrate } from "./schema.js";
 import { SecretBox, SecretTamperedError } from "./secret-box.js";
-import { LOCAL_WORKSPACE, MAX_SECRET_BYTES, SecretError, type SecretStore } from "./secrets.js";
+import { SecretError } from "./secret-error.js";
+import { LOCAL_WORKSPACE, MAX_SECRET_BYTES, type SecretStore } from "./secrets.js";
 import { Store } from "./store.js";
 import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 

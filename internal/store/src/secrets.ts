@@ -4,8 +4,6 @@ import { resealLocalSecrets } from "./local-secrets.js";
 import { type SecretBox, SecretTamperedError } from "./secret-box.js";
 import { SecretError } from "./secret-error.js";
 
-export { SecretError };
-
 /** The workspace a new installation starts with (named "local"): what was made before workspaces is in it. */
 export const LOCAL_WORKSPACE = "ws-local";
 
@@ -47,7 +45,7 @@ export class SecretStore {
   #box: SecretBox;
 
   constructor(
-    readonly db: Db,
+    private readonly db: Db,
     box: SecretBox,
   ) {
     this.#box = box;

@@ -262,6 +262,46 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect((await store.apps.get(app.id))?.state).toBe("stopped");
     });
 
+    it("records which workspaces may read a blob, and keeps the first blob published for a layer", async () => {
+      await store.blobs.grant(LOCAL_WORKSPACE, ["h1", "h2", "h1"]);
+      await store.blobs.grant(LOCAL_WORKSPACE, ["h1"]);
+      await store.blobs.grant("ws-other", []);
+      expect(await store.blobs.owns(LOCAL_WORKSPACE, "h1")).toBe(true);
+      expect(await store.blobs.owns(LOCAL_WORKSPACE, "h3")).toBe(false);
+      expect(await store.blobs.owns("ws-other", "h1")).toBe(false);
+      expect(await store.blobs.findLayer("k1")).toBeUndefined();
+      await store.blobs.publishLayer("k1", "d1");
+      await store.blobs.publishLayer("k1", "d2");
+      expect(await store.blobs.findLayer("k1")).toBe("d1");
+    });
+
+    it("records workers and their containers, and lists the containers not stopped", async () => {
+      await store.fleet.upsertWorker({ id: "wk-fleet", name: "n", runtime: "process", capacity: { cpu: 2 } });
+      expect(await store.fleet.recentWorkers(60_000)).toContain("wk-fleet");
+      const container = {
+        workerId: "wk-fleet",
+        functionId,
+        version: 1,
+        workspace: LOCAL_WORKSPACE,
+        appId: "ap-x",
+        env: "main",
+      };
+      const token = await store.fleet.addContainer({ id: "ct-fleet-1", ...container });
+      expect(token).toMatch(/^ct-fleet-1:sk-/);
+      await store.fleet.addContainer({ id: "ct-fleet-2", ...container });
+      await store.fleet.setContainerState("ct-fleet-1", "running");
+      const live = async () =>
+        (await store.fleet.liveContainers())
+          .filter((c) => c.workerId === "wk-fleet")
+          .sort((a, b) => a.id.localeCompare(b.id));
+      expect(await live()).toEqual([
+        { id: "ct-fleet-1", workerId: "wk-fleet", functionId, state: "running", version: 1 },
+        { id: "ct-fleet-2", workerId: "wk-fleet", functionId, state: "starting", version: 1 },
+      ]);
+      await store.fleet.stopContainers(["ct-fleet-2"], "gone");
+      expect((await live()).map((c) => c.id)).toEqual(["ct-fleet-1"]);
+    });
+
     it("rolls a failed transaction back, and keeps other statements out of an open one", async () => {
       let outside: Promise<unknown> | undefined;
       await expect(

@@ -68,7 +68,7 @@ export class TokenStore {
   /** When each token's last use was written, by id. */
   readonly #lastUseWritten = new Map<string, number>();
 
-  constructor(readonly db: Db) {}
+  constructor(private readonly db: Db) {}
 
   // ---- workspaces ----
 
