@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
 import { type Config, runnerDir } from "@skiff/cli";
 import { type RunningServer, startServer } from "@skiff/server";
-import { openPglite, openPostgres, SecretBox, SecretStore, Store } from "@skiff/store";
+import { openPglite, openPostgres, SecretBox, Store } from "@skiff/store";
 import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import type { Logger } from "pino";
 import { ensureLocalCredentials, workerToken } from "./local-credentials.js";
@@ -19,12 +19,11 @@ export async function startControlPlane(
   const db = config.SKIFF_DATABASE_URL
     ? await openPostgres(config.SKIFF_DATABASE_URL)
     : await openPglite(join(config.SKIFF_HOME, "data"));
-  const store = new Store(db);
-  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
   // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
   const keyFile = join(config.SKIFF_HOME, "master.key");
-  const box = await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile });
-  const secrets = { store: new SecretStore(db, box), ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
+  const store = new Store(db, { box: await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile }) });
+  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
+  const secrets = { store: store.secrets, ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
   const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
   await ensureLocalCredentials(config, server.tokens, log);
   return {

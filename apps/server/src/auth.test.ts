@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "@skiff/protocol";
-import { openPglite, SecretBox, SecretStore, Store } from "@skiff/store";
+import { openPglite, SecretBox, Store } from "@skiff/store";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -171,10 +171,9 @@ describe("authorization: every route × (no token, revoked, another workspace's,
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "skiff-auth-"));
-    const db = await openPglite();
-    store = new Store(db);
     const keyFile = join(dir, "master.key");
-    const secrets = { store: new SecretStore(db, await SecretBox.load({ keyFile })), keyFile };
+    store = new Store(await openPglite(), { box: await SecretBox.load({ keyFile }) });
+    const secrets = { store: store.secrets, keyFile };
     server = await startServer({
       store,
       blobs: new FsBlobStore(join(dir, "blobs")),
@@ -220,7 +219,7 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     };
     // Containers of A's app: one in main, one in A's staging environment, one that has stopped.
     const container = (env: string) =>
-      store.addContainer({
+      store.fleet.addContainer({
         id: `ct-${randomUUID().slice(0, 13)}`,
         workerId: "wk-test",
         functionId: real.functionId,
@@ -232,7 +231,7 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     token.container = await container("main");
     token.stagingContainer = await container("staging-a");
     token.stoppedContainer = await container("main");
-    await store.setContainerState(token.stoppedContainer.split(":")[0]!, "stopped", "done");
+    await store.fleet.setContainerState(token.stoppedContainer.split(":")[0]!, "stopped", "done");
   });
 
   afterAll(async () => {

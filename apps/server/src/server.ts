@@ -10,7 +10,7 @@ import {
   type ServerToWorker,
   type WorkerMessage,
 } from "@skiff/protocol";
-import { type Store, TokenStore } from "@skiff/store";
+import type { Store, TokenStore } from "@skiff/store";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import { Authenticator, SocketsByToken } from "./auth.js";
@@ -58,7 +58,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   // Unfinished inputs are back in memory before any worker can say what it still runs.
   await control.start();
-  const tokens = new TokenStore(store.db);
+  const tokens = store.tokens;
   const workerCredential = `in-process:${randomBytes(32).toString("base64url")}`;
   const auth = new Authenticator(tokens, workerCredential);
   const sockets = new SocketsByToken();

@@ -18,10 +18,10 @@ function aad(appId: string, version: number): string {
 }
 
 /**
- * Seals `values` for the version the store is about to write (Store.deployApp's `sealSecrets`).
+ * Seals `values` for the version the store is about to write (AppStore.deploy's `sealSecrets`).
  *
  * @example
- * await store.deployApp({ ...app, sealSecrets: sealLocalSecrets(secrets.box, { "local-0": { TOKEN: "t" } }) });
+ * await store.apps.deploy({ ...app, sealSecrets: sealLocalSecrets(secrets.box, { "local-0": { TOKEN: "t" } }) });
  */
 export function sealLocalSecrets(
   box: SecretBox,

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Db } from "./db.js";
 import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
-import { ScheduleStore } from "./schedules.js";
-import { migrate } from "./schema.js";
+import type { ScheduleStore } from "./schedules.js";
+import { Store } from "./store.js";
 import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 
 const NIGHTLY: Schedule = { cron: "0 3 * * *", timezone: "Europe/Paris" };
@@ -29,8 +29,9 @@ function describeScheduleStore(name: string, open: () => Promise<Opened>) {
 
     beforeAll(async () => {
       opened = await open();
-      await migrate(opened.db);
-      schedules = new ScheduleStore(opened.db);
+      const store = new Store(opened.db);
+      await store.migrate();
+      schedules = store.schedules;
     });
     afterAll(async () => {
       await opened.db.close();
@@ -131,7 +132,7 @@ function describeScheduleStore(name: string, open: () => Promise<Opened>) {
       const a = await fn("a");
       await schedules.sync(appId, [{ functionId: a, schedule: HOURLY }], T0);
       const others = await Promise.all([opened.connect(), opened.connect()]);
-      const stores = [schedules, ...others.map((db) => new ScheduleStore(db))];
+      const stores = [schedules, ...others.map((db) => new Store(db).schedules)];
       try {
         for (const tick of [T0 + 3_600_000, T0 + 7_200_000]) {
           const claims = await Promise.all(

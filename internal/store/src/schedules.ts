@@ -54,7 +54,7 @@ const LIVE_APP = "SELECT 1 FROM apps a WHERE a.id = s.app_id AND a.state = 'runn
  * that when several server replicas (or several schedulers) see the same tick due, exactly one fires it.
  */
 export class ScheduleStore {
-  constructor(readonly db: Db) {}
+  constructor(private readonly db: Db) {}
 
   /**
    * Makes the schedules of an app those given, at deploy: a schedule whose spec is unchanged keeps its

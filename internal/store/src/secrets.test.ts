@@ -4,14 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { SealSecrets } from "./apps.js";
 import type { Db } from "./db.js";
 import { openLocalSecrets, sealLocalSecrets } from "./local-secrets.js";
 import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
 import { migrate } from "./schema.js";
 import { SecretBox, SecretTamperedError } from "./secret-box.js";
-import { LOCAL_WORKSPACE, MAX_SECRET_BYTES, SecretError, SecretStore } from "./secrets.js";
-import { type SealSecrets, Store } from "./store.js";
+import { SecretError } from "./secret-error.js";
+import { LOCAL_WORKSPACE, MAX_SECRET_BYTES, type SecretStore } from "./secrets.js";
+import { Store } from "./store.js";
 import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
@@ -211,7 +213,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
     });
     beforeEach(async () => {
       box = SecretBox.generate();
-      secrets = new SecretStore(db, box);
+      secrets = new Store(db, { box }).secrets;
       env = `t-${randomUUID().slice(0, 8)}`;
       await secrets.createEnvironment(env);
     });
@@ -260,7 +262,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
     });
     /** An app whose version 1 has the local secret values `sealSecrets` seals; its id. */
     const appWith = async (sealSecrets: SealSecrets) => {
-      const { app } = await new Store(db).createApp({
+      const { app } = await new Store(db).apps.create({
         workspace: LOCAL_WORKSPACE,
         name: `a-${apps.length}`,
         env,
@@ -273,7 +275,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
       return app.id;
     };
     const localOf = async (appId: string) => {
-      const stored = await new Store(db).localSecrets(appId, 1);
+      const stored = await new Store(db).apps.localSecrets(appId, 1);
       return { sealed: Uint8Array.from(stored!.sealed), keyId: stored!.keyId };
     };
     /** As a version written before key ids were kept. */
@@ -420,7 +422,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
     it("rotates the master key: every row is sealed again under the new one", async () => {
       await secrets.create(env, "a", { A: "1" });
       await secrets.create(env, "b", { B: "2" });
-      const other = new SecretStore(db, SecretBox.generate());
+      const other = new Store(db, { box: SecretBox.generate() }).secrets;
       await other.create(env, "c", { C: "3" });
       const before = { a: await sealedOf("a"), b: await sealedOf("b") };
 
@@ -455,7 +457,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
       expect(await secrets.rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 0 });
 
       // The old key opens nothing any more, and says so.
-      const stale = await refusal(() => new SecretStore(db, box).get(env, "a"));
+      const stale = await refusal(() => new Store(db, { box }).secrets.get(env, "a"));
       expect(stale.code).toBe("UNREADABLE");
       expect(stale.message).toContain(
         `secret "a" in environment "${env}" was sealed with master key ${next.keyId}, but the server's key is ${box.keyId}`,
@@ -514,7 +516,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
 
       expect(await secrets.rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 0 });
       // A replica that still holds the old key finds nothing of its own left.
-      expect(await new SecretStore(db, box).rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 1 });
+      expect(await new Store(db, { box }).secrets.rotate(next)).toEqual({ secrets: 0, localSecrets: 0, skipped: 1 });
       expect(openLocalSecrets(next, current, 1, await localOf(current))).toEqual(values(1));
       expect(await localOf(lost)).toEqual(before.lost);
     });
@@ -547,7 +549,7 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
         await refusal(() => secrets.create(env, "db", { URL: `${value}${"x".repeat(MAX_SECRET_BYTES)}` })),
         await refusal(() => secrets.create(env, "db", { URL: { value } as unknown as string })),
         await refusal(() => secrets.create("nowhere", "db", { URL: value })),
-        await refusal(() => new SecretStore(db, SecretBox.generate()).get(env, "db")),
+        await refusal(() => new Store(db, { box: SecretBox.generate() }).secrets.get(env, "db")),
       ];
       const sealed = await sealedOf("db");
       sealed[sealed.byteLength - 1]! ^= 1;
@@ -627,7 +629,7 @@ describe("the environments migration", () => {
         );
       }
       await migrate(db);
-      expect(await new SecretStore(db, SecretBox.generate()).listEnvironments()).toEqual([
+      expect(await new Store(db, { box: SecretBox.generate() }).secrets.listEnvironments()).toEqual([
         { name: "main", createdAt: expect.any(Date) },
         { name: "staging", createdAt: expect.any(Date) },
       ]);

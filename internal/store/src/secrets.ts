@@ -4,8 +4,6 @@ import { resealLocalSecrets } from "./local-secrets.js";
 import { type SecretBox, SecretTamperedError } from "./secret-box.js";
 import { SecretError } from "./secret-error.js";
 
-export { SecretError };
-
 /** The workspace a new installation starts with (named "local"): what was made before workspaces is in it. */
 export const LOCAL_WORKSPACE = "ws-local";
 
@@ -39,7 +37,7 @@ interface SealedRow {
  * `${workspace}/${env}/${name}` as additional data, so a sealed value opens only in its own row.
  *
  * @example
- * const secrets = new SecretStore(db, await SecretBox.load({ env: process.env.SKIFF_MASTER_KEY, keyFile }));
+ * const { secrets } = new Store(db, { box: await SecretBox.load({ env: process.env.SKIFF_MASTER_KEY, keyFile }) });
  * await secrets.create("main", "db", { DATABASE_URL: "postgres://…" });
  * await secrets.get("main", "db"); // { DATABASE_URL: "postgres://…" }
  */
@@ -47,7 +45,7 @@ export class SecretStore {
   #box: SecretBox;
 
   constructor(
-    readonly db: Db,
+    private readonly db: Db,
     box: SecretBox,
   ) {
     this.#box = box;

@@ -2,11 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "./db.js";
 import { openPglite } from "./pglite/driver.js";
 import { openPostgres } from "./postgres/driver.js";
-import { migrate } from "./schema.js";
 import { LOCAL_WORKSPACE } from "./secrets.js";
 import { Store } from "./store.js";
 import { createTestDatabase, postgresReachable } from "./testing/postgres-fixture.js";
-import { TokenError, TokenStore } from "./tokens.js";
+import { TokenError, type TokenStore } from "./tokens.js";
 
 function describeTokenStore(name: string, open: () => Promise<{ db: Db; dispose: () => Promise<void> }>) {
   describe(`token store on ${name}`, () => {
@@ -15,8 +14,9 @@ function describeTokenStore(name: string, open: () => Promise<{ db: Db; dispose:
     let tokens: TokenStore;
     beforeAll(async () => {
       ({ db, dispose } = await open());
-      await migrate(db);
-      tokens = new TokenStore(db);
+      const store = new Store(db);
+      await store.migrate();
+      tokens = store.tokens;
     });
     afterAll(async () => {
       await db.close();
@@ -48,7 +48,7 @@ function describeTokenStore(name: string, open: () => Promise<{ db: Db; dispose:
     it("accepts a container's token while the container lives, scoped to its app's environment", async () => {
       const store = new Store(db);
       const id = "ct-0123abcd-4567";
-      const credential = await store.addContainer({
+      const credential = await store.fleet.addContainer({
         id,
         workerId: "wk-1",
         functionId: "fu-1",
@@ -69,9 +69,9 @@ function describeTokenStore(name: string, open: () => Promise<{ db: Db; dispose:
       for (const wrong of [`${id}:${secret}x`, `${id}:`, `ct-0123abcd-4568:${secret}`]) {
         expect(await tokens.verify(wrong), wrong).toBeUndefined();
       }
-      await store.setContainerState(id, "running");
+      await store.fleet.setContainerState(id, "running");
       expect((await tokens.verify(credential))?.kind).toBe("container");
-      await store.setContainerState(id, "stopped", "idle");
+      await store.fleet.setContainerState(id, "stopped", "idle");
       expect(await tokens.verify(credential)).toBeUndefined();
     });
 

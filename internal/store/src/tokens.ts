@@ -60,7 +60,7 @@ const CONTAINER_ID = /^ct-[0-9a-f-]{8,36}$/;
  * creation); the store keeps the secret's SHA-256 only. A credential travels as `ID:SECRET`.
  *
  * @example
- * const tokens = new TokenStore(db);
+ * const { tokens } = new Store(db);
  * const { token, secret } = await tokens.create({ kind: "user", workspace: LOCAL_WORKSPACE, name: "ci" });
  * await tokens.verify(`${token.id}:${secret}`); // { tokenId, kind: "user", workspace: "ws-local", admin: false }
  */
@@ -68,7 +68,7 @@ export class TokenStore {
   /** When each token's last use was written, by id. */
   readonly #lastUseWritten = new Map<string, number>();
 
-  constructor(readonly db: Db) {}
+  constructor(private readonly db: Db) {}
 
   // ---- workspaces ----
 
@@ -185,7 +185,7 @@ export class TokenStore {
     return { tokenId: id, kind: row.kind, workspace: row.workspace ?? undefined, admin: row.admin };
   }
 
-  /** A container's token: good while the container has not stopped (see Store.addContainer). */
+  /** A container's token: good while the container has not stopped (see FleetStore.addContainer). */
   private async verifyContainer(id: string, secret: string): Promise<Principal | undefined> {
     const [row] = await this.db.query<{ token_sha256: string; workspace: string; app_id: string; env: string }>(
       "SELECT token_sha256, workspace, app_id, env FROM containers WHERE id = $1 AND state <> 'stopped' AND token_sha256 IS NOT NULL",

@@ -17,7 +17,7 @@ describe("control plane capacity", () => {
   async function setup(spec: FunctionSpec) {
     store = new Store(await openPglite());
     await store.migrate();
-    const { app, functions } = await store.createApp({
+    const { app, functions } = await store.apps.create({
       workspace: LOCAL_WORKSPACE,
       name: "t",
       env: "main",
@@ -105,7 +105,7 @@ describe("control plane capacity", () => {
 
   it("stops an idle container of another pool to make room for waiting work, never one that works or is kept warm", async () => {
     await setup(testSpec({ name: "f", cpu: 2, maxContainers: 1 }));
-    const other = await store.createApp({
+    const other = await store.apps.create({
       workspace: LOCAL_WORKSPACE,
       name: "warm",
       env: "main",

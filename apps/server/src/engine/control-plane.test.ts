@@ -63,7 +63,7 @@ describe("control plane", () => {
   async function setup(fnSpec: FunctionSpec) {
     store = new Store(await openPglite());
     await store.migrate();
-    const { functions } = await store.createApp({
+    const { functions } = await store.apps.create({
       workspace: LOCAL_WORKSPACE,
       name: "t",
       env: "main",
@@ -144,7 +144,7 @@ describe("control plane", () => {
     expect(results.map((r) => [r.idx, r.status, text(r.data)])).toEqual([[0, "success", "A"]]);
     await tick();
     expect(sent.some((m) => m.t === "outputs-recorded")).toBe(true);
-    expect((await store.results(callId)).map((r) => text(r.data))).toEqual(["A"]);
+    expect((await store.calls.results(callId)).map((r) => text(r.data))).toEqual(["A"]);
   });
 
   it("keeps the first success and ignores a failure from an attempt that no longer holds the input", async () => {
@@ -214,12 +214,12 @@ describe("control plane", () => {
       [1, "CANCELLED"],
     ]);
     expect(sent).toContainEqual({ t: "cancel", inputs: [{ inputId: running!.inputId, attempt: 1 }] });
-    expect((await store.results(callId)).map((r) => r.code)).toEqual(["CANCELLED", "CANCELLED"]);
+    expect((await store.calls.results(callId)).map((r) => r.code)).toEqual(["CANCELLED", "CANCELLED"]);
   });
 
   it("ends a stopped app's logs once its last container reports stopped, after the lines it sent", async () => {
     const { worker, sent } = await connect(["c1", "c2"]);
-    const appId = (await store.getFunction(functionId))!.app.id;
+    const appId = (await store.apps.getFunction(functionId))!.app.id;
     const got: string[] = [];
     await control.subscribeLogs(LOCAL_WORKSPACE, appId, {
       pushResults: () => {},
@@ -282,7 +282,7 @@ describe("control plane", () => {
     await control.start();
     expect(control.inputs.held()).toHaveLength(2);
     const fake = fakeWorker(functionId, []);
-    await store.addContainer({
+    await store.fleet.addContainer({
       id: "c1",
       workerId: "wk-test",
       functionId,
@@ -315,7 +315,7 @@ describe("control plane", () => {
     await control.stop();
     control = new ControlPlane({ store, log: pino({ level: "silent" }) });
     await control.start();
-    await store.addContainer({
+    await store.fleet.addContainer({
       id: "c1",
       workerId: "wk-test",
       functionId,

@@ -1,5 +1,5 @@
 import { type FunctionSpec, type ImageSpec, RESULT_TTL_MS, type Terminal, type WorkerMessage } from "@skiff/protocol";
-import { type AppRow, type FunctionRow, ScheduleStore, type Scope } from "@skiff/store";
+import type { AppRow, FunctionRow, Scope } from "@skiff/store";
 import type { Subscriber } from "./hub.js";
 import type { InputQueue } from "./queue.js";
 import { Scheduler, type ScheduleView } from "./scheduler.js";
@@ -53,7 +53,7 @@ export class ControlPlane {
     this.attempts = new AttemptSystem(state, { pools: this.pools, requestAutoscale });
     this.calls = new CallSystem(state, { pools: this.pools, attempts: this.attempts, requestAutoscale });
     this.scheduler = new Scheduler({
-      schedules: new ScheduleStore(options.store.db),
+      schedules: options.store.schedules,
       log: options.log,
       submit: (functionId) => this.calls.submitScheduled(functionId),
       // Calls are remembered for a while after they finish, and unfinished ones are reloaded at restart.
@@ -92,7 +92,7 @@ export class ControlPlane {
   async start(): Promise<void> {
     const { store, log, workers, warm } = this.state;
     await this.recovery.recover();
-    for (const id of await store.warmFunctions()) warm.add(id);
+    for (const id of await store.apps.warmFunctions()) warm.add(id);
     const every = (ms: number, fn: () => unknown) => {
       const timer = setInterval(async () => {
         try {
@@ -106,10 +106,10 @@ export class ControlPlane {
     };
     every(250, () => this.autoscaling.pass());
     every(TICK_MS, () => this.attempts.tick());
-    every(3000, () => store.touchWorkers(workers.all().map((w) => w.id)));
+    every(3000, () => store.fleet.touchWorkers(workers.all().map((w) => w.id)));
     every(5000, () => this.apps.stopAbandonedApps());
     every(60_000, () => this.forgetOld());
-    every(3_600_000, () => store.deleteFinished(RESULT_TTL_MS));
+    every(3_600_000, () => store.calls.deleteFinished(RESULT_TTL_MS));
     this.scheduler.start();
   }
 

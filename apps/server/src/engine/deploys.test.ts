@@ -29,7 +29,7 @@ describe("deploys and scaling", () => {
   };
 
   async function deploy(specs: FunctionSpec[], bundleHash: string) {
-    const deployed = await store.deployApp({
+    const deployed = await store.apps.deploy({
       workspace: LOCAL_WORKSPACE,
       name: "svc",
       env: "main",

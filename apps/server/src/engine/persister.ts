@@ -84,7 +84,7 @@ export class Persister {
   private async write(taken: Pending[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const fresh = await this.store.persist(batchOf(taken));
+        const fresh = await this.store.calls.persist(batchOf(taken));
         const isNew = new Set(fresh.map((c) => `${c.callId}/${c.firstIdx}`));
         for (const { kind, item, done } of taken)
           done(kind !== "chunks" || isNew.has(`${item.callId}/${item.firstIdx}`));

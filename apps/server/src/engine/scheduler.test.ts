@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FunctionSpec, Schedule } from "@skiff/protocol";
-import { type Db, migrate, openPglite, ScheduleStore } from "@skiff/store";
+import { type Db, openPglite, type ScheduleStore, Store } from "@skiff/store";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { checkSchedule, dueTick, nextRun, Scheduler } from "./scheduler.js";
@@ -20,8 +20,9 @@ describe("Scheduler", () => {
 
   beforeAll(async () => {
     db = await openPglite();
-    await migrate(db);
-    schedules = new ScheduleStore(db);
+    const store = new Store(db);
+    await store.migrate();
+    schedules = store.schedules;
   });
   afterAll(async () => {
     await db.close();

@@ -122,7 +122,7 @@ export function apiRoutes(deps: {
     );
     const secrets = await control.imageSecrets({ workspace, env }, image);
     for (const archive of imageArchives(image)) {
-      if (!(await store.ownsBlob(workspace, archive))) {
+      if (!(await store.blobs.owns(workspace, archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
       }
     }
@@ -133,7 +133,7 @@ export function apiRoutes(deps: {
         control
           .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt, secrets })
           .then(async (exported) => {
-            if (exported) await store.grantBlobs(workspace, [exported]);
+            if (exported) await store.blobs.grant(workspace, [exported]);
             write(exported ? `ok ${exported}` : "ok");
           })
           .catch((error: Error) => write(`error: ${error.message}`))
@@ -146,7 +146,7 @@ export function apiRoutes(deps: {
   // Layers workers built, by key: another worker fetches the blob instead of building it again.
   api.get("/v1/layers/:key", async (c) => {
     requireWorker(c.get("caller"));
-    const digest = await store.findLayer(c.req.param("key"));
+    const digest = await store.blobs.findLayer(c.req.param("key"));
     if (!digest) throw new ApiError("NOT_FOUND", `no layer ${c.req.param("key")} has been published`);
     return c.json({ digest });
   });
@@ -156,17 +156,17 @@ export function apiRoutes(deps: {
     const { digest } = await parseBody(c.req.raw, z.object({ digest: z.string().regex(/^[0-9a-f]{64}$/) }));
     if (!/^[0-9a-f]{64}$/.test(c.req.param("key"))) throw new ApiError("BAD_REQUEST", "a layer key is a sha256");
     if (!(await blobs.has(digest))) throw new ApiError("BAD_REQUEST", `blob ${digest} is not uploaded`);
-    await store.publishLayer(c.req.param("key"), digest);
+    await store.blobs.publishLayer(c.req.param("key"), digest);
     return c.json({ ok: true });
   });
 
   const needBundle = async (workspace: string, hash: string) => {
-    if (!(await store.ownsBlob(workspace, hash))) {
+    if (!(await store.blobs.owns(workspace, hash))) {
       throw new ApiError("BAD_REQUEST", `bundle ${hash} is not uploaded: PUT it to /v1/blobs/${hash} first`);
     }
   };
   const findApp = async (scope: Scope, nameOrId: string) => {
-    const app = await store.findApp(scope, nameOrId);
+    const app = await store.apps.find(scope, nameOrId);
     if (!app) {
       throw new ApiError(
         "NOT_FOUND",
@@ -184,7 +184,7 @@ export function apiRoutes(deps: {
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
     control.checkCapacity(app.functions);
     const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
-    const deployed = await store.deployApp({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
+    const deployed = await store.apps.deploy({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
     await control.deployed(deployed.app, deployed.functions);
     return {
       appId: deployed.app.id,
@@ -227,7 +227,7 @@ export function apiRoutes(deps: {
 
   api.get("/v1/apps/:app/history", async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
-    const versions = await store.appVersions(app.id);
+    const versions = await store.apps.versions(app.id);
     return c.json({
       app,
       versions: versions.map((v) => ({
@@ -249,7 +249,7 @@ export function apiRoutes(deps: {
     );
     const app = await findApp(scopeOf(c, body.env), c.req.param("app"));
     if (app.mode !== "deployed") throw new ApiError("BAD_REQUEST", `${app.name} is not deployed: it has no versions`);
-    const versions = await store.appVersions(app.id);
+    const versions = await store.apps.versions(app.id);
     const target = body.version ?? versions.find((v) => v.version < app.version)?.version;
     const chosen = versions.find((v) => v.version === target);
     if (!chosen) {
@@ -302,7 +302,7 @@ export function apiRoutes(deps: {
     await needBundle(scope.workspace, body.bundleHash);
     control.checkCapacity(body.manifest.functions);
     const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
-    const { app, functions } = await store.createApp({
+    const { app, functions } = await store.apps.create({
       workspace: scope.workspace,
       name: body.manifest.name,
       env: body.env,
@@ -315,13 +315,13 @@ export function apiRoutes(deps: {
   });
 
   api.get("/v1/apps", async (c) => {
-    const apps = await store.listApps(scopeOf(c));
+    const apps = await store.apps.list(scopeOf(c));
     return c.json({ apps });
   });
 
   api.post("/v1/apps/:id/heartbeat", async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("id"));
-    await store.touchApp(app.id);
+    await store.apps.touch(app.id);
     return c.json({ ok: true });
   });
 
@@ -335,9 +335,9 @@ export function apiRoutes(deps: {
     const { app, name } = c.req.query();
     if (!app || !name) throw new ApiError("BAD_REQUEST", "pass ?app=APP&name=FUNCTION");
     const scope = scopeOf(c);
-    const fn = await store.findFunction(scope, app, name);
+    const fn = await store.apps.findFunction(scope, app, name);
     if (!fn) {
-      const names = await store.functionNamesOf(scope, app);
+      const names = await store.apps.functionNamesOf(scope, app);
       throw new ApiError(
         "NOT_FOUND",
         names.length > 0
@@ -351,7 +351,7 @@ export function apiRoutes(deps: {
   // Blobs are stored once, and each workspace sees only those it put (or its functions returned); workers
   // see all of them.
   const mayRead = async (caller: AuthEnv["Variables"]["caller"], hash: string) =>
-    caller.kind === "worker" || (await store.ownsBlob(workspaceOf(caller), hash));
+    caller.kind === "worker" || (await store.blobs.owns(workspaceOf(caller), hash));
 
   const headBlob = async (c: Context<AuthEnv>) => {
     const hash = c.req.param("hash") ?? "";
@@ -386,7 +386,7 @@ export function apiRoutes(deps: {
         : error;
     });
     const caller = c.get("caller");
-    if (caller.kind !== "worker") await store.grantBlobs(workspaceOf(caller), [hash]);
+    if (caller.kind !== "worker") await store.blobs.grant(workspaceOf(caller), [hash]);
     return c.json({ hash });
   });
 

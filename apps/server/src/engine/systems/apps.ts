@@ -82,7 +82,7 @@ export class AppSystem {
         `maxContainers (${spec.maxContainers}) must be at least minContainers (${spec.minContainers}) and 1`,
       );
     }
-    await this.state.store.updateFunctionSpec(info.baseId, spec);
+    await this.state.store.apps.updateFunctionSpec(info.baseId, spec);
     for (const pool of pools.poolsOf(info.baseId))
       pool.spec = pool.overrides ? withOverrides(spec, pool.overrides) : spec;
     if (spec.minContainers > 0) this.state.warm.add(info.baseId);
@@ -93,7 +93,7 @@ export class AppSystem {
   /** Stops an app: its calls are cancelled, its containers stop, its log watchers hear the end after them. */
   async stopApp(appId: string): Promise<void> {
     const { store, functions, warm, queue } = this.state;
-    await store.stopApp(appId);
+    await store.apps.stop(appId);
     await this.deps.scheduler.schedules.removeApp(appId);
     const stopped = [...functions.values()].filter((info) => info.appId === appId);
     for (const info of stopped) {
@@ -112,7 +112,7 @@ export class AppSystem {
 
   /** Stops ephemeral apps whose client has been silent for `abandonAfterMs`. */
   async stopAbandonedApps(): Promise<void> {
-    for (const appId of await this.state.store.abandonedApps(this.deps.abandonAfterMs)) {
+    for (const appId of await this.state.store.apps.abandoned(this.deps.abandonAfterMs)) {
       this.state.log.info({ appId }, "stopping ephemeral app whose client went away");
       await this.stopApp(appId);
     }
@@ -137,7 +137,7 @@ export class AppSystem {
    * sends the lines of the last minute.
    */
   async subscribeLogs(workspace: string, appId: string, subscriber: Subscriber, resume = false): Promise<void> {
-    const app = await this.state.store.getApp(appId);
+    const app = await this.state.store.apps.get(appId);
     if (app?.workspace !== workspace) throw new ApiError("NOT_FOUND", `no app ${appId}: see \`skiff app list\``);
     this.state.hub.subscribeLogs(appId, subscriber, resume);
   }

@@ -140,7 +140,7 @@ export class AttemptSystem {
       byWorkspace.set(workspace, hashes);
       hashes.push(output.data.blob);
     }
-    for (const [workspace, hashes] of byWorkspace) await this.state.store.grantBlobs(workspace, hashes);
+    for (const [workspace, hashes] of byWorkspace) await this.state.store.blobs.grant(workspace, hashes);
   }
 
   /** Fails these inputs with `code`, killing the attempts that run; resolves once recorded. */

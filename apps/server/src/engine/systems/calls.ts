@@ -94,14 +94,14 @@ export class CallSystem {
   private async takeIds(count: number): Promise<number> {
     const { store } = this.state;
     if (this.ids.next + count > this.ids.end) {
-      const first = await (this.nextBlock ?? store.reserveInputIds());
+      const first = await (this.nextBlock ?? store.calls.reserveInputIds());
       this.nextBlock = undefined;
       if (this.ids.next + count > this.ids.end) this.ids = { next: first, end: first + INPUT_ID_BLOCK };
     }
     const first = this.ids.next;
     this.ids.next += count;
     if (!this.nextBlock && this.ids.end - this.ids.next < INPUT_ID_BLOCK / 2) {
-      this.nextBlock = store.reserveInputIds();
+      this.nextBlock = store.calls.reserveInputIds();
       this.nextBlock.catch(() => {
         this.nextBlock = undefined;
       });
@@ -130,7 +130,7 @@ export class CallSystem {
     await this.checkCall(caller, callId);
     this.state.hub.subscribeCall(callId, subscriber);
     await this.state.persister.flushed();
-    const finished = await this.state.store.results(callId, fromIdx);
+    const finished = await this.state.store.calls.results(callId, fromIdx);
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
   }
 
@@ -154,7 +154,8 @@ export class CallSystem {
    * submit).
    */
   private async checkCall(caller: Caller, callId: string): Promise<void> {
-    const functionId = this.state.calls.get(callId)?.functionId ?? (await this.state.store.getCall(callId))?.functionId;
+    const functionId =
+      this.state.calls.get(callId)?.functionId ?? (await this.state.store.calls.get(callId))?.functionId;
     const info = functionId ? await this.deps.pools.functionInfo(functionId).catch(() => undefined) : undefined;
     if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }

@@ -82,7 +82,7 @@ export class ContainerSystem {
       stopping: false,
     });
     const [token, functionIds] = await Promise.all([
-      store.addContainer({
+      store.fleet.addContainer({
         id: containerId,
         workerId: worker.id,
         functionId: info.id,
@@ -91,7 +91,7 @@ export class ContainerSystem {
         appId: info.appId,
         env: info.env,
       }),
-      store.functionIds(info.appId),
+      store.apps.functionIds(info.appId),
     ]);
     worker.send({
       t: "start",
@@ -175,7 +175,7 @@ export class ContainerSystem {
     const started = starting.get(message.containerId);
     starting.delete(message.containerId);
     if (started) timings.noteColdStart(started.functionId, Date.now() - started.at);
-    await store.setContainerState(message.containerId, "running");
+    await store.fleet.setContainerState(message.containerId, "running");
     const info = container && functions.get(container.functionId);
     if (container && info && container.version >= info.version) {
       this.stopAll(
@@ -207,7 +207,7 @@ export class ContainerSystem {
     worker.containers.delete(message.containerId);
     starting.delete(message.containerId);
     dispatcher.release(message.containerId);
-    await store.setContainerState(message.containerId, "stopped", message.reason);
+    await store.fleet.setContainerState(message.containerId, "stopped", message.reason);
     const reason = message.message ?? `the container stopped (${message.reason})`;
     attempts.loseAll([...attempts.running(message.inFlight), ...queue.ofOwner(message.containerId)], reason);
     const appId = container && functions.get(container.functionId)?.appId;

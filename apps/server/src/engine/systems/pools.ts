@@ -30,7 +30,7 @@ export class PoolSystem {
       if (overrides && minContainersOf(info) > 0 && !info.stopped) warm.add(info.id);
       return info;
     }
-    const row = await store.getFunction(functionId);
+    const row = await store.apps.getFunction(functionId);
     if (!row) throw missingFunction(functionId);
     const info: FunctionInfo = {
       id: row.id,

@@ -19,8 +19,8 @@ export class RecoverySystem {
   /** Reloads unfinished inputs from the store, held until their workers are back. */
   async recover(): Promise<void> {
     const { store, queue, log } = this.state;
-    const unfinished = await store.unfinishedInputs();
-    this.awaited = new Set(unfinished.length > 0 ? await store.recentWorkers(LEASE_MS) : []);
+    const unfinished = await store.calls.unfinishedInputs();
+    this.awaited = new Set(unfinished.length > 0 ? await store.fleet.recentWorkers(LEASE_MS) : []);
     queue.add(
       unfinished.map((row) => ({
         ...newInput(row.inputId, row.callId, row.idx, row.functionId, row.args),

@@ -81,7 +81,7 @@ export async function readLocalSecrets(
   appId: string,
   version: number,
 ): Promise<LocalSecretValues> {
-  const stored = await store.localSecrets(appId, version);
+  const stored = await store.apps.localSecrets(appId, version);
   return stored ? openLocalSecrets(box, appId, version, stored) : {};
 }
 

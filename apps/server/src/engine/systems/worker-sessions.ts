@@ -66,13 +66,13 @@ export class WorkerSessionSystem {
    */
   async connect(worker: WorkerConn, runtime: string, containers: string[], held: HeldAttempt[]): Promise<void> {
     const { store, workers, queue, log } = this.state;
-    await store.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
+    await store.fleet.upsertWorker({ id: worker.id, name: worker.name, runtime, capacity: worker.capacity });
     const previous = workers.remove(worker.id);
     // Containers that survived a server restart or a reconnect: adopt those we know and still want.
-    const known = new Map((await store.liveContainers()).map((c) => [c.id, c]));
+    const known = new Map((await store.fleet.liveContainers()).map((c) => [c.id, c]));
     const gone = [...known.values()].filter((c) => c.workerId === worker.id && !containers.includes(c.id));
     if (gone.length > 0)
-      await store.stopContainers(
+      await store.fleet.stopContainers(
         gone.map((c) => c.id),
         "worker restarted",
       );
