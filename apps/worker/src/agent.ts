@@ -7,6 +7,7 @@ import {
   batchesOf,
   type Capacity,
   HEARTBEAT_MS,
+  type ImageSecrets,
   type ImageSpec,
   inlineBytes,
   type Link,
@@ -50,8 +51,6 @@ export interface WorkerOptions {
 }
 
 type ServerLink = Link<WorkerMessage, ServerToWorker>;
-/** What building an image may need from the server's secret store: a registry login, the steps' secrets. */
-type ImageSecrets = Pick<Extract<ServerToWorker, { t: "build" }>, "registryAuth" | "buildSecrets">;
 
 /** A shell this worker runs: its container, its input (once started), and its terminal's resizes. */
 interface OpenShell {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ClassShape, Result, SpecOverrides } from "@skiff/protocol";
 import { inlineBytes } from "@skiff/protocol/batches";
 import { BATCH_BYTES } from "@skiff/protocol/constants";
+import { poolId } from "@skiff/protocol/pool-id";
 import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
 import type { Client } from "./client.js";
@@ -11,7 +12,6 @@ import { SkiffError } from "./errors.js";
 import { FunctionCall, waitForResult } from "./function-call.js";
 import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
 import { settle, toPayload } from "./payload.js";
-import { poolId } from "./pool-id.js";
 
 export interface MapOptions {
   /** Yield results in input order (default) or as they finish. */

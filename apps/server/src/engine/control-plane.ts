@@ -1,15 +1,16 @@
 import { randomUUID } from "node:crypto";
 import {
   type AttemptRef,
-  type BuildSecretValues,
   buildSecretsOf,
   type ClientMessage,
+  decodePoolPart,
   type ErrorCode,
   encodeMessage,
   type FunctionSpec,
   failurePayload,
   groupBy,
   HEARTBEAT_MS,
+  type ImageSecrets,
   type ImageSpec,
   INFRA_RETRIES,
   LEASE_MS,
@@ -17,9 +18,9 @@ import {
   type Payload,
   REGISTRY_LOGIN_KEYS,
   RESULT_TTL_MS,
-  type RegistryAuth,
   type RetryPolicy,
   registrySecretOf,
+  runnerEnvironment,
   type ServerToClient,
   type SpecOverrides,
   type Terminal,
@@ -1273,7 +1274,7 @@ export class ControlPlane {
       functionId: info.id,
       bundleHash: info.bundleHash,
       spec: info.spec,
-      env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
+      env: runnerEnvironment({ SKIFF_PARAMS: info.params }),
       secrets,
       ...imageSecrets,
       appEnv: info.env,
@@ -1282,12 +1283,6 @@ export class ControlPlane {
     });
     return true;
   }
-}
-
-/** What an image build needs from the secret store (see imageSecrets); both go to the worker. */
-export interface ImageSecrets {
-  registryAuth?: RegistryAuth;
-  buildSecrets?: BuildSecretValues;
 }
 
 /** What a step's secret that is not in the environment is refused with (at deploy, and at build). */
@@ -1329,7 +1324,7 @@ function classParams(spec: FunctionSpec, encoded: string): string {
   const declared = new Map((spec.cls?.parameters ?? []).map((p) => [p.name, p.type] as const));
   let values: Record<string, unknown>;
   try {
-    values = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as Record<string, unknown>;
+    values = decodePoolPart(encoded) as Record<string, unknown>;
   } catch {
     throw new ApiError("BAD_REQUEST", `the parameters of ${spec.name} in its pool id are not valid`);
   }
