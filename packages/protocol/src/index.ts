@@ -2,6 +2,7 @@ export * from "./attempt.js";
 export * from "./attempt-key.js";
 export * from "./batch-options.js";
 export * from "./batches.js";
+export * from "./coded-error.js";
 export * from "./constants.js";
 export * from "./error-code.js";
 export * from "./errors.js";
