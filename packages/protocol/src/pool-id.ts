@@ -32,6 +32,11 @@ export function poolIdParts(poolId: string): PoolIdParts | undefined {
   return { baseId, params: params || undefined, options: options || undefined };
 }
 
+/** The function or class a pool id names: its own id, or its base. */
+export function poolBaseId(poolId: string): string {
+  return poolId.split(POOL_SEPARATOR)[0]!;
+}
+
 /** The value a pool id's part encodes (see poolId); throws a SyntaxError if it is not base64url JSON. */
 export function decodePoolPart(encoded: string): unknown {
   return JSON.parse(Buffer.from(encoded, "base64url").toString("utf8"));

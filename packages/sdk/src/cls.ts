@@ -1,5 +1,5 @@
 import type { ClassShape, SpecOverrides } from "@skiff/protocol";
-import { poolId } from "@skiff/protocol/pool-id";
+import { poolBaseId, poolId } from "@skiff/protocol/pool-id";
 import { BRAND } from "./brand.js";
 import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
@@ -248,7 +248,7 @@ export class SkiffClass<I extends object> {
   /** Changes the autoscaling of every pool of the class until the next deploy. */
   async updateAutoscaler(settings: AutoscalerOptions): Promise<void> {
     const id = await this.poolId();
-    await updateAutoscaler(id.split("~")[0]!, settings);
+    await updateAutoscaler(poolBaseId(id), settings);
   }
 
   private methodNames(): string[] {
