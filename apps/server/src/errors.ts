@@ -1,16 +1,14 @@
 import { BlobError } from "@skiff/blob";
-import type { ErrorCode } from "@skiff/protocol";
+import { CodedError, type ErrorCode } from "@skiff/protocol";
 import { SecretError, TokenError } from "@skiff/store";
 
 /** An API error: `code` picks the HTTP status, `message` tells the caller what to do next. */
-export class ApiError extends Error {
-  readonly code: ErrorCode;
+export class ApiError extends CodedError {
   /** For PAYLOAD_TOO_LARGE: the most bytes the route takes. */
   readonly limit: number | undefined;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; limit?: number }) {
-    super(message, options);
+    super(code, message, options);
     this.name = "ApiError";
-    this.code = code;
     this.limit = options?.limit;
   }
 

@@ -3,6 +3,9 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  type AttemptRef,
+  attemptKey,
+  attemptRefOf,
   type ClaimedInput,
   decodeMessage,
   type ErrorCode,
@@ -14,7 +17,9 @@ import {
   type Payload,
   parseRunnerMessage,
   type RunnerData,
+  type RunnerInput,
   type RunnerMessage,
+  runnerEnvironment,
   type ServerToWorker,
   type WorkerMessage,
   type WorkerOutput,
@@ -62,8 +67,6 @@ interface InFlight {
   timer: NodeJS.Timeout;
   sentAt: number;
 }
-
-type RunnerInput = Extract<WorkerToRunner, { t: "inputs" }>["inputs"][number];
 
 /** How long `exit` hooks may run at shutdown. */
 const EXIT_GRACE_MS = 30_000;
@@ -136,16 +139,18 @@ export class ContainerSession {
       const fromImage = imageContainerSpec(paths, {
         ...this.start.secrets,
         ...this.start.env,
-        SKIFF_SOCKET: "/.skiff/sock/runner.sock",
-        SKIFF_API_SOCKET: "/.skiff/sock/api.sock",
-        SKIFF_FUNCTION_IDS: JSON.stringify(this.start.functionIds),
-        SKIFF_APP_ID: this.start.appId,
-        SKIFF_ENV: this.start.appEnv,
-        SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
-        SKIFF_FUNCTION: spec.name,
-        SKIFF_MAX_INPUTS: String(spec.maxInputs),
-        ...(spec.batched ? { SKIFF_BATCH: JSON.stringify(spec.batched) } : {}),
-        SKIFF_CONTAINER_ID: this.id,
+        ...runnerEnvironment({
+          SKIFF_SOCKET: "/.skiff/sock/runner.sock",
+          SKIFF_API_SOCKET: "/.skiff/sock/api.sock",
+          SKIFF_FUNCTION_IDS: this.start.functionIds,
+          SKIFF_APP_ID: this.start.appId,
+          SKIFF_ENV: this.start.appEnv,
+          SKIFF_BUNDLE: "/.skiff/bundle/bundle.mjs",
+          SKIFF_FUNCTION: spec.name,
+          SKIFF_MAX_INPUTS: spec.maxInputs,
+          SKIFF_BATCH: spec.batched,
+          SKIFF_CONTAINER_ID: this.id,
+        }),
       });
       const mounts: Mount[] = [
         { source: paths.runnerDir, target: "/.skiff/runner", readonly: true },
@@ -227,11 +232,10 @@ export class ContainerSession {
   }
 
   /** Kills the container if it runs any of these attempts (a cancelled call); drops those not started. */
-  cancel(inputs: { inputId: string; attempt: number }[]): void {
-    const cancelled = new Set(inputs.map((ref) => `${ref.inputId}/${ref.attempt}`));
+  cancel(inputs: AttemptRef[]): void {
+    const cancelled = new Set(inputs.map(attemptKey));
     for (let i = this.buffered.length - 1; i >= 0; i--) {
-      const input = this.buffered[i]!;
-      if (cancelled.has(`${input.inputId}/${input.attempt}`)) this.buffered.splice(i, 1);
+      if (cancelled.has(attemptKey(this.buffered[i]!))) this.buffered.splice(i, 1);
     }
     if (inputs.some((ref) => this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt)) {
       this.kill("requested", "its input was cancelled");
@@ -268,7 +272,7 @@ export class ContainerSession {
       // A blob argument goes as its hash: the runner reads it from the server itself, through api.sock.
       const inputs = taken.map((input): RunnerInput => {
         const args = "inline" in input.args ? input.args.inline : { blob: input.args.blob };
-        return { inputId: input.inputId, attempt: input.attempt, args };
+        return { ...attemptRefOf(input), args };
       });
       this.sendRunner({ t: "inputs", inputs });
     }
@@ -284,7 +288,7 @@ export class ContainerSession {
 
   /** Inputs claimed ahead go back to the queue, never run and with no failure counted. */
   private returnBuffered(): void {
-    const inputs = this.buffered.splice(0).map((input) => ({ inputId: input.inputId, attempt: input.attempt }));
+    const inputs = this.buffered.splice(0).map(attemptRefOf);
     if (inputs.length > 0) this.host.send({ t: "return", inputs });
   }
 
@@ -294,11 +298,8 @@ export class ContainerSession {
   }
 
   /** The inputs this container holds: running, or claimed ahead (their leases must not lapse). */
-  inFlightRefs(): { inputId: string; attempt: number }[] {
-    return [...[...this.inFlight.values()].map(({ input }) => input), ...this.buffered].map((input) => ({
-      inputId: input.inputId,
-      attempt: input.attempt,
-    }));
+  inFlightRefs(): AttemptRef[] {
+    return [...[...this.inFlight.values()].map(({ input }) => input), ...this.buffered].map(attemptRefOf);
   }
 
   /** The runner's connection: the first one only, which gets the container's token. */
@@ -350,8 +351,7 @@ export class ContainerSession {
         const data = await this.payloadOf(message.data);
         if (!data) {
           this.host.queueOutput({
-            inputId: message.inputId,
-            attempt: message.attempt,
+            ...attemptRefOf(message),
             status: "failure",
             code: "INTERNAL",
             retryable: false,
@@ -365,8 +365,7 @@ export class ContainerSession {
           return;
         }
         this.host.queueOutput({
-          inputId: message.inputId,
-          attempt: message.attempt,
+          ...attemptRefOf(message),
           status: message.status,
           retryable: message.retryable,
           infra: false,
@@ -411,12 +410,12 @@ export class ContainerSession {
   private finish(exit: ContainerExit): void {
     const reason: StopReason = exit.oomKilled ? "oom" : (this.stopReason ?? "crashed");
     this.returnBuffered();
-    const lost: { inputId: string; attempt: number }[] = [];
+    const lost: AttemptRef[] = [];
     for (const { input, timer } of this.inFlight.values()) {
       clearTimeout(timer);
       const failure = this.failureFor(input, reason, exit);
       if (failure) this.host.queueOutput(failure);
-      else lost.push({ inputId: input.inputId, attempt: input.attempt });
+      else lost.push(attemptRefOf(input));
     }
     this.inFlight.clear();
     const message =
@@ -439,8 +438,7 @@ export class ContainerSession {
   /** The failure an input gets when its container ends under it; undefined means requeue it (not its fault). */
   private failureFor(input: ClaimedInput, reason: StopReason, exit: ContainerExit): WorkerOutput | undefined {
     const fail = (code: ErrorCode, message: string): WorkerOutput => ({
-      inputId: input.inputId,
-      attempt: input.attempt,
+      ...attemptRefOf(input),
       status: "failure",
       code,
       retryable: true,

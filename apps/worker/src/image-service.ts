@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { ImageSpec, ServerToWorker, WorkerMessage } from "@skiff/protocol";
+import type { ImageSecrets, ImageSpec, ServerToWorker, WorkerMessage } from "@skiff/protocol";
 import type { Logger } from "pino";
 import type { Client } from "skiff/plumbing";
 import { type BuiltImage, exportLayout, ImageBuilder, pullRegistryBase } from "./images/index.js";
@@ -8,7 +8,6 @@ import { ensureBaseRootfs, ensureNodeDist } from "./runtime/index.js";
 import type { ContainerRuntime, RuntimeName } from "./runtime/types.js";
 
 /** What building an image may need from the server's secret store: a registry login, the steps' secrets. */
-export type ImageSecrets = Pick<Extract<ServerToWorker, { t: "build" }>, "registryAuth" | "buildSecrets">;
 
 /** A container's image made ready on this host: its base, the Node build and its layers. */
 export interface PreparedImage {

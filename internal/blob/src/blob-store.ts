@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { CodedError } from "@skiff/protocol/coded-error";
 
 /** What `putStream` checks the bytes against while they arrive. */
 export interface ExpectedBlob {
@@ -31,12 +32,10 @@ export interface BlobStore {
   has(hash: string): Promise<boolean>;
 }
 
-export class BlobError extends Error {
-  readonly code: "BLOB_BAD_HASH" | "BLOB_CORRUPT" | "BLOB_MISMATCH" | "BLOB_TOO_LARGE";
+export class BlobError extends CodedError<"BLOB_BAD_HASH" | "BLOB_CORRUPT" | "BLOB_MISMATCH" | "BLOB_TOO_LARGE"> {
   constructor(code: BlobError["code"], message: string) {
-    super(message);
+    super(code, message);
     this.name = "BlobError";
-    this.code = code;
   }
 }
 

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { CodedError } from "@skiff/protocol/coded-error";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { Db } from "./db.js";
 import { DEFAULT_ENVIRONMENT } from "./secrets.js";
@@ -39,12 +40,10 @@ export interface Principal {
 }
 
 /** What went wrong with a workspace or a token: `code` picks the HTTP status. */
-export class TokenError extends Error {
-  readonly code: "NOT_FOUND" | "CONFLICT" | "BAD_REQUEST";
+export class TokenError extends CodedError<"NOT_FOUND" | "CONFLICT" | "BAD_REQUEST"> {
   constructor(code: TokenError["code"], message: string) {
-    super(message);
+    super(code, message);
     this.name = "TokenError";
-    this.code = code;
   }
 }
 

@@ -1,5 +1,5 @@
 import { BATCH_BYTES } from "./constants.js";
-import type { Payload } from "./messages.js";
+import type { Payload } from "./messages/shared.js";
 
 /** The bytes a payload adds to a message: its inline data (a blob's is only its hash). */
 export function inlineBytes(payload: Payload): number {

@@ -16,9 +16,6 @@ export function buildSecretsOf(image: ImageSpec): string[] {
   return [...new Set(image.layers.flatMap(({ step }) => ("secrets" in step ? (step.secrets ?? []) : [])))];
 }
 
-/** Values of build secrets, by secret name, as the worker gets them. */
-export type BuildSecretValues = Record<string, Record<string, string>>;
-
 /** The secret an image's registry base logs in with, if it names one. */
 export function registrySecretOf(image: ImageSpec): string | undefined {
   return image.base === "debian-bookworm" ? undefined : image.base.secret;

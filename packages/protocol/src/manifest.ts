@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BatchOptions } from "./batch-options.js";
 import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME } from "./constants.js";
 import { MIN_MEMORY_MIB, optionsProblem } from "./options.js";
 
@@ -120,7 +121,7 @@ export const FunctionSpec = z
     /** Inputs per container the autoscaler aims for (at most maxInputs). */
     targetInputs: z.number().int().min(1).optional(),
     /** Single calls gathered into one call of the handler with a list: at most this many, waiting this long. */
-    batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).optional(),
+    batched: BatchOptions.optional(),
     schedule: Schedule.optional(),
     /** In order: a later secret's keys override an earlier one's. */
     secrets: z.array(SecretRef).default([]),
@@ -153,7 +154,7 @@ export const SpecOverrides = z
     scaledownWindowMs: z.number().int().min(0),
     maxInputs: z.number().int().min(1).max(1000),
     targetInputs: z.number().int().min(1),
-    batched: z.object({ maxBatchSize: z.number().int().min(1).max(1000), waitMs: z.number().int().min(0) }).strict(),
+    batched: BatchOptions.strict(),
     secrets: z.array(
       z.object({ name: z.string().min(1), requiredKeys: z.array(z.string().regex(ENV_VAR_NAME)).default([]) }),
     ),

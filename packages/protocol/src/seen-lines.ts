@@ -1,4 +1,4 @@
-import type { LogLine } from "./messages.js";
+import type { LogLine } from "./messages/shared.js";
 
 /**
  * The highest log line number had from each container: a worker resends the batches the server had not

@@ -1,7 +1,7 @@
+import { poolId } from "@skiff/protocol/pool-id";
 import { describe, expect, it } from "vitest";
 import { App, collectApp, manifestOf } from "./app.js";
 import { classShape, enter, exit, marksOf, method, parameter } from "./cls.js";
-import { poolId } from "./pool-id.js";
 
 describe("classes", () => {
   it("records parameters, methods and hooks from standard decorators", () => {

@@ -1,10 +1,10 @@
 import type { ClassShape, SpecOverrides } from "@skiff/protocol";
+import { poolBaseId, poolId } from "@skiff/protocol/pool-id";
 import { BRAND } from "./brand.js";
 import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
 import { type AutoscalerOptions, lookUp, SkiffFunction, updateAutoscaler } from "./function.js";
 import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
-import { poolId } from "./pool-id.js";
 
 /** Options of `app.cls(options, class {...})`: those of a function, shared by all its methods. */
 export type ClassOptions = Omit<FunctionOptions, "batched" | "schedule" | "name"> & { name?: string };
@@ -248,7 +248,7 @@ export class SkiffClass<I extends object> {
   /** Changes the autoscaling of every pool of the class until the next deploy. */
   async updateAutoscaler(settings: AutoscalerOptions): Promise<void> {
     const id = await this.poolId();
-    await updateAutoscaler(id.split("~")[0]!, settings);
+    await updateAutoscaler(poolBaseId(id), settings);
   }
 
   private methodNames(): string[] {

@@ -1,12 +1,11 @@
 import type { ErrorCode } from "@skiff/protocol";
+import { CodedError } from "@skiff/protocol/coded-error";
 
 /** Base class of errors the SDK raises; `code` says what kind, the message says what to do next. */
-export class SkiffError extends Error {
-  readonly code: ErrorCode;
+export class SkiffError extends CodedError {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = "SkiffError";
-    this.code = code;
   }
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ClassShape, Result, SpecOverrides } from "@skiff/protocol";
 import { inlineBytes } from "@skiff/protocol/batches";
 import { BATCH_BYTES } from "@skiff/protocol/constants";
+import { poolBaseId, poolId } from "@skiff/protocol/pool-id";
 import { type Duration, parseDuration } from "@skiff/protocol/units";
 import { BRAND } from "./brand.js";
 import type { Client } from "./client.js";
@@ -11,7 +12,6 @@ import { SkiffError } from "./errors.js";
 import { FunctionCall, waitForResult } from "./function-call.js";
 import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
 import { settle, toPayload } from "./payload.js";
-import { poolId } from "./pool-id.js";
 
 export interface MapOptions {
   /** Yield results in input order (default) or as they finish. */
@@ -93,7 +93,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     if (this.via) throw new SkiffError("BAD_REQUEST", "update the autoscaler of the class, not of one method");
     const { functionId } = await this.target();
     // A variant's pool follows its function's autoscaling (its own overrides stay on top).
-    await updateAutoscaler(functionId.split("~")[0]!, settings);
+    await updateAutoscaler(poolBaseId(functionId), settings);
   }
 
   /** Runs once in a container and returns its result (or throws its exception). */

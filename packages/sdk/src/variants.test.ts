@@ -1,7 +1,7 @@
+import { poolId } from "@skiff/protocol/pool-id";
 import { describe, expect, it } from "vitest";
 import { App, collectApp, manifestOf } from "./app.js";
 import { method, SkiffClass } from "./cls.js";
-import { poolId } from "./pool-id.js";
 
 const decode = (part: string) => JSON.parse(Buffer.from(part, "base64url").toString()) as unknown;
 

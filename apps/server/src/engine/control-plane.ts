@@ -1,4 +1,11 @@
-import { type FunctionSpec, type ImageSpec, RESULT_TTL_MS, type Terminal, type WorkerMessage } from "@skiff/protocol";
+import {
+  type FunctionSpec,
+  type ImageSecrets,
+  type ImageSpec,
+  RESULT_TTL_MS,
+  type Terminal,
+  type WorkerMessage,
+} from "@skiff/protocol";
 import type { AppRow, FunctionRow, Scope } from "@skiff/store";
 import type { Subscriber } from "./hub.js";
 import type { InputQueue } from "./queue.js";
@@ -12,7 +19,7 @@ import { ContainerSystem, type ContainerView } from "./systems/containers.js";
 import { PoolSystem } from "./systems/pools.js";
 import { RecoverySystem } from "./systems/recovery.js";
 import { RelaySystem, type ShellMessage } from "./systems/relays.js";
-import { type ImageSecrets, SecretSystem } from "./systems/secrets.js";
+import { SecretSystem } from "./systems/secrets.js";
 import { type HeldAttempt, WorkerSessionSystem } from "./systems/worker-sessions.js";
 import type { WorkerConn } from "./workers.js";
 

@@ -1,25 +1,11 @@
-import { type FunctionSpec, SpecOverrides } from "@skiff/protocol";
+import { decodePoolPart, type FunctionSpec, type PoolIdParts, poolIdParts, SpecOverrides } from "@skiff/protocol";
 import { ApiError } from "../errors.js";
 
-/** The separator between a function's id, a class's parameter values and a variant's options in a pool id. */
-export const POOL_SEPARATOR = "~";
-
-/** A pool id's parts: the function (or class) id, a class's parameter values, a variant's options. */
-export interface PoolIdParts {
-  baseId: string;
-  /** base64url JSON, or undefined for the class's default values. */
-  params: string | undefined;
-  /** base64url JSON of `SpecOverrides` (see the SDK's withOptions), or undefined. */
-  options: string | undefined;
-}
-
-/** Splits `BASE[~PARAMS[~OPTIONS]]` (see the SDK's poolId); undefined for a plain function id. */
+/** Splits `BASE[~PARAMS[~OPTIONS]]` (see poolId); undefined for a plain function id. */
 export function splitPoolId(poolId: string): PoolIdParts | undefined {
-  const parts = poolId.split(POOL_SEPARATOR);
-  if (parts.length === 1) return undefined;
-  if (parts.length > 3) throw new ApiError("BAD_REQUEST", `pool id ${poolId} is not valid`);
-  const [baseId, params, options] = parts as [string, string, string | undefined];
-  return { baseId, params: params || undefined, options: options || undefined };
+  const parts = poolIdParts(poolId);
+  if (!parts) throw new ApiError("BAD_REQUEST", `pool id ${poolId} is not valid`);
+  return parts.baseId === poolId ? undefined : parts;
 }
 
 /**
@@ -31,7 +17,7 @@ export function poolOverrides(spec: FunctionSpec, encoded: string): SpecOverride
   const where = `${spec.kind} "${spec.name}": withOptions`;
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8"));
+    value = decodePoolPart(encoded);
   } catch {
     throw new ApiError("BAD_REQUEST", `${where}: the options in its pool id are not valid JSON`);
   }

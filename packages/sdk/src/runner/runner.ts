@@ -1,6 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
-import type { RunnerData, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import type { RunnerData, RunnerInput, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import { attemptRefOf } from "@skiff/protocol/attempt-key";
 import { INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
@@ -40,8 +41,6 @@ interface Loaded {
   exit(): Promise<void>;
 }
 
-type Input = { inputId: string; attempt: number; args: RunnerData };
-
 /**
  * The program inside every container: loads the user's bundle, then pulls inputs from the worker over a
  * Unix socket, runs up to `maxInputs` at once, and sends each output back.
@@ -64,7 +63,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   // this process and the server's blob store: they never cross runner.sock, and the server checks that this
   // container's workspace may read them.
   const blobs = options.api ? new Client({ serverUrl: `unix:${options.api.socketPath}`, token }) : undefined;
-  const argsOf = async (input: Input): Promise<Uint8Array> => {
+  const argsOf = async (input: RunnerInput): Promise<Uint8Array> => {
     if (input.args instanceof Uint8Array) return input.args;
     if (!blobs) throw new Error("skiff runner: an input's arguments are a blob, and this container has no api.sock");
     return blobs.getBlob(input.args.blob);
@@ -77,16 +76,16 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
       () => bytes,
     );
   };
-  const success = async (input: Input, value: unknown): Promise<RunnerMessage> => ({
+  const success = async (input: RunnerInput, value: unknown): Promise<RunnerMessage> => ({
     t: "output",
-    ...ref(input),
+    ...attemptRefOf(input),
     status: "success",
     retryable: true,
     data: await dataOf(encodeValue(value)),
   });
-  const failure = async (input: Input, error: unknown): Promise<RunnerMessage> => ({
+  const failure = async (input: RunnerInput, error: unknown): Promise<RunnerMessage> => ({
     t: "output",
-    ...ref(input),
+    ...attemptRefOf(input),
     status: "failure",
     retryable: !isNonRetriable(error),
     data: await dataOf(encodeError(error)),
@@ -153,7 +152,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     askForMore();
   };
 
-  const runOne = async (input: Input) => {
+  const runOne = async (input: RunnerInput) => {
     let output: RunnerMessage;
     try {
       output = await success(input, await code.call(decodeValue<unknown[]>(await argsOf(input))));
@@ -167,7 +166,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   // A batched function: inputs gather until the batch is full or the first has waited `waitMs`; one batch
   // runs at a time (it counts as `maxInputs` of load), and the next gathers once it is done.
   const batch = options.batch;
-  const gathered: Input[] = [];
+  const gathered: RunnerInput[] = [];
   let batchTimer: NodeJS.Timeout | undefined;
   let batchRunning = false;
   const runBatch = async () => {
@@ -197,7 +196,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     else if (gathered.length > 0) batchTimer = setTimeout(runBatch, batch!.waitMs);
     done(inputs.length);
   };
-  const gather = (inputs: Input[]) => {
+  const gather = (inputs: RunnerInput[]) => {
     gathered.push(...inputs);
     if (gathered.length >= batch!.maxBatchSize) void runBatch();
     else batchTimer ??= setTimeout(runBatch, batch!.waitMs);
@@ -281,10 +280,6 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
       }
     },
   };
-}
-
-function ref(input: Input): { inputId: string; attempt: number } {
-  return { inputId: input.inputId, attempt: input.attempt };
 }
 
 function encodeError(error: unknown): Uint8Array {

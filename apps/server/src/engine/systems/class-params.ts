@@ -1,15 +1,15 @@
-import type { FunctionSpec } from "@skiff/protocol";
+import { decodePoolPart, type FunctionSpec } from "@skiff/protocol";
 import { ApiError } from "../../errors.js";
 
 /**
- * A class pool's parameter values from its pool id (base64url JSON, see the SDK's poolId), checked against
+ * A class pool's parameter values from its pool id (see protocol's pool-id.ts), checked against
  * the class's declared parameters; returned as JSON for the runner.
  */
 export function classParams(spec: FunctionSpec, encoded: string): string {
   const declared = new Map((spec.cls?.parameters ?? []).map((p) => [p.name, p.type] as const));
   let values: Record<string, unknown>;
   try {
-    values = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as Record<string, unknown>;
+    values = decodePoolPart(encoded) as Record<string, unknown>;
   } catch {
     throw new ApiError("BAD_REQUEST", `the parameters of ${spec.name} in its pool id are not valid`);
   }

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { WorkerMessage } from "@skiff/protocol";
+import { type ImageSecrets, runnerEnvironment, type WorkerMessage } from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
 import type { AttemptSystem } from "./attempts.js";
 import { minContainersOf, type PoolSystem } from "./pools.js";
-import type { ImageSecrets, SecretSystem } from "./secrets.js";
+import type { SecretSystem } from "./secrets.js";
 
 /** A running container as `GET /v1/containers` lists it. */
 export interface ContainerView {
@@ -101,7 +101,7 @@ export class ContainerSystem {
       functionId: info.id,
       bundleHash: info.bundleHash,
       spec: info.spec,
-      env: info.params === undefined ? {} : { SKIFF_PARAMS: info.params },
+      env: runnerEnvironment({ SKIFF_PARAMS: info.params }),
       secrets,
       ...imageSecrets,
       appEnv: info.env,

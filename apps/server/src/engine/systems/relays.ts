@@ -1,8 +1,7 @@
-import type { ImageSpec, ServerToClient, Terminal, WorkerMessage } from "@skiff/protocol";
+import type { ImageSecrets, ImageSpec, ServerToClient, Terminal, WorkerMessage } from "@skiff/protocol";
 import { ApiError } from "../../errors.js";
 import type { EngineState } from "../state.js";
 import type { WorkerConn } from "../workers.js";
-import type { ImageSecrets } from "./secrets.js";
 
 /** What a shell sends its client: its output and its exit. */
 export type ShellMessage = Extract<ServerToClient, { t: "shell-output" | "shell-exit" }>;

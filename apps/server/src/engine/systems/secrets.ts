@@ -1,20 +1,13 @@
 import {
-  type BuildSecretValues,
   buildSecretsOf,
+  type ImageSecrets,
   type ImageSpec,
   REGISTRY_LOGIN_KEYS,
-  type RegistryAuth,
   registrySecretOf,
 } from "@skiff/protocol";
 import { type LocalSecretValues, openLocalSecrets, type Scope, type SecretBox, type Store } from "@skiff/store";
 import { ApiError } from "../../errors.js";
 import type { EngineState, FunctionInfo } from "../state.js";
-
-/** What an image build needs from the secret store (see imageSecrets); both go to the worker. */
-export interface ImageSecrets {
-  registryAuth?: RegistryAuth;
-  buildSecrets?: BuildSecretValues;
-}
 
 /** Secret resolution: a container's environment from its function's secrets, and what an image build needs. */
 export class SecretSystem {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ClientMessage, isPayload, Payload, parseRunnerMessage, RunnerMessage } from "./messages.js";
+import { ClientMessage } from "./client.js";
+import { parseRunnerMessage, RunnerMessage } from "./runner.js";
+import { isPayload, Payload } from "./shared.js";
 
 const bytes = new Uint8Array([1, 2, 3]);
 const hash = "a".repeat(64);
