@@ -10,6 +10,7 @@ import {
   type ImageSpec,
   inlineBytes,
   type Link,
+  layerRoutes,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   ServerToWorker,
@@ -114,14 +115,12 @@ export class WorkerAgent {
       fetchBlob: (hash) => this.client.getBlob(hash),
       shared: {
         find: async (key) => {
-          const found = await this.client
-            .request<{ digest: string }>("GET", `/v1/layers/${key}`)
-            .catch(() => undefined);
+          const found = await this.client.call(layerRoutes.find, { params: { key } }).catch(() => undefined);
           return found?.digest;
         },
         publish: async (key, bytes) => {
           const digest = await this.client.putBlob(bytes);
-          await this.client.request("PUT", `/v1/layers/${key}`, { digest });
+          await this.client.call(layerRoutes.publish, { params: { key }, body: { digest } });
         },
       },
       caBundle: [process.env.NODE_EXTRA_CA_CERTS, "/etc/ssl/certs/ca-certificates.crt"].find(
