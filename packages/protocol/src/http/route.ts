@@ -41,20 +41,26 @@ type ParamNames<Path extends string> = Path extends `${string}:${infer Name}/${i
 /** A route's path parameters, by name. */
 export type RouteParams<R extends Route> = { [Name in ParamNames<R["path"]>]: string };
 
-/** A part of a call that may be left out when nothing in it is required. */
-type Part<Key extends string, T> = [T] extends [never]
+/** A part of a call: absent where the route has none, optional where nothing in it is required. */
+type Part<Key extends string, T, Optional extends boolean> = [T] extends [never]
   ? unknown
-  : Record<string, never> extends T
-    ? { [K in Key]?: T }
+  : Optional extends true
+    ? Record<string, never> extends T
+      ? { [K in Key]?: T }
+      : { [K in Key]: T }
     : { [K in Key]: T };
 
-/** What a client sends to a route: its path parameters, query and JSON body, each where it has one. */
+/**
+ * What a client sends to a route: its path parameters, query and JSON body, each where it has one. A
+ * body is always sent, even one whose fields all have defaults: the server reads a route's body as JSON.
+ */
 export type RouteInput<R extends Route> = Part<
   "params",
-  [ParamNames<R["path"]>] extends [never] ? never : RouteParams<R>
+  [ParamNames<R["path"]>] extends [never] ? never : RouteParams<R>,
+  false
 > &
-  Part<"query", R["query"] extends z.ZodTypeAny ? z.input<R["query"]> : never> &
-  Part<"body", R["body"] extends z.ZodTypeAny ? z.input<R["body"]> : never>;
+  Part<"query", R["query"] extends z.ZodTypeAny ? z.input<R["query"]> : never, true> &
+  Part<"body", R["body"] extends z.ZodTypeAny ? z.input<R["body"]> : never, false>;
 
 /** A route's JSON answer as its client gets it, checked by the route's response schema. */
 export type RouteResponse<R extends JsonRoute> = z.output<R["response"]>;
