@@ -1,2 +1,2 @@
-export { type ContainerView, ControlPlane } from "./engine/control-plane.js";
+export { ControlPlane } from "./engine/control-plane.js";
 export { type RunningServer, type ServerOptions, startServer } from "./server.js";
