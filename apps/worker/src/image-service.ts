@@ -1,6 +1,12 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { ImageSecrets, ImageSpec, ServerToWorker, WorkerMessage } from "@skiff/protocol";
+import {
+  type ImageSecrets,
+  type ImageSpec,
+  layerRoutes,
+  type ServerToWorker,
+  type WorkerMessage,
+} from "@skiff/protocol";
 import type { Logger } from "pino";
 import type { Client } from "skiff/plumbing";
 import { type BuiltImage, exportLayout, ImageBuilder, pullRegistryBase } from "./images/index.js";
@@ -55,12 +61,12 @@ export class ImageService {
       fetchBlob: (hash) => client.getBlob(hash),
       shared: {
         find: async (key) => {
-          const found = await client.request<{ digest: string }>("GET", `/v1/layers/${key}`).catch(() => undefined);
+          const found = await client.call(layerRoutes.find, { params: { key } }).catch(() => undefined);
           return found?.digest;
         },
         publish: async (key, bytes) => {
           const digest = await client.putBlob(bytes);
-          await client.request("PUT", `/v1/layers/${key}`, { digest });
+          await client.call(layerRoutes.publish, { params: { key }, body: { digest } });
         },
       },
       caBundle: [process.env.NODE_EXTRA_CA_CERTS, "/etc/ssl/certs/ca-certificates.crt"].find(

@@ -5,6 +5,13 @@ import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, failurePayload } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
+import {
+  type JsonRoute,
+  type LinesRoute,
+  pathOf,
+  type RouteInput,
+  type RouteResponse,
+} from "@skiff/protocol/http/route";
 import { SeenLines } from "@skiff/protocol/seen-lines";
 import WebSocket from "ws";
 import { SkiffError } from "./errors.js";
@@ -50,20 +57,35 @@ export class Client {
 
   // ---- HTTP ----
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const response = await this.sendJson(method, path, body);
-    if (!response.ok) throw await refusal(response, `${method} ${path}`);
+  /**
+   * Calls a JSON route of the API (see protocol's http routes) with its path parameters, query and body;
+   * answers the server's reply as the route's response schema reads it. A refusal throws the server's
+   * error (its code and message).
+   * @example
+   * const { apps } = await client.call(appRoutes.list, { query: { env: "main" } });
+   */
+  async call<R extends JsonRoute>(route: R, ...[input]: Optional<RouteInput<R>>): Promise<RouteResponse<R>> {
+    const { path, response } = await this.sendCall(route, input);
+    if (!response.ok) throw await refusal(response, `${route.method} ${path}`);
     const text = await response.text();
-    return (text ? JSON.parse(text) : {}) as T;
+    const parsed = route.response.safeParse(text ? JSON.parse(text) : {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new SkiffError(
+        "INTERNAL",
+        `the server's answer to ${route.method} ${path} is not what this client expects (${issue.path.join(".") || "answer"}: ${issue.message}): use a client of the server's version`,
+      );
+    }
+    return parsed.data;
   }
 
   /**
-   * A request whose answer streams as text lines (an image build): each line goes to `onLine` as it
-   * arrives. A refusal before the stream starts throws like `request`.
+   * Calls a route whose answer streams as text lines (an image build): each line goes to `onLine` as it
+   * arrives. A refusal before the stream starts throws like `call`.
    */
-  async requestLines(method: string, path: string, body: unknown, onLine: (line: string) => void): Promise<void> {
-    const response = await this.sendJson(method, path, body);
-    if (!response.ok || !response.body) throw await refusal(response, `${method} ${path}`);
+  async callLines<R extends LinesRoute>(route: R, input: RouteInput<R>, onLine: (line: string) => void): Promise<void> {
+    const { path, response } = await this.sendCall(route, input);
+    if (!response.ok || !response.body) throw await refusal(response, `${route.method} ${path}`);
     const decoder = new TextDecoder();
     let rest = "";
     for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
@@ -74,12 +96,16 @@ export class Client {
     if (rest) onLine(rest);
   }
 
-  private sendJson(method: string, path: string, body: unknown): Promise<Response> {
-    return this.fetch(path, {
-      method,
+  /** Sends a call of `route`, its body as JSON; answers the path it went to and the response, unread. */
+  private async sendCall(route: JsonRoute | LinesRoute, input: unknown): Promise<{ path: string; response: Response }> {
+    const parts = (input ?? {}) as CallParts;
+    const path = pathOf(route, parts);
+    const response = await this.fetch(path, {
+      method: route.method,
       headers: { "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(parts.body === undefined ? {} : { body: JSON.stringify(parts.body) }),
     });
+    return { path, response };
   }
 
   /** Whether the server holds a blob that this client's token may read. */
@@ -343,6 +369,16 @@ export class Client {
         return;
     }
   }
+}
+
+/** A call's input may be left out when nothing in it is required. */
+type Optional<Input> = Record<string, never> extends Input ? [input?: Input] : [input: Input];
+
+/** A call's input, whatever its route. */
+interface CallParts {
+  params?: Record<string, string>;
+  query?: Record<string, string | undefined>;
+  body?: unknown;
 }
 
 /** Someone watching an app's logs (see Client.streamLogs). */

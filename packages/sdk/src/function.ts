@@ -296,10 +296,17 @@ export interface AutoscalerOptions {
 
 export async function updateAutoscaler(functionId: string, settings: AutoscalerOptions): Promise<void> {
   const client = await clientFromEnvironment();
+  // Loaded on first use: a route's schemas (and zod) stay out of every container's start.
+  const { functionRoutes } = await import("@skiff/protocol/http/functions");
   const { scaledownWindow, ...counts } = settings;
-  await client.request("POST", `/v1/functions/${encodeURIComponent(functionId)}/autoscaler`, {
-    ...counts,
-    ...(scaledownWindow === undefined ? {} : { scaledownWindowMs: parseDuration(scaledownWindow, "scaledownWindow") }),
+  await client.call(functionRoutes.updateAutoscaler, {
+    params: { id: functionId },
+    body: {
+      ...counts,
+      ...(scaledownWindow === undefined
+        ? {}
+        : { scaledownWindowMs: parseDuration(scaledownWindow, "scaledownWindow") }),
+    },
   });
 }
 
@@ -320,8 +327,9 @@ export async function lookUp(
   env = getContext()?.env ?? process.env.SKIFF_ENV ?? "main",
 ): Promise<{ functionId: string; cls?: ClassShape }> {
   const client = await clientFromEnvironment();
-  const query = new URLSearchParams({ app: appName, name, env });
-  return client.request("GET", `/v1/functions/lookup?${query}`);
+  // Loaded on first use: a route's schemas (and zod) stay out of every container's start.
+  const { functionRoutes } = await import("@skiff/protocol/http/functions");
+  return client.call(functionRoutes.lookup, { query: { app: appName, name, env } });
 }
 
 // biome-ignore lint/suspicious/noShadowRestrictedNames: the SDK's public name, as users of such platforms expect.

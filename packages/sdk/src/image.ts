@@ -299,9 +299,11 @@ export async function buildImage(
   options: { export?: boolean; env?: string } = {},
 ): Promise<string | undefined> {
   await uploadImageFiles(client, image);
+  // Loaded on first use: a route's schemas (and zod) stay out of every container's start.
+  const { imageRoutes } = await import("@skiff/protocol/http/images");
   let last = "";
   const body = { image, export: options.export ?? false, ...(options.env ? { env: options.env } : {}) };
-  await client.requestLines("POST", "/v1/images/build", body, (line) => {
+  await client.callLines(imageRoutes.build, { body }, (line) => {
     if (line === "ok" || line.startsWith("ok ") || line.startsWith("error: ")) last = line;
     else onLine(line);
   });

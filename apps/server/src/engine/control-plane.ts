@@ -1,4 +1,5 @@
 import {
+  type ContainerView,
   type FunctionSpec,
   type ImageSecrets,
   type ImageSpec,
@@ -9,13 +10,13 @@ import {
 import type { AppRow, FunctionRow, Scope } from "@skiff/store";
 import type { Subscriber } from "./hub.js";
 import type { InputQueue } from "./queue.js";
-import { Scheduler, type ScheduleView } from "./scheduler.js";
+import { Scheduler, type ScheduleState } from "./scheduler.js";
 import { type Caller, createEngineState, type EngineOptions, type EngineState } from "./state.js";
 import { AppSystem, type AutoscalerSettings } from "./systems/apps.js";
 import { AttemptSystem, TICK_MS } from "./systems/attempts.js";
 import { AutoscalingSystem } from "./systems/autoscaling.js";
 import { CallSystem, type Submit } from "./systems/calls.js";
-import { ContainerSystem, type ContainerView } from "./systems/containers.js";
+import { ContainerSystem } from "./systems/containers.js";
 import { PoolSystem } from "./systems/pools.js";
 import { RecoverySystem } from "./systems/recovery.js";
 import { RelaySystem, type ShellMessage } from "./systems/relays.js";
@@ -165,7 +166,7 @@ export class ControlPlane {
   }
 
   /** The schedules of an app's functions, with their next runs. */
-  schedules(appId: string): Promise<ScheduleView[]> {
+  schedules(appId: string): Promise<ScheduleState[]> {
     return this.scheduler.list({ appId });
   }
 

@@ -24,7 +24,7 @@ export interface SchedulerOptions {
 }
 
 /** A schedule with its next run, for display. */
-export interface ScheduleView extends ScheduleRow {
+export interface ScheduleState extends ScheduleRow {
   nextRunMs: number | undefined;
 }
 
@@ -101,7 +101,7 @@ export class Scheduler {
   }
 
   /** Schedules with their latest and next runs, for display: all of them, or one app's. */
-  async list(filter: { appId?: string } = {}): Promise<ScheduleView[]> {
+  async list(filter: { appId?: string } = {}): Promise<ScheduleState[]> {
     const now = this.now();
     return (await this.schedules.list(filter)).map((row) => {
       let nextRunMs: number | undefined;

@@ -4,17 +4,21 @@ import { pipeline } from "node:stream/promises";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { BlobError, type BlobStore } from "@skiff/blob";
 import {
-  AppManifest,
+  appRoutes,
+  blobRoutes,
+  containerRoutes,
+  type DeployedApp,
   type FunctionSpec,
+  functionRoutes,
   HTTP_STATUS,
-  ImageSpec,
+  healthRoute,
   imageArchives,
-  manifestProblem,
-  RESOURCE_NAME,
+  imageRoutes,
+  type LocalSecrets,
+  layerRoutes,
 } from "@skiff/protocol";
 import type { Scope, Store, TokenStore } from "@skiff/store";
 import { type Context, Hono } from "hono";
-import { z } from "zod";
 import {
   type Api,
   type AuthEnv,
@@ -30,46 +34,10 @@ import { readLocalSecrets } from "../engine/systems/secrets.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 import { parseBody } from "./body.js";
 import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
-import { checkAppSecrets, LocalSecrets, type Secrets, secretRoutes } from "./secrets.js";
-import { tokenRoutes } from "./tokens.js";
-
-const Env = z.string().regex(RESOURCE_NAME, "environment names use letters, digits, '-' and '_'");
-
-/** A manifest whose problems name the function and the option, not the field's path. */
-const Manifest = z.unknown().transform((value, ctx) => {
-  const parsed = AppManifest.safeParse(value);
-  if (parsed.success) return parsed.data;
-  ctx.addIssue({
-    code: "custom",
-    message: manifestProblem(value) ?? "the manifest is not valid",
-    params: { bare: true },
-  });
-  return z.NEVER;
-});
-
-const CreateApp = z.object({
-  manifest: Manifest,
-  env: Env.default("main"),
-  mode: z.enum(["ephemeral", "detached"]),
-  bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
-  localSecrets: LocalSecrets,
-});
-
-const DeployApp = z.object({
-  manifest: Manifest,
-  env: Env.default("main"),
-  bundleHash: z.string().regex(/^[0-9a-f]{64}$/),
-  localSecrets: LocalSecrets,
-});
-
-const Autoscaler = z
-  .object({
-    minContainers: z.number().int().min(0),
-    maxContainers: z.number().int().min(1),
-    bufferContainers: z.number().int().min(0),
-    scaledownWindowMs: z.number().int().min(0),
-  })
-  .partial();
+import { parseQuery } from "./query.js";
+import { checkAppSecrets, type Secrets, serveSecrets } from "./secrets.js";
+import { serve } from "./serve.js";
+import { serveTokens } from "./tokens.js";
 
 /**
  * The HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. Every route but
@@ -105,21 +73,11 @@ export function apiRoutes(deps: {
   });
 
   api.use(deps.auth.middleware());
-  api.get("/v1/health", (c) => c.json({ ok: true, workers: control.workerCount() }));
+  serve(api, healthRoute, () => ({ ok: true, workers: control.workerCount() }));
 
-  // Builds an image now, streaming its output as text lines; the last line is `ok` (with the blob of
-  // the OCI layout when `export` is asked) or `error: …`.
-  api.post("/v1/images/build", async (c) => {
+  serve(api, imageRoutes.build, async (c) => {
     const workspace = workspaceOf(c.get("caller"));
-    const {
-      image,
-      export: exportIt,
-      env,
-    } = await parseBody(
-      c.req.raw,
-      z.object({ image: ImageSpec, export: z.boolean().default(false), env: Env.default("main") }),
-      BODY_LIMITS.manifest,
-    );
+    const { image, export: exportIt, env } = await parseBody(c.req.raw, imageRoutes.build.body, BODY_LIMITS.manifest);
     const secrets = await control.imageSecrets({ workspace, env }, image);
     for (const archive of imageArchives(image)) {
       if (!(await store.blobs.owns(workspace, archive))) {
@@ -143,21 +101,20 @@ export function apiRoutes(deps: {
     return new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } });
   });
 
-  // Layers workers built, by key: another worker fetches the blob instead of building it again.
-  api.get("/v1/layers/:key", async (c) => {
+  serve(api, layerRoutes.find, async (c) => {
     requireWorker(c.get("caller"));
     const digest = await store.blobs.findLayer(c.req.param("key"));
     if (!digest) throw new ApiError("NOT_FOUND", `no layer ${c.req.param("key")} has been published`);
-    return c.json({ digest });
+    return { digest };
   });
 
-  api.put("/v1/layers/:key", async (c) => {
+  serve(api, layerRoutes.publish, async (c) => {
     requireWorker(c.get("caller"));
-    const { digest } = await parseBody(c.req.raw, z.object({ digest: z.string().regex(/^[0-9a-f]{64}$/) }));
+    const { digest } = await parseBody(c.req.raw, layerRoutes.publish.body);
     if (!/^[0-9a-f]{64}$/.test(c.req.param("key"))) throw new ApiError("BAD_REQUEST", "a layer key is a sha256");
     if (!(await blobs.has(digest))) throw new ApiError("BAD_REQUEST", `blob ${digest} is not uploaded`);
     await store.blobs.publishLayer(c.req.param("key"), digest);
-    return c.json({ ok: true });
+    return { ok: true };
   });
 
   const needBundle = async (workspace: string, hash: string) => {
@@ -179,7 +136,7 @@ export function apiRoutes(deps: {
     app: { workspace: string; name: string; env: string; bundleHash: string; functions: FunctionSpec[] },
     local: LocalSecrets,
     note = "",
-  ) => {
+  ): Promise<DeployedApp> => {
     // A schedule croner cannot read, or a secret that is not there, is refused before anything is written.
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
     control.checkCapacity(app.functions);
@@ -196,39 +153,37 @@ export function apiRoutes(deps: {
 
   // A new version of a deployed app. Its images are built by the caller first (POST /v1/images/build), so
   // a failed build never reaches here and the running version stays.
-  api.post("/v1/deploy", async (c) => {
-    const body = await parseBody(c.req.raw, DeployApp, BODY_LIMITS.manifest);
+  serve(api, appRoutes.deploy, async (c) => {
+    const body = await parseBody(c.req.raw, appRoutes.deploy.body, BODY_LIMITS.manifest);
     const workspace = workspaceOf(c.get("caller"));
     await needBundle(workspace, body.bundleHash);
-    return c.json(
-      await deploy(
-        {
-          workspace,
-          name: body.manifest.name,
-          env: body.env,
-          bundleHash: body.bundleHash,
-          functions: body.manifest.functions,
-        },
-        body.localSecrets,
-      ),
+    return deploy(
+      {
+        workspace,
+        name: body.manifest.name,
+        env: body.env,
+        bundleHash: body.bundleHash,
+        functions: body.manifest.functions,
+      },
+      body.localSecrets,
     );
   });
 
-  api.get("/v1/apps/:app", async (c) => {
+  serve(api, appRoutes.get, async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
-    return c.json({ app });
+    return { app };
   });
 
-  api.get("/v1/apps/:app/schedules", async (c) => {
+  serve(api, appRoutes.schedules, async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
     const schedules = await control.schedules(app.id);
-    return c.json({ schedules });
+    return { schedules };
   });
 
-  api.get("/v1/apps/:app/history", async (c) => {
+  serve(api, appRoutes.history, async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
     const versions = await store.apps.versions(app.id);
-    return c.json({
+    return {
       app,
       versions: versions.map((v) => ({
         version: v.version,
@@ -238,15 +193,12 @@ export function apiRoutes(deps: {
         createdAt: v.createdAt,
         current: v.version === app.version,
       })),
-    });
+    };
   });
 
   // Deploys an earlier version's code and spec again, as a new version.
-  api.post("/v1/apps/:app/rollback", async (c) => {
-    const body = await parseBody(
-      c.req.raw,
-      z.object({ env: Env.default("main"), version: z.number().int().min(1).optional() }),
-    );
+  serve(api, appRoutes.rollback, async (c) => {
+    const body = await parseBody(c.req.raw, appRoutes.rollback.body);
     const app = await findApp(scopeOf(c, body.env), c.req.param("app"));
     if (app.mode !== "deployed") throw new ApiError("BAD_REQUEST", `${app.name} is not deployed: it has no versions`);
     const versions = await store.apps.versions(app.id);
@@ -265,39 +217,37 @@ export function apiRoutes(deps: {
     }
     await needBundle(app.workspace, chosen.bundleHash);
     const local = secrets ? await readLocalSecrets(store, secrets.store.box, app.id, chosen.version) : {};
-    return c.json(
-      await deploy(
-        {
-          workspace: app.workspace,
-          name: app.name,
-          env: app.env,
-          bundleHash: chosen.bundleHash,
-          functions: chosen.functions,
-        },
-        local,
-        `rollback to v${chosen.version}`,
-      ),
+    return deploy(
+      {
+        workspace: app.workspace,
+        name: app.name,
+        env: app.env,
+        bundleHash: chosen.bundleHash,
+        functions: chosen.functions,
+      },
+      local,
+      `rollback to v${chosen.version}`,
     );
   });
 
-  secretRoutes(api, secrets);
-  tokenRoutes(api, deps.tokens, deps.sockets);
+  serveSecrets(api, secrets);
+  serveTokens(api, deps.tokens, deps.sockets);
 
-  api.get("/v1/containers", (c) => c.json({ containers: control.containers(workspaceOf(c.get("caller"))) }));
+  serve(api, containerRoutes.list, (c) => ({ containers: control.containers(workspaceOf(c.get("caller"))) }));
 
-  api.post("/v1/functions/:id/autoscaler", async (c) => {
-    const patch = await parseBody(c.req.raw, Autoscaler);
+  serve(api, functionRoutes.updateAutoscaler, async (c) => {
+    const patch = await parseBody(c.req.raw, functionRoutes.updateAutoscaler.body);
     const spec = await control.updateAutoscaler(workspaceOf(c.get("caller")), c.req.param("id"), patch);
-    return c.json({
+    return {
       minContainers: spec.minContainers,
       maxContainers: spec.maxContainers,
       bufferContainers: spec.bufferContainers,
       scaledownWindowMs: spec.scaledownWindowMs,
-    });
+    };
   });
 
-  api.post("/v1/apps", async (c) => {
-    const body = await parseBody(c.req.raw, CreateApp, BODY_LIMITS.manifest);
+  serve(api, appRoutes.create, async (c) => {
+    const body = await parseBody(c.req.raw, appRoutes.create.body, BODY_LIMITS.manifest);
     const scope = scopeOf(c, body.env);
     await needBundle(scope.workspace, body.bundleHash);
     control.checkCapacity(body.manifest.functions);
@@ -311,30 +261,29 @@ export function apiRoutes(deps: {
       functions: body.manifest.functions,
       ...(sealSecrets ? { sealSecrets } : {}),
     });
-    return c.json({ appId: app.id, functions: Object.fromEntries(functions.map((f) => [f.name, f.id])) });
+    return { appId: app.id, functions: Object.fromEntries(functions.map((f) => [f.name, f.id])) };
   });
 
-  api.get("/v1/apps", async (c) => {
+  serve(api, appRoutes.list, async (c) => {
     const apps = await store.apps.list(scopeOf(c));
-    return c.json({ apps });
+    return { apps };
   });
 
-  api.post("/v1/apps/:id/heartbeat", async (c) => {
+  serve(api, appRoutes.heartbeat, async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("id"));
     await store.apps.touch(app.id);
-    return c.json({ ok: true });
+    return { ok: true };
   });
 
-  api.post("/v1/apps/:app/stop", async (c) => {
+  serve(api, appRoutes.stop, async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
     await control.stopApp(app.id);
-    return c.json({ ok: true, appId: app.id });
+    return { ok: true, appId: app.id };
   });
 
-  api.get("/v1/functions/lookup", async (c) => {
-    const { app, name } = c.req.query();
-    if (!app || !name) throw new ApiError("BAD_REQUEST", "pass ?app=APP&name=FUNCTION");
-    const scope = scopeOf(c);
+  serve(api, functionRoutes.lookup, async (c) => {
+    const { app, name, env } = parseQuery(c, functionRoutes.lookup.query);
+    const scope = scopeOf(c, env);
     const fn = await store.apps.findFunction(scope, app, name);
     if (!fn) {
       const names = await store.apps.functionNamesOf(scope, app);
@@ -345,7 +294,7 @@ export function apiRoutes(deps: {
           : `no running app "${app}" with function "${name}" in environment "${scope.env}": deploy it first`,
       );
     }
-    return c.json({ functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) });
+    return { functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) };
   });
 
   // Blobs are stored once, and each workspace sees only those it put (or its functions returned); workers
@@ -357,9 +306,9 @@ export function apiRoutes(deps: {
     const hash = c.req.param("hash") ?? "";
     return c.body(null, (await mayRead(c.get("caller"), hash)) && (await blobs.has(hash)) ? 200 : 404);
   };
-  api.on("HEAD", "/v1/blobs/:hash", headBlob);
+  serve(api, blobRoutes.has, headBlob);
 
-  api.get("/v1/blobs/:hash", async (c) => {
+  serve(api, blobRoutes.get, async (c) => {
     // Hono answers a HEAD with the GET route: it must not open (and hash, and send) the blob.
     if (c.req.method === "HEAD") return headBlob(c);
     const hash = c.req.param("hash");
@@ -376,7 +325,7 @@ export function apiRoutes(deps: {
 
   // The body streams to disk as it arrives, checked against the hash in the URL and the declared size;
   // without a Content-Length it may have BODY_LIMITS.blob bytes.
-  api.put("/v1/blobs/:hash", async (c) => {
+  serve(api, blobRoutes.put, async (c) => {
     const hash = c.req.param("hash");
     if (!/^[0-9a-f]{64}$/.test(hash)) throw new ApiError("BAD_REQUEST", `"${hash}" is not a sha256 hex digest`);
     const size = declaredSize(c.req.raw, BODY_LIMITS.blob);
@@ -387,7 +336,7 @@ export function apiRoutes(deps: {
     });
     const caller = c.get("caller");
     if (caller.kind !== "worker") await store.blobs.grant(workspaceOf(caller), [hash]);
-    return c.json({ hash });
+    return { hash };
   });
 
   return api;

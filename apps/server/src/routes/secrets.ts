@@ -1,12 +1,20 @@
 import { rename, unlink } from "node:fs/promises";
-import { buildSecretsOf, type FunctionSpec, REGISTRY_LOGIN_KEYS, registrySecretOf } from "@skiff/protocol";
+import {
+  buildSecretsOf,
+  environmentRoutes,
+  type FunctionSpec,
+  type LocalSecrets,
+  REGISTRY_LOGIN_KEYS,
+  registrySecretOf,
+  secretRoutes,
+} from "@skiff/protocol";
 import type { Scope, SealSecrets, SecretStore } from "@skiff/store";
 import { SecretBox, sealLocalSecrets } from "@skiff/store";
-import { z } from "zod";
 import { type Api, requireAdmin, scopeOf, workspaceOf } from "../auth.js";
 import { buildSecretMissing, registryLoginMissing } from "../engine/systems/secrets.js";
 import { ApiError } from "../errors.js";
 import { parseBody } from "./body.js";
+import { serve } from "./serve.js";
 
 /** Named secrets; `store.box` also seals apps' local secret values (and follows a key rotation). */
 export interface Secrets {
@@ -14,10 +22,6 @@ export interface Secrets {
   /** The master key's file; undefined when the key comes from SKIFF_MASTER_KEY (then it cannot rotate). */
   keyFile?: string;
 }
-
-/** Local secret values sent beside a manifest, by id. */
-export const LocalSecrets = z.record(z.record(z.string())).default({});
-export type LocalSecrets = z.infer<typeof LocalSecrets>;
 
 /**
  * Checks that an app may run in `scope` with these secrets: the environment exists, every named secret is
@@ -76,10 +80,8 @@ export async function checkAppSecrets(
   return Object.keys(used).length === 0 ? undefined : sealLocalSecrets(secrets.store.box, used);
 }
 
-const Name = z.string().min(1);
-
 /** Environments and named secrets. Values go in and never come back out. */
-export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
+export function serveSecrets(api: Api, secrets: Secrets | undefined): void {
   const need = () => {
     if (!secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
     return secrets;
@@ -88,7 +90,7 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
 
   // A new master key: everything sealed with the old one is sealed again, in one transaction, and the key
   // file is replaced (the old key stays in `.previous` until the transaction has committed).
-  api.post("/v1/admin/rotate-key", async (c) => {
+  serve(api, secretRoutes.rotateKey, async (c) => {
     requireAdmin(c.get("caller"));
     const { store, keyFile } = need();
     if (!keyFile) {
@@ -110,48 +112,40 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
       }
     });
     rotating = rotation.catch(() => {});
-    return c.json(await rotation);
+    return rotation;
   });
-  api.get("/v1/environments", async (c) =>
-    c.json({ environments: await need().store.listEnvironments(workspaceOf(c.get("caller"))) }),
-  );
-  api.post("/v1/environments", async (c) => {
+  serve(api, environmentRoutes.list, async (c) => ({
+    environments: await need().store.listEnvironments(workspaceOf(c.get("caller"))),
+  }));
+  serve(api, environmentRoutes.create, async (c) => {
     const workspace = workspaceOf(c.get("caller"));
-    const { name } = await parseBody(c.req.raw, z.object({ name: Name }));
+    const { name } = await parseBody(c.req.raw, environmentRoutes.create.body);
     await need().store.createEnvironment(name, workspace);
-    return c.json({ ok: true });
+    return { ok: true };
   });
-  api.delete("/v1/environments/:name", async (c) => {
+  serve(api, environmentRoutes.delete, async (c) => {
     const workspace = workspaceOf(c.get("caller"));
     const name = c.req.param("name");
     if (!(await need().store.deleteEnvironment(name, workspace))) {
       throw new ApiError("NOT_FOUND", `no environment "${name}": see \`skiff env list\``);
     }
-    return c.json({ ok: true });
+    return { ok: true };
   });
 
-  api.get("/v1/secrets", async (c) => {
+  serve(api, secretRoutes.list, async (c) => {
     const { workspace, env } = scopeOf(c);
-    return c.json({ secrets: await need().store.list(env, workspace) });
+    return { secrets: await need().store.list(env, workspace) };
   });
-  api.post("/v1/secrets", async (c) => {
+  serve(api, secretRoutes.create, async (c) => {
     const workspace = workspaceOf(c.get("caller"));
-    const body = await parseBody(
-      c.req.raw,
-      z.object({
-        env: Name.default("main"),
-        name: Name,
-        values: z.record(z.string()),
-        overwrite: z.boolean().default(false),
-      }),
-    );
+    const body = await parseBody(c.req.raw, secretRoutes.create.body);
     const created = await need().store.create(body.env, body.name, body.values, {
       overwrite: body.overwrite,
       workspace,
     });
-    return c.json({ secret: created });
+    return { secret: created };
   });
-  api.delete("/v1/secrets/:name", async (c) => {
+  serve(api, secretRoutes.delete, async (c) => {
     const { workspace, env } = scopeOf(c);
     const name = c.req.param("name");
     if (!(await need().store.delete(env, name, workspace))) {
@@ -160,6 +154,6 @@ export function secretRoutes(api: Api, secrets: Secrets | undefined): void {
         `no secret "${name}" in environment "${env}": see \`skiff secret list --env ${env}\``,
       );
     }
-    return c.json({ ok: true });
+    return { ok: true };
   });
 }

@@ -1,49 +1,13 @@
+import { appRoutes, containerRoutes } from "@skiff/protocol/http";
 import type { Client } from "skiff/plumbing";
 import type { Config } from "../config.js";
 import { dim, green, printLogs, say } from "../output.js";
 import { formatPeriod } from "../period-format.js";
 import { connectServer, serverClient } from "../server-client.js";
 
-interface AppSummary {
-  id: string;
-  name: string;
-  env: string;
-  mode: string;
-  state: string;
-  version: number;
-  createdAt: string;
-}
-
-/** A running container as `GET /v1/containers` lists it. */
-interface ContainerSummary {
-  id: string;
-  worker: string;
-  appId: string;
-  function: string;
-  /** A class pool's parameter values and a variant's options, or "". */
-  pool: string;
-  state: string;
-  version: number;
-}
-
-const inEnv = (path: string, env: string) => `${path}?env=${encodeURIComponent(env)}`;
-
-interface ScheduleView {
-  functionName?: string;
-  schedule: { cron: string; timezone: string } | { periodMs: number };
-  nextRunMs?: number;
-  lastRunMs?: number;
-  lastOutcome?: string;
-  lastError?: string;
-  skippedTicks: number;
-}
-
 /** One line per schedule of an app: what, when next, what happened last. */
 export async function printSchedules(client: Client, app: string, env: string): Promise<void> {
-  const { schedules } = await client.request<{ schedules: ScheduleView[] }>(
-    "GET",
-    inEnv(`/v1/apps/${encodeURIComponent(app)}/schedules`, env),
-  );
+  const { schedules } = await client.call(appRoutes.schedules, { params: { app }, query: { env } });
   const when = (ms: number | undefined) => (ms === undefined ? "never" : new Date(ms).toISOString());
   for (const s of schedules) {
     const what =
@@ -59,7 +23,7 @@ export async function printSchedules(client: Client, app: string, env: string): 
 /** `skiff app list`: apps of an environment, newest first. */
 export async function appListCommand(options: { env?: string }, config: Config): Promise<void> {
   const { client, env } = await connectServer(config, options.env);
-  const { apps } = await client.request<{ apps: AppSummary[] }>("GET", inEnv("/v1/apps", env));
+  const { apps } = await client.call(appRoutes.list, { query: { env } });
   if (apps.length === 0) {
     say(`no apps in environment "${env}": deploy one with \`skiff deploy FILE\``);
     return;
@@ -72,9 +36,7 @@ export async function appListCommand(options: { env?: string }, config: Config):
 /** `skiff app history NAME`: the versions of a deployed app, newest first. */
 export async function appHistoryCommand(name: string, options: { env?: string }, config: Config): Promise<void> {
   const { client, env } = await connectServer(config, options.env);
-  const { versions } = await client.request<{
-    versions: { version: number; functions: string[]; note: string; createdAt: string; current: boolean }[];
-  }>("GET", inEnv(`/v1/apps/${encodeURIComponent(name)}/history`, env));
+  const { versions } = await client.call(appRoutes.history, { params: { app: name }, query: { env } });
   for (const v of versions) {
     const mark = v.current ? green("running") : "";
     console.log([`v${v.version}`, v.createdAt, v.functions.join(","), v.note, mark].join("\t"));
@@ -94,9 +56,9 @@ export async function appRollbackCommand(
     throw new Error(`"${version}" is not a version: pass a number from \`skiff app history ${name}\``);
   }
   const { client, env } = await connectServer(config, options.env);
-  const deployed = await client.request<{ version: number }>("POST", `/v1/apps/${encodeURIComponent(name)}/rollback`, {
-    env,
-    ...(target === undefined ? {} : { version: target }),
+  const deployed = await client.call(appRoutes.rollback, {
+    params: { app: name },
+    body: { env, ...(target === undefined ? {} : { version: target }) },
   });
   say(green(`rolled ${name} back: version ${deployed.version} runs the code of version ${target ?? "before"}`));
 }
@@ -104,17 +66,14 @@ export async function appRollbackCommand(
 /** `skiff app stop NAME|ID`: stops an app; its containers drain and unfinished inputs are cancelled. */
 export async function appStopCommand(app: string, options: { env?: string }, config: Config): Promise<void> {
   const { client, env } = await connectServer(config, options.env);
-  const { appId } = await client.request<{ appId: string }>(
-    "POST",
-    inEnv(`/v1/apps/${encodeURIComponent(app)}/stop`, env),
-  );
+  const { appId } = await client.call(appRoutes.stop, { params: { app }, query: { env } });
   say(`stopped ${app} ${dim(`(${appId})`)}`);
 }
 
 /** `skiff app logs NAME|ID`: follows the logs of an app's containers until interrupted. */
 export async function appLogsCommand(app: string, options: { env?: string }, config: Config): Promise<void> {
   const { client, env } = await connectServer(config, options.env);
-  const found = await client.request<{ app: AppSummary }>("GET", inEnv(`/v1/apps/${encodeURIComponent(app)}`, env));
+  const found = await client.call(appRoutes.get, { params: { app }, query: { env } });
   say(dim(`following the logs of ${found.app.name} (${found.app.id}); Ctrl-C to stop`));
   await client.streamLogs(found.app.id, printLogs);
   await new Promise(() => {});
@@ -123,9 +82,7 @@ export async function appLogsCommand(app: string, options: { env?: string }, con
 /** `skiff container list`: the containers workers run now. */
 export async function containerListCommand(config: Config): Promise<void> {
   const client = await serverClient(config);
-  const { containers } = await client.request<{
-    containers: ContainerSummary[];
-  }>("GET", "/v1/containers");
+  const { containers } = await client.call(containerRoutes.list);
   if (containers.length === 0) say("no containers are running");
   for (const c of containers) {
     // A class's pool shows its parameter values.

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
+import { appRoutes } from "@skiff/protocol/http";
 import { localSecretsOf, setContext, uploadImageFiles } from "skiff/plumbing";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
@@ -46,11 +47,9 @@ export async function deployCommand(
       say(red(`not deployed: ${manifest.name} in "${env}" keeps running the version it ran`));
       return 1;
     }
-    const deployed = await client.request<{ appId: string; version: number; previous: number | null }>(
-      "POST",
-      "/v1/deploy",
-      { manifest, env, bundleHash: bundle.hash, localSecrets: localSecretsOf(collected) },
-    );
+    const deployed = await client.call(appRoutes.deploy, {
+      body: { manifest, env, bundleHash: bundle.hash, localSecrets: localSecretsOf(collected) },
+    });
     const names = manifest.functions.map((fn) => (fn.kind === "class" ? `${fn.name} (class)` : fn.name));
     say(
       green(

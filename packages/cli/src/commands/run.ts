@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
+import { appRoutes, healthRoute } from "@skiff/protocol/http";
 import type { SkiffContext } from "skiff";
 import {
   type CollectedApp,
@@ -53,12 +54,14 @@ export async function runCommand(
   const { client, serverUrl, token, env } = await connectServer(config);
   await client.putBlob(bundle.code);
   await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
-  const created = await client.request<{ appId: string; functions: Record<string, string> }>("POST", "/v1/apps", {
-    manifest,
-    env,
-    mode: options.detach ? "detached" : "ephemeral",
-    bundleHash: bundle.hash,
-    localSecrets: localSecretsOf(collected),
+  const created = await client.call(appRoutes.create, {
+    body: {
+      manifest,
+      env,
+      mode: options.detach ? "detached" : "ephemeral",
+      bundleHash: bundle.hash,
+      localSecrets: localSecretsOf(collected),
+    },
   });
   Object.assign(context, { serverUrl, token, appId: created.appId, env, functionIds: created.functions });
   say(
@@ -80,14 +83,14 @@ export async function runCommand(
     },
     logsEnded,
   );
-  const health = await client.request<{ workers: number }>("GET", "/v1/health");
+  const health = await client.call(healthRoute);
   if (health.workers === 0) {
     say(
       `no worker is connected to ${serverUrl}: calls will wait until one joins (\`SKIFF_SERVER_URL=${serverUrl} skiff worker\`)`,
     );
   }
   const heartbeat = setInterval(
-    () => client.request("POST", `/v1/apps/${created.appId}/heartbeat`).catch(() => {}),
+    () => client.call(appRoutes.heartbeat, { params: { id: created.appId } }).catch(() => {}),
     10_000,
   );
   heartbeat.unref();
@@ -95,7 +98,7 @@ export async function runCommand(
   const stop = async () => {
     clearInterval(heartbeat);
     if (options.detach) return false;
-    return client.request("POST", `/v1/apps/${created.appId}/stop`).then(
+    return client.call(appRoutes.stop, { params: { app: created.appId } }).then(
       () => true,
       () => false,
     );

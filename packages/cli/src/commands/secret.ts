@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { environmentRoutes, secretRoutes } from "@skiff/protocol/http";
 import { SkiffError } from "skiff";
 import { parseDotenv } from "skiff/plumbing";
 import { UserCodeError } from "../bundle.js";
@@ -40,7 +41,7 @@ export async function secretCreateCommand(
   const values = valuesOf(pairs, options.fromDotenv);
   const { client, env } = await connectServer(config, options.env);
   try {
-    await client.request("POST", "/v1/secrets", { env: env, name, values, overwrite: Boolean(options.force) });
+    await client.call(secretRoutes.create, { body: { env, name, values, overwrite: Boolean(options.force) } });
   } catch (error) {
     if (error instanceof SkiffError && error.code === "CONFLICT") {
       throw new SkiffError("CONFLICT", `${error.message} (skiff secret create ${name} ... --force)`);
@@ -53,9 +54,7 @@ export async function secretCreateCommand(
 /** `skiff secret list [--env E]`: names, keys and dates; never values. */
 export async function secretListCommand(options: { env?: string }, config: Config): Promise<void> {
   const { client, env } = await connectServer(config, options.env);
-  const { secrets } = await client.request<{
-    secrets: { name: string; keys: string[]; createdAt: string; updatedAt: string }[];
-  }>("GET", `/v1/secrets?env=${encodeURIComponent(env)}`);
+  const { secrets } = await client.call(secretRoutes.list, { query: { env } });
   if (secrets.length === 0) say(`no secrets in "${env}": create one with \`skiff secret create NAME KEY=value\``);
   for (const s of secrets) console.log([s.name, s.keys.join(","), s.createdAt, s.updatedAt].join("\t"));
 }
@@ -63,7 +62,7 @@ export async function secretListCommand(options: { env?: string }, config: Confi
 /** `skiff secret delete NAME [--env E]` */
 export async function secretDeleteCommand(name: string, options: { env?: string }, config: Config): Promise<void> {
   const { client, env } = await connectServer(config, options.env);
-  await client.request("DELETE", `/v1/secrets/${encodeURIComponent(name)}?env=${encodeURIComponent(env)}`);
+  await client.call(secretRoutes.delete, { params: { name }, query: { env } });
   say(`deleted secret ${name} from "${env}"`);
 }
 
@@ -71,19 +70,16 @@ export async function secretDeleteCommand(name: string, options: { env?: string 
 export async function envCommand(action: "create" | "list" | "delete", name: string | undefined, config: Config) {
   const client = await serverClient(config);
   if (action === "list") {
-    const { environments } = await client.request<{ environments: { name: string; createdAt: string }[] }>(
-      "GET",
-      "/v1/environments",
-    );
+    const { environments } = await client.call(environmentRoutes.list);
     for (const env of environments) console.log([env.name, env.createdAt].join("\t"));
     return;
   }
   if (!name) throw new UserCodeError(`name the environment: skiff env ${action} NAME`);
   if (action === "create") {
-    await client.request("POST", "/v1/environments", { name });
+    await client.call(environmentRoutes.create, { body: { name } });
     say(green(`created environment ${name}`) + dim(` (deploy to it with --env ${name})`));
   } else {
-    await client.request("DELETE", `/v1/environments/${encodeURIComponent(name)}`);
+    await client.call(environmentRoutes.delete, { params: { name } });
     say(`deleted environment ${name}`);
   }
 }

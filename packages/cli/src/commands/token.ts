@@ -1,27 +1,12 @@
+import { type CreatedToken, secretRoutes, tokenRoutes, workspaceRoutes } from "@skiff/protocol/http";
 import { writeProfile } from "skiff/profiles";
 import { UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { bold, dim, green, say } from "../output.js";
 import { connectServer, currentProfile } from "../server-client.js";
 
-interface TokenSummary {
-  id: string;
-  name: string;
-  kind: "user" | "worker";
-  admin: boolean;
-  createdAt: string;
-  lastUsedAt?: string;
-  revokedAt?: string;
-}
-
-interface Created {
-  token: TokenSummary;
-  secret: string;
-  credential: string;
-}
-
 /** Prints a new token's secret, the one time it is shown, and how to use it. */
-function showCreated(created: Created, profile: string | undefined): void {
+function showCreated(created: CreatedToken, profile: string | undefined): void {
   say(green(`created ${created.token.kind} token ${created.token.id} (${created.token.name})`));
   if (created.token.kind === "worker") {
     console.log(`SKIFF_WORKER_TOKEN=${created.credential}`);
@@ -40,7 +25,7 @@ function showCreated(created: Created, profile: string | undefined): void {
 }
 
 /** Saves a user token as a profile that reaches the same server as this command did. */
-async function saveAs(config: Config, name: string, created: Created): Promise<void> {
+async function saveAs(config: Config, name: string, created: CreatedToken): Promise<void> {
   const current = await currentProfile(config);
   await writeProfile(config.SKIFF_HOME, name, {
     tokenId: created.token.id,
@@ -56,10 +41,8 @@ export async function tokenCreateCommand(
 ): Promise<void> {
   if (options.worker && options.saveAs) throw new UserCodeError("--save-as is for user tokens, not worker tokens");
   const { client } = await connectServer(config);
-  const created = await client.request<Created>("POST", "/v1/tokens", {
-    name: options.name,
-    kind: options.worker ? "worker" : "user",
-    admin: Boolean(options.admin),
+  const created = await client.call(tokenRoutes.create, {
+    body: { name: options.name, kind: options.worker ? "worker" : "user", admin: Boolean(options.admin) },
   });
   if (options.saveAs) await saveAs(config, options.saveAs, created);
   showCreated(created, options.saveAs);
@@ -68,10 +51,7 @@ export async function tokenCreateCommand(
 /** `skiff token list [--worker]`: this workspace's tokens (or the worker tokens); never secrets. */
 export async function tokenListCommand(options: { worker?: boolean }, config: Config): Promise<void> {
   const { client } = await connectServer(config);
-  const { tokens } = await client.request<{ tokens: TokenSummary[] }>(
-    "GET",
-    options.worker ? "/v1/tokens?kind=worker" : "/v1/tokens",
-  );
+  const { tokens } = await client.call(tokenRoutes.list, { query: options.worker ? { kind: "worker" } : {} });
   for (const t of tokens) {
     const state = t.revokedAt ? `revoked ${t.revokedAt}` : t.lastUsedAt ? `used ${t.lastUsedAt}` : "never used";
     console.log([t.id, t.name, t.admin ? "admin" : t.kind, t.createdAt, state].join("\t"));
@@ -81,18 +61,14 @@ export async function tokenListCommand(options: { worker?: boolean }, config: Co
 /** `skiff token revoke ID`: the token stops working at once, open connections included. */
 export async function tokenRevokeCommand(id: string, config: Config): Promise<void> {
   const { client } = await connectServer(config);
-  await client.request("DELETE", `/v1/tokens/${encodeURIComponent(id)}`);
+  await client.call(tokenRoutes.revoke, { params: { id } });
   say(`revoked ${id}`);
 }
 
 /** `skiff whoami`: the token and workspace this CLI acts as. */
 export async function whoamiCommand(config: Config): Promise<void> {
   const { client, serverUrl, env } = await connectServer(config);
-  const me = await client.request<{
-    tokenId: string;
-    admin: boolean;
-    workspace: { id: string; name: string } | null;
-  }>("GET", "/v1/whoami");
+  const me = await client.call(tokenRoutes.whoami);
   const profile = await currentProfile(config);
   say(
     `${bold(me.workspace?.name ?? "?")} ${dim(`(${me.workspace?.id})`)} as ${me.tokenId}${me.admin ? " (admin)" : ""} on ${serverUrl}, environment ${env}${profile.name ? dim(`, profile ${profile.name}`) : ""}`,
@@ -102,11 +78,7 @@ export async function whoamiCommand(config: Config): Promise<void> {
 /** `skiff workspace create NAME [--save-as PROFILE]`: a new workspace and its first token (admin only). */
 export async function workspaceCreateCommand(name: string, options: { saveAs?: string }, config: Config) {
   const { client } = await connectServer(config);
-  const created = await client.request<Created & { workspace: { id: string; name: string } }>(
-    "POST",
-    "/v1/workspaces",
-    { name },
-  );
+  const created = await client.call(workspaceRoutes.create, { body: { name } });
   say(green(`created workspace ${created.workspace.name} (${created.workspace.id})`));
   const profile = options.saveAs ?? name;
   await saveAs(config, profile, created);
@@ -116,20 +88,14 @@ export async function workspaceCreateCommand(name: string, options: { saveAs?: s
 /** `skiff workspace list` (admin only) */
 export async function workspaceListCommand(config: Config): Promise<void> {
   const { client } = await connectServer(config);
-  const { workspaces } = await client.request<{ workspaces: { id: string; name: string; createdAt: string }[] }>(
-    "GET",
-    "/v1/workspaces",
-  );
+  const { workspaces } = await client.call(workspaceRoutes.list);
   for (const w of workspaces) console.log([w.id, w.name, w.createdAt].join("\t"));
 }
 
 /** `skiff rotate-key`: a new master key for the server's secrets (admin). */
 export async function rotateKeyCommand(config: Config): Promise<void> {
   const { client } = await connectServer(config);
-  const done = await client.request<{ keyId: string; secrets: number; localSecrets: number; skipped: number }>(
-    "POST",
-    "/v1/admin/rotate-key",
-  );
+  const done = await client.call(secretRoutes.rotateKey);
   say(
     green(
       `master key is now ${done.keyId}: re-sealed ${done.secrets} secret(s) and the local secrets of ${done.localSecrets} app version(s)`,

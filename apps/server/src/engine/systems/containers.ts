@@ -1,22 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { type ImageSecrets, runnerEnvironment, type WorkerMessage } from "@skiff/protocol";
+import { type ContainerView, type ImageSecrets, runnerEnvironment, type WorkerMessage } from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
 import type { AttemptSystem } from "./attempts.js";
 import { minContainersOf, type PoolSystem } from "./pools.js";
 import type { SecretSystem } from "./secrets.js";
-
-/** A running container as `GET /v1/containers` lists it. */
-export interface ContainerView {
-  id: string;
-  worker: string;
-  appId: string;
-  function: string;
-  /** A class pool's parameter values and a variant's options (JSON, space-separated), or "". */
-  pool: string;
-  state: string;
-  version: number;
-}
 
 type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t: T }>;
 
