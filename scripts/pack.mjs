@@ -39,6 +39,27 @@ function thirdParty(...dirs) {
   return Object.fromEntries(Object.entries(deps).sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** The protocol's source files its exports reach; a `./x/*` export reaches every file of its folder. */
+function protocolSources() {
+  const dir = join(root, "packages/protocol");
+  return Object.values(manifest(dir).exports).flatMap((path) => {
+    if (!path.includes("*")) return [join(dir, path)];
+    const [folder, suffix] = path.split("*");
+    return readdirSync(join(dir, folder))
+      .filter((name) => name.endsWith(suffix) && !name.endsWith(`.test${suffix}`))
+      .map((name) => join(dir, folder, name));
+  });
+}
+
+/** A protocol import's subpath (`""`, `/frame`, `/http/apps`) as its declaration file under types/protocol. */
+function protocolTarget(sub) {
+  const exports = manifest(join(root, "packages/protocol")).exports;
+  const key = `.${sub}`;
+  const wildcard = Object.keys(exports).find((k) => k.endsWith("/*") && key.startsWith(k.slice(0, -1)));
+  const path = exports[key] ?? exports[wildcard].replace("*", key.slice(wildcard.length - 1));
+  return path.replace(/^\.\/src\//, "").replace(/\.ts$/, ".js");
+}
+
 function npmPack(dir) {
   const output = execFileSync("npm", ["pack", "--json", "--pack-destination", out], { cwd: dir, encoding: "utf8" });
   return join(out, JSON.parse(output)[0].filename);
@@ -94,7 +115,7 @@ writeFileSync(
     files: [
       ...sdkEntries.map((name) => join(root, `packages/sdk/src/${name}.ts`)),
       // Reached through node_modules/@skiff/protocol, which tsc treats as a library and does not emit.
-      ...Object.values(manifest("packages/protocol").exports).map((path) => join(root, "packages/protocol", path)),
+      ...protocolSources(),
     ],
   }),
 );
@@ -103,8 +124,8 @@ const types = join(sdk, "types");
 cpSync(join(declOut, "sdk", "src"), join(types, "sdk"), { recursive: true });
 cpSync(join(declOut, "protocol", "src"), join(types, "protocol"), { recursive: true });
 for (const file of walk(join(types, "sdk"))) {
-  const text = readFileSync(file, "utf8").replace(/(["'])@skiff\/protocol(\/[\w-]+)?\1/g, (_, quote, sub) => {
-    const target = join(types, "protocol", `${sub ? sub.slice(1) : "index"}.js`);
+  const text = readFileSync(file, "utf8").replace(/(["'])@skiff\/protocol(\/[\w/-]+)?\1/g, (_, quote, sub) => {
+    const target = join(types, "protocol", protocolTarget(sub ?? ""));
     const rel = relative(dirname(file), target);
     return `${quote}${rel.startsWith(".") ? rel : `./${rel}`}${quote}`;
   });
