@@ -26,3 +26,9 @@ export const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The name of an app, environment or secret: letters, digits, '-' and '_', at most 63. */
 export const RESOURCE_NAME = /^[a-z0-9][a-z0-9-_]{0,62}$/i;
+
+/** The header that proves a web request to a worker's relay comes from the server (see the worker's hello). */
+export const WEB_RELAY_SECRET_HEADER = "skiff-relay-secret";
+
+/** The header naming a web request, in its logs and in the error answers a client gets. */
+export const REQUEST_ID_HEADER = "x-skiff-request-id";

@@ -97,6 +97,33 @@ export type SecretRef = z.infer<typeof SecretRef>;
  * One function as deployed: everything the server and worker need, normalized (ms, MiB). Strict: a key
  * it does not know (an option not implemented yet, a typo) is refused, never dropped.
  */
+/** A web label: lowercase letters, digits and '-', as it appears in URLs (`/w/ENV/APP/LABEL`). */
+export const WEB_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The HTTP methods an endpoint may answer. */
+export const HttpMethodName = z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+
+/**
+ * How a function answers HTTP: `fetch`, a Request => Response handler (`app.web`); `endpoint`, a typed JSON
+ * handler with validation and OpenAPI docs (`app.endpoint`); `server`, a server the user's code starts on
+ * a port inside the container (`app.webServer`). Its requests reach it at `/w/ENV/APP/LABEL/...`.
+ */
+export const WebSpec = z
+  .object({
+    kind: z.enum(["fetch", "endpoint", "server"]),
+    label: z.string().regex(WEB_LABEL, "web labels use lowercase letters, digits and '-' (at most 63)"),
+    /** `endpoint`: the one method it answers. */
+    method: HttpMethodName.optional(),
+    /** `endpoint`: serve `/docs` and `/openapi.json`. */
+    docs: z.boolean().default(false),
+    /** Requests must carry a proxy token's `Skiff-Key` and `Skiff-Secret` headers. */
+    requiresProxyAuth: z.boolean().default(false),
+    /** `server`: the port the user's server listens on inside the container. */
+    port: z.number().int().min(1).max(65_535).optional(),
+  })
+  .strict();
+export type WebSpec = z.infer<typeof WebSpec>;
+
 export const FunctionSpec = z
   .object({
     name: z.string().min(1),
@@ -125,6 +152,8 @@ export const FunctionSpec = z
     schedule: Schedule.optional(),
     /** In order: a later secret's keys override an earlier one's. */
     secrets: z.array(SecretRef).default([]),
+    /** Answers HTTP requests instead of calls (see WebSpec). */
+    web: WebSpec.optional(),
   })
   .strict();
 export type FunctionSpec = z.infer<typeof FunctionSpec>;

@@ -35,7 +35,13 @@ export function parseRunnerEnvironment(env: Record<string, string | undefined>):
     SKIFF_ENV: env.SKIFF_ENV ?? "main",
     SKIFF_FUNCTION_IDS: json("SKIFF_FUNCTION_IDS", "{}", isIds, "a map of names to ids"),
   };
-  for (const name of ["SKIFF_API_SOCKET", "SKIFF_PARAMS", "SKIFF_CONTAINER_ID", "SKIFF_APP_ID"] as const) {
+  for (const name of [
+    "SKIFF_API_SOCKET",
+    "SKIFF_PARAMS",
+    "SKIFF_CONTAINER_ID",
+    "SKIFF_APP_ID",
+    "SKIFF_WEB_SOCKET",
+  ] as const) {
     if (env[name] !== undefined) parsed[name] = env[name];
   }
   if (env.SKIFF_BATCH !== undefined) {

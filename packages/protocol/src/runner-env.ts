@@ -43,6 +43,8 @@ export const RunnerEnvironment = z.object({
   SKIFF_APP_ID: z.string().optional(),
   /** The app's environment: where `Function.fromName` looks. */
   SKIFF_ENV: z.string().default("main"),
+  /** A web function: the Unix socket the runner serves its HTTP requests on (the worker relays to it). */
+  SKIFF_WEB_SOCKET: z.string().optional(),
   /** The ids of the app's functions and classes, by name: `other.remote()` finds its id here. */
   SKIFF_FUNCTION_IDS: json(z.record(z.string())).default("{}"),
 });

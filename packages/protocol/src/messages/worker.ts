@@ -46,6 +46,11 @@ export const WorkerMessage = z.discriminatedUnion("t", [
      * of its containers are void.
      */
     held: z.array(AttemptRef.extend({ containerId: z.string().optional() })).default([]),
+    /**
+     * Where the server sends web requests for this worker's containers: `{url}/containers/ID/PATH` with the
+     * request's own method, headers and body, plus `skiff-relay-secret: {secret}` (WEB_RELAY_SECRET_HEADER).
+     */
+    webRelay: z.object({ url: z.string().url(), secret: z.string().min(16) }).optional(),
   }),
   z.object({ t: z.literal("started"), containerId: z.string() }),
   /** Idle past its scaledown window: the server answers `stop` (reason "idle") unless the pool keeps it. */
