@@ -186,6 +186,8 @@ export class WebRelay {
     headers.connection = "upgrade";
     if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
     const upstream = request({ socketPath, agent: false, method: req.method, path, headers });
+    // A client gone before the container answered: the container's half goes too.
+    client.on("close", () => upstream.destroy());
     upstream.on("upgrade", (answer, socket, upstreamHead) => {
       client.write(responseHead(answer));
       if (upstreamHead.length > 0) client.write(upstreamHead);
@@ -220,14 +222,14 @@ export class WebRelay {
       return { status: 401, code: "UNAUTHORIZED", error: `the relay needs the worker's ${WEB_RELAY_SECRET_HEADER}` };
     const route = ROUTE.exec(req.url ?? "");
     if (!route) return { status: 404, code: "NOT_FOUND", error: "the relay serves /containers/ID/PATH only" };
-    const containerId = decodeURIComponent(route[1]!);
-    const target = this.options.target(containerId);
+    const containerId = decodeComponent(route[1]!);
+    const target = containerId === undefined ? undefined : this.options.target(containerId);
     const socketPath = target?.webSocketPath;
-    if (!target?.acceptsRequests || !socketPath) {
+    if (containerId === undefined || !target?.acceptsRequests || !socketPath) {
       return {
         status: 503,
         code: "UNAVAILABLE",
-        error: `container ${containerId} does not take web requests on this worker (unknown, not ready or stopping)`,
+        error: `container ${route[1]} does not take web requests on this worker (unknown, not ready or stopping)`,
       };
     }
     return { containerId, target, socketPath, path: `${route[2] ?? "/"}${route[3] ?? ""}` };
@@ -285,6 +287,14 @@ function sendError(res: ServerResponse, status: number, code: ErrorCode, message
   const body = JSON.stringify({ error: { code, message, ...(requestId ? { requestId } : {}) } });
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+function decodeComponent(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function requestIdOf(req: IncomingMessage): string | undefined {
