@@ -73,7 +73,21 @@ export async function startWorker(
     runnerDir: runnerDir(),
     token: server ? server.workerCredential : await workerToken(config),
     ...(server ? { connect: () => server.connectWorker() } : {}),
+    webRelay: webRelayOptions(),
   });
   await agent.start();
   return agent;
+}
+
+/**
+ * Where a worker's web relay listens: SKIFF_WORKER_WEB_HOST and SKIFF_WORKER_WEB_PORT, for a worker on
+ * another host than its server (default: 127.0.0.1, an ephemeral port, enough for `skiff up`).
+ */
+function webRelayOptions(env: NodeJS.ProcessEnv = process.env): { host?: string; port?: number } {
+  const host = env.SKIFF_WORKER_WEB_HOST || undefined;
+  const portText = env.SKIFF_WORKER_WEB_PORT || undefined;
+  const port = portText === undefined ? undefined : Number(portText);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65_536))
+    throw new Error("environment variable SKIFF_WORKER_WEB_PORT is invalid: use a TCP port (0 for any free one)");
+  return { ...(host ? { host } : {}), ...(port !== undefined ? { port } : {}) };
 }

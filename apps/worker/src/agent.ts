@@ -11,6 +11,7 @@ import { ImageService } from "./image-service.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 import { type ServerConnection, ServerLink } from "./server-link.js";
 import { Shells } from "./shells.js";
+import { WebRelay, type WebRelayAddress } from "./web-relay.js";
 
 /** How a worker is set up: its server, its runtimes, its directories and its limits. */
 export interface WorkerOptions {
@@ -32,6 +33,8 @@ export interface WorkerOptions {
   buildRuntime?: ContainerRuntime;
   /** Disk budget of cached image layers, in MiB (default 20 GiB); least recently used go first. */
   imageCacheMiB?: number;
+  /** Where the web relay listens for the server's web requests (default 127.0.0.1, an ephemeral port). */
+  webRelay?: { host?: string; port?: number };
 }
 
 /**
@@ -51,6 +54,8 @@ export class WorkerAgent {
   private readonly bundles: BundleCache;
   private readonly images: ImageService;
   private readonly shells: Shells;
+  private readonly webRelay: WebRelay;
+  private webRelayAddress: WebRelayAddress | undefined;
   private workerId = "";
 
   constructor(private readonly options: WorkerOptions) {
@@ -66,6 +71,7 @@ export class WorkerAgent {
         name: options.name ?? hostname(),
         runtime: options.runtime.name,
         capacity: this.capacity,
+        ...(this.webRelayAddress ? { webRelay: this.webRelayAddress } : {}),
       }),
       containers: () => this.sessions.values(),
       onMessage: (message) => this.onServer(message),
@@ -87,6 +93,11 @@ export class WorkerAgent {
       send,
     });
     this.shells = new Shells({ runtime: buildRuntime, images: this.images, send });
+    this.webRelay = new WebRelay({
+      ...options.webRelay,
+      log: options.log,
+      target: (containerId) => this.sessions.get(containerId),
+    });
   }
 
   /** What this worker offers the server to place containers in: CPU shares and memory. */
@@ -105,6 +116,8 @@ export class WorkerAgent {
       await this.options.buildRuntime.cleanupStale();
     this.workerId = await this.loadWorkerId();
     this.images.startCollecting();
+    // The hello carries the relay's address: it listens first.
+    this.webRelayAddress = await this.webRelay.start();
     await this.link.start();
   }
 
@@ -118,6 +131,7 @@ export class WorkerAgent {
     const deadline = Date.now() + 10_000;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await this.images.published();
+    await this.webRelay.close();
     await this.options.runtime.close?.();
     if (this.options.buildRuntime !== this.options.runtime) await this.options.buildRuntime?.close?.();
     this.link.close();
@@ -210,6 +224,7 @@ export class WorkerAgent {
       },
       ended: (session) => {
         this.sessions.delete(session.id);
+        this.webRelay.forget(session.id);
         // Its last lines may still be on their way out of its stdout pipe.
         setTimeout(() => this.link.forgetLogs(session.id), 60_000).unref();
       },

@@ -302,6 +302,70 @@ describe("container session", () => {
   });
 });
 
+describe("web container session", () => {
+  let dir: string;
+  let harness: Harness;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    harness = new Harness(dir);
+  });
+  afterEach(async () => {
+    harness.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("tells the runner its web socket, takes requests once ready, and never claims inputs", async () => {
+    await harness.start(
+      { web: { kind: "fetch", label: "f", docs: false, requiresProxyAuth: false } },
+      { ready: false },
+    );
+    expect(harness.container?.env.SKIFF_WEB_SOCKET).toBe("/.skiff/sock/web.sock");
+    expect(harness.session.webSocketPath).toBe(join(dir, "containers", "ct-session-test", "web.sock"));
+    expect(harness.session.acceptsRequests).toBe(false);
+    harness.fromRunner({ t: "ready" });
+    await until(() => harness.session.acceptsRequests);
+    // A runner that asked anyway gets nothing: a web function's requests come through the relay.
+    harness.fromRunner({ t: "next", max: 4 });
+    await sleep(50);
+    expect(harness.claims).toEqual([]);
+    harness.session.stop("idle");
+    expect(harness.session.acceptsRequests).toBe(false);
+    expect(harness.sent.some((message) => message.t === "unclaim" || message.t === "return")).toBe(false);
+  });
+
+  it("is idle only a scaledown window after its last request ended", async () => {
+    await harness.start({
+      scaledownWindowMs: 1500,
+      web: { kind: "fetch", label: "f", docs: false, requiresProxyAuth: false },
+    });
+    const idle = () => harness.sent.some((message) => message.t === "idle");
+    harness.session.beginRequest();
+    // Idle checks run each second: two pass while the request is open.
+    await sleep(2200);
+    expect(idle()).toBe(false);
+    harness.session.endRequest();
+    await sleep(1000);
+    expect(idle()).toBe(false);
+    await until(idle);
+  });
+});
+
+describe("a function without web", () => {
+  it("gets no web socket", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    const harness = new Harness(dir);
+    try {
+      await harness.start();
+      expect(harness.container?.env.SKIFF_WEB_SOCKET).toBeUndefined();
+      expect(harness.session.webSocketPath).toBeUndefined();
+      expect(harness.session.acceptsRequests).toBe(false);
+    } finally {
+      harness.end();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("container session start", () => {
   it("says out-of-memory, with the limit, when the container is killed for memory while it starts", async () => {
     const dir = await mkdtemp(join(tmpdir(), "skiff-session-"));

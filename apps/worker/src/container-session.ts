@@ -32,6 +32,7 @@ import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/i
 import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
+import type { WebTarget } from "./web-relay.js";
 
 type StartMessage = Extract<ServerToWorker, { t: "start" }>;
 type StopReason = Extract<WorkerMessage, { t: "stopped" }>["reason"];
@@ -84,10 +85,14 @@ const PREFETCH_BELOW_MS = 20;
 
 /**
  * One container from start to exit: starts it, serves its runner over a Unix socket, relays claims and
- * outputs, enforces timeouts and the idle scaledown window, and reports how it ended.
+ * outputs, enforces timeouts and the idle scaledown window, and reports how it ended. A web function's
+ * runner serves HTTP on its own socket instead of claiming inputs: the worker's web relay sends it
+ * requests (WebTarget) and the session counts them as activity.
  */
-export class ContainerSession {
+export class ContainerSession implements WebTarget {
   readonly id: string;
+  /** The host path of the socket a web function's runner serves HTTP on (in its socket directory). */
+  readonly webSocketPath: string | undefined;
   private server: Server | undefined;
   private apiRelay: Server | undefined;
   private runner: Socket | undefined;
@@ -101,6 +106,8 @@ export class ContainerSession {
   /** Moving average of how long inputs ran, in ms; undefined until one has finished. */
   private averageRunMs: number | undefined;
   private lastActive = Date.now();
+  /** Web requests (and upgraded connections) the relay has open to this container. */
+  private webRequests = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private startupTimer: NodeJS.Timeout | undefined;
   /** Hides the values of the function's secrets (and its token) in log lines. */
@@ -116,12 +123,13 @@ export class ContainerSession {
     private readonly host: SessionHost,
   ) {
     this.id = start.containerId;
+    this.webSocketPath = start.spec.web ? join(this.socketDir, "web.sock") : undefined;
     this.redact = redactor([...Object.values(start.secrets), start.token]);
   }
 
   /** Starts the container; never throws: failures are reported to the server as a stopped container. */
   async run(): Promise<void> {
-    const dir = join(this.host.stateDir, "containers", this.id);
+    const dir = this.socketDir;
     let image: BuiltImage | undefined;
     try {
       const paths = await this.host.prepare(this.start, (line) => this.logLine("system", line));
@@ -134,6 +142,8 @@ export class ContainerSession {
       if (paths.image.user) {
         await chmod(join(dir, "runner.sock"), 0o777);
         await chmod(join(dir, "api.sock"), 0o777);
+        // A web function's runner makes its own socket here.
+        if (this.webSocketPath) await chmod(dir, 0o777);
       }
       const { spec } = this.start;
       const fromImage = imageContainerSpec(paths, {
@@ -150,6 +160,7 @@ export class ContainerSession {
           SKIFF_MAX_INPUTS: spec.maxInputs,
           SKIFF_BATCH: spec.batched,
           SKIFF_CONTAINER_ID: this.id,
+          SKIFF_WEB_SOCKET: this.webSocketPath ? "/.skiff/sock/web.sock" : undefined,
         }),
       });
       const mounts: Mount[] = [
@@ -207,6 +218,26 @@ export class ContainerSession {
     return this.stopReason === undefined;
   }
 
+  /** A web function whose runner listens (it said `ready`) and that is not stopping. */
+  get acceptsRequests(): boolean {
+    return this.webSocketPath !== undefined && this.ready && this.stopReason === undefined;
+  }
+
+  beginRequest(): void {
+    this.webRequests++;
+    this.lastActive = Date.now();
+  }
+
+  endRequest(): void {
+    this.webRequests--;
+    this.lastActive = Date.now();
+  }
+
+  /** The container's socket directory on this host, mounted at /.skiff/sock. */
+  private get socketDir(): string {
+    return join(this.host.stateDir, "containers", this.id);
+  }
+
   /** Asks the runner to finish its inputs and exit; kills the container after a grace period. */
   stop(reason: StopReason, message?: string): void {
     if (this.stopReason) return;
@@ -218,8 +249,8 @@ export class ContainerSession {
     }
     this.returnBuffered();
     this.sendRunner({ t: "shutdown" });
-    // The runner finishes its inputs (each within its timeout), then runs `exit` hooks.
-    const grace = this.inFlight.size > 0 ? this.start.spec.timeoutMs + EXIT_GRACE_MS : EXIT_GRACE_MS;
+    // The runner finishes its inputs and web requests (each within its timeout), then runs `exit` hooks.
+    const grace = this.busy ? this.start.spec.timeoutMs + EXIT_GRACE_MS : EXIT_GRACE_MS;
     const kill = setTimeout(() => void this.host.runtime.kill(this.id), this.runner ? grace : 0);
     kill.unref();
   }
@@ -337,6 +368,8 @@ export class ContainerSession {
         this.stopMessage = "the function's module failed to load in the container";
         return;
       case "next":
+        // A web function's requests come through the relay, never as inputs.
+        if (this.webSocketPath) return;
         this.runnerWants = message.max;
         this.feedRunner();
         return;
@@ -401,10 +434,15 @@ export class ContainerSession {
 
   /** Idle past the scaledown window: the server decides (its pool may keep it warm); asks again a window later. */
   private checkIdle(): void {
-    if (this.stopReason || !this.ready || this.inFlight.size > 0) return;
+    if (this.stopReason || !this.ready || this.busy) return;
     if (Date.now() - this.lastActive < this.start.spec.scaledownWindowMs) return;
     this.lastActive = Date.now();
     this.host.send({ t: "idle", containerId: this.id });
+  }
+
+  /** Running inputs or web requests. */
+  private get busy(): boolean {
+    return this.inFlight.size > 0 || this.webRequests > 0;
   }
 
   private finish(exit: ContainerExit): void {

@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import WebSocket from "ws";
 import { LogShipper } from "./log-shipper.js";
 import type { RuntimeName } from "./runtime/types.js";
+import type { WebRelayAddress } from "./web-relay.js";
 
 /** One connection to the server; the link makes a new one whenever it drops. */
 export type ServerConnection = Link<WorkerMessage, ServerToWorker>;
@@ -27,6 +28,8 @@ export interface WorkerIdentity {
   name: string;
   runtime: RuntimeName;
   capacity: Capacity;
+  /** Where the server sends web requests for this worker's containers (see WebRelay). */
+  webRelay?: WebRelayAddress;
 }
 
 /** A container the link reports: in a hello (it still runs) and in heartbeats (the inputs it holds). */

@@ -231,6 +231,40 @@ function defineCases(
     TEST_TIMEOUT_MS,
   );
 
+  it(
+    "lets the host connect to a Unix socket a node program listens on in a bind-mounted directory",
+    async () => {
+      const dir = await scratchDir(scratch, "listen");
+      // A web function's runner serves HTTP this way: it makes the socket, the worker's relay connects.
+      const script =
+        "const server = require('net').createServer((s) => s.on('data', (d) => { s.end('pong:' + d); server.close(); }));" +
+        "server.listen(process.env.SKIFF_WEB_SOCKET);";
+      const finished = run(
+        runtime,
+        spec("uds-listen", {
+          command: [NODE, "-e", script],
+          env: { SKIFF_WEB_SOCKET: "/.skiff/io/web.sock" },
+          mounts: [nodeMount(), { source: dir, target: "/.skiff/io", readonly: false }],
+        }),
+      );
+      let answer: string | undefined;
+      for (let i = 0; answer === undefined && i < 200; i++) {
+        answer = await new Promise<string | undefined>((resolve) => {
+          const socket = connect(join(dir, "web.sock"), () => socket.write("ping"));
+          let text = "";
+          socket.on("data", (data) => {
+            text += data;
+          });
+          socket.on("end", () => resolve(text));
+          socket.on("error", () => setTimeout(() => resolve(undefined), 50));
+        });
+      }
+      expect(answer).toBe("pong:ping");
+      expect((await finished).exit).toMatchObject({ exitCode: 0 });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
   it.skipIf(!options.isolated)(
     "reaches the host network only when network is host",
     async () => {

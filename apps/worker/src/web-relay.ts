@@ -1,0 +1,309 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  Agent,
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  request,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import type { Duplex } from "node:stream";
+import { type ErrorCode, REQUEST_ID_HEADER, WEB_RELAY_SECRET_HEADER } from "@skiff/protocol";
+import type { Logger } from "pino";
+
+/** A container as the relay sees it: where its runner serves HTTP, and whether it takes requests now. */
+export interface WebTarget {
+  /** Ready and not stopping: a new request may go to it. */
+  readonly acceptsRequests: boolean;
+  /** The host path of the Unix socket its runner serves HTTP on; undefined for a function without `web`. */
+  readonly webSocketPath: string | undefined;
+  /** A request (or an upgraded connection) to it began; it counts as activity until `endRequest`. */
+  beginRequest(): void;
+  endRequest(): void;
+}
+
+/** Where the relay listens, and how it finds a container. */
+export interface WebRelayOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: an ephemeral port. */
+  port?: number;
+  log: Logger;
+  /** The container with this id, if this worker runs it. */
+  target(containerId: string): WebTarget | undefined;
+}
+
+/** What the worker's hello tells the server: where to send web requests, and the secret that proves them. */
+export interface WebRelayAddress {
+  url: string;
+  secret: string;
+}
+
+/** Headers that describe one connection, not the request: never passed on (RFC 9110, 7.6.1). */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+const ROUTE = /^\/containers\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+
+/**
+ * The worker's HTTP relay: the server's gateway sends a web request to `{url}/containers/ID/PATH?QUERY`
+ * with the relay's secret, and the relay passes it to container ID's web socket as `/PATH?QUERY`, bodies
+ * streamed both ways as they come (nothing is buffered whole; an SSE response flushes event by event).
+ * WebSocket upgrades are piped as raw connections. The secret is made at start and known only to the
+ * server, through the worker's hello.
+ */
+export class WebRelay {
+  private readonly secret = randomBytes(32).toString("hex");
+  private readonly server: Server;
+  /** Keep-alive connections to each container's web socket, by container id. */
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly options: WebRelayOptions) {
+    this.server = createServer({ noDelay: true }, (req, res) => this.relay(req, res));
+    this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.relayUpgrade(req, socket, head),
+    );
+    this.server.on("clientError", (_error, socket) => socket.destroy());
+  }
+
+  /** Listens; resolves with what the hello carries. */
+  async start(): Promise<WebRelayAddress> {
+    const host = this.options.host ?? "127.0.0.1";
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port ?? 0, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    const { port } = this.server.address() as AddressInfo;
+    return { url: `http://${advertisedHost(host)}:${port}`, secret: this.secret };
+  }
+
+  /** Closes the listener and every connection, to clients and containers alike. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+    await closed;
+  }
+
+  /** Drops the connections kept to a container that ended. */
+  forget(containerId: string): void {
+    this.agents.get(containerId)?.destroy();
+    this.agents.delete(containerId);
+  }
+
+  private relay(req: IncomingMessage, res: ServerResponse): void {
+    const found = this.find(req);
+    if ("error" in found) {
+      req.resume();
+      sendError(res, found.status, found.code, found.error, req);
+      return;
+    }
+    const { containerId, target, socketPath, path } = found;
+    target.beginRequest();
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      target.endRequest();
+    };
+    const upstream = request({
+      socketPath,
+      agent: this.agentFor(containerId),
+      method: req.method,
+      path,
+      headers: forwardedHeaders(req.headers, this.secret),
+    });
+    upstream.on("response", (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.headers));
+      // Headers go out now, not with the first body chunk: a client of a slow stream learns its status at once.
+      res.flushHeaders();
+      answer.pipe(res);
+      answer.on("error", () => res.destroy());
+    });
+    upstream.on("error", (error) => {
+      // After the client left (see below) there is nobody to answer.
+      if (res.destroyed) return;
+      if (res.headersSent) {
+        res.destroy(error);
+        return;
+      }
+      this.options.log.warn({ err: error, container: containerId }, "a web request to a container failed");
+      sendError(
+        res,
+        502,
+        "CONTAINER_CRASHED",
+        `the container's web server failed during the request: ${error.message}`,
+        req,
+      );
+    });
+    req.pipe(upstream);
+    req.on("error", () => upstream.destroy());
+    res.on("close", () => {
+      end();
+      // The client went away before the answer was whole: the container need not go on.
+      if (!res.writableFinished) upstream.destroy();
+    });
+  }
+
+  /** A WebSocket (or other) upgrade: once the container accepts it, the two connections are piped raw. */
+  private relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer): void {
+    client.on("error", () => client.destroy());
+    const found = this.find(req);
+    if ("error" in found) {
+      const body = JSON.stringify({ error: { code: found.code, message: found.error } });
+      client.end(
+        `HTTP/1.1 ${found.status} ${found.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
+    const { target, socketPath, path } = found;
+    target.beginRequest();
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      target.endRequest();
+    };
+    client.on("close", end);
+    const headers = forwardedHeaders(req.headers, this.secret);
+    headers.connection = "upgrade";
+    if (req.headers.upgrade) headers.upgrade = req.headers.upgrade;
+    const upstream = request({ socketPath, agent: false, method: req.method, path, headers });
+    // A client gone before the container answered: the container's half goes too.
+    client.on("close", () => upstream.destroy());
+    upstream.on("upgrade", (answer, socket, upstreamHead) => {
+      client.write(responseHead(answer));
+      if (upstreamHead.length > 0) client.write(upstreamHead);
+      if (head.length > 0) socket.write(head);
+      socket.pipe(client).pipe(socket);
+      const close = () => {
+        socket.destroy();
+        client.destroy();
+        end();
+      };
+      socket.on("error", close).on("close", close);
+      client.on("close", close);
+    });
+    // The container declined the upgrade: its answer goes back as is, and the connection ends with it.
+    upstream.on("response", (answer) => {
+      client.write(responseHead(answer, { connection: "close" }));
+      answer.pipe(client);
+    });
+    upstream.on("error", () => {
+      client.destroy();
+      end();
+    });
+    upstream.end();
+  }
+
+  private find(
+    req: IncomingMessage,
+  ):
+    | { containerId: string; target: WebTarget; socketPath: string; path: string }
+    | { status: number; code: ErrorCode; error: string } {
+    if (!this.authorized(req.headers[WEB_RELAY_SECRET_HEADER]))
+      return { status: 401, code: "UNAUTHORIZED", error: `the relay needs the worker's ${WEB_RELAY_SECRET_HEADER}` };
+    const route = ROUTE.exec(req.url ?? "");
+    if (!route) return { status: 404, code: "NOT_FOUND", error: "the relay serves /containers/ID/PATH only" };
+    const containerId = decodeComponent(route[1]!);
+    const target = containerId === undefined ? undefined : this.options.target(containerId);
+    const socketPath = target?.webSocketPath;
+    if (containerId === undefined || !target?.acceptsRequests || !socketPath) {
+      return {
+        status: 503,
+        code: "UNAVAILABLE",
+        error: `container ${route[1]} does not take web requests on this worker (unknown, not ready or stopping)`,
+      };
+    }
+    return { containerId, target, socketPath, path: `${route[2] ?? "/"}${route[3] ?? ""}` };
+  }
+
+  /** Compares in constant time: how long a refusal takes says nothing about the secret. */
+  private authorized(given: string | string[] | undefined): boolean {
+    if (typeof given !== "string") return false;
+    const expected = Buffer.from(this.secret);
+    const actual = Buffer.from(given);
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
+  }
+
+  private agentFor(containerId: string): Agent {
+    let agent = this.agents.get(containerId);
+    if (!agent) {
+      agent = new Agent({ keepAlive: true });
+      this.agents.set(containerId, agent);
+    }
+    return agent;
+  }
+}
+
+/** The headers to pass on: all but hop-by-hop ones (and those the Connection header names) and the secret. */
+function forwardedHeaders(headers: IncomingHttpHeaders, secret?: string): OutgoingHttpHeaders {
+  const named = new Set(
+    String(headers.connection ?? "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (secret !== undefined && name === WEB_RELAY_SECRET_HEADER) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** An HTTP/1.1 response head, as written on a raw connection. */
+function responseHead(answer: IncomingMessage, extra: Record<string, string> = {}): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ""}`];
+  for (let i = 0; i < answer.rawHeaders.length; i += 2) {
+    const name = answer.rawHeaders[i]!;
+    if (name.toLowerCase() in extra) continue;
+    lines.push(`${name}: ${answer.rawHeaders[i + 1]}`);
+  }
+  for (const [name, value] of Object.entries(extra)) lines.push(`${name}: ${value}`);
+  return `${lines.join("\r\n")}\r\n\r\n`;
+}
+
+function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, req: IncomingMessage): void {
+  const requestId = requestIdOf(req);
+  const body = JSON.stringify({ error: { code, message, ...(requestId ? { requestId } : {}) } });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function decodeComponent(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function requestIdOf(req: IncomingMessage): string | undefined {
+  const id = req.headers[REQUEST_ID_HEADER];
+  return typeof id === "string" ? id : undefined;
+}
+
+/** A wildcard address is no address to connect to: the server reaches this host by its name. */
+function advertisedHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return hostname();
+  return host.includes(":") ? `[${host}]` : host;
+}
