@@ -43,7 +43,12 @@ describe("serveFetch", () => {
   it("gives the handler the path, query, method and headers, and answers with its Response", async () => {
     const socketPath = await serve(async (r) => {
       const url = new URL(r.url);
-      return Response.json({ path: url.pathname, q: url.searchParams.get("q"), method: r.method, h: r.headers.get("x-a") });
+      return Response.json({
+        path: url.pathname,
+        q: url.searchParams.get("q"),
+        method: r.method,
+        h: r.headers.get("x-a"),
+      });
     });
     const { req, response } = open(socketPath, "/a/b?q=1", { method: "DELETE", headers: { "x-a": "z", host: "h" } });
     req.end();
@@ -153,7 +158,9 @@ describe("serveFetch", () => {
     expect(res.statusCode).toBe(500);
     expect(res.headers["x-skiff-request-id"]).toBe("req-42");
     const body = await text(res);
-    expect(JSON.parse(body)).toEqual({ error: { code: "INTERNAL", message: "the handler failed", requestId: "req-42" } });
+    expect(JSON.parse(body)).toEqual({
+      error: { code: "INTERNAL", message: "the handler failed", requestId: "req-42" },
+    });
     expect(body).not.toContain("secret detail");
     expect(logged).toHaveBeenCalledWith(expect.stringContaining("req-42"), expect.any(Error));
   });

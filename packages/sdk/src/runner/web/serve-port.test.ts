@@ -17,7 +17,7 @@ describe("servePort", () => {
       const socketPath = join(dir, "web.sock");
       const serving = await servePort({ socketPath, port });
       const body = await new Promise<string>((resolve, reject) => {
-        request({ socketPath, path: "/x?y=1", method: "PUT" }, async (res) => {
+        request({ socketPath, path: "/x?y=1", method: "PUT", agent: false }, async (res) => {
           let text = "";
           for await (const chunk of res) text += chunk;
           resolve(text);
