@@ -4,6 +4,8 @@ import { type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
+import { App } from "../../app.js";
 import { serveFetch } from "./serve-fetch.js";
 import type { WebServing } from "./web-serving.js";
 
@@ -163,6 +165,19 @@ describe("serveFetch", () => {
     });
     expect(body).not.toContain("secret detail");
     expect(logged).toHaveBeenCalledWith(expect.stringContaining("req-42"), expect.any(Error));
+  });
+
+  it("answers an endpoint's 413 to a large upload it does not read, then closes the connection", async () => {
+    const app = new App("t");
+    const upload = app.endpoint({ maxBodySize: "1KiB", body: z.object({}) }, () => "read");
+    const socketPath = await serve((request) => upload.local(request));
+    const { req, response } = open(socketPath, "/", { method: "POST" });
+    req.on("error", () => {}); // the server may close while the rest is still being sent
+    req.write(Buffer.alloc(512 * 1024, 32));
+    const res = await response;
+    expect(res.statusCode).toBe(413);
+    expect(res.headers.connection).toBe("close");
+    expect(JSON.parse(await text(res)).error.code).toBe("PAYLOAD_TOO_LARGE");
   });
 
   it("runs at most maxConcurrent requests at once; the others wait their turn", async () => {
