@@ -205,14 +205,25 @@ export function localSecretsOf(collected: CollectedApp): Record<string, Record<s
   return Object.assign({}, ...all.map((fn) => localSecrets(fn.options)));
 }
 
+/** The manifest of a collected app: each function's spec (a web function's with its WebSpec; labels unique). */
 export function manifestOf(collected: CollectedApp, nodeMajor: number): AppManifest {
+  const labels = new Map<string, string>();
   return {
     name: collected.app.name,
     functions: [
       ...[...collected.functions.entries()].map(([name, fn]) => {
         const spec = toFunctionSpec(name, fn.options, nodeMajor);
         const { web } = fn as { web?: WebDeclaration };
-        return web ? { ...spec, web: toWebSpec(name, web) } : spec;
+        if (!web) return spec;
+        const webSpec = toWebSpec(name, web);
+        const other = labels.get(webSpec.label);
+        if (other) {
+          throw new RangeError(
+            `functions "${other}" and "${name}" both answer at the label "${webSpec.label}": give one of them another \`label\``,
+          );
+        }
+        labels.set(webSpec.label, name);
+        return { ...spec, web: webSpec };
       }),
       ...[...collected.classes.entries()].map(([name, cls]) =>
         toFunctionSpec(name, cls.options, nodeMajor, classShape(cls.ctor!, `class "${name}"`)),

@@ -72,6 +72,15 @@ describe("web function refusals", () => {
     expect(() => app.web({}, undefined as never)).toThrow(/needs a fetch handler/);
   });
 
+  it("refuses two web functions of an app at one label", () => {
+    const other = new App("x");
+    const api = other.web(fetch);
+    const second = other.endpoint({ label: "api" }, () => 1);
+    expect(() => manifestOf(collectApp({ app: other, api, second }, "x.ts"), 20)).toThrow(
+      /^functions "api" and "second" both answer at the label "api": give one of them another `label`$/,
+    );
+  });
+
   it("refuses at manifest time a default label that URLs cannot carry", () => {
     const other = new App("x");
     const ünïcode = other.web(fetch);
