@@ -46,7 +46,8 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
     }
   };
   const server = createServer(
-    // A large upload may take long to arrive; the handler's own timeout bounds the wait for its answer.
+    // A large upload may take long to arrive; the handler's own timeout bounds the wait for its answer. Idle
+    // connections outlive the worker relay's (seconds), so it never sends on one this side is closing.
     { requestTimeout: 0, keepAliveTimeout: 65_000 },
     (message, res) => void handle(message, res),
   );
