@@ -1,13 +1,14 @@
 import { endpointHandler } from "./endpoint.js";
 import { type FetchHandler, WebFunction } from "./web-function.js";
 import {
+  checkLabel,
   type EndpointOptions,
   endpointMethod,
   maxBodyBytes,
   type Schema,
   serverPort,
   splitWebOptions,
-  toWebSpec,
+  type WebDeclaration,
   type WebOptions,
   type WebServerOptions,
 } from "./web-options.js";
@@ -94,18 +95,12 @@ function whereOf(call: string, options: unknown): string {
 }
 
 /** A declaration whose given label and flags are checked here, so that the error points at the user's line. */
-function checked<T extends Parameters<typeof toWebSpec>[1]>(where: string, web: T): T {
+function checked(where: string, web: WebDeclaration): WebDeclaration {
   if (web.requiresProxyAuth !== undefined && typeof web.requiresProxyAuth !== "boolean") {
     throw new TypeError(`${where}: requiresProxyAuth must be true or false`);
   }
   if (web.docs !== undefined && typeof web.docs !== "boolean")
     throw new TypeError(`${where}: docs must be true or false`);
-  if (web.label !== undefined) {
-    try {
-      toWebSpec("", web);
-    } catch (error) {
-      throw new RangeError(`${where}: ${(error as Error).message.replace(/^function "": /, "")}`);
-    }
-  }
+  if (web.label !== undefined) checkLabel(where, web.label, false);
   return web;
 }

@@ -129,17 +129,21 @@ export function defaultLabel(name: string): string {
   return name.toLowerCase().replaceAll("_", "-");
 }
 
-/** The WebSpec of a web function named `name`; throws a RangeError on a label URLs cannot carry. */
-export function toWebSpec(name: string, web: WebDeclaration): WebSpec {
-  const label = web.label ?? defaultLabel(name);
+/** A label, checked: throws a RangeError on one that URLs cannot carry (`defaulted`: made from the name). */
+export function checkLabel(where: string, label: unknown, defaulted: boolean): string {
   if (typeof label !== "string" || !WEB_LABEL.test(label)) {
     throw new RangeError(
-      `function "${name}": label ${JSON.stringify(label)} cannot be part of a URL: use lowercase letters, digits and '-' (at most 63)${web.label === undefined ? ", or give it a `label`" : ""}`,
+      `${where}: label ${JSON.stringify(label)} cannot be part of a URL: use lowercase letters, digits and '-' (at most 63)${defaulted ? ", or give it a `label`" : ""}`,
     );
   }
+  return label;
+}
+
+/** The WebSpec of a web function named `name`; throws a RangeError on a label URLs cannot carry. */
+export function toWebSpec(name: string, web: WebDeclaration): WebSpec {
   return {
     kind: web.kind,
-    label,
+    label: checkLabel(`function "${name}"`, web.label ?? defaultLabel(name), web.label === undefined),
     docs: web.docs ?? false,
     requiresProxyAuth: web.requiresProxyAuth ?? false,
     ...(web.method ? { method: web.method } : {}),
