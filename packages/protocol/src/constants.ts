@@ -27,6 +27,9 @@ export const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The name of an app, environment or secret: letters, digits, '-' and '_', at most 63. */
 export const RESOURCE_NAME = /^[a-z0-9][a-z0-9-_]{0,62}$/i;
 
+/** A web label: lowercase letters, digits and '-', as it appears in URLs (`/w/ENV/APP/LABEL`). */
+export const WEB_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
 /** The header that proves a web request to a worker's relay comes from the server (see the worker's hello). */
 export const WEB_RELAY_SECRET_HEADER = "skiff-relay-secret";
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { BatchOptions } from "./batch-options.js";
-import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME } from "./constants.js";
+import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME, WEB_LABEL } from "./constants.js";
 import { MIN_MEMORY_MIB, optionsProblem } from "./options.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
@@ -93,13 +93,6 @@ export const SecretRef = z.union([
 ]);
 export type SecretRef = z.infer<typeof SecretRef>;
 
-/**
- * One function as deployed: everything the server and worker need, normalized (ms, MiB). Strict: a key
- * it does not know (an option not implemented yet, a typo) is refused, never dropped.
- */
-/** A web label: lowercase letters, digits and '-', as it appears in URLs (`/w/ENV/APP/LABEL`). */
-export const WEB_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
 /** The HTTP methods an endpoint may answer. */
 export const HttpMethodName = z.enum(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
@@ -124,6 +117,10 @@ export const WebSpec = z
   .strict();
 export type WebSpec = z.infer<typeof WebSpec>;
 
+/**
+ * One function as deployed: everything the server and worker need, normalized (ms, MiB). Strict: a key
+ * it does not know (an option not implemented yet, a typo) is refused, never dropped.
+ */
 export const FunctionSpec = z
   .object({
     name: z.string().min(1),

@@ -4,6 +4,16 @@ import { BRAND, kindOf } from "./brand.js";
 import { type ClassOptions, type Cls, classShape, marksOf, SkiffClass } from "./cls.js";
 import { SkiffFunction } from "./function.js";
 import { checkOptionNames, type FunctionOptions, localSecrets, toFunctionSpec } from "./function-spec.js";
+import { declareEndpoint, declareWeb, declareWebServer, type EndpointInput } from "./web/declare.js";
+import type { FetchHandler, WebFunction } from "./web/web-function.js";
+import {
+  type EndpointOptions,
+  type Schema,
+  toWebSpec,
+  type WebDeclaration,
+  type WebOptions,
+  type WebServerOptions,
+} from "./web/web-options.js";
 
 /**
  * A local entrypoint: runs on your machine under `skiff run FILE::name -- --flag value`.
@@ -82,6 +92,56 @@ export class App {
     return cls as Cls<InstanceType<C>>;
   }
 
+  /**
+   * Declares a function that answers HTTP requests at `/w/ENV/APP/LABEL/...` with any fetch handler
+   * (`(request: Request) => Response`): a Hono app's `fetch` works as it is. The handler sees the path
+   * after the label (`/w/main/app/site/a?b=1` as `/a?b=1`); responses stream as they are written.
+   * @example
+   * const hono = new Hono().get("/", (c) => c.text("home"));
+   * export const site = app.web({ concurrent: { maxInputs: 100 } }, hono.fetch);
+   */
+  web(options: WebOptions, handler: FetchHandler): WebFunction;
+  web(handler: FetchHandler): WebFunction;
+  web(optionsOrHandler: WebOptions | FetchHandler, maybeHandler?: FetchHandler): WebFunction {
+    const [options, handler] =
+      typeof optionsOrHandler === "function" ? [{}, optionsOrHandler] : [optionsOrHandler, maybeHandler];
+    return this.add(declareWeb(this.name, options, handler as FetchHandler));
+  }
+
+  /**
+   * Declares a typed JSON endpoint: the query and JSON body are checked against zod schemas (422 with
+   * the issues when they do not match) and handed to the handler merged into one object; what it returns
+   * is the answer (JSON, a string as text, or a Response). `docs: true` serves `/docs` and `/openapi.json`.
+   * @example
+   * export const generate = app.endpoint(
+   *   { docs: true, body: z.object({ prompt: z.string(), steps: z.number().int().default(20) }) },
+   *   async ({ prompt, steps }) => ({ prompt, steps }),
+   * );
+   */
+  endpoint<B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined>(
+    options: EndpointOptions<B, Q>,
+    handler: (input: EndpointInput<B, Q>, request: Request) => unknown,
+  ): WebFunction {
+    return this.add(declareEndpoint(this.name, options, handler));
+  }
+
+  /**
+   * Declares a server that your code starts on a port inside the container (any HTTP server, WebSockets
+   * included): `start` launches it; the container takes requests once the port accepts connections.
+   * @example
+   * export const ui = app.webServer({ port: 8000, startupTimeout: "60s" }, () => {
+   *   createServer((req, res) => res.end("hi")).listen(8000);
+   * });
+   */
+  webServer(options: WebServerOptions, start: () => unknown): WebFunction {
+    return this.add(declareWebServer(this.name, options, start));
+  }
+
+  private add(fn: WebFunction): WebFunction {
+    this.functions.push(fn as unknown as SkiffFunction<never[], unknown>);
+    return fn;
+  }
+
   /** Declares code that runs locally and calls functions remotely; see LocalEntrypoint. */
   localEntrypoint<T extends Record<string, unknown>>(run: (args: T) => unknown): LocalEntrypoint<T> {
     return new LocalEntrypoint<T>(this.name, run);
@@ -145,11 +205,26 @@ export function localSecretsOf(collected: CollectedApp): Record<string, Record<s
   return Object.assign({}, ...all.map((fn) => localSecrets(fn.options)));
 }
 
+/** The manifest of a collected app: each function's spec (a web function's with its WebSpec; labels unique). */
 export function manifestOf(collected: CollectedApp, nodeMajor: number): AppManifest {
+  const labels = new Map<string, string>();
   return {
     name: collected.app.name,
     functions: [
-      ...[...collected.functions.entries()].map(([name, fn]) => toFunctionSpec(name, fn.options, nodeMajor)),
+      ...[...collected.functions.entries()].map(([name, fn]) => {
+        const spec = toFunctionSpec(name, fn.options, nodeMajor);
+        const { web } = fn as { web?: WebDeclaration };
+        if (!web) return spec;
+        const webSpec = toWebSpec(name, web);
+        const other = labels.get(webSpec.label);
+        if (other) {
+          throw new RangeError(
+            `functions "${other}" and "${name}" both answer at the label "${webSpec.label}": give one of them another \`label\``,
+          );
+        }
+        labels.set(webSpec.label, name);
+        return { ...spec, web: webSpec };
+      }),
       ...[...collected.classes.entries()].map(([name, cls]) =>
         toFunctionSpec(name, cls.options, nodeMajor, classShape(cls.ctor!, `class "${name}"`)),
       ),

@@ -10,7 +10,9 @@ import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
 import { type SkiffContext, setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
+import { requestTimeoutMs, type WebDeclaration } from "../web/web-options.js";
 import { mapStacksOf } from "./stack-map.js";
+import type { WebTarget } from "./web/start-web.js";
 
 export interface RunnerOptions {
   /** Unix socket the worker listens on. */
@@ -33,12 +35,15 @@ export interface RunnerOptions {
   containerId?: string | undefined;
   /** The app: its id, environment and function ids by name (`other.remote()` finds its id here). */
   app?: { id: string; env: string; functionIds: Record<string, string> } | undefined;
+  /** A web function: the Unix socket to serve its HTTP requests on, instead of asking for inputs. */
+  webSocket?: string | undefined;
 }
 
-/** The loaded code: runs one input's arguments, and the `exit` hooks at shutdown. */
+/** The loaded code: runs one input's arguments, and the `exit` hooks at shutdown; or a web function. */
 interface Loaded {
   call(args: unknown[]): unknown;
   exit(): Promise<void>;
+  web?: WebTarget;
 }
 
 /**
@@ -132,6 +137,10 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     return;
   }
   const { code } = loaded;
+  if (options.webSocket || code.web) {
+    await serveWeb(options, code, { socket, early, setHandler, send, end });
+    return;
+  }
 
   let exiting = false;
   // After the last input: the `exit` hooks, then the socket closes and the worker sees the runner end.
@@ -224,6 +233,60 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
 }
 
 /**
+ * A web function's runner: serves HTTP on the web socket (the server's code loaded only here, so other
+ * functions' containers never load it), says `ready` on runner.sock once it listens, and never asks for
+ * inputs; on `shutdown` it stops taking requests and ends once those in flight are answered.
+ */
+async function serveWeb(
+  options: RunnerOptions,
+  code: Loaded,
+  runner: {
+    socket: Socket;
+    early: WorkerToRunner[];
+    setHandler(handler: (message: WorkerToRunner) => void): void;
+    send(message: RunnerMessage): void;
+    end(): void;
+  },
+): Promise<void> {
+  const fail = (message: string) => {
+    runner.send({ t: "init-failed", error: encodeError(new Error(message)) });
+    runner.end();
+    process.exitCode = 1;
+  };
+  if (!code.web) {
+    return fail(`function "${options.functionName}" does not answer HTTP, but the worker started it as a web function`);
+  }
+  if (!options.webSocket) {
+    return fail(
+      `function "${options.functionName}" answers HTTP, but the worker gave it no web socket: update the worker`,
+    );
+  }
+  const { startWeb } = await import("./web/start-web.js");
+  let serving: Awaited<ReturnType<typeof startWeb>>;
+  try {
+    serving = await startWeb(code.web, options.webSocket, options.maxInputs);
+  } catch (error) {
+    runner.send({ t: "init-failed", error: encodeError(error) });
+    runner.end();
+    process.exitCode = 1;
+    return;
+  }
+  let stopping = false;
+  const onMessage = (message: WorkerToRunner) => {
+    if (message.t !== "shutdown" || stopping) return;
+    stopping = true;
+    void serving
+      .close()
+      .then(() => code.exit())
+      .finally(runner.end);
+  };
+  for (const message of runner.early) onMessage(message);
+  runner.setHandler(onMessage);
+  runner.socket.on("close", () => process.exit(0));
+  runner.send({ t: "ready" });
+}
+
+/**
  * Loads the user's bundle and finds the function; for a class, makes the instance with the pool's
  * parameter values and runs its `enter` hooks (a throw there fails the container's start).
  */
@@ -251,6 +314,14 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
   const exports = (await import(pathToFileURL(options.bundlePath).href)) as Record<string, unknown>;
   const collected = collectApp(exports, "the bundle");
   const fn = collected.functions.get(options.functionName);
+  const web = (fn as { web?: WebDeclaration } | undefined)?.web;
+  if (fn && web) {
+    const { fetch, start } = fn as { fetch?: WebTarget["fetch"]; start?: WebTarget["start"] };
+    const call = () => {
+      throw new Error(`function "${options.functionName}" answers HTTP requests, not calls`);
+    };
+    return { call, exit: async () => {}, web: { web, fetch, start, timeoutMs: requestTimeoutMs(fn.options) } };
+  }
   if (fn?.handler) {
     const handler = fn.handler as (...args: unknown[]) => unknown;
     return { call: (args) => handler(...args), exit: async () => {} };
