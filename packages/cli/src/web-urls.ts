@@ -16,7 +16,7 @@ export function hasWebFunction(manifest: AppManifest): boolean {
 }
 
 /**
- * The URL of each web function of an app, in the order the app defines them. The workspace (part of the
+ * The URL of each web function of an app, in its manifest's order. The workspace (part of the
  * URL outside the workspace named `local`) is the one the CLI's token acts in.
  */
 export async function webUrlsOf(

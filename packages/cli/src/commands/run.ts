@@ -35,6 +35,11 @@ export async function runCommand(
   const collected = await load(bundle, shown);
   const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
+  if (chosen.kind === "function" && manifest.functions.some((fn) => fn.name === chosen.name && fn.web)) {
+    throw new UserCodeError(
+      `${shown}::${chosen.name} answers HTTP, not calls: serve it with \`skiff serve ${shown}\` (or deploy it)`,
+    );
+  }
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(usageOf(chosen, `${shown}::${chosen.name}`));
     return 0;
