@@ -26,10 +26,10 @@ export async function webUrlsOf(
   const web = manifest.functions.flatMap((fn) => (fn.web ? [fn.web.label] : []));
   if (web.length === 0) return [];
   const me = await where.client.call(tokenRoutes.whoami);
-  const workspace = me.workspace?.name ?? LOCAL_WORKSPACE_NAME;
+  const workspaceName = me.workspace?.name ?? LOCAL_WORKSPACE_NAME;
   return web.map((label) => ({
     label,
-    url: webUrl({ serverUrl: where.serverUrl, env: where.env, workspace, app: manifest.name, label }),
+    url: webUrl(where.serverUrl, { workspaceName, env: where.env, app: manifest.name, label }),
   }));
 }
 
