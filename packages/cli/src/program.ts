@@ -43,6 +43,18 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
     });
 
   program
+    .command("serve")
+    .description(
+      "serve FILE's web functions (app.web, app.endpoint, app.webServer) from an ephemeral app until Ctrl-C, printing their URLs and streaming their logs; a change to FILE restarts nothing yet (run it again)",
+    )
+    .argument("<file>")
+    .action(async (file: string) => {
+      const { serveCommand } = await import("./commands/serve.js");
+      process.exitCode = await serveCommand(file, loadConfig());
+      await exitWhenFlushed(process.exitCode);
+    });
+
+  program
     .command("up")
     .description("run a server and a worker on this machine")
     .option("--port <port>", "port to listen on (default 7420)", Number)

@@ -20,3 +20,4 @@ export * from "./runner-env.js";
 export * from "./seen-lines.js";
 export * from "./shell-quote.js";
 export * from "./units.js";
+export * from "./web-url.js";

@@ -14,4 +14,15 @@ describe("callHint", () => {
       ]),
     ).toBe('call them with Function.fromName("shop", "square") or Cls.fromName("shop", "Model")');
   });
+
+  it("leaves out web functions, which are reached by URL", () => {
+    const web = { kind: "fetch", label: "site" };
+    expect(callHint("shop", [{ name: "site", kind: "function", web }])).toBeUndefined();
+    expect(
+      callHint("shop", [
+        { name: "site", kind: "function", web },
+        { name: "square", kind: "function" },
+      ]),
+    ).toBe('call it with Function.fromName("shop", "square")');
+  });
 });

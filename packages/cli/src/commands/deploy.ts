@@ -4,12 +4,13 @@ import { appRoutes } from "@skiff/protocol/http";
 import { localSecretsOf, setContext, uploadImageFiles } from "skiff/plumbing";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
+import { describe, load } from "../load-app.js";
 import { dim, formatError, green, red, say, yellow } from "../output.js";
 import { connectServer } from "../server-client.js";
 import { typecheckFile } from "../typecheck.js";
+import { printWebUrls } from "../web-urls.js";
 import { printSchedules } from "./app.js";
 import { buildImages } from "./image.js";
-import { describe, load } from "./run.js";
 
 /**
  * `skiff deploy FILE [--name] [--env] [--no-typecheck]`: a new version of a persistent app. The file is
@@ -36,7 +37,7 @@ export async function deployCommand(
   }
   if (manifest.functions.length === 0) throw new UserCodeError(`${shown} defines no function or class to deploy`);
 
-  const { client, env } = await connectServer(config, options.env);
+  const { client, serverUrl, env } = await connectServer(config, options.env);
   try {
     await client.putBlob(bundle.code);
     await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
@@ -60,8 +61,10 @@ export async function deployCommand(
     if (deployed.previous !== null) {
       say(dim(`  containers of version ${deployed.previous} drain as version ${deployed.version} starts`));
     }
+    await printWebUrls(manifest, { client, serverUrl, env });
     await printSchedules(client, manifest.name, env);
-    say(dim(`  ${callHint(manifest.name, manifest.functions)}; see \`skiff app history ${manifest.name}\``));
+    const hint = callHint(manifest.name, manifest.functions);
+    say(dim(`  ${hint ? `${hint}; see` : "see"} \`skiff app history ${manifest.name}\``));
     return 0;
   } finally {
     client.close();
@@ -80,12 +83,20 @@ async function typecheck(file: string, shown: string): Promise<void> {
   else say(dim(`type-checked with TypeScript ${checked.version} (${displayPath(checked.tsconfig)})`));
 }
 
-/** How a program calls what was deployed: functions by Function.fromName, classes by Cls.fromName. */
-export function callHint(app: string, functions: { name: string; kind: "function" | "class" }[]): string {
+/**
+ * How a program calls what was deployed: functions by Function.fromName, classes by Cls.fromName; nothing
+ * when every function answers HTTP instead (their URLs are printed).
+ */
+export function callHint(
+  app: string,
+  functions: { name: string; kind: "function" | "class"; web?: unknown }[],
+): string | undefined {
+  const callable = functions.filter((f) => f.web === undefined);
+  if (callable.length === 0) return undefined;
   const ways = [];
-  const fn = functions.find((f) => f.kind === "function");
-  const cls = functions.find((f) => f.kind === "class");
+  const fn = callable.find((f) => f.kind === "function");
+  const cls = callable.find((f) => f.kind === "class");
   if (fn) ways.push(`Function.fromName("${app}", "${fn.name}")`);
   if (cls) ways.push(`Cls.fromName("${app}", "${cls.name}")`);
-  return `call ${functions.length === 1 ? "it" : "them"} with ${ways.join(" or ")}`;
+  return `call ${callable.length === 1 ? "it" : "them"} with ${ways.join(" or ")}`;
 }

@@ -8,9 +8,10 @@ import type { FunctionSpec, ImageSpec } from "@skiff/protocol";
 import { buildImage, type Client, setContext, uploadImageFiles } from "skiff/plumbing";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
+import { describe, load } from "../load-app.js";
 import { dim, formatError, green, say } from "../output.js";
 import { connectServer } from "../server-client.js";
-import { describe, load, splitTarget } from "./run.js";
+import { splitTarget } from "./run.js";
 
 /** The functions of FILE[::NAME], as described for the server (their images included). */
 async function functionsOf(target: string, config: Config) {

@@ -1,23 +1,14 @@
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { pathToFileURL } from "node:url";
-import { appRoutes, healthRoute } from "@skiff/protocol/http";
 import type { SkiffContext } from "skiff";
-import {
-  type CollectedApp,
-  collectApp,
-  localSecretsOf,
-  manifestOf,
-  setContext,
-  uploadImageFiles,
-} from "skiff/plumbing";
+import { type CollectedApp, setContext } from "skiff/plumbing";
+import { AppSession } from "../app-session.js";
 import { parseFlags } from "../args.js";
-import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
+import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { entrypointFlags, flagName, unknownFlags } from "../entrypoint-flags.js";
-import { COLLECTING, missingPackage } from "../image-only.js";
-import { dim, formatError, green, printLogs, progress, say } from "../output.js";
-import { connectServer } from "../server-client.js";
+import { describe, load } from "../load-app.js";
+import { formatError, green, progress, say } from "../output.js";
+import { printWebUrls } from "../web-urls.js";
 
 /** `skiff run FILE[::NAME] [--detach] [args]`: runs a local entrypoint (or one function) against an ephemeral app. */
 export async function runCommand(
@@ -44,6 +35,11 @@ export async function runCommand(
   const collected = await load(bundle, shown);
   const manifest = describe(collected, shown, bundle);
   const chosen = choose(collected, name, shown);
+  if (chosen.kind === "function" && manifest.functions.some((fn) => fn.name === chosen.name && fn.web)) {
+    throw new UserCodeError(
+      `${shown}::${chosen.name} answers HTTP, not calls: serve it with \`skiff serve ${shown}\` (or deploy it)`,
+    );
+  }
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(usageOf(chosen, `${shown}::${chosen.name}`));
     return 0;
@@ -51,59 +47,17 @@ export async function runCommand(
   const { flags, positional } = parseFlags(argv);
   checkArguments(chosen, flags, positional, `${shown}::${chosen.name}`);
 
-  const { client, serverUrl, token, env } = await connectServer(config);
-  await client.putBlob(bundle.code);
-  await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
-  const created = await client.call(appRoutes.create, {
-    body: {
-      manifest,
-      env,
-      mode: options.detach ? "detached" : "ephemeral",
-      bundleHash: bundle.hash,
-      localSecrets: localSecretsOf(collected),
-    },
+  const session = await AppSession.open({
+    bundle,
+    manifest,
+    collected,
+    mode: options.detach ? "detached" : "ephemeral",
+    config,
   });
-  Object.assign(context, { serverUrl, token, appId: created.appId, env, functionIds: created.functions });
-  say(
-    `${collected.app.name}: ${manifest.functions.length} function(s) on ${serverUrl} ${dim(`(app ${created.appId})`)}`,
-  );
-
-  let lastLogAt = 0;
-  /** Arrival times and sizes of the last batches of log lines, to tell a chatty end from a quiet one. */
-  const recentBatches: { at: number; lines: number }[] = [];
-  let logsEnded = () => {};
-  const allLogs = new Promise<void>((resolve) => (logsEnded = resolve));
-  await client.streamLogs(
-    created.appId,
-    (lines) => {
-      lastLogAt = Date.now();
-      recentBatches.push({ at: lastLogAt, lines: lines.length });
-      if (recentBatches.length > 64) recentBatches.shift();
-      printLogs(lines);
-    },
-    logsEnded,
-  );
-  const health = await client.call(healthRoute);
-  if (health.workers === 0) {
-    say(
-      `no worker is connected to ${serverUrl}: calls will wait until one joins (\`SKIFF_SERVER_URL=${serverUrl} skiff worker\`)`,
-    );
-  }
-  const heartbeat = setInterval(
-    () => client.call(appRoutes.heartbeat, { params: { id: created.appId } }).catch(() => {}),
-    10_000,
-  );
-  heartbeat.unref();
-  /** Stops the app unless it is detached; whether the server stopped it. */
-  const stop = async () => {
-    clearInterval(heartbeat);
-    if (options.detach) return false;
-    return client.call(appRoutes.stop, { params: { app: created.appId } }).then(
-      () => true,
-      () => false,
-    );
-  };
-  const onSignal = () => void stop().finally(() => process.exit(130));
+  const { client, serverUrl, token, env, appId, functionIds } = session;
+  Object.assign(context, { serverUrl, token, appId, env, functionIds });
+  await printWebUrls(manifest, { client, serverUrl, env });
+  const onSignal = () => void session.stop().finally(() => process.exit(130));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
@@ -120,97 +74,14 @@ export async function runCommand(
     process.stderr.write(`${formatError(error)}\n`);
     code = 1;
   } finally {
-    // Container logs travel apart from results, and a chatty container's last lines come after its result.
-    // An ephemeral app is stopped, and the server says when its containers are gone and their lines all sent;
-    // a detached app keeps running, so its watcher waits until lines stop coming for a while.
-    if (options.detach) {
-      await quiet(recentBatches, () => lastLogAt);
-      await stop();
-      say(`the app keeps running: stop it with \`skiff app stop ${created.appId}\``);
-    } else {
-      if (await stop()) {
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<boolean>(
-          (resolve) => (timer = setTimeout(() => resolve(false), LOGS_DRAIN_MAX_MS)),
-        );
-        const drained = await Promise.race([allLogs.then(() => true), timedOut]);
-        clearTimeout(timer);
-        if (!drained) say(dim(`stopped waiting for the app's last log lines after ${LOGS_DRAIN_MAX_MS / 1000}s`));
-      }
-    }
+    await session.end();
   }
   return code;
 }
 
-/**
- * Waits until no log line has come for a while: longer after a chatty end (lines still in flight come in
- * bursts), and at most LOGS_DRAIN_MAX_MS in all.
- */
-async function quiet(recentBatches: { at: number; lines: number }[], lastLogAt: () => number): Promise<void> {
-  const now = Date.now();
-  const lastSecond = recentBatches.filter((b) => b.at > now - 1000).reduce((sum, b) => sum + b.lines, 0);
-  const quietMs = lastSecond >= CHATTY_LINES_PER_SECOND ? LOGS_QUIET_CHATTY_MS : LOGS_QUIET_MS;
-  const drainUntil = now + LOGS_DRAIN_MAX_MS;
-  await sleep(LOGS_QUIET_MS);
-  while (Date.now() - lastLogAt() < quietMs && Date.now() < drainUntil) {
-    await sleep(quietMs - (Date.now() - lastLogAt()));
-  }
-}
-
-const LOGS_QUIET_MS = 250;
-const LOGS_QUIET_CHATTY_MS = 5000;
-const CHATTY_LINES_PER_SECOND = 1000;
-/** The longest `skiff run` waits for its app's last log lines. */
-const LOGS_DRAIN_MAX_MS = 60_000;
-
 export function splitTarget(target: string): [string, string | undefined] {
   const at = target.lastIndexOf("::");
   return at < 0 ? [target, undefined] : [target.slice(0, at), target.slice(at + 2)];
-}
-
-/** Imports the bundle (its collection copy: see Bundle) and finds its app. */
-export async function load(bundle: Bundle, shown: string): Promise<CollectedApp> {
-  // Errors thrown by the user's code (its options, its imports) point at its .ts lines, not the bundle's.
-  process.setSourceMapsEnabled(true);
-  const global = globalThis as { [COLLECTING]?: boolean };
-  global[COLLECTING] = true;
-  try {
-    let exports: Record<string, unknown>;
-    try {
-      exports = (await import(pathToFileURL(bundle.collectPath).href)) as Record<string, unknown>;
-    } catch (error) {
-      throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
-        cause: error,
-      });
-    }
-    try {
-      return collectApp(exports, shown);
-    } catch (error) {
-      throw new UserCodeError((error as Error).message);
-    }
-  } finally {
-    global[COLLECTING] = false;
-  }
-}
-
-/**
- * The app's manifest; a bad function option is the user's to fix, so it reads as such, as does a package
- * imported but installed neither here nor by an image.
- */
-export function describe(collected: CollectedApp, shown: string, bundle: Bundle) {
-  let manifest: ReturnType<typeof manifestOf>;
-  try {
-    manifest = manifestOf(collected, Number(process.versions.node.split(".")[0]));
-  } catch (error) {
-    throw new UserCodeError(`${shown}: ${(error as Error).message}`);
-  }
-  const missing = missingPackage(
-    bundle.imageOnly,
-    manifest.functions.map((fn) => fn.image),
-    displayPath,
-  );
-  if (missing) throw new UserCodeError(missing);
-  return manifest;
 }
 
 type Chosen = { name: string } & (

@@ -1,0 +1,362 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, fixtureVariant, hasCommand, ROOT, Stack } from "./stack.js";
+
+const FIXTURE = "e2e/fixtures/web.ts";
+const SERVE_FIXTURE = "e2e/fixtures/web-serve.ts";
+const MiB = 1024 * 1024;
+const root = process.getuid?.() === 0;
+const containerRuntimes = [
+  { name: "gvisor", available: root && hasCommand("runsc") },
+  { name: "runc", available: root && hasCommand("runc") },
+];
+// Where neither container runtime exists, the suite still runs once, on plain processes.
+const runtimes = containerRuntimes.some((r) => r.available)
+  ? containerRuntimes
+  : [{ name: "process", available: true }];
+const curlAvailable = hasCommand("curl");
+
+interface Container {
+  id: string;
+  function: string;
+}
+
+/** A URL line as `skiff deploy` and `skiff serve` print it: `skiff   LABEL  URL`. */
+const URL_LINE = /^skiff\s+([a-z0-9-]+)\s+(https?:\/\/\S+\/w\/\S+)$/;
+
+/** The URL of each label that a command printed. */
+function urlsIn(output: string): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const line of output.split("\n")) {
+    const match = URL_LINE.exec(line.trim());
+    if (match) urls[match[1]!] = match[2]!;
+  }
+  return urls;
+}
+
+/** `curl -sS ARGS`, with the status code it got: the last line of what `-w` adds. */
+async function curl(args: string[]): Promise<{ status: number; body: string }> {
+  const { stdout } = await promisify(execFile)("curl", ["-sS", "-w", "\n%{http_code}", ...args], {
+    maxBuffer: 16 * MiB,
+  });
+  const at = stdout.lastIndexOf("\n");
+  return { status: Number(stdout.slice(at + 1)), body: stdout.slice(0, at) };
+}
+
+/** A process's resident memory in MiB (Linux). */
+function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : 0;
+}
+
+/** Chunk `i` of a generated upload: 1 MiB of one byte value, different from its neighbours'. */
+const uploadChunk = (i: number) => Buffer.alloc(MiB, i % 251);
+
+/** A body of `chunks` MiB made as it is read, never held whole. */
+function generatedBody(chunks: number): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i === chunks) controller.close();
+      else controller.enqueue(uploadChunk(i++));
+    },
+  });
+}
+
+/** The arrival time of each SSE event (`event:` line) in a stream of text chunks. */
+async function eventTimes(chunks: AsyncIterable<string>): Promise<number[]> {
+  const times: number[] = [];
+  let pending = "";
+  for await (const chunk of chunks) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) if (line.startsWith("event: tick")) times.push(Date.now());
+  }
+  return times;
+}
+
+async function* textOf(body: ReadableStream<Uint8Array>): AsyncIterable<string> {
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    yield decoder.decode(value, { stream: true });
+  }
+}
+
+/**
+ * Web functions through the real CLI, server gateway, worker relay and containers, with real HTTP clients
+ * (node's fetch, which is undici, and curl): typed endpoints, a Hono app, streaming both ways, concurrency
+ * per container, scale from zero, the errors a client can cause, and `skiff serve`.
+ */
+for (const runtime of runtimes) {
+  describe.skipIf(!runtime.available)(`web functions on ${runtime.name}`, () => {
+    let stack: Stack;
+    let urls: Record<string, string>;
+
+    const containers = async (fn: string): Promise<Container[]> => {
+      const { containers } = await stack.api<{ containers: Container[] }>("/v1/containers");
+      return containers.filter((c) => c.function === fn);
+    };
+
+    const waitFor = async (what: string, check: () => Promise<boolean>, ms = 90_000) => {
+      const deadline = Date.now() + ms;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}:\n${stack.logs().slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+
+    beforeAll(async () => {
+      stack = await Stack.start({ runtime: runtime.name });
+      const deployed = await stack.run(["deploy", FIXTURE], { timeoutMs: 300_000 });
+      expect(deployed.code, deployed.stderr).toBe(0);
+      urls = urlsIn(deployed.stderr);
+    }, 400_000);
+
+    afterAll(async () => {
+      await stack?.stop();
+    });
+
+    it("prints one URL per web function when it deploys, on the server's port", () => {
+      const base = `${stack.url}/w/main/e2e-web`;
+      expect(urls).toEqual({
+        gen: `${base}/gen`,
+        hello: `${base}/hello`,
+        site: `${base}/site`,
+        broken: `${base}/broken`,
+      });
+    });
+
+    it("answers a JSON endpoint, with 422 and the issues for a body off its schema, 400 for one that is not JSON, 413 over its limit", async () => {
+      const post = (body: string) =>
+        fetch(urls.gen!, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const ok = await post(JSON.stringify({ prompt: "a cat" }));
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual({ status: "generated", prompt: "a cat", steps: 20 });
+
+      if (curlAvailable) {
+        const json = ["-H", "content-type: application/json", "-d", '{"prompt":"a dog","steps":3}'];
+        const byCurl = await curl(["-X", "POST", urls.gen!, ...json]);
+        expect(byCurl.status).toBe(200);
+        expect(JSON.parse(byCurl.body)).toEqual({ status: "generated", prompt: "a dog", steps: 3 });
+      }
+
+      const invalid = await post(JSON.stringify({ prompt: 5 }));
+      expect(invalid.status).toBe(422);
+      const { error } = (await invalid.json()) as { error: { code: string; issues: { path: unknown[] }[] } };
+      expect(error.issues.map((issue) => issue.path)).toEqual([["prompt"]]);
+
+      const malformed = await post('{"prompt": ');
+      expect(malformed.status).toBe(400);
+      expect(((await malformed.json()) as { error: { message: string } }).error.message).toMatch(/not JSON/);
+
+      const huge = await post(JSON.stringify({ prompt: "x".repeat(2 * MiB) }));
+      expect(huge.status).toBe(413);
+
+      // The server stays healthy under all of them.
+      expect((await fetch(`${stack.url}/v1/health`)).ok).toBe(true);
+    }, 240_000);
+
+    it("answers a GET endpoint with its query parsed, and a default where it is missing", async () => {
+      const named = await fetch(`${urls.hello}?name=skiff`);
+      expect(named.status).toBe(200);
+      expect(await named.text()).toBe("Hello, skiff!");
+      expect(await (await fetch(urls.hello!)).text()).toBe("Hello, world!");
+      if (curlAvailable) expect(await curl([`${urls.hello}?name=curl`])).toEqual({ status: 200, body: "Hello, curl!" });
+    }, 240_000);
+
+    it("serves /openapi.json (OpenAPI 3.1 listing the endpoint) and a /docs page", async () => {
+      const response = await fetch(`${urls.gen}/openapi.json`);
+      expect(response.status).toBe(200);
+      const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+      expect(document.openapi).toMatch(/^3\.1\./);
+      expect(Object.values(document.paths).some((path) => "post" in path)).toBe(true);
+      expect(JSON.stringify(document)).toContain("prompt");
+
+      const docs = await fetch(`${urls.gen}/docs`);
+      expect(docs.status).toBe(200);
+      expect(docs.headers.get("content-type")).toMatch(/text\/html/);
+    }, 240_000);
+
+    it("routes a Hono app's paths, each seeing the path after its label", async () => {
+      expect(await (await fetch(urls.site!)).text()).toBe("home");
+      expect(await (await fetch(`${urls.site}/items/42?q=x`)).json()).toEqual({ id: "42", q: "x", path: "/items/42" });
+      const echoed = await fetch(`${urls.site}/echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ a: [1, 2] }),
+      });
+      expect(await echoed.json()).toEqual({ got: { a: [1, 2] }, type: "application/json" });
+      expect((await fetch(`${urls.site}/no-such-route`)).status).toBe(404);
+      if (curlAvailable) {
+        const byCurl = await curl([`${urls.site}/items/7`]);
+        expect(byCurl.status).toBe(200);
+        expect(JSON.parse(byCurl.body)).toEqual({ id: "7", q: null, path: "/items/7" });
+      }
+    }, 240_000);
+
+    it("streams server-sent events as they are written, to fetch and to curl -N", async () => {
+      await fetch(urls.site!); // a warm container: the timing below is the stream's, not a container start's
+      const response = await fetch(`${urls.site}/events`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toMatch(/text\/event-stream/);
+      const times = await eventTimes(textOf(response.body!));
+      expect(times).toHaveLength(3);
+      // Written 200 ms apart: had the stream been buffered, all three would arrive at once.
+      expect(times[2]! - times[0]!).toBeGreaterThanOrEqual(300);
+
+      if (curlAvailable) {
+        const child = spawn("curl", ["-sS", "-N", `${urls.site}/events`], { stdio: ["ignore", "pipe", "inherit"] });
+        const curlTimes = await eventTimes(child.stdout.setEncoding("utf8"));
+        expect(curlTimes).toHaveLength(3);
+        expect(curlTimes[2]! - curlTimes[0]!).toBeGreaterThanOrEqual(300);
+      }
+    }, 240_000);
+
+    it("streams a 200 MiB upload to the handler, which returns its SHA-256; neither server nor worker holds it", async () => {
+      const chunks = 200;
+      const expected = createHash("sha256");
+      for (let i = 0; i < chunks; i++) expected.update(uploadChunk(i));
+
+      await fetch(urls.site!);
+      const pids = { server: stack.server!.pid!, worker: stack.worker!.pid! };
+      const before = { server: rssMiB(pids.server), worker: rssMiB(pids.worker) };
+      const most = { ...before };
+      const sampling = setInterval(() => {
+        most.server = Math.max(most.server, rssMiB(pids.server));
+        most.worker = Math.max(most.worker, rssMiB(pids.worker));
+      }, 100);
+      try {
+        const response = await fetch(`${urls.site}/upload`, {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body: generatedBody(chunks),
+          duplex: "half",
+        } as RequestInit);
+        expect(response.status).toBe(200);
+        expect(await response.json()).toEqual({ sha256: expected.digest("hex"), bytes: chunks * MiB });
+      } finally {
+        clearInterval(sampling);
+      }
+      expect(most.server - before.server, "the server's RSS growth (MiB)").toBeLessThan(80);
+      expect(most.worker - before.worker, "the worker's RSS growth (MiB)").toBeLessThan(80);
+    }, 300_000);
+
+    it("runs up to maxInputs requests at once in one container", async () => {
+      await fetch(`${urls.site}/slow?ms=0`);
+      const started = Date.now();
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const response = await fetch(`${urls.site}/slow?ms=2000`);
+          expect(response.status).toBe(200);
+          return (await response.json()) as { container: string };
+        }),
+      );
+      // One after another they would take 8 s; at once, a little over 2.
+      expect(Date.now() - started).toBeLessThan(6000);
+      expect(new Set(answers.map((a) => a.container)).size).toBe(1);
+    }, 240_000);
+
+    it("answers 404 for an unknown URL, saying nothing of what exists elsewhere", async () => {
+      for (const path of ["/w/main/e2e-web/nope", "/w/main/no-such-app/gen", "/w/main.other/e2e-web/gen", "/w/x"]) {
+        const response = await fetch(`${stack.url}${path}`);
+        expect(response.status, path).toBe(404);
+        // The same answer whatever exists: only the request's own id differs.
+        const { error } = (await response.json()) as { error: Record<string, unknown> };
+        const { requestId: _, ...rest } = error;
+        expect(rest, path).toEqual({ code: "NOT_FOUND", message: "no web endpoint at this URL" });
+      }
+    }, 60_000);
+
+    it("answers 500 with a request id when a handler throws, and keeps the stack out of the answer", async () => {
+      const response = await fetch(urls.broken!);
+      expect(response.status).toBe(500);
+      const text = await response.text();
+      const { error } = JSON.parse(text) as { error: { code: string; requestId: string } };
+      expect(error.code).toBe("INTERNAL");
+      expect(error.requestId).toMatch(/\S/);
+      expect(response.headers.get("x-skiff-request-id")).toBe(error.requestId);
+      expect(text).not.toMatch(/web\.ts|at async|\n\s+at /);
+      // The next request is answered the same way: the function still serves.
+      expect((await fetch(urls.broken!)).status).toBe(500);
+    }, 240_000);
+
+    it("scales from zero: a request with no container running is answered, and the container goes after its scaledown window", async () => {
+      await waitFor("hello has no container", async () => (await containers("hello")).length === 0);
+      const response = await fetch(`${urls.hello}?name=zero`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe("Hello, zero!");
+      await waitFor("hello scales back to zero", async () => {
+        const listed = await stack.run(["container", "list"]);
+        return !listed.stdout.split("\n").some((line) => line.split("\t")[2] === "hello");
+      });
+    }, 240_000);
+
+    it("serves a file until Ctrl-C with `skiff serve`, and refuses a file with no web function", async () => {
+      const refused = await stack.run(["serve", "e2e/fixtures/calls.ts"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("skiff serve needs a web function: app.web, app.endpoint or app.webServer");
+
+      const child = spawn(process.execPath, [CLI, "serve", SERVE_FIXTURE], {
+        cwd: ROOT,
+        env: stack.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      try {
+        const url = await printedUrl(child, "ping", 300_000);
+        expect(url).toBe(`${stack.url}/w/main/e2e-web-serve/ping`);
+        const response = await fetch(`${url}/a/b?c=d`);
+        expect(response.status).toBe(200);
+        expect(await response.text()).toBe("pong /a/b");
+        child.kill("SIGINT");
+        expect(await exited).toBe(0);
+        await waitFor("the stopped app's URL answers 404", async () => (await fetch(url)).status === 404, 15_000);
+      } finally {
+        child.kill("SIGKILL");
+      }
+    }, 400_000);
+
+    it("refuses to deploy a second app with a label another app of the environment has (409)", async () => {
+      const clash = fixtureVariant(FIXTURE, "web-clash", (code) =>
+        code.replace('new App("e2e-web")', 'new App("e2e-web-clash")'),
+      );
+      const refused = await stack.run(["deploy", clash], { timeoutMs: 300_000 });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/\bgen\b/);
+      expect(refused.stderr).toMatch(/\be2e-web\b(?!-)/);
+      // The app that holds the label still answers at its URL.
+      expect(await fetch(`${urls.hello}?name=still`).then((r) => r.text())).toBe("Hello, still!");
+    }, 400_000);
+  });
+}
+
+/** Waits for `skiff serve` to print the URL of `label` on stderr; fails with what it printed if it exits first. */
+function printedUrl(child: ChildProcess, label: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let printed = "";
+    const timer = setTimeout(
+      () => reject(new Error(`skiff serve printed no URL for ${label}:\n${printed}`)),
+      timeoutMs,
+    );
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      printed += chunk;
+      const url = urlsIn(printed)[label];
+      if (url) {
+        clearTimeout(timer);
+        resolve(url);
+      }
+    });
+    child.stdout!.resume();
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`skiff serve exited (${code}) before printing a URL:\n${printed}`));
+    });
+  });
+}

@@ -1,0 +1,48 @@
+import type { AppManifest } from "@skiff/protocol";
+import { tokenRoutes } from "@skiff/protocol/http";
+import { LOCAL_WORKSPACE_NAME, webUrl } from "@skiff/protocol/web-url";
+import type { Client } from "skiff/plumbing";
+import { say } from "./output.js";
+
+/** A web function's label and the URL its requests reach it at. */
+export interface WebUrl {
+  label: string;
+  url: string;
+}
+
+/** Whether any function of the manifest answers HTTP (`app.web`, `app.endpoint`, `app.webServer`). */
+export function hasWebFunction(manifest: AppManifest): boolean {
+  return manifest.functions.some((fn) => fn.web !== undefined);
+}
+
+/**
+ * The URL of each web function of an app, in its manifest's order. The workspace (part of the
+ * URL outside the workspace named `local`) is the one the CLI's token acts in.
+ */
+export async function webUrlsOf(
+  manifest: AppManifest,
+  where: { client: Client; serverUrl: string; env: string },
+): Promise<WebUrl[]> {
+  const web = manifest.functions.flatMap((fn) => (fn.web ? [fn.web.label] : []));
+  if (web.length === 0) return [];
+  const me = await where.client.call(tokenRoutes.whoami);
+  const workspaceName = me.workspace?.name ?? LOCAL_WORKSPACE_NAME;
+  return web.map((label) => ({
+    label,
+    url: webUrl(where.serverUrl, { workspaceName, env: where.env, app: manifest.name, label }),
+  }));
+}
+
+/** One line per web function: its label, then its URL, labels padded to line the URLs up. */
+export function formatWebUrls(urls: WebUrl[]): string[] {
+  const width = Math.max(0, ...urls.map((u) => u.label.length));
+  return urls.map((u) => `  ${u.label.padEnd(width)}  ${u.url}`);
+}
+
+/** Prints the URLs of an app's web functions, if it has any. */
+export async function printWebUrls(
+  manifest: AppManifest,
+  where: { client: Client; serverUrl: string; env: string },
+): Promise<void> {
+  for (const line of formatWebUrls(await webUrlsOf(manifest, where))) say(line);
+}
