@@ -310,21 +310,21 @@ export class AppStore {
   }
 
   /**
-   * The running apps of an environment, other than `exceptAppId`, whose current version has a web
-   * function labelled one of `labels`: what a new app's labels would clash with.
+   * The running apps of an environment whose current version has a web function labelled one of `labels`,
+   * but for the deployed app named `exceptDeployed` (the one a deploy replaces): what new labels clash with.
    */
   async webLabelsInUse(
     scope: Scope,
     labels: string[],
-    exceptAppId?: string,
+    exceptDeployed?: string,
   ): Promise<{ label: string; appId: string; appName: string; functionName: string }[]> {
     if (labels.length === 0) return [];
     const rows = await this.db.query<{ label: string; app_id: string; app_name: string; fname: string }>(
       `SELECT f.spec->'web'->>'label' AS label, a.id AS app_id, a.name AS app_name, f.name AS fname
        FROM functions f JOIN apps a ON a.id = f.app_id
        WHERE a.workspace = $1 AND a.env = $2 AND a.state = 'running' AND f.version = a.version
-         AND f.spec->'web'->>'label' = ANY($3::text[]) AND a.id <> $4`,
-      [scope.workspace, scope.env, labels, exceptAppId ?? ""],
+         AND f.spec->'web'->>'label' = ANY($3::text[]) AND NOT (a.mode = 'deployed' AND a.name = $4)`,
+      [scope.workspace, scope.env, labels, exceptDeployed ?? ""],
     );
     return rows.map((row) => ({ label: row.label, appId: row.app_id, appName: row.app_name, functionName: row.fname }));
   }

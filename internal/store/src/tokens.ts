@@ -119,7 +119,8 @@ export class TokenStore {
     if (token.kind !== "worker" && token.workspace === undefined) {
       throw new TokenError("BAD_REQUEST", `a ${token.kind} token needs a workspace`);
     }
-    if (token.kind === "proxy" && token.admin) throw new TokenError("BAD_REQUEST", "a proxy token is not an admin token");
+    if (token.kind === "proxy" && token.admin)
+      throw new TokenError("BAD_REQUEST", "a proxy token is not an admin token");
     const name = token.name.trim();
     if (name.length === 0 || name.length > 100) {
       throw new TokenError("BAD_REQUEST", "a token's name is 1 to 100 characters: say what uses it, e.g. --name ci");

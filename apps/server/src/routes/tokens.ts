@@ -32,7 +32,10 @@ export function serveTokens(api: Api, tokens: TokenStore, sockets: SocketsByToke
     const body = await parseBody(c.req.raw, tokenRoutes.create.body);
     if (body.kind === "worker" || body.admin) requireAdmin(caller);
     if (body.proxy && (body.kind === "worker" || body.admin))
-      throw new ApiError("BAD_REQUEST", "a proxy token is neither a worker token nor an admin token: drop --worker/--admin");
+      throw new ApiError(
+        "BAD_REQUEST",
+        "a proxy token is neither a worker token nor an admin token: drop --worker/--admin",
+      );
     const created = await tokens.create(
       body.kind === "worker"
         ? { kind: "worker", name: body.name }

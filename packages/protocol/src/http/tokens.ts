@@ -34,7 +34,7 @@ export const tokenRoutes = {
     path: "/v1/whoami",
     response: z.object({
       tokenId: z.string(),
-      kind: z.enum(["user", "worker", "container"]),
+      kind: z.enum(["user", "worker", "proxy", "container"]),
       admin: z.boolean(),
       workspace: WorkspaceView.nullable(),
     }),
