@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Agent, type IncomingMessage, request, type ServerResponse } from "node:http";
+import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { HTTP_STATUS, REQUEST_ID_HEADER } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
@@ -30,8 +30,10 @@ interface Exchange {
   body: ReplayableBody;
   /** Cancels a wait for a container when the client goes away. */
   gone: AbortController;
-  /** The container that answered, for the request's log line. */
-  containerId: string;
+  /** The container slot it holds, if any: freed when the exchange ends. */
+  lease: WebLease | undefined;
+  /** The request to the relay now, if any: cut when the client goes away. */
+  upstream: ClientRequest | undefined;
 }
 
 /** Whether a request's path is the gateway's (`/w/...`) rather than the API's. */
@@ -86,13 +88,18 @@ export class WebGateway {
       requestId,
       body: new ReplayableBody(req),
       gone: new AbortController(),
-      containerId: "ct-server",
+      lease: undefined,
+      upstream: undefined,
     };
     res.once("close", () => {
       exchange.gone.abort();
+      exchange.lease?.release();
+      if (!res.writableFinished) exchange.upstream?.destroy();
       const ms = Math.round(performance.now() - started);
-      const line = `${req.method} ${address.rest}${exchange.search} ${res.statusCode} ${ms}ms`;
-      this.deps.control.web.logRequest(info, exchange.containerId, line);
+      // 499: the client went away before an answer started.
+      const status = res.headersSent ? res.statusCode : 499;
+      const line = `${req.method} ${address.rest}${exchange.search} ${status} ${ms}ms`;
+      this.deps.control.web.logRequest(info, exchange.lease?.containerId ?? "ct-server", line);
     });
     if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
       throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
@@ -132,8 +139,7 @@ export class WebGateway {
    */
   private forward(exchange: Exchange, lease: WebLease, retried: boolean): void {
     const { req, res, address, body, requestId } = exchange;
-    exchange.containerId = lease.containerId;
-    res.once("close", () => lease.release());
+    exchange.lease = lease;
     const upstream = request(`${lease.relay.url}/containers/${lease.containerId}${address.rest}${exchange.search}`, {
       method: req.method,
       agent: this.agentFor(lease.relay.url),
@@ -144,10 +150,8 @@ export class WebGateway {
         prefix: address.prefix,
       }),
     });
+    exchange.upstream = upstream;
     let abandoned = false;
-    res.once("close", () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
     upstream.on("response", (answer) => {
       if (answer.statusCode === 503 && !retried && body.replayable && !res.headersSent) {
         abandoned = true;
