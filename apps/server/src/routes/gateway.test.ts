@@ -71,6 +71,14 @@ class FakeRelay {
       });
       return void res.end("data: two\n\n");
     }
+    if (path === "/late") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.flushHeaders();
+      await new Promise<void>((resolve) => {
+        this.next = resolve;
+      });
+      return void res.end("late");
+    }
     if (path === "/upload") {
       const hash = createHash("sha256");
       let bytes = 0;
@@ -297,6 +305,11 @@ describe("web gateway", () => {
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
       rest += new TextDecoder().decode(chunk.value);
     expect(rest).toBe("data: two\n\n");
+    // Headers reach the client before the first chunk is written.
+    const late = await get("/w/main/streams/sse/late");
+    expect(late.status).toBe(200);
+    relay.next();
+    expect(await late.text()).toBe("late");
 
     const chunk = randomBytes(1024 * 1024);
     const expected = createHash("sha256");

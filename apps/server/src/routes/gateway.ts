@@ -165,7 +165,10 @@ export class WebGateway {
         return;
       }
       res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
-      res.flushHeaders();
+      // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
+      const early = setImmediate(() => res.flushHeaders());
+      const sent = () => clearImmediate(early);
+      answer.once("data", sent).once("end", sent).once("error", sent);
       pipeline(answer, res).catch(() => res.destroy());
     });
     upstream.on("error", (error) => {
