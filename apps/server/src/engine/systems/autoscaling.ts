@@ -56,6 +56,7 @@ export class AutoscalingSystem {
       const info = await pools.functionInfo(functionId).catch(() => undefined);
       if (!info || info.stopped) {
         warm.delete(functionId);
+        web.refuseWaiting(functionId);
         continue;
       }
       const { spec } = info;

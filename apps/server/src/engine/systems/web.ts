@@ -165,6 +165,14 @@ export class WebSystem {
     if (pool.waiting.length === 0) this.pools.delete(poolId);
   }
 
+  /** A pool stopped (its app stopped, or a deploy removed it): its waiting requests get what a new one would, 404. */
+  refuseWaiting(poolId: string): void {
+    const pool = this.pools.get(poolId);
+    if (!pool) return;
+    this.pools.delete(poolId);
+    for (const waiter of [...pool.waiting]) waiter.fail(new ApiError("NOT_FOUND", "no web endpoint at this URL"));
+  }
+
   /** The ready container of the pool with the fewest requests in flight and a free slot, now holding one more. */
   private take(info: FunctionInfo, exclude: ReadonlySet<string>): WebLease | undefined {
     let best: { containerId: string; workerId: string; relay: WebRelay; load: number } | undefined;
