@@ -87,6 +87,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on("upgrade", async (request, socket, head) => {
     const path = new URL(request.url ?? "/", url).pathname;
+    if (isGatewayPath(path)) {
+      refuseUpgrade(socket, new ApiError("BAD_REQUEST", "web endpoints do not take WebSocket upgrades yet: use HTTP"));
+      return;
+    }
     if (path !== "/v1/client" && path !== "/v1/worker") {
       refuseUpgrade(
         socket,

@@ -169,6 +169,23 @@ describe("web gateway", () => {
     expect(relay.seen.at(-1)!.path).toBe("/");
   });
 
+  it("refuses a WebSocket upgrade to a web endpoint, saying it is not supported yet", async () => {
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const upgrade = request(new URL("/w/main/hello/greet/ws", server.url), {
+        headers: { connection: "Upgrade", upgrade: "websocket" },
+      });
+      upgrade.on("response", async (res) => {
+        let body = "";
+        for await (const part of res) body += part;
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      upgrade.on("error", reject);
+      upgrade.end();
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain("do not take WebSocket upgrades yet");
+  });
+
   it("answers 404 alike for unknown environments, apps, labels and other workspaces' apps", async () => {
     const b = await server.tokens.createWorkspace("b");
     await deploy("theirs", [web("secret")], b.id);
