@@ -83,6 +83,7 @@ export class WebSystem {
     info: FunctionInfo,
     options: { exclude?: ReadonlySet<string>; signal?: AbortSignal } = {},
   ): Promise<WebLease> {
+    if (options.signal?.aborted) return Promise.reject(new ApiError("CANCELLED", "the client went away"));
     const exclude = options.exclude ?? new Set<string>();
     const lease = (this.pools.get(info.id)?.waiting.length ?? 0) === 0 ? this.take(info, exclude) : undefined;
     if (lease) return Promise.resolve(lease);
