@@ -140,7 +140,10 @@ export class WebGateway {
   private forward(exchange: Exchange, lease: WebLease, retried: boolean): void {
     const { req, res, address, body, requestId } = exchange;
     // The client left while the slot was being granted: nothing will release it but this.
-    if (exchange.gone.signal.aborted) return lease.release();
+    if (exchange.gone.signal.aborted) {
+      lease.release();
+      return;
+    }
     exchange.lease = lease;
     const upstream = request(`${lease.relay.url}/containers/${lease.containerId}${address.rest}${exchange.search}`, {
       method: req.method,
