@@ -25,6 +25,8 @@ const CONTAINER_ROUTES: [method: string, path: RegExp][] = [
 ];
 const CONTAINER_LIMITS =
   "a container's token only calls functions of its own environment (and moves their payloads): do this from outside the container, with a user token";
+const PROXY_LIMITS =
+  "a proxy token only opens web endpoints that require proxy auth (as Skiff-Key and Skiff-Secret headers): use a user token for the API";
 
 const NO_TOKEN =
   "this server needs a token: set SKIFF_TOKEN_ID and SKIFF_TOKEN_SECRET, or add a profile to config.toml in SKIFF_HOME (default ~/.skiff; an admin makes one with `skiff token create`)";
@@ -58,6 +60,7 @@ export class Authenticator {
     return async (c, next) => {
       if (PUBLIC_PATHS.has(c.req.path)) return next();
       const caller = await this.principal(c.req.header("authorization"));
+      if (caller.kind === "proxy") throw new ApiError("FORBIDDEN", PROXY_LIMITS);
       if (caller.kind === "container" && !CONTAINER_ROUTES.some(([m, p]) => m === c.req.method && p.test(c.req.path))) {
         throw new ApiError("FORBIDDEN", CONTAINER_LIMITS);
       }

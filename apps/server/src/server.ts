@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import type { BlobStore } from "@skiff/blob";
 import {
   HTTP_STATUS,
@@ -17,6 +18,7 @@ import { Authenticator, SocketsByToken } from "./auth.js";
 import { ControlPlane } from "./engine/control-plane.js";
 import { ApiError } from "./errors.js";
 import { apiRoutes } from "./routes/api.js";
+import { isGatewayPath, WebGateway } from "./routes/gateway.js";
 import type { Secrets } from "./routes/secrets.js";
 import { serveClient } from "./sockets/client-socket.js";
 import { serveWorker, workerSocketLink } from "./sockets/worker-socket.js";
@@ -72,17 +74,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.secrets ? { secrets: options.secrets } : {}),
   });
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: api.fetch, hostname: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () =>
-      resolve(s),
-    );
-  });
+  // Web requests (`/w/...`) skip the API's router, tokens and body limits: the gateway streams them itself.
+  const gateway = new WebGateway({ store, control, log });
+  const apiListener = getRequestListener(api.fetch, { hostname: options.host ?? "127.0.0.1" });
+  const server = createServer((req, res) =>
+    isGatewayPath(req.url) ? gateway.handle(req, res) : apiListener(req, res),
+  );
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve));
   const address = server.address() as AddressInfo;
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
 
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on("upgrade", async (request, socket, head) => {
     const path = new URL(request.url ?? "/", url).pathname;
+    if (isGatewayPath(path)) {
+      refuseUpgrade(socket, new ApiError("BAD_REQUEST", "web endpoints do not take WebSocket upgrades yet: use HTTP"));
+      return;
+    }
     if (path !== "/v1/client" && path !== "/v1/worker") {
       refuseUpgrade(
         socket,
@@ -120,6 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       for (const link of inProcess) link.close(1001, "the server is shutting down");
       for (const client of wss.clients) client.terminate();
       wss.close();
+      gateway.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await control.stop();
     },

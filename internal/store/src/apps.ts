@@ -288,6 +288,47 @@ export class AppStore {
       : undefined;
   }
 
+  /**
+   * The web function a gateway URL names: the function labelled `label` in the current version of the
+   * running app `app` of the environment `env` of the workspace named `workspaceName` (the deployed app
+   * first, else the newest run).
+   */
+  async findWebFunction(where: {
+    workspaceName: string;
+    env: string;
+    app: string;
+    label: string;
+  }): Promise<{ functionId: string } | undefined> {
+    const [row] = await this.db.query<{ id: string }>(
+      `SELECT f.id FROM functions f JOIN apps a ON a.id = f.app_id JOIN workspaces w ON w.id = a.workspace
+       WHERE w.name = $1 AND a.env = $2 AND a.name = $3 AND a.state = 'running' AND f.version = a.version
+         AND f.spec->'web'->>'label' = $4
+       ORDER BY a.mode = 'deployed' DESC, a.created_at DESC LIMIT 1`,
+      [where.workspaceName, where.env, where.app, where.label],
+    );
+    return row ? { functionId: row.id } : undefined;
+  }
+
+  /**
+   * The running apps of an environment whose current version has a web function labelled one of `labels`,
+   * but for the deployed app named `exceptDeployed` (the one a deploy replaces): what new labels clash with.
+   */
+  async webLabelsInUse(
+    scope: Scope,
+    labels: string[],
+    exceptDeployed?: string,
+  ): Promise<{ label: string; appId: string; appName: string; functionName: string }[]> {
+    if (labels.length === 0) return [];
+    const rows = await this.db.query<{ label: string; app_id: string; app_name: string; fname: string }>(
+      `SELECT f.spec->'web'->>'label' AS label, a.id AS app_id, a.name AS app_name, f.name AS fname
+       FROM functions f JOIN apps a ON a.id = f.app_id
+       WHERE a.workspace = $1 AND a.env = $2 AND a.state = 'running' AND f.version = a.version
+         AND f.spec->'web'->>'label' = ANY($3::text[]) AND NOT (a.mode = 'deployed' AND a.name = $4)`,
+      [scope.workspace, scope.env, labels, exceptDeployed ?? ""],
+    );
+    return rows.map((row) => ({ label: row.label, appId: row.app_id, appName: row.app_name, functionName: row.fname }));
+  }
+
   /** The function and class names of the running app `appName` (its newest run), for an error naming them. */
   async functionNamesOf(scope: Scope, appName: string): Promise<string[]> {
     const rows = await this.db.query<{ name: string }>(

@@ -245,6 +245,33 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(again.app.version).toBe(1);
     });
 
+    it("finds a web function by its URL's names, and the labels other running apps use", async () => {
+      const web = (name: string, label: string): FunctionSpec => ({
+        ...spec(name),
+        web: { kind: "fetch", label, docs: false, requiresProxyAuth: false },
+      });
+      const scope = { workspace: LOCAL_WORKSPACE, env: "main" };
+      const deployed = await store.apps.deploy({
+        ...scope,
+        name: "site",
+        bundleHash: "b",
+        functions: [web("home", "home"), spec("plain")],
+      });
+      const url = { workspaceName: "local", env: "main", app: "site", label: "home" };
+      expect(await store.apps.findWebFunction(url)).toEqual({ functionId: deployed.functions[0]!.id });
+      expect(await store.apps.findWebFunction({ ...url, workspaceName: "elsewhere" })).toBeUndefined();
+      expect(await store.apps.findWebFunction({ ...url, env: "staging" })).toBeUndefined();
+      expect(await store.apps.findWebFunction({ ...url, label: "plain" })).toBeUndefined();
+      expect(await store.apps.webLabelsInUse(scope, ["home", "other"])).toEqual([
+        { label: "home", appId: deployed.app.id, appName: "site", functionName: "home" },
+      ]);
+      expect(await store.apps.webLabelsInUse(scope, ["home"], "site")).toEqual([]);
+      expect(await store.apps.webLabelsInUse({ ...scope, env: "staging" }, ["home"])).toEqual([]);
+      await store.apps.stop(deployed.app.id);
+      expect(await store.apps.findWebFunction(url)).toBeUndefined();
+      expect(await store.apps.webLabelsInUse(scope, ["home"])).toEqual([]);
+    });
+
     it("finds functions by app name and stops apps", async () => {
       const { app } = await store.apps.create({
         workspace: LOCAL_WORKSPACE,

@@ -107,6 +107,16 @@ function describeTokenStore(name: string, open: () => Promise<{ db: Db; dispose:
       await expect(tokens.create({ kind: "user", name: "x", workspace: "ws-missing" })).rejects.toThrow(/no workspace/);
       await expect(tokens.create({ kind: "user", name: " ", workspace: other.id })).rejects.toThrow(/--name/);
     });
+
+    it("makes proxy tokens of a workspace, which are never admin tokens", async () => {
+      const proxy = await tokens.create({ kind: "proxy", workspace: LOCAL_WORKSPACE, name: "site" });
+      expect(await tokens.verify(proxy.credential)).toMatchObject({ kind: "proxy", workspace: LOCAL_WORKSPACE });
+      expect((await tokens.list({ workspace: LOCAL_WORKSPACE })).map((t) => t.id)).toContain(proxy.token.id);
+      await expect(tokens.create({ kind: "proxy", name: "x" })).rejects.toThrow(/needs a workspace/);
+      await expect(
+        tokens.create({ kind: "proxy", name: "x", workspace: LOCAL_WORKSPACE, admin: true }),
+      ).rejects.toThrow(/not an admin/);
+    });
   });
 }
 

@@ -4,8 +4,11 @@ import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { Db } from "./db.js";
 import { DEFAULT_ENVIRONMENT } from "./secrets.js";
 
-/** user: acts in one workspace (admin ones also run the instance); worker: lets a worker agent join. */
-export type TokenKind = "user" | "worker";
+/**
+ * user: acts in one workspace (admin ones also run the instance); worker: lets a worker agent join; proxy:
+ * only opens a workspace's web endpoints that require proxy auth (`Skiff-Key`/`Skiff-Secret`), never the API.
+ */
+export type TokenKind = "user" | "worker" | "proxy";
 
 export interface Workspace {
   id: string;
@@ -113,9 +116,11 @@ export class TokenStore {
     if (token.kind === "worker" && (token.workspace !== undefined || token.admin)) {
       throw new TokenError("BAD_REQUEST", "a worker token belongs to no workspace and is not an admin token");
     }
-    if (token.kind === "user" && token.workspace === undefined) {
-      throw new TokenError("BAD_REQUEST", "a user token needs a workspace");
+    if (token.kind !== "worker" && token.workspace === undefined) {
+      throw new TokenError("BAD_REQUEST", `a ${token.kind} token needs a workspace`);
     }
+    if (token.kind === "proxy" && token.admin)
+      throw new TokenError("BAD_REQUEST", "a proxy token is not an admin token");
     const name = token.name.trim();
     if (name.length === 0 || name.length > 100) {
       throw new TokenError("BAD_REQUEST", "a token's name is 1 to 100 characters: say what uses it, e.g. --name ci");

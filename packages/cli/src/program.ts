@@ -199,8 +199,9 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
     .requiredOption("--name <name>", "what uses it, e.g. ci")
     .option("--worker", "a worker token, for `skiff worker` on another host (admin)")
     .option("--admin", "a token that may also create workspaces and worker tokens (admin)")
+    .option("--proxy", "a proxy token: opens web endpoints with requiresProxyAuth (Skiff-Key/Skiff-Secret headers)")
     .option("--save-as <profile>", "also save it as a profile in SKIFF_HOME/config.toml")
-    .action(async (options: { name: string; worker?: boolean; admin?: boolean; saveAs?: string }) =>
+    .action(async (options: { name: string; worker?: boolean; admin?: boolean; proxy?: boolean; saveAs?: string }) =>
       (await import("./commands/token.js")).tokenCreateCommand(options, loadConfig()),
     );
   token

@@ -21,6 +21,7 @@ import { PoolSystem } from "./systems/pools.js";
 import { RecoverySystem } from "./systems/recovery.js";
 import { RelaySystem, type ShellMessage } from "./systems/relays.js";
 import { SecretSystem } from "./systems/secrets.js";
+import { WebSystem } from "./systems/web.js";
 import { type HeldAttempt, WorkerSessionSystem } from "./systems/worker-sessions.js";
 import type { WorkerConn } from "./workers.js";
 
@@ -51,6 +52,7 @@ export class ControlPlane {
   private readonly relays: RelaySystem;
   private readonly recovery: RecoverySystem;
   private readonly sessions: WorkerSessionSystem;
+  private readonly webSystem: WebSystem;
 
   constructor(options: ControlPlaneOptions) {
     const state = createEngineState(options);
@@ -58,6 +60,7 @@ export class ControlPlane {
     this.state = state;
     this.pools = new PoolSystem(state);
     this.secrets = new SecretSystem(state);
+    this.webSystem = new WebSystem(state, { pools: this.pools, requestAutoscale });
     this.attempts = new AttemptSystem(state, { pools: this.pools, requestAutoscale });
     this.calls = new CallSystem(state, { pools: this.pools, attempts: this.attempts, requestAutoscale });
     this.scheduler = new Scheduler({
@@ -71,10 +74,15 @@ export class ControlPlane {
       pools: this.pools,
       secrets: this.secrets,
       attempts: this.attempts,
+      web: this.webSystem,
       requestAutoscale,
       containerGone: (appId) => this.apps.endLogsOnceStopped(appId),
     });
-    this.autoscaling = new AutoscalingSystem(state, { pools: this.pools, containers: this.containerSystem });
+    this.autoscaling = new AutoscalingSystem(state, {
+      pools: this.pools,
+      containers: this.containerSystem,
+      web: this.webSystem,
+    });
     this.apps = new AppSystem(state, {
       pools: this.pools,
       attempts: this.attempts,
@@ -92,6 +100,7 @@ export class ControlPlane {
       apps: this.apps,
       relays: this.relays,
       recovery: this.recovery,
+      web: this.webSystem,
       requestAutoscale,
     });
   }
@@ -141,6 +150,11 @@ export class ControlPlane {
   /** The queued inputs, read-only: for diagnostics and tests. */
   get inputs(): Pick<InputQueue, "get" | "held"> {
     return this.state.queue;
+  }
+
+  /** Web requests, as the gateway sees them: a web function's pool, a container's slot, a request's log line. */
+  get web(): Pick<WebSystem, "find" | "acquire" | "logRequest"> {
+    return this.webSystem;
   }
 
   /** How many workers are connected. */

@@ -12,11 +12,19 @@ export interface ContainerInfo {
   stopping: boolean;
 }
 
+/** Where the server sends a worker's containers' web requests, and the secret that proves they are its. */
+export interface WebRelay {
+  url: string;
+  secret: string;
+}
+
 /** A connected worker agent, as the scheduler sees it. */
 export interface WorkerConn {
   id: string;
   name: string;
   capacity: Capacity;
+  /** Its web relay, if it serves web functions (see the worker's hello). */
+  webRelay?: WebRelay | undefined;
   containers: Map<string, ContainerInfo>;
   send(message: ServerToWorker): void;
 }

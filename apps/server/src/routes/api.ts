@@ -38,6 +38,7 @@ import { parseQuery } from "./query.js";
 import { checkAppSecrets, type Secrets, serveSecrets } from "./secrets.js";
 import { serve } from "./serve.js";
 import { serveTokens } from "./tokens.js";
+import { checkWebLabels } from "./web-labels.js";
 
 /**
  * The HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. Every route but
@@ -140,6 +141,7 @@ export function apiRoutes(deps: {
     // A schedule croner cannot read, or a secret that is not there, is refused before anything is written.
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
     control.checkCapacity(app.functions);
+    await checkWebLabels(store, app, app.functions, app.name);
     const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
     const deployed = await store.apps.deploy({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
     await control.deployed(deployed.app, deployed.functions);
@@ -251,6 +253,7 @@ export function apiRoutes(deps: {
     const scope = scopeOf(c, body.env);
     await needBundle(scope.workspace, body.bundleHash);
     control.checkCapacity(body.manifest.functions);
+    await checkWebLabels(store, scope, body.manifest.functions);
     const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
     const { app, functions } = await store.apps.create({
       workspace: scope.workspace,

@@ -31,10 +31,15 @@ export function serveTokens(api: Api, tokens: TokenStore, sockets: SocketsByToke
     const workspace = workspaceOf(caller);
     const body = await parseBody(c.req.raw, tokenRoutes.create.body);
     if (body.kind === "worker" || body.admin) requireAdmin(caller);
+    if (body.proxy && (body.kind === "worker" || body.admin))
+      throw new ApiError(
+        "BAD_REQUEST",
+        "a proxy token is neither a worker token nor an admin token: drop --worker/--admin",
+      );
     const created = await tokens.create(
       body.kind === "worker"
         ? { kind: "worker", name: body.name }
-        : { kind: "user", name: body.name, workspace, admin: body.admin },
+        : { kind: body.proxy ? "proxy" : "user", name: body.name, workspace, admin: body.admin },
     );
     return created;
   });

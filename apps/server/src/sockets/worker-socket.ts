@@ -49,6 +49,7 @@ export function serveWorker(
             id: message.workerId,
             name: message.name,
             capacity: message.capacity,
+            webRelay: message.webRelay,
             containers: new Map(),
             send,
           };

@@ -13,6 +13,12 @@ function showCreated(created: CreatedToken, profile: string | undefined): void {
     say(dim("the secret is shown once: give it to `skiff worker` as SKIFF_WORKER_TOKEN"));
     return;
   }
+  if (created.token.kind === "proxy") {
+    console.log(`Skiff-Key: ${created.token.id}`);
+    console.log(`Skiff-Secret: ${created.secret}`);
+    say(dim("the secret is shown once: send both headers with requests to endpoints that require proxy auth"));
+    return;
+  }
   console.log(`SKIFF_TOKEN_ID=${created.token.id}`);
   console.log(`SKIFF_TOKEN_SECRET=${created.secret}`);
   say(
@@ -34,15 +40,21 @@ async function saveAs(config: Config, name: string, created: CreatedToken): Prom
   });
 }
 
-/** `skiff token create --name NAME [--worker] [--admin] [--save-as PROFILE]` */
+/** `skiff token create --name NAME [--worker] [--admin] [--proxy] [--save-as PROFILE]` */
 export async function tokenCreateCommand(
-  options: { name: string; worker?: boolean; admin?: boolean; saveAs?: string },
+  options: { name: string; worker?: boolean; admin?: boolean; proxy?: boolean; saveAs?: string },
   config: Config,
 ): Promise<void> {
-  if (options.worker && options.saveAs) throw new UserCodeError("--save-as is for user tokens, not worker tokens");
+  if ((options.worker || options.proxy) && options.saveAs)
+    throw new UserCodeError("--save-as is for user tokens, not worker or proxy tokens");
   const { client } = await connectServer(config);
   const created = await client.call(tokenRoutes.create, {
-    body: { name: options.name, kind: options.worker ? "worker" : "user", admin: Boolean(options.admin) },
+    body: {
+      name: options.name,
+      kind: options.worker ? "worker" : "user",
+      admin: Boolean(options.admin),
+      proxy: Boolean(options.proxy),
+    },
   });
   if (options.saveAs) await saveAs(config, options.saveAs, created);
   showCreated(created, options.saveAs);

@@ -10,7 +10,7 @@ export type WorkspaceView = z.output<typeof WorkspaceView>;
 export const TokenSummary = z.object({
   id: z.string(),
   name: z.string(),
-  kind: z.enum(["user", "worker"]),
+  kind: z.enum(["user", "worker", "proxy"]),
   /** The workspace it acts in; absent for worker tokens. */
   workspace: z.string().optional(),
   admin: z.boolean(),
@@ -34,7 +34,7 @@ export const tokenRoutes = {
     path: "/v1/whoami",
     response: z.object({
       tokenId: z.string(),
-      kind: z.enum(["user", "worker", "container"]),
+      kind: z.enum(["user", "worker", "proxy", "container"]),
       admin: z.boolean(),
       workspace: WorkspaceView.nullable(),
     }),
@@ -46,7 +46,10 @@ export const tokenRoutes = {
     query: z.object({ kind: z.string().optional() }),
     response: z.object({ tokens: z.array(TokenSummary) }),
   }),
-  /** A worker token, or an admin one, needs an admin token. */
+  /**
+   * A worker token, or an admin one, needs an admin token. `proxy`: a token that only opens the
+   * workspace's web endpoints that require proxy auth (sent as `Skiff-Key`/`Skiff-Secret`).
+   */
   create: route({
     method: "POST",
     path: "/v1/tokens",
@@ -54,6 +57,7 @@ export const tokenRoutes = {
       name: z.string(),
       kind: z.enum(["user", "worker"]).default("user"),
       admin: z.boolean().default(false),
+      proxy: z.boolean().default(false),
     }),
     response: CreatedToken,
   }),

@@ -39,4 +39,12 @@ describe("desiredContainers", () => {
     expect(desiredContainers(pool({ minContainers: 3, load: { pending: 1, running: 0 } }))).toBe(3);
     expect(desiredContainers(pool({ load: { pending: 50, running: 0 } }))).toBe(10);
   });
+
+  it("takes a web pool's requests as its load: waiting ones as pending, those in flight as running", () => {
+    const web = { ...spec, maxInputs: 4 };
+    // Scale from zero: one request waiting wants one container.
+    expect(desiredContainers(pool({ spec: web, load: { pending: 1, running: 0 } }))).toBe(1);
+    expect(desiredContainers(pool({ spec: web, load: { pending: 3, running: 6 } }))).toBe(3);
+    expect(desiredContainers(pool({ spec: web, load: { pending: 0, running: 0 } }))).toBe(0);
+  });
 });

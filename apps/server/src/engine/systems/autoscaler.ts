@@ -5,7 +5,7 @@ export interface PoolSample {
   spec: Pick<FunctionSpec, "maxInputs" | "targetInputs" | "maxContainers" | "bufferContainers">;
   /** The containers the pool keeps with no work (see minContainersOf). */
   minContainers: number;
-  /** Its inputs waiting for a container and running in one. */
+  /** Its inputs waiting for a container and running in one; for a web pool, its requests waiting and in flight. */
   load: { pending: number; running: number };
 }
 

@@ -3,6 +3,7 @@ import type { EngineState, FunctionInfo } from "../state.js";
 import { desiredContainers, inputsPerContainer } from "./autoscaler.js";
 import type { ContainerSystem } from "./containers.js";
 import { isCurrent, minContainersOf, type PoolSystem } from "./pools.js";
+import type { WebSystem } from "./web.js";
 
 /** A warm pool whose secrets could not be resolved tries again after this long, not four times a second. */
 const CANNOT_START_BACKOFF_MS = 30_000;
@@ -23,7 +24,7 @@ export class AutoscalingSystem {
 
   constructor(
     private readonly state: EngineState,
-    private readonly deps: { pools: PoolSystem; containers: ContainerSystem },
+    private readonly deps: { pools: PoolSystem; containers: ContainerSystem; web: WebSystem },
   ) {}
 
   /** Runs the autoscaler soon; calls that arrive while it runs cause one more pass. */
@@ -46,19 +47,21 @@ export class AutoscalingSystem {
   /** One round over every pool that has work, keeps containers warm, or has containers. */
   async pass(): Promise<void> {
     const { workers, queue, warm, cannotStart, timings, log } = this.state;
-    const { pools, containers } = this.deps;
+    const { pools, containers, web } = this.deps;
     if (workers.all().length === 0) return;
     // One pass over the containers per round, not one per pool: idle pools are visited every round.
     const byPool = workers.containersByPool();
-    const poolIds = new Set([...queue.loads().map(([id]) => id), ...warm, ...byPool.keys()]);
+    const poolIds = new Set([...queue.loads().map(([id]) => id), ...web.waitingPools(), ...warm, ...byPool.keys()]);
     for (const functionId of poolIds) {
       const info = await pools.functionInfo(functionId).catch(() => undefined);
       if (!info || info.stopped) {
         warm.delete(functionId);
+        web.refuseWaiting(functionId);
         continue;
       }
       const { spec } = info;
-      const load = queue.load(functionId);
+      // A web pool's load is its requests, waiting and in flight; other pools', their inputs.
+      const load = spec.web ? web.load(functionId) : queue.load(functionId);
       const work = load.pending + load.running;
       const min = minContainersOf(info);
       const target = inputsPerContainer(spec);

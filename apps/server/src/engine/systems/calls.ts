@@ -4,7 +4,8 @@ import { INPUT_ID_BLOCK } from "@skiff/store";
 import { ApiError } from "../../errors.js";
 import { type Subscriber, toResult } from "../hub.js";
 import type { QueuedInput } from "../queue.js";
-import type { Caller, CallState, EngineState } from "../state.js";
+import type { Caller, CallState, EngineState, FunctionInfo } from "../state.js";
+import { webPath } from "../web-path.js";
 import type { AttemptSystem } from "./attempts.js";
 import { type PoolSystem, reaches } from "./pools.js";
 
@@ -33,6 +34,7 @@ export class CallSystem {
     const { hub, calls, persister } = this.state;
     const fn = await pools.functionIn(caller, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
+    if (fn.spec.web) throw await this.notCallable(fn, fn.spec.web.label);
     pools.checkCapacity([fn.spec]);
     const { inputs } = call;
     if (inputs.length === 0) return;
@@ -59,6 +61,16 @@ export class CallSystem {
     }
     this.enqueue(state, queued);
     await persister.chunk(chunk);
+  }
+
+  /** The refusal of a call to a web function: it answers HTTP, at its gateway path. */
+  private async notCallable(fn: FunctionInfo, label: string): Promise<ApiError> {
+    const workspace = await this.state.store.tokens.getWorkspace(fn.workspace);
+    const path = webPath({ workspaceName: workspace?.name ?? "", env: fn.env, app: fn.appName, label });
+    return new ApiError(
+      "BAD_REQUEST",
+      `${fn.appName}.${fn.spec.name} is a web function: it takes no calls; call it over HTTP at ${path} on the server`,
+    );
   }
 
   /** A scheduled run: one input with no arguments. */

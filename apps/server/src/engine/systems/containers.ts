@@ -5,6 +5,7 @@ import type { ContainerInfo, WorkerConn } from "../workers.js";
 import type { AttemptSystem } from "./attempts.js";
 import { minContainersOf, type PoolSystem } from "./pools.js";
 import type { SecretSystem } from "./secrets.js";
+import type { WebSystem } from "./web.js";
 
 type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t: T }>;
 
@@ -19,6 +20,7 @@ export class ContainerSystem {
       pools: PoolSystem;
       secrets: SecretSystem;
       attempts: AttemptSystem;
+      web: WebSystem;
       requestAutoscale: () => void;
       /** A container of this app is gone (its log watchers may be waiting for the last one). */
       containerGone: (appId: string) => void;
@@ -120,7 +122,7 @@ export class ContainerSystem {
    * True when room is made or already on its way (containers stopping); the caller places it next round.
    */
   async makeRoom(need: { cpu: number; memoryMiB: number }): Promise<boolean> {
-    const { workers, queue } = this.state;
+    const { workers } = this.state;
     for (const worker of workers.all()) {
       let cpu = worker.capacity.cpu;
       let memory = worker.capacity.memoryMiB;
@@ -130,9 +132,9 @@ export class ContainerSystem {
         if (container.stopping) continue;
         cpu -= container.cpu;
         memory -= container.memoryMiB;
-        if (container.state !== "running" || queue.ofOwner(container.id).length > 0) continue;
+        if (container.state !== "running" || this.busy(container.id)) continue;
         const info = await this.deps.pools.functionInfo(container.functionId).catch(() => undefined);
-        if (!info || queue.load(info.id).pending > 0) continue;
+        if (!info || this.waiting(info.id)) continue;
         if (!spare.has(info.id))
           spare.set(info.id, this.deps.pools.currentContainers(info).length - minContainersOf(info));
         idle.push(container);
@@ -160,6 +162,7 @@ export class ContainerSystem {
     const { starting, timings, store, functions } = this.state;
     const container = worker.containers.get(message.containerId);
     if (container) container.state = "running";
+    if (container) this.deps.web.serveWaiting(container.functionId);
     const started = starting.get(message.containerId);
     starting.delete(message.containerId);
     if (started) timings.noteColdStart(started.functionId, Date.now() - started.at);
@@ -180,8 +183,18 @@ export class ContainerSystem {
     if (!container || !info) return;
     const outdated = container.version < info.version;
     if (outdated || info.stopped || this.deps.pools.currentContainers(info).length > minContainersOf(info)) {
-      if (this.state.queue.load(info.id).pending === 0) this.stopAll((c) => c === container, "idle");
+      if (!this.waiting(info.id) && !this.busy(container.id)) this.stopAll((c) => c === container, "idle");
     }
+  }
+
+  /** Whether a pool has inputs or web requests waiting for a container. */
+  private waiting(poolId: string): boolean {
+    return this.state.queue.load(poolId).pending > 0 || this.deps.web.load(poolId).pending > 0;
+  }
+
+  /** Whether a container holds inputs or serves web requests. */
+  private busy(containerId: string): boolean {
+    return this.state.queue.ofOwner(containerId).length > 0 || this.deps.web.inFlightOf(containerId) > 0;
   }
 
   /**

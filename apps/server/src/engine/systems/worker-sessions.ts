@@ -8,6 +8,7 @@ import type { ContainerSystem } from "./containers.js";
 import type { PoolSystem } from "./pools.js";
 import type { RecoverySystem } from "./recovery.js";
 import type { RelaySystem } from "./relays.js";
+import type { WebSystem } from "./web.js";
 
 type Handlers = {
   [T in WorkerMessage["t"]]: (worker: WorkerConn, message: Extract<WorkerMessage, { t: T }>) => unknown;
@@ -32,6 +33,7 @@ export class WorkerSessionSystem {
       apps: AppSystem;
       relays: RelaySystem;
       recovery: RecoverySystem;
+      web: WebSystem;
       requestAutoscale: () => void;
     },
   ) {
@@ -107,6 +109,7 @@ export class WorkerSessionSystem {
     const lost = [...mine].flatMap((owner) => queue.ofOwner(owner)).filter((input) => !holds.has(input));
     this.deps.attempts.loseAll(lost, "the input's worker restarted");
     workers.add(worker);
+    for (const container of worker.containers.values()) this.deps.web.serveWaiting(container.functionId);
     log.info({ worker: worker.name, adopted: worker.containers.size, held: holds.size }, "worker connected");
     this.deps.recovery.workerBack(worker.id);
     this.deps.requestAutoscale();

@@ -1,0 +1,215 @@
+import { ApiError } from "../../errors.js";
+import type { EngineState, FunctionInfo } from "../state.js";
+import type { WebRelay } from "../workers.js";
+import type { PoolSystem } from "./pools.js";
+
+/** A request's hold on one of a container's request slots (its `maxInputs`); `release` it when the request ends. */
+export interface WebLease {
+  containerId: string;
+  workerId: string;
+  relay: WebRelay;
+  /** Frees the slot for the next waiting request; a second call does nothing. */
+  release(): void;
+}
+
+/**
+ * How many requests a web pool may hold waiting for a container, per request slot of one container
+ * (`maxInputs`): 100 × maxInputs. Beyond it a request is answered 503 at once rather than queued.
+ */
+export const WAITING_PER_SLOT = 100;
+
+/** Seconds a client is told to wait (`Retry-After`) when a pool's wait queue is full. */
+const RETRY_FULL_S = 1;
+/** Seconds a client is told to wait when no container became ready in time. */
+const RETRY_TIMEOUT_S = 5;
+
+/** A web pool cannot take a request now: 503, with the seconds its client should wait (`Retry-After`). */
+export class PoolBusy extends ApiError {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super("UNAVAILABLE", message);
+    this.name = "PoolBusy";
+  }
+}
+
+interface Waiter {
+  exclude: ReadonlySet<string>;
+  grant(lease: WebLease): void;
+  fail(error: Error): void;
+}
+
+interface WebPool {
+  info: FunctionInfo;
+  waiting: Waiter[];
+}
+
+/**
+ * Web requests: a web pool has no input queue. A request takes a slot of a ready container (running, on a
+ * worker with a web relay) with the fewest requests in flight, under its `maxInputs`; with none free it
+ * waits, in a bounded queue per pool, until a container frees a slot or becomes ready (`serveWaiting`), or
+ * until the pool's startup timeout passes. The autoscaler counts waiting and in-flight requests as the
+ * pool's load (`load`), which is how a pool scales from zero.
+ */
+export class WebSystem {
+  private readonly pools = new Map<string, WebPool>();
+  /** Requests in flight, by container id. */
+  private readonly inFlight = new Map<string, number>();
+
+  constructor(
+    private readonly state: EngineState,
+    private readonly deps: { pools: PoolSystem; requestAutoscale: () => void },
+  ) {}
+
+  /** The pool of a web function that takes requests now, or undefined (stopped, removed, not web). */
+  async find(functionId: string): Promise<FunctionInfo | undefined> {
+    const info = await this.deps.pools.functionInfo(functionId).catch(() => undefined);
+    return info?.spec.web && !info.stopped ? info : undefined;
+  }
+
+  /** One request's log line, to its app's log watchers as a `system` line of the container that served it. */
+  logRequest(info: FunctionInfo, containerId: string, line: string): void {
+    this.state.hub.publishLogs([
+      { ts: Date.now(), appId: info.appId, functionName: info.spec.name, containerId, stream: "system", line },
+    ]);
+  }
+
+  /**
+   * A slot of a ready container of the pool, once there is one; `exclude` names containers not to use (one
+   * that just answered "gone"). Refuses with PoolBusy when the wait queue is full or the wait times out.
+   */
+  acquire(
+    info: FunctionInfo,
+    options: { exclude?: ReadonlySet<string>; signal?: AbortSignal } = {},
+  ): Promise<WebLease> {
+    if (options.signal?.aborted) return Promise.reject(new ApiError("CANCELLED", "the client went away"));
+    const exclude = options.exclude ?? new Set<string>();
+    const lease = (this.pools.get(info.id)?.waiting.length ?? 0) === 0 ? this.take(info, exclude) : undefined;
+    if (lease) return Promise.resolve(lease);
+    const pool = this.poolOf(info);
+    const bound = WAITING_PER_SLOT * info.spec.maxInputs;
+    if (pool.waiting.length >= bound) {
+      return Promise.reject(
+        new PoolBusy(
+          `${info.appName}.${info.spec.name} has ${bound} requests waiting already: try again shortly`,
+          RETRY_FULL_S,
+        ),
+      );
+    }
+    return new Promise<WebLease>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", abort);
+        const at = pool.waiting.indexOf(waiter);
+        if (at >= 0) pool.waiting.splice(at, 1);
+      };
+      const waiter: Waiter = {
+        exclude,
+        grant: (granted) => {
+          done();
+          resolve(granted);
+        },
+        fail: (error) => {
+          done();
+          reject(error);
+        },
+      };
+      const abort = () => waiter.fail(new ApiError("CANCELLED", "the client went away"));
+      const seconds = Math.round(info.spec.startupTimeoutMs / 1000);
+      const timer = setTimeout(
+        () =>
+          waiter.fail(
+            new PoolBusy(
+              `no container of ${info.appName}.${info.spec.name} was ready within its startup timeout (${seconds}s): try again shortly, or keep one warm with minContainers`,
+              RETRY_TIMEOUT_S,
+            ),
+          ),
+        info.spec.startupTimeoutMs,
+      );
+      options.signal?.addEventListener("abort", abort, { once: true });
+      pool.waiting.push(waiter);
+      this.deps.requestAutoscale();
+    });
+  }
+
+  /** A pool's requests waiting for a slot and in flight in its containers: its load for the autoscaler. */
+  load(poolId: string): { pending: number; running: number } {
+    let running = 0;
+    for (const container of this.state.workers.containersOf(poolId)) running += this.inFlight.get(container.id) ?? 0;
+    return { pending: this.pools.get(poolId)?.waiting.length ?? 0, running };
+  }
+
+  /** The web pools with requests waiting, for the autoscaler's round. */
+  waitingPools(): string[] {
+    return [...this.pools].filter(([, pool]) => pool.waiting.length > 0).map(([id]) => id);
+  }
+
+  /** Requests in flight in one container: a container serving requests is not idle. */
+  inFlightOf(containerId: string): number {
+    return this.inFlight.get(containerId) ?? 0;
+  }
+
+  /** Hands free slots of a pool's ready containers to its waiting requests (a container started, or freed one). */
+  serveWaiting(poolId: string): void {
+    const pool = this.pools.get(poolId);
+    if (!pool) return;
+    for (let i = 0; i < pool.waiting.length; ) {
+      const waiter = pool.waiting[i]!;
+      const lease = this.take(pool.info, waiter.exclude);
+      if (!lease) {
+        i++;
+        continue;
+      }
+      waiter.grant(lease); // removes it from `waiting`
+    }
+    if (pool.waiting.length === 0) this.pools.delete(poolId);
+  }
+
+  /** A pool stopped (its app stopped, or a deploy removed it): its waiting requests get what a new one would, 404. */
+  refuseWaiting(poolId: string): void {
+    const pool = this.pools.get(poolId);
+    if (!pool) return;
+    this.pools.delete(poolId);
+    for (const waiter of [...pool.waiting]) waiter.fail(new ApiError("NOT_FOUND", "no web endpoint at this URL"));
+  }
+
+  /** The ready container of the pool with the fewest requests in flight and a free slot, now holding one more. */
+  private take(info: FunctionInfo, exclude: ReadonlySet<string>): WebLease | undefined {
+    let best: { containerId: string; workerId: string; relay: WebRelay; load: number } | undefined;
+    for (const worker of this.state.workers.all()) {
+      if (!worker.webRelay) continue;
+      for (const container of worker.containers.values()) {
+        if (container.functionId !== info.id || container.state !== "running" || exclude.has(container.id)) continue;
+        if (container.stopping) continue;
+        const load = this.inFlight.get(container.id) ?? 0;
+        if (load >= info.spec.maxInputs || (best && load >= best.load)) continue;
+        best = { containerId: container.id, workerId: worker.id, relay: worker.webRelay, load };
+      }
+    }
+    if (!best) return undefined;
+    const { containerId } = best;
+    this.inFlight.set(containerId, best.load + 1);
+    let released = false;
+    return {
+      containerId,
+      workerId: best.workerId,
+      relay: best.relay,
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.inFlight.get(containerId) ?? 1) - 1;
+        if (left > 0) this.inFlight.set(containerId, left);
+        else this.inFlight.delete(containerId);
+        this.serveWaiting(info.id);
+      },
+    };
+  }
+
+  private poolOf(info: FunctionInfo): WebPool {
+    const pool = this.pools.get(info.id) ?? { info, waiting: [] };
+    pool.info = info;
+    this.pools.set(info.id, pool);
+    return pool;
+  }
+}

@@ -1,0 +1,414 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FsBlobStore } from "@skiff/blob";
+import {
+  type FunctionSpec,
+  type LogLine,
+  REQUEST_ID_HEADER,
+  type ServerToWorker,
+  WEB_RELAY_SECRET_HEADER,
+  type WebSpec,
+} from "@skiff/protocol";
+import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Subscriber } from "../engine/hub.js";
+import { testSpec } from "../engine/test-spec.js";
+import type { WorkerConn } from "../engine/workers.js";
+import { type RunningServer, startServer } from "../server.js";
+
+const SECRET = "relay-secret-0123456789";
+
+/** A worker's web relay, played by the test: it answers for containers by path. */
+class FakeRelay {
+  server: Server = createServer((req, res) => this.handle(req, res));
+  url = "";
+  /** Requests that reached a container, by container id. */
+  readonly seen: { container: string; path: string; headers: IncomingMessage["headers"] }[] = [];
+  /** Containers the relay no longer has: it answers 503, as the real one does. */
+  readonly gone = new Set<string>();
+  inFlight = new Map<string, number>();
+  maxInFlight = 0;
+  /** Lets `/stream` write its second chunk. */
+  next: () => void = () => {};
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.headers[WEB_RELAY_SECRET_HEADER] !== SECRET) return void res.writeHead(401).end();
+    const match = /^\/containers\/([^/]+)(\/[^?]*)(\?.*)?$/.exec(req.url ?? "");
+    const container = match?.[1] ?? "";
+    const path = match?.[2] ?? "";
+    if (this.gone.has(container)) {
+      res.writeHead(503, { "content-type": "application/json" });
+      return void res.end(JSON.stringify({ error: { code: "UNAVAILABLE", message: "gone" } }));
+    }
+    this.seen.push({ container, path, headers: req.headers });
+    const load = (this.inFlight.get(container) ?? 0) + 1;
+    this.inFlight.set(container, load);
+    this.maxInFlight = Math.max(this.maxInFlight, load);
+    res.once("close", () => this.inFlight.set(container, (this.inFlight.get(container) ?? 1) - 1));
+    if (path === "/slow") await new Promise((resolve) => setTimeout(resolve, 100));
+    if (path === "/die") return void req.socket.destroy();
+    if (path === "/die-mid") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("partial");
+      setTimeout(() => req.socket.destroy(), 20);
+      return;
+    }
+    if (path === "/stream") {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("data: one\n\n");
+      await new Promise<void>((resolve) => {
+        this.next = resolve;
+      });
+      return void res.end("data: two\n\n");
+    }
+    if (path === "/late") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.flushHeaders();
+      await new Promise<void>((resolve) => {
+        this.next = resolve;
+      });
+      return void res.end("late");
+    }
+    if (path === "/upload") {
+      const hash = createHash("sha256");
+      let bytes = 0;
+      for await (const chunk of req) {
+        hash.update(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+      }
+      return void res.end(JSON.stringify({ bytes, sha256: hash.digest("hex") }));
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ container, path, query: match?.[3] ?? "", method: req.method }));
+  }
+}
+
+const web = (label: string, more: Partial<WebSpec> = {}): FunctionSpec =>
+  testSpec({
+    name: label.replaceAll("-", "_"),
+    maxInputs: 2,
+    web: { kind: "fetch", label, docs: false, requiresProxyAuth: false, ...more },
+  });
+
+describe("web gateway", () => {
+  let dir: string;
+  let store: Store;
+  let server: RunningServer;
+  let relay: FakeRelay;
+  let userToken: string;
+  const sent: ServerToWorker[] = [];
+  /** Whether the fake worker reports a container started as soon as it is asked for one. */
+  let autoStart = true;
+  const worker: WorkerConn = {
+    id: "wk-web",
+    name: "web",
+    capacity: { cpu: 64, memoryMiB: 65_536 },
+    containers: new Map(),
+    send: (message) => {
+      sent.push(message);
+      if (message.t === "start" && autoStart) void started(message.containerId);
+    },
+  };
+  const started = (containerId: string) => server.control.workerMessage(worker, { t: "started", containerId });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "skiff-gateway-"));
+    store = new Store(await openPglite());
+    server = await startServer({ store, blobs: new FsBlobStore(join(dir, "blobs")), log: pino({ level: "silent" }) });
+    relay = new FakeRelay();
+    await relay.listen();
+    worker.webRelay = { url: relay.url, secret: SECRET };
+    await server.control.workerConnected(worker, "process", [], []);
+    userToken = (await server.tokens.create({ kind: "user", name: "t", workspace: LOCAL_WORKSPACE })).credential;
+  });
+
+  afterEach(() => {
+    autoStart = true;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await new Promise((resolve) => relay?.server.close(resolve));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  let deploys = 0;
+  async function deploy(app: string, specs: FunctionSpec[], workspace = LOCAL_WORKSPACE) {
+    const deployed = await store.apps.deploy({
+      workspace,
+      name: app,
+      env: "main",
+      bundleHash: `b${deploys++}`,
+      functions: specs,
+    });
+    await server.control.deployed(deployed.app, deployed.functions);
+    return deployed;
+  }
+  const get = (path: string, headers: Record<string, string> = {}) => fetch(new URL(path, server.url), { headers });
+
+  it("routes /w/ENV/APP/LABEL/REST to a container, with the query, the request id and x-forwarded-*", async () => {
+    await deploy("hello", [web("greet")]);
+    const response = await get("/w/main/hello/greet/docs/page?x=1");
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { path: string; query: string; container: string };
+    expect(body).toMatchObject({ path: "/docs/page", query: "?x=1" });
+    const seen = relay.seen.at(-1)!;
+    expect(seen.headers[REQUEST_ID_HEADER]).toBe(response.headers.get(REQUEST_ID_HEADER));
+    expect(seen.headers["x-forwarded-prefix"]).toBe("/w/main/hello/greet");
+    expect((await get("/w/main/hello/greet")).status).toBe(200);
+    expect(relay.seen.at(-1)!.path).toBe("/");
+  });
+
+  it("refuses a WebSocket upgrade to a web endpoint, saying it is not supported yet", async () => {
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const upgrade = request(new URL("/w/main/hello/greet/ws", server.url), {
+        headers: { connection: "Upgrade", upgrade: "websocket" },
+      });
+      upgrade.on("response", async (res) => {
+        let body = "";
+        for await (const part of res) body += part;
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      upgrade.on("error", reject);
+      upgrade.end();
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toContain("do not take WebSocket upgrades yet");
+  });
+
+  it("answers 404 alike for unknown environments, apps, labels and other workspaces' apps", async () => {
+    const b = await server.tokens.createWorkspace("b");
+    await deploy("theirs", [web("secret")], b.id);
+    expect((await get("/w/main.b/theirs/secret/")).status).toBe(200);
+    const bodies = new Set<string>();
+    for (const path of [
+      "/w/main/theirs/secret/",
+      "/w/staging/hello/greet/",
+      "/w/main/nope/greet",
+      "/w/main/hello/nope",
+      "/w/x",
+    ]) {
+      const response = await get(path);
+      expect(response.status, path).toBe(404);
+      const { error } = (await response.json()) as { error: { code: string; message: string } };
+      bodies.add(JSON.stringify({ code: error.code, message: error.message }));
+    }
+    expect([...bodies]).toEqual([JSON.stringify({ code: "NOT_FOUND", message: "no web endpoint at this URL" })]);
+  });
+
+  it("refuses a label another running app of the environment uses, and one label twice in an app", async () => {
+    const bundle = randomBytes(16);
+    const hash = createHash("sha256").update(bundle).digest("hex");
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(new URL(path, server.url), {
+        method,
+        headers: { authorization: `Bearer ${userToken}`, "content-type": "application/json" },
+        body: body instanceof Uint8Array ? body : JSON.stringify(body),
+      });
+    expect((await api("PUT", `/v1/blobs/${hash}`, bundle)).status).toBe(200);
+    const manifest = (name: string, specs: FunctionSpec[]) => ({
+      manifest: { name, functions: specs },
+      bundleHash: hash,
+    });
+    expect((await api("POST", "/v1/deploy", manifest("one", [web("shared")]))).status).toBe(200);
+    expect((await api("POST", "/v1/deploy", manifest("one", [web("shared")]))).status).toBe(200);
+    const clash = await api("POST", "/v1/deploy", manifest("two", [web("shared")]));
+    expect(clash.status).toBe(409);
+    const { error } = (await clash.json()) as { error: { message: string } };
+    expect(error.message).toMatch(/"shared" is in use .* by one\.shared .*skiff app stop/);
+    const run = await api("POST", "/v1/apps", { ...manifest("three", [web("shared")]), mode: "ephemeral" });
+    expect(run.status).toBe(409);
+    const twice = await api("POST", "/v1/deploy", manifest("four", [web("dup"), { ...web("dup"), name: "other" }]));
+    expect(twice.status).toBe(400);
+    expect(((await twice.json()) as { error: { message: string } }).error.message).toContain(
+      'both have the label "dup"',
+    );
+  });
+
+  it("lets only a proxy token of the workspace through to an endpoint that requires proxy auth", async () => {
+    await deploy("private", [web("inside", { requiresProxyAuth: true })]);
+    const before = relay.seen.length;
+    const proxy = await server.tokens.create({ kind: "proxy", name: "p", workspace: LOCAL_WORKSPACE });
+    const b = (await server.tokens.listWorkspaces()).find((w) => w.name === "b")!;
+    const theirs = await server.tokens.create({ kind: "proxy", name: "p", workspace: b.id });
+    const user = await server.tokens.create({ kind: "user", name: "u", workspace: LOCAL_WORKSPACE });
+    const as = (t: { token: { id: string }; secret: string }) => ({
+      "skiff-key": t.token.id,
+      "skiff-secret": t.secret,
+    });
+    for (const headers of [{}, as(theirs), as(user), { "skiff-key": proxy.token.id, "skiff-secret": "sk-wrong" }]) {
+      const response = await get("/w/main/private/inside/", headers);
+      expect(response.status).toBe(401);
+      expect(await response.text()).toContain("skiff token create --proxy");
+    }
+    expect(relay.seen.length).toBe(before);
+    const ok = await get("/w/main/private/inside/", as(proxy));
+    expect(ok.status).toBe(200);
+    expect(relay.seen.at(-1)!.headers["skiff-secret"]).toBeUndefined();
+    // A proxy token opens web endpoints only, never the API.
+    const apiCall = await fetch(new URL("/v1/apps", server.url), {
+      headers: { authorization: `Bearer ${proxy.credential}` },
+    });
+    expect(apiCall.status).toBe(403);
+  });
+
+  it("keeps each container under maxInputs requests at once, spreading them", async () => {
+    await deploy("busy", [{ ...web("work"), maxInputs: 2, maxContainers: 2 }]);
+    relay.maxInFlight = 0;
+    const responses = await Promise.all(Array.from({ length: 8 }, () => get("/w/main/busy/work/slow")));
+    expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(relay.maxInFlight).toBeLessThanOrEqual(2);
+    const containers = new Set(relay.seen.filter((s) => s.path === "/slow").map((s) => s.container));
+    expect(containers.size).toBe(2);
+  });
+
+  it("scales from zero: a request waits, the autoscaler asks for a container, `started` serves it", async () => {
+    autoStart = false;
+    await deploy("cold", [web("start")]);
+    sent.length = 0;
+    const pending = get("/w/main/cold/start/");
+    let start: Extract<ServerToWorker, { t: "start" }> | undefined;
+    for (let i = 0; i < 100 && !start; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      start = sent.find((m): m is Extract<ServerToWorker, { t: "start" }> => m.t === "start");
+    }
+    expect(start?.spec.web?.label).toBe("start");
+    await started(start!.containerId);
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { container: string }).container).toBe(start!.containerId);
+  });
+
+  it("answers 503 with Retry-After when no container is ready within the startup timeout, and at once when the queue is full", async () => {
+    autoStart = false;
+    await deploy("never", [{ ...web("late"), maxInputs: 1, startupTimeoutMs: 300 }]);
+    const late = await get("/w/main/never/late/");
+    expect(late.status).toBe(503);
+    expect(late.headers.get("retry-after")).toBeTruthy();
+    expect(await late.text()).toContain("startup timeout");
+
+    await deploy("full", [{ ...web("queue"), maxInputs: 1, startupTimeoutMs: 10_000 }]);
+    const controller = new AbortController();
+    const waiting = Array.from({ length: 100 }, () =>
+      fetch(new URL("/w/main/full/queue/", server.url), { signal: controller.signal }).catch(() => undefined),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = await get("/w/main/full/queue/");
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    controller.abort();
+    await Promise.all(waiting);
+  });
+
+  it("streams: a response's chunks arrive one by one, and a large upload streams through", async () => {
+    await deploy("streams", [web("sse")]);
+    const response = await get("/w/main/streams/sse/stream");
+    expect(response.headers.get("content-type")).toBe("text/event-stream");
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toBe("data: one\n\n");
+    relay.next();
+    let rest = "";
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += new TextDecoder().decode(chunk.value);
+    expect(rest).toBe("data: two\n\n");
+    // Headers reach the client before the first chunk is written.
+    const late = await get("/w/main/streams/sse/late");
+    expect(late.status).toBe(200);
+    relay.next();
+    expect(await late.text()).toBe("late");
+
+    const chunk = randomBytes(1024 * 1024);
+    const expected = createHash("sha256");
+    const uploaded = await new Promise<string>((resolve, reject) => {
+      const upload = request(new URL("/w/main/streams/sse/upload", server.url), { method: "POST" }, async (res) => {
+        let text = "";
+        for await (const part of res) text += part;
+        resolve(text);
+      });
+      upload.on("error", reject);
+      let sentChunks = 0;
+      const write = () => {
+        while (sentChunks < 32) {
+          expected.update(chunk);
+          sentChunks++;
+          if (!upload.write(chunk)) return void upload.once("drain", write);
+        }
+        upload.end();
+      };
+      write();
+    });
+    expect(JSON.parse(uploaded)).toEqual({ bytes: 32 * 1024 * 1024, sha256: expected.digest("hex") });
+  });
+
+  it("sends a request again to another container when the relay says its container is gone", async () => {
+    await deploy("moving", [{ ...web("retry"), maxInputs: 1, maxContainers: 2, minContainers: 2 }]);
+    let containers: string[] = [];
+    for (let i = 0; i < 100 && containers.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      containers = [...worker.containers.values()]
+        .filter(
+          (c) =>
+            c.state === "running" &&
+            sent.some((m) => m.t === "start" && m.containerId === c.id && m.spec.web?.label === "retry"),
+        )
+        .map((c) => c.id);
+    }
+    relay.gone.add(containers[0]!);
+    for (let i = 0; i < 4; i++) {
+      const response = await get("/w/main/moving/retry/");
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { container: string }).container).toBe(containers[1]);
+    }
+  });
+
+  it("answers 502 naming the request id when the container fails before answering, and cuts a response it fails in", async () => {
+    await deploy("fragile", [web("crash")]);
+    const response = await get("/w/main/fragile/crash/die");
+    expect(response.status).toBe(502);
+    const { error } = (await response.json()) as { error: { message: string; requestId: string } };
+    expect(error.requestId).toBe(response.headers.get(REQUEST_ID_HEADER));
+    expect(error.message).toContain(error.requestId);
+    const mid = await get("/w/main/fragile/crash/die-mid");
+    expect(mid.status).toBe(200);
+    await expect(mid.text()).rejects.toThrow();
+    expect((await get("/w/main/fragile/crash/")).status).toBe(200);
+  });
+
+  it("logs each request to the app's log watchers, and refuses calls to a web function with its URL", async () => {
+    const { app, functions } = await deploy("logged", [web("seen")]);
+    const lines: LogLine[] = [];
+    const watcher: Subscriber = { pushResults: () => {}, pushLogs: (more) => lines.push(...more), endLogs: () => {} };
+    await server.control.subscribeLogs(LOCAL_WORKSPACE, app.id, watcher);
+    await (await get("/w/main/logged/seen/page?q=1")).text();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lines.map((l) => l.line).find((l) => l.startsWith("GET /page?q=1 200"))).toMatch(/ \d+ms$/);
+    expect(lines.every((l) => l.stream === "system" && l.containerId.startsWith("ct-"))).toBe(true);
+    server.control.removeSubscriber(watcher);
+    const call = server.control.submit(
+      {
+        t: "submit",
+        rid: 1,
+        functionId: functions[0]!.id,
+        callId: "00000000-0000-4000-8000-00000000000a",
+        total: 1,
+        subscribe: false,
+        resent: false,
+        inputs: [{ idx: 0, args: { inline: new Uint8Array([0x80]) } }],
+      },
+      undefined,
+      { workspace: LOCAL_WORKSPACE },
+    );
+    await expect(call).rejects.toThrow("call it over HTTP at /w/main/logged/seen");
+  });
+});

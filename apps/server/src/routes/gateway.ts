@@ -1,0 +1,227 @@
+import { randomUUID } from "node:crypto";
+import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
+import { pipeline } from "node:stream/promises";
+import { HTTP_STATUS, REQUEST_ID_HEADER } from "@skiff/protocol";
+import type { Store } from "@skiff/store";
+import type { Logger } from "pino";
+import type { ControlPlane } from "../engine/control-plane.js";
+import type { FunctionInfo } from "../engine/state.js";
+import { PoolBusy, type WebLease } from "../engine/systems/web.js";
+import { parseWebPath, type WebAddress } from "../engine/web-path.js";
+import { ApiError, apiErrorOf } from "../errors.js";
+import { endToEnd, relayHeaders } from "./proxy-headers.js";
+import { ReplayableBody } from "./replayable-body.js";
+
+/** How long a URL's function id is remembered, so that a request costs no store query. */
+const ROUTE_MEMORY_MS = 1000;
+
+const NO_ENDPOINT = "no web endpoint at this URL";
+const PROXY_AUTH =
+  "this endpoint requires proxy auth: send a proxy token of its workspace as the Skiff-Key and Skiff-Secret headers (`skiff token create --proxy`)";
+
+/** One request on its way through the gateway. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  info: FunctionInfo;
+  address: WebAddress;
+  search: string;
+  requestId: string;
+  body: ReplayableBody;
+  /** Cancels a wait for a container when the client goes away. */
+  gone: AbortController;
+  /** The container slot it holds, if any: freed when the exchange ends. */
+  lease: WebLease | undefined;
+  /** The request to the relay now, if any: cut when the client goes away. */
+  upstream: ClientRequest | undefined;
+}
+
+/** Whether a request's path is the gateway's (`/w/...`) rather than the API's. */
+export function isGatewayPath(url: string | undefined): boolean {
+  return url?.startsWith("/w/") === true;
+}
+
+/**
+ * The web gateway: `/w/ENV/APP/LABEL/REST` reaches the web function labelled LABEL of app APP in that
+ * environment, through its worker's relay to a container, streaming both ways. Public URLs (no API token),
+ * but for functions with `requiresProxyAuth`. It runs on Node's request and response directly: bodies of
+ * any size stream with backpressure, and a response's chunks (SSE) go out as they come.
+ */
+export class WebGateway {
+  private readonly routes = new Map<string, { functionId: string; at: number }>();
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly deps: { store: Store; control: ControlPlane; log: Logger }) {}
+
+  /** Answers one request whose path is the gateway's. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const requestId = randomUUID();
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    this.route(req, res, requestId).catch((error: Error) => {
+      if (error instanceof ApiError && error.code === "CANCELLED") return;
+      const refusal = apiErrorOf(error);
+      if (refusal.code === "INTERNAL") this.deps.log.error({ err: error, requestId }, "web request failed");
+      if (error instanceof PoolBusy) res.setHeader("retry-after", String(error.retryAfterS));
+      answer(res, HTTP_STATUS[refusal.code], { error: { ...refusal.body().error, requestId } });
+    });
+  }
+
+  /** Lets go of the relays' kept-alive connections (the server is shutting down). */
+  close(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const started = performance.now();
+    const raw = req.url ?? "/";
+    const query = raw.indexOf("?");
+    const address = parseWebPath(query < 0 ? raw : raw.slice(0, query));
+    const info = address && (await this.resolve(address));
+    if (!address || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
+    const exchange: Exchange = {
+      req,
+      res,
+      info,
+      address,
+      search: query < 0 ? "" : raw.slice(query),
+      requestId,
+      body: new ReplayableBody(req),
+      gone: new AbortController(),
+      lease: undefined,
+      upstream: undefined,
+    };
+    res.once("close", () => {
+      exchange.gone.abort();
+      exchange.lease?.release();
+      if (!res.writableFinished) exchange.upstream?.destroy();
+      const ms = Math.round(performance.now() - started);
+      // 499: the client went away before an answer started.
+      const status = res.headersSent ? res.statusCode : 499;
+      const line = `${req.method} ${address.rest}${exchange.search} ${status} ${ms}ms`;
+      this.deps.control.web.logRequest(info, exchange.lease?.containerId ?? "ct-server", line);
+    });
+    if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
+      throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
+    const lease = await this.deps.control.web.acquire(info, { signal: exchange.gone.signal });
+    this.forward(exchange, lease, false);
+  }
+
+  /** The running web function a URL names, remembered a second; undefined when there is none. */
+  private async resolve(address: WebAddress): Promise<FunctionInfo | undefined> {
+    const key = `${address.workspaceName}/${address.env}/${address.app}/${address.label}`;
+    const remembered = this.routes.get(key);
+    if (remembered && performance.now() - remembered.at < ROUTE_MEMORY_MS) {
+      const info = await this.deps.control.web.find(remembered.functionId);
+      if (info?.spec.web?.label === address.label) return info;
+    }
+    this.routes.delete(key);
+    const found = await this.deps.store.apps.findWebFunction(address);
+    if (!found) return undefined;
+    this.routes.set(key, { functionId: found.functionId, at: performance.now() });
+    const info = await this.deps.control.web.find(found.functionId);
+    return info?.spec.web?.label === address.label ? info : undefined;
+  }
+
+  /** Whether the request carries a proxy token of the function's workspace. */
+  private async proxyAuthorized(req: IncomingMessage, info: FunctionInfo): Promise<boolean> {
+    const key = req.headers["skiff-key"];
+    const secret = req.headers["skiff-secret"];
+    if (typeof key !== "string" || typeof secret !== "string") return false;
+    const principal = await this.deps.store.tokens.verify(`${key}:${secret}`);
+    return principal?.kind === "proxy" && principal.workspace === info.workspace;
+  }
+
+  /**
+   * Sends the request to the leased container through its worker's relay, and its answer back. A relay
+   * that says the container is gone (503) before anything was answered gets the request sent once more,
+   * to another container, if its body was kept; a relay or container failing before answering is a 502.
+   */
+  private forward(exchange: Exchange, lease: WebLease, retried: boolean): void {
+    const { req, res, address, body, requestId } = exchange;
+    // The client left while the slot was being granted: nothing will release it but this.
+    if (exchange.gone.signal.aborted) {
+      lease.release();
+      return;
+    }
+    exchange.lease = lease;
+    const upstream = request(`${lease.relay.url}/containers/${lease.containerId}${address.rest}${exchange.search}`, {
+      method: req.method,
+      agent: this.agentFor(lease.relay.url),
+      headers: relayHeaders(req.headers, {
+        secret: lease.relay.secret,
+        requestId,
+        remoteAddress: req.socket.remoteAddress,
+        prefix: address.prefix,
+      }),
+    });
+    exchange.upstream = upstream;
+    let abandoned = false;
+    upstream.on("response", (answer) => {
+      if (answer.statusCode === 503 && !retried && body.replayable && !res.headersSent) {
+        abandoned = true;
+        body.detach();
+        upstream.destroy();
+        lease.release();
+        this.deps.control.web
+          .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: exchange.gone.signal })
+          .then((next) => this.forward(exchange, next, true))
+          .catch((error: Error) => this.refuse(exchange, error));
+        return;
+      }
+      res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
+      // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
+      const early = setImmediate(() => res.flushHeaders());
+      const sent = () => clearImmediate(early);
+      answer.once("data", sent).once("end", sent).once("error", sent);
+      pipeline(answer, res).catch(() => res.destroy());
+    });
+    upstream.on("error", (error) => {
+      if (abandoned) return;
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      this.deps.log.warn({ err: error, requestId, container: lease.containerId }, "web request failed in its relay");
+      answer(res, 502, {
+        error: {
+          code: "CONTAINER_CRASHED",
+          message: `the container failed while answering request ${requestId}: try again (a new request gets a working container)`,
+          requestId,
+        },
+      });
+    });
+    body.sendTo(upstream);
+  }
+
+  /** Answers a request whose retry could not get another container. */
+  private refuse(exchange: Exchange, error: Error): void {
+    if (error instanceof ApiError && error.code === "CANCELLED") return;
+    const refusal = apiErrorOf(error);
+    if (error instanceof PoolBusy) exchange.res.setHeader("retry-after", String(error.retryAfterS));
+    answer(exchange.res, HTTP_STATUS[refusal.code], {
+      error: { ...refusal.body().error, requestId: exchange.requestId },
+    });
+  }
+
+  /** One kept-alive connection pool per worker relay. */
+  private agentFor(url: string): Agent {
+    let agent = this.agents.get(url);
+    if (!agent) {
+      agent = new Agent({ keepAlive: true, scheduling: "lifo" });
+      this.agents.set(url, agent);
+    }
+    return agent;
+  }
+}
+
+/** A JSON answer from the gateway itself, unless an answer has started already. */
+function answer(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}

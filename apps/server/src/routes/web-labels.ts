@@ -1,0 +1,34 @@
+import type { FunctionSpec } from "@skiff/protocol";
+import type { Scope, Store } from "@skiff/store";
+import { ApiError } from "../errors.js";
+
+/**
+ * Refuses an app whose web labels clash: two web functions of the app with one label (BAD_REQUEST), or a
+ * label another running app of the environment uses (CONFLICT, naming it). `deployedName`: the deployed app
+ * this version replaces, whose labels are its own.
+ */
+export async function checkWebLabels(
+  store: Store,
+  scope: Scope,
+  specs: FunctionSpec[],
+  deployedName?: string,
+): Promise<void> {
+  const byLabel = new Map<string, string>();
+  for (const spec of specs) {
+    if (!spec.web) continue;
+    const other = byLabel.get(spec.web.label);
+    if (other !== undefined) {
+      throw new ApiError(
+        "BAD_REQUEST",
+        `web functions "${other}" and "${spec.name}" both have the label "${spec.web.label}": give one another \`label\``,
+      );
+    }
+    byLabel.set(spec.web.label, spec.name);
+  }
+  const [clash] = await store.apps.webLabelsInUse(scope, [...byLabel.keys()], deployedName);
+  if (!clash) return;
+  throw new ApiError(
+    "CONFLICT",
+    `the web label "${clash.label}" is in use in environment "${scope.env}" by ${clash.appName}.${clash.functionName} (app ${clash.appId}): give "${byLabel.get(clash.label)}" another \`label\`, or stop that app first (\`skiff app stop ${clash.appId}\`)`,
+  );
+}
