@@ -34,3 +34,23 @@ export function webPath(address: WebFunctionAddress): string {
 export function webUrl(serverUrl: string, address: WebFunctionAddress): string {
   return `${serverUrl.replace(/\/+$/, "")}${webPath(address)}`;
 }
+
+/** What a gateway path `/w/ENV/APP/LABEL/REST` names, with the part the handler sees. */
+export interface WebAddress extends WebFunctionAddress {
+  /** The path the handler sees, from its `/` (without the query). */
+  rest: string;
+  /** `/w/ENV/APP/LABEL`: what the handler's paths sit under, for `x-forwarded-prefix`. */
+  prefix: string;
+}
+
+/** The parts of a gateway path (`/w/...`, no query), or undefined when it does not name a web function. */
+export function parseWebPath(path: string): WebAddress | undefined {
+  const match = /^\/w\/([^/]+)\/([^/]+)\/([^/]+)(\/.*)?$/.exec(path);
+  if (!match) return undefined;
+  const [, envPart, app, label, rest] = match as unknown as [string, string, string, string, string | undefined];
+  const dot = envPart.indexOf(".");
+  const env = dot < 0 ? envPart : envPart.slice(0, dot);
+  const workspaceName = dot < 0 ? LOCAL_WORKSPACE_NAME : envPart.slice(dot + 1);
+  if (!env || !workspaceName || workspaceName.includes(".")) return undefined;
+  return { workspaceName, env, app, label, rest: rest ?? "/", prefix: `/w/${envPart}/${app}/${label}` };
+}

@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { HTTP_STATUS, REQUEST_ID_HEADER } from "@skiff/protocol";
+import { HTTP_STATUS, parseWebPath, REQUEST_ID_HEADER, type WebAddress } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
 import type { ControlPlane } from "../engine/control-plane.js";
 import type { FunctionInfo } from "../engine/state.js";
 import { PoolBusy, type WebLease } from "../engine/systems/web.js";
-import { parseWebPath, type WebAddress } from "../engine/web-path.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 import { endToEnd, relayHeaders } from "./proxy-headers.js";
 import { ReplayableBody } from "./replayable-body.js";

@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { type ClientMessage, encodeMessage, failurePayload, type Payload } from "@skiff/protocol";
+import { type ClientMessage, encodeMessage, failurePayload, type Payload, webPath } from "@skiff/protocol";
 import { INPUT_ID_BLOCK } from "@skiff/store";
 import { ApiError } from "../../errors.js";
 import { type Subscriber, toResult } from "../hub.js";
 import type { QueuedInput } from "../queue.js";
 import type { Caller, CallState, EngineState, FunctionInfo } from "../state.js";
-import { webPath } from "../web-path.js";
 import type { AttemptSystem } from "./attempts.js";
 import { type PoolSystem, reaches } from "./pools.js";
 
