@@ -131,6 +131,14 @@ export class WebRelay {
       headers: forwardedHeaders(req.headers, this.secret),
     });
     upstream.on("response", (answer) => {
+      // Answered before the body was all sent (a refusal): the rest is read and dropped here, so that the
+      // server's connection stays usable and never sees it reset while still sending.
+      answer.once("end", () => {
+        if (upstream.writableFinished) return;
+        req.unpipe(upstream);
+        upstream.destroy();
+        req.resume();
+      });
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.headers));
       // Headers go out now, not with the first body chunk: a client of a slow stream learns its status at once.
       res.flushHeaders();

@@ -225,7 +225,7 @@ describe("web gateway", () => {
     const clash = await api("POST", "/v1/deploy", manifest("two", [web("shared")]));
     expect(clash.status).toBe(409);
     const { error } = (await clash.json()) as { error: { message: string } };
-    expect(error.message).toMatch(/"shared" is in use .* by one\.shared .*skiff app stop/);
+    expect(error.message).toMatch(/in use .*"shared" \(\w+\) by one\.shared.*skiff app stop/);
     const run = await api("POST", "/v1/apps", { ...manifest("three", [web("shared")]), mode: "ephemeral" });
     expect(run.status).toBe(409);
     const twice = await api("POST", "/v1/deploy", manifest("four", [web("dup"), { ...web("dup"), name: "other" }]));

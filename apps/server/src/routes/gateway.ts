@@ -168,6 +168,11 @@ export class WebGateway {
           .catch((error: Error) => this.refuse(exchange, error));
         return;
       }
+      // Answered before the body was all sent (a refusal): neither connection can carry another request.
+      if (!req.complete) res.shouldKeepAlive = false;
+      answer.once("end", () => {
+        if (!upstream.writableFinished) upstream.destroy();
+      });
       res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
       // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
       const early = setImmediate(() => res.flushHeaders());

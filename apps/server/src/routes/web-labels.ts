@@ -25,10 +25,14 @@ export async function checkWebLabels(
     }
     byLabel.set(spec.web.label, spec.name);
   }
-  const [clash] = await store.apps.webLabelsInUse(scope, [...byLabel.keys()], deployedName);
-  if (!clash) return;
+  const clashes = await store.apps.webLabelsInUse(scope, [...byLabel.keys()], deployedName);
+  if (clashes.length === 0) return;
+  const held = clashes.map(
+    (clash) => `"${clash.label}" (${byLabel.get(clash.label)}) by ${clash.appName}.${clash.functionName}`,
+  );
+  const apps = [...new Set(clashes.map((clash) => clash.appId))];
   throw new ApiError(
     "CONFLICT",
-    `the web label "${clash.label}" is in use in environment "${scope.env}" by ${clash.appName}.${clash.functionName} (app ${clash.appId}): give "${byLabel.get(clash.label)}" another \`label\`, or stop that app first (\`skiff app stop ${clash.appId}\`)`,
+    `web labels are in use in environment "${scope.env}": ${held.join(", ")}; give those functions another \`label\`, or stop ${apps.length === 1 ? "that app" : "those apps"} first (${apps.map((id) => `\`skiff app stop ${id}\``).join(", ")})`,
   );
 }

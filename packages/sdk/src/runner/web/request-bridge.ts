@@ -34,6 +34,7 @@ function bodyStream(message: IncomingMessage): ReadableStream<Uint8Array> {
         if ((controller.desiredSize ?? 0) <= 0) message.pause();
       });
       message.on("end", () => {
+        if (settled) return;
         settled = true;
         controller.close();
       });
@@ -46,13 +47,13 @@ function bodyStream(message: IncomingMessage): ReadableStream<Uint8Array> {
     pull() {
       message.resume();
     },
-    // The handler wants no more of it (an endpoint refusing a large body): the rest stays unread, and
-    // the connection closes after the response (see writeResponse) instead of the socket at once, which
-    // would lose the response.
+    // The handler wants no more of it (an endpoint refusing a large body): the rest is read and dropped,
+    // so the connection stays usable. Closing it instead would reset it under the relay, which may still
+    // be sending the body, and lose the answer or the next request on the connection.
     cancel() {
       settled = true;
       message.removeAllListeners("data");
-      message.pause();
+      message.resume();
     },
   });
 }
@@ -69,13 +70,16 @@ function readNow(read: Promise<Read>): Promise<Read | typeof PENDING> {
  * Writes a Response to a node response: its status and headers, then its body chunk by chunk as the
  * handler produces it, waiting for the socket to drain (never buffering the whole). Headers go at once if
  * the first chunk is not ready (an event stream's client sees them before the first event); a body that is
- * whole at once goes with a Content-Length in one write. A client that goes away cancels the body. The
- * connection is closed after a response sent before its request's body was all read.
+ * whole at once goes with a Content-Length in one write. A client that goes away cancels the body.
  */
 export async function writeResponse(res: ServerResponse, response: Response, head: boolean): Promise<void> {
   res.statusCode = response.status;
-  // A request body not read to its end would block the next request on this connection: close it after.
-  if (!res.req.complete) res.shouldKeepAlive = false;
+  // A body the handler left unread is read and dropped once the answer is sent, so the connection stays usable.
+  res.once("finish", () => {
+    if (res.req.complete) return;
+    res.req.removeAllListeners("data");
+    res.req.resume();
+  });
   if (response.statusText) res.statusMessage = response.statusText;
   for (const [name, value] of response.headers) {
     if (name !== "set-cookie") res.setHeader(name, value);

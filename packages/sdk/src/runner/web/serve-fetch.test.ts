@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { type IncomingMessage, request } from "node:http";
+import { Agent, type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -167,17 +167,33 @@ describe("serveFetch", () => {
     expect(logged).toHaveBeenCalledWith(expect.stringContaining("req-42"), expect.any(Error));
   });
 
-  it("answers an endpoint's 413 to a large upload it does not read, then closes the connection", async () => {
+  it("answers an endpoint's 413 to a large upload it does not read, and the connection serves the next request", async () => {
     const app = new App("t");
     const upload = app.endpoint({ maxBodySize: "1KiB", body: z.object({}) }, () => "read");
     const socketPath = await serve((request) => upload.local(request));
-    const { req, response } = open(socketPath, "/", { method: "POST" });
-    req.on("error", () => {}); // the server may close while the rest is still being sent
-    req.write(Buffer.alloc(512 * 1024, 32));
-    const res = await response;
-    expect(res.statusCode).toBe(413);
-    expect(res.headers.connection).toBe("close");
-    expect(JSON.parse(await text(res)).error.code).toBe("PAYLOAD_TOO_LARGE");
+    // One connection for both requests: the second must not wait behind the first's unread body.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = request({ socketPath, path: "/", method: "POST", agent });
+      const answered = new Promise<IncomingMessage>((resolve, reject) =>
+        first.on("response", resolve).on("error", reject),
+      );
+      first.write(Buffer.alloc(512 * 1024, 32));
+      const res = await answered;
+      expect(res.statusCode).toBe(413);
+      expect(res.headers.connection).not.toBe("close");
+      expect(JSON.parse(await text(res)).error.code).toBe("PAYLOAD_TOO_LARGE");
+      first.end(Buffer.alloc(512 * 1024, 32));
+      const second = request({ socketPath, path: "/docs", method: "GET", agent });
+      second.end();
+      const next = await new Promise<IncomingMessage>((resolve, reject) =>
+        second.on("response", resolve).on("error", reject),
+      );
+      expect(next.statusCode).toBe(404);
+      await text(next);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("runs at most maxConcurrent requests at once; the others wait their turn", async () => {
