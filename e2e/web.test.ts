@@ -1,50 +1,22 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, fixtureVariant, hasCommand, ROOT, Stack } from "./stack.js";
+import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
+import {
+  cliListsContainerOf,
+  containersOf,
+  curl,
+  curlAvailable,
+  textOf,
+  urlsIn,
+  waitUntil,
+  webRuntimes,
+} from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web.ts";
 const SERVE_FIXTURE = "e2e/fixtures/web-serve.ts";
 const MiB = 1024 * 1024;
-const root = process.getuid?.() === 0;
-const containerRuntimes = [
-  { name: "gvisor", available: root && hasCommand("runsc") },
-  { name: "runc", available: root && hasCommand("runc") },
-];
-// Where neither container runtime exists, the suite still runs once, on plain processes.
-const runtimes = containerRuntimes.some((r) => r.available)
-  ? containerRuntimes
-  : [{ name: "process", available: true }];
-const curlAvailable = hasCommand("curl");
-
-interface Container {
-  id: string;
-  function: string;
-}
-
-/** A URL line as `skiff deploy` and `skiff serve` print it: `skiff   LABEL  URL`. */
-const URL_LINE = /^skiff\s+([a-z0-9-]+)\s+(https?:\/\/\S+\/w\/\S+)$/;
-
-/** The URL of each label that a command printed. */
-function urlsIn(output: string): Record<string, string> {
-  const urls: Record<string, string> = {};
-  for (const line of output.split("\n")) {
-    const match = URL_LINE.exec(line.trim());
-    if (match) urls[match[1]!] = match[2]!;
-  }
-  return urls;
-}
-
-/** `curl -sS ARGS`, with the status code it got: the last line of what `-w` adds. */
-async function curl(args: string[]): Promise<{ status: number; body: string }> {
-  const { stdout } = await promisify(execFile)("curl", ["-sS", "-w", "\n%{http_code}", ...args], {
-    maxBuffer: 16 * MiB,
-  });
-  const at = stdout.lastIndexOf("\n");
-  return { status: Number(stdout.slice(at + 1)), body: stdout.slice(0, at) };
-}
 
 /** A process's resident memory in MiB (Linux). */
 function rssMiB(pid: number): number {
@@ -79,38 +51,18 @@ async function eventTimes(chunks: AsyncIterable<string>): Promise<number[]> {
   return times;
 }
 
-async function* textOf(body: ReadableStream<Uint8Array>): AsyncIterable<string> {
-  const decoder = new TextDecoder();
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    yield decoder.decode(value, { stream: true });
-  }
-}
-
 /**
  * Web functions through the real CLI, server gateway, worker relay and containers, with real HTTP clients
  * (node's fetch, which is undici, and curl): typed endpoints, a Hono app, streaming both ways, concurrency
  * per container, scale from zero, the errors a client can cause, and `skiff serve`.
  */
-for (const runtime of runtimes) {
+for (const runtime of webRuntimes) {
   describe.skipIf(!runtime.available)(`web functions on ${runtime.name}`, () => {
     let stack: Stack;
     let urls: Record<string, string>;
 
-    const containers = async (fn: string): Promise<Container[]> => {
-      const { containers } = await stack.api<{ containers: Container[] }>("/v1/containers");
-      return containers.filter((c) => c.function === fn);
-    };
-
-    const waitFor = async (what: string, check: () => Promise<boolean>, ms = 90_000) => {
-      const deadline = Date.now() + ms;
-      while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}:\n${stack.logs().slice(-3000)}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    };
+    const containers = (fn: string) => containersOf(stack, fn);
+    const waitFor = (what: string, check: () => Promise<boolean>, ms?: number) => waitUntil(stack, what, check, ms);
 
     beforeAll(async () => {
       stack = await Stack.start({ runtime: runtime.name });
@@ -292,10 +244,7 @@ for (const runtime of runtimes) {
       const response = await fetch(`${urls.hello}?name=zero`);
       expect(response.status).toBe(200);
       expect(await response.text()).toBe("Hello, zero!");
-      await waitFor("hello scales back to zero", async () => {
-        const listed = await stack.run(["container", "list"]);
-        return !listed.stdout.split("\n").some((line) => line.split("\t")[2] === "hello");
-      });
+      await waitFor("hello scales back to zero", async () => !(await cliListsContainerOf(stack, "hello")));
     }, 240_000);
 
     it("serves a file until Ctrl-C with `skiff serve`, and refuses a file with no web function", async () => {

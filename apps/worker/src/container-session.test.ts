@@ -10,6 +10,7 @@ import {
   encodeMessage,
   FrameReader,
   FunctionSpec,
+  type LogLine,
   lengthPrefixed,
   type RunnerMessage,
   type ServerToWorker,
@@ -30,6 +31,7 @@ class Harness {
   readonly outputs: WorkerOutput[] = [];
   readonly claims: number[] = [];
   readonly toRunner: WorkerToRunner[] = [];
+  readonly logs: LogLine[] = [];
   /** The (token, hash) pairs the session asked the server about, and the blobs that token may read. */
   readonly asked: [string, string][] = [];
   readonly readable = new Set<string>();
@@ -67,7 +69,7 @@ class Harness {
       log: pino({ level: "silent" }),
       send: (message) => this.sent.push(message),
       queueOutput: (output) => this.outputs.push(output),
-      queueLog: () => {},
+      queueLog: (line) => this.logs.push(line),
       claim: (_session, max) => this.claims.push(max),
       mayRead: async (token, hash) => {
         this.asked.push([token, hash]);
@@ -378,6 +380,25 @@ describe("container session start", () => {
         reason: "oom",
         message: "the container ran out of memory (limit 128 MiB) while starting: raise `memory`",
       });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops a web server that never listens at its startupTimeout, saying so in the stop message and the logs", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    const harness = new Harness(dir);
+    try {
+      const web = { kind: "server" as const, label: "ui", docs: false, requiresProxyAuth: false, port: 8000 };
+      await harness.start({ startupTimeoutMs: 100, web }, { ready: false });
+      await until(() => harness.sent.some((message) => message.t === "stopped"));
+      const expected =
+        "the web server did not accept connections on port 8000 within its startupTimeout (100 ms): make `start` listen on port 8000 (on 127.0.0.1 or 0.0.0.0), or raise `startupTimeout`";
+      expect(harness.sent.find((message) => message.t === "stopped")).toMatchObject({
+        reason: "init-failed",
+        message: expected,
+      });
+      expect(harness.logs).toContainEqual(expect.objectContaining({ stream: "system", line: expected }));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -11,6 +11,7 @@ import {
   type ErrorCode,
   encodeMessage,
   FrameReader,
+  type FunctionSpec,
   failurePayload,
   INLINE_PAYLOAD_LIMIT,
   type LogLine,
@@ -185,7 +186,10 @@ export class ContainerSession implements WebTarget {
       this.startupTimer = setTimeout(() => {
         if (this.ready || this.stopReason) return;
         this.stopReason = "init-failed";
-        this.stopMessage = `the container did not become ready within its startupTimeout (${spec.startupTimeoutMs} ms): raise \`startupTimeout\` or make loading and \`enter\` hooks faster`;
+        this.stopMessage = notReadyMessage(spec);
+        // In the app's logs too, after the container's last lines: a web request that waited for it
+        // only got a 503.
+        this.logLine("system", this.stopMessage);
         void this.host.runtime.kill(this.id);
       }, spec.startupTimeoutMs);
       this.startupTimer.unref();
@@ -517,6 +521,14 @@ export class ContainerSession implements WebTarget {
       line: this.redact(line),
     });
   }
+}
+
+/** Why a container that did not get ready within its startupTimeout was stopped, and what to do. */
+function notReadyMessage(spec: FunctionSpec): string {
+  const within = `within its startupTimeout (${spec.startupTimeoutMs} ms)`;
+  if (spec.web?.kind === "server")
+    return `the web server did not accept connections on port ${spec.web.port} ${within}: make \`start\` listen on port ${spec.web.port} (on 127.0.0.1 or 0.0.0.0), or raise \`startupTimeout\``;
+  return `the container did not become ready ${within}: raise \`startupTimeout\` or make loading and \`enter\` hooks faster`;
 }
 
 function listen(path: string, onConnection: (socket: Socket) => void): Promise<Server> {

@@ -295,7 +295,7 @@ describe("web gateway", () => {
     const late = await get("/w/main/never/late/");
     expect(late.status).toBe(503);
     expect(late.headers.get("retry-after")).toBeTruthy();
-    expect(await late.text()).toContain("startup timeout");
+    expect(await late.text()).toContain("startupTimeout");
 
     await deploy("full", [{ ...web("queue"), maxInputs: 1, startupTimeoutMs: 10_000 }]);
     const controller = new AbortController();

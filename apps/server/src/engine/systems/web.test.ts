@@ -84,7 +84,7 @@ describe("WebSystem", () => {
     const waiting = Array.from({ length: WAITING_PER_SLOT }, () => web.acquire(pool).catch((error: Error) => error));
     await expect(web.acquire(pool)).rejects.toMatchObject({ code: "UNAVAILABLE", retryAfterS: 1 });
     const timedOut = await Promise.all(waiting);
-    expect(timedOut.every((error) => error instanceof PoolBusy && /startup timeout/.test(error.message))).toBe(true);
+    expect(timedOut.every((error) => error instanceof PoolBusy && /startupTimeout/.test(error.message))).toBe(true);
     expect(web.load(pool.id).pending).toBe(0);
   });
 

@@ -121,7 +121,7 @@ export class WebSystem {
         () =>
           waiter.fail(
             new PoolBusy(
-              `no container of ${info.appName}.${info.spec.name} was ready within its startup timeout (${seconds}s): try again shortly, or keep one warm with minContainers`,
+              `no container of ${info.appName}.${info.spec.name} was ready within its startupTimeout (${seconds}s): try again shortly; raise \`startupTimeout\` if its containers take longer to start, or keep one warm with minContainers (\`skiff app logs\` shows why one did not start)`,
               RETRY_TIMEOUT_S,
             ),
           ),
