@@ -217,7 +217,8 @@ export class Stack {
       child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
         stderr += chunk;
       });
-      child.on("exit", (code) => {
+      // "close", not "exit": the process may exit before its last output has been read from the pipes.
+      child.on("close", (code) => {
         clearTimeout(timer);
         const results = stdout
           .split("\n")
