@@ -24,7 +24,15 @@ export async function startControlPlane(
   const store = new Store(db, { box: await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile }) });
   const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
   const secrets = { store: store.secrets, ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
-  const server = await startServer({ store, blobs, log, port, host: "127.0.0.1", secrets });
+  const server = await startServer({
+    store,
+    blobs,
+    log,
+    port,
+    host: "127.0.0.1",
+    secrets,
+    ...(config.SKIFF_WEB_URL ? { webBaseUrl: config.SKIFF_WEB_URL } : {}),
+  });
   await ensureLocalCredentials(config, server.tokens, log);
   return {
     ...server,

@@ -18,7 +18,7 @@ import { Authenticator, SocketsByToken } from "./auth.js";
 import { ControlPlane } from "./engine/control-plane.js";
 import { ApiError } from "./errors.js";
 import { apiRoutes } from "./routes/api.js";
-import { isGatewayPath, WebGateway } from "./routes/gateway.js";
+import { WebGateway } from "./routes/gateway.js";
 import type { Secrets } from "./routes/secrets.js";
 import { serveClient } from "./sockets/client-socket.js";
 import { serveWorker, workerSocketLink } from "./sockets/worker-socket.js";
@@ -33,6 +33,11 @@ export interface ServerOptions {
   abandonAfterMs?: number;
   /** Named secrets and the master key; without them, functions with secrets cannot run. */
   secrets?: Secrets;
+  /**
+   * Where web functions are reached by host name (`LABEL-APP.ENV.DOMAIN`): a base URL such as
+   * `https://apps.example.com` whose host name is the domain (SKIFF_WEB_URL). Without it, paths only.
+   */
+  webBaseUrl?: string;
 }
 
 export interface RunningServer {
@@ -72,14 +77,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     tokens,
     sockets,
     ...(options.secrets ? { secrets: options.secrets } : {}),
+    ...(options.webBaseUrl ? { webBaseUrl: options.webBaseUrl } : {}),
   });
 
   // Web requests (`/w/...`) skip the API's router, tokens and body limits: the gateway streams them itself.
-  const gateway = new WebGateway({ store, control, log });
+  const gateway = new WebGateway({
+    store,
+    control,
+    log,
+    ...(options.webBaseUrl ? { webDomain: new URL(options.webBaseUrl).hostname } : {}),
+  });
   const apiListener = getRequestListener(api.fetch, { hostname: options.host ?? "127.0.0.1" });
-  const server = createServer((req, res) =>
-    isGatewayPath(req.url) ? gateway.handle(req, res) : apiListener(req, res),
-  );
+  const server = createServer((req, res) => (gateway.owns(req) ? gateway.handle(req, res) : apiListener(req, res)));
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve));
   const address = server.address() as AddressInfo;
   const url = `http://${options.host ?? "127.0.0.1"}:${address.port}`;
@@ -87,7 +96,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on("upgrade", async (request, socket, head) => {
     const path = new URL(request.url ?? "/", url).pathname;
-    if (isGatewayPath(path)) {
+    if (gateway.owns(request)) {
       refuseUpgrade(socket, new ApiError("BAD_REQUEST", "web endpoints do not take WebSocket upgrades yet: use HTTP"));
       return;
     }

@@ -310,6 +310,25 @@ export class AppStore {
   }
 
   /**
+   * The web function a host name `LABEL-APP.ENV.DOMAIN` names (`labelApp` is `LABEL-APP`, lower case): as
+   * `findWebFunction`, matching names without regard to case (host names have none).
+   */
+  async findWebFunctionByHost(where: {
+    workspaceName: string;
+    env: string;
+    labelApp: string;
+  }): Promise<{ functionId: string } | undefined> {
+    const [row] = await this.db.query<{ id: string }>(
+      `SELECT f.id FROM functions f JOIN apps a ON a.id = f.app_id JOIN workspaces w ON w.id = a.workspace
+       WHERE lower(w.name) = $1 AND lower(a.env) = $2 AND a.state = 'running' AND f.version = a.version
+         AND lower((f.spec->'web'->>'label') || '-' || a.name) = $3
+       ORDER BY a.mode = 'deployed' DESC, a.created_at DESC LIMIT 1`,
+      [where.workspaceName.toLowerCase(), where.env.toLowerCase(), where.labelApp.toLowerCase()],
+    );
+    return row ? { functionId: row.id } : undefined;
+  }
+
+  /**
    * The running apps of an environment whose current version has a web function labelled one of `labels`,
    * but for the deployed app named `exceptDeployed` (the one a deploy replaces): what new labels clash with.
    */

@@ -262,6 +262,14 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(await store.apps.findWebFunction({ ...url, workspaceName: "elsewhere" })).toBeUndefined();
       expect(await store.apps.findWebFunction({ ...url, env: "staging" })).toBeUndefined();
       expect(await store.apps.findWebFunction({ ...url, label: "plain" })).toBeUndefined();
+      const host = { workspaceName: "local", env: "main", labelApp: "home-site" };
+      expect(await store.apps.findWebFunctionByHost(host)).toEqual({ functionId: deployed.functions[0]!.id });
+      expect(await store.apps.findWebFunctionByHost({ ...host, labelApp: "HOME-SITE" })).toEqual({
+        functionId: deployed.functions[0]!.id,
+      });
+      expect(await store.apps.findWebFunctionByHost({ ...host, labelApp: "home-sit" })).toBeUndefined();
+      expect(await store.apps.findWebFunctionByHost({ ...host, env: "staging" })).toBeUndefined();
+      expect(await store.apps.findWebFunctionByHost({ ...host, workspaceName: "elsewhere" })).toBeUndefined();
       expect(await store.apps.webLabelsInUse(scope, ["home", "other"])).toEqual([
         { label: "home", appId: deployed.app.id, appName: "site", functionName: "home" },
       ]);
@@ -269,6 +277,7 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(await store.apps.webLabelsInUse({ ...scope, env: "staging" }, ["home"])).toEqual([]);
       await store.apps.stop(deployed.app.id);
       expect(await store.apps.findWebFunction(url)).toBeUndefined();
+      expect(await store.apps.findWebFunctionByHost(host)).toBeUndefined();
       expect(await store.apps.webLabelsInUse(scope, ["home"])).toEqual([]);
     });
 

@@ -13,6 +13,17 @@ const Env = z.object({
   SKIFF_WORKER_TOKEN: z.string().optional(),
   SKIFF_RUNTIME: z.enum(["auto", "gvisor", "runc", "process"]).default("auto"),
   SKIFF_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /**
+   * The server's base URL for host routing (`https://apps.example.com`): web functions answer at
+   * `LABEL-APP.ENV.apps.example.com` too, once DNS sends `*.apps.example.com` to the server.
+   */
+  SKIFF_WEB_URL: z
+    .string()
+    .url()
+    .refine((value) => /^https?:$/.test(new URL(value).protocol) && new URL(value).pathname === "/", {
+      message: "use an http(s) URL with no path, such as https://apps.example.com",
+    })
+    .optional(),
   /** Host TCP ports containers may connect to, comma-separated (tests use it for a host-side helper). */
   SKIFF_ALLOW_HOST_PORTS: z
     .string()

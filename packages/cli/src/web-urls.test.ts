@@ -13,10 +13,10 @@ const manifestOf = (functions: { name: string; label?: string }[]) =>
     })),
   }) as unknown as AppManifest;
 
-/** A client whose whoami says the token acts in `workspace`. */
-const clientIn = (workspace: string) =>
+/** A client whose whoami says the token acts in `workspace`, on a server with `webBaseUrl` if given. */
+const clientIn = (workspace: string, webBaseUrl: string | null = null) =>
   ({
-    call: async () => ({ tokenId: "tk-1", kind: "user", admin: false, workspace: { name: workspace } }),
+    call: async () => ({ tokenId: "tk-1", kind: "user", admin: false, workspace: { name: workspace }, webBaseUrl }),
   }) as unknown as Client;
 
 describe("webUrlsOf", () => {
@@ -35,6 +35,18 @@ describe("webUrlsOf", () => {
     expect((await webUrlsOf(manifest, { ...where, client: clientIn("team") }))[0]?.url).toBe(
       "http://127.0.0.1:7420/w/dev.team/hello/gen",
     );
+  });
+
+  it("gives host URLs on a server with host routing, but for names a host name cannot carry", async () => {
+    const manifest = manifestOf([{ name: "generate", label: "gen" }]);
+    const where = { serverUrl: "http://127.0.0.1:7420", env: "dev" };
+    expect(await webUrlsOf(manifest, { ...where, client: clientIn("local", "https://apps.example.com") })).toEqual([
+      { label: "gen", url: "https://gen-hello.dev.apps.example.com" },
+    ]);
+    const underscored = { ...manifestOf([{ name: "generate", label: "gen" }]), name: "my_app" } as AppManifest;
+    expect(await webUrlsOf(underscored, { ...where, client: clientIn("local", "https://apps.example.com") })).toEqual([
+      { label: "gen", url: "http://127.0.0.1:7420/w/dev/my_app/gen" },
+    ]);
   });
 
   it("asks the server nothing for an app with no web function", async () => {

@@ -1,6 +1,6 @@
 import type { AppManifest } from "@skiff/protocol";
 import { tokenRoutes } from "@skiff/protocol/http";
-import { LOCAL_WORKSPACE_NAME, webUrl } from "@skiff/protocol/web-url";
+import { hostRoutable, LOCAL_WORKSPACE_NAME, webHostUrl, webUrl } from "@skiff/protocol/web-url";
 import type { Client } from "skiff/plumbing";
 import { say } from "./output.js";
 
@@ -17,7 +17,9 @@ export function hasWebFunction(manifest: AppManifest): boolean {
 
 /**
  * The URL of each web function of an app, in its manifest's order. The workspace (part of the
- * URL outside the workspace named `local`) is the one the CLI's token acts in.
+ * URL outside the workspace named `local`) is the one the CLI's token acts in. On a server with host
+ * routing (SKIFF_WEB_URL) a function whose names fit in a host name gets its host URL; others, and every
+ * function on a server without it, their `/w/...` path on the server.
  */
 export async function webUrlsOf(
   manifest: AppManifest,
@@ -27,10 +29,12 @@ export async function webUrlsOf(
   if (web.length === 0) return [];
   const me = await where.client.call(tokenRoutes.whoami);
   const workspaceName = me.workspace?.name ?? LOCAL_WORKSPACE_NAME;
-  return web.map((label) => ({
-    label,
-    url: webUrl(where.serverUrl, { workspaceName, env: where.env, app: manifest.name, label }),
-  }));
+  return web.map((label) => {
+    const address = { workspaceName, env: where.env, app: manifest.name, label };
+    const url =
+      me.webBaseUrl && hostRoutable(address) ? webHostUrl(me.webBaseUrl, address) : webUrl(where.serverUrl, address);
+    return { label, url };
+  });
 }
 
 /** One line per web function: its label, then its URL, labels padded to line the URLs up. */

@@ -54,3 +54,61 @@ export function parseWebPath(path: string): WebAddress | undefined {
   if (!env || !workspaceName || workspaceName.includes(".")) return undefined;
   return { workspaceName, env, app, label, rest: rest ?? "/", prefix: `/w/${envPart}/${app}/${label}` };
 }
+
+/**
+ * Whether an app's name can be part of a host name (`LABEL-APP.ENV.DOMAIN`): letters, digits and '-',
+ * with `LABEL-APP` at most 63 characters, as DNS allows. Others are reached by their `/w/...` path only.
+ */
+export function hostRoutable(address: Pick<WebFunctionAddress, "app" | "label" | "env" | "workspaceName">): boolean {
+  const first = `${address.label}-${address.app}`;
+  return (
+    first.length <= 63 &&
+    /^[a-z0-9-]+$/i.test(address.app) &&
+    /^[a-z0-9-]+$/i.test(address.env) &&
+    /^[a-z0-9-]+$/i.test(address.workspaceName)
+  );
+}
+
+/**
+ * The host name of a web function under a base domain: `LABEL-APP.ENV.DOMAIN`, with `ENV` as in paths
+ * (`ENV.WORKSPACE` outside the workspace named `local`), lower case.
+ * @example webHost({ workspaceName: "local", env: "main", app: "hello", label: "gen" }, "apps.example.com")
+ * // "gen-hello.main.apps.example.com"
+ */
+export function webHost(address: WebFunctionAddress, domain: string): string {
+  return `${address.label}-${address.app}.${webEnvSegment(address.env, address.workspaceName)}.${domain}`.toLowerCase();
+}
+
+/**
+ * The URL of a web function by host routing, under a base URL (`https://apps.example.com`, or with a port):
+ * the function's host name in front of the base's host, same scheme and port.
+ * @example webHostUrl("http://apps.example.com:7420", { workspaceName: "local", env: "main", app: "hello", label: "gen" })
+ * // "http://gen-hello.main.apps.example.com:7420"
+ */
+export function webHostUrl(base: string, address: WebFunctionAddress): string {
+  const url = new URL(base);
+  return `${url.protocol}//${webHost(address, url.hostname)}${url.port ? `:${url.port}` : ""}`;
+}
+
+/** What a host name `LABEL-APP.ENV.DOMAIN` names: the environment, and `LABEL-APP` (a '-' of either may be the split). */
+export interface WebHostAddress {
+  workspaceName: string;
+  env: string;
+  labelApp: string;
+}
+
+/**
+ * The parts of a request's `Host` (port ignored, any case) under the base domain, or undefined when it is
+ * not a web function's host name there.
+ */
+export function parseWebHost(host: string | undefined, domain: string): WebHostAddress | undefined {
+  if (!host) return undefined;
+  const name = host.replace(/:\d+$/, "").replace(/\.$/, "").toLowerCase();
+  const suffix = `.${domain.toLowerCase()}`;
+  if (!name.endsWith(suffix)) return undefined;
+  const parts = name.slice(0, -suffix.length).split(".");
+  if (parts.length !== 2 && parts.length !== 3) return undefined;
+  const [labelApp, env, workspace] = parts as [string, string, string | undefined];
+  if (!labelApp.includes("-") || !env || workspace === "") return undefined;
+  return { workspaceName: workspace ?? LOCAL_WORKSPACE_NAME, env, labelApp };
+}

@@ -53,6 +53,8 @@ export function apiRoutes(deps: {
   tokens: TokenStore;
   sockets: SocketsByToken;
   secrets?: Secrets;
+  /** The base URL of host routing, if the server has one (told to callers by `whoami`). */
+  webBaseUrl?: string;
 }): Api {
   const { store, blobs, control, secrets } = deps;
   const api = new Hono<AuthEnv>();
@@ -233,7 +235,7 @@ export function apiRoutes(deps: {
   });
 
   serveSecrets(api, secrets);
-  serveTokens(api, deps.tokens, deps.sockets);
+  serveTokens(api, deps.tokens, deps.sockets, deps.webBaseUrl);
 
   serve(api, containerRoutes.list, (c) => ({ containers: control.containers(workspaceOf(c.get("caller"))) }));
 

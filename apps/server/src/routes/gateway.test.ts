@@ -124,7 +124,12 @@ describe("web gateway", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "skiff-gateway-"));
     store = new Store(await openPglite());
-    server = await startServer({ store, blobs: new FsBlobStore(join(dir, "blobs")), log: pino({ level: "silent" }) });
+    server = await startServer({
+      store,
+      blobs: new FsBlobStore(join(dir, "blobs")),
+      log: pino({ level: process.env.GW_LOG ?? "silent" }),
+      webBaseUrl: "http://apps.test",
+    });
     relay = new FakeRelay();
     await relay.listen();
     worker.webRelay = { url: relay.url, secret: SECRET };
@@ -167,6 +172,40 @@ describe("web gateway", () => {
     expect(seen.headers["x-forwarded-prefix"]).toBe("/w/main/hello/greet");
     expect((await get("/w/main/hello/greet")).status).toBe(200);
     expect(relay.seen.at(-1)!.path).toBe("/");
+  });
+
+  it("routes LABEL-APP.ENV.DOMAIN by host name, any path, under the server's web base URL", async () => {
+    await deploy("my-site", [web("front-page")]);
+    const c = await server.tokens.createWorkspace("c");
+    await deploy("shop", [web("cart")], c.id);
+    const byHost = (host: string, path: string) =>
+      new Promise<{ status: number; body: string; headers: IncomingMessage["headers"] }>((resolve, reject) => {
+        const sent = request(new URL(path, server.url), { headers: { host } }, async (res) => {
+          let body = "";
+          for await (const part of res) body += part;
+          resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
+        });
+        sent.on("error", reject);
+        sent.end();
+      });
+    const answer = await byHost("Front-Page-My-Site.main.apps.test:7420", "/items/7?q=1");
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ path: "/items/7", query: "?q=1" });
+    expect(relay.seen.at(-1)!.headers["x-forwarded-prefix"]).toBeUndefined();
+    expect(relay.seen.at(-1)!.headers["x-forwarded-host"]).toBe("Front-Page-My-Site.main.apps.test:7420");
+    // A host owns every path, the API's included; another workspace's app needs its name in the host.
+    expect((await byHost("front-page-my-site.main.apps.test", "/v1/apps")).status).toBe(200);
+    expect((await byHost("cart-shop.main.c.apps.test", "/")).status).toBe(200);
+    for (const host of ["cart-shop.main.apps.test", "front-page-my.main.apps.test", "nope-x.main.apps.test"]) {
+      const missing = await byHost(host, "/");
+      expect(missing.status, host).toBe(404);
+      expect(JSON.parse(missing.body).error.message).toBe("no web endpoint at this URL");
+    }
+    // The base domain itself, and hosts outside it, are the API's.
+    const api = await byHost("apps.test", "/v1/whoami");
+    expect(api.status).toBe(401);
+    const me = await fetch(new URL("/v1/whoami", server.url), { headers: { authorization: `Bearer ${userToken}` } });
+    expect(((await me.json()) as { webBaseUrl: string }).webBaseUrl).toBe("http://apps.test");
   });
 
   it("refuses a WebSocket upgrade to a web endpoint, saying it is not supported yet", async () => {

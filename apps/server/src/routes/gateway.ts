@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { HTTP_STATUS, parseWebPath, REQUEST_ID_HEADER, type WebAddress } from "@skiff/protocol";
+import { HTTP_STATUS, parseWebHost, parseWebPath, REQUEST_ID_HEADER } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
 import type { ControlPlane } from "../engine/control-plane.js";
@@ -23,7 +23,7 @@ interface Exchange {
   req: IncomingMessage;
   res: ServerResponse;
   info: FunctionInfo;
-  address: WebAddress;
+  target: Target;
   search: string;
   requestId: string;
   body: ReplayableBody;
@@ -40,6 +40,20 @@ export function isGatewayPath(url: string | undefined): boolean {
   return url?.startsWith("/w/") === true;
 }
 
+/** What a request's URL or host names: how to find its function, and the path its handler sees. */
+interface Target {
+  /** Identifies the function's URL, for the route memory. */
+  key: string;
+  /** The path the handler sees, from its `/` (without the query). */
+  rest: string;
+  /** What the handler's paths sit under on the client's side (`x-forwarded-prefix`), "" for a host. */
+  prefix: string;
+  /** The running web function the URL names, from the store. */
+  lookup(store: Store): Promise<{ functionId: string } | undefined>;
+  /** Whether a function (remembered for the key) still answers at this URL. */
+  matches(info: FunctionInfo): boolean;
+}
+
 /**
  * The web gateway: `/w/ENV/APP/LABEL/REST` reaches the web function labelled LABEL of app APP in that
  * environment, through its worker's relay to a container, streaming both ways. Public URLs (no API token),
@@ -50,7 +64,16 @@ export class WebGateway {
   private readonly routes = new Map<string, { functionId: string; at: number }>();
   private readonly agents = new Map<string, Agent>();
 
-  constructor(private readonly deps: { store: Store; control: ControlPlane; log: Logger }) {}
+  /**
+   * `webDomain`: the base domain of host routing (`LABEL-APP.ENV.DOMAIN`), if the server has one; without
+   * it only `/w/...` paths reach web functions.
+   */
+  constructor(private readonly deps: { store: Store; control: ControlPlane; log: Logger; webDomain?: string }) {}
+
+  /** Whether a request is the gateway's: a `/w/...` path, or any path on a web function's host name. */
+  owns(req: IncomingMessage): boolean {
+    return isGatewayPath(req.url) || this.hostOf(req) !== undefined;
+  }
 
   /** Answers one request whose path is the gateway's. */
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -75,14 +98,14 @@ export class WebGateway {
     const started = performance.now();
     const raw = req.url ?? "/";
     const query = raw.indexOf("?");
-    const address = parseWebPath(query < 0 ? raw : raw.slice(0, query));
-    const info = address && (await this.resolve(address));
-    if (!address || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
+    const target = this.targetOf(req, query < 0 ? raw : raw.slice(0, query));
+    const info = target && (await this.resolve(target));
+    if (!target || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
     const exchange: Exchange = {
       req,
       res,
       info,
-      address,
+      target,
       search: query < 0 ? "" : raw.slice(query),
       requestId,
       body: new ReplayableBody(req),
@@ -97,7 +120,7 @@ export class WebGateway {
       const ms = Math.round(performance.now() - started);
       // 499: the client went away before an answer started.
       const status = res.headersSent ? res.statusCode : 499;
-      const line = `${req.method} ${address.rest}${exchange.search} ${status} ${ms}ms`;
+      const line = `${req.method} ${target.rest}${exchange.search} ${status} ${ms}ms`;
       this.deps.control.web.logRequest(info, exchange.lease?.containerId ?? "ct-server", line);
     });
     if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
@@ -106,20 +129,47 @@ export class WebGateway {
     this.forward(exchange, lease, false);
   }
 
+  /** The host routing address of a request, when the server has a base domain and the host is under it. */
+  private hostOf(req: IncomingMessage) {
+    return this.deps.webDomain === undefined ? undefined : parseWebHost(req.headers.host, this.deps.webDomain);
+  }
+
+  /** What a request names: by its `/w/...` path, else by its host name; undefined when neither names a function. */
+  private targetOf(req: IncomingMessage, path: string): Target | undefined {
+    const address = parseWebPath(path);
+    if (address) {
+      return {
+        key: `${address.workspaceName}/${address.env}/${address.app}/${address.label}`,
+        rest: address.rest,
+        prefix: address.prefix,
+        lookup: (store) => store.apps.findWebFunction(address),
+        matches: (info) => info.spec.web?.label === address.label,
+      };
+    }
+    const host = this.hostOf(req);
+    if (!host) return undefined;
+    return {
+      key: `${host.workspaceName}/${host.env}//${host.labelApp}`,
+      rest: path,
+      prefix: "",
+      lookup: (store) => store.apps.findWebFunctionByHost(host),
+      matches: (info) => `${info.spec.web?.label}-${info.appName}`.toLowerCase() === host.labelApp,
+    };
+  }
+
   /** The running web function a URL names, remembered a second; undefined when there is none. */
-  private async resolve(address: WebAddress): Promise<FunctionInfo | undefined> {
-    const key = `${address.workspaceName}/${address.env}/${address.app}/${address.label}`;
-    const remembered = this.routes.get(key);
+  private async resolve(target: Target): Promise<FunctionInfo | undefined> {
+    const remembered = this.routes.get(target.key);
     if (remembered && performance.now() - remembered.at < ROUTE_MEMORY_MS) {
       const info = await this.deps.control.web.find(remembered.functionId);
-      if (info?.spec.web?.label === address.label) return info;
+      if (info && target.matches(info)) return info;
     }
-    this.routes.delete(key);
-    const found = await this.deps.store.apps.findWebFunction(address);
+    this.routes.delete(target.key);
+    const found = await target.lookup(this.deps.store);
     if (!found) return undefined;
-    this.routes.set(key, { functionId: found.functionId, at: performance.now() });
+    this.routes.set(target.key, { functionId: found.functionId, at: performance.now() });
     const info = await this.deps.control.web.find(found.functionId);
-    return info?.spec.web?.label === address.label ? info : undefined;
+    return info && target.matches(info) ? info : undefined;
   }
 
   /** Whether the request carries a proxy token of the function's workspace. */
@@ -137,21 +187,21 @@ export class WebGateway {
    * to another container, if its body was kept; a relay or container failing before answering is a 502.
    */
   private forward(exchange: Exchange, lease: WebLease, retried: boolean): void {
-    const { req, res, address, body, requestId } = exchange;
+    const { req, res, target, body, requestId } = exchange;
     // The client left while the slot was being granted: nothing will release it but this.
     if (exchange.gone.signal.aborted) {
       lease.release();
       return;
     }
     exchange.lease = lease;
-    const upstream = request(`${lease.relay.url}/containers/${lease.containerId}${address.rest}${exchange.search}`, {
+    const upstream = request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${exchange.search}`, {
       method: req.method,
       agent: this.agentFor(lease.relay.url),
       headers: relayHeaders(req.headers, {
         secret: lease.relay.secret,
         requestId,
         remoteAddress: req.socket.remoteAddress,
-        prefix: address.prefix,
+        prefix: target.prefix,
       }),
     });
     exchange.upstream = upstream;

@@ -53,7 +53,7 @@ export function relayHeaders(
     [REQUEST_ID_HEADER]: forward.requestId,
     "x-forwarded-for": chain,
     "x-forwarded-proto": headers["x-forwarded-proto"] ?? "http",
-    "x-forwarded-prefix": forward.prefix,
+    ...(forward.prefix ? { "x-forwarded-prefix": forward.prefix } : {}),
     ...(headers.host ? { "x-forwarded-host": headers.host } : {}),
   };
 }

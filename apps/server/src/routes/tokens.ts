@@ -10,11 +10,17 @@ import { serve } from "./serve.js";
  * Tokens and workspaces. A user token manages the tokens of its own workspace; an admin token also makes
  * workspaces and worker tokens. A token of another workspace is "not found", as one that does not exist.
  */
-export function serveTokens(api: Api, tokens: TokenStore, sockets: SocketsByToken): void {
+export function serveTokens(api: Api, tokens: TokenStore, sockets: SocketsByToken, webBaseUrl?: string): void {
   serve(api, tokenRoutes.whoami, async (c) => {
     const caller = c.get("caller");
     const workspace = caller.workspace ? await tokens.getWorkspace(caller.workspace) : undefined;
-    return { tokenId: caller.tokenId, kind: caller.kind, admin: caller.admin, workspace: workspace ?? null };
+    return {
+      tokenId: caller.tokenId,
+      kind: caller.kind,
+      admin: caller.admin,
+      workspace: workspace ?? null,
+      webBaseUrl: webBaseUrl ?? null,
+    };
   });
 
   serve(api, tokenRoutes.list, async (c) => {

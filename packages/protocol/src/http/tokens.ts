@@ -37,6 +37,8 @@ export const tokenRoutes = {
       kind: z.enum(["user", "worker", "proxy", "container"]),
       admin: z.boolean(),
       workspace: WorkspaceView.nullable(),
+      /** The base URL of host routing (`LABEL-APP.ENV.DOMAIN`), when the server has one (SKIFF_WEB_URL). */
+      webBaseUrl: z.string().nullable().optional(),
     }),
   }),
   /** `?kind=worker` lists the worker tokens (admins only); otherwise the workspace's. */
