@@ -278,16 +278,36 @@ describe("web gateway", () => {
     await deploy("private", [web("inside", { requiresProxyAuth: true })]);
     const before = relay.seen.length;
     const proxy = await server.tokens.create({ kind: "proxy", name: "p", workspace: LOCAL_WORKSPACE });
-    const b = (await server.tokens.listWorkspaces()).find((w) => w.name === "b")!;
+    const b =
+      (await server.tokens.listWorkspaces()).find((w) => w.name === "b") ?? (await server.tokens.createWorkspace("b"));
     const theirs = await server.tokens.create({ kind: "proxy", name: "p", workspace: b.id });
     const user = await server.tokens.create({ kind: "user", name: "u", workspace: LOCAL_WORKSPACE });
     const as = (t: { token: { id: string }; secret: string }) => ({
       "skiff-key": t.token.id,
       "skiff-secret": t.secret,
     });
-    for (const headers of [{}, as(theirs), as(user), { "skiff-key": proxy.token.id, "skiff-secret": "sk-wrong" }]) {
+    const revoked = await server.tokens.create({ kind: "proxy", name: "old", workspace: LOCAL_WORKSPACE });
+    await server.tokens.revoke(revoked.token.id);
+    const admin = await server.tokens.create({ kind: "user", name: "a", workspace: LOCAL_WORKSPACE, admin: true });
+    const workerToken = await server.tokens.create({ kind: "worker", name: "w" });
+    const split = (credential: string) => {
+      const [key, secret] = credential.split(":") as [string, string];
+      return { "skiff-key": key, "skiff-secret": secret };
+    };
+    const refused: [string, Record<string, string>][] = [
+      ["no token", {}],
+      ["another workspace's proxy token", as(theirs)],
+      ["a user token", as(user)],
+      ["an admin token", as(admin)],
+      ["a worker token", split(workerToken.credential)],
+      ["a revoked proxy token", as(revoked)],
+      ["a wrong secret", { "skiff-key": proxy.token.id, "skiff-secret": "sk-wrong" }],
+      ["only the key", { "skiff-key": proxy.token.id }],
+      ["a bearer token instead", { authorization: `Bearer ${proxy.credential}` }],
+    ];
+    for (const [what, headers] of refused) {
       const response = await get("/w/main/private/inside/", headers);
-      expect(response.status).toBe(401);
+      expect(response.status, what).toBe(401);
       expect(await response.text()).toContain("skiff token create --proxy");
     }
     expect(relay.seen.length).toBe(before);
