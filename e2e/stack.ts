@@ -103,18 +103,26 @@ export class Stack {
 
   /** Extra environment for the worker (kept across restarts). */
   workerEnv: Record<string, string> = {};
+  /** Extra environment for the server (kept across restarts). */
+  serverEnv: Record<string, string> = {};
 
   /**
    * `databaseUrl` runs the server on PostgreSQL instead of embedded PGlite; `workerEnv` adds to the worker's
-   * environment (e.g. SKIFF_ALLOW_HOST_PORTS).
+   * environment (e.g. SKIFF_ALLOW_HOST_PORTS), `serverEnv` to the server's (e.g. SKIFF_WEB_URL).
    */
   static async start(
-    options: { runtime?: string; databaseUrl?: string; workerEnv?: Record<string, string> } = {},
+    options: {
+      runtime?: string;
+      databaseUrl?: string;
+      workerEnv?: Record<string, string>;
+      serverEnv?: Record<string, string>;
+    } = {},
   ): Promise<Stack> {
     if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
     const home = await mkdtemp(join(tmpdir(), "skiff-e2e-"));
     const stack = new Stack(home, await freePort(), options.runtime ?? e2eRuntime(), options.databaseUrl);
     stack.workerEnv = options.workerEnv ?? {};
+    stack.serverEnv = options.serverEnv ?? {};
     await stack.startServer();
     await stack.startWorker();
     return stack;
@@ -136,6 +144,7 @@ export class Stack {
     this.server = this.spawn(["server", "--port", String(this.port)], {
       SKIFF_SERVER_URL: undefined,
       SKIFF_DATABASE_URL: this.databaseUrl,
+      ...this.serverEnv,
     });
     await this.waitFor(
       async () => (await fetch(`${this.url}/v1/health`).catch(() => undefined))?.ok === true,

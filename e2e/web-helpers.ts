@@ -18,8 +18,8 @@ export const webRuntimes = containerRuntimes.some((r) => r.available)
 /** Whether curl is installed, for the checks that use it. */
 export const curlAvailable = hasCommand("curl");
 
-/** A URL line as `skiff deploy` and `skiff serve` print it: `skiff   LABEL  URL`. */
-const URL_LINE = /^skiff\s+([a-z0-9-]+)\s+(https?:\/\/\S+\/w\/\S+)$/;
+/** A URL line as `skiff deploy` and `skiff serve` print it: `skiff   LABEL  URL` (a `/w/...` path or a host name). */
+const URL_LINE = /^skiff\s+([a-z0-9-]+)\s+(https?:\/\/(?:\S+\/w\/\S+|[a-z0-9-]+\.\S+))$/;
 
 /** The URL of each label that a command printed. */
 export function urlsIn(output: string): Record<string, string> {

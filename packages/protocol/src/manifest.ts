@@ -113,9 +113,17 @@ export const WebSpec = z
     requiresProxyAuth: z.boolean().default(false),
     /** `server`: the port the user's server listens on inside the container. */
     port: z.number().int().min(1).max(65_535).optional(),
+    /**
+     * How long a request runs before its client is sent (303) to a URL its answer will be at; absent: the
+     * default (DEFAULT_REDIRECT_AFTER_MS); null: never (it runs to the function's timeout).
+     */
+    redirectAfterMs: z.number().int().positive().nullable().optional(),
   })
   .strict();
 export type WebSpec = z.infer<typeof WebSpec>;
+
+/** How long a web request runs before its client is sent to its result URL, unless its function says otherwise. */
+export const DEFAULT_REDIRECT_AFTER_MS = 150_000;
 
 /**
  * One function as deployed: everything the server and worker need, normalized (ms, MiB). Strict: a key

@@ -79,6 +79,15 @@ class FakeRelay {
       });
       return void res.end("late");
     }
+    if (path === "/held") {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      await new Promise<void>((resolve) => {
+        this.next = resolve;
+      });
+      res.writeHead(200, { "content-type": "application/json" });
+      return void res.end(JSON.stringify({ done: true, body, method: req.method }));
+    }
     if (path === "/upload") {
       const hash = createHash("sha256");
       let bytes = 0;
@@ -442,6 +451,57 @@ describe("web gateway", () => {
     expect(mid.status).toBe(200);
     await expect(mid.text()).rejects.toThrow();
     expect((await get("/w/main/fragile/crash/")).status).toBe(200);
+  });
+
+  it("answers a request still running after redirectAfter 303 to a result URL that gets its answer once", async () => {
+    await deploy("long", [{ ...web("job", { redirectAfterMs: 200 }), maxInputs: 1, maxContainers: 1 }]);
+    await deploy("other", [web("elsewhere")]);
+    const first = await fetch(new URL("/w/main/long/job/held", server.url), {
+      method: "POST",
+      body: "payload",
+      redirect: "manual",
+    });
+    expect(first.status).toBe(303);
+    const requestId = first.headers.get(REQUEST_ID_HEADER)!;
+    const location = first.headers.get("location")!;
+    expect(location).toBe(`/w/main/long/job/__skiff/result/${requestId}`);
+    expect(await first.json()).toMatchObject({ status: "running", location, requestId });
+    // Nothing yet: the client is sent to the same URL again after redirectAfter.
+    const again = await fetch(new URL(location, server.url), { redirect: "manual" });
+    expect(again.status).toBe(303);
+    expect(again.headers.get("location")).toBe(location);
+    await again.text();
+    // Another function's URL does not have it.
+    const elsewhere = await fetch(new URL(`/w/main/other/elsewhere/__skiff/result/${requestId}`, server.url));
+    expect(elsewhere.status).toBe(404);
+    // The answer comes while a client waits at the result URL.
+    const waiting = fetch(new URL(location, server.url), { redirect: "manual" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    relay.next();
+    const done = await waiting;
+    expect(done.status).toBe(200);
+    expect(await done.json()).toEqual({ done: true, body: "payload", method: "POST" });
+    // Fetched once; and the container's one slot is free again.
+    expect((await fetch(new URL(location, server.url))).status).toBe(404);
+    const followed = fetch(new URL("/w/main/long/job/held", server.url), { method: "POST", body: "two" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    relay.next();
+    const answer = await followed;
+    expect(answer.status).toBe(200);
+    expect(answer.url).toContain("/__skiff/result/");
+    expect(await answer.json()).toEqual({ done: true, body: "two", method: "POST" });
+  });
+
+  it("keeps a request's answer at its result URL while no client waits, and sends it when one comes", async () => {
+    await deploy("later", [web("job", { redirectAfterMs: 100 })]);
+    const first = await fetch(new URL("/w/main/later/job/held", server.url), { method: "POST", redirect: "manual" });
+    expect(first.status).toBe(303);
+    await first.text();
+    relay.next();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const result = await fetch(new URL(first.headers.get("location")!, server.url));
+    expect(result.status).toBe(200);
+    expect(await result.json()).toMatchObject({ done: true });
   });
 
   it("logs each request to the app's log watchers, and refuses calls to a web function with its URL", async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { HTTP_STATUS, parseWebHost, parseWebPath, REQUEST_ID_HEADER } from "@skiff/protocol";
+import { DEFAULT_REDIRECT_AFTER_MS, HTTP_STATUS, parseWebHost, parseWebPath, REQUEST_ID_HEADER } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
 import type { ControlPlane } from "../engine/control-plane.js";
@@ -10,6 +10,7 @@ import { PoolBusy, type WebLease } from "../engine/systems/web.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 import { endToEnd, relayHeaders } from "./proxy-headers.js";
 import { ReplayableBody } from "./replayable-body.js";
+import { LongRequests, RESULT_PATH } from "./web-results.js";
 
 /** How long a URL's function id is remembered, so that a request costs no store query. */
 const ROUTE_MEMORY_MS = 1000;
@@ -33,6 +34,12 @@ interface Exchange {
   lease: WebLease | undefined;
   /** The request to the relay now, if any: cut when the client goes away. */
   upstream: ClientRequest | undefined;
+  /** Fires when the request has run its function's `redirectAfter` without an answer. */
+  redirect: NodeJS.Timeout | undefined;
+  /** It ran past `redirectAfter` before it reached a container: it is redirected once it does. */
+  overdue: boolean;
+  /** It was answered 303: its answer goes to whoever comes to its result URL. */
+  parked: boolean;
 }
 
 /** Whether a request's path is the gateway's (`/w/...`) rather than the API's. */
@@ -63,6 +70,7 @@ interface Target {
 export class WebGateway {
   private readonly routes = new Map<string, { functionId: string; at: number }>();
   private readonly agents = new Map<string, Agent>();
+  private readonly long = new LongRequests();
 
   /**
    * `webDomain`: the base domain of host routing (`LABEL-APP.ENV.DOMAIN`), if the server has one; without
@@ -90,6 +98,7 @@ export class WebGateway {
 
   /** Lets go of the relays' kept-alive connections (the server is shutting down). */
   close(): void {
+    this.long.close();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
@@ -112,11 +121,18 @@ export class WebGateway {
       gone: new AbortController(),
       lease: undefined,
       upstream: undefined,
+      redirect: undefined,
+      overdue: false,
+      parked: false,
     };
     res.once("close", () => {
-      exchange.gone.abort();
-      exchange.lease?.release();
-      if (!res.writableFinished) exchange.upstream?.destroy();
+      clearTimeout(exchange.redirect);
+      // A redirected request goes on: its answer waits at its result URL.
+      if (!exchange.parked) {
+        exchange.gone.abort();
+        exchange.lease?.release();
+        if (!res.writableFinished) exchange.upstream?.destroy();
+      }
       const ms = Math.round(performance.now() - started);
       // 499: the client went away before an answer started.
       const status = res.headersSent ? res.statusCode : 499;
@@ -125,8 +141,45 @@ export class WebGateway {
     });
     if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
       throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
+    const redirectAfterMs = redirectAfterOf(info);
+    const result = RESULT_PATH.exec(target.rest);
+    if (result) {
+      this.long.fetch(result[1]!, info.id, redirectAfterMs ?? DEFAULT_REDIRECT_AFTER_MS, req, res);
+      return;
+    }
+    if (redirectAfterMs !== null) exchange.redirect = setTimeout(() => this.park(exchange), redirectAfterMs);
     const lease = await this.deps.control.web.acquire(info, { signal: exchange.gone.signal });
     this.forward(exchange, lease, false);
+  }
+
+  /**
+   * Answers a request that ran its `redirectAfter` 303 to its result URL, once it has reached a container
+   * and its body is all in; the request goes on, and its answer waits for its client there.
+   */
+  private park(exchange: Exchange): void {
+    const { req, res } = exchange;
+    if (res.headersSent || exchange.gone.signal.aborted || exchange.parked) return;
+    if (!exchange.upstream) {
+      exchange.overdue = true;
+      return;
+    }
+    if (!req.complete) {
+      req.once("end", () => this.park(exchange));
+      return;
+    }
+    exchange.parked = true;
+    this.long.park(
+      {
+        requestId: exchange.requestId,
+        functionId: exchange.info.id,
+        prefix: exchange.target.prefix,
+        end: () => {
+          exchange.lease?.release();
+          if (exchange.upstream && !exchange.upstream.writableFinished) exchange.upstream.destroy();
+        },
+      },
+      res,
+    );
   }
 
   /** The host routing address of a request, when the server has a base domain and the host is under it. */
@@ -205,6 +258,7 @@ export class WebGateway {
       }),
     });
     exchange.upstream = upstream;
+    if (exchange.overdue) setImmediate(() => this.park(exchange));
     let abandoned = false;
     upstream.on("response", (answer) => {
       if (answer.statusCode === 503 && !retried && body.replayable && !res.headersSent) {
@@ -218,32 +272,25 @@ export class WebGateway {
           .catch((error: Error) => this.refuse(exchange, error));
         return;
       }
-      // Answered before the body was all sent (a refusal): neither connection can carry another request.
-      if (!req.complete) res.shouldKeepAlive = false;
-      answer.once("end", () => {
-        if (!upstream.writableFinished) upstream.destroy();
-      });
-      res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
-      // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
-      const early = setImmediate(() => res.flushHeaders());
-      const sent = () => clearImmediate(early);
-      answer.once("data", sent).once("end", sent).once("error", sent);
-      pipeline(answer, res).catch(() => res.destroy());
+      clearTimeout(exchange.redirect);
+      if (exchange.parked) {
+        this.long.arrived(requestId, (client, clientReq) => respond(client, clientReq, upstream, answer));
+        return;
+      }
+      respond(res, req, upstream, answer);
     });
     upstream.on("error", (error) => {
       if (abandoned) return;
+      if (exchange.parked) {
+        this.long.arrived(requestId, (client) => crashed(client, requestId));
+        return;
+      }
       if (res.headersSent) {
         res.destroy();
         return;
       }
       this.deps.log.warn({ err: error, requestId, container: lease.containerId }, "web request failed in its relay");
-      answer(res, 502, {
-        error: {
-          code: "CONTAINER_CRASHED",
-          message: `the container failed while answering request ${requestId}: try again (a new request gets a working container)`,
-          requestId,
-        },
-      });
+      crashed(res, requestId);
     });
     body.sendTo(upstream);
   }
@@ -252,10 +299,12 @@ export class WebGateway {
   private refuse(exchange: Exchange, error: Error): void {
     if (error instanceof ApiError && error.code === "CANCELLED") return;
     const refusal = apiErrorOf(error);
-    if (error instanceof PoolBusy) exchange.res.setHeader("retry-after", String(error.retryAfterS));
-    answer(exchange.res, HTTP_STATUS[refusal.code], {
-      error: { ...refusal.body().error, requestId: exchange.requestId },
-    });
+    const send = (res: ServerResponse) => {
+      if (error instanceof PoolBusy) res.setHeader("retry-after", String(error.retryAfterS));
+      answer(res, HTTP_STATUS[refusal.code], { error: { ...refusal.body().error, requestId: exchange.requestId } });
+    };
+    if (exchange.parked) this.long.arrived(exchange.requestId, send);
+    else send(exchange.res);
   }
 
   /** One kept-alive connection pool per worker relay. */
@@ -267,6 +316,38 @@ export class WebGateway {
     }
     return agent;
   }
+}
+
+/** A function's `redirectAfter` in ms: null for never. */
+function redirectAfterOf(info: FunctionInfo): number | null {
+  const chosen = info.spec.web?.redirectAfterMs;
+  return chosen === undefined ? DEFAULT_REDIRECT_AFTER_MS : chosen;
+}
+
+/** Sends a container's answer (from its relay) to a client, streaming, with its status and end-to-end headers. */
+function respond(res: ServerResponse, req: IncomingMessage, upstream: ClientRequest, reply: IncomingMessage): void {
+  // Answered before the body was all sent (a refusal): neither connection can carry another request.
+  if (!req.complete) res.shouldKeepAlive = false;
+  reply.once("end", () => {
+    if (!upstream.writableFinished) upstream.destroy();
+  });
+  res.writeHead(reply.statusCode ?? 502, endToEnd(reply.headers));
+  // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
+  const early = setImmediate(() => res.flushHeaders());
+  const sent = () => clearImmediate(early);
+  reply.once("data", sent).once("end", sent).once("error", sent);
+  pipeline(reply, res).catch(() => res.destroy());
+}
+
+/** 502: the container (or its relay) failed before its answer started. */
+function crashed(res: ServerResponse, requestId: string): void {
+  answer(res, 502, {
+    error: {
+      code: "CONTAINER_CRASHED",
+      message: `the container failed while answering request ${requestId}: try again (a new request gets a working container)`,
+      requestId,
+    },
+  });
 }
 
 /** A JSON answer from the gateway itself, unless an answer has started already. */

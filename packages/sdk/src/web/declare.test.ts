@@ -30,6 +30,20 @@ describe("web functions in the manifest", () => {
     expect(byName.ui).toMatchObject({ startupTimeoutMs: 60_000, web: { kind: "server", label: "ui", port: 7860 } });
   });
 
+  it("records redirectAfter: a duration, false for never, absent for the default; under 1 s is refused", () => {
+    const app = new App("site");
+    const slow = app.web({ redirectAfter: "10m" }, fetch);
+    const never = app.endpoint({ redirectAfter: false }, () => 1);
+    const plain = app.web(fetch);
+    const manifest = manifestOf(collectApp({ app, slow, never, plain }, "site.ts"), 20);
+    const byName = Object.fromEntries(manifest.functions.map((fn) => [fn.name, fn]));
+    expect(byName.slow?.web?.redirectAfterMs).toBe(600_000);
+    expect(byName.never?.web?.redirectAfterMs).toBeNull();
+    expect(byName.plain?.web).not.toHaveProperty("redirectAfterMs");
+    expect(() => app.web({ redirectAfter: "500ms" }, fetch)).toThrow(/redirectAfter must be at least 1s/);
+    expect(() => app.web({ redirectAfter: "soon" } as unknown as WebOptions, fetch)).toThrow(/not a duration/);
+  });
+
   it("says to request the URL when a web function is called", async () => {
     const app = new App("site");
     const site = app.web(fetch);

@@ -5,6 +5,7 @@ import {
   type EndpointOptions,
   endpointMethod,
   maxBodyBytes,
+  redirectAfterMs,
   type Schema,
   serverPort,
   splitWebOptions,
@@ -28,6 +29,7 @@ export function declareWeb(appName: string, options: WebOptions, handler: FetchH
     kind: "fetch",
     label: web.label as string | undefined,
     requiresProxyAuth: web.requiresProxyAuth as boolean | undefined,
+    redirectAfterMs: redirectAfterMs(where, web.redirectAfter),
   });
   return new WebFunction(appName, functionOptions, declaration, (request) => handler(request));
 }
@@ -65,6 +67,7 @@ export function declareEndpoint<B extends Schema | undefined, Q extends Schema |
     kind: "endpoint",
     label: web.label as string | undefined,
     requiresProxyAuth: web.requiresProxyAuth as boolean | undefined,
+    redirectAfterMs: redirectAfterMs(where, web.redirectAfter),
     method,
     docs,
   });
@@ -84,6 +87,7 @@ export function declareWebServer(appName: string, options: WebServerOptions, sta
     kind: "server",
     label: web.label as string | undefined,
     requiresProxyAuth: web.requiresProxyAuth as boolean | undefined,
+    redirectAfterMs: redirectAfterMs(where, web.redirectAfter),
     port,
   });
   return new WebFunction(appName, functionOptions, declaration, undefined, start);

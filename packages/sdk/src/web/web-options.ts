@@ -20,6 +20,11 @@ export interface WebOptions extends Omit<FunctionOptions, "batched" | "schedule"
   label?: string;
   /** Requests must carry a proxy token's `Skiff-Key` and `Skiff-Secret` headers (default false). */
   requiresProxyAuth?: boolean;
+  /**
+   * How long a request may run before its client is answered 303 with a URL where the answer will be
+   * (default 150 s, at least 1 s); `false`: never, the request runs to the function's `timeout`.
+   */
+  redirectAfter?: Duration | false;
 }
 
 /** The HTTP methods an endpoint may answer. */
@@ -58,12 +63,14 @@ export interface WebDeclaration {
   kind: WebSpec["kind"];
   label?: string | undefined;
   requiresProxyAuth?: boolean | undefined;
+  /** Milliseconds; null: never; undefined: the default. */
+  redirectAfterMs?: number | null | undefined;
   method?: HttpMethod | undefined;
   docs?: boolean | undefined;
   port?: number | undefined;
 }
 
-const WEB_KEYS = ["label", "requiresProxyAuth"] as const;
+const WEB_KEYS = ["label", "requiresProxyAuth", "redirectAfter"] as const;
 const KIND_KEYS: Record<WebSpec["kind"], readonly string[]> = {
   fetch: [],
   endpoint: ["method", "body", "query", "docs", "maxBodySize"],
@@ -116,6 +123,17 @@ export function maxBodyBytes(where: string, size: Size | undefined): number {
   return Math.floor(parseSize(size ?? 1, `${where}: maxBodySize`) * 1024 * 1024);
 }
 
+/** `redirectAfter` in milliseconds, checked: undefined for the default, null for never. */
+export function redirectAfterMs(where: string, value: unknown): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === false) return null;
+  const ms = parseDuration(value as Duration, `${where}: redirectAfter`);
+  if (ms < 1000) {
+    throw new RangeError(`${where}: redirectAfter must be at least 1s (or false, to never redirect), not ${ms}ms`);
+  }
+  return ms;
+}
+
 /** A webServer's port, checked. */
 export function serverPort(where: string, port: unknown): number {
   if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65_535) {
@@ -148,6 +166,7 @@ export function toWebSpec(name: string, web: WebDeclaration): WebSpec {
     requiresProxyAuth: web.requiresProxyAuth ?? false,
     ...(web.method ? { method: web.method } : {}),
     ...(web.port ? { port: web.port } : {}),
+    ...(web.redirectAfterMs !== undefined ? { redirectAfterMs: web.redirectAfterMs } : {}),
   };
 }
 
