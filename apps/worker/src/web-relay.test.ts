@@ -288,6 +288,15 @@ describe("web relay", () => {
     const answer = await send("/containers/ct-1/crash", { headers: { "x-skiff-request-id": "req-9" } });
     expect(answer.status).toBe(502);
     expect(JSON.parse(answer.body).error).toMatchObject({ code: "CONTAINER_CRASHED", requestId: "req-9" });
+    expect(JSON.parse(answer.body).error.message).toContain("request req-9");
+    await until(() => container.open === 0, "the request ended");
+  });
+
+  it("answers 503 UNAVAILABLE when nothing listens on the container's socket any more (its process ended)", async () => {
+    await container.close();
+    const answer = await send("/containers/ct-1/after-exit");
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body).error.code).toBe("UNAVAILABLE");
     await until(() => container.open === 0, "the request ended");
   });
 

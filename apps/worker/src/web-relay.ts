@@ -152,12 +152,19 @@ export class WebRelay {
         res.destroy(error);
         return;
       }
+      // Nothing listens on its socket any more (its process ended): the request never reached it, so the
+      // server may send it to another container, as for one this relay no longer has.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ECONNREFUSED" || code === "ENOENT") {
+        sendError(res, 503, "UNAVAILABLE", `container ${containerId} is not serving requests now`, req);
+        return;
+      }
       this.options.log.warn({ err: error, container: containerId }, "a web request to a container failed");
       sendError(
         res,
         502,
         "CONTAINER_CRASHED",
-        `the container's web server failed during the request: ${error.message}`,
+        `the container failed while answering request ${requestIdOf(req) ?? "(no id)"}: try again (a new request gets a working container); its web server said: ${error.message}`,
         req,
       );
     });

@@ -2,16 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack } from "./stack.js";
 import { curl, curlAvailable, urlsIn, webRuntimes } from "./web-helpers.js";
 
-const FIXTURE = "e2e/fixtures/web-long.ts";
-const HOST = "slow-e2e-web-long.main.apps.test";
+const FIXTURE = "e2e/fixtures/web-more.ts";
+const HOST = "slow-e2e-web-more.main.apps.test";
 
 /**
- * Host routing and long requests through the real CLI, gateway, relay and containers: a server with
- * SKIFF_WEB_URL answers `LABEL-APP.ENV.DOMAIN`, and a request past `redirectAfter` is answered 303 to its
- * result URL, which curl -L and fetch follow to the answer.
+ * Web functions through the real CLI, gateway, relay and containers, on a server with host routing
+ * (SKIFF_WEB_URL): `LABEL-APP.ENV.DOMAIN` answers; a request past `redirectAfter` is answered 303 to its
+ * result URL, which curl -L and fetch follow to the answer; a web function calls another function; a
+ * container that dies mid-request is a 502 naming the request, and the next request gets a new container.
  */
 for (const runtime of webRuntimes) {
-  describe.skipIf(!runtime.available)(`host names and long requests on ${runtime.name}`, () => {
+  describe.skipIf(!runtime.available)(`more web functions on ${runtime.name}`, () => {
     let stack: Stack;
     let urls: Record<string, string>;
     /** curl's arguments that send HOST's connections to the stack's port. */
@@ -30,8 +31,8 @@ for (const runtime of webRuntimes) {
     });
 
     it("prints the host URL, and answers at it and at the /w path alike", async () => {
-      expect(urls).toEqual({ slow: `http://${HOST}` });
-      const byPath = await fetch(`${stack.url}/w/main/e2e-web-long/slow/items/1`);
+      expect(urls).toMatchObject({ slow: `http://${HOST}`, squares: "http://squares-e2e-web-more.main.apps.test" });
+      const byPath = await fetch(`${stack.url}/w/main/e2e-web-more/slow/items/1`);
       expect(byPath.status).toBe(200);
       expect(await byPath.json()).toMatchObject({ path: "/items/1", ms: 0 });
       if (curlAvailable) {
@@ -48,11 +49,11 @@ for (const runtime of webRuntimes) {
     }, 240_000);
 
     it("answers a request past redirectAfter 303 to its result URL, which gets the answer once", async () => {
-      const url = `${stack.url}/w/main/e2e-web-long/slow/work?ms=2500`;
+      const url = `${stack.url}/w/main/e2e-web-more/slow/work?ms=2500`;
       const first = await fetch(url, { method: "POST", body: "x", redirect: "manual" });
       expect(first.status).toBe(303);
       const location = new URL(first.headers.get("location")!, stack.url).href;
-      expect(location).toContain("/w/main/e2e-web-long/slow/__skiff/result/");
+      expect(location).toContain("/w/main/e2e-web-more/slow/__skiff/result/");
       await first.text();
       // Following it waits for the answer (up to redirectAfter at a time).
       const done = await fetch(location);
@@ -68,6 +69,27 @@ for (const runtime of webRuntimes) {
         expect(byCurl.status).toBe(200);
         expect(JSON.parse(byCurl.body)).toMatchObject({ path: "/train", ms: 2200 });
       }
+    }, 240_000);
+
+    it("calls another function of its app from a web function, with its container's token", async () => {
+      const answer = await fetch(`${stack.url}/w/main/e2e-web-more/squares?n=12`);
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toEqual({ n: 12, squared: 144, many: [1, 4, 9] });
+    }, 240_000);
+
+    it("answers 502 naming the request when its container dies mid-request; the next request gets a new container", async () => {
+      const base = `${stack.url}/w/main/e2e-web-more/fragile`;
+      const before = (await (await fetch(`${base}/who`)).json()) as { container: string };
+      const died = await fetch(`${base}/die`);
+      expect(died.status).toBe(502);
+      const requestId = died.headers.get("x-skiff-request-id")!;
+      const { error } = (await died.json()) as { error: { code: string; message: string; requestId: string } };
+      expect(error.requestId).toBe(requestId);
+      expect(error.message).toContain(requestId);
+      const after = await fetch(`${base}/who`);
+      expect(after.status).toBe(200);
+      expect(((await after.json()) as { container: string }).container).not.toBe(before.container);
+      expect((await fetch(`${stack.url}/v1/health`)).ok).toBe(true);
     }, 240_000);
   });
 }
