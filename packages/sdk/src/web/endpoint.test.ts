@@ -85,6 +85,15 @@ describe("app.endpoint", () => {
     expect((await hello.local(new Request("http://h/openapi.json"))).status).toBe(404);
   });
 
+  it("answers HEAD as GET on a GET endpoint, and names HEAD in a GET endpoint's Allow", async () => {
+    const head = await hello.local(new Request("http://h/?name=x", { method: "HEAD" }));
+    expect(head.status).toBe(200);
+    const refused = await hello.local(new Request("http://h/", { method: "POST", body: "{}" }));
+    expect(refused.status).toBe(405);
+    expect(refused.headers.get("allow")).toBe("GET, HEAD");
+    expect((await generate.local(new Request("http://h/", { method: "HEAD" }))).status).toBe(405);
+  });
+
   it("serves an OpenAPI 3.1 document generated from the schemas", async () => {
     const doc = (await (await generate.local(new Request("http://h/openapi.json"))).json()) as OpenApi;
     expect(doc).toMatchObject({ openapi: "3.1.0", info: { title: "generate" } });

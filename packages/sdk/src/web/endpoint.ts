@@ -33,10 +33,12 @@ export function endpointHandler(config: EndpointConfig): FetchHandler {
   };
   return async (request) => {
     const { pathname, searchParams } = new URL(request.url);
-    if (config.docs && request.method === "GET" && pathname === "/openapi.json") {
+    // HEAD is GET without the body (the runner's server drops the body of an answer to HEAD).
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    if (config.docs && method === "GET" && pathname === "/openapi.json") {
       return new Response(document(), { headers: { "content-type": "application/json" } });
     }
-    if (config.docs && request.method === "GET" && (pathname === "/docs" || pathname === "/docs/")) {
+    if (config.docs && method === "GET" && (pathname === "/docs" || pathname === "/docs/")) {
       return new Response(docsPage(config.title(), document()), {
         headers: { "content-type": "text/html; charset=utf-8" },
       });
@@ -44,14 +46,14 @@ export function endpointHandler(config: EndpointConfig): FetchHandler {
     if (pathname !== "/") {
       return errorResponse(request, 404, "NOT_FOUND", `no route ${pathname}: this endpoint answers at its URL's root`);
     }
-    if (request.method !== config.method) {
+    if (method !== config.method) {
       return errorResponse(
         request,
         405,
         "METHOD_NOT_ALLOWED",
         `this endpoint answers ${config.method}, not ${request.method}`,
         {},
-        { allow: config.method },
+        { allow: config.method === "GET" ? "GET, HEAD" : config.method },
       );
     }
     const parts: object[] = [];
