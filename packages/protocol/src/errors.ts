@@ -7,6 +7,8 @@ export const ERROR_CODES = {
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   CONFLICT: "CONFLICT",
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  /** A request well formed, whose content does not match its schema (an endpoint's body or query). */
+  INVALID: "INVALID",
   TIMEOUT: "TIMEOUT",
   CANCELLED: "CANCELLED",
   USER_ERROR: "USER_ERROR",
@@ -26,6 +28,7 @@ export const HTTP_STATUS: Record<keyof typeof ERROR_CODES, number> = {
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  INVALID: 422,
   TIMEOUT: 504,
   CANCELLED: 499,
   USER_ERROR: 500,

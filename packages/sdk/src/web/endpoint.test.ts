@@ -58,6 +58,7 @@ describe("app.endpoint", () => {
     expect(response.status).toBe(422);
     const error = await errorOf(response);
     expect(error.message).toBe("the body does not match the endpoint's schema");
+    expect(error.code).toBe("INVALID");
     expect(error.issues.map((issue) => issue.path.join("."))).toEqual(["prompt", "steps"]);
   });
 

@@ -88,7 +88,7 @@ function validate(request: Request, part: "body" | "query", schema: Schema, valu
   if (result.success) return { ok: true, value: result.data };
   return {
     ok: false,
-    response: errorResponse(request, 422, "BAD_REQUEST", `the ${part} does not match the endpoint's schema`, {
+    response: errorResponse(request, 422, "INVALID", `the ${part} does not match the endpoint's schema`, {
       issues: result.error.issues,
     }),
   };
