@@ -1,8 +1,17 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack } from "./stack.js";
 import { curl, curlAvailable, urlsIn, webRuntimes } from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web-more.ts";
+const MiB = 1024 * 1024;
+
+/** A process's resident memory in MiB (Linux). */
+function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : 0;
+}
 const HOST = "slow-e2e-web-more.main.apps.test";
 
 /**
@@ -91,5 +100,36 @@ for (const runtime of webRuntimes) {
       expect(((await after.json()) as { container: string }).container).not.toBe(before.container);
       expect((await fetch(`${stack.url}/v1/health`)).ok).toBe(true);
     }, 240_000);
+
+    it("streams a 300 MiB download to the client; neither server nor worker holds it", async () => {
+      const mib = 300;
+      const expected = createHash("sha256");
+      for (let i = 0; i < mib; i++) expected.update(Buffer.alloc(MiB, i % 251));
+      const url = `${stack.url}/w/main/e2e-web-more/download`;
+      await (await fetch(`${url}?mib=1`)).arrayBuffer();
+      const pids = { server: stack.server!.pid!, worker: stack.worker!.pid! };
+      const before = { server: rssMiB(pids.server), worker: rssMiB(pids.worker) };
+      const most = { ...before };
+      const sampling = setInterval(() => {
+        most.server = Math.max(most.server, rssMiB(pids.server));
+        most.worker = Math.max(most.worker, rssMiB(pids.worker));
+      }, 100);
+      const got = createHash("sha256");
+      let bytes = 0;
+      try {
+        const response = await fetch(`${url}?mib=${mib}`);
+        expect(response.status).toBe(200);
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          got.update(chunk);
+          bytes += chunk.length;
+        }
+      } finally {
+        clearInterval(sampling);
+      }
+      expect(bytes).toBe(mib * MiB);
+      expect(got.digest("hex")).toBe(expected.digest("hex"));
+      expect(most.server - before.server, "the server's RSS growth (MiB)").toBeLessThan(80);
+      expect(most.worker - before.worker, "the worker's RSS growth (MiB)").toBeLessThan(80);
+    }, 300_000);
   });
 }
