@@ -10,6 +10,8 @@ export interface Row {
   /** Skiff's figure divided by the baseline's. */
   ratio?: number;
   goal?: { op: "≤" | "≥"; ratio: number };
+  /** A goal that is not a ratio (e.g. no errors), and whether it was met. */
+  check?: { goal: string; met: boolean };
 }
 
 /** The machine the bench ran on, as one line. */
@@ -20,6 +22,7 @@ export function machine(): string {
 
 /** Whether the row meets its goal; undefined for a row without one. */
 export function goalMet(row: Row): boolean | undefined {
+  if (row.check) return row.check.met;
   if (row.ratio === undefined || !row.goal) return undefined;
   return row.goal.op === "≤" ? row.ratio <= row.goal.ratio : row.ratio >= row.goal.ratio;
 }
@@ -31,7 +34,7 @@ export function table(rows: Row[]): string {
     r.skiff ?? "",
     r.baseline ?? "",
     r.ratio === undefined ? "" : `${r.ratio.toFixed(2)}×`,
-    r.goal ? `${r.goal.op} ${r.goal.ratio}×` : "",
+    r.goal ? `${r.goal.op} ${r.goal.ratio}×` : (r.check?.goal ?? ""),
     { true: "yes", false: "**no**", undefined: "" }[String(goalMet(r))],
   ]);
   const header = ["measurement", "Skiff", "baseline", "ratio", "goal", "met"];

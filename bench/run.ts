@@ -10,14 +10,20 @@ import { parseArgs, promisify } from "node:util";
 import { bullmqThroughput } from "./baselines/bullmq.js";
 import { containerEchoLatency } from "./baselines/container-echo.js";
 import { honoPostLatency } from "./baselines/hono-post.js";
+import { httpLoad, type LoadResult } from "./baselines/http-load.js";
 import { httpUpload } from "./baselines/http-upload.js";
 import { rawContainerStart } from "./baselines/raw-container.js";
 import { goalMet, machine, type Row, table, writeResults } from "./report.js";
-import { createDatabase, type Service, type SkiffStack, startRedis, startSkiff } from "./services.js";
+import { createDatabase, type Service, type SkiffStack, startHonoServer, startRedis, startSkiff } from "./services.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAP_INPUTS = 10_000;
 const IDLE_MS = 5000;
+/** Seconds each warm web figure is measured; the 1,000-connection run takes three times as long. */
+const WEB_SECONDS = Number(process.env.SKIFF_BENCH_WEB_SECONDS ?? 10);
+const WEB_APP = "bench/apps/web-bench.ts";
+const WEB_CONNECTIONS = [1, 64] as const;
+const BURST_CONNECTIONS = 1000;
 
 const HOW = [
   "How each figure is taken:",
@@ -30,6 +36,7 @@ const HOW = [
   "- burst: 200 `.remote()` calls at once, each sleeping 100 ms, on a function with no container and up to 4; from the first call to the last result. The floor is one raw container start plus 200 × 100 ms / 4; BullMQ runs the same 200 jobs with concurrency 4 in workers already running (no isolation, no cold start);",
   "- class method: the first call on a new parameter set (a new pool: container start and an `enter` hook), median of 3, and warm round trips (median of 500 after 500) beside a plain function's in the same loop;",
   "- payloads: on a warm container, one `.remote()` whose argument is a Uint8Array of 10, 100 or 1,000 MiB (result 16 bytes), then one whose result is (argument 16 bytes): from the call to its result, through the SDK's blob upload, the server's blob store (synced to disk) and the container's api.sock relay (the runner reads an argument and puts a result itself). Against one plain HTTP upload of as many bytes to a node:http server on loopback in the bench's process, after a warm-up of a tenth;",
+  `- web: the handler of bench/apps/hello-hono.ts (GET / answers a small JSON naming the container, 34 bytes outside Skiff) served by @hono/node-server in a process of its own on 127.0.0.1, and by Skiff as \`app.web\` through the server's gateway and the worker's relay into one warm container (minContainers 1, maxInputs 100); closed-loop GETs from undici in the bench's process over 1 and 64 kept-alive connections, ${WEB_SECONDS} s each after ${WEB_SECONDS / 5} s of warm-up (\`SKIFF_BENCH_WEB_SECONDS\` changes it); latencies are of 200 answers. The floor on gVisor adds the raw container hop of the warm-latency rows (sequential round trips) to plain Hono's p50. Then ${BURST_CONNECTIONS.toLocaleString("en-US")} connections for ${3 * WEB_SECONDS} s at a web function with no container (up to 10 × 100 requests): a 503 is the platform refusing on purpose (the connection waits its Retry-After), any other status or a request that got no answer is an error; containers are counted by the ids in the answers;`,
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
@@ -64,7 +71,7 @@ function nodeDir(cacheDir: string): string {
   return join(parent, found.sort().at(-1)!);
 }
 
-const SECTIONS = ["latency", "throughput", "cold", "images", "scale", "payloads"] as const;
+const SECTIONS = ["latency", "throughput", "cold", "images", "scale", "payloads", "web"] as const;
 type Section = (typeof SECTIONS)[number];
 
 type Store = "pglite" | "postgres";
@@ -108,6 +115,7 @@ async function bench(
   if (only.has("images")) rows.push(...(await imageRows(skiff, runtime)));
   if (only.has("scale")) rows.push(...(await scaleRows(skiff, runtime, redis, rootfs, node)));
   if (only.has("payloads")) rows.push(...(await payloadRows(skiff, runtime)));
+  if (only.has("web")) rows.push(...(await webRows(skiff, runtime, rootfs, node, services)));
 
   await sleep(IDLE_MS);
   rows.push(
@@ -294,6 +302,124 @@ async function payloadRows(skiff: SkiffStack, runtime: "gvisor" | "runc"): Promi
   return rows;
 }
 
+/** One warm figure of the web rows: requests at `connections` at once for WEB_SECONDS, after a warm-up. */
+function webLoad(url: string, connections: number): Promise<LoadResult> {
+  return httpLoad({ url, connections, durationMs: WEB_SECONDS * 1000, warmupMs: WEB_SECONDS * 200 });
+}
+
+/**
+ * The same Hono handler served by a plain Hono server and by Skiff (`app.web`, warm), at 1 and 64
+ * connections; then 1,000 connections at a web function with no container.
+ */
+async function webRows(
+  skiff: SkiffStack,
+  runtime: "gvisor" | "runc",
+  rootfs: string,
+  node: string,
+  services: Service[],
+): Promise<Row[]> {
+  say(`web: plain Hono on loopback at ${WEB_CONNECTIONS.join(" and ")} connections, ${WEB_SECONDS} s each`);
+  const hono = await startHonoServer(ROOT);
+  services.push(hono);
+  const plain = new Map<number, LoadResult>();
+  for (const connections of WEB_CONNECTIONS) plain.set(connections, await webLoad(`${hono.url}/`, connections));
+  await hono.stop();
+
+  say("web: Skiff, app.web on one warm container");
+  const urls = await skiff.deploy(WEB_APP);
+  if (!urls.warm || !urls.cold) throw new Error(`skiff deploy ${WEB_APP} printed no URL for warm and cold`);
+  services.push({ stop: () => skiff.cli(["app", "stop", "skiff-bench-web"]).then(() => {}) });
+  await untilAnswered(urls.warm);
+  const viaSkiff = new Map<number, LoadResult>();
+  for (const connections of WEB_CONNECTIONS) viaSkiff.set(connections, await webLoad(urls.warm, connections));
+  const same = runtime === "gvisor" ? "runsc" : "runc";
+  const hop = await containerEchoLatency({ runtime: same, rootfs, nodeDir: node, requests: 2000, warmup: 2000 });
+
+  const burstSeconds = 3 * WEB_SECONDS;
+  say(`web: ${BURST_CONNECTIONS} connections for ${burstSeconds} s at a web function with no container`);
+  const containers = new Set<string>();
+  const burst = await httpLoad({
+    url: urls.cold,
+    connections: BURST_CONNECTIONS,
+    durationMs: burstSeconds * 1000,
+    onAnswer: (status, body) => {
+      if (status === 200) containers.add((JSON.parse(body) as { container: string }).container);
+    },
+  });
+  await skiff.cli(["app", "stop", "skiff-bench-web"]);
+  await skiff.settle();
+
+  const rows: Row[] = [];
+  for (const connections of WEB_CONNECTIONS) {
+    const s = viaSkiff.get(connections)!;
+    const h = plain.get(connections)!;
+    const what = `web GET, ${connections} connection${connections === 1 ? "" : "s"}`;
+    const floor = h.p50Ms + hop.p50Ms;
+    rows.push(
+      {
+        what: `${what}, p50`,
+        skiff: ms(s.p50Ms),
+        baseline: `${ms(h.p50Ms)} plain Hono`,
+        ratio: s.p50Ms / h.p50Ms,
+        goal: runtime === "runc" ? { op: "≤", ratio: 1.5 } : undefined,
+      },
+      { what: `${what}, p99`, skiff: ms(s.p99Ms), baseline: `${ms(h.p99Ms)} plain Hono`, ratio: s.p99Ms / h.p99Ms },
+      {
+        what: `${what}, requests/s`,
+        skiff: rate(s.perSec),
+        baseline: `${rate(h.perSec)} plain Hono`,
+        ratio: s.perSec / h.perSec,
+        goal: runtime === "runc" ? { op: "≥", ratio: 0.5 } : undefined,
+      },
+      {
+        what: `${what}, p50 vs plain Hono + a raw \`${same} run\` container hop`,
+        skiff: ms(s.p50Ms),
+        baseline: `${ms(floor)} floor (hop ${ms(hop.p50Ms)})`,
+        ratio: s.p50Ms / floor,
+        goal: runtime === "gvisor" ? { op: "≤", ratio: 1.5 } : undefined,
+      },
+    );
+    const wrong = errorsOf(s) + errorsOf(h);
+    if (wrong > 0) throw new Error(`${what}: ${wrong} requests failed: ${JSON.stringify({ skiff: s, plain: h })}`);
+  }
+  const refused = burst.statuses["503"] ?? 0;
+  const errors = errorsOf(burst);
+  const label = `${BURST_CONNECTIONS.toLocaleString("en-US")} connections for ${burstSeconds} s from zero containers`;
+  rows.push(
+    {
+      what: `${label}: errors other than 503 (statuses ${JSON.stringify(burst.statuses)}${Object.keys(burst.failures).length > 0 ? `, no answer ${JSON.stringify(burst.failures)}` : ""})`,
+      skiff: `${errors}`,
+      baseline: `${refused.toLocaleString("en-US")} deliberate 503s`,
+      check: { goal: "0", met: errors === 0 },
+    },
+    {
+      what: `${label}: 200 answers, p50 / p99`,
+      skiff: `${ms(burst.p50Ms)} / ${ms(burst.p99Ms)}`,
+      baseline: `${burst.ok.toLocaleString("en-US")} answers, ${rate(burst.perSec)}`,
+    },
+    { what: `${label}: containers that answered`, skiff: `${containers.size}` },
+  );
+  return rows;
+}
+
+/** Requests that got no answer, or an answer other than 200 and a deliberate 503. */
+function errorsOf(load: LoadResult): number {
+  const statuses = Object.entries(load.statuses).filter(([status]) => status !== "200" && status !== "503");
+  return [...statuses, ...Object.entries(load.failures)].reduce((sum, [, count]) => sum + count, 0);
+}
+
+/** Waits until a GET of `url` is answered 200 (a web function's first container is up). */
+async function untilAnswered(url: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(url).catch(() => undefined);
+    await response?.body?.cancel();
+    if (response?.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${url} answered ${response?.status ?? "nothing"} for ${timeoutMs} ms`);
+    await sleep(250);
+  }
+}
+
 /** Deployed-app figures: a burst on a cold function, and a class method cold and warm. */
 async function scaleRows(
   skiff: SkiffStack,
@@ -356,6 +482,8 @@ async function main(): Promise<void> {
       only: { type: "string", default: SECTIONS.join(",") },
     },
   });
+  if (!(WEB_SECONDS > 0))
+    throw new Error(`SKIFF_BENCH_WEB_SECONDS must be a number of seconds above 0, not ${WEB_SECONDS}`);
   const runtime = values.runtime;
   if (runtime !== "gvisor" && runtime !== "runc") throw new Error(`--runtime must be gvisor or runc, not ${runtime}`);
   const store = values.store;
@@ -388,7 +516,7 @@ async function main(): Promise<void> {
   const section = [
     `## ${runtime}${onPostgres ? ", store on PostgreSQL" : ""}${partial ? ` (only ${partial})` : ""}`,
     "",
-    `- command: \`node dist/bench.mjs --runtime ${runtime}${onPostgres ? " --store postgres" : ""}${partial ? ` --only ${partial}` : ""}\` (\`make bench\` runs everything on gvisor with the embedded PGlite store), ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `- command: \`${process.env.SKIFF_BENCH_WEB_SECONDS && only.has("web") ? `SKIFF_BENCH_WEB_SECONDS=${WEB_SECONDS} ` : ""}node dist/bench.mjs --runtime ${runtime}${onPostgres ? " --store postgres" : ""}${partial ? ` --only ${partial}` : ""}\` (\`make bench\` runs everything on gvisor with the embedded PGlite store), ${((Date.now() - started) / 1000).toFixed(0)} s`,
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machine()}`,
     `- code: ${await revision()}; runtimes: ${await versions()}`,
@@ -400,6 +528,10 @@ async function main(): Promise<void> {
     HOW,
   ].join("\n");
   console.log(`\n${result}\n\ngoals met: ${met} of ${goals}`);
+  for (const row of rows.filter((r) => goalMet(r) === false)) {
+    const goal = row.goal ? `${row.goal.op} ${row.goal.ratio}×, got ${row.ratio?.toFixed(2)}×` : row.check?.goal;
+    console.log(`missed: ${row.what}: ${row.skiff ?? ""} against ${row.baseline ?? "the goal"} (goal ${goal})`);
+  }
   await writeResults(join(ROOT, "bench", "RESULTS.md"), key, section);
   say(`wrote bench/RESULTS.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }

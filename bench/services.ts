@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import { createTestDatabase } from "../internal/store/src/testing/postgres-fixture.js";
 
 /** Something the bench started and must stop. */
@@ -16,6 +17,10 @@ export interface SkiffStack extends Service {
   url: string;
   /** Runs `skiff run bench/apps/skiff-bench.ts::<entrypoint> --flag value…` and returns its `BENCH_RESULT` JSON. */
   run<T>(entrypoint: string, flags?: Record<string, number>, extraEnv?: Record<string, string>): Promise<T>;
+  /** Runs the CLI (`skiff ARGS…`) against this stack; rejects with its output if it fails. */
+  cli(args: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** `skiff deploy FILE`; resolves with the URL of each web function's label, as the CLI printed them. */
+  deploy(file: string): Promise<Record<string, string>>;
   /** VmRSS of the `skiff up` process, in MiB. */
   rss(): Promise<number>;
   /** Waits until `skiff up` runs no process but its helper (every container has exited and been torn down). */
@@ -37,6 +42,8 @@ export interface SkiffOptions {
 
 const APP = "bench/apps/skiff-bench.ts";
 const RESULT_PREFIX = "BENCH_RESULT ";
+/** A URL line as `skiff deploy` prints it: `skiff   LABEL  URL`. */
+const URL_LINE = /^skiff\s+([a-z0-9-]+)\s+(https?:\/\/\S+\/w\/\S+)$/;
 const RUN_TIMEOUT_MS = 180_000;
 // A worker's startup cleanup removes every container in the runtime's state directory under /run/skiff,
 // so it gets a private one: other Skiffs on this host and the bench must not kill each other's containers.
@@ -118,10 +125,27 @@ export async function startRedis(): Promise<Service & { port: number }> {
   return { port, stop: () => terminate(child, 5000) };
 }
 
+/** The web bench's plain Hono server (dist/bench-hono-server.mjs) in a process of its own, on loopback. */
+export async function startHonoServer(root: string): Promise<Service & { url: string }> {
+  const script = join(root, "dist", "bench-hono-server.mjs");
+  if (!existsSync(script)) throw new Error(`${script} is missing: run \`node scripts/build.mjs\``);
+  const { child, match } = await startChild(process.execPath, [script], /listening (\d+)/, root);
+  return { url: `http://127.0.0.1:${match[1]}`, stop: () => terminate(child, 5000) };
+}
+
+/**
+ * With SKIFF_BENCH_PROFILE=DIR, `skiff up` (server and worker) writes a V8 CPU profile into DIR when it stops
+ * (open it in Chrome's DevTools); NODE_OPTIONS may not carry --cpu-prof.
+ */
+function profileArgs(): string[] {
+  const dir = process.env.SKIFF_BENCH_PROFILE;
+  return dir ? ["--cpu-prof", "--cpu-prof-dir", dir] : [];
+}
+
 /** Starts `skiff up` on a free port and waits until its worker has joined. */
 export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
-  const cli = join(options.root, "dist", "cli.mjs");
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`make setup\``);
+  const cliPath = join(options.root, "dist", "cli.mjs");
+  if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run \`make setup\``);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SKIFF_HOME: options.home,
@@ -141,7 +165,8 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
     "-c",
     PRIVATE_RUN,
     process.execPath,
-    cli,
+    ...profileArgs(),
+    cliPath,
     "up",
     "--port",
     "0",
@@ -153,7 +178,7 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
   const run = <T>(entrypoint: string, flags: Record<string, number> = {}, extraEnv: Record<string, string> = {}) =>
     new Promise<T>((resolve, reject) => {
       const argv = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
-      const runner = spawn(process.execPath, [cli, "run", `${APP}::${entrypoint}`, ...argv], {
+      const runner = spawn(process.execPath, [cliPath, "run", `${APP}::${entrypoint}`, ...argv], {
         cwd: options.root,
         env: { ...env, ...extraEnv, SKIFF_SERVER_URL: url },
         stdio: ["ignore", "pipe", "pipe"],
@@ -175,6 +200,28 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
       });
     });
 
+  const cli = (args: string[]) =>
+    promisify(execFile)(process.execPath, [cliPath, ...args], {
+      cwd: options.root,
+      env: { ...env, SKIFF_SERVER_URL: url },
+      timeout: RUN_TIMEOUT_MS,
+      maxBuffer: 16 * 1024 * 1024,
+    }).catch((error: Error & { stdout?: string; stderr?: string }) => {
+      throw new Error(
+        `skiff ${args.join(" ")} failed: ${error.message}\n${(error.stderr || error.stdout || "").slice(-3000)}`,
+      );
+    });
+
+  const deploy = async (file: string) => {
+    const { stderr } = await cli(["deploy", file]);
+    const urls: Record<string, string> = {};
+    for (const line of stderr.split("\n")) {
+      const match = URL_LINE.exec(line.trim());
+      if (match) urls[match[1]!] = match[2]!;
+    }
+    return urls;
+  };
+
   const rss = async () => {
     const status = await readFile(`/proc/${pid}/status`, "utf8");
     return Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1]) / 1024;
@@ -185,7 +232,7 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
     while (Date.now() < deadline && (await childCount(pid)) > 0) await sleep(200);
   };
 
-  return { url, run, rss, settle, stop: () => terminate(child, 20_000) };
+  return { url, run, cli, deploy, rss, settle, stop: () => terminate(child, 20_000) };
 }
 
 /** Processes `skiff up` runs for containers and teardowns: its children and those of its skiff-spawner helper. */

@@ -49,6 +49,13 @@ await Promise.all([
   }),
   // BullMQ loads its Lua scripts from its own directory: keep every package external.
   esbuild.build({ ...common, entryPoints: ["bench/run.ts"], outfile: "dist/bench.mjs", packages: "external" }),
+  // The web bench's plain Hono server runs in a process of its own, as Skiff's server does.
+  esbuild.build({
+    ...common,
+    entryPoints: ["bench/baselines/hono-server.ts"],
+    outfile: "dist/bench-hono-server.mjs",
+    packages: "external",
+  }),
 ]);
 
 // Identifies this build: a running embedded server from another build is restarted by the CLI.

@@ -18,6 +18,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Debian's Chromium, for the e2e test that opens an endpoint's /docs page with playwright-core (which brings
+# no browser of its own). Without recommends: those are a desktop's daemons. Not fatal: that test then skips.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  echo "setup: installing chromium" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+    echo "setup: could not install chromium; the /docs browser test will skip" >&2
+fi
+
 # `npm install` against the lock file, not `npm ci`: ci empties node_modules every time, and setup must be
 # quick when everything is there. The lock records every platform's optional packages (biome, rollup), as
 # this npm writes it, so an install leaves it as it is.
