@@ -84,6 +84,8 @@ export async function startWorker(
     webRelay: webRelayOptions(),
   });
   await agent.start();
+  // Server and worker in one process: the gateway reaches this worker's containers without its relay's hop.
+  if (server && agent.localWebRelay) server.attachLocalWebRelay(agent.localWebRelay);
   return agent;
 }
 

@@ -6,6 +6,7 @@ import type { BlobStore } from "@skiff/blob";
 import {
   HTTP_STATUS,
   type Link,
+  type LocalWebRelay,
   linkPair,
   MAX_FRAME_BYTES,
   type ServerToWorker,
@@ -46,6 +47,8 @@ export interface RunningServer {
   tokens: TokenStore;
   /** Connects a worker running in this process, without a socket (`skiff up`). */
   connectWorker(): Link<WorkerMessage, ServerToWorker>;
+  /** Lets the gateway reach the containers of that worker's web relay directly, skipping its HTTP hop. */
+  attachLocalWebRelay(relay: LocalWebRelay): void;
   /** What a worker in this process authenticates its HTTP calls (blobs, layers) with; never stored. */
   workerCredential: string;
   /** Every HTTP route, as `METHOD /path` (the authorization tests walk them all). */
@@ -127,6 +130,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     tokens,
     workerCredential,
     routes: [...new Set(api.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`))],
+    attachLocalWebRelay: (relay) => gateway.attachLocal(relay),
     connectWorker: () => {
       const [serverEnd, workerEnd] = linkPair<ServerToWorker, WorkerMessage>();
       serveWorker(serverEnd, control, log, url);

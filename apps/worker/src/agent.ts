@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
-import type { Capacity, ServerToWorker } from "@skiff/protocol";
+import type { Capacity, LocalWebRelay, ServerToWorker } from "@skiff/protocol";
 import type { Logger } from "pino";
 import { Client } from "skiff/plumbing";
 import { BundleCache } from "./bundle-cache.js";
@@ -101,6 +101,16 @@ export class WorkerAgent {
   }
 
   /** What this worker offers the server to place containers in: CPU shares and memory. */
+  /**
+   * The web relay for a server in this process (`skiff up`): its URL, as the hello tells it, and direct
+   * access to containers' web sockets. Undefined before `start`.
+   */
+  get localWebRelay(): LocalWebRelay | undefined {
+    const address = this.webRelayAddress;
+    if (!address) return undefined;
+    return { url: address.url, open: (containerId) => this.webRelay.open(containerId) };
+  }
+
   get capacity(): Capacity {
     return {
       // CPU is a share, not a reservation: oversubscribe so small functions pack densely.

@@ -102,6 +102,27 @@ export class WebRelay {
     await closed;
   }
 
+  /**
+   * A container's web socket for a caller in this process (the server's gateway, when `skiff up` runs
+   * server and worker together): the path to connect to, the request counted as activity until `done`.
+   * Undefined when the container takes no requests now. It skips the relay's own HTTP hop.
+   */
+  open(containerId: string): { socketPath: string; done(): void } | undefined {
+    const target = this.options.target(containerId);
+    const socketPath = target?.webSocketPath;
+    if (!target?.acceptsRequests || !socketPath) return undefined;
+    target.beginRequest();
+    let done = false;
+    return {
+      socketPath,
+      done: () => {
+        if (done) return;
+        done = true;
+        target.endRequest();
+      },
+    };
+  }
+
   /** Drops the connections kept to a container that ended. */
   forget(containerId: string): void {
     this.agents.get(containerId)?.destroy();

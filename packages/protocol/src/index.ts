@@ -11,6 +11,7 @@ export * from "./group-by.js";
 export * from "./http/index.js";
 export * from "./image-files.js";
 export * from "./link.js";
+export * from "./local-web-relay.js";
 export * from "./manifest.js";
 export * from "./messages/index.js";
 export * from "./options.js";

@@ -440,6 +440,53 @@ describe("web gateway", () => {
     }
   });
 
+  it("reaches a container straight at its web socket when its worker's relay is in this process", async () => {
+    await deploy("near", [{ ...web("direct"), maxInputs: 1, maxContainers: 2, minContainers: 2 }]);
+    let containers: string[] = [];
+    for (let i = 0; i < 100 && containers.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      containers = [...worker.containers.values()]
+        .filter(
+          (c) =>
+            c.state === "running" &&
+            sent.some((m) => m.t === "start" && m.containerId === c.id && m.spec.web?.label === "direct"),
+        )
+        .map((c) => c.id);
+    }
+    // Container 0's process has ended (nothing listens on its socket); container 1 answers.
+    const live = createServer((req, res) =>
+      res.end(JSON.stringify({ path: req.url, secret: req.headers[WEB_RELAY_SECRET_HEADER] ?? null })),
+    );
+    const livePath = join(dir, "live.sock");
+    await new Promise<void>((resolve) => live.listen(livePath, resolve));
+    let open = 0;
+    let direct: ((id: string) => string | undefined) | undefined = (id) =>
+      id === containers[0] ? join(dir, "dead.sock") : id === containers[1] ? livePath : undefined;
+    server.attachLocalWebRelay({
+      url: relay.url,
+      open: (id) => {
+        const socketPath = direct?.(id);
+        if (!socketPath) return undefined;
+        open++;
+        return { socketPath, done: () => open-- };
+      },
+    });
+    try {
+      const before = relay.seen.length;
+      for (let i = 0; i < 3; i++) {
+        const response = await get("/w/main/near/direct/x?y=1");
+        expect(response.status).toBe(200);
+        expect(await response.json()).toEqual({ path: "/x?y=1", secret: null });
+      }
+      expect(relay.seen.length).toBe(before);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(open).toBe(0);
+    } finally {
+      direct = undefined;
+      await new Promise((resolve) => live.close(resolve));
+    }
+  });
+
   it("answers 502 naming the request id when the container fails before answering, and cuts a response it fails in", async () => {
     await deploy("fragile", [web("crash")]);
     const response = await get("/w/main/fragile/crash/die");

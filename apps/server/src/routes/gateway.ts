@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { DEFAULT_REDIRECT_AFTER_MS, HTTP_STATUS, parseWebHost, parseWebPath, REQUEST_ID_HEADER } from "@skiff/protocol";
+import {
+  DEFAULT_REDIRECT_AFTER_MS,
+  HTTP_STATUS,
+  type LocalWebRelay,
+  parseWebHost,
+  parseWebPath,
+  REQUEST_ID_HEADER,
+} from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
 import type { ControlPlane } from "../engine/control-plane.js";
@@ -70,6 +77,10 @@ interface Target {
 export class WebGateway {
   private readonly routes = new Map<string, { functionId: string; at: number }>();
   private readonly agents = new Map<string, Agent>();
+  /** Workers' relays in this process, by URL: their containers are reached directly. */
+  private readonly locals = new Map<string, LocalWebRelay>();
+  /** Kept-alive connections to containers' web sockets (pooled by socket path). */
+  private readonly direct = new Agent({ keepAlive: true, scheduling: "lifo" });
   private readonly long = new LongRequests();
 
   /**
@@ -77,6 +88,11 @@ export class WebGateway {
    * it only `/w/...` paths reach web functions.
    */
   constructor(private readonly deps: { store: Store; control: ControlPlane; log: Logger; webDomain?: string }) {}
+
+  /** A worker's relay in this process (`skiff up`): requests to its containers skip the relay's HTTP hop. */
+  attachLocal(relay: LocalWebRelay): void {
+    this.locals.set(relay.url, relay);
+  }
 
   /** Whether a request is the gateway's: a `/w/...` path, or any path on a web function's host name. */
   owns(req: IncomingMessage): boolean {
@@ -99,6 +115,7 @@ export class WebGateway {
   /** Lets go of the relays' kept-alive connections (the server is shutting down). */
   close(): void {
     this.long.close();
+    this.direct.destroy();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
@@ -129,7 +146,8 @@ export class WebGateway {
       clearTimeout(exchange.redirect);
       // A redirected request goes on: its answer waits at its result URL.
       if (!exchange.parked) {
-        exchange.gone.abort();
+        // Only a request still waiting needs telling (an abort costs an exception with its stack).
+        if (!res.writableFinished) exchange.gone.abort();
         exchange.lease?.release();
         if (!res.writableFinished) exchange.upstream?.destroy();
       }
@@ -247,31 +265,46 @@ export class WebGateway {
       return;
     }
     exchange.lease = lease;
-    const upstream = request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${exchange.search}`, {
-      method: req.method,
-      agent: this.agentFor(lease.relay.url),
-      headers: relayHeaders(req.headers, {
-        secret: lease.relay.secret,
-        requestId,
-        remoteAddress: req.socket.remoteAddress,
-        prefix: target.prefix,
-      }),
-    });
+    // A worker in this process: straight to the container's web socket, without its relay's HTTP hop.
+    const local = this.locals.get(lease.relay.url)?.open(lease.containerId);
+    const forwarded = {
+      requestId,
+      remoteAddress: req.socket.remoteAddress,
+      prefix: target.prefix,
+    };
+    const upstream = local
+      ? request({
+          socketPath: local.socketPath,
+          path: `${target.rest}${exchange.search}`,
+          method: req.method,
+          agent: this.direct,
+          headers: relayHeaders(req.headers, forwarded),
+        })
+      : request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${exchange.search}`, {
+          method: req.method,
+          agent: this.agentFor(lease.relay.url),
+          headers: relayHeaders(req.headers, { ...forwarded, secret: lease.relay.secret }),
+        });
+    if (local) upstream.once("close", local.done);
     exchange.upstream = upstream;
     if (exchange.overdue) setImmediate(() => this.park(exchange));
     let abandoned = false;
+    // The container is gone (its relay says so, or nothing listens on its socket) before it answered: the
+    // request goes once more, to another container, if its body was kept.
+    const retryElsewhere = (): boolean => {
+      if (retried || !body.replayable || res.headersSent) return false;
+      abandoned = true;
+      body.detach();
+      upstream.destroy();
+      lease.release();
+      this.deps.control.web
+        .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: exchange.gone.signal })
+        .then((next) => this.forward(exchange, next, true))
+        .catch((error: Error) => this.refuse(exchange, error));
+      return true;
+    };
     upstream.on("response", (answer) => {
-      if (answer.statusCode === 503 && !retried && body.replayable && !res.headersSent) {
-        abandoned = true;
-        body.detach();
-        upstream.destroy();
-        lease.release();
-        this.deps.control.web
-          .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: exchange.gone.signal })
-          .then((next) => this.forward(exchange, next, true))
-          .catch((error: Error) => this.refuse(exchange, error));
-        return;
-      }
+      if (answer.statusCode === 503 && !local && retryElsewhere()) return;
       clearTimeout(exchange.redirect);
       if (exchange.parked) {
         this.long.arrived(requestId, (client, clientReq) => respond(client, clientReq, upstream, answer));
@@ -281,6 +314,8 @@ export class WebGateway {
     });
     upstream.on("error", (error) => {
       if (abandoned) return;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (local && (code === "ECONNREFUSED" || code === "ENOENT") && retryElsewhere()) return;
       if (exchange.parked) {
         this.long.arrived(requestId, (client) => crashed(client, requestId));
         return;

@@ -40,16 +40,19 @@ export function endToEnd(headers: IncomingHttpHeaders, drop: ReadonlySet<string>
   return out;
 }
 
-/** What goes to a worker's relay: the client's headers, the relay's secret, the request id and `x-forwarded-*`. */
+/**
+ * What goes to a worker's relay: the client's headers, the relay's secret, the request id and `x-forwarded-*`
+ * (no secret for a container reached directly, without a relay).
+ */
 export function relayHeaders(
   headers: IncomingHttpHeaders,
-  forward: { secret: string; requestId: string; remoteAddress: string | undefined; prefix: string },
+  forward: { secret?: string; requestId: string; remoteAddress: string | undefined; prefix: string },
 ): OutgoingHttpHeaders {
   const out = endToEnd(headers, GATEWAY_OWNED);
   const chain = [headers["x-forwarded-for"], forward.remoteAddress].filter(Boolean).join(", ");
   return {
     ...out,
-    [WEB_RELAY_SECRET_HEADER]: forward.secret,
+    ...(forward.secret === undefined ? {} : { [WEB_RELAY_SECRET_HEADER]: forward.secret }),
     [REQUEST_ID_HEADER]: forward.requestId,
     "x-forwarded-for": chain,
     "x-forwarded-proto": headers["x-forwarded-proto"] ?? "http",
