@@ -14,6 +14,7 @@ import {
   lengthPrefixed,
   type RunnerMessage,
   type ServerToWorker,
+  type WorkerItem,
   type WorkerMessage,
   type WorkerOutput,
   type WorkerToRunner,
@@ -29,6 +30,7 @@ type Start = Extract<ServerToWorker, { t: "start" }>;
 class Harness {
   readonly sent: WorkerMessage[] = [];
   readonly outputs: WorkerOutput[] = [];
+  readonly items: WorkerItem[] = [];
   readonly claims: number[] = [];
   readonly toRunner: WorkerToRunner[] = [];
   readonly logs: LogLine[] = [];
@@ -69,6 +71,7 @@ class Harness {
       log: pino({ level: "silent" }),
       send: (message) => this.sent.push(message),
       queueOutput: (output) => this.outputs.push(output),
+      queueItem: (item) => this.items.push(item),
       queueLog: (line) => this.logs.push(line),
       claim: (_session, max) => this.claims.push(max),
       mayRead: async (token, hash) => {

@@ -207,6 +207,11 @@ export class ControlPlane {
   }
 
   /** Subscribes to a call's results, then replays what already finished. */
+  /** A generator call's caller took `consumed` values: its running attempt may go further ahead. */
+  generatorTaken(caller: Caller, callId: string, consumed: number): Promise<void> {
+    return this.calls.generatorTaken(caller, callId, consumed);
+  }
+
   subscribe(caller: Caller, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
     return this.calls.subscribe(caller, callId, fromIdx, subscriber);
   }

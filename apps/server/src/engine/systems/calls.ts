@@ -34,6 +34,13 @@ export class CallSystem {
     const fn = await pools.functionIn(caller, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
     if (fn.spec.web) throw await this.notCallable(fn, fn.spec.web.label);
+    // A class's methods are checked by its runner, which knows which of them are generators.
+    if (fn.spec.kind === "function" && (fn.spec.generator === true) !== (call.gen === true)) {
+      throw new ApiError("BAD_REQUEST", generatorMismatch(`${fn.appName}.${fn.spec.name}`, fn.spec.generator === true));
+    }
+    if (call.gen && call.total !== 1) {
+      throw new ApiError("BAD_REQUEST", "a generator's call has one input: .map over a generator is not supported");
+    }
     pools.checkCapacity([fn.spec]);
     const { inputs } = call;
     if (inputs.length === 0) return;
@@ -51,6 +58,7 @@ export class CallSystem {
     });
     const chunk = { callId: call.callId, functionId: fn.id, firstIdx, firstId, args: inputs.map((i) => i.args) };
     const queued = inputs.map((input, i) => newInput(String(firstId + i), call.callId, input.idx, fn.id, input.args));
+    if (call.gen) for (const input of queued) input.gen = true;
     if (call.resent) {
       // A chunk this server does not hold in memory may be in the store from before a restart (and may
       // have run already): write first, queue only if new.
@@ -145,6 +153,18 @@ export class CallSystem {
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
   }
 
+  /** Tells the container running a generator call how many of its values the caller took (backpressure). */
+  async generatorTaken(caller: Caller, callId: string, consumed: number): Promise<void> {
+    await this.checkCall(caller, callId);
+    const { queue, workers } = this.state;
+    for (const input of queue.ofCall(callId)) {
+      if (!input.gen || input.state !== "running" || !input.owner) continue;
+      workers
+        .ownerOf(input.owner)
+        ?.send({ t: "credit", credits: [{ inputId: input.id, attempt: input.attempt, consumed }] });
+    }
+  }
+
   /** Fails a call's unfinished inputs as CANCELLED, killing those that run. */
   async cancel(caller: Caller, callId: string): Promise<void> {
     await this.checkCall(caller, callId);
@@ -170,6 +190,13 @@ export class CallSystem {
     const info = functionId ? await this.deps.pools.functionInfo(functionId).catch(() => undefined) : undefined;
     if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
+}
+
+/** Why a call was refused: a generator called without `.remoteGen`, or a plain function called with it. */
+export function generatorMismatch(name: string, generator: boolean): string {
+  return generator
+    ? `${name} is an async generator function: iterate its values with \`for await (const value of fn.remoteGen(...args))\`; .remote, .spawn and .map are for plain functions`
+    : `${name} is not an async generator function: call it with .remote(...args); .remoteGen is for \`async function*\` handlers`;
 }
 
 /** A new input as the queue holds it: pending, never attempted. */
