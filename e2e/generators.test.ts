@@ -85,6 +85,14 @@ for (const runtime of webRuntimes) {
       expect(local).toEqual(["x", "y"]);
     }, 240_000);
 
+    it("streams a class's async generator method, in the pool of its parameters", async () => {
+      const { results } = await run("classMethod");
+      const { shouted, refused, plain } = results[0] as { shouted: string[]; refused: string; plain: string };
+      expect(shouted).toEqual(["A?", "B?"]);
+      expect(refused).toMatch(/is an async generator function: iterate its values/);
+      expect(plain).toBe("plain");
+    }, 240_000);
+
     it("streams a remote generator's values from an endpoint to an HTTP client as they come (SSE, NDJSON)", async () => {
       const deployed = await stack.run(["deploy", WEB_FILE], { timeoutMs: 300_000 });
       expect(deployed.code, deployed.stderr).toBe(0);
