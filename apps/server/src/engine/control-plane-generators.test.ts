@@ -220,4 +220,20 @@ describe("control plane: generator calls", () => {
     ]);
     await expect(control.generatorTaken({ workspace: "someone-else" }, callId, 8)).rejects.toThrow(/no call/);
   });
+
+  it("fails a generator call reloaded after a restart (no longer known as one) once its values come, and stops it", async () => {
+    const { worker, sent, claimOne } = await setup({ generator: undefined });
+    const { results, items: got, sub } = subscriber();
+    await submit(randomUUID(), sub, false); // as reloaded: the flag of a generator call is not stored
+    const input = await claimOne();
+    await items(worker, input, ["a"]);
+    expect(got).toEqual([]);
+    expect(results.map((r) => [r.status, r.code])).toEqual([["failure", "UNAVAILABLE"]]);
+    expect(decoded(results[0]!.data)).toMatchObject({
+      message: expect.stringMatching(/server restarted while the generator ran/),
+    });
+    expect(sent.filter((m) => m.t === "cancel")).toEqual([
+      { t: "cancel", inputs: [{ inputId: input.inputId, attempt: input.attempt }] },
+    ]);
+  });
 });

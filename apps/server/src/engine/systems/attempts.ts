@@ -107,16 +107,28 @@ export class AttemptSystem {
 
   private publishItems(items: WorkerItem[]): void {
     const { queue, hub } = this.state;
+    const orphans = new Set<QueuedInput>();
     for (const [callId, ofCall] of groupBy(items, (item) => queue.get(item.inputId)?.callId ?? "")) {
       const out: GeneratorItem[] = [];
       for (const item of ofCall) {
         const input = queue.get(item.inputId);
-        if (!input?.gen || input.state !== "running" || input.attempt !== item.attempt) continue;
+        if (input?.state !== "running" || input.attempt !== item.attempt) continue;
+        // Values of an input this server does not know as a generator's: it was reloaded after a restart,
+        // and its caller cannot get every value any more.
+        if (!input.gen) {
+          orphans.add(input);
+          continue;
+        }
         if (item.index !== (input.yielded ?? 0)) continue;
         input.yielded = item.index + 1;
         out.push({ index: item.index, data: item.data });
       }
       if (out.length > 0) hub.publishItems(callId, out);
+    }
+    if (orphans.size > 0) {
+      const message =
+        "the server restarted while the generator ran, and values it yielded meanwhile could not reach the caller: call .remoteGen again";
+      void this.failAll([...orphans], "UNAVAILABLE", failurePayload(message));
     }
   }
 
