@@ -85,6 +85,21 @@ for (const runtime of webRuntimes) {
       expect(local).toEqual(["x", "y"]);
     }, 240_000);
 
+    it("sends values over 2 MiB through the blob store, and prints a generator's values from `skiff run FILE::fn`", async () => {
+      const { results } = await run("bigValues");
+      const MiB3 = 3 * 1024 * 1024;
+      expect(results[0]).toEqual({
+        got: [
+          [MiB3, 1, 1],
+          [MiB3, 2, 2],
+          [MiB3, 3, 3],
+        ],
+      });
+      const direct = await stack.run(["run", `${FILE}::words`, "--", "x y", "10"], { timeoutMs: 180_000 });
+      expect(direct.code, direct.stderr).toBe(0);
+      expect(direct.stdout).toMatch(/^x\ny\n/m);
+    }, 240_000);
+
     it("streams a class's async generator method, in the pool of its parameters", async () => {
       const { results } = await run("classMethod");
       const { shouted, refused, plain } = results[0] as { shouted: string[]; refused: string; plain: string };
