@@ -11,9 +11,10 @@ import {
 } from "@skiff/protocol";
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ControlPlane } from "./control-plane.js";
 import type { Subscriber } from "./hub.js";
+import { CALLER_RETURN_MS } from "./systems/calls.js";
 import { testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
@@ -235,5 +236,33 @@ describe("control plane: generator calls", () => {
     expect(sent.filter((m) => m.t === "cancel")).toEqual([
       { t: "cancel", inputs: [{ inputId: input.inputId, attempt: input.attempt }] },
     ]);
+  });
+
+  it("cancels a generator call whose caller went away and did not come back within a minute", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const { sent, claimOne } = await setup({});
+      const gone = subscriber();
+      const back = subscriber();
+      const callId = randomUUID();
+      await submit(callId, gone.sub);
+      const input = await claimOne();
+      control.removeSubscriber(gone.sub);
+      vi.advanceTimersByTime(CALLER_RETURN_MS / 2);
+      await control.subscribe(caller, callId, 0, back.sub); // it reconnected in time
+      vi.advanceTimersByTime(CALLER_RETURN_MS);
+      expect(sent.filter((m) => m.t === "cancel")).toEqual([]);
+      control.removeSubscriber(back.sub); // and went away for good
+      vi.advanceTimersByTime(CALLER_RETURN_MS - 1);
+      expect(sent.filter((m) => m.t === "cancel")).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(sent.filter((m) => m.t === "cancel")).toEqual([
+        { t: "cancel", inputs: [{ inputId: input.inputId, attempt: input.attempt }] },
+      ]);
+    } finally {
+      // Writes behind that were timed under the fake clock.
+      await vi.advanceTimersByTimeAsync(1000);
+      vi.useRealTimers();
+    }
   });
 });

@@ -133,6 +133,7 @@ export class ControlPlane {
   /** Stops the periodic work and waits for pending writes. */
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    this.calls.stop();
     await this.scheduler.stop();
     await this.state.persister.flushed();
   }
@@ -223,7 +224,7 @@ export class ControlPlane {
 
   /** Forgets a subscriber that went away: its calls and log streams alike. */
   removeSubscriber(subscriber: Subscriber): void {
-    this.state.hub.remove(subscriber);
+    this.calls.callersGone(this.state.hub.remove(subscriber));
   }
 
   /** Cancels a call's unfinished inputs. */

@@ -39,13 +39,21 @@ export class Hub {
     removeFromIndex(this.calls, callId, subscriber);
   }
 
-  remove(subscriber: Subscriber): void {
+  /** Forgets a subscriber; answers the calls it leaves without any. */
+  remove(subscriber: Subscriber): string[] {
+    const left: string[] = [];
     for (const map of [this.calls, this.apps]) {
       for (const [key, set] of map) {
-        set.delete(subscriber);
-        if (set.size === 0) map.delete(key);
+        if (!set.delete(subscriber) || set.size > 0) continue;
+        map.delete(key);
+        if (map === this.calls) left.push(key);
       }
     }
+    return left;
+  }
+
+  hasSubscribers(callId: string): boolean {
+    return (this.calls.get(callId)?.size ?? 0) > 0;
   }
 
   publishFinished(finished: FinishedInput[]): void {

@@ -13,6 +13,11 @@ export type Submit = Extract<ClientMessage, { t: "submit" }>;
 
 /** Calls whose inputs all finished are forgotten (resends then check the store) after this long. */
 const CALL_MEMORY_MS = 10 * 60_000;
+/**
+ * How long a generator call waits for a caller that went away (the SDK reconnects within a minute) before
+ * it is cancelled: its generator would otherwise wait for credit until its timeout.
+ */
+export const CALLER_RETURN_MS = 60_000;
 
 /**
  * Calls: intake (a chunk of inputs gets ids from a reserved block, is queued and written behind),
@@ -20,6 +25,7 @@ const CALL_MEMORY_MS = 10 * 60_000;
  */
 export class CallSystem {
   private ids = { next: 0, end: 0 };
+  private readonly callerTimers = new Set<NodeJS.Timeout>();
   private nextBlock: Promise<number> | undefined;
 
   constructor(
@@ -163,6 +169,31 @@ export class CallSystem {
         .ownerOf(input.owner)
         ?.send({ t: "credit", credits: [{ inputId: input.id, attempt: input.attempt, consumed }] });
     }
+  }
+
+  /**
+   * Calls left without a subscriber (their caller's connection closed): a generator call is cancelled
+   * unless someone subscribes again within CALLER_RETURN_MS. Other calls run on (`.spawn` needs no caller).
+   */
+  callersGone(callIds: string[]): void {
+    const { queue, hub } = this.state;
+    for (const callId of callIds) {
+      if (!queue.ofCall(callId).some((input) => input.gen)) continue;
+      const timer = setTimeout(() => {
+        this.callerTimers.delete(timer);
+        if (hub.hasSubscribers(callId)) return;
+        const message = `the generator's caller went away and did not come back within ${CALLER_RETURN_MS / 1000} s`;
+        void this.deps.attempts.failAll(queue.ofCall(callId), "CANCELLED", failurePayload(message));
+      }, CALLER_RETURN_MS);
+      timer.unref();
+      this.callerTimers.add(timer);
+    }
+  }
+
+  /** Stops the timers of callers that went away. */
+  stop(): void {
+    for (const timer of this.callerTimers) clearTimeout(timer);
+    this.callerTimers.clear();
   }
 
   /** Fails a call's unfinished inputs as CANCELLED, killing those that run. */
