@@ -67,9 +67,11 @@ export class App {
     }
     // Here, so that the error points at the user's line; the manifest checks again with the export name.
     checkOptionNames(options.name ? `function "${options.name}"` : "app.function(options)", options);
-    if (options.batched && isAsyncGeneratorFunction(handler)) {
+    if (isAsyncGeneratorFunction(handler) && (options.batched || options.schedule)) {
       throw new TypeError(
-        "app.function: a batched handler cannot be an async generator (each caller gets one result): drop `batched`, or return a list",
+        options.batched
+          ? "app.function: a batched handler cannot be an async generator (each caller gets one result): drop `batched`, or return a list"
+          : "app.function: a scheduled function cannot be an async generator (nobody would take its values): drop `schedule`, or make it a plain async function",
       );
     }
     const fn = new SkiffFunction<A, Awaited<R>>(this.name, options, handler as (...args: A) => Promise<Awaited<R>>);

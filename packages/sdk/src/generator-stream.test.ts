@@ -1,6 +1,8 @@
 import type { ClientMessageInput, GeneratorItem, Result } from "@skiff/protocol";
 import { GENERATOR_WINDOW } from "@skiff/protocol/constants";
 import { describe, expect, it } from "vitest";
+import { App, collectApp, manifestOf } from "./app.js";
+import { method } from "./cls.js";
 import { encodeValue } from "./codec.js";
 import { isAsyncGenerator, isAsyncGeneratorFunction } from "./generator.js";
 import { GeneratorStream, type StreamClient } from "./generator-stream.js";
@@ -125,5 +127,58 @@ describe("generator detection", () => {
     ]);
     expect(isAsyncGenerator(gen())).toBe(true);
     expect(isAsyncGenerator({ [Symbol.asyncIterator]: () => ({}) })).toBe(false);
+  });
+});
+
+describe("declaring generators", () => {
+  it("records a generator function and a class's generator methods in the manifest", () => {
+    const app = new App("g");
+    const tokens = app.function(async function* (prompt: string) {
+      yield prompt;
+    });
+    const plain = app.function(async (x: number) => x);
+    const Model = app.cls(
+      class {
+        @method() async *stream() {
+          yield 1;
+        }
+        @method() async once() {
+          return 1;
+        }
+      },
+    );
+    const manifest = manifestOf(collectApp({ app, tokens, plain, Model }, "g.ts"), 22);
+    const byName = new Map(manifest.functions.map((spec) => [spec.name, spec]));
+    expect(byName.get("tokens")?.generator).toBe(true);
+    expect(byName.get("plain")?.generator).toBeUndefined();
+    expect(byName.get("Model")?.cls?.generators).toEqual(["stream"]);
+    expect([tokens.isGenerator, plain.isGenerator, Model.stream.isGenerator, Model.once.isGenerator]).toEqual([
+      true,
+      false,
+      true,
+      false,
+    ]);
+  });
+
+  it("refuses a plain call of a generator, and a generator call of a plain function, before anything is sent", async () => {
+    const app = new App("g");
+    const tokens = app.function(async function* () {
+      yield 1;
+    });
+    const plain = app.function(async () => 1);
+    await expect(tokens.remote()).rejects.toThrow(
+      /is an async generator function: iterate its values .*not \.remote\(\)/,
+    );
+    await expect(tokens.spawn()).rejects.toThrow(/not \.spawn\(\)/);
+    await expect(plain.remoteGen().next()).rejects.toThrow(/is not an async generator function: call it with \.remote/);
+  });
+
+  it("refuses a batched or scheduled generator, saying what to change", () => {
+    const app = new App("g");
+    const gen = async function* (items: number[]) {
+      yield items;
+    };
+    expect(() => app.function({ batched: { maxBatchSize: 2, wait: "10ms" } }, gen as never)).toThrow(/drop `batched`/);
+    expect(() => app.function({ schedule: { periodMs: 60_000 } } as never, gen)).toThrow(/drop `schedule`/);
   });
 });
