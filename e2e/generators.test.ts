@@ -1,5 +1,6 @@
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Stack } from "./stack.js";
+import { CLI, ROOT, Stack } from "./stack.js";
 import { urlsIn, webRuntimes } from "./web-helpers.js";
 
 const FILE = "e2e/fixtures/generators.ts";
@@ -13,6 +14,24 @@ async function chunksOf(response: Response, since: number): Promise<{ text: stri
     chunks.push({ text: decoder.decode(chunk, { stream: true }), ms: Date.now() - since });
   }
   return chunks;
+}
+
+/** `skiff app logs APP`, running: what it printed so far, and how to stop it. */
+async function followLogs(stack: Stack, app: string): Promise<{ printed: () => string; stop: () => void }> {
+  const child = spawn(process.execPath, [CLI, "app", "logs", app], { cwd: ROOT, env: stack.env, stdio: "pipe" });
+  let printed = "";
+  const following = new Promise<void>((resolve) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.setEncoding("utf8").on("data", (chunk: string) => {
+        printed += chunk;
+        if (printed.includes("following the logs")) resolve();
+      });
+    }
+    child.once("exit", () => resolve());
+  });
+  await following;
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // it asks for the stream just after saying so
+  return { printed: () => printed, stop: () => child.kill("SIGKILL") };
 }
 
 /**
@@ -108,7 +127,7 @@ for (const runtime of webRuntimes) {
       expect(plain).toBe("plain");
     }, 240_000);
 
-    it("streams a remote generator's values from an endpoint to an HTTP client as they come (SSE, NDJSON)", async () => {
+    it("streams a remote generator's values from an endpoint to an HTTP client as they come (SSE, NDJSON); a client that leaves stops it", async () => {
       const deployed = await stack.run(["deploy", WEB_FILE], { timeoutMs: 300_000 });
       expect(deployed.code, deployed.stderr).toBe(0);
       const url = urlsIn(deployed.stderr).stream!;
@@ -129,6 +148,23 @@ for (const runtime of webRuntimes) {
       const ndjson = await fetch(`${url}?prompt=x%20y&delay=10`, { headers: { accept: "application/x-ndjson" } });
       expect(ndjson.headers.get("content-type")).toBe("application/x-ndjson");
       expect(await ndjson.text()).toBe('{"token":"x"}\n{"token":"y"}\n');
+
+      // A client that goes away stops the remote generator (its `finally` runs in its container).
+      const logs = await followLogs(stack, "e2e-gen-web");
+      try {
+        const aborted = new AbortController();
+        const endless = await fetch(urlsIn(deployed.stderr).endless!, { signal: aborted.signal });
+        const reader = endless.body!.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^data: \{"token":\d+\}/);
+        aborted.abort();
+        const deadline = Date.now() + 20_000;
+        while (!/forever stopped after \d+/.test(logs.printed()) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        expect(logs.printed()).toMatch(/forever stopped after \d+/);
+      } finally {
+        logs.stop();
+      }
     }, 400_000);
   });
 }
