@@ -1,5 +1,5 @@
 import type { ClientMessageInput, GeneratorItem, Result } from "@skiff/protocol";
-import { GENERATOR_WINDOW } from "@skiff/protocol/constants";
+import { GENERATOR_WINDOW, GENERATOR_WINDOW_BYTES } from "@skiff/protocol/constants";
 import { describe, expect, it } from "vitest";
 import { App, collectApp, manifestOf } from "./app.js";
 import { method } from "./cls.js";
@@ -103,6 +103,24 @@ describe("GeneratorStream", () => {
     expect(fake.sent).toEqual(
       [1, 2, 3, 4].map((n) => ({ t: "gen-ack", callId: CALL, consumed: (n * GENERATOR_WINDOW) / 2 })),
     );
+  });
+
+  it("acknowledges every half window of bytes, and whenever it has taken all that came", async () => {
+    const fake = fakeClient();
+    const stream = new GeneratorStream(fake.client, CALL);
+    const half = new Uint8Array(GENERATOR_WINDOW_BYTES / 2);
+    fake.push([0, half], [1, "small"]);
+    await stream.next(); // half the window's bytes: acknowledged at once
+    expect(fake.sent).toEqual([{ t: "gen-ack", callId: CALL, consumed: 1 }]);
+    await stream.next();
+    expect(fake.sent).toHaveLength(1);
+    const waiting = stream.next(); // nothing left: what it took is acknowledged before it waits
+    expect(fake.sent.at(-1)).toEqual({ t: "gen-ack", callId: CALL, consumed: 2 });
+    fake.push([2, "c"]);
+    await waiting;
+    fake.end(3);
+    await stream.next();
+    expect(fake.sent).toHaveLength(2);
   });
 
   it("ends with the refusal of its submit", async () => {

@@ -1,5 +1,5 @@
 import type { GeneratorItem, Result } from "@skiff/protocol";
-import { GENERATOR_WINDOW } from "@skiff/protocol/constants";
+import { GENERATOR_WINDOW, GENERATOR_WINDOW_BYTES } from "@skiff/protocol/constants";
 import type { Client } from "./client.js";
 import { SkiffError } from "./errors.js";
 import { fromPayload, settle } from "./payload.js";
@@ -10,7 +10,9 @@ export type StreamClient = Pick<Client, "onItems" | "onResults" | "send" | "getB
 /**
  * The caller's side of one generator call (`.remoteGen`): the values the server pushes, in order, then the
  * result that ends them (the count of values, or the generator's error). Values are acknowledged as the
- * caller takes them, GENERATOR_WINDOW / 2 at a time, which lets the generator run further (backpressure).
+ * caller takes them, which lets the generator run further (backpressure): every GENERATOR_WINDOW / 2 values
+ * or GENERATOR_WINDOW_BYTES / 2 bytes, and whenever the caller has taken every value it has, so a
+ * generator paused by the window always hears that its values were taken.
  * Values are not kept anywhere: one missing (pushed while the connection was down) ends the stream with
  * an error, never a silent truncation.
  */
@@ -20,6 +22,8 @@ export class GeneratorStream {
   private failure: unknown;
   private taken = 0;
   private acked = 0;
+  /** Inline bytes of the values taken since the last acknowledgement. */
+  private takenBytes = 0;
   private wake: (() => void) | undefined;
   private readonly off: (() => void)[];
 
@@ -53,7 +57,9 @@ export class GeneratorStream {
       if (item) {
         this.items.delete(this.taken);
         this.taken++;
-        this.acknowledge();
+        this.takenBytes += "inline" in item.data ? item.data.inline.length : 0;
+        if (this.taken - this.acked >= GENERATOR_WINDOW / 2 || this.takenBytes >= GENERATOR_WINDOW_BYTES / 2)
+          this.acknowledge();
         return { done: false, value: await fromPayload(this.client as Client, item.data) };
       }
       // Values come in order on one connection, each before the result: a later one without this one
@@ -61,6 +67,8 @@ export class GeneratorStream {
       if (this.items.size > 0) throw this.lost(Math.min(...this.items.keys()));
       if (this.result) return this.end(this.result);
       if (this.failure) throw this.failure;
+      // Everything that came was taken: say so before waiting (the generator may be waiting for it).
+      if (this.taken > this.acked) this.acknowledge();
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
@@ -89,10 +97,10 @@ export class GeneratorStream {
     );
   }
 
-  /** Tells the server how many values the caller took, every half window: the generator may run ahead again. */
+  /** Tells the server how many values the caller took: the generator may run ahead again. */
   private acknowledge(): void {
-    if (this.taken - this.acked < GENERATOR_WINDOW / 2) return;
     this.acked = this.taken;
+    this.takenBytes = 0;
     this.client.send({ t: "gen-ack", callId: this.callId, consumed: this.taken }).catch(() => {});
   }
 }

@@ -2,7 +2,7 @@ import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import type { RunnerData, RunnerInput, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
 import { attemptRefOf } from "@skiff/protocol/attempt-key";
-import { GENERATOR_WINDOW, INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
+import { INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
 import { Client } from "../client.js";
@@ -12,6 +12,7 @@ import { type SkiffContext, setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
 import { isAsyncGeneratorFunction } from "../generator.js";
 import { requestTimeoutMs, type WebDeclaration } from "../web/web-options.js";
+import { GeneratorWindow } from "./generator-window.js";
 import { mapStacksOf } from "./stack-map.js";
 import type { WebTarget } from "./web/start-web.js";
 
@@ -174,18 +175,18 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   /** How many values each running generator attempt's caller has taken, by input id (see GENERATOR_WINDOW). */
   const credits = new Map<
     string,
-    { attempt: number; consumed: number; cancelled: boolean; wake: (() => void) | undefined }
+    { attempt: number; window: GeneratorWindow; cancelled: boolean; wake: (() => void) | undefined }
   >();
 
   /**
    * Runs a generator: each value goes to the worker as an `item` as it is yielded, at most GENERATOR_WINDOW
-   * ahead of what the caller took (the generator waits, suspended at its `yield`, for the caller's credit).
-   * Its output is the number of values, after the last one.
+   * values or GENERATOR_WINDOW_BYTES ahead of what the caller took (the generator waits, suspended at its
+   * `yield`, for the caller's credit). Its output is the number of values, after the last one.
    */
   const streamGenerator = async (input: RunnerInput, generator: AsyncGenerator<unknown>): Promise<RunnerMessage> => {
     const credit = {
       attempt: input.attempt,
-      consumed: 0,
+      window: new GeneratorWindow(),
       cancelled: false,
       wake: undefined as (() => void) | undefined,
     };
@@ -194,7 +195,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     let ended = false;
     try {
       for (;;) {
-        while (index >= credit.consumed + GENERATOR_WINDOW && !credit.cancelled) {
+        while (credit.window.full && !credit.cancelled) {
           await new Promise<void>((resolve) => {
             credit.wake = resolve;
           });
@@ -207,7 +208,9 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
         }
         const step = await generator.next();
         if (step.done) break;
-        send({ t: "item", ...attemptRefOf(input), index, data: await dataOf(encodeValue(step.value)) });
+        const data = await dataOf(encodeValue(step.value));
+        send({ t: "item", ...attemptRefOf(input), index, data });
+        credit.window.add(data instanceof Uint8Array ? data.length : 0);
         index++;
       }
       ended = true;
@@ -283,7 +286,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
       const credit = credits.get(message.inputId);
       if (!credit || credit.attempt !== message.attempt) return;
       if (message.t === "cancel") credit.cancelled = true;
-      else credit.consumed = Math.max(credit.consumed, message.consumed);
+      else credit.window.credit(message.consumed);
       credit.wake?.();
       return;
     }
