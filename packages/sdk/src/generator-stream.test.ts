@@ -123,6 +123,28 @@ describe("GeneratorStream", () => {
     expect(fake.sent).toHaveLength(2);
   });
 
+  it("keeps one acknowledgement out at a time, and sends what was taken meanwhile when it is answered", async () => {
+    const fake = fakeClient();
+    const answers: (() => void)[] = [];
+    (fake.client as { send: unknown }).send = (message: ClientMessageInput) => {
+      fake.sent.push(message);
+      return new Promise<void>((resolve) => answers.push(resolve));
+    };
+    const stream = new GeneratorStream(fake.client, CALL);
+    fake.push([0, "a"]);
+    await stream.next();
+    const second = stream.next(); // drained: acknowledges 1
+    fake.push([1, "b"]);
+    await second;
+    const third = stream.next(); // drained again, but the first is still out
+    expect(fake.sent.map((m) => (m as { consumed: number }).consumed)).toEqual([1]);
+    answers.shift()!();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(fake.sent.map((m) => (m as { consumed: number }).consumed)).toEqual([1, 2]);
+    fake.end(2);
+    await expect(third).resolves.toEqual({ done: true, value: undefined });
+  });
+
   it("ends with the refusal of its submit", async () => {
     const fake = fakeClient();
     const stream = new GeneratorStream(fake.client, CALL);

@@ -20,10 +20,15 @@ export class GeneratorStream {
   private readonly items = new Map<number, GeneratorItem>();
   private result: Result | undefined;
   private failure: unknown;
+  private closed = false;
   private taken = 0;
   private acked = 0;
   /** Inline bytes of the values taken since the last acknowledgement. */
   private takenBytes = 0;
+  /** An acknowledgement the server has not answered yet: the next one waits for it (see acknowledge). */
+  private acking = false;
+  /** An acknowledgement was due while one was out: send it once that one is answered. */
+  private due = false;
   private wake: (() => void) | undefined;
   private readonly off: (() => void)[];
 
@@ -78,6 +83,7 @@ export class GeneratorStream {
 
   /** Stops listening (the caller's loop ended). */
   close(): void {
+    this.closed = true;
     for (const off of this.off) off();
   }
 
@@ -97,10 +103,26 @@ export class GeneratorStream {
     );
   }
 
-  /** Tells the server how many values the caller took: the generator may run ahead again. */
+  /**
+   * Tells the server how many values the caller took: the generator may run ahead again. One at a time: a
+   * caller faster than its generator would otherwise send one per value; what it took meanwhile goes in
+   * the next, sent when this one is answered.
+   */
   private acknowledge(): void {
+    if (this.acking) {
+      this.due = true;
+      return;
+    }
+    this.acking = true;
+    this.due = false;
     this.acked = this.taken;
     this.takenBytes = 0;
-    this.client.send({ t: "gen-ack", callId: this.callId, consumed: this.taken }).catch(() => {});
+    void this.client
+      .send({ t: "gen-ack", callId: this.callId, consumed: this.taken })
+      .catch(() => {})
+      .finally(() => {
+        this.acking = false;
+        if (this.due && this.taken > this.acked && !this.closed) this.acknowledge();
+      });
   }
 }

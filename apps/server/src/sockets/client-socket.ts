@@ -42,7 +42,7 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
         send({ t: "results", callId, results: batch });
       }
     },
-    // A generator's values: at most GENERATOR_WINDOW per call are out at once, each at most 2 MiB inline.
+    // A generator's values: at most GENERATOR_WINDOW (or GENERATOR_WINDOW_BYTES) per call are out at once.
     pushItems: (callId, items) => send({ t: "items", callId, items }),
     pushLogs: (lines) => send({ t: "logs", lines }),
     endLogs: (appId) => send({ t: "logs-end", appId }),
