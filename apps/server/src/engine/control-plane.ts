@@ -207,12 +207,12 @@ export class ControlPlane {
     return this.calls.submit(call, subscriber, caller);
   }
 
-  /** Subscribes to a call's results, then replays what already finished. */
   /** A generator call's caller took `consumed` values: its running attempt may go further ahead. */
   generatorTaken(caller: Caller, callId: string, consumed: number): Promise<void> {
     return this.calls.generatorTaken(caller, callId, consumed);
   }
 
+  /** Subscribes to a call's results, then replays what already finished. */
   subscribe(caller: Caller, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
     return this.calls.subscribe(caller, callId, fromIdx, subscriber);
   }
