@@ -191,6 +191,9 @@ export class WorkerAgent {
       case "cancel":
         for (const session of this.sessions.values()) session.cancel(message.inputs);
         return;
+      case "credit":
+        for (const session of this.sessions.values()) session.credit(message.credits);
+        return;
       case "build":
         void this.images.build(message);
         return;
@@ -217,6 +220,7 @@ export class WorkerAgent {
       serverUrl: this.options.serverUrl,
       send: (message) => this.link.send(message),
       queueOutput: (output) => this.link.queueOutput(output),
+      queueItem: (item) => this.link.queueItem(item),
       queueLog: (line) => this.link.queueLog(line),
       putBlob: (bytes) => this.client.putBlob(bytes),
       mayRead: (token, hash) => new Client({ serverUrl: this.options.serverUrl, token }).hasBlob(hash),

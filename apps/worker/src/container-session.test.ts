@@ -14,6 +14,7 @@ import {
   lengthPrefixed,
   type RunnerMessage,
   type ServerToWorker,
+  type WorkerItem,
   type WorkerMessage,
   type WorkerOutput,
   type WorkerToRunner,
@@ -29,6 +30,9 @@ type Start = Extract<ServerToWorker, { t: "start" }>;
 class Harness {
   readonly sent: WorkerMessage[] = [];
   readonly outputs: WorkerOutput[] = [];
+  readonly items: WorkerItem[] = [];
+  /** Which the session queued, items or outputs, in order. */
+  readonly queued: ("item" | "output")[] = [];
   readonly claims: number[] = [];
   readonly toRunner: WorkerToRunner[] = [];
   readonly logs: LogLine[] = [];
@@ -68,7 +72,14 @@ class Harness {
       runtime,
       log: pino({ level: "silent" }),
       send: (message) => this.sent.push(message),
-      queueOutput: (output) => this.outputs.push(output),
+      queueOutput: (output) => {
+        this.queued.push("output");
+        this.outputs.push(output);
+      },
+      queueItem: (item) => {
+        this.queued.push("item");
+        this.items.push(item);
+      },
       queueLog: (line) => this.logs.push(line),
       claim: (_session, max) => this.claims.push(max),
       mayRead: async (token, hash) => {
@@ -402,5 +413,70 @@ describe("container session start", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("container session: generators", () => {
+  let dir: string;
+  let harness: Harness;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    harness = new Harness(dir);
+  });
+  afterEach(async () => {
+    harness.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("relays a generator's values in order and before its output, its caller's credit, and a cancel as a stop", async () => {
+    const blob = "b".repeat(64);
+    harness.readable.add(blob);
+    await harness.start();
+    harness.fromRunner({ t: "next", max: 2 });
+    await until(() => harness.claims.length === 1);
+    const gen = (inputId: string): ClaimedInput => ({
+      inputId,
+      attempt: 1,
+      args: { inline: encodeMessage([]) },
+      timeoutMs: 60_000,
+      gen: true,
+    });
+    harness.session.deliver({ t: "inputs", rid: 0, inputs: [gen("g"), gen("h")], shutdown: false });
+    await until(() => harness.received().length === 2);
+    const delivered = harness.toRunner.flatMap((m) => (m.t === "inputs" ? m.inputs : []));
+    expect(delivered.map((input) => input.gen)).toEqual([true, true]);
+
+    // A value the runner put as a blob (checked with the server first), then an inline one, then the output.
+    harness.fromRunner({ t: "item", inputId: "g", attempt: 1, index: 0, data: { blob } });
+    harness.fromRunner({ t: "item", inputId: "g", attempt: 1, index: 1, data: encodeMessage("two") });
+    harness.fromRunner({ t: "item", inputId: "g", attempt: 2, index: 0, data: encodeMessage("stale") });
+    harness.fromRunner({
+      t: "output",
+      inputId: "g",
+      attempt: 1,
+      status: "success",
+      retryable: true,
+      data: encodeMessage(2),
+    });
+    await until(() => harness.outputs.length === 1);
+    expect(harness.queued).toEqual(["item", "item", "output"]);
+    expect(harness.items.map((item) => [item.index, item.data])).toEqual([
+      [0, { blob }],
+      [1, { inline: encodeMessage("two") }],
+    ]);
+
+    harness.session.credit([
+      { inputId: "h", attempt: 1, consumed: 8 },
+      { inputId: "h", attempt: 2, consumed: 8 },
+      { inputId: "nope", attempt: 1, consumed: 8 },
+    ]);
+    harness.session.cancel([{ inputId: "h", attempt: 1 }]);
+    await until(() => harness.toRunner.some((m) => m.t === "cancel"));
+    expect(harness.toRunner.filter((m) => m.t === "credit" || m.t === "cancel")).toEqual([
+      { t: "credit", inputId: "h", attempt: 1, consumed: 8 },
+      { t: "cancel", inputId: "h", attempt: 1 },
+    ]);
+    // Asked to stop, not killed with its container.
+    expect(harness.session.accepting).toBe(true);
   });
 });

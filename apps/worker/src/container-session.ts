@@ -13,6 +13,7 @@ import {
   FrameReader,
   type FunctionSpec,
   failurePayload,
+  type GeneratorCredit,
   INLINE_PAYLOAD_LIMIT,
   type LogLine,
   type Payload,
@@ -22,6 +23,7 @@ import {
   type RunnerMessage,
   runnerEnvironment,
   type ServerToWorker,
+  type WorkerItem,
   type WorkerMessage,
   type WorkerOutput,
   type WorkerToRunner,
@@ -44,6 +46,8 @@ export interface SessionHost {
   log: Logger;
   send(message: WorkerMessage): void;
   queueOutput(output: WorkerOutput): void;
+  /** Relays a value a generator yielded; it goes before outputs queued after it. */
+  queueItem(item: WorkerItem): void;
   queueLog(line: LogLine): void;
   /** Sends a claim for this session; the answer comes back through `deliver`. */
   claim(session: ContainerSession, max: number): void;
@@ -83,6 +87,8 @@ const OUTPUT_END_WAIT_MS = 5_000;
  * finishing a turn costs one hop to this process instead of one to the server and back.
  */
 const PREFETCH_BELOW_MS = 20;
+/** How long a cancelled generator has to stop (it is asked to `return()`) before its container is killed. */
+const GENERATOR_STOP_MS = 5_000;
 
 /**
  * One container from start to exit: starts it, serves its runner over a Unix socket, relays claims and
@@ -98,6 +104,8 @@ export class ContainerSession implements WebTarget {
   private apiRelay: Server | undefined;
   private runner: Socket | undefined;
   private readonly inFlight = new Map<string, InFlight>();
+  /** A generator attempt's values being relayed (a large one is put as a blob first), by input: in order, and before its output. */
+  private readonly relaying = new Map<string, Promise<void>>();
   /** The claim we sent, if the server has not answered it yet. */
   private pendingClaim: { max: number } | undefined;
   /** How many inputs the runner asked for and has not been sent. */
@@ -272,8 +280,25 @@ export class ContainerSession implements WebTarget {
     for (let i = this.buffered.length - 1; i >= 0; i--) {
       if (cancelled.has(attemptKey(this.buffered[i]!))) this.buffered.splice(i, 1);
     }
-    if (inputs.some((ref) => this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt)) {
-      this.kill("requested", "its input was cancelled");
+    const running = inputs.filter((ref) => this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt);
+    // A generator is asked to stop (its `finally` blocks run, the container stays); one that does not stop
+    // within GENERATOR_STOP_MS is killed with its container, as any other cancelled input.
+    const generators = running.filter((ref) => this.inFlight.get(ref.inputId)?.input.gen);
+    for (const ref of generators) {
+      this.sendRunner({ t: "cancel", ...attemptRefOf(ref) });
+      setTimeout(() => {
+        if (this.inFlight.get(ref.inputId)?.input.attempt === ref.attempt)
+          this.kill("requested", "its generator did not stop when cancelled");
+      }, GENERATOR_STOP_MS).unref();
+    }
+    if (running.length > generators.length) this.kill("requested", "its input was cancelled");
+  }
+
+  /** Generator attempts whose callers took more values: the runner may let them run further ahead. */
+  credit(credits: GeneratorCredit[]): void {
+    for (const { inputId, attempt, consumed } of credits) {
+      if (this.inFlight.get(inputId)?.input.attempt === attempt)
+        this.sendRunner({ t: "credit", inputId, attempt, consumed });
     }
   }
 
@@ -307,7 +332,7 @@ export class ContainerSession implements WebTarget {
       // A blob argument goes as its hash: the runner reads it from the server itself, through api.sock.
       const inputs = taken.map((input): RunnerInput => {
         const args = "inline" in input.args ? input.args.inline : { blob: input.args.blob };
-        return { ...attemptRefOf(input), args };
+        return input.gen ? { ...attemptRefOf(input), args, gen: true } : { ...attemptRefOf(input), args };
       });
       this.sendRunner({ t: "inputs", inputs });
     }
@@ -377,6 +402,25 @@ export class ContainerSession implements WebTarget {
         this.runnerWants = message.max;
         this.feedRunner();
         return;
+      case "item": {
+        const entry = this.inFlight.get(message.inputId);
+        if (!entry || entry.input.attempt !== message.attempt) return;
+        this.lastActive = Date.now();
+        const previous = this.relaying.get(message.inputId);
+        const relayed = (async () => {
+          await previous;
+          // A value this container may not read is dropped: the count at the generator's end fails the call.
+          const data = await this.payloadOf(message.data);
+          if (data) this.host.queueItem({ ...attemptRefOf(message), index: message.index, data });
+        })();
+        const settled: Promise<void> = relayed
+          .catch((error: unknown) => this.host.log.error({ err: error, container: this.id }, "generator value failed"))
+          .finally(() => {
+            if (this.relaying.get(message.inputId) === settled) this.relaying.delete(message.inputId);
+          });
+        this.relaying.set(message.inputId, settled);
+        return;
+      }
       case "output": {
         const entry = this.inFlight.get(message.inputId);
         if (!entry || entry.input.attempt !== message.attempt) return;
@@ -385,6 +429,8 @@ export class ContainerSession implements WebTarget {
         this.lastActive = Date.now();
         const ranMs = this.lastActive - entry.sentAt;
         this.averageRunMs = this.averageRunMs === undefined ? ranMs : this.averageRunMs * 0.8 + ranMs * 0.2;
+        const values = this.relaying.get(message.inputId);
+        if (values) await values;
         const data = await this.payloadOf(message.data);
         if (!data) {
           this.host.queueOutput({

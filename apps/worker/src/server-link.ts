@@ -10,6 +10,7 @@ import {
   PROTOCOL_VERSION,
   ServerToWorker,
   socketLink,
+  type WorkerItem,
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
@@ -71,6 +72,8 @@ const MAX_BUFFERED_LOG_CHARS = 32 * 1024 * 1024;
 export class ServerLink {
   private connection: ServerConnection | undefined;
   private outputs: WorkerOutput[] = [];
+  /** Generator values to relay: they go before outputs, since an attempt's output follows its values. */
+  private items: WorkerItem[] = [];
   /** Output batches sent but not yet recorded by the server, by seq: a server that dies loses them. */
   private readonly unrecorded = new Map<number, WorkerOutput[]>();
   private outputSeq = 1;
@@ -118,6 +121,15 @@ export class ServerLink {
   /** Queues an output; it goes in the next numbered batch, kept until the server has recorded it. */
   queueOutput(output: WorkerOutput): void {
     this.outputs.push(output);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Queues a value a generator yielded; it goes out before the outputs queued with it. Not kept once sent:
+   * the server counts them, and a generator whose values did not all arrive fails rather than ends short.
+   */
+  queueItem(item: WorkerItem): void {
+    this.items.push(item);
     this.scheduleFlush();
   }
 
@@ -249,6 +261,9 @@ export class ServerLink {
     if (!connection?.open) return;
     // Logs first: a function's output lines should reach its caller before its result does.
     for (const batch of this.logs.take()) connection.send({ t: "logs", ...batch });
+    // A generator's values before its output (its count of them).
+    for (const items of batchesOf(this.items, (item) => inlineBytes(item.data))) connection.send({ t: "items", items });
+    this.items = [];
     // Outputs before the outbox: a claim sent after an output must not be answered before it is recorded.
     // Each message keeps to BATCH_BYTES of inline results, well below what a WebSocket message may hold.
     for (const outputs of batchesOf(this.outputs, (output) => inlineBytes(output.data))) {

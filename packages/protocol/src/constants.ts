@@ -12,6 +12,14 @@ export const INLINE_PAYLOAD_LIMIT = 2 * 1024 * 1024;
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /** The most inline payload bytes a sender gathers into one message (a map's submits, a worker's outputs). */
 export const BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * Values a generator may yield ahead of what its caller has taken (see `.remoteGen`): the runner pauses the
+ * generator at this many unacknowledged values, or at GENERATOR_WINDOW_BYTES of them, so a slow caller holds
+ * at most that much per call in flight (in the server, the worker and the caller's buffer together).
+ */
+export const GENERATOR_WINDOW = 64;
+/** The inline bytes of unacknowledged values at which a generator pauses (values over 2 MiB are blobs). */
+export const GENERATOR_WINDOW_BYTES = 8 * 1024 * 1024;
 /** A lease not extended within this window is expired and its input requeued. */
 export const LEASE_MS = 15_000;
 /** How often workers extend the leases of the inputs they run. */

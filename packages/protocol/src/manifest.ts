@@ -69,6 +69,8 @@ export const ClassShape = z.object({
   methods: z.array(z.string().min(1)).min(1),
   /** `@parameter()` fields and the type of their default values; each distinct set gets its own pool. */
   parameters: z.array(z.object({ name: z.string().min(1), type: z.enum(["string", "number", "boolean"]) })),
+  /** The methods that are async generators: called with `.remoteGen`, not `.remote`. */
+  generators: z.array(z.string().min(1)).optional(),
 });
 export type ClassShape = z.infer<typeof ClassShape>;
 
@@ -159,6 +161,8 @@ export const FunctionSpec = z
     secrets: z.array(SecretRef).default([]),
     /** Answers HTTP requests instead of calls (see WebSpec). */
     web: WebSpec.optional(),
+    /** An `async function*`: its values stream to the caller (`.remoteGen`); `.remote`, `.map` and `.spawn` are refused. */
+    generator: z.boolean().optional(),
   })
   .strict();
 export type FunctionSpec = z.infer<typeof FunctionSpec>;

@@ -4,6 +4,7 @@ import { BRAND, kindOf } from "./brand.js";
 import { type ClassOptions, type Cls, classShape, marksOf, SkiffClass } from "./cls.js";
 import { SkiffFunction } from "./function.js";
 import { checkOptionNames, type FunctionOptions, localSecrets, toFunctionSpec } from "./function-spec.js";
+import { isAsyncGeneratorFunction } from "./generator.js";
 import { declareEndpoint, declareWeb, declareWebServer, type EndpointInput } from "./web/declare.js";
 import type { FetchHandler, WebFunction } from "./web/web-function.js";
 import {
@@ -66,6 +67,13 @@ export class App {
     }
     // Here, so that the error points at the user's line; the manifest checks again with the export name.
     checkOptionNames(options.name ? `function "${options.name}"` : "app.function(options)", options);
+    if (isAsyncGeneratorFunction(handler) && (options.batched || options.schedule)) {
+      throw new TypeError(
+        options.batched
+          ? "app.function: a batched handler cannot be an async generator (each caller gets one result): drop `batched`, or return a list"
+          : "app.function: a scheduled function cannot be an async generator (nobody would take its values): drop `schedule`, or make it a plain async function",
+      );
+    }
     const fn = new SkiffFunction<A, Awaited<R>>(this.name, options, handler as (...args: A) => Promise<Awaited<R>>);
     this.functions.push(fn as unknown as SkiffFunction<never[], unknown>);
     return fn;
@@ -214,7 +222,7 @@ export function manifestOf(collected: CollectedApp, nodeMajor: number): AppManif
       ...[...collected.functions.entries()].map(([name, fn]) => {
         const spec = toFunctionSpec(name, fn.options, nodeMajor);
         const { web } = fn as { web?: WebDeclaration };
-        if (!web) return spec;
+        if (!web) return isAsyncGeneratorFunction(fn.handler) ? { ...spec, generator: true } : spec;
         const webSpec = toWebSpec(name, web);
         const other = labels.get(webSpec.label);
         if (other) {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
-import type { ClientMessageInput, LogLine, Result, ServerToClient } from "@skiff/protocol";
+import type { ClientMessageInput, GeneratorItem, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, failurePayload } from "@skiff/protocol/frame";
 import { groupBy } from "@skiff/protocol/group-by";
@@ -47,6 +47,7 @@ export class Client {
   private readonly shellHandlers = new Map<string, (message: ShellEvent) => void>();
   private readonly pending = new Map<number, Pending>();
   private readonly resultHandlers = new Map<string, Set<(results: Result[]) => void>>();
+  private readonly itemHandlers = new Map<string, (items: GeneratorItem[]) => void>();
   private readonly logHandlers = new Map<string, Set<LogWatcher>>();
   /** Log lines had, by container and number: lines replayed after a reconnect are dropped. */
   private readonly logSeen = new SeenLines();
@@ -211,6 +212,17 @@ export class Client {
     };
   }
 
+  /**
+   * Receives the values a generator call yields, as the server pushes them (never replayed: see
+   * GeneratorStream). Its result comes through `onResults`. Returns a function that stops it.
+   */
+  onItems(callId: string, handler: (items: GeneratorItem[]) => void): () => void {
+    this.itemHandlers.set(callId, handler);
+    return () => {
+      if (this.itemHandlers.get(callId) === handler) this.itemHandlers.delete(callId);
+    };
+  }
+
   /** Receives a shell's output and exit (see `skiff shell`). Returns a function that stops it. */
   onShell(sid: string, handler: (message: ShellEvent) => void): () => void {
     this.shellHandlers.set(sid, handler);
@@ -357,6 +369,9 @@ export class Client {
         return;
       case "results":
         for (const handler of this.resultHandlers.get(message.callId) ?? []) handler(message.results);
+        return;
+      case "items":
+        this.itemHandlers.get(message.callId)?.(message.items);
         return;
       case "logs": {
         for (const [appId, lines] of groupBy(this.logSeen.fresh(message.lines), (line) => line.appId)) {

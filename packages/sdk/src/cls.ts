@@ -5,6 +5,7 @@ import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
 import { type AutoscalerOptions, lookUp, SkiffFunction, updateAutoscaler } from "./function.js";
 import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
+import { isAsyncGeneratorFunction } from "./generator.js";
 
 /** Options of `app.cls(options, class {...})`: those of a function, shared by all its methods. */
 export type ClassOptions = Omit<FunctionOptions, "batched" | "schedule" | "name"> & { name?: string };
@@ -128,7 +129,8 @@ export function classShape(ctor: new () => object, where: string): ClassShape {
     }
     return { name, type };
   });
-  return { methods: [...marks.methods], parameters };
+  const generators = marks.methods.filter((name) => isAsyncGeneratorFunction(probe[name]));
+  return { methods: [...marks.methods], parameters, ...(generators.length > 0 ? { generators } : {}) };
 }
 
 type Method = (...args: never[]) => unknown;
@@ -206,6 +208,7 @@ export class SkiffClass<I extends object> {
       this.variant,
     );
     bound.name = this.name;
+    bound.generators = this.generators;
     return bound as Cls<I>;
   }
 
@@ -230,6 +233,7 @@ export class SkiffClass<I extends object> {
       { given, overrides },
     );
     variant.name = this.name;
+    variant.generators = this.generators;
     return variant as Cls<I>;
   }
 
@@ -250,6 +254,18 @@ export class SkiffClass<I extends object> {
     const id = await this.poolId();
     await updateAutoscaler(poolBaseId(id), settings);
   }
+
+  /**
+   * Whether a method is an async generator (called with `.remoteGen`): known from the class itself, or from
+   * the deployed class's shape; undefined when neither says.
+   */
+  isGeneratorMethod(name: string): boolean | undefined {
+    if (this.ctor) return isAsyncGeneratorFunction((this.ctor.prototype as Record<string, unknown>)[name]);
+    return this.generators?.has(name);
+  }
+
+  /** The async generator methods of a class looked up by name (its shape says). */
+  generators: Set<string> | undefined;
 
   private methodNames(): string[] {
     return Object.keys(this).filter((key) => this[key as keyof this] instanceof SkiffFunction);
@@ -292,6 +308,7 @@ export const Cls = {
       );
     }
     const cls = new SkiffClass<I>(appName, { name }, undefined, found.cls.methods, found.functionId);
+    cls.generators = new Set(found.cls.generators ?? []);
     return cls as Cls<I>;
   },
 };

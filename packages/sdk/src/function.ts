@@ -11,6 +11,8 @@ import { getContext } from "./context.js";
 import { SkiffError } from "./errors.js";
 import { FunctionCall, waitForResult } from "./function-call.js";
 import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./function-spec.js";
+import { isAsyncGeneratorFunction, type YieldOf } from "./generator.js";
+import { GeneratorStream } from "./generator-stream.js";
 import { settle, toPayload } from "./payload.js";
 
 export interface MapOptions {
@@ -39,11 +41,37 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     readonly handler: ((...args: A) => R | Promise<R>) | undefined,
     private readonly deployedId?: string,
     /** A method of a class: calls go to the class's pool, naming the method. */
-    private readonly via?: { cls: { poolId(): Promise<string> }; method: string },
+    private readonly via?: {
+      cls: { poolId(): Promise<string>; isGeneratorMethod?(name: string): boolean | undefined };
+      method: string;
+    },
     /** Made by `withOptions`: the function it varies and what its pool overrides. */
     private readonly variant?: { of: SkiffFunction<A, R>; given: VariantOptions; overrides: SpecOverrides },
   ) {
     this.name = options.name;
+  }
+
+  /** A function looked up by name that the server says is an async generator. */
+  deployedGenerator: boolean | undefined;
+
+  /**
+   * Whether the handler is an async generator (`async function*`), called with `.remoteGen`: known from the
+   * handler, the class, or what the server said of a deployed one; undefined when nothing here says.
+   */
+  get isGenerator(): boolean | undefined {
+    const handler = this.variant?.of.handler ?? this.handler;
+    if (handler) return isAsyncGeneratorFunction(handler);
+    if (this.via) return this.via.cls.isGeneratorMethod?.(this.via.method);
+    return this.variant?.of.deployedGenerator ?? this.deployedGenerator;
+  }
+
+  /** Refuses a plain call (`.remote`, `.spawn`, `.map`) of a generator: its values come through `.remoteGen`. */
+  private refuseGenerator(how: string): void {
+    if (this.isGenerator !== true) return;
+    throw new SkiffError(
+      "BAD_REQUEST",
+      `${this.label()} is an async generator function: iterate its values with \`for await (const value of ${this.name ?? "fn"}.remoteGen(...args))\`, not .${how}()`,
+    );
   }
 
   /** Whether this is a variant made by `withOptions` (apps collect the function, not its variants). */
@@ -98,6 +126,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
 
   /** Runs once in a container and returns its result (or throws its exception). */
   async remote(...args: A): Promise<R> {
+    this.refuseGenerator("remote");
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const waiting = waitForResult(client, callId, { subscribe: false });
@@ -119,6 +148,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
 
   /** Starts a call without waiting for it. */
   async spawn(...args: A): Promise<FunctionCall<R>> {
+    this.refuseGenerator("spawn");
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     await client.send({
@@ -169,6 +199,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options: MapOptions,
   ): AsyncGenerator<R | Error> {
+    this.refuseGenerator("map");
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const arrived = new Map<number, Result>();
@@ -258,6 +289,52 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     }
   }
 
+  /**
+   * Runs an async generator function (`async function*`) once in a container and yields each value it
+   * yields, as it yields it. The generator runs at most GENERATOR_WINDOW values ahead of this loop; leaving
+   * the loop early (`break`, `return`, a throw) cancels it. A throw in the generator is rethrown here after
+   * the values it yielded before. Generators are not retried once they have yielded a value.
+   * @example
+   * export const tokens = app.function({}, async function* (prompt: string) {
+   *   for (const word of prompt.split(" ")) yield word;
+   * });
+   * for await (const token of tokens.remoteGen("a b c")) process.stdout.write(token);
+   */
+  async *remoteGen(...args: A): AsyncGenerator<YieldOf<R>, void, undefined> {
+    if (this.isGenerator === false) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `${this.label()} is not an async generator function: call it with .remote(...args); .remoteGen is for \`async function*\` handlers`,
+      );
+    }
+    const { client, functionId } = await this.target();
+    const callId = randomUUID();
+    const stream = new GeneratorStream(client, callId);
+    let finished = false;
+    try {
+      const accepted = client.send({
+        t: "submit",
+        functionId,
+        callId,
+        total: 1,
+        subscribe: true,
+        gen: true,
+        inputs: [{ idx: 0, args: await toPayload(client, this.wrap(args)) }],
+      });
+      accepted.catch((error: unknown) => stream.fail(error));
+      for (;;) {
+        const next = await stream.next();
+        if (next.done) break;
+        yield next.value as YieldOf<R>;
+      }
+      finished = true;
+    } finally {
+      stream.close();
+      // Left early (break, return, a throw in the loop): the generator in its container is cancelled.
+      if (!finished) await client.send({ t: "cancel", callId }).catch(() => {});
+    }
+  }
+
   /** A method's input names the method first. */
   private wrap(args: unknown[]): unknown[] {
     return this.via ? [this.via.method, ...args] : args;
@@ -325,7 +402,7 @@ export async function lookUp(
   appName: string,
   name: string,
   env = getContext()?.env ?? process.env.SKIFF_ENV ?? "main",
-): Promise<{ functionId: string; cls?: ClassShape }> {
+): Promise<{ functionId: string; cls?: ClassShape; generator?: boolean }> {
   const client = await clientFromEnvironment();
   // Loaded on first use: a route's schemas (and zod) stay out of every container's start.
   const { functionRoutes } = await import("@skiff/protocol/http/functions");
@@ -347,6 +424,7 @@ export const Function = {
       );
     }
     const fn = new SkiffFunction<A, R>(appName, { name }, undefined, found.functionId);
+    fn.deployedGenerator = found.generator ?? false;
     return fn;
   },
 };

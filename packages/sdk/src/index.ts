@@ -21,5 +21,6 @@ export { Image, type StepOptions } from "./image.js";
 export { Cron, type CronSchedule, Period, type PeriodOptions, type PeriodSchedule, type Schedule } from "./schedule.js";
 export { Secret } from "./secret.js";
 export type { EndpointInput } from "./web/declare.js";
+export { type StreamFormat, streamResponse } from "./web/stream-response.js";
 export { type FetchHandler, WebFunction } from "./web/web-function.js";
 export type { EndpointOptions, HttpMethod, Schema, WebOptions, WebServerOptions } from "./web/web-options.js";

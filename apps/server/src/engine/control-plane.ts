@@ -133,6 +133,7 @@ export class ControlPlane {
   /** Stops the periodic work and waits for pending writes. */
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    this.calls.stop();
     await this.scheduler.stop();
     await this.state.persister.flushed();
   }
@@ -206,6 +207,11 @@ export class ControlPlane {
     return this.calls.submit(call, subscriber, caller);
   }
 
+  /** A generator call's caller took `consumed` values: its running attempt may go further ahead. */
+  generatorTaken(caller: Caller, callId: string, consumed: number): Promise<void> {
+    return this.calls.generatorTaken(caller, callId, consumed);
+  }
+
   /** Subscribes to a call's results, then replays what already finished. */
   subscribe(caller: Caller, callId: string, fromIdx: number, subscriber: Subscriber): Promise<void> {
     return this.calls.subscribe(caller, callId, fromIdx, subscriber);
@@ -218,7 +224,7 @@ export class ControlPlane {
 
   /** Forgets a subscriber that went away: its calls and log streams alike. */
   removeSubscriber(subscriber: Subscriber): void {
-    this.state.hub.remove(subscriber);
+    this.calls.callersGone(this.state.hub.remove(subscriber));
   }
 
   /** Cancels a call's unfinished inputs. */

@@ -1,4 +1,4 @@
-import { groupBy, type LogLine, type Result } from "@skiff/protocol";
+import { type GeneratorItem, groupBy, type LogLine, type Result } from "@skiff/protocol";
 import type { FinishedInput } from "@skiff/store";
 import { RecentLogs } from "./recent-logs.js";
 import { addToIndex, removeFromIndex } from "./set-index.js";
@@ -6,6 +6,8 @@ import { addToIndex, removeFromIndex } from "./set-index.js";
 /** Something results and logs can be pushed to: a client WebSocket. */
 export interface Subscriber {
   pushResults(callId: string, results: Result[]): void;
+  /** Values a generator call yielded (never replayed: a subscriber that was away misses them). */
+  pushItems?(callId: string, items: GeneratorItem[]): void;
   pushLogs(lines: LogLine[]): void;
   /** The app is stopped and every line of its containers was pushed. */
   endLogs(appId: string): void;
@@ -37,13 +39,21 @@ export class Hub {
     removeFromIndex(this.calls, callId, subscriber);
   }
 
-  remove(subscriber: Subscriber): void {
+  /** Forgets a subscriber; answers the calls it leaves without any. */
+  remove(subscriber: Subscriber): string[] {
+    const left: string[] = [];
     for (const map of [this.calls, this.apps]) {
       for (const [key, set] of map) {
-        set.delete(subscriber);
-        if (set.size === 0) map.delete(key);
+        if (!set.delete(subscriber) || set.size > 0) continue;
+        map.delete(key);
+        if (map === this.calls) left.push(key);
       }
     }
+    return left;
+  }
+
+  hasSubscribers(callId: string): boolean {
+    return (this.calls.get(callId)?.size ?? 0) > 0;
   }
 
   publishFinished(finished: FinishedInput[]): void {
@@ -51,6 +61,11 @@ export class Hub {
       const results = inputs.map(toResult);
       for (const subscriber of this.calls.get(callId) ?? []) subscriber.pushResults(callId, results);
     }
+  }
+
+  /** Pushes a generator call's values to its subscribers, in order. */
+  publishItems(callId: string, items: GeneratorItem[]): void {
+    for (const subscriber of this.calls.get(callId) ?? []) subscriber.pushItems?.(callId, items);
   }
 
   /** Tells an app's watchers that it is stopped and they have all its lines. */

@@ -22,6 +22,10 @@ export interface QueuedInput {
   owner: string | undefined;
   /** When the running attempt was handed out. */
   dispatchedAt: number;
+  /** A generator's call (`.remoteGen`): its values stream to the caller as `items`. */
+  gen?: boolean;
+  /** For a generator: the values its caller was sent. Once there is one, it is never run again. */
+  yielded?: number;
 }
 
 export interface FunctionLoad {

@@ -299,7 +299,12 @@ export function apiRoutes(deps: {
           : `no running app "${app}" with function "${name}" in environment "${scope.env}": deploy it first`,
       );
     }
-    return { functionId: fn.id, kind: fn.spec.kind, ...(fn.spec.cls ? { cls: fn.spec.cls } : {}) };
+    return {
+      functionId: fn.id,
+      kind: fn.spec.kind,
+      ...(fn.spec.cls ? { cls: fn.spec.cls } : {}),
+      ...(fn.spec.generator ? { generator: true } : {}),
+    };
   });
 
   // Blobs are stored once, and each workspace sees only those it put (or its functions returned); workers

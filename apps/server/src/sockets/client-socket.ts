@@ -16,7 +16,14 @@ import type { Caller } from "../engine/state.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 
 /** What a container's token may ask over the socket: calls, and nothing about apps (logs, shells). */
-const CONTAINER_MESSAGES = new Set<ClientMessage["t"]>(["submit", "subscribe", "unsubscribe", "cancel", "ping"]);
+const CONTAINER_MESSAGES = new Set<ClientMessage["t"]>([
+  "submit",
+  "subscribe",
+  "unsubscribe",
+  "cancel",
+  "gen-ack",
+  "ping",
+]);
 
 /**
  * One SDK or CLI connection, of a workspace's token or a container's: submits, subscriptions and
@@ -35,6 +42,8 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
         send({ t: "results", callId, results: batch });
       }
     },
+    // A generator's values: at most GENERATOR_WINDOW (or GENERATOR_WINDOW_BYTES) per call are out at once.
+    pushItems: (callId, items) => send({ t: "items", callId, items }),
     pushLogs: (lines) => send({ t: "logs", lines }),
     endLogs: (appId) => send({ t: "logs-end", appId }),
   };
@@ -81,6 +90,9 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
           break;
         case "cancel":
           await control.cancel(caller, message.callId);
+          break;
+        case "gen-ack":
+          await control.generatorTaken(caller, message.callId, message.consumed);
           break;
         case "logs":
           await control.subscribeLogs(workspace, message.appId, subscriber, message.resume);

@@ -65,6 +65,11 @@ export async function runCommand(
   try {
     if (chosen.kind === "entrypoint") {
       await chosen.entrypoint.run(flags);
+    } else if (chosen.fn.isGenerator) {
+      // A generator's values are printed as they come, one a line.
+      for await (const value of chosen.fn.remoteGen(...(positional as never[]))) {
+        console.log(typeof value === "string" ? value : JSON.stringify(value, jsonSafe));
+      }
     } else {
       const result = await chosen.fn.remote(...(positional as never[]));
       console.log(typeof result === "string" ? result : JSON.stringify(result, jsonSafe, 2));

@@ -25,6 +25,8 @@ export const functionRoutes = {
       functionId: z.string(),
       kind: z.enum(["function", "class"]),
       cls: ClassShape.optional(),
+      /** An async generator function: call it with `.remoteGen`. */
+      generator: z.boolean().optional(),
     }),
   }),
   /** Changes some of a function's autoscaler settings; answers all of them. */

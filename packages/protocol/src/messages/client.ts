@@ -1,7 +1,17 @@
 import { z } from "zod";
 import { ErrorCode } from "../error-code.js";
 import { ImageSpec } from "../manifest.js";
-import { Bytes, isPayload, LogLine, type Payload, Result, ShellExit, ShellOutput, Terminal } from "./shared.js";
+import {
+  Bytes,
+  GeneratorItem,
+  isPayload,
+  LogLine,
+  type Payload,
+  Result,
+  ShellExit,
+  ShellOutput,
+  Terminal,
+} from "./shared.js";
 
 // client <-> server: WebSocket /v1/client, CBOR frames.
 
@@ -38,6 +48,18 @@ export const ClientMessage = z.discriminatedUnion("t", [
     subscribe: z.boolean(),
     /** Sent again after a reconnect: the server checks what it already has before running anything. */
     resent: z.boolean().default(false),
+    /** A generator's call (`.remoteGen`): its values are pushed as `items` before its result. */
+    gen: z.boolean().optional(),
+  }),
+  /**
+   * The caller of a generator took `consumed` values: the generator may run up to GENERATOR_WINDOW values
+   * ahead of that (backpressure from the caller's loop to the runner).
+   */
+  z.object({
+    t: z.literal("gen-ack"),
+    rid: z.number(),
+    callId: z.string().uuid(),
+    consumed: z.number().int().min(0),
   }),
   z.object({
     t: z.literal("subscribe"),
@@ -95,6 +117,8 @@ export const ServerToClient = z.discriminatedUnion("t", [
     error: z.object({ code: ErrorCode, message: z.string() }).optional(),
   }),
   z.object({ t: z.literal("results"), callId: z.string(), results: z.array(Result) }),
+  /** Values a generator yielded, numbered from 0; its result (the count) comes after the last. Never replayed. */
+  z.object({ t: z.literal("items"), callId: z.string(), items: z.array(GeneratorItem) }),
   z.object({ t: z.literal("logs"), lines: z.array(LogLine) }),
   /** The app is stopped and its containers are gone: every line they wrote was sent before this. */
   z.object({ t: z.literal("logs-end"), appId: z.string() }),

@@ -29,6 +29,8 @@ export const RunnerMessage = z.discriminatedUnion("t", [
     /** The encoded value, or a blob the runner put through api.sock (a large one). */
     data: RunnerData,
   }),
+  /** A value a generator yielded (numbered from 0); the attempt's `output` follows its last one. */
+  AttemptRef.extend({ t: z.literal("item"), index: z.number().int().min(0), data: RunnerData }),
 ]);
 export type RunnerMessage = z.infer<typeof RunnerMessage>;
 
@@ -65,13 +67,33 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
         retryable: m.retryable,
         data: m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob },
       };
+    case "item":
+      if (
+        typeof m.inputId !== "string" ||
+        !Number.isInteger(m.attempt) ||
+        !Number.isInteger(m.index) ||
+        (m.index as number) < 0 ||
+        !isRunnerData(m.data)
+      )
+        return undefined;
+      return {
+        t: "item",
+        inputId: m.inputId,
+        attempt: m.attempt as number,
+        index: m.index as number,
+        data: m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob },
+      };
     default:
       return undefined;
   }
 }
 
 /** An attempt handed to the runner, with its arguments. */
-export const RunnerInput = AttemptRef.extend({ args: RunnerData });
+export const RunnerInput = AttemptRef.extend({
+  args: RunnerData,
+  /** A generator's call (`.remoteGen`): stream its values as `item`s, GENERATOR_WINDOW ahead of `credit`. */
+  gen: z.boolean().optional(),
+});
 export type RunnerInput = z.infer<typeof RunnerInput>;
 
 /** What the worker sends the runner. */
@@ -83,5 +105,9 @@ export const WorkerToRunner = z.discriminatedUnion("t", [
   z.object({ t: z.literal("hello"), token: z.string() }),
   z.object({ t: z.literal("inputs"), inputs: z.array(RunnerInput) }),
   z.object({ t: z.literal("shutdown") }),
+  /** A generator attempt's caller took `consumed` values: it may yield up to GENERATOR_WINDOW more. */
+  AttemptRef.extend({ t: z.literal("credit"), consumed: z.number().int().min(0) }),
+  /** A generator attempt's caller left (or cancelled): stop it with `return()`, which runs its `finally` blocks. */
+  AttemptRef.extend({ t: z.literal("cancel") }),
 ]);
 export type WorkerToRunner = z.infer<typeof WorkerToRunner>;

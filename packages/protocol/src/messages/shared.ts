@@ -44,6 +44,10 @@ export const Result = z.object({
 });
 export type Result = z.infer<typeof Result>;
 
+/** A value a generator yielded, as its caller receives it: its number (from 0) and the encoded value. */
+export const GeneratorItem = z.object({ index: z.number().int().min(0), data: Payload });
+export type GeneratorItem = z.infer<typeof GeneratorItem>;
+
 /** One line a container (or the platform, on `system`) wrote, as the worker sends it and a client sees it. */
 export const LogLine = z.object({
   ts: z.number(),

@@ -15,6 +15,8 @@ export const ClaimedInput = AttemptRef.extend({
   args: Payload,
   /** Milliseconds the attempt may run before the worker kills it. */
   timeoutMs: z.number().int().positive(),
+  /** A generator's call: the runner streams its values as items. */
+  gen: z.boolean().optional(),
 });
 export type ClaimedInput = z.infer<typeof ClaimedInput>;
 
@@ -29,6 +31,14 @@ export const WorkerOutput = AttemptRef.extend({
   data: Payload,
 });
 export type WorkerOutput = z.infer<typeof WorkerOutput>;
+
+/** A value a generator yielded in an attempt, as the worker relays it (not kept: a lost one fails the call). */
+export const WorkerItem = AttemptRef.extend({ index: z.number().int().min(0), data: Payload });
+export type WorkerItem = z.infer<typeof WorkerItem>;
+
+/** How many of a generator attempt's values its caller has taken (see GENERATOR_WINDOW). */
+export const GeneratorCredit = AttemptRef.extend({ consumed: z.number().int().min(0) });
+export type GeneratorCredit = z.infer<typeof GeneratorCredit>;
 
 /** What a worker sends the server. */
 export const WorkerMessage = z.discriminatedUnion("t", [
@@ -72,6 +82,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("return"), inputs: z.array(AttemptRef) }),
   /** `seq` is acknowledged once recorded; unacknowledged batches are sent again after a reconnect. */
   z.object({ t: z.literal("outputs"), seq: z.number().int(), outputs: z.array(WorkerOutput) }),
+  /** Values generators yielded, in order; each attempt's come before its output. */
+  z.object({ t: z.literal("items"), items: z.array(WorkerItem) }),
   z.object({
     t: z.literal("heartbeat"),
     inputs: z.array(AttemptRef),
@@ -141,6 +153,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
   z.object({ t: z.literal("outputs-recorded"), seq: z.number().int() }),
   /** Log batches up to this seq reached the server's log watchers. */
   z.object({ t: z.literal("logs-recorded"), seq: z.number().int() }),
+  /** Generator attempts whose callers took more values: they may run further ahead. */
+  z.object({ t: z.literal("credit"), credits: z.array(GeneratorCredit) }),
   /** Inputs cancelled by their caller: kill the attempt if it is running. */
   z.object({ t: z.literal("cancel"), inputs: z.array(AttemptRef) }),
   /** Build an image now (`skiff image build`), answering with `build-log` lines and a `build-done`. */

@@ -10,7 +10,9 @@ import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
 import { type SkiffContext, setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
+import { isAsyncGeneratorFunction } from "../generator.js";
 import { requestTimeoutMs, type WebDeclaration } from "../web/web-options.js";
+import { GeneratorWindow } from "./generator-window.js";
 import { mapStacksOf } from "./stack-map.js";
 import type { WebTarget } from "./web/start-web.js";
 
@@ -42,6 +44,11 @@ export interface RunnerOptions {
 /** The loaded code: runs one input's arguments, and the `exit` hooks at shutdown; or a web function. */
 interface Loaded {
   call(args: unknown[]): unknown;
+  /**
+   * Whether these arguments call an async generator (a generator function, or a class's generator method);
+   * undefined for a method the class does not have (its call says so).
+   */
+  isGenerator(args: unknown[]): boolean | undefined;
   exit(): Promise<void>;
   web?: WebTarget;
 }
@@ -88,11 +95,15 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     retryable: true,
     data: await dataOf(encodeValue(value)),
   });
-  const failure = async (input: RunnerInput, error: unknown): Promise<RunnerMessage> => ({
+  const failure = async (
+    input: RunnerInput,
+    error: unknown,
+    retryable = !isNonRetriable(error),
+  ): Promise<RunnerMessage> => ({
     t: "output",
     ...attemptRefOf(input),
     status: "failure",
-    retryable: !isNonRetriable(error),
+    retryable,
     data: await dataOf(encodeError(error)),
   });
   let active = 0;
@@ -161,10 +172,68 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     askForMore();
   };
 
+  /** How many values each running generator attempt's caller has taken, by input id (see GENERATOR_WINDOW). */
+  const credits = new Map<
+    string,
+    { attempt: number; window: GeneratorWindow; cancelled: boolean; wake: (() => void) | undefined }
+  >();
+
+  /**
+   * Runs a generator: each value goes to the worker as an `item` as it is yielded, at most GENERATOR_WINDOW
+   * values or GENERATOR_WINDOW_BYTES ahead of what the caller took (the generator waits, suspended at its
+   * `yield`, for the caller's credit). Its output is the number of values, after the last one.
+   */
+  const streamGenerator = async (input: RunnerInput, generator: AsyncGenerator<unknown>): Promise<RunnerMessage> => {
+    const credit = {
+      attempt: input.attempt,
+      window: new GeneratorWindow(),
+      cancelled: false,
+      wake: undefined as (() => void) | undefined,
+    };
+    credits.set(input.inputId, credit);
+    let index = 0;
+    let ended = false;
+    try {
+      for (;;) {
+        while (credit.window.full && !credit.cancelled) {
+          await new Promise<void>((resolve) => {
+            credit.wake = resolve;
+          });
+        }
+        if (credit.cancelled) {
+          // Its `finally` blocks run; nobody waits for its values any more.
+          ended = true;
+          await generator.return(undefined);
+          return await failure(input, new Error("the generator was cancelled by its caller"), false);
+        }
+        const step = await generator.next();
+        if (step.done) break;
+        const data = await dataOf(encodeValue(step.value));
+        send({ t: "item", ...attemptRefOf(input), index, data });
+        credit.window.add(data instanceof Uint8Array ? data.length : 0);
+        index++;
+      }
+      ended = true;
+      return await success(input, index);
+    } catch (error) {
+      ended = true;
+      return await failure(input, error);
+    } finally {
+      credits.delete(input.inputId);
+      // A value that could not be encoded ends the call: let the generator run its `finally` blocks.
+      if (!ended) void generator.return(undefined).catch(() => {});
+    }
+  };
+
   const runOne = async (input: RunnerInput) => {
     let output: RunnerMessage;
     try {
-      output = await success(input, await code.call(decodeValue<unknown[]>(await argsOf(input))));
+      const args = decodeValue<unknown[]>(await argsOf(input));
+      const generator = code.isGenerator(args);
+      if (generator !== undefined && generator !== (input.gen === true))
+        output = await failure(input, callMismatch(generator), false);
+      else if (generator) output = await streamGenerator(input, code.call(args) as AsyncGenerator<unknown>);
+      else output = await success(input, await code.call(args));
     } catch (error) {
       output = await failure(input, error);
     }
@@ -213,6 +282,14 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
 
   const onMessage = (message: WorkerToRunner) => {
     if (message.t === "hello") return;
+    if (message.t === "credit" || message.t === "cancel") {
+      const credit = credits.get(message.inputId);
+      if (!credit || credit.attempt !== message.attempt) return;
+      if (message.t === "cancel") credit.cancelled = true;
+      else credit.window.credit(message.consumed);
+      credit.wake?.();
+      return;
+    }
     if (message.t === "shutdown") {
       shuttingDown = true;
       if (batch && gathered.length > 0) void runBatch();
@@ -320,11 +397,17 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
     const call = () => {
       throw new Error(`function "${options.functionName}" answers HTTP requests, not calls`);
     };
-    return { call, exit: async () => {}, web: { web, fetch, start, timeoutMs: requestTimeoutMs(fn.options) } };
+    return {
+      call,
+      isGenerator: () => false,
+      exit: async () => {},
+      web: { web, fetch, start, timeoutMs: requestTimeoutMs(fn.options) },
+    };
   }
   if (fn?.handler) {
     const handler = fn.handler as (...args: unknown[]) => unknown;
-    return { call: (args) => handler(...args), exit: async () => {} };
+    const generator = isAsyncGeneratorFunction(handler);
+    return { call: (args) => handler(...args), isGenerator: () => generator, exit: async () => {} };
   }
   const cls = collected.classes.get(options.functionName);
   if (!cls?.ctor) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
@@ -341,6 +424,8 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
       }
       return (instance[name] as (...a: unknown[]) => unknown).apply(instance, args);
     },
+    isGenerator: ([name]) =>
+      typeof name === "string" && methods.has(name) ? isAsyncGeneratorFunction(instance[name]) : undefined,
     exit: async () => {
       for (const name of marks.exit) {
         try {
@@ -351,6 +436,17 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
       }
     },
   };
+}
+
+/** Why an input was refused: a generator called without `.remoteGen`, or a plain function called with it. */
+function callMismatch(generator: boolean): Error {
+  const error = new Error(
+    generator
+      ? "this is an async generator function: iterate its values with `for await (const value of fn.remoteGen(...args))`; .remote, .spawn and .map are for plain functions (a generator's call also does not survive a server restart)"
+      : "this is not an async generator function: call it with .remote(...args); .remoteGen is for `async function*` handlers",
+  );
+  error.name = "SkiffError";
+  return error;
 }
 
 function encodeError(error: unknown): Uint8Array {
@@ -421,6 +517,10 @@ function isWorkerMessage(message: WorkerToRunner): boolean {
       return Array.isArray(message.inputs);
     case "shutdown":
       return true;
+    case "credit":
+      return typeof message.inputId === "string" && typeof message.consumed === "number";
+    case "cancel":
+      return typeof message.inputId === "string";
     default:
       return false;
   }

@@ -1,6 +1,7 @@
 import { docsPage } from "./docs-page.js";
 import { errorResponse } from "./error-response.js";
 import { openApiDocument } from "./openapi.js";
+import { isValueStream, streamResponse } from "./stream-response.js";
 import type { FetchHandler } from "./web-function.js";
 import type { HttpMethod, Schema } from "./web-options.js";
 
@@ -20,7 +21,8 @@ type Parsed = { ok: true; value: unknown } | { ok: false; response: Response };
 
 /**
  * The fetch handler of an endpoint: answers its method at `/` with the handler's value (a Response as it
- * is, a string as text/plain, `undefined` as 204, anything else as JSON) once the query and JSON body
+ * is, a string as text/plain, `undefined` as 204, an async iterable as a stream of JSON values (server-sent
+ * events, or NDJSON when asked: see streamResponse), anything else as JSON) once the query and JSON body
  * match their schemas; 400 for a body that is not JSON, 422 with the schema's issues, 413 for a body over
  * `maxBodyBytes`, 405 for another method, 404 elsewhere. With `docs`, `/docs` and `/openapi.json` too.
  * A throw from the handler propagates: the runner answers it with 500 and logs the stack.
@@ -69,7 +71,7 @@ export function endpointHandler(config: EndpointConfig): FetchHandler {
       parts.push(body.value as object);
     }
     const input = parts.length === 1 ? parts[0] : Object.assign({}, ...parts);
-    return toResponse(await config.handler(input, request));
+    return toResponse(await config.handler(input, request), request);
   };
 }
 
@@ -133,9 +135,10 @@ async function readJson(request: Request, limit: number): Promise<Parsed> {
   }
 }
 
-/** A handler's value as a Response. */
-function toResponse(value: unknown): Response {
+/** A handler's value as a Response; a stream of values (an async generator) streams, as SSE or NDJSON. */
+function toResponse(value: unknown, request: Request): Response {
   if (value instanceof Response) return value;
+  if (isValueStream(value)) return streamResponse(value, request);
   if (value === undefined) return new Response(null, { status: 204 });
   if (typeof value === "string")
     return new Response(value, { headers: { "content-type": "text/plain; charset=utf-8" } });

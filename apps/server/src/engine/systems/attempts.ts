@@ -1,7 +1,9 @@
 import {
   type AttemptRef,
+  decodeMessage,
   type ErrorCode,
   failurePayload,
+  type GeneratorItem,
   groupBy,
   HEARTBEAT_MS,
   INFRA_RETRIES,
@@ -9,6 +11,7 @@ import {
   type OutputStatus,
   type Payload,
   type RetryPolicy,
+  type WorkerItem,
   type WorkerMessage,
   type WorkerOutput,
 } from "@skiff/protocol";
@@ -31,6 +34,8 @@ type Claim = Extract<WorkerMessage, { t: "claim" }>;
 export class AttemptSystem {
   /** When `tick` last ran. */
   private lastTick = Date.now();
+  /** Generator values still being handled (a blob's grant): outputs wait for them. */
+  private itemsInFlight: Promise<void> | undefined;
 
   constructor(
     private readonly state: EngineState,
@@ -54,7 +59,11 @@ export class AttemptSystem {
         worker.send({
           t: "inputs",
           rid: message.rid,
-          inputs: inputs.map((input) => ({ ...attemptOf(input), args: input.args, timeoutMs })),
+          inputs: inputs.map((input) =>
+            input.gen
+              ? { ...attemptOf(input), args: input.args, timeoutMs, gen: true }
+              : { ...attemptOf(input), args: input.args, timeoutMs },
+          ),
           shutdown: false,
         }),
     });
@@ -66,6 +75,61 @@ export class AttemptSystem {
     for (const input of this.running(refs)) this.state.queue.requeue(input, now, now);
     this.state.dispatcher.serveAll();
     this.deps.requestAutoscale();
+  }
+
+  /**
+   * Values generators yielded: each goes to its call's subscribers at once, in order, if its attempt still
+   * holds the input; none is stored. A value out of order (one before it never came) is dropped, and the
+   * count at the generator's end then fails the call instead of ending it short.
+   */
+  items(items: WorkerItem[]): Promise<void> | undefined {
+    const needsGrant = items.some((item) => "blob" in item.data);
+    if (!this.itemsInFlight && !needsGrant) {
+      this.publishItems(items);
+      return undefined;
+    }
+    // In arrival order, and the outputs after them (see outputs): a blob's grant must not let a later
+    // message overtake this one.
+    const previous = this.itemsInFlight;
+    const done = (async () => {
+      await previous;
+      if (needsGrant) await this.grantOutputBlobs(items);
+      this.publishItems(items);
+    })();
+    const settled: Promise<void> = done
+      .catch((error: unknown) => this.state.log.error({ err: error }, "generator values failed"))
+      .finally(() => {
+        if (this.itemsInFlight === settled) this.itemsInFlight = undefined;
+      });
+    this.itemsInFlight = settled;
+    return settled;
+  }
+
+  private publishItems(items: WorkerItem[]): void {
+    const { queue, hub } = this.state;
+    const orphans = new Set<QueuedInput>();
+    for (const [callId, ofCall] of groupBy(items, (item) => queue.get(item.inputId)?.callId ?? "")) {
+      const out: GeneratorItem[] = [];
+      for (const item of ofCall) {
+        const input = queue.get(item.inputId);
+        if (input?.state !== "running" || input.attempt !== item.attempt) continue;
+        // Values of an input this server does not know as a generator's: it was reloaded after a restart,
+        // and its caller cannot get every value any more.
+        if (!input.gen) {
+          orphans.add(input);
+          continue;
+        }
+        if (item.index !== (input.yielded ?? 0)) continue;
+        input.yielded = item.index + 1;
+        out.push({ index: item.index, data: item.data });
+      }
+      if (out.length > 0) hub.publishItems(callId, out);
+    }
+    if (orphans.size > 0) {
+      const message =
+        "the server restarted while the generator ran, and values it yielded meanwhile could not reach the caller: call .remoteGen again";
+      void this.failAll([...orphans], "UNAVAILABLE", failurePayload(message));
+    }
   }
 
   /** Extends the leases of attempts a worker says still run. */
@@ -90,6 +154,8 @@ export class AttemptSystem {
    * worker hears `outputs-recorded` once they are durable.
    */
   async outputs(worker: WorkerConn, seq: number, outputs: WorkerOutput[]): Promise<void> {
+    // A generator's values all reach its caller before its result.
+    if (this.itemsInFlight) await this.itemsInFlight;
     await this.grantOutputBlobs(outputs);
     const { queue, timings, functions, hub, persister } = this.state;
     const now = Date.now();
@@ -101,7 +167,10 @@ export class AttemptSystem {
       if (!input) continue; // finished already: the first success wins
       const current = input.state === "running" && input.attempt === output.attempt;
       if (current) timings.noteRun(input.functionId, now - input.dispatchedAt);
-      if (output.status === "success" && !output.infra) {
+      if (output.status === "success" && !output.infra && input.gen && !this.allDelivered(input, output)) {
+        const lostValues = `the generator's values did not all reach the server (it yielded ${countOf(output.data)}, ${input.yielded ?? 0} arrived): call it again`;
+        finished.push(this.finish(input, "failure", "UNAVAILABLE", { inline: failurePayload(lostValues) }));
+      } else if (output.status === "success" && !output.infra) {
         finished.push(this.finish(input, "success", undefined, output.data));
       } else if (!current) {
         // A failure counts only for the attempt that holds the input; older attempts' reports change nothing.
@@ -109,7 +178,8 @@ export class AttemptSystem {
         lost.push(input);
       } else {
         const policy = functions.get(input.functionId)?.spec.retries;
-        if (policy && output.retryable && input.userFailures < policy.maxRetries) {
+        // A generator that yielded is not run again: its caller has values a new run would repeat.
+        if (policy && output.retryable && input.userFailures < policy.maxRetries && !input.yielded) {
           const runAfter = now + backoffMs(policy, input.userFailures);
           input.userFailures += 1;
           queue.requeue(input, runAfter, now);
@@ -129,7 +199,7 @@ export class AttemptSystem {
   }
 
   /** Results too large to inline are blobs the worker put: their callers' workspaces may read them. */
-  private async grantOutputBlobs(outputs: WorkerOutput[]): Promise<void> {
+  private async grantOutputBlobs(outputs: { inputId: string; data: Payload }[]): Promise<void> {
     const byWorkspace = new Map<string, string[]>();
     for (const output of outputs) {
       if (!("blob" in output.data)) continue;
@@ -192,6 +262,13 @@ export class AttemptSystem {
    */
   private lose(input: QueuedInput, message: string): FinishedInput | undefined {
     input.infraFailures += 1;
+    if (input.yielded) {
+      // Running it again would send its caller the values it already has.
+      const data = failurePayload(
+        `${message} after the generator yielded ${input.yielded} value(s); a generator is not run again once it has yielded: call it again`,
+      );
+      return this.finish(input, "failure", "CONTAINER_CRASHED", { inline: data });
+    }
     if (input.infraFailures > INFRA_RETRIES) {
       const data = failurePayload(`${message}; gave up after ${INFRA_RETRIES} retries`);
       return this.finish(input, "failure", "CONTAINER_CRASHED", { inline: data });
@@ -220,6 +297,11 @@ export class AttemptSystem {
     this.deps.requestAutoscale();
   }
 
+  /** Whether a generator's caller got every value its output counts. */
+  private allDelivered(input: QueuedInput, output: WorkerOutput): boolean {
+    return countOf(output.data) === (input.yielded ?? 0);
+  }
+
   /** Requeues expired leases and retries whose backoff ended. */
   tick(): void {
     const { queue, log, dispatcher } = this.state;
@@ -235,6 +317,17 @@ export class AttemptSystem {
       dispatcher.serveAll();
       this.deps.requestAutoscale();
     }
+  }
+}
+
+/** A generator's output: how many values it yielded (CBOR), or -1 if it is not a count. */
+function countOf(data: Payload): number {
+  if (!("inline" in data)) return -1;
+  try {
+    const count = decodeMessage(data.inline);
+    return typeof count === "number" ? count : -1;
+  } catch {
+    return -1;
   }
 }
 

@@ -13,6 +13,11 @@ export type Submit = Extract<ClientMessage, { t: "submit" }>;
 
 /** Calls whose inputs all finished are forgotten (resends then check the store) after this long. */
 const CALL_MEMORY_MS = 10 * 60_000;
+/**
+ * How long a generator call waits for a caller that went away (the SDK reconnects within a minute) before
+ * it is cancelled: its generator would otherwise wait for credit until its timeout.
+ */
+export const CALLER_RETURN_MS = 60_000;
 
 /**
  * Calls: intake (a chunk of inputs gets ids from a reserved block, is queued and written behind),
@@ -20,6 +25,7 @@ const CALL_MEMORY_MS = 10 * 60_000;
  */
 export class CallSystem {
   private ids = { next: 0, end: 0 };
+  private readonly callerTimers = new Set<NodeJS.Timeout>();
   private nextBlock: Promise<number> | undefined;
 
   constructor(
@@ -34,6 +40,13 @@ export class CallSystem {
     const fn = await pools.functionIn(caller, call.functionId);
     if (fn.stopped) throw new ApiError("CONFLICT", `${fn.appName}.${fn.spec.name} ${fn.stopped}`);
     if (fn.spec.web) throw await this.notCallable(fn, fn.spec.web.label);
+    // A class's methods are checked by its runner, which knows which of them are generators.
+    if (fn.spec.kind === "function" && (fn.spec.generator === true) !== (call.gen === true)) {
+      throw new ApiError("BAD_REQUEST", generatorMismatch(`${fn.appName}.${fn.spec.name}`, fn.spec.generator === true));
+    }
+    if (call.gen && call.total !== 1) {
+      throw new ApiError("BAD_REQUEST", "a generator's call has one input: .map over a generator is not supported");
+    }
     pools.checkCapacity([fn.spec]);
     const { inputs } = call;
     if (inputs.length === 0) return;
@@ -51,6 +64,7 @@ export class CallSystem {
     });
     const chunk = { callId: call.callId, functionId: fn.id, firstIdx, firstId, args: inputs.map((i) => i.args) };
     const queued = inputs.map((input, i) => newInput(String(firstId + i), call.callId, input.idx, fn.id, input.args));
+    if (call.gen) for (const input of queued) input.gen = true;
     if (call.resent) {
       // A chunk this server does not hold in memory may be in the store from before a restart (and may
       // have run already): write first, queue only if new.
@@ -145,6 +159,43 @@ export class CallSystem {
     if (finished.length > 0) subscriber.pushResults(callId, finished.map(toResult));
   }
 
+  /** Tells the container running a generator call how many of its values the caller took (backpressure). */
+  async generatorTaken(caller: Caller, callId: string, consumed: number): Promise<void> {
+    await this.checkCall(caller, callId);
+    const { queue, workers } = this.state;
+    for (const input of queue.ofCall(callId)) {
+      if (!input.gen || input.state !== "running" || !input.owner) continue;
+      workers
+        .ownerOf(input.owner)
+        ?.send({ t: "credit", credits: [{ inputId: input.id, attempt: input.attempt, consumed }] });
+    }
+  }
+
+  /**
+   * Calls left without a subscriber (their caller's connection closed): a generator call is cancelled
+   * unless someone subscribes again within CALLER_RETURN_MS. Other calls run on (`.spawn` needs no caller).
+   */
+  callersGone(callIds: string[]): void {
+    const { queue, hub } = this.state;
+    for (const callId of callIds) {
+      if (!queue.ofCall(callId).some((input) => input.gen)) continue;
+      const timer = setTimeout(() => {
+        this.callerTimers.delete(timer);
+        if (hub.hasSubscribers(callId)) return;
+        const message = `the generator's caller went away and did not come back within ${CALLER_RETURN_MS / 1000} s`;
+        void this.deps.attempts.failAll(queue.ofCall(callId), "CANCELLED", failurePayload(message));
+      }, CALLER_RETURN_MS);
+      timer.unref();
+      this.callerTimers.add(timer);
+    }
+  }
+
+  /** Stops the timers of callers that went away. */
+  stop(): void {
+    for (const timer of this.callerTimers) clearTimeout(timer);
+    this.callerTimers.clear();
+  }
+
   /** Fails a call's unfinished inputs as CANCELLED, killing those that run. */
   async cancel(caller: Caller, callId: string): Promise<void> {
     await this.checkCall(caller, callId);
@@ -170,6 +221,13 @@ export class CallSystem {
     const info = functionId ? await this.deps.pools.functionInfo(functionId).catch(() => undefined) : undefined;
     if (!info || !reaches(caller, info)) throw new ApiError("NOT_FOUND", `no call ${callId}: results are kept 7 days`);
   }
+}
+
+/** Why a call was refused: a generator called without `.remoteGen`, or a plain function called with it. */
+export function generatorMismatch(name: string, generator: boolean): string {
+  return generator
+    ? `${name} is an async generator function: iterate its values with \`for await (const value of fn.remoteGen(...args))\`; .remote, .spawn and .map are for plain functions`
+    : `${name} is not an async generator function: call it with .remote(...args); .remoteGen is for \`async function*\` handlers`;
 }
 
 /** A new input as the queue holds it: pending, never attempted. */

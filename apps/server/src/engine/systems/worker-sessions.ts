@@ -42,6 +42,7 @@ export class WorkerSessionSystem {
       hello: () => {},
       claim: (worker, message) => attempts.claim(worker, message),
       outputs: (worker, message) => attempts.outputs(worker, message.seq, message.outputs),
+      items: (_, message) => attempts.items(message.items),
       unclaim: (_, message) => state.dispatcher.release(message.containerId),
       return: (_, message) => attempts.returned(message.inputs),
       heartbeat: (_, message) => attempts.heartbeat(message.inputs),
