@@ -18,8 +18,11 @@ export const webRuntimes = containerRuntimes.some((r) => r.available)
 /** Whether curl is installed, for the checks that use it. */
 export const curlAvailable = hasCommand("curl");
 
-/** A URL line as `skiff deploy` and `skiff serve` print it: `skiff   LABEL  URL` (a `/w/...` path or a host name). */
-const URL_LINE = /^skiff\s+([a-z0-9-]+)\s+(https?:\/\/(?:\S+\/w\/\S+|[a-z0-9-]+\.\S+))$/;
+/**
+ * A URL line as `skiff deploy` and `skiff serve` print it (`skiff   LABEL  URL`), or `skiff app list` and
+ * `app history` (`  LABEL  URL`): a `/w/...` path or a host name.
+ */
+const URL_LINE = /^(?:skiff\s+)?([a-z0-9-]+)\s+(https?:\/\/(?:\S+\/w\/\S+|[a-z0-9-]+\.\S+))$/;
 
 /** The URL of each label that a command printed. */
 export function urlsIn(output: string): Record<string, string> {
@@ -76,4 +79,58 @@ export async function* textOf(body: ReadableStream<Uint8Array>): AsyncIterable<s
     if (done) return;
     yield decoder.decode(value, { stream: true });
   }
+}
+
+/** One request of a load loop: what it asked, what it got, and how long it took. */
+export interface LoadSample {
+  path: string;
+  status: number;
+  body: string;
+  ms: number;
+  /** When it was sent and when it ended (ms since the epoch). */
+  sentAt: number;
+  at: number;
+}
+
+/** A running load loop: `clients` concurrent clients, each sending its next request when the last is answered. */
+export interface LoadLoop {
+  samples: LoadSample[];
+  /** Whether some answer so far starts with `text`. */
+  seen(text: string): boolean;
+  /** Stops sending and resolves once every request in flight has ended. */
+  stop(): Promise<LoadSample[]>;
+}
+
+/** Keeps `clients` clients requesting `url + path` (paths taken in turn) until stopped; failures are samples too. */
+export function loadLoop(url: string, options: { clients: number; paths: string[] }): LoadLoop {
+  const samples: LoadSample[] = [];
+  let running = true;
+  const client = async (n: number) => {
+    for (let i = n; running; i++) {
+      const path = options.paths[i % options.paths.length]!;
+      const sentAt = Date.now();
+      const started = performance.now();
+      const sample = await fetch(`${url}${path}`).then(
+        async (response) => ({ status: response.status, body: await response.text() }),
+        (error: Error) => ({ status: 0, body: String(error.cause ?? error) }),
+      );
+      samples.push({ path, ...sample, ms: performance.now() - started, sentAt, at: Date.now() });
+    }
+  };
+  const clients = Array.from({ length: options.clients }, (_, n) => client(n));
+  return {
+    samples,
+    seen: (text) => samples.some((s) => s.status === 200 && s.body.startsWith(text)),
+    stop: async () => {
+      running = false;
+      await Promise.all(clients);
+      return samples;
+    },
+  };
+}
+
+/** The p-th percentile (0-100) of some durations, in whole ms. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
 }

@@ -173,10 +173,13 @@ export class WebRelay {
         res.destroy(error);
         return;
       }
-      // Nothing listens on its socket any more (its process ended): the request never reached it, so the
+      // Nothing listens on its socket any more (its process ended), or it is stopping and closed an idle
+      // connection just as this request went out on it: the request never reached the handler, so the
       // server may send it to another container, as for one this relay no longer has.
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ECONNREFUSED" || code === "ENOENT") {
+      const stoppedWhileSent =
+        !target.acceptsRequests && upstream.reusedSocket && (code === "ECONNRESET" || code === "EPIPE");
+      if (code === "ECONNREFUSED" || code === "ENOENT" || stoppedWhileSent) {
         sendError(res, 503, "UNAVAILABLE", `container ${containerId} is not serving requests now`, req);
         return;
       }

@@ -222,6 +222,20 @@ export class AppStore {
     return rows.map(toApp);
   }
 
+  /** The labels of the web functions of each app's current version, by app id (apps with none are left out). */
+  async webLabelsOf(appIds: string[]): Promise<Map<string, string[]>> {
+    const labels = new Map<string, string[]>();
+    if (appIds.length === 0) return labels;
+    const rows = await this.db.query<{ app_id: string; label: string }>(
+      `SELECT f.app_id, f.spec->'web'->>'label' AS label FROM functions f JOIN apps a ON a.id = f.app_id
+       WHERE f.app_id = ANY($1::text[]) AND f.version = a.version AND f.spec->'web' IS NOT NULL
+       ORDER BY f.name`,
+      [appIds],
+    );
+    for (const row of rows) labels.set(row.app_id, [...(labels.get(row.app_id) ?? []), row.label]);
+    return labels;
+  }
+
   /** Marks an app stopped; the engine fails its unfinished inputs. */
   async stop(appId: string): Promise<void> {
     await this.db.query("UPDATE apps SET state = 'stopped', stopped_at = now() WHERE id = $1 AND state = 'running'", [

@@ -1,7 +1,7 @@
 import type { AppManifest } from "@skiff/protocol";
 import type { Client } from "skiff/plumbing";
 import { describe, expect, it } from "vitest";
-import { formatWebUrls, hasWebFunction, webUrlsOf } from "./web-urls.js";
+import { formatWebUrls, hasWebFunction, labeledUrls, webUrlsOf } from "./web-urls.js";
 
 /** A manifest's functions as far as URLs go: names, and a label for the web ones. */
 const manifestOf = (functions: { name: string; label?: string }[]) =>
@@ -54,6 +54,22 @@ describe("webUrlsOf", () => {
     expect(hasWebFunction(manifest)).toBe(false);
     const client = { call: () => Promise.reject(new Error("called")) } as unknown as Client;
     expect(await webUrlsOf(manifest, { client, serverUrl: "http://x", env: "main" })).toEqual([]);
+  });
+});
+
+describe("labeledUrls", () => {
+  it("gives the URLs of several apps' labels, app by app, as `skiff app list` shows them", () => {
+    const apps = [
+      { app: "one", labels: ["a", "b"] },
+      { app: "two", labels: [] },
+    ];
+    expect(labeledUrls({ workspaceName: "team" }, apps, { serverUrl: "http://h:1", env: "main" })).toEqual([
+      [
+        { label: "a", url: "http://h:1/w/main.team/one/a" },
+        { label: "b", url: "http://h:1/w/main.team/one/b" },
+      ],
+      [],
+    ]);
   });
 });
 

@@ -25,16 +25,39 @@ export async function webUrlsOf(
   manifest: AppManifest,
   where: { client: Client; serverUrl: string; env: string },
 ): Promise<WebUrl[]> {
-  const web = manifest.functions.flatMap((fn) => (fn.web ? [fn.web.label] : []));
-  if (web.length === 0) return [];
-  const me = await where.client.call(tokenRoutes.whoami);
-  const workspaceName = me.workspace?.name ?? LOCAL_WORKSPACE_NAME;
-  return web.map((label) => {
-    const address = { workspaceName, env: where.env, app: manifest.name, label };
-    const url =
-      me.webBaseUrl && hostRoutable(address) ? webHostUrl(me.webBaseUrl, address) : webUrl(where.serverUrl, address);
-    return { label, url };
-  });
+  const labels = manifest.functions.flatMap((fn) => (fn.web ? [fn.web.label] : []));
+  if (labels.length === 0) return [];
+  return labeledUrls(await webUrlContext(where.client), [{ app: manifest.name, labels }], where)[0] ?? [];
+}
+
+/** What a web URL needs from the server: the token's workspace's name, and host routing's base URL if set. */
+export interface WebUrlContext {
+  workspaceName: string;
+  webBaseUrl?: string | undefined;
+}
+
+/** Asks the server (whoami) what web URLs need. */
+export async function webUrlContext(client: Client): Promise<WebUrlContext> {
+  const me = await client.call(tokenRoutes.whoami);
+  return { workspaceName: me.workspace?.name ?? LOCAL_WORKSPACE_NAME, webBaseUrl: me.webBaseUrl ?? undefined };
+}
+
+/** The URLs of the labelled web functions of some apps of an environment, app by app. */
+export function labeledUrls(
+  context: WebUrlContext,
+  apps: { app: string; labels: string[] }[],
+  where: { serverUrl: string; env: string },
+): WebUrl[][] {
+  return apps.map(({ app, labels }) =>
+    labels.map((label) => {
+      const address = { workspaceName: context.workspaceName, env: where.env, app, label };
+      const url =
+        context.webBaseUrl && hostRoutable(address)
+          ? webHostUrl(context.webBaseUrl, address)
+          : webUrl(where.serverUrl, address);
+      return { label, url };
+    }),
+  );
 }
 
 /** One line per web function: its label, then its URL, labels padded to line the URLs up. */

@@ -87,6 +87,7 @@ export class ControlPlane {
       pools: this.pools,
       attempts: this.attempts,
       containers: this.containerSystem,
+      web: this.webSystem,
       scheduler: this.scheduler,
       requestAutoscale,
       abandonAfterMs: options.abandonAfterMs ?? 60_000,

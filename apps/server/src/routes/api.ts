@@ -187,8 +187,9 @@ export function apiRoutes(deps: {
   serve(api, appRoutes.history, async (c) => {
     const app = await findApp(scopeOf(c), c.req.param("app"));
     const versions = await store.apps.versions(app.id);
+    const labels = await store.apps.webLabelsOf([app.id]);
     return {
-      app,
+      app: { ...app, webLabels: labels.get(app.id) ?? [] },
       versions: versions.map((v) => ({
         version: v.version,
         bundleHash: v.bundleHash,
@@ -271,7 +272,8 @@ export function apiRoutes(deps: {
 
   serve(api, appRoutes.list, async (c) => {
     const apps = await store.apps.list(scopeOf(c));
-    return { apps };
+    const labels = await store.apps.webLabelsOf(apps.map((app) => app.id));
+    return { apps: apps.map((app) => ({ ...app, webLabels: labels.get(app.id) ?? [] })) };
   });
 
   serve(api, appRoutes.heartbeat, async (c) => {

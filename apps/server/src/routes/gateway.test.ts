@@ -487,6 +487,63 @@ describe("web gateway", () => {
     }
   });
 
+  /** The `start` messages sent since `from` for a label, polled until there are `count` of them. */
+  async function startsFor(label: string, count: number, from = 0) {
+    let starts: Extract<ServerToWorker, { t: "start" }>[] = [];
+    for (let i = 0; i < 100 && starts.length < count; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      starts = sent
+        .slice(from)
+        .filter((m): m is Extract<ServerToWorker, { t: "start" }> => m.t === "start" && m.spec.web?.label === label);
+    }
+    expect(starts.length).toBe(count);
+    return starts;
+  }
+  const containerOf = async (response: Response) => ((await response.json()) as { container: string }).container;
+
+  it("rolls a deploy over: old containers answer until the new version's is ready, then one stops for each new one", async () => {
+    autoStart = false;
+    await deploy("rolling", [web("roll")]);
+    const from = sent.length;
+    const first = get("/w/main/rolling/roll/");
+    const [old] = await startsFor("roll", 1, from);
+    await started(old!.containerId);
+    expect(await containerOf(await first)).toBe(old!.containerId);
+
+    // Version 2: a container of it starts, and requests meanwhile go to the old one, not to a queue.
+    const at = sent.length;
+    await deploy("rolling", [{ ...web("roll"), memoryMiB: 256 }]);
+    const [next] = await startsFor("roll", 1, at);
+    for (let i = 0; i < 3; i++) expect(await containerOf(await get("/w/main/rolling/roll/"))).toBe(old!.containerId);
+    expect(sent.slice(at).some((m) => m.t === "stop")).toBe(false);
+
+    // Once it is ready, the old container is asked to stop (it finishes its requests) and new ones go to it.
+    await started(next!.containerId);
+    expect(
+      sent
+        .slice(at)
+        .filter((m) => m.t === "stop")
+        .map((m) => m.containerId),
+    ).toEqual([old!.containerId]);
+    expect(await containerOf(await get("/w/main/rolling/roll/"))).toBe(next!.containerId);
+  });
+
+  it("hands requests waiting for a function's container to the function a deploy gives its label to", async () => {
+    autoStart = false;
+    await deploy("renamed", [{ ...web("moved"), name: "before" }]);
+    const from = sent.length;
+    const waiting = [get("/w/main/renamed/moved/a"), get("/w/main/renamed/moved/b")];
+    await startsFor("moved", 1, from);
+    const at = sent.length;
+    await deploy("renamed", [{ ...web("moved"), name: "after" }]);
+    const [heir] = await startsFor("moved", 1, at);
+    expect(heir!.spec.name).toBe("after");
+    await started(heir!.containerId);
+    const answers = await Promise.all(waiting);
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    for (const answer of answers) expect(await containerOf(answer)).toBe(heir!.containerId);
+  });
+
   it("answers 502 naming the request id when the container fails before answering, and cuts a response it fails in", async () => {
     await deploy("fragile", [web("crash")]);
     const response = await get("/w/main/fragile/crash/die");

@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import { dim, green, printLogs, say } from "../output.js";
 import { formatPeriod } from "../period-format.js";
 import { connectServer, serverClient } from "../server-client.js";
+import { formatWebUrls, labeledUrls, webUrlContext } from "../web-urls.js";
 
 /** One line per schedule of an app: what, when next, what happened last. */
 export async function printSchedules(client: Client, app: string, env: string): Promise<void> {
@@ -22,24 +23,42 @@ export async function printSchedules(client: Client, app: string, env: string): 
 
 /** `skiff app list`: apps of an environment, newest first. */
 export async function appListCommand(options: { env?: string }, config: Config): Promise<void> {
-  const { client, env } = await connectServer(config, options.env);
+  const { client, env, serverUrl } = await connectServer(config, options.env);
   const { apps } = await client.call(appRoutes.list, { query: { env } });
   if (apps.length === 0) {
     say(`no apps in environment "${env}": deploy one with \`skiff deploy FILE\``);
     return;
   }
+  // A deployed app's URLs, under its line: the same for every version.
+  const web = apps.filter((app) => app.mode === "deployed" && app.state === "running" && app.webLabels?.length);
+  const context = web.length > 0 ? await webUrlContext(client) : { workspaceName: "" };
+  const urls = labeledUrls(
+    context,
+    web.map((app) => ({ app: app.name, labels: app.webLabels ?? [] })),
+    { serverUrl, env },
+  );
   for (const app of apps) {
     console.log([app.id, app.name, app.mode, app.state, `v${app.version}`, app.createdAt].join("\t"));
+    const at = web.indexOf(app);
+    if (at >= 0) for (const line of formatWebUrls(urls[at]!)) console.log(line);
   }
 }
 
 /** `skiff app history NAME`: the versions of a deployed app, newest first. */
 export async function appHistoryCommand(name: string, options: { env?: string }, config: Config): Promise<void> {
-  const { client, env } = await connectServer(config, options.env);
-  const { versions } = await client.call(appRoutes.history, { params: { app: name }, query: { env } });
+  const { client, env, serverUrl } = await connectServer(config, options.env);
+  const { app, versions } = await client.call(appRoutes.history, { params: { app: name }, query: { env } });
   for (const v of versions) {
     const mark = v.current ? green("running") : "";
     console.log([`v${v.version}`, v.createdAt, v.functions.join(","), v.note, mark].join("\t"));
+  }
+  // The URLs of the running version's web functions: the same for every version.
+  if (app.state === "running" && app.webLabels?.length) {
+    const [urls] = labeledUrls(await webUrlContext(client), [{ app: app.name, labels: app.webLabels }], {
+      serverUrl,
+      env,
+    });
+    for (const line of formatWebUrls(urls ?? [])) console.log(line);
   }
   await printSchedules(client, name, env);
 }

@@ -29,6 +29,8 @@ export const AppSummary = z.object({
   /** The version that runs now (deployed apps count their deploys; others stay at 1). */
   version: z.number(),
   createdAt: Instant,
+  /** The labels of its web functions in the version that runs now (their URLs: see web-url.ts); listed apps only. */
+  webLabels: z.array(z.string()).optional(),
 });
 export type AppSummary = z.output<typeof AppSummary>;
 

@@ -9,6 +9,7 @@ import type { WorkerConn } from "../workers.js";
 import type { AttemptSystem } from "./attempts.js";
 import type { ContainerSystem } from "./containers.js";
 import { type PoolSystem, stoppedReason } from "./pools.js";
+import type { WebSystem } from "./web.js";
 
 /** What `updateAutoscaler` may change at runtime. */
 export type AutoscalerSettings = Partial<
@@ -31,6 +32,7 @@ export class AppSystem {
       pools: PoolSystem;
       attempts: AttemptSystem;
       containers: ContainerSystem;
+      web: WebSystem;
       scheduler: Scheduler;
       requestAutoscale: () => void;
       /** Ephemeral apps whose client has been silent this long are stopped. */
@@ -41,7 +43,8 @@ export class AppSystem {
   /**
    * A new version of an app is in the store: its pools take the new code and spec, containers of older
    * versions keep serving until a container of the new one runs in their pool (then they drain), and
-   * functions it left out fail their waiting inputs.
+   * functions it left out fail their waiting inputs. A web function it left out hands its waiting requests
+   * to the function that has its label now, if one does.
    */
   async deployed(app: AppRow, functions: FunctionRow[]): Promise<void> {
     await this.deps.scheduler.sync(app.id, functions);
@@ -58,6 +61,11 @@ export class AppSystem {
         ...(row ? { spec: info.overrides ? withOverrides(row.spec, info.overrides) : row.spec } : {}),
       });
       if (info.stopped) removed.push(info);
+    }
+    for (const info of removed) {
+      const label = info.spec.web?.label;
+      const heir = label && functions.find((row) => row.spec.web?.label === label && row.version === app.version);
+      if (heir) this.deps.web.handOver(info, await this.deps.pools.functionInfo(heir.id));
     }
     const inputs = removed.flatMap((info) => this.state.queue.ofFunction(info.id));
     await this.deps.attempts.failAll(inputs, "CANCELLED", failurePayload("the function was removed by a deploy"));

@@ -2,7 +2,7 @@ import { capacityProblem, waitingForCapacity } from "../capacity.js";
 import type { EngineState, FunctionInfo } from "../state.js";
 import { desiredContainers, inputsPerContainer } from "./autoscaler.js";
 import type { ContainerSystem } from "./containers.js";
-import { isCurrent, minContainersOf, type PoolSystem } from "./pools.js";
+import { isCurrent, minContainersOf, type PoolSystem, replaceable } from "./pools.js";
 import type { WebSystem } from "./web.js";
 
 /** A warm pool whose secrets could not be resolved tries again after this long, not four times a second. */
@@ -65,9 +65,15 @@ export class AutoscalingSystem {
       const work = load.pending + load.running;
       const min = minContainersOf(info);
       const target = inputsPerContainer(spec);
-      const desired = desiredContainers({ spec, minContainers: min, load });
-      if (work === 0 && Date.now() - (cannotStart.get(info.id) ?? 0) < CANNOT_START_BACKOFF_MS) continue;
       const pool = byPool.get(functionId) ?? [];
+      // A web pool replaces each running container of an older version with one of the new (a rolling
+      // deploy): requests keep going to the old ones until then, and no client waits for a cold start.
+      const outgoing = spec.web ? pool.filter(({ container }) => replaceable(container, info)).length : 0;
+      const desired = Math.max(
+        desiredContainers({ spec, minContainers: min, load }),
+        Math.min(outgoing, spec.maxContainers),
+      );
+      if (work === 0 && Date.now() - (cannotStart.get(info.id) ?? 0) < CANNOT_START_BACKOFF_MS) continue;
       if (desired === 0) {
         // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").
         for (const { worker, container } of pool) {

@@ -3,7 +3,7 @@ import { type ContainerView, type ImageSecrets, runnerEnvironment, type WorkerMe
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
 import type { AttemptSystem } from "./attempts.js";
-import { minContainersOf, type PoolSystem } from "./pools.js";
+import { minContainersOf, type PoolSystem, replaceable } from "./pools.js";
 import type { SecretSystem } from "./secrets.js";
 import type { WebSystem } from "./web.js";
 
@@ -168,12 +168,25 @@ export class ContainerSystem {
     if (started) timings.noteColdStart(started.functionId, Date.now() - started.at);
     await store.fleet.setContainerState(message.containerId, "running");
     const info = container && functions.get(container.functionId);
-    if (container && info && container.version >= info.version) {
-      this.stopAll(
-        (other) => other.functionId === container.functionId && other.version < info.version,
-        `replaced by version ${info.version}`,
-      );
+    if (!container || !info) return;
+    const reason = `replaced by version ${info.version}`;
+    if (container.version < info.version) {
+      // Started for a version that was replaced meanwhile: redundant once its pool has a current one.
+      if (this.deps.pools.replaced(container, info)) this.stopAll((c) => c === container, reason);
+      return;
     }
+    if (!info.spec.web) {
+      this.stopAll((other) => other.functionId === container.functionId && other.version < info.version, reason);
+      return;
+    }
+    // A web pool replaces its old containers one for one (see AutoscalingSystem.pass): this one takes the
+    // place of the old one with the fewest requests in flight, which finishes them and stops.
+    const outgoing = this.state.workers
+      .containersOf(container.functionId)
+      .filter((other) => replaceable(other, info))
+      .sort((a, b) => this.deps.web.inFlightOf(a.id) - this.deps.web.inFlightOf(b.id));
+    const old = outgoing[0];
+    if (old) this.stopAll((c) => c === old, reason);
   }
 
   /** Idle past its scaledown window: it may stop unless its pool needs it warm or has work waiting. */

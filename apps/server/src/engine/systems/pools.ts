@@ -100,6 +100,11 @@ export function isCurrent(container: ContainerInfo, info: FunctionInfo): boolean
   return !container.stopping && container.version >= info.version;
 }
 
+/** Whether a container runs an older version of its pool and serves until a new one replaces it. */
+export function replaceable(container: ContainerInfo, info: FunctionInfo): boolean {
+  return !container.stopping && container.state === "running" && container.version < info.version;
+}
+
 /** The containers a pool keeps with no work: parameter sets of a class are made on demand, so only its default pool. */
 export function minContainersOf(info: FunctionInfo): number {
   return info.params === undefined ? info.spec.minContainers : 0;

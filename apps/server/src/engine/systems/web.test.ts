@@ -96,6 +96,54 @@ describe("WebSystem", () => {
     expect(web.waitingPools()).not.toContain(pool.id);
   });
 
+  it("moves the waiting requests of a pool a deploy removed to the pool that took over its label", async () => {
+    const before = info();
+    const after = info();
+    const waiting = [web.acquire(before), web.acquire(before)];
+    before.stopped = "was removed in version 2 of its app";
+    web.handOver(before, after);
+    expect(web.load(before.id).pending).toBe(0);
+    expect(web.load(after.id).pending).toBe(2);
+    // The autoscaler's round over the removed pool hands nothing more over, and refuses nothing.
+    web.refuseWaiting(before.id);
+    addContainer(after, "ct-heir");
+    web.serveWaiting(after.id);
+    const leases = await Promise.all(waiting);
+    expect(leases.map((l) => l.containerId)).toEqual(["ct-heir", "ct-heir"]);
+    for (const lease of leases) lease.release();
+    // A request that resolved the removed pool just before the deploy goes to its heir as well.
+    const late = await web.acquire(before);
+    expect(late.containerId).toBe("ct-heir");
+    late.release();
+  });
+
+  it("hands a moved request over again if the heir is replaced too, and keeps its startup deadline", async () => {
+    const first = info({ startupTimeoutMs: 80 });
+    const second = info();
+    const third = info();
+    const started = Date.now();
+    const waiting = web.acquire(first).catch((error: Error) => error);
+    first.stopped = "removed";
+    web.handOver(first, second);
+    second.stopped = "removed";
+    web.handOver(second, third);
+    expect(web.load(third.id).pending).toBe(1);
+    expect(await waiting).toBeInstanceOf(PoolBusy);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const gone = new AbortController();
+    const late = web.acquire(first, { signal: gone.signal });
+    expect(web.load(third.id).pending).toBe(1);
+    gone.abort();
+    await expect(late).rejects.toMatchObject({ code: "CANCELLED" });
+  });
+
+  it("refuses a request for a stopped pool that nothing took over at once, as a new one: 404", async () => {
+    const pool = info();
+    pool.stopped = "is stopped: run or deploy it again";
+    await expect(web.acquire(pool)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(web.load(pool.id).pending).toBe(0);
+  });
+
   it("forgets a waiting request whose client went away, and skips containers it is told to", async () => {
     const pool = info();
     const gone = new AbortController();

@@ -18,6 +18,8 @@ export interface WebLease {
  */
 export const WAITING_PER_SLOT = 100;
 
+const NO_ENDPOINT = "no web endpoint at this URL";
+
 /** Seconds a client is told to wait (`Retry-After`) when a pool's wait queue is full. */
 const RETRY_FULL_S = 1;
 /** Seconds a client is told to wait when no container became ready in time. */
@@ -35,6 +37,8 @@ export class PoolBusy extends ApiError {
 }
 
 interface Waiter {
+  /** The pool it waits in now: a deploy may move it to the pool that takes over its label (`handOver`). */
+  pool: WebPool;
   exclude: ReadonlySet<string>;
   grant(lease: WebLease): void;
   fail(error: Error): void;
@@ -56,6 +60,8 @@ export class WebSystem {
   private readonly pools = new Map<string, WebPool>();
   /** Requests in flight, by container id. */
   private readonly inFlight = new Map<string, number>();
+  /** Web pools a deploy removed, and the pool of their app that took over their label. */
+  private readonly successors = new Map<string, FunctionInfo>();
 
   constructor(
     private readonly state: EngineState,
@@ -80,10 +86,13 @@ export class WebSystem {
    * that just answered "gone"). Refuses with PoolBusy when the wait queue is full or the wait times out.
    */
   acquire(
-    info: FunctionInfo,
+    requested: FunctionInfo,
     options: { exclude?: ReadonlySet<string>; signal?: AbortSignal } = {},
   ): Promise<WebLease> {
     if (options.signal?.aborted) return Promise.reject(new ApiError("CANCELLED", "the client went away"));
+    // Resolved just before a deploy moved its label to another function: the request goes there.
+    const info = this.current(requested);
+    if (info.stopped) return Promise.reject(new ApiError("NOT_FOUND", NO_ENDPOINT));
     const exclude = options.exclude ?? new Set<string>();
     const lease = (this.pools.get(info.id)?.waiting.length ?? 0) === 0 ? this.take(info, exclude) : undefined;
     if (lease) return Promise.resolve(lease);
@@ -101,10 +110,11 @@ export class WebSystem {
       const done = () => {
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", abort);
-        const at = pool.waiting.indexOf(waiter);
-        if (at >= 0) pool.waiting.splice(at, 1);
+        const at = waiter.pool.waiting.indexOf(waiter);
+        if (at >= 0) waiter.pool.waiting.splice(at, 1);
       };
       const waiter: Waiter = {
+        pool,
         exclude,
         grant: (granted) => {
           done();
@@ -166,12 +176,49 @@ export class WebSystem {
     if (pool.waiting.length === 0) this.pools.delete(poolId);
   }
 
-  /** A pool stopped (its app stopped, or a deploy removed it): its waiting requests get what a new one would, 404. */
+  /**
+   * A pool stopped (its app stopped, or a deploy removed it): its waiting requests get what a new one would,
+   * which is the pool that took over its label if there is one (`handOver`), else 404.
+   */
   refuseWaiting(poolId: string): void {
     const pool = this.pools.get(poolId);
     if (!pool) return;
+    const successor = this.successors.get(poolId);
+    if (successor && !successor.stopped) {
+      this.handOver(pool.info, successor);
+      return;
+    }
     this.pools.delete(poolId);
-    for (const waiter of [...pool.waiting]) waiter.fail(new ApiError("NOT_FOUND", "no web endpoint at this URL"));
+    for (const waiter of [...pool.waiting]) waiter.fail(new ApiError("NOT_FOUND", NO_ENDPOINT));
+  }
+
+  /**
+   * A deploy removed web pool `from` and gave its label to pool `to` of the same app (a function renamed,
+   * a class made a function): its waiting requests move to `to`'s queue, keeping their place and their
+   * deadline, and requests that resolved `from` just before go to `to` too.
+   */
+  handOver(from: FunctionInfo, to: FunctionInfo): void {
+    this.successors.set(from.id, to);
+    // An older pool handed over to `from` now hands over to `to`: no request is left at a dead end.
+    for (const [id, successor] of this.successors) if (successor.id === from.id) this.successors.set(id, to);
+    // `to` takes requests now (a rename undone): it hands over to no one.
+    this.successors.delete(to.id);
+    const pool = this.pools.get(from.id);
+    if (!pool) return;
+    this.pools.delete(from.id);
+    const target = this.poolOf(to);
+    for (const waiter of pool.waiting) {
+      waiter.pool = target;
+      target.waiting.push(waiter);
+    }
+    this.serveWaiting(to.id);
+    this.deps.requestAutoscale();
+  }
+
+  /** The pool a request for `info` goes to: `info`, or the pool a deploy handed its label over to. */
+  private current(info: FunctionInfo): FunctionInfo {
+    const successor = info.stopped ? this.successors.get(info.id) : undefined;
+    return successor ?? info;
   }
 
   /** The ready container of the pool with the fewest requests in flight and a free slot, now holding one more. */
