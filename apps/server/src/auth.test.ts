@@ -15,6 +15,8 @@ import { type RunningServer, startServer } from "./server.js";
 interface Names {
   app: string;
   appId: string;
+  /** A detached run's id (a run takes new versions: `skiff serve` reloading). */
+  runId: string;
   functionId: string;
   env: string;
   secret: string;
@@ -45,6 +47,7 @@ const bundleBytes = new TextEncoder().encode("export const a = 1; // workspace A
 const archiveBytes = new TextEncoder().encode("workspace A's local files");
 const sha = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 const manifest = { name: "svc", functions: [testSpec({ name: "f" })] };
+const run = { name: "job", functions: [testSpec({ name: "g" })] };
 
 /** Every route of the API, and how to call it. A route missing here fails the test. */
 const CASES: Record<string, Case> = {
@@ -97,6 +100,10 @@ const CASES: Record<string, Case> = {
     kind: "named",
     request: (n) => ({ path: "/v1/apps", body: { manifest, mode: "detached", bundleHash: n.bundle } }),
   },
+  "POST /v1/apps/:id/versions": {
+    kind: "named",
+    request: (n) => ({ path: `/v1/apps/${n.runId}/versions`, body: { manifest: run, bundleHash: n.bundle } }),
+  },
   "GET /v1/apps": { kind: "own", request: () => ({ path: "/v1/apps" }) },
   "POST /v1/apps/:id/heartbeat": { kind: "named", request: (n) => ({ path: `/v1/apps/${n.appId}/heartbeat` }) },
   "POST /v1/apps/:app/stop": { kind: "named", request: (n) => ({ path: `/v1/apps/${n.app}/stop` }), late: 3 },
@@ -135,6 +142,7 @@ describe("authorization: every route × (no token, revoked, another workspace's,
   const madeUp: Names = {
     app: "nosuchapp",
     appId: "ap-00000000-0000-0000-0000-000000000000",
+    runId: "ap-00000000-0000-0000-0000-000000000001",
     functionId: "fu-00000000-0000-0000-0000-000000000000",
     env: "nosuchenv",
     secret: "nosuchsecret",
@@ -205,11 +213,13 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     await as("PUT", `/v1/blobs/${sha(archiveBytes)}`, undefined, archiveBytes);
     await as("POST", "/v1/deploy", { manifest, bundleHash: sha(bundleBytes) });
     const deployed = await as("POST", "/v1/deploy", { manifest, bundleHash: sha(bundleBytes) });
+    const detached = await as("POST", "/v1/apps", { manifest: run, mode: "detached", bundleHash: sha(bundleBytes) });
     await as("POST", "/v1/environments", { name: "staging-a" });
     await as("POST", "/v1/secrets", { name: "db", values: { PASSWORD: "hunter22" } });
     real = {
       app: "svc",
       appId: deployed.appId as string,
+      runId: detached.appId as string,
       functionId: (deployed.functions as Record<string, string>).f!,
       env: "staging-a",
       secret: "db",

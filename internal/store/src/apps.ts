@@ -113,6 +113,28 @@ export class AppStore {
     });
   }
 
+  /**
+   * A new version of a running app that is not deployed (`skiff serve` reloading its file): the same app
+   * id, URLs and functions by name, the next version number. Undefined if the app is not running (or is
+   * deployed: that takes `deploy`).
+   */
+  async addRunVersion(
+    appId: string,
+    next: { bundleHash: string; functions: FunctionSpec[]; sealSecrets?: SealSecrets },
+  ): Promise<{ app: AppRow; functions: FunctionRow[]; previous: number } | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [current] = await tx.query<AppDbRow>(
+        `SELECT ${APP_COLUMNS} FROM apps WHERE id = $1 AND mode <> 'deployed' AND state = 'running' FOR UPDATE`,
+        [appId],
+      );
+      if (!current) return undefined;
+      const version = current.version + 1;
+      await tx.query("UPDATE apps SET version = $2, bundle_hash = $3 WHERE id = $1", [appId, version, next.bundleHash]);
+      const added = await this.addVersion(tx, appId, version, next.bundleHash, next.functions, "", next.sealSecrets);
+      return { ...added, previous: current.version };
+    });
+  }
+
   /** Writes version `version` of an app: its functions (new ids only for new names) and its record. */
   private async addVersion(
     tx: Db,
@@ -344,20 +366,22 @@ export class AppStore {
 
   /**
    * The running apps of an environment whose current version has a web function labelled one of `labels`,
-   * but for the deployed app named `exceptDeployed` (the one a deploy replaces): what new labels clash with.
+   * but for the deployed app named `exceptDeployed` (the one a deploy replaces) and the app `exceptApp` (one
+   * that gets a new version): what new labels clash with.
    */
   async webLabelsInUse(
     scope: Scope,
     labels: string[],
     exceptDeployed?: string,
+    exceptApp?: string,
   ): Promise<{ label: string; appId: string; appName: string; functionName: string }[]> {
     if (labels.length === 0) return [];
     const rows = await this.db.query<{ label: string; app_id: string; app_name: string; fname: string }>(
       `SELECT f.spec->'web'->>'label' AS label, a.id AS app_id, a.name AS app_name, f.name AS fname
        FROM functions f JOIN apps a ON a.id = f.app_id
        WHERE a.workspace = $1 AND a.env = $2 AND a.state = 'running' AND f.version = a.version
-         AND f.spec->'web'->>'label' = ANY($3::text[]) AND NOT (a.mode = 'deployed' AND a.name = $4)`,
-      [scope.workspace, scope.env, labels, exceptDeployed ?? ""],
+         AND f.spec->'web'->>'label' = ANY($3::text[]) AND NOT (a.mode = 'deployed' AND a.name = $4) AND a.id <> $5`,
+      [scope.workspace, scope.env, labels, exceptDeployed ?? "", exceptApp ?? ""],
     );
     return rows.map((row) => ({ label: row.label, appId: row.app_id, appName: row.app_name, functionName: row.fname }));
   }

@@ -270,6 +270,39 @@ export function apiRoutes(deps: {
     return { appId: app.id, functions: Object.fromEntries(functions.map((f) => [f.name, f.id])) };
   });
 
+  // A new version of a run (`skiff serve` reloading its file): the rolling path of a deploy, same app id.
+  serve(api, appRoutes.update, async (c) => {
+    const body = await parseBody(c.req.raw, appRoutes.update.body, BODY_LIMITS.manifest);
+    const app = await findApp(scopeOf(c, body.env), c.req.param("id"));
+    if (app.mode === "deployed") {
+      throw new ApiError("BAD_REQUEST", `${app.name} is deployed: make its new version with \`skiff deploy\``);
+    }
+    if (app.name !== body.manifest.name) {
+      throw new ApiError(
+        "BAD_REQUEST",
+        `app ${app.id} is named "${app.name}", not "${body.manifest.name}": a new name is a new app (run it again)`,
+      );
+    }
+    const own = { workspace: app.workspace, env: app.env };
+    await needBundle(own.workspace, body.bundleHash);
+    control.checkCapacity(body.manifest.functions);
+    await checkWebLabels(store, own, body.manifest.functions, undefined, app.id);
+    const sealSecrets = await checkAppSecrets(secrets, own, body.manifest.functions, body.localSecrets);
+    const added = await store.apps.addRunVersion(app.id, {
+      bundleHash: body.bundleHash,
+      functions: body.manifest.functions,
+      ...(sealSecrets ? { sealSecrets } : {}),
+    });
+    if (!added) throw new ApiError("NOT_FOUND", `app ${app.id} is not running: run it again`);
+    await control.deployed(added.app, added.functions);
+    return {
+      appId: added.app.id,
+      version: added.app.version,
+      previous: added.previous,
+      functions: Object.fromEntries(added.functions.map((f) => [f.name, f.id])),
+    };
+  });
+
   serve(api, appRoutes.list, async (c) => {
     const apps = await store.apps.list(scopeOf(c));
     const labels = await store.apps.webLabelsOf(apps.map((app) => app.id));

@@ -113,7 +113,26 @@ describe("the typed client against the server", () => {
       body: { manifest: { name: "once", functions: [testSpec()] }, mode: "ephemeral", bundleHash },
     });
     expect(await client.call(appRoutes.heartbeat, { params: { id: run.appId } })).toEqual({ ok: true });
+    // A run takes a new version (`skiff serve` reloading): same app, same function ids by name.
+    const reloaded = await client.call(appRoutes.update, {
+      params: { id: run.appId },
+      body: { manifest: { name: "once", functions: [testSpec(), testSpec({ name: "g" })] }, bundleHash },
+    });
+    expect(reloaded).toMatchObject({ appId: run.appId, version: 2, previous: 1, functions: run.functions });
+    expect(Object.keys(reloaded.functions).sort()).toEqual([Object.keys(run.functions)[0], "g"].sort());
+    await expect(
+      client.call(appRoutes.update, { params: { id: first.appId }, body: { manifest, bundleHash } }),
+    ).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: "svc is deployed: make its new version with `skiff deploy`",
+    });
     expect(await client.call(appRoutes.stop, { params: { app: run.appId } })).toEqual({ ok: true, appId: run.appId });
+    await expect(
+      client.call(appRoutes.update, {
+        params: { id: run.appId },
+        body: { manifest: { name: "once", functions: [testSpec()] }, bundleHash },
+      }),
+    ).rejects.toMatchObject({ code: "NOT_FOUND" });
 
     await expect(client.call(appRoutes.get, { params: { app: "nope" }, query: { env: "main" } })).rejects.toMatchObject(
       {

@@ -5,13 +5,14 @@ import { ApiError } from "../errors.js";
 /**
  * Refuses an app whose web labels clash: two web functions of the app with one label (BAD_REQUEST), or a
  * label another running app of the environment uses (CONFLICT, naming it). `deployedName`: the deployed app
- * this version replaces, whose labels are its own.
+ * this version replaces, whose labels are its own; `appId`: likewise, a run that gets a new version.
  */
 export async function checkWebLabels(
   store: Store,
   scope: Scope,
   specs: FunctionSpec[],
   deployedName?: string,
+  appId?: string,
 ): Promise<void> {
   const byLabel = new Map<string, string>();
   for (const spec of specs) {
@@ -25,7 +26,7 @@ export async function checkWebLabels(
     }
     byLabel.set(spec.web.label, spec.name);
   }
-  const clashes = await store.apps.webLabelsInUse(scope, [...byLabel.keys()], deployedName);
+  const clashes = await store.apps.webLabelsInUse(scope, [...byLabel.keys()], deployedName, appId);
   if (clashes.length === 0) return;
   const held = clashes.map(
     (clash) => `"${clash.label}" (${byLabel.get(clash.label)}) by ${clash.appName}.${clash.functionName}`,

@@ -104,6 +104,21 @@ export const appRoutes = {
     }),
     response: DeployedApp,
   }),
+  /**
+   * A new version of a running ephemeral or detached app (`skiff serve` reloading its file): its pools
+   * take the new code as a deploy's do, and its URLs stay. Its bundle is uploaded first.
+   */
+  update: route({
+    method: "POST",
+    path: "/v1/apps/:id/versions",
+    body: z.object({
+      manifest: Manifest,
+      env: EnvName.default("main"),
+      bundleHash: Sha256,
+      localSecrets: LocalSecrets,
+    }),
+    response: DeployedApp,
+  }),
   list: route({ method: "GET", path: "/v1/apps", query: EnvQuery, response: z.object({ apps: z.array(AppSummary) }) }),
   get: route({ method: "GET", path: "/v1/apps/:app", query: EnvQuery, response: z.object({ app: AppSummary }) }),
   schedules: route({

@@ -47,7 +47,8 @@ export class AppSystem {
    * to the function that has its label now, if one does.
    */
   async deployed(app: AppRow, functions: FunctionRow[]): Promise<void> {
-    await this.deps.scheduler.sync(app.id, functions);
+    // Schedules run for deployed apps only; a run's new version (`skiff serve` reloading) has none.
+    if (app.mode === "deployed") await this.deps.scheduler.sync(app.id, functions);
     const current = new Map(functions.map((row) => [row.id, row]));
     const removed: FunctionInfo[] = [];
     for (const info of this.state.functions.values()) {
