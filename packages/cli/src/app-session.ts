@@ -28,8 +28,8 @@ export class AppSession {
     readonly token: string | undefined,
     readonly env: string,
     readonly appId: string,
-    /** Each function's id, by name. */
-    readonly functionIds: Record<string, string>,
+    /** Each function's id, by name (of the version that runs now). */
+    public functionIds: Record<string, string>,
     readonly mode: "ephemeral" | "detached",
   ) {}
 
@@ -65,6 +65,23 @@ export class AppSession {
     );
     session.heartbeat.unref();
     return session;
+  }
+
+  /**
+   * Makes a new version of the app from a new bundle (`skiff serve` reloading its file): the server starts
+   * containers of it, new requests reach them once one is ready, and the old containers finish theirs and
+   * stop. The app and its URLs stay. Returns the new version's number.
+   */
+  async update(options: { bundle: Bundle; manifest: AppManifest; collected: CollectedApp }): Promise<number> {
+    const { bundle, manifest, collected } = options;
+    await this.client.putBlob(bundle.code);
+    await uploadImageFiles(this.client, ...manifest.functions.map((fn) => fn.image));
+    const updated = await this.client.call(appRoutes.update, {
+      params: { id: this.appId },
+      body: { manifest, env: this.env, bundleHash: bundle.hash, localSecrets: localSecretsOf(collected) },
+    });
+    this.functionIds = updated.functions;
+    return updated.version;
   }
 
   private async followLogs(): Promise<void> {

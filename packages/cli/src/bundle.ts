@@ -20,6 +20,8 @@ export interface Bundle {
   collectPath: string;
   /** Packages imported at the top of a module that only the image can provide. */
   imageOnly: ImageOnlyImport[];
+  /** The user's files it was made from (absolute paths, none under node_modules): what `skiff serve` watches. */
+  inputs: string[];
 }
 
 export class UserCodeError extends Error {
@@ -35,20 +37,24 @@ export async function bundleFile(file: string, outDir: string): Promise<Bundle> 
   if (!existsSync(entry))
     throw new UserCodeError(`${file} does not exist: check the path (relative to ${process.cwd()})`);
   const imageOnly: ImageOnlyImport[] = [];
-  const code = await build(entry, outDir, imageModules(imageOnly, false));
+  const { code, inputs } = await build(entry, outDir, imageModules(imageOnly, false));
   const hash = createHash("sha256").update(code).digest("hex");
   await mkdir(outDir, { recursive: true });
   const path = join(outDir, `${hash}.mjs`);
   await writeFile(path, code);
-  if (imageOnly.length === 0) return { code, hash, path, collectPath: path, imageOnly };
+  if (imageOnly.length === 0) return { code, hash, path, collectPath: path, imageOnly, inputs };
 
   const collectPath = join(outDir, `${hash}.collect.mjs`);
-  await writeFile(collectPath, await build(entry, outDir, imageModules([], true)));
-  return { code, hash, path, collectPath, imageOnly };
+  await writeFile(collectPath, (await build(entry, outDir, imageModules([], true))).code);
+  return { code, hash, path, collectPath, imageOnly, inputs };
 }
 
-async function build(entry: string, outDir: string, plugin: esbuild.Plugin): Promise<Buffer> {
-  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[] };
+async function build(
+  entry: string,
+  outDir: string,
+  plugin: esbuild.Plugin,
+): Promise<{ code: Buffer; inputs: string[] }> {
+  let result: esbuild.BuildResult & { outputFiles: esbuild.OutputFile[]; metafile: esbuild.Metafile };
   try {
     result = await esbuild.build({
       entryPoints: [entry],
@@ -59,6 +65,7 @@ async function build(entry: string, outDir: string, plugin: esbuild.Plugin): Pro
       sourcemap: "external",
       sourcesContent: false,
       write: false,
+      metafile: true,
       outdir: outDir,
       logLevel: "silent",
       // Files outside this install still find the SDK.
@@ -89,9 +96,14 @@ async function build(entry: string, outDir: string, plugin: esbuild.Plugin): Pro
     return pathToFileURL(absolute).href;
   });
   const inlineMap = Buffer.from(JSON.stringify(sourceMap)).toString("base64");
-  return Buffer.from(
+  const code = Buffer.from(
     `${js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, "\n")}//# sourceMappingURL=data:application/json;base64,${inlineMap}\n`,
   );
+  // Metafile inputs are relative to the working directory; a plugin's own modules are `namespace:path`.
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((input) => !/^[\w-]+:/.test(input) && !/(^|[/\\])node_modules[/\\]/.test(input))
+    .map((input) => resolve(input));
+  return { code, inputs };
 }
 
 /** The user's file as the user named it, for messages. */

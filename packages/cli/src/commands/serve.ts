@@ -1,32 +1,39 @@
 import { join } from "node:path";
-import { setContext } from "skiff/plumbing";
+import type { AppManifest } from "@skiff/protocol";
+import { SkiffError } from "skiff/errors";
+import { type CollectedApp, setContext } from "skiff/plumbing";
 import { AppSession } from "../app-session.js";
-import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
+import { type Bundle, bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
+import { FileWatch } from "../file-watch.js";
 import { describe, load } from "../load-app.js";
-import { dim, say, yellow } from "../output.js";
+import { dim, formatError, green, red, say, yellow } from "../output.js";
+import { typecheckFile } from "../typecheck.js";
 import { hasWebFunction, printWebUrls } from "../web-urls.js";
+
+/** How long changes must stop before a reload: an editor's save is often several writes. */
+const RELOAD_DEBOUNCE_MS = 100;
+
+/** One build of the served file. */
+interface Build {
+  bundle: Bundle;
+  manifest: AppManifest;
+  collected: CollectedApp;
+}
 
 /**
  * `skiff serve FILE`: runs FILE's app, ephemeral, for as long as this command runs, and prints the URL of each
- * web function; the app's logs stream here meanwhile, and Ctrl-C stops it. A change to FILE restarts nothing
- * (yet): run the command again to serve the new code.
+ * web function; the app's logs stream here meanwhile, and Ctrl-C stops it. A change to FILE, or to a file
+ * it imports, makes a new version of the app (see `reloader`): same URLs, new requests reach the new code.
  */
 export async function serveCommand(file: string, config: Config): Promise<number> {
   const shown = displayPath(file);
-  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
-  setContext({ v: 1, where: "local", functionIds: {} });
-  const collected = await load(bundle, shown);
-  const manifest = describe(collected, shown, bundle);
-  if (!hasWebFunction(manifest)) {
-    throw new UserCodeError(
-      `skiff serve needs a web function: app.web, app.endpoint or app.webServer; ${shown} defines none (run its entrypoints with \`skiff run\`)`,
-    );
-  }
+  const first = await build(file, shown, config);
 
-  const session = await AppSession.open({ bundle, manifest, collected, mode: "ephemeral", config });
-  await printWebUrls(manifest, session);
-  say(dim(`serving until Ctrl-C; a change to ${shown} restarts nothing yet: run \`skiff serve\` again to pick it up`));
+  const session = await AppSession.open({ ...first, mode: "ephemeral", config });
+  await printWebUrls(first.manifest, session);
+  say(dim(`serving until Ctrl-C; a change to ${shown} or a file it imports reloads it`));
+  const reloader = reloaderOf({ file, shown, config, session, first });
 
   const interrupted = new Promise<"interrupted">((resolve) => {
     const onSignal = () => {
@@ -38,6 +45,7 @@ export async function serveCommand(file: string, config: Config): Promise<number
     process.once("SIGTERM", onSignal);
   });
   const ended = await Promise.race([interrupted, session.stopped.then(() => "stopped" as const)]);
+  reloader.close();
   if (ended === "stopped") {
     say(yellow(`the app was stopped elsewhere (\`skiff app stop ${session.appId}\`?)`));
     return 1;
@@ -45,4 +53,102 @@ export async function serveCommand(file: string, config: Config): Promise<number
   say("stopping the app…");
   await session.end();
   return 0;
+}
+
+/** Bundles FILE (unless given its bundle) and collects its app; refuses an app with no web function. */
+async function build(file: string, shown: string, config: Config, made?: Bundle): Promise<Build> {
+  const bundle = made ?? (await bundleFile(file, join(config.SKIFF_HOME, "bundles")));
+  setContext({ v: 1, where: "local", functionIds: {} });
+  const collected = await load(bundle, shown);
+  const manifest = describe(collected, shown, bundle);
+  if (!hasWebFunction(manifest)) {
+    throw new UserCodeError(
+      `skiff serve needs a web function: app.web, app.endpoint or app.webServer; ${shown} defines none (run its entrypoints with \`skiff run\`)`,
+    );
+  }
+  return { bundle, manifest, collected };
+}
+
+/**
+ * Watches the files the bundle was made from and, RELOAD_DEBOUNCE_MS after they change, builds again and
+ * makes a new version of the app, one reload at a time (a change during one causes one more). A build that
+ * fails (bundling, a type error under the file's tsconfig.json, a throw while loading, no web function left)
+ * is printed, and the running version keeps serving.
+ */
+function reloaderOf(options: { file: string; shown: string; config: Config; session: AppSession; first: Build }): {
+  close(): void;
+} {
+  const { file, shown, config, session } = options;
+  let current = options.first;
+  let reloading: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+
+  const reloadOnce = async () => {
+    const started = Date.now();
+    const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+    // Imports may have changed: watch what this build was made from.
+    if (!closed) watch.watch(bundle.inputs);
+    if (bundle.hash === current.bundle.hash) return;
+    const checked = await typecheckFile(file);
+    if (checked.kind === "failed") {
+      throw new UserCodeError(
+        `${shown} does not type-check (under ${displayPath(checked.tsconfig)}):\n${checked.report}`,
+      );
+    }
+    const next = await build(file, shown, config, bundle);
+    if (next.manifest.name !== current.manifest.name) {
+      throw new UserCodeError(
+        `the app's name changed from "${current.manifest.name}" to "${next.manifest.name}": a new name is a new app, so stop this \`skiff serve\` and run it again`,
+      );
+    }
+    const version = await session.update(next);
+    const took = ((Date.now() - started) / 1000).toFixed(1);
+    say(
+      green(
+        `reloaded ${shown} in ${took}s: version ${version} takes new requests once one of its containers is ready; requests in flight finish on the old code`,
+      ),
+    );
+    if (labelsOf(next.manifest) !== labelsOf(current.manifest)) await printWebUrls(next.manifest, session);
+    current = next;
+  };
+
+  const reload = () => {
+    if (closed) return;
+    if (reloading) {
+      again = true;
+      return;
+    }
+    reloading = (async () => {
+      do {
+        again = false;
+        await reloadOnce().catch((error: unknown) => {
+          if (closed) return;
+          const message =
+            error instanceof UserCodeError || error instanceof SkiffError ? error.message : formatError(error);
+          say(red(`${shown} changed but was not reloaded: ${message}`));
+          say(dim("the old code keeps serving: fix it and save again"));
+        });
+      } while (again && !closed);
+    })().finally(() => {
+      reloading = undefined;
+    });
+  };
+
+  const watch = new FileWatch(reload, RELOAD_DEBOUNCE_MS);
+  watch.watch(current.bundle.inputs);
+  return {
+    close: () => {
+      closed = true;
+      watch.close();
+    },
+  };
+}
+
+/** The web labels of a manifest, to tell whether a reload changed its URLs. */
+function labelsOf(manifest: AppManifest): string {
+  return manifest.functions
+    .flatMap((fn) => (fn.web ? [fn.web.label] : []))
+    .sort()
+    .join(" ");
 }
