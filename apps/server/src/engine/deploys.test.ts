@@ -96,6 +96,33 @@ describe("deploys and scaling", () => {
     expect(take("inputs")).toMatchObject([{ rid: 7, shutdown: true }]);
   });
 
+  it("replaces a web pool's running containers one for one, even with no request in flight", async () => {
+    await start();
+    const site = { kind: "fetch", label: "site", docs: false, requiresProxyAuth: false } as const;
+    const web = spec({ web: site, minContainers: 2, maxContainers: 2 });
+    await deploy([web], "b1");
+    await settle();
+    const old = take("start");
+    expect(old).toHaveLength(2);
+    for (const { containerId } of old) await control.workerMessage(worker, { t: "started", containerId });
+
+    // minContainers 0 and no request: a function pool would stop its old containers at once; a web pool
+    // starts as many new ones and keeps the old ones answering until they are ready.
+    await deploy([{ ...web, minContainers: 0 }], "b2");
+    await settle();
+    const fresh = take("start");
+    expect(fresh.map((m) => m.bundleHash)).toEqual(["b2", "b2"]);
+    expect(take("stop")).toEqual([]);
+    await control.workerMessage(worker, { t: "started", containerId: fresh[0]!.containerId });
+    expect(take("stop")).toHaveLength(1);
+    await control.workerMessage(worker, { t: "started", containerId: fresh[1]!.containerId });
+    const stops = take("stop");
+    expect(stops).toHaveLength(1);
+    expect(stops[0]).toMatchObject({ reason: "replaced by version 2" });
+    await settle();
+    expect(take("start")).toEqual([]);
+  });
+
   it("fails the waiting inputs of a function a deploy removed", async () => {
     await start();
     const v1 = await deploy([spec({ name: "f" }), spec({ name: "g", maxContainers: 1 })], "b1");

@@ -69,10 +69,8 @@ export class AutoscalingSystem {
       // A web pool replaces each running container of an older version with one of the new (a rolling
       // deploy): requests keep going to the old ones until then, and no client waits for a cold start.
       const outgoing = spec.web ? pool.filter(({ container }) => replaceable(container, info)).length : 0;
-      const desired = Math.max(
-        desiredContainers({ spec, minContainers: min, load }),
-        Math.min(outgoing, spec.maxContainers),
-      );
+      const floor = Math.max(min, Math.min(outgoing, spec.maxContainers));
+      const desired = Math.max(desiredContainers({ spec, minContainers: min, load }), floor);
       if (work === 0 && Date.now() - (cannotStart.get(info.id) ?? 0) < CANNOT_START_BACKOFF_MS) continue;
       if (desired === 0) {
         // The pool wants no container: older ones go now. Otherwise they go once a new one runs ("started").
@@ -84,7 +82,7 @@ export class AutoscalingSystem {
       const live = pool.filter(({ container }) => isCurrent(container, info)).length;
       for (let i = live; i < desired; i++) {
         // Beyond the minimum, a new container must beat the live ones to the end of the backlog.
-        if (i >= min && !timings.worthAnotherContainer(info.id, work, i * target)) break;
+        if (i >= floor && !timings.worthAnotherContainer(info.id, work, i * target)) break;
         const worker = workers.place({ cpu: spec.cpu, memoryMiB: spec.memoryMiB });
         if (!worker) {
           log.debug({ function: spec.name }, "no worker has room for another container");
