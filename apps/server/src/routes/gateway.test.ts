@@ -544,6 +544,31 @@ describe("web gateway", () => {
     for (const answer of answers) expect(await containerOf(answer)).toBe(heir!.containerId);
   });
 
+  it("keeps a renamed function's containers answering at its label until the new function's is ready", async () => {
+    autoStart = false;
+    await deploy("rename", [{ ...web("kept"), name: "before" }]);
+    const from = sent.length;
+    const first = get("/w/main/rename/kept/");
+    const [old] = await startsFor("kept", 1, from);
+    await started(old!.containerId);
+    expect(await containerOf(await first)).toBe(old!.containerId);
+
+    const at = sent.length;
+    await deploy("rename", [{ ...web("kept"), name: "after" }]);
+    const [heir] = await startsFor("kept", 1, at);
+    expect(heir!.spec.name).toBe("after");
+    for (let i = 0; i < 3; i++) expect(await containerOf(await get("/w/main/rename/kept/"))).toBe(old!.containerId);
+    expect(sent.slice(at).some((m) => m.t === "stop")).toBe(false);
+    await started(heir!.containerId);
+    expect(
+      sent
+        .slice(at)
+        .filter((m) => m.t === "stop")
+        .map((m) => m.containerId),
+    ).toEqual([old!.containerId]);
+    expect(await containerOf(await get("/w/main/rename/kept/"))).toBe(heir!.containerId);
+  });
+
   it("answers 502 naming the request id when the container fails before answering, and cuts a response it fails in", async () => {
     await deploy("fragile", [web("crash")]);
     const response = await get("/w/main/fragile/crash/die");

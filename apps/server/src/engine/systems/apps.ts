@@ -63,15 +63,20 @@ export class AppSystem {
       });
       if (info.stopped) removed.push(info);
     }
+    // A removed web function whose label the new version gives another keeps serving until that one's
+    // containers replace its own (see ContainerSystem.started).
+    const handed = new Set<string>();
     for (const info of removed) {
       const label = info.spec.web?.label;
       const heir = label && functions.find((row) => row.spec.web?.label === label && row.version === app.version);
-      if (heir) this.deps.web.handOver(info, await this.deps.pools.functionInfo(heir.id));
+      if (!heir) continue;
+      this.deps.web.handOver(info, await this.deps.pools.functionInfo(heir.id));
+      handed.add(info.id);
     }
     const inputs = removed.flatMap((info) => this.state.queue.ofFunction(info.id));
     await this.deps.attempts.failAll(inputs, "CANCELLED", failurePayload("the function was removed by a deploy"));
     this.deps.containers.stopAll(
-      (container) => removed.some((info) => info.id === container.functionId),
+      (container) => removed.some((info) => info.id === container.functionId && !handed.has(info.id)),
       "removed by a deploy",
     );
     for (const row of functions) if (row.spec.minContainers > 0) this.state.warm.add(row.id);

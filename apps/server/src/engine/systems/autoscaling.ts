@@ -51,7 +51,13 @@ export class AutoscalingSystem {
     if (workers.all().length === 0) return;
     // One pass over the containers per round, not one per pool: idle pools are visited every round.
     const byPool = workers.containersByPool();
-    const poolIds = new Set([...queue.loads().map(([id]) => id), ...web.waitingPools(), ...warm, ...byPool.keys()]);
+    const poolIds = new Set([
+      ...queue.loads().map(([id]) => id),
+      ...web.waitingPools(),
+      ...web.heirs(),
+      ...warm,
+      ...byPool.keys(),
+    ]);
     for (const functionId of poolIds) {
       const info = await pools.functionInfo(functionId).catch(() => undefined);
       if (!info || info.stopped) {
@@ -68,7 +74,11 @@ export class AutoscalingSystem {
       const pool = byPool.get(functionId) ?? [];
       // A web pool replaces each running container of an older version with one of the new (a rolling
       // deploy): requests keep going to the old ones until then, and no client waits for a cold start.
-      const outgoing = spec.web ? pool.filter(({ container }) => replaceable(container, info)).length : 0;
+      const outgoing = spec.web
+        ? [pool, ...web.predecessorsOf(functionId).map((from) => byPool.get(from.id) ?? [])]
+            .flat()
+            .filter(({ container }) => replaceable(container, info)).length
+        : 0;
       const floor = Math.max(min, Math.min(outgoing, spec.maxContainers));
       const desired = Math.max(desiredContainers({ spec, minContainers: min, load }), floor);
       if (work === 0 && Date.now() - (cannotStart.get(info.id) ?? 0) < CANNOT_START_BACKOFF_MS) continue;

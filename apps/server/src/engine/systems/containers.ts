@@ -181,8 +181,9 @@ export class ContainerSystem {
     }
     // A web pool replaces its old containers one for one (see AutoscalingSystem.pass): this one takes the
     // place of the old one with the fewest requests in flight, which finishes them and stops.
-    const outgoing = this.state.workers
-      .containersOf(container.functionId)
+    const pools = [container.functionId, ...this.deps.web.predecessorsOf(container.functionId).map((p) => p.id)];
+    const outgoing = pools
+      .flatMap((poolId) => this.state.workers.containersOf(poolId))
       .filter((other) => replaceable(other, info))
       .sort((a, b) => this.deps.web.inFlightOf(a.id) - this.deps.web.inFlightOf(b.id));
     const old = outgoing[0];

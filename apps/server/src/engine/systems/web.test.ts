@@ -137,6 +137,22 @@ describe("WebSystem", () => {
     await expect(late).rejects.toMatchObject({ code: "CANCELLED" });
   });
 
+  it("serves an heir's requests from the containers of the pool it took over until its own are ready", async () => {
+    const before = info();
+    const after = info();
+    addContainer(before, "ct-old");
+    before.stopped = "was removed in version 2 of its app";
+    web.handOver(before, after);
+    expect(web.predecessorsOf(after.id)).toEqual([before]);
+    expect(web.heirs()).toContain(after.id);
+    const lease = await web.acquire(after);
+    expect(lease.containerId).toBe("ct-old");
+    addContainer(after, "ct-new");
+    expect((await web.acquire(after)).containerId).toBe("ct-new");
+    lease.release();
+    worker.containers.delete("ct-old");
+  });
+
   it("refuses a request for a stopped pool that nothing took over at once, as a new one: 404", async () => {
     const pool = info();
     pool.stopped = "is stopped: run or deploy it again";

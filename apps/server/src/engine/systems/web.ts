@@ -19,6 +19,8 @@ export interface WebLease {
 export const WAITING_PER_SLOT = 100;
 
 const NO_ENDPOINT = "no web endpoint at this URL";
+/** How long a removed pool with no container left still sends late requests to its heir (`handOver`). */
+const HANDOVER_MEMORY_MS = 60_000;
 
 /** Seconds a client is told to wait (`Retry-After`) when a pool's wait queue is full. */
 const RETRY_FULL_S = 1;
@@ -60,8 +62,8 @@ export class WebSystem {
   private readonly pools = new Map<string, WebPool>();
   /** Requests in flight, by container id. */
   private readonly inFlight = new Map<string, number>();
-  /** Web pools a deploy removed, and the pool of their app that took over their label. */
-  private readonly successors = new Map<string, FunctionInfo>();
+  /** Web pools a deploy removed, by id, and the pool of their app that took over their label. */
+  private readonly successors = new Map<string, { from: FunctionInfo; to: FunctionInfo; at: number }>();
 
   constructor(
     private readonly state: EngineState,
@@ -183,7 +185,7 @@ export class WebSystem {
   refuseWaiting(poolId: string): void {
     const pool = this.pools.get(poolId);
     if (!pool) return;
-    const successor = this.successors.get(poolId);
+    const successor = this.successors.get(poolId)?.to;
     if (successor && !successor.stopped) {
       this.handOver(pool.info, successor);
       return;
@@ -195,12 +197,14 @@ export class WebSystem {
   /**
    * A deploy removed web pool `from` and gave its label to pool `to` of the same app (a function renamed,
    * a class made a function): its waiting requests move to `to`'s queue, keeping their place and their
-   * deadline, and requests that resolved `from` just before go to `to` too.
+   * deadline, and requests that resolved `from` just before go to `to` too. Until `to` has a ready
+   * container, its requests go to `from`'s (see `predecessorsOf`).
    */
   handOver(from: FunctionInfo, to: FunctionInfo): void {
-    this.successors.set(from.id, to);
+    this.successors.set(from.id, { from, to, at: Date.now() });
     // An older pool handed over to `from` now hands over to `to`: no request is left at a dead end.
-    for (const [id, successor] of this.successors) if (successor.id === from.id) this.successors.set(id, to);
+    for (const [id, handed] of this.successors)
+      if (handed.to.id === from.id) this.successors.set(id, { ...handed, to });
     // `to` takes requests now (a rename undone): it hands over to no one.
     this.successors.delete(to.id);
     const pool = this.pools.get(from.id);
@@ -217,20 +221,52 @@ export class WebSystem {
 
   /** The pool a request for `info` goes to: `info`, or the pool a deploy handed its label over to. */
   private current(info: FunctionInfo): FunctionInfo {
-    const successor = info.stopped ? this.successors.get(info.id) : undefined;
+    const successor = info.stopped ? this.successors.get(info.id)?.to : undefined;
     return successor ?? info;
   }
 
-  /** The ready container of the pool with the fewest requests in flight and a free slot, now holding one more. */
+  /**
+   * The pools that took over the label of a removed pool that still has containers, for the autoscaler's
+   * round: they may have no request of their own while the old containers answer them. Forgets hand-overs
+   * done (no container left, and older than any route a gateway remembers).
+   */
+  heirs(): string[] {
+    const out = new Set<string>();
+    for (const [id, { from, to, at }] of this.successors) {
+      if (this.state.workers.containersOf(from.id).length > 0) out.add(to.id);
+      else if (Date.now() - at > HANDOVER_MEMORY_MS) this.successors.delete(id);
+    }
+    return [...out];
+  }
+
+  /** The removed pools whose label `poolId` took over: their containers serve it until they are replaced. */
+  predecessorsOf(poolId: string): FunctionInfo[] {
+    const out: FunctionInfo[] = [];
+    for (const { from, to } of this.successors.values()) if (to.id === poolId) out.push(from);
+    return out;
+  }
+
+  /**
+   * The ready container of the pool with the fewest requests in flight and a free slot, now holding one more;
+   * else one of a pool it took the label of (a rolling deploy that renamed the function).
+   */
   private take(info: FunctionInfo, exclude: ReadonlySet<string>): WebLease | undefined {
+    return this.takeOf(info, [info], exclude) ?? this.takeOf(info, this.predecessorsOf(info.id), exclude);
+  }
+
+  /** A slot of the least-loaded ready container of `pools`, for a request of `info`'s pool. */
+  private takeOf(info: FunctionInfo, pools: FunctionInfo[], exclude: ReadonlySet<string>): WebLease | undefined {
+    if (pools.length === 0) return undefined;
+    const maxInputs = new Map(pools.map((pool) => [pool.id, pool.spec.maxInputs]));
     let best: { containerId: string; workerId: string; relay: WebRelay; load: number } | undefined;
     for (const worker of this.state.workers.all()) {
       if (!worker.webRelay) continue;
       for (const container of worker.containers.values()) {
-        if (container.functionId !== info.id || container.state !== "running" || exclude.has(container.id)) continue;
+        const max = maxInputs.get(container.functionId);
+        if (max === undefined || container.state !== "running" || exclude.has(container.id)) continue;
         if (container.stopping) continue;
         const load = this.inFlight.get(container.id) ?? 0;
-        if (load >= info.spec.maxInputs || (best && load >= best.load)) continue;
+        if (load >= max || (best && load >= best.load)) continue;
         best = { containerId: container.id, workerId: worker.id, relay: worker.webRelay, load };
       }
     }
