@@ -123,6 +123,29 @@ describe("deploys and scaling", () => {
     expect(take("start")).toEqual([]);
   });
 
+  it("stops the old web containers left over once the new version has all it wants, ready", async () => {
+    await start();
+    const site = { kind: "fetch", label: "site", docs: false, requiresProxyAuth: false } as const;
+    const web = spec({ web: site, minContainers: 2, maxContainers: 2 });
+    await deploy([web], "b1");
+    await settle();
+    for (const { containerId } of take("start")) await control.workerMessage(worker, { t: "started", containerId });
+    await deploy([{ ...web, minContainers: 0 }], "b2");
+    await settle();
+    const [first, second] = take("start");
+    await control.workerMessage(worker, { t: "started", containerId: first!.containerId });
+    expect(take("stop")).toHaveLength(1);
+    // The second new container never starts: the one old container left goes, rather than serve on beside it.
+    await control.workerMessage(worker, {
+      t: "stopped",
+      containerId: second!.containerId,
+      reason: "start-failed",
+      inFlight: [],
+    });
+    await settle();
+    expect(take("stop")).toMatchObject([{ reason: "replaced by version 2" }]);
+  });
+
   it("fails the waiting inputs of a function a deploy removed", async () => {
     await start();
     const v1 = await deploy([spec({ name: "f" }), spec({ name: "g", maxContainers: 1 })], "b1");

@@ -77,9 +77,9 @@ export class AutoscalingSystem {
       const outgoing = spec.web
         ? [pool, ...web.predecessorsOf(functionId).map((from) => byPool.get(from.id) ?? [])]
             .flat()
-            .filter(({ container }) => replaceable(container, info)).length
-        : 0;
-      const floor = Math.max(min, Math.min(outgoing, spec.maxContainers));
+            .filter(({ container }) => replaceable(container, info))
+        : [];
+      const floor = Math.max(min, Math.min(outgoing.length, spec.maxContainers));
       const desired = Math.max(desiredContainers({ spec, minContainers: min, load }), floor);
       if (work === 0 && Date.now() - (cannotStart.get(info.id) ?? 0) < CANNOT_START_BACKOFF_MS) continue;
       if (desired === 0) {
@@ -89,7 +89,14 @@ export class AutoscalingSystem {
             containers.stop(worker, container, `replaced by version ${info.version}`);
         }
       }
-      const live = pool.filter(({ container }) => isCurrent(container, info)).length;
+      const current = pool.filter(({ container }) => isCurrent(container, info));
+      const live = current.length;
+      // Old containers left once the new version has all it wants, all ready (one of the new ones failed to
+      // start, say), go too: a client never sees the versions alternate for long.
+      if (outgoing.length > 0 && live > 0 && live >= desired && current.every((c) => c.container.state === "running")) {
+        for (const { worker, container } of outgoing)
+          containers.stop(worker, container, `replaced by version ${info.version}`);
+      }
       for (let i = live; i < desired; i++) {
         // Beyond the minimum, a new container must beat the live ones to the end of the backlog.
         if (i >= floor && !timings.worthAnotherContainer(info.id, work, i * target)) break;
