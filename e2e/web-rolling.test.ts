@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
 import { containersOf, type LoadSample, loadLoop, percentile, urlsIn, waitUntil, webRuntimes } from "./web-helpers.js";
 
@@ -38,6 +38,12 @@ for (const runtime of webRuntimes) {
     beforeAll(async () => {
       stack = await Stack.start({ runtime: runtime.name });
     }, 120_000);
+
+    afterEach(async () => {
+      // The next test serves an app with the same label: this one must not hold it, whatever happened.
+      const stopped = await stack?.run(["app", "stop", "e2e-web-rolling"]);
+      if (stopped && stopped.code !== 0 && !/no running app/.test(stopped.stderr)) throw new Error(stopped.stderr);
+    });
 
     afterAll(async () => {
       await stack?.stop();
@@ -89,7 +95,6 @@ for (const runtime of webRuntimes) {
       expect(urlsIn(list.stdout)).toEqual({ rolling: url });
       const history = await stack.run(["app", "history", "e2e-web-rolling"]);
       expect(urlsIn(history.stdout)).toEqual({ rolling: url });
-      await stack.run(["app", "stop", "e2e-web-rolling"]);
     }, 900_000);
 
     it("reloads `skiff serve` on a change to its file while 8 clients send requests: none fails; a broken change keeps the old code", async () => {
@@ -106,7 +111,14 @@ for (const runtime of webRuntimes) {
       const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
       let load: ReturnType<typeof loadLoop> | undefined;
       try {
-        await waitFor("skiff serve prints its URL", async () => urlsIn(printed.text).rolling !== undefined, 300_000);
+        await waitFor(
+          "skiff serve prints its URL",
+          async () => {
+            if (child.exitCode !== null) throw new Error(`skiff serve exited (${child.exitCode}):\n${printed.text}`);
+            return urlsIn(printed.text).rolling !== undefined;
+          },
+          300_000,
+        );
         const url = urlsIn(printed.text).rolling!;
         expect(url).toBe(`${stack.url}/w/main/e2e-web-reload/rolling`);
         await waitFor("v1 answers", async () => (await fetch(`${url}/quick`).then((r) => r.text())) === "v1 /quick");
