@@ -19,6 +19,15 @@ function olderAfter(samples: LoadSample[], version: string): LoadSample[] {
   return samples.filter((s) => s.sentAt > first && !s.body.startsWith(version));
 }
 
+/**
+ * Requests the `old` version answered after `next` had answered one: they were in flight on an old
+ * container when it was told to stop, and it finished them.
+ */
+function finishedOnOld(samples: LoadSample[], old: string, next: string): LoadSample[] {
+  const first = Math.min(...samples.filter((s) => s.body.startsWith(next)).map((s) => s.at));
+  return samples.filter((s) => s.at > first && s.body.startsWith(old));
+}
+
 /** Latency figures of the samples, for the test's log: what a client saw while versions changed. */
 function latency(samples: LoadSample[]): string {
   const quick = samples.filter((s) => s.path === "/quick").map((s) => s.ms);
@@ -89,6 +98,8 @@ for (const runtime of webRuntimes) {
         // Once a version answers, no older one does: the switch happens once, not back and forth.
         expect(olderAfter(samples, "v2").filter((s) => s.body.startsWith("v1"))).toEqual([]);
         expect(olderAfter(samples, "v3")).toEqual([]);
+        // Slow requests in flight when the old containers stopped were answered by them.
+        expect(finishedOnOld(samples, "v1", "v2").length).toBeGreaterThan(0);
       }
       const list = await stack.run(["app", "list"]);
       expect(list.stdout).toMatch(/\te2e-web-rolling\tdeployed\trunning\tv3\t/);
@@ -142,6 +153,7 @@ for (const runtime of webRuntimes) {
         console.log(`[${runtime.name}] skiff serve reload: ${latency(samples)}`);
         expect(failed(samples)).toEqual([]);
         expect(olderAfter(samples, "v2")).toEqual([]);
+        expect(finishedOnOld(samples, "v1", "v2").length).toBeGreaterThan(0);
 
         child.kill("SIGINT");
         expect(await exited).toBe(0);
