@@ -300,6 +300,19 @@ describe("web relay", () => {
     await until(() => container.open === 0, "the request ended");
   });
 
+  it("answers 503 UNAVAILABLE when a stopping container closes the kept-alive connection a request goes out on", async () => {
+    expect((await send("/containers/ct-1/first")).status).toBe(200);
+    // The relay sends the next request on the connection it kept; the container stops and closes it unanswered.
+    container.handler = (req) => {
+      container.acceptsRequests = false;
+      req.socket.destroy();
+    };
+    const answer = await send("/containers/ct-1/second");
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body).error.code).toBe("UNAVAILABLE");
+    await until(() => container.open === 0, "the request ended");
+  });
+
   it("aborts the response when the container's server fails after its headers", async () => {
     container.handler = (req, res) => {
       res.writeHead(200);
