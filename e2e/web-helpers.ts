@@ -101,13 +101,14 @@ export interface LoadLoop {
   stop(): Promise<LoadSample[]>;
 }
 
-/** Keeps `clients` clients requesting `url + path` (paths taken in turn) until stopped; failures are samples too. */
+/** Keeps `clients` clients requesting `url + path` (a path picked at random each time) until stopped; failures are samples too. */
 export function loadLoop(url: string, options: { clients: number; paths: string[] }): LoadLoop {
   const samples: LoadSample[] = [];
   let running = true;
-  const client = async (n: number) => {
-    for (let i = n; running; i++) {
-      const path = options.paths[i % options.paths.length]!;
+  const client = async () => {
+    while (running) {
+      // Paths picked at random: clients taken in turn would fall into step, all slow or all quick at once.
+      const path = options.paths[Math.floor(Math.random() * options.paths.length)]!;
       const sentAt = Date.now();
       const started = performance.now();
       const sample = await fetch(`${url}${path}`).then(
@@ -117,7 +118,7 @@ export function loadLoop(url: string, options: { clients: number; paths: string[
       samples.push({ path, ...sample, ms: performance.now() - started, sentAt, at: Date.now() });
     }
   };
-  const clients = Array.from({ length: options.clients }, (_, n) => client(n));
+  const clients = Array.from({ length: options.clients }, () => client());
   return {
     samples,
     seen: (text) => samples.some((s) => s.status === 200 && s.body.startsWith(text)),

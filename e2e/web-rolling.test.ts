@@ -7,7 +7,7 @@ import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
 import { containersOf, type LoadSample, loadLoop, percentile, urlsIn, waitUntil, webRuntimes } from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web-rolling.ts";
-/** Eight clients: most ask for a quick answer, one in four for one that takes 1.5 s (in flight across a stop). */
+/** Eight clients: each request is a quick one, or one in four times one that takes 1.5 s (in flight across a stop). */
 const LOAD = { clients: 8, paths: ["/quick", "/quick", "/quick", "/slow"] };
 
 /** The samples that are not a 200 from some version, for a failure message. */
