@@ -236,6 +236,7 @@ export class WorkerAgent {
         ]);
         return { ...prepared, bundleDir, runnerDir: this.options.runnerDir };
       },
+      stopping: (session) => this.webRelay.drain(session.id),
       ended: (session) => {
         this.sessions.delete(session.id);
         this.webRelay.forget(session.id);

@@ -96,6 +96,7 @@ class Harness {
       }),
       stateDir: this.stateDir,
       serverUrl: "http://127.0.0.1:9",
+      stopping: () => {},
       ended: () => {},
     };
     const start: Start = {

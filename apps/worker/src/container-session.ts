@@ -65,6 +65,8 @@ export interface SessionHost {
   stateDir: string;
   /** The server's URL: the container's api.sock relays to it. */
   serverUrl: string;
+  /** It takes no more inputs or web requests (it was asked to stop, or timed out starting). */
+  stopping(session: ContainerSession): void;
   ended(session: ContainerSession): void;
 }
 
@@ -260,6 +262,7 @@ export class ContainerSession implements WebTarget {
       this.host.send({ t: "unclaim", containerId: this.id });
     }
     this.returnBuffered();
+    this.host.stopping(this);
     this.sendRunner({ t: "shutdown" });
     // The runner finishes its inputs and web requests (each within its timeout), then runs `exit` hooks.
     const grace = this.busy ? this.start.spec.timeoutMs + EXIT_GRACE_MS : EXIT_GRACE_MS;

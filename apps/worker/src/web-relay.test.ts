@@ -39,6 +39,13 @@ class FakeContainer implements WebTarget {
     return new Promise((resolve) => this.server.listen(this.webSocketPath, resolve));
   }
 
+  /** Connections open to its server now. */
+  connections(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -311,6 +318,28 @@ describe("web relay", () => {
     expect(answer.status).toBe(503);
     expect(JSON.parse(answer.body).error.code).toBe("UNAVAILABLE");
     await until(() => container.open === 0, "the request ended");
+  });
+
+  it("lets go of a stopping container's connections: idle ones at once, busy ones once answered", async () => {
+    // Two requests at once leave two connections kept alive; the next request takes one of them.
+    const held: ServerResponse[] = [];
+    container.handler = (_req, res) => void held.push(res);
+    const first = [send("/containers/ct-1/a"), send("/containers/ct-1/b")];
+    await until(() => held.length === 2, "both requests reached the container");
+    for (const res of held.splice(0)) res.end("ok");
+    expect((await Promise.all(first)).map((a) => a.status)).toEqual([200, 200]);
+    const busy = send("/containers/ct-1/busy");
+    const answer = () => held[0]?.end("late");
+    await until(() => container.open === 1, "the busy request reached the container");
+    expect(await container.connections()).toBe(2);
+    container.acceptsRequests = false;
+    relay.drain("ct-1");
+    for (let i = 0; i < 500 && (await container.connections()) > 1; i++) await sleep(2);
+    expect(await container.connections()).toBe(1);
+    answer();
+    expect((await busy).body).toBe("late");
+    for (let i = 0; i < 500 && (await container.connections()) > 0; i++) await sleep(2);
+    expect(await container.connections()).toBe(0);
   });
 
   it("aborts the response when the container's server fails after its headers", async () => {

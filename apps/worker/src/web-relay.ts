@@ -123,6 +123,17 @@ export class WebRelay {
     };
   }
 
+  /**
+   * A container stops taking requests: the connections kept alive to it go now, and those of requests in
+   * flight once they are answered, so that its server can close (a web server on a port waits for every
+   * connection before the container's `exit` hooks run).
+   */
+  drain(containerId: string): void {
+    const agent = this.agents.get(containerId);
+    if (!agent) return;
+    for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+  }
+
   /** Drops the connections kept to a container that ended. */
   forget(containerId: string): void {
     this.agents.get(containerId)?.destroy();
@@ -285,7 +296,11 @@ export class WebRelay {
   private agentFor(containerId: string): Agent {
     let agent = this.agents.get(containerId);
     if (!agent) {
-      agent = new Agent({ keepAlive: true });
+      const kept = new Agent({ keepAlive: true });
+      // A connection freed by a container that stops taking requests is closed rather than kept (see drain).
+      const keep = kept.keepSocketAlive.bind(kept);
+      kept.keepSocketAlive = (socket) => this.options.target(containerId)?.acceptsRequests === true && keep(socket);
+      agent = kept;
       this.agents.set(containerId, agent);
     }
     return agent;
