@@ -47,6 +47,8 @@ export async function curl(args: string[]): Promise<{ status: number; body: stri
 export interface ListedContainer {
   id: string;
   function: string;
+  /** The app version it runs. */
+  version: number;
 }
 
 /** The containers of function `fn` that the stack's workers run now. */

@@ -7,6 +7,7 @@ import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
 import { containersOf, type LoadSample, loadLoop, percentile, urlsIn, waitUntil, webRuntimes } from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web-rolling.ts";
+const SERVER_FIXTURE = "e2e/fixtures/web-rolling-server.ts";
 /** Eight clients: each request is a quick one, or one in four times one that takes 1.5 s (in flight across a stop). */
 const LOAD = { clients: 8, paths: ["/quick", "/quick", "/quick", "/slow"] };
 
@@ -107,6 +108,42 @@ for (const runtime of webRuntimes) {
       const history = await stack.run(["app", "history", "e2e-web-rolling"]);
       expect(urlsIn(history.stdout)).toEqual({ rolling: url });
     }, 900_000);
+
+    it("replaces a server on a port (app.webServer) under load: none fails, and the old container goes once it has answered", async () => {
+      const deploy = async (version: string) => {
+        const file = fixtureVariant(SERVER_FIXTURE, `web-rolling-server-${version}`, (code) =>
+          code.replace('const VERSION = "v1"', `const VERSION = "${version}"`),
+        );
+        const deployed = await stack.run(["deploy", file], { timeoutMs: 300_000 });
+        expect(deployed.code, deployed.stderr).toBe(0);
+        return urlsIn(deployed.stderr).portal!;
+      };
+      const url = await deploy("v1");
+      await waitFor("v1 answers", async () => (await fetch(`${url}/quick`).then((r) => r.text())) === "v1 /quick");
+      const load = loadLoop(url, LOAD);
+      try {
+        await new Promise((r) => setTimeout(r, 1000));
+        await deploy("v2");
+        await waitFor("answers come from v2", async () => load.seen("v2"), 120_000);
+        const switched = Date.now();
+        // Its server closes once the relay lets go of its connections: sooner than node:http's own 5 s
+        // keep-alive timeout would close them, and long before the worker would kill the container.
+        await waitFor(
+          "the v1 container is gone",
+          async () => (await containersOf(stack, "portal")).every((c) => c.version === 2),
+          4_000,
+        );
+        console.log(
+          `[${runtime.name}] webServer: the old container was gone ${Date.now() - switched} ms after v2 answered`,
+        );
+      } finally {
+        const samples = await load.stop();
+        console.log(`[${runtime.name}] webServer rolling deploy: ${latency(samples)}`);
+        expect(failed(samples)).toEqual([]);
+        expect(olderAfter(samples, "v2")).toEqual([]);
+        await stack.run(["app", "stop", "e2e-web-rolling-server"]);
+      }
+    }, 600_000);
 
     it("reloads `skiff serve` on a change to its file while 8 clients send requests: none fails; a broken change keeps the old code", async () => {
       const dir = mkdtempSync(join(tmpdir(), "skiff-serve-"));
