@@ -107,7 +107,7 @@ export class WebRelay {
    * server and worker together): the path to connect to, the request counted as activity until `done`.
    * Undefined when the container takes no requests now. It skips the relay's own HTTP hop.
    */
-  open(containerId: string): { socketPath: string; done(): void } | undefined {
+  open(containerId: string): { socketPath: string; done(): void; accepting(): boolean } | undefined {
     const target = this.options.target(containerId);
     const socketPath = target?.webSocketPath;
     if (!target?.acceptsRequests || !socketPath) return undefined;
@@ -115,6 +115,7 @@ export class WebRelay {
     let done = false;
     return {
       socketPath,
+      accepting: () => target.acceptsRequests,
       done: () => {
         if (done) return;
         done = true;

@@ -7,7 +7,8 @@ export interface LocalWebRelay {
   url: string;
   /**
    * The host path of a container's web socket, with the request counted as the container's activity until
-   * `done`; undefined when it takes no requests now (not ready, stopping, gone).
+   * `done`; undefined when it takes no requests now (not ready, stopping, gone). `accepting` says whether it
+   * still takes requests: one that stopped closes its idle connections, maybe one a request just went out on.
    */
-  open(containerId: string): { socketPath: string; done(): void } | undefined;
+  open(containerId: string): { socketPath: string; done(): void; accepting(): boolean } | undefined;
 }

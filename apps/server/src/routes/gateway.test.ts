@@ -468,7 +468,7 @@ describe("web gateway", () => {
         const socketPath = direct?.(id);
         if (!socketPath) return undefined;
         open++;
-        return { socketPath, done: () => open-- };
+        return { socketPath, done: () => open--, accepting: () => true };
       },
     });
     try {
@@ -484,6 +484,52 @@ describe("web gateway", () => {
     } finally {
       direct = undefined;
       await new Promise((resolve) => live.close(resolve));
+    }
+  });
+
+  it("sends a request again when a container in this process stops as the kept-alive connection it went out on closes", async () => {
+    await deploy("nearby", [{ ...web("handoff"), maxInputs: 1, maxContainers: 2, minContainers: 2 }]);
+    let containers: string[] = [];
+    for (let i = 0; i < 100 && containers.length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      containers = [...worker.containers.values()]
+        .filter(
+          (c) =>
+            c.state === "running" &&
+            sent.some((m) => m.t === "start" && m.containerId === c.id && m.spec.web?.label === "handoff"),
+        )
+        .map((c) => c.id);
+    }
+    const stopping = new Set<string>();
+    const servers = containers.map((id) =>
+      createServer((req, res) => {
+        // The container stops: it closes this connection without answering, as its server's close does.
+        if (req.url === "/second" && !stopping.has(containers[1 - containers.indexOf(id)]!)) {
+          stopping.add(id);
+          req.socket.destroy();
+          return;
+        }
+        res.end(id);
+      }),
+    );
+    const paths = containers.map((id) => join(dir, `${id}.sock`));
+    await Promise.all(servers.map((s, i) => new Promise<void>((resolve) => s.listen(paths[i], resolve))));
+    server.attachLocalWebRelay({
+      url: relay.url,
+      open: (id) => {
+        const at = containers.indexOf(id);
+        if (at < 0 || stopping.has(id)) return undefined;
+        return { socketPath: paths[at]!, done: () => {}, accepting: () => !stopping.has(id) };
+      },
+    });
+    try {
+      const first = await (await get("/w/main/nearby/handoff/first")).text();
+      const second = await get("/w/main/nearby/handoff/second");
+      expect(second.status).toBe(200);
+      expect([...stopping]).toEqual([first]);
+      expect(await second.text()).toBe(containers.find((id) => id !== first));
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
     }
   });
 

@@ -315,7 +315,10 @@ export class WebGateway {
     upstream.on("error", (error) => {
       if (abandoned) return;
       const code = (error as NodeJS.ErrnoException).code;
-      if (local && (code === "ECONNREFUSED" || code === "ENOENT") && retryElsewhere()) return;
+      // As the relay does: a stopping container closed the kept-alive connection this request went out on.
+      const stopped =
+        local && !local.accepting() && upstream.reusedSocket && (code === "ECONNRESET" || code === "EPIPE");
+      if (local && (code === "ECONNREFUSED" || code === "ENOENT" || stopped) && retryElsewhere()) return;
       if (exchange.parked) {
         this.long.arrived(requestId, (client) => crashed(client, requestId));
         return;
