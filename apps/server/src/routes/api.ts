@@ -38,7 +38,7 @@ import { parseQuery } from "./query.js";
 import { checkAppSecrets, type Secrets, serveSecrets } from "./secrets.js";
 import { serve } from "./serve.js";
 import { serveTokens } from "./tokens.js";
-import { checkWebLabels } from "./web-labels.js";
+import { checkWebLabels, LabelClaims } from "./web-labels.js";
 
 /**
  * The HTTP API: apps, function lookup and blobs. Calls themselves go over the WebSocket. Every route but
@@ -57,6 +57,7 @@ export function apiRoutes(deps: {
   webBaseUrl?: string;
 }): Api {
   const { store, blobs, control, secrets } = deps;
+  const labels = new LabelClaims();
   const api = new Hono<AuthEnv>();
 
   api.onError((error, c) => {
@@ -143,9 +144,11 @@ export function apiRoutes(deps: {
     // A schedule croner cannot read, or a secret that is not there, is refused before anything is written.
     for (const spec of app.functions) if (spec.schedule) checkSchedule(spec.schedule, `function "${spec.name}"`);
     control.checkCapacity(app.functions);
-    await checkWebLabels(store, app, app.functions, app.name);
-    const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
-    const deployed = await store.apps.deploy({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
+    const deployed = await labels.run(app, app.functions, async () => {
+      await checkWebLabels(store, app, app.functions, app.name);
+      const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
+      return store.apps.deploy({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
+    });
     await control.deployed(deployed.app, deployed.functions);
     return {
       appId: deployed.app.id,
@@ -256,16 +259,18 @@ export function apiRoutes(deps: {
     const scope = scopeOf(c, body.env);
     await needBundle(scope.workspace, body.bundleHash);
     control.checkCapacity(body.manifest.functions);
-    await checkWebLabels(store, scope, body.manifest.functions);
-    const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
-    const { app, functions } = await store.apps.create({
-      workspace: scope.workspace,
-      name: body.manifest.name,
-      env: body.env,
-      mode: body.mode,
-      bundleHash: body.bundleHash,
-      functions: body.manifest.functions,
-      ...(sealSecrets ? { sealSecrets } : {}),
+    const { app, functions } = await labels.run(scope, body.manifest.functions, async () => {
+      await checkWebLabels(store, scope, body.manifest.functions);
+      const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
+      return store.apps.create({
+        workspace: scope.workspace,
+        name: body.manifest.name,
+        env: body.env,
+        mode: body.mode,
+        bundleHash: body.bundleHash,
+        functions: body.manifest.functions,
+        ...(sealSecrets ? { sealSecrets } : {}),
+      });
     });
     return { appId: app.id, functions: Object.fromEntries(functions.map((f) => [f.name, f.id])) };
   });
@@ -286,12 +291,14 @@ export function apiRoutes(deps: {
     const own = { workspace: app.workspace, env: app.env };
     await needBundle(own.workspace, body.bundleHash);
     control.checkCapacity(body.manifest.functions);
-    await checkWebLabels(store, own, body.manifest.functions, undefined, app.id);
-    const sealSecrets = await checkAppSecrets(secrets, own, body.manifest.functions, body.localSecrets);
-    const added = await store.apps.addRunVersion(app.id, {
-      bundleHash: body.bundleHash,
-      functions: body.manifest.functions,
-      ...(sealSecrets ? { sealSecrets } : {}),
+    const added = await labels.run(own, body.manifest.functions, async () => {
+      await checkWebLabels(store, own, body.manifest.functions, undefined, app.id);
+      const sealSecrets = await checkAppSecrets(secrets, own, body.manifest.functions, body.localSecrets);
+      return store.apps.addRunVersion(app.id, {
+        bundleHash: body.bundleHash,
+        functions: body.manifest.functions,
+        ...(sealSecrets ? { sealSecrets } : {}),
+      });
     });
     if (!added) throw new ApiError("NOT_FOUND", `app ${app.id} is not running: run it again`);
     await control.deployed(added.app, added.functions);

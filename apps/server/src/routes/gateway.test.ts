@@ -276,6 +276,11 @@ describe("web gateway", () => {
     expect(error.message).toMatch(/in use .*"shared" \(\w+\) by one\.shared.*skiff app stop/);
     const run = await api("POST", "/v1/apps", { ...manifest("three", [web("shared")]), mode: "ephemeral" });
     expect(run.status).toBe(409);
+    // Two apps deployed at once with one new label: one gets it, the other is refused.
+    const racing = await Promise.all(
+      ["race-a", "race-b", "race-c"].map((name) => api("POST", "/v1/deploy", manifest(name, [web("contested")]))),
+    );
+    expect(racing.map((r) => r.status).sort()).toEqual([200, 409, 409]);
     const twice = await api("POST", "/v1/deploy", manifest("four", [web("dup"), { ...web("dup"), name: "other" }]));
     expect(twice.status).toBe(400);
     expect(((await twice.json()) as { error: { message: string } }).error.message).toContain(

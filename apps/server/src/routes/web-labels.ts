@@ -37,3 +37,30 @@ export async function checkWebLabels(
     `web labels are in use in environment "${scope.env}": ${held.join(", ")}; give those functions another \`label\`, or stop ${apps.length === 1 ? "that app" : "those apps"} first (${apps.map((id) => `\`skiff app stop ${id}\``).join(", ")})`,
   );
 }
+
+/**
+ * Claims of web labels, one environment at a time: the check of an app's labels and the write that makes
+ * them its own run after every earlier claim in the environment has finished, so that two apps deployed at
+ * once cannot both take a label (each check would pass before the other's write). Apps without a web
+ * function claim nothing and do not wait. One server process holds the claims (as it holds the engine).
+ */
+export class LabelClaims {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  /** Runs `claim` (check, then write) after any other claim in `scope`'s environment; at once for no web function. */
+  async run<T>(scope: Scope, specs: FunctionSpec[], claim: () => Promise<T>): Promise<T> {
+    if (!specs.some((spec) => spec.web)) return claim();
+    const key = `${scope.workspace}/${scope.env}`;
+    const mine = (this.tails.get(key) ?? Promise.resolve()).then(claim);
+    const tail = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    try {
+      return await mine;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
