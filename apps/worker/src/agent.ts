@@ -108,7 +108,11 @@ export class WorkerAgent {
   get localWebRelay(): LocalWebRelay | undefined {
     const address = this.webRelayAddress;
     if (!address) return undefined;
-    return { url: address.url, open: (containerId) => this.webRelay.open(containerId) };
+    return {
+      url: address.url,
+      open: (containerId) => this.webRelay.open(containerId),
+      onStopping: (listener) => this.webRelay.onStopping(listener),
+    };
   }
 
   get capacity(): Capacity {

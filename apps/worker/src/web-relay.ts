@@ -70,6 +70,8 @@ export class WebRelay {
   private readonly server: Server;
   /** Keep-alive connections to each container's web socket, by container id. */
   private readonly agents = new Map<string, Agent>();
+  /** Callers in this process told when a container stops taking requests (see `onStopping`). */
+  private readonly stopping = new Set<(containerId: string) => void>();
 
   constructor(private readonly options: WebRelayOptions) {
     this.server = createServer({ noDelay: true }, (req, res) => this.relay(req, res));
@@ -130,13 +132,20 @@ export class WebRelay {
    * connection before the container's `exit` hooks run).
    */
   drain(containerId: string): void {
+    for (const listener of this.stopping) listener(containerId);
     const agent = this.agents.get(containerId);
     if (!agent) return;
     for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
   }
 
+  /** Tells `listener` when a container stops taking requests or ends (a caller in this process, see `open`). */
+  onStopping(listener: (containerId: string) => void): void {
+    this.stopping.add(listener);
+  }
+
   /** Drops the connections kept to a container that ended. */
   forget(containerId: string): void {
+    for (const listener of this.stopping) listener(containerId);
     this.agents.get(containerId)?.destroy();
     this.agents.delete(containerId);
   }

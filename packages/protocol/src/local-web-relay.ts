@@ -11,4 +11,9 @@ export interface LocalWebRelay {
    * still takes requests: one that stopped closes its idle connections, maybe one a request just went out on.
    */
   open(containerId: string): { socketPath: string; done(): void; accepting(): boolean } | undefined;
+  /**
+   * Calls `listener` when a container stops taking requests or ends: connections kept alive to it should go,
+   * so that its server can close.
+   */
+  onStopping(listener: (containerId: string) => void): void;
 }

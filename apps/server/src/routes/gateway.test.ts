@@ -467,8 +467,12 @@ describe("web gateway", () => {
     let open = 0;
     let direct: ((id: string) => string | undefined) | undefined = (id) =>
       id === containers[0] ? join(dir, "dead.sock") : id === containers[1] ? livePath : undefined;
+    let stopping: (containerId: string) => void = () => {};
     server.attachLocalWebRelay({
       url: relay.url,
+      onStopping: (listener) => {
+        stopping = listener;
+      },
       open: (id) => {
         const socketPath = direct?.(id);
         if (!socketPath) return undefined;
@@ -486,6 +490,12 @@ describe("web gateway", () => {
       expect(relay.seen.length).toBe(before);
       await new Promise((resolve) => setTimeout(resolve, 20));
       expect(open).toBe(0);
+      // The container stops taking requests: the connection kept alive to it is closed, so its server can end.
+      const connections = () => new Promise<number>((resolve) => live.getConnections((_e, n) => resolve(n)));
+      expect(await connections()).toBe(1);
+      stopping(containers[1]!);
+      for (let i = 0; i < 50 && (await connections()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await connections()).toBe(0);
     } finally {
       direct = undefined;
       await new Promise((resolve) => live.close(resolve));
@@ -526,6 +536,7 @@ describe("web gateway", () => {
         if (at < 0 || stopping.has(id)) return undefined;
         return { socketPath: paths[at]!, done: () => {}, accepting: () => !stopping.has(id) };
       },
+      onStopping: () => {},
     });
     try {
       const first = await (await get("/w/main/nearby/handoff/first")).text();

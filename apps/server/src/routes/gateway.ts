@@ -79,8 +79,8 @@ export class WebGateway {
   private readonly agents = new Map<string, Agent>();
   /** Workers' relays in this process, by URL: their containers are reached directly. */
   private readonly locals = new Map<string, LocalWebRelay>();
-  /** Kept-alive connections to containers' web sockets (pooled by socket path). */
-  private readonly direct = new Agent({ keepAlive: true, scheduling: "lifo" });
+  /** Kept-alive connections to the web sockets of local workers' containers, by container id. */
+  private readonly direct = new Map<string, Agent>();
   private readonly long = new LongRequests();
 
   /**
@@ -92,6 +92,27 @@ export class WebGateway {
   /** A worker's relay in this process (`skiff up`): requests to its containers skip the relay's HTTP hop. */
   attachLocal(relay: LocalWebRelay): void {
     this.locals.set(relay.url, relay);
+    // A container that stops taking requests: its idle connections go now (its server waits for them to
+    // close), and those in use when their answers end (see directAgent).
+    relay.onStopping((containerId) => {
+      const agent = this.direct.get(containerId);
+      if (!agent) return;
+      this.direct.delete(containerId);
+      for (const sockets of Object.values(agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    });
+  }
+
+  /** The kept-alive connections to a local container's web socket, kept only while it takes requests. */
+  private directAgent(containerId: string, accepting: () => boolean): Agent {
+    let agent = this.direct.get(containerId);
+    if (!agent) {
+      const made = new Agent({ keepAlive: true, scheduling: "lifo" });
+      const keep = made.keepSocketAlive.bind(made);
+      made.keepSocketAlive = (socket) => accepting() && keep(socket);
+      agent = made;
+      this.direct.set(containerId, agent);
+    }
+    return agent;
   }
 
   /** Whether a request is the gateway's: a `/w/...` path, or any path on a web function's host name. */
@@ -115,7 +136,8 @@ export class WebGateway {
   /** Lets go of the relays' kept-alive connections (the server is shutting down). */
   close(): void {
     this.long.close();
-    this.direct.destroy();
+    for (const agent of this.direct.values()) agent.destroy();
+    this.direct.clear();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
@@ -277,7 +299,7 @@ export class WebGateway {
           socketPath: local.socketPath,
           path: `${target.rest}${exchange.search}`,
           method: req.method,
-          agent: this.direct,
+          agent: this.directAgent(lease.containerId, local.accepting),
           headers: relayHeaders(req.headers, forwarded),
         })
       : request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${exchange.search}`, {
