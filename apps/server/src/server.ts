@@ -98,11 +98,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES });
   server.on("upgrade", async (request, socket, head) => {
-    const path = new URL(request.url ?? "/", url).pathname;
+    // A WebSocket to a web function (by its path or its host name): the gateway takes it to a container.
     if (gateway.owns(request)) {
-      refuseUpgrade(socket, new ApiError("BAD_REQUEST", "web endpoints do not take WebSocket upgrades yet: use HTTP"));
+      gateway.upgrade(request, socket, head);
       return;
     }
+    const path = new URL(request.url ?? "/", url).pathname;
     if (path !== "/v1/client" && path !== "/v1/worker") {
       refuseUpgrade(
         socket,

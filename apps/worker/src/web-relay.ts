@@ -261,9 +261,10 @@ export class WebRelay {
       socket.on("error", close).on("close", close);
       client.on("close", close);
     });
-    // The container declined the upgrade: its answer goes back as is, and the connection ends with it.
+    // The container declined the upgrade: its answer goes back as is, and the connection ends with it. Its
+    // body is passed on decoded, so it is delimited by the connection's end rather than by chunks.
     upstream.on("response", (answer) => {
-      client.write(responseHead(answer, { connection: "close" }));
+      client.write(responseHead(answer, { connection: "close" }, ["transfer-encoding"]));
       answer.pipe(client);
     });
     upstream.on("error", () => {
@@ -335,11 +336,11 @@ function forwardedHeaders(headers: IncomingHttpHeaders, secret?: string): Outgoi
 }
 
 /** An HTTP/1.1 response head, as written on a raw connection. */
-function responseHead(answer: IncomingMessage, extra: Record<string, string> = {}): string {
+function responseHead(answer: IncomingMessage, extra: Record<string, string> = {}, drop: string[] = []): string {
   const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ""}`];
   for (let i = 0; i < answer.rawHeaders.length; i += 2) {
     const name = answer.rawHeaders[i]!;
-    if (name.toLowerCase() in extra) continue;
+    if (name.toLowerCase() in extra || drop.includes(name.toLowerCase())) continue;
     lines.push(`${name}: ${answer.rawHeaders[i + 1]}`);
   }
   for (const [name, value] of Object.entries(extra)) lines.push(`${name}: ${value}`);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
@@ -16,7 +16,9 @@ import {
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import type { Subscriber } from "../engine/hub.js";
+import type { WebSystem } from "../engine/systems/web.js";
 import { testSpec } from "../engine/test-spec.js";
 import type { WorkerConn } from "../engine/workers.js";
 import { type RunningServer, startServer } from "../server.js";
@@ -35,6 +37,51 @@ class FakeRelay {
   maxInFlight = 0;
   /** Lets `/stream` write its second chunk. */
   next: () => void = () => {};
+
+  /** Told the code of each WebSocket close the container sees. */
+  onClose: (code: number) => void = () => {};
+  /** WebSockets the relay has open to containers, by container id. */
+  readonly sockets = new Map<string, number>();
+  private readonly wss = new WebSocketServer({ noServer: true });
+
+  constructor() {
+    this.server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  /**
+   * `/ws` echoes each message back (text as text, binary as binary); a text message `close CODE REASON`
+   * has it close with that code; `/refuse` declines with a chunked 426; `/die` drops the connection.
+   */
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (req.headers[WEB_RELAY_SECRET_HEADER] !== SECRET) return void socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
+    const match = /^\/containers\/([^/]+)(\/[^?]*)(\?.*)?$/.exec(req.url ?? "");
+    const container = match?.[1] ?? "";
+    const path = match?.[2] ?? "";
+    this.seen.push({ container, path, headers: req.headers });
+    if (path === "/die") return void socket.destroy();
+    if (path === "/refuse") {
+      return void socket.end(
+        "HTTP/1.1 426 Upgrade Required\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nno ws\r\n0\r\n\r\n",
+      );
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.sockets.set(container, (this.sockets.get(container) ?? 0) + 1);
+      ws.on("close", (code) => {
+        this.sockets.set(container, (this.sockets.get(container) ?? 1) - 1);
+        this.onClose(code);
+      });
+      ws.on("message", (data, isBinary) => {
+        const text = isBinary ? "" : data.toString();
+        if (text.startsWith("close ")) {
+          const [, code, ...reason] = text.split(" ");
+          return void ws.close(Number(code), reason.join(" "));
+        }
+        if (text === "who")
+          return void ws.send(JSON.stringify({ container, path, id: req.headers[REQUEST_ID_HEADER] }));
+        ws.send(data, { binary: isBinary });
+      });
+    });
+  }
 
   async listen(): Promise<void> {
     await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
@@ -100,6 +147,12 @@ class FakeRelay {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ container, path, query: match?.[3] ?? "", method: req.method }));
   }
+}
+
+/** Polls `check` every 10 ms until it holds (at most 5 s). */
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(check()).toBe(true);
 }
 
 const web = (label: string, more: Partial<WebSpec> = {}): FunctionSpec =>
@@ -168,7 +221,49 @@ describe("web gateway", () => {
     await server.control.deployed(deployed.app, deployed.functions);
     return deployed;
   }
+  /** The engine's web system whole: the gateway sees only part of it, the tests count its slots. */
+  const slots = () => server.control.web as unknown as WebSystem;
   const get = (path: string, headers: Record<string, string> = {}) => fetch(new URL(path, server.url), { headers });
+
+  /** A WebSocket to the gateway: open, or the HTTP answer it got instead. */
+  const connect = (path: string, headers: Record<string, string> = {}) =>
+    new Promise<
+      | { ws: WebSocket; requestId: string | undefined }
+      | { status: number; body: string; headers: IncomingMessage["headers"] }
+    >((resolve, reject) => {
+      const ws = new WebSocket(new URL(path, server.url.replace("http", "ws")), { headers });
+      ws.once("upgrade", (res) => {
+        const id = res.headers[REQUEST_ID_HEADER];
+        ws.once("open", () => resolve({ ws, requestId: typeof id === "string" ? id : undefined }));
+      });
+      ws.once("unexpected-response", async (_req, res) => {
+        let body = "";
+        for await (const part of res) body += part;
+        resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
+      });
+      ws.once("error", reject);
+    });
+  const opened = async (path: string, headers: Record<string, string> = {}) => {
+    const result = await connect(path, headers);
+    if (!("ws" in result)) throw new Error(`no upgrade: ${result.status} ${result.body}`);
+    return result;
+  };
+  const refused = async (path: string, headers: Record<string, string> = {}) => {
+    const result = await connect(path, headers);
+    if ("ws" in result) {
+      result.ws.terminate();
+      throw new Error("upgraded, but should have been refused");
+    }
+    return result;
+  };
+  const nextMessage = (ws: WebSocket) =>
+    new Promise<{ data: Buffer; isBinary: boolean }>((resolve) =>
+      ws.once("message", (data, isBinary) => resolve({ data: data as Buffer, isBinary })),
+    );
+  const closed = (ws: WebSocket) =>
+    new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
 
   it("routes /w/ENV/APP/LABEL/REST to a container, with the query, the request id and x-forwarded-*", async () => {
     await deploy("hello", [web("greet")]);
@@ -217,21 +312,139 @@ describe("web gateway", () => {
     expect(((await me.json()) as { webBaseUrl: string }).webBaseUrl).toBe("http://apps.test");
   });
 
-  it("refuses a WebSocket upgrade to a web endpoint, saying it is not supported yet", async () => {
-    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const upgrade = request(new URL("/w/main/hello/greet/ws", server.url), {
-        headers: { connection: "Upgrade", upgrade: "websocket" },
-      });
-      upgrade.on("response", async (res) => {
-        let body = "";
-        for await (const part of res) body += part;
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-      upgrade.on("error", reject);
-      upgrade.end();
+  it("takes a WebSocket to a container: text and binary both ways, close codes either way, the request id", async () => {
+    await deploy("sockets", [web("chat")]);
+    const { ws, requestId } = await opened("/w/main/sockets/chat/ws?room=1");
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const seen = relay.seen.at(-1)!;
+    expect(seen.path).toBe("/ws");
+    expect(seen.headers[REQUEST_ID_HEADER]).toBe(requestId);
+    expect(seen.headers["x-forwarded-prefix"]).toBe("/w/main/sockets/chat");
+    expect(seen.headers[WEB_RELAY_SECRET_HEADER]).toBe(SECRET);
+
+    ws.send("hello");
+    expect(await nextMessage(ws)).toEqual({ data: Buffer.from("hello"), isBinary: false });
+    const big = randomBytes(1024 * 1024);
+    ws.send(big);
+    const echoed = await nextMessage(ws);
+    expect(echoed.isBinary).toBe(true);
+    expect(echoed.data.equals(big)).toBe(true);
+
+    // The container closes with its code and reason; the client gets them as they were.
+    ws.send("close 4002 done here");
+    expect(await closed(ws)).toEqual({ code: 4002, reason: "done here" });
+
+    // The client closes with its code: the container sees it, through the gateway and the relay.
+    const second = (await opened("/w/main/sockets/chat/ws")).ws;
+    const container = relay.seen.at(-1)!.container;
+    const seenClose = new Promise<number>((resolve) => {
+      relay.onClose = resolve;
     });
-    expect(refused.status).toBe(400);
-    expect(refused.body).toContain("do not take WebSocket upgrades yet");
+    second.close(4001, "bye");
+    expect(await seenClose).toBe(4001);
+    expect((await closed(second)).code).toBe(4001);
+    await until(() => (relay.sockets.get(container) ?? 0) === 0 && slots().inFlightOf(container) === 0);
+  });
+
+  it("holds a container's slot while a WebSocket is open, and frees it when either side closes", async () => {
+    await deploy("one-at-a-time", [{ ...web("solo"), maxInputs: 1, maxContainers: 1 }]);
+    const first = (await opened("/w/main/one-at-a-time/solo/ws")).ws;
+    const container = relay.seen.at(-1)!.container;
+    expect(slots().inFlightOf(container)).toBe(1);
+    // With the one slot taken, a second socket and a request wait for it.
+    let secondOpen = false;
+    const second = opened("/w/main/one-at-a-time/solo/ws").then((result) => {
+      secondOpen = true;
+      return result.ws;
+    });
+    const request = get("/w/main/one-at-a-time/solo/");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(secondOpen).toBe(false);
+    first.close(1000);
+    const next = await second;
+    expect(slots().inFlightOf(container)).toBe(1);
+    // The container ends this one: the slot is free again, for the request that waited.
+    next.send("close 1000 done");
+    await closed(next);
+    expect((await request).status).toBe(200);
+    await until(() => slots().inFlightOf(container) === 0);
+    // A client that drops its connection without a close frame frees it too.
+    const third = (await opened("/w/main/one-at-a-time/solo/ws")).ws;
+    third.terminate();
+    await until(() => slots().inFlightOf(container) === 0);
+    expect((await opened("/w/main/one-at-a-time/solo/ws")).ws.terminate()).toBeUndefined();
+    await until(() => slots().inFlightOf(container) === 0);
+  });
+
+  it("passes a container's refusal of an upgrade back as it is, and answers 502 when the container drops it", async () => {
+    await deploy("decline", [web("nows")]);
+    const declined = await refused("/w/main/decline/nows/refuse");
+    expect(declined.status).toBe(426);
+    expect(declined.body).toBe("no ws");
+    expect(declined.headers[REQUEST_ID_HEADER]).toMatch(/\S/);
+    const dropped = await refused("/w/main/decline/nows/die");
+    expect(dropped.status).toBe(502);
+    const { error } = JSON.parse(dropped.body) as { error: { code: string; requestId: string } };
+    expect(error).toMatchObject({ code: "CONTAINER_CRASHED", requestId: dropped.headers[REQUEST_ID_HEADER] });
+    const container = relay.seen.at(-1)!.container;
+    await until(() => slots().inFlightOf(container) === 0);
+  });
+
+  it("refuses an upgrade to an unknown URL (404), without proxy auth (401, before any container) and to an endpoint (400)", async () => {
+    const unknown = await refused("/w/main/nope/chat/ws");
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body)).toMatchObject({
+      error: { code: "NOT_FOUND", message: "no web endpoint at this URL" },
+    });
+
+    await deploy("guarded-ws", [web("inner", { requiresProxyAuth: true })]);
+    const before = relay.seen.length;
+    const denied = await refused("/w/main/guarded-ws/inner/ws");
+    expect(denied.status).toBe(401);
+    expect(denied.body).toContain("skiff token create --proxy");
+    expect(relay.seen.length).toBe(before);
+    const proxy = await server.tokens.create({ kind: "proxy", name: "ws", workspace: LOCAL_WORKSPACE });
+    const { ws } = await opened("/w/main/guarded-ws/inner/ws", {
+      "skiff-key": proxy.token.id,
+      "skiff-secret": proxy.secret,
+    });
+    expect(relay.seen.at(-1)!.headers["skiff-secret"]).toBeUndefined();
+    ws.close();
+
+    await deploy("typed", [web("api", { kind: "endpoint" })]);
+    const endpoint = await refused("/w/main/typed/api/");
+    expect(endpoint.status).toBe(400);
+    expect(endpoint.body).toContain("upgradeWebSocket");
+    // The API's own sockets still answer as before.
+    const api = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(new URL("/v1/nope", server.url.replace("http", "ws")));
+      ws.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once("error", () => resolve(-1));
+    });
+    expect(api).toBe(404);
+  });
+
+  it("gives up the wait for a container when the client leaves, and logs each WebSocket's line", async () => {
+    autoStart = false;
+    const { functions } = await deploy("waits", [{ ...web("later"), maxInputs: 1, startupTimeoutMs: 10_000 }]);
+    const poolId = functions[0]!.id;
+    const waiting = new WebSocket(new URL("/w/main/waits/later/ws", server.url.replace("http", "ws")));
+    waiting.on("error", () => {});
+    await until(() => slots().load(poolId).pending === 1);
+    waiting.terminate();
+    await until(() => slots().load(poolId).pending === 0);
+
+    autoStart = true;
+    const { app } = await deploy("talks", [web("logged-ws")]);
+    const lines: LogLine[] = [];
+    const watcher: Subscriber = { pushResults: () => {}, pushLogs: (more) => lines.push(...more), endLogs: () => {} };
+    await server.control.subscribeLogs(LOCAL_WORKSPACE, app.id, watcher);
+    const { ws } = await opened("/w/main/talks/logged-ws/chat?x=1");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    ws.close(1000);
+    await until(() => lines.some((l) => l.line.startsWith("GET /chat?x=1 101")));
+    expect(lines.map((l) => l.line).find((l) => l.startsWith("GET /chat?x=1 101"))).toMatch(/ \d+ms$/);
+    server.control.removeSubscriber(watcher);
   });
 
   it("answers 404 alike for unknown environments, apps, labels and other workspaces' apps", async () => {

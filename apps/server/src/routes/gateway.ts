@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from "node:http";
+import { Agent, type ClientRequest, type IncomingMessage, request, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DEFAULT_REDIRECT_AFTER_MS,
@@ -23,6 +25,8 @@ import { LongRequests, RESULT_PATH } from "./web-results.js";
 const ROUTE_MEMORY_MS = 1000;
 
 const NO_ENDPOINT = "no web endpoint at this URL";
+const ENDPOINT_UPGRADE =
+  "an app.endpoint does not take WebSocket upgrades: serve WebSockets from an app.web handler (call upgradeWebSocket(request) from skiff) or an app.webServer";
 const PROXY_AUTH =
   "this endpoint requires proxy auth: send a proxy token of its workspace as the Skiff-Key and Skiff-Secret headers (`skiff token create --proxy`)";
 
@@ -128,6 +132,32 @@ export class WebGateway {
       if (error instanceof ApiError && error.code === "CANCELLED") return;
       const refusal = apiErrorOf(error);
       if (refusal.code === "INTERNAL") this.deps.log.error({ err: error, requestId }, "web request failed");
+      if (error instanceof PoolBusy) res.setHeader("retry-after", String(error.retryAfterS));
+      answer(res, HTTP_STATUS[refusal.code], { error: { ...refusal.body().error, requestId } });
+    });
+  }
+
+  /**
+   * Answers one upgrade (a WebSocket) whose path is the gateway's: resolved, authorized and given a container
+   * slot as a request is, then sent to the container through its worker's relay. Once the container switches
+   * protocols (101), the client's and the relay's connections are piped raw both ways, and the slot stays
+   * taken until either side closes; any other answer goes back as it is. No resend on a relay's 503: an
+   * upgrade carries no body to replay, and its client reconnects.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const requestId = randomUUID();
+    socket.on("error", () => socket.destroy());
+    // Answers before the switch (404, 401, 503, a container's refusal) are written as a response on the raw socket.
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once("finish", () => socket.end());
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const early = new EarlyBytes(socket, head);
+    this.routeUpgrade(req, res, socket, early, requestId).catch((error: Error) => {
+      if (error instanceof ApiError && error.code === "CANCELLED") return;
+      const refusal = apiErrorOf(error);
+      if (refusal.code === "INTERNAL") this.deps.log.error({ err: error, requestId }, "web upgrade failed");
       if (error instanceof PoolBusy) res.setHeader("retry-after", String(error.retryAfterS));
       answer(res, HTTP_STATUS[refusal.code], { error: { ...refusal.body().error, requestId } });
     });
@@ -248,6 +278,97 @@ export class WebGateway {
       lookup: (store) => store.apps.findWebFunctionByHost(host),
       matches: (info) => `${info.spec.web?.label}-${info.appName}`.toLowerCase() === host.labelApp,
     };
+  }
+
+  private async routeUpgrade(
+    req: IncomingMessage,
+    res: ServerResponse,
+    client: Duplex,
+    early: EarlyBytes,
+    requestId: string,
+  ): Promise<void> {
+    const started = performance.now();
+    const raw = req.url ?? "/";
+    const query = raw.indexOf("?");
+    const target = this.targetOf(req, query < 0 ? raw : raw.slice(0, query));
+    const info = target && (await this.resolve(target));
+    if (!target || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
+    const search = query < 0 ? "" : raw.slice(query);
+    const gone = new AbortController();
+    let lease: WebLease | undefined;
+    let status = 499; // the client went away before an answer started
+    let upstream: ClientRequest | undefined;
+    let local: { socketPath: string; done(): void } | undefined;
+    client.once("close", () => {
+      gone.abort();
+      upstream?.destroy();
+      local?.done();
+      lease?.release();
+      const ms = Math.round(performance.now() - started);
+      if (res.headersSent) status = res.statusCode;
+      const line = `${req.method} ${target.rest}${search} ${status} ${ms}ms`;
+      this.deps.control.web.logRequest(info, lease?.containerId ?? "ct-server", line);
+    });
+    if (info.spec.web?.kind === "endpoint") throw new ApiError("BAD_REQUEST", ENDPOINT_UPGRADE);
+    if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
+      throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
+    const granted = await this.deps.control.web.acquire(info, { signal: gone.signal });
+    // The client left while the slot was being granted: nothing will release it but this.
+    if (gone.signal.aborted) {
+      granted.release();
+      return;
+    }
+    lease = granted;
+    const forwarded = { requestId, remoteAddress: req.socket.remoteAddress, prefix: target.prefix };
+    const upgrade = { connection: "upgrade", ...(req.headers.upgrade ? { upgrade: req.headers.upgrade } : {}) };
+    // A worker in this process: straight to the container's web socket, as for a request.
+    local = this.locals.get(lease.relay.url)?.open(lease.containerId);
+    upstream = local
+      ? request({
+          socketPath: local.socketPath,
+          path: `${target.rest}${search}`,
+          method: req.method,
+          agent: false,
+          headers: { ...relayHeaders(req.headers, forwarded), ...upgrade },
+        })
+      : request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${search}`, {
+          method: req.method,
+          agent: false,
+          headers: { ...relayHeaders(req.headers, { ...forwarded, secret: lease.relay.secret }), ...upgrade },
+        });
+    const containerId = lease.containerId;
+    upstream.on("upgrade", (answer, relayed, relayedHead) => {
+      status = answer.statusCode ?? 101;
+      // From here on the connection is the two peers' own: no HTTP response of this side's may touch it.
+      res.detachSocket(client as Socket);
+      relayed.setNoDelay(true);
+      (client as Socket).setNoDelay?.(true);
+      client.write(switchingHead(answer, requestId));
+      if (relayedHead.length > 0) client.write(relayedHead);
+      for (const chunk of early.take()) relayed.write(chunk);
+      const close = () => {
+        relayed.destroy();
+        client.destroy();
+      };
+      relayed.on("error", close).on("close", close);
+      client.on("close", close);
+      relayed.pipe(client).pipe(relayed);
+    });
+    upstream.on("response", (answer) => {
+      // The container declined the upgrade (a 426, a 404, its own 401): its answer goes back as it is.
+      res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
+      pipeline(answer, res).catch(() => res.destroy());
+    });
+    upstream.on("error", (error) => {
+      if (client.destroyed) return;
+      if (res.headersSent || !res.socket) {
+        client.destroy();
+        return;
+      }
+      this.deps.log.warn({ err: error, requestId, container: containerId }, "web upgrade failed in its relay");
+      crashed(res, requestId);
+    });
+    upstream.end();
   }
 
   /** The running web function a URL names, remembered a second; undefined when there is none. */
@@ -408,6 +529,49 @@ function crashed(res: ServerResponse, requestId: string): void {
       requestId,
     },
   });
+}
+
+/**
+ * What a client sends after its upgrade request and before the switch, kept for the container (a WebSocket
+ * client sends nothing then, so little is kept: past 64 KiB the client is cut off). Reading also lets the
+ * gateway see a client that leaves while its upgrade waits for a container: nobody reads an upgraded socket
+ * otherwise, and its end would go unnoticed.
+ */
+class EarlyBytes {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+  private readonly keep = (chunk: Buffer) => {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes > 64 * 1024) this.socket.destroy();
+  };
+  private readonly ended = () => this.socket.destroy();
+
+  constructor(
+    private readonly socket: Duplex,
+    head: Buffer,
+  ) {
+    if (head.length > 0) this.keep(head);
+    socket.on("data", this.keep).once("end", this.ended);
+  }
+
+  /** Stops reading, and gives what was kept. */
+  take(): Buffer[] {
+    this.socket.off("data", this.keep).off("end", this.ended);
+    this.socket.pause();
+    return this.chunks;
+  }
+}
+
+/** The container's 101 as the client gets it: its status line and headers, and the request's id. */
+function switchingHead(answer: IncomingMessage, requestId: string): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage || "Switching Protocols"}`];
+  for (let i = 0; i < answer.rawHeaders.length; i += 2) {
+    if (answer.rawHeaders[i]!.toLowerCase() === REQUEST_ID_HEADER) continue;
+    lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+  }
+  lines.push(`${REQUEST_ID_HEADER}: ${requestId}`);
+  return `${lines.join("\r\n")}\r\n\r\n`;
 }
 
 /** A JSON answer from the gateway itself, unless an answer has started already. */
