@@ -24,3 +24,11 @@ export type { EndpointInput } from "./web/declare.js";
 export { type StreamFormat, streamResponse } from "./web/stream-response.js";
 export { type FetchHandler, WebFunction } from "./web/web-function.js";
 export type { EndpointOptions, HttpMethod, Schema, WebOptions, WebServerOptions } from "./web/web-options.js";
+export {
+  type UpgradeWebSocketOptions,
+  upgradeWebSocket,
+  type WebSocketCloseEvent,
+  type WebSocketLike,
+  type WebSocketMessageEvent,
+  type WebSocketUpgrade,
+} from "./web/websocket.js";

@@ -3,16 +3,21 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 /** Headers of one connection, not of the request: they do not cross into the Request. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te"]);
 
+/** What an upgrade request keeps: a handler tells a WebSocket handshake by them (`Upgrade: websocket`). */
+const UPGRADE_HEADERS = new Set(["connection", "upgrade"]);
+
 /**
  * A WHATWG Request for a node request: its URL from the Host header and the path, its headers, and its
- * body streamed as it arrives (the socket pauses while the handler does not read).
+ * body streamed as it arrives (the socket pauses while the handler does not read). An upgrade request
+ * keeps its `Connection` and `Upgrade` headers.
  */
-export function toRequest(message: IncomingMessage, signal: AbortSignal): Request {
+export function toRequest(message: IncomingMessage, signal: AbortSignal, upgrade = false): Request {
   const url = new URL(message.url ?? "/", `http://${message.headers.host ?? "localhost"}`);
   const headers = new Headers();
   const raw = message.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    if (!HOP_BY_HOP.has(raw[i]!.toLowerCase())) headers.append(raw[i]!, raw[i + 1]!);
+    const name = raw[i]!.toLowerCase();
+    if (!HOP_BY_HOP.has(name) || (upgrade && UPGRADE_HEADERS.has(name))) headers.append(raw[i]!, raw[i + 1]!);
   }
   const method = message.method ?? "GET";
   const hasBody = method !== "GET" && method !== "HEAD";

@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { REQUEST_ID_HEADER } from "@skiff/protocol/constants";
 import { toRequest, writeResponse } from "./request-bridge.js";
 import { Slots } from "./slots.js";
 import type { WebServing } from "./web-serving.js";
+import { WebSocketUpgrades } from "./websocket-upgrades.js";
 
 /** How a fetch handler is served on the container's web socket. */
 export interface ServeFetchOptions {
@@ -15,31 +17,40 @@ export interface ServeFetchOptions {
   maxConcurrent: number;
   /** How long the handler may take to return its Response: past it the client gets 504. */
   timeoutMs: number;
+  /**
+   * Whether the handler may accept WebSockets with `upgradeWebSocket` (app.web); without, a handshake is
+   * a request like any other (app.endpoint).
+   */
+  websockets?: boolean;
 }
 
 /**
  * Serves HTTP/1.1 on a Unix socket with a fetch handler: each request becomes a WHATWG Request (body
  * streamed), and the handler's Response is written back as it streams. A handler that throws gets the
  * client a 500 naming the request id (the `x-skiff-request-id` header, or a new one) and its stack
- * goes to stderr with that id; the stack never goes to the client.
+ * goes to stderr with that id; the stack never goes to the client. With `websockets`, a handler accepts a
+ * WebSocket handshake with `upgradeWebSocket`; an open WebSocket holds its slot until it closes, and
+ * `close` closes those still open with 1001.
  */
 export async function serveFetch(options: ServeFetchOptions): Promise<WebServing> {
   const slots = new Slots(options.maxConcurrent);
+  const upgrades = new WebSocketUpgrades(options.websockets === true);
   let inFlight = 0;
   let closing: (() => void) | undefined;
-  const handle = async (message: IncomingMessage, res: ServerResponse) => {
+  /** Runs one exchange in a slot: a request until it is answered, a WebSocket until it closes. */
+  const handle = async (message: IncomingMessage, exchange: (requestId: string) => Promise<void>, drop: () => void) => {
     inFlight++;
     const requestId = header(message, REQUEST_ID_HEADER) ?? randomUUID();
     try {
       await slots.acquire();
       try {
-        await answer(message, res, requestId);
+        await exchange(requestId);
       } finally {
         slots.release();
       }
     } catch (error) {
       console.error(`skiff: request ${requestId}: the response failed:`, error);
-      res.destroy();
+      drop();
     } finally {
       inFlight--;
       if (closing && inFlight === 0) closing();
@@ -49,8 +60,22 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
     // A large upload may take long to arrive; the handler's own timeout bounds the wait for its answer. Idle
     // connections outlive the worker relay's (seconds), so it never sends on one this side is closing.
     { requestTimeout: 0, keepAliveTimeout: 65_000 },
-    (message, res) => void handle(message, res),
+    (message, res) =>
+      void handle(
+        message,
+        (requestId) => answer(message, res, requestId),
+        () => res.destroy(),
+      ),
   );
+  server.on("upgrade", (message: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    void handle(
+      message,
+      (requestId) =>
+        upgrades.answer(message, socket, head, (request, controller) => respond(request, controller, requestId)),
+      () => socket.destroy(),
+    );
+  });
   await rm(options.socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -63,6 +88,7 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
     close: () =>
       new Promise<void>((resolve) => {
         server.close();
+        upgrades.closeAll();
         closing = () => {
           server.closeAllConnections();
           resolve();
@@ -76,13 +102,19 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
     res.once("close", () => {
       if (!res.writableFinished) controller.abort();
     });
+    const response = await respond(toRequest(message, controller.signal), controller, requestId);
+    await writeResponse(res, response, message.method === "HEAD");
+  }
+
+  /** The handler's Response, or the runner's own: 500 when it throws, 504 past its timeout. */
+  async function respond(request: Request, controller: AbortController, requestId: string): Promise<Response> {
     let response: Response;
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new HandlerTimeout()), options.timeoutMs);
       });
-      response = await Promise.race([options.fetch(toRequest(message, controller.signal)), timeout]);
+      response = await Promise.race([options.fetch(request), timeout]);
       if (!(response instanceof Response)) {
         throw new TypeError(`the handler returned ${typeof response} instead of a Response`);
       }
@@ -102,7 +134,7 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
     } finally {
       clearTimeout(timer);
     }
-    await writeResponse(res, response, message.method === "HEAD");
+    return response;
   }
 }
 

@@ -20,7 +20,13 @@ export interface WebTarget {
 export async function startWeb(target: WebTarget, socketPath: string, maxConcurrent: number): Promise<WebServing> {
   if (target.web.kind !== "server") {
     if (!target.fetch) throw new Error("skiff runner: the web function has no fetch handler");
-    return serveFetch({ socketPath, fetch: target.fetch, maxConcurrent, timeoutMs: target.timeoutMs });
+    return serveFetch({
+      socketPath,
+      fetch: target.fetch,
+      maxConcurrent,
+      timeoutMs: target.timeoutMs,
+      websockets: target.web.kind === "fetch",
+    });
   }
   const port = target.web.port;
   if (!target.start || port === undefined)
