@@ -1,6 +1,10 @@
-// Helpers the web e2e suites share: which runtimes they run on, the URLs the CLI prints, curl, and waits.
+// Helpers the web e2e suites share: which runtimes they run on, the URLs the CLI prints, curl, waits and
+// WebSocket clients.
 import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { promisify } from "node:util";
+import { expect } from "vitest";
+import WebSocket from "ws";
 import { hasCommand, type Stack } from "./stack.js";
 
 const MiB = 1024 * 1024;
@@ -136,4 +140,64 @@ export function loadLoop(url: string, options: { clients: number; paths: string[
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
+}
+
+/** A WebSocket opened through the gateway, or the HTTP answer its handshake got instead. */
+export type Dialed =
+  | { ws: WebSocket; headers: Record<string, string | string[] | undefined> }
+  | { status: number; body: string };
+
+/** Opens a WebSocket to an `http(s)://` web URL with the `ws` package as the client. */
+export function dialWebSocket(url: string, headers: Record<string, string> = {}): Promise<Dialed> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url.replace(/^http/, "ws"), { headers, maxPayload: 64 * MiB });
+    ws.once("upgrade", (res) => ws.once("open", () => resolve({ ws, headers: res.headers })));
+    ws.once("unexpected-response", async (_req, res) => {
+      let body = "";
+      for await (const chunk of res) body += chunk;
+      resolve({ status: res.statusCode ?? 0, body });
+    });
+    ws.once("error", reject);
+  });
+}
+
+/** A WebSocket that must open: fails with the answer its handshake got otherwise. */
+export async function openWebSocket(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+  const dialed = await dialWebSocket(url, headers);
+  if (!("ws" in dialed)) throw new Error(`the WebSocket was refused: ${dialed.status} ${dialed.body}`);
+  return dialed.ws;
+}
+
+/** The next message a WebSocket gets. */
+export function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return new Promise((resolve) => ws.once("message", (data, isBinary) => resolve({ data: data as Buffer, isBinary })));
+}
+
+/** The code and reason a WebSocket closes with. */
+export function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+/**
+ * An echo server's round trip of text, binary and a 1 MiB binary message, then its close codes: it closes
+ * with the code a `close CODE REASON` message names, and answers a client's close with the client's code.
+ */
+export async function exerciseEcho(url: string): Promise<void> {
+  const ws = await openWebSocket(url);
+  ws.send("hello through skiff");
+  expect(await nextMessage(ws)).toEqual({ data: Buffer.from("hello through skiff"), isBinary: false });
+  ws.send(Buffer.from([0, 1, 2, 255]));
+  expect(await nextMessage(ws)).toEqual({ data: Buffer.from([0, 1, 2, 255]), isBinary: true });
+  const big = randomBytes(MiB);
+  ws.send(big);
+  const back = await nextMessage(ws);
+  expect(back.isBinary).toBe(true);
+  expect(createHash("sha256").update(back.data).digest("hex")).toBe(createHash("sha256").update(big).digest("hex"));
+  ws.send("close 4002 server says bye");
+  expect(await closeOf(ws)).toEqual({ code: 4002, reason: "server says bye" });
+
+  const second = await openWebSocket(url);
+  second.close(4001, "client says bye");
+  // The server's end answers a close frame with the client's code: it reached the container and came back.
+  expect(await closeOf(second)).toEqual({ code: 4001, reason: "client says bye" });
 }

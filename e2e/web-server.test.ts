@@ -2,7 +2,19 @@ import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ROOT, Stack } from "./stack.js";
-import { cliListsContainerOf, curl, curlAvailable, textOf, urlsIn, webRuntimes } from "./web-helpers.js";
+import {
+  cliListsContainerOf,
+  closeOf,
+  curl,
+  curlAvailable,
+  dialWebSocket,
+  exerciseEcho,
+  nextMessage,
+  openWebSocket,
+  textOf,
+  urlsIn,
+  webRuntimes,
+} from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web-server.ts";
 
@@ -83,6 +95,17 @@ for (const runtime of webRuntimes) {
       }
     }, 240_000);
 
+    it("takes a WebSocket to the server on the container's port: text, binary and 1 MiB messages, close codes both ways", async () => {
+      await exerciseEcho(`${urls.ui}/chat?room=1`);
+      const ws = await openWebSocket(`${urls.ui}/chat?room=2`);
+      ws.send("who");
+      const seen = JSON.parse((await nextMessage(ws)).data.toString()) as { url: string; requestId: string };
+      expect(seen.url).toBe("/chat?room=2");
+      expect(seen.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      ws.close();
+      await closeOf(ws);
+    }, 240_000);
+
     it("streams the server's response as it writes it", async () => {
       const response = await fetch(`${urls.ui}/stream`);
       expect(response.status).toBe(200);
@@ -151,6 +174,10 @@ for (const runtime of webRuntimes) {
         expect(error.message, what).toMatch(/Skiff-Key/);
       }
       if (curlAvailable) expect((await curl([urls.guarded!])).status).toBe(401);
+      // A WebSocket handshake without the headers gets the same 401.
+      const socket = await dialWebSocket(urls.guarded!);
+      expect(socket).toMatchObject({ status: 401 });
+      expect((socket as { body: string }).body).toMatch(/Skiff-Key/);
       // None of them reached a container: the pool never started one.
       expect(await cliListsContainerOf(stack, "guarded")).toBe(false);
 
@@ -160,6 +187,13 @@ for (const runtime of webRuntimes) {
       expect(admitted.status).toBe(200);
       expect(await admitted.text()).toBe("let in");
       expect(await cliListsContainerOf(stack, "guarded")).toBe(true);
+      const ws = await openWebSocket(urls.guarded!, {
+        "Skiff-Key": proxy["Skiff-Key"]!,
+        "Skiff-Secret": proxy["Skiff-Secret"]!,
+      });
+      ws.send("socket");
+      expect((await nextMessage(ws)).data.toString()).toBe("let in: socket");
+      ws.close();
     }, 240_000);
   });
 }

@@ -5,9 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
 import {
   cliListsContainerOf,
+  closeOf,
   containersOf,
   curl,
   curlAvailable,
+  dialWebSocket,
+  exerciseEcho,
+  nextMessage,
+  openWebSocket,
   textOf,
   urlsIn,
   waitUntil,
@@ -82,6 +87,7 @@ for (const runtime of webRuntimes) {
         hello: `${base}/hello`,
         site: `${base}/site`,
         broken: `${base}/broken`,
+        solo: `${base}/solo`,
       });
     });
 
@@ -225,6 +231,52 @@ for (const runtime of webRuntimes) {
         expect(rest, path).toEqual({ code: "NOT_FOUND", message: "no web endpoint at this URL" });
       }
     }, 60_000);
+
+    it("takes WebSockets to a Hono route: text, binary and 1 MiB messages, close codes both ways", async () => {
+      await exerciseEcho(`${urls.site}/ws`);
+      const dialed = await dialWebSocket(`${urls.site}/ws`);
+      if (!("ws" in dialed)) throw new Error(`refused: ${dialed.status} ${dialed.body}`);
+      expect(dialed.headers["x-skiff-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+      dialed.ws.close();
+      // The same route without an upgrade gets the handler's answer.
+      const plain = await fetch(`${urls.site}/ws`);
+      expect(plain.status).toBe(426);
+      // An unknown URL refuses the handshake as it refuses a request, and an endpoint takes none.
+      for (const url of [`${stack.url}/w/main/e2e-web/nope/ws`, `${stack.url}/w/main/no-such-app/site/ws`]) {
+        const refused = await dialWebSocket(url);
+        expect(refused, url).toMatchObject({ status: 404 });
+      }
+      const endpoint = await dialWebSocket(urls.gen!);
+      expect(endpoint).toMatchObject({ status: 400 });
+      expect((endpoint as { body: string }).body).toContain("upgradeWebSocket");
+    }, 240_000);
+
+    it("holds a container's one slot while a WebSocket is open (maxInputs 1), and frees it when it closes", async () => {
+      await exerciseEcho(urls.solo!);
+      const first = await openWebSocket(urls.solo!);
+      first.send("who");
+      const container = (await nextMessage(first)).data.toString();
+      expect(container).toMatch(/^ct-/);
+      // maxContainers 1, maxInputs 1: a second socket waits for the first one's slot.
+      let secondOpen = false;
+      const second = openWebSocket(urls.solo!).then((ws) => {
+        secondOpen = true;
+        return ws;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(secondOpen).toBe(false);
+      const started = Date.now();
+      first.close(1000);
+      const next = await second;
+      expect(Date.now() - started).toBeLessThan(5000);
+      next.send("who");
+      expect((await nextMessage(next)).data.toString()).toBe(container);
+      // A client that drops the connection without a close frame frees the slot too.
+      next.terminate();
+      const third = await openWebSocket(urls.solo!);
+      third.close(1000);
+      await closeOf(third);
+    }, 240_000);
 
     it("answers 500 with a request id when a handler throws, and keeps the stack out of the answer", async () => {
       const response = await fetch(urls.broken!);
