@@ -381,6 +381,51 @@ describe("web relay", () => {
     await until(() => container.open === 0, "the upgraded connection ended");
   });
 
+  /** An upgrade request through the relay: the upgraded socket, or the answer that came instead. */
+  const upgradeTo = (path: string) =>
+    new Promise<{ socket: Socket } | Answer>((resolve, reject) => {
+      const req = request(new URL(path, address.url), {
+        agent: false,
+        headers: { [WEB_RELAY_SECRET_HEADER]: address.secret, connection: "upgrade", upgrade: "echo" },
+      });
+      req.on("upgrade", (_res, socket: Socket) => resolve({ socket }));
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+      });
+      req.on("error", reject);
+      req.end();
+    });
+
+  it("passes a container's chunked refusal of an upgrade back whole", async () => {
+    container.upgrade = (_req, socket) => {
+      socket.end(
+        "HTTP/1.1 426 Upgrade Required\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nno ws\r\n7\r\n, sorry\r\n0\r\n\r\n",
+      );
+    };
+    const answer = await upgradeTo("/containers/ct-1/ws");
+    expect(answer).toMatchObject({ status: 426, body: "no ws, sorry" });
+    await until(() => container.open === 0, "the refused upgrade ended");
+  });
+
+  it("ends upgraded connections still open when it closes", async () => {
+    container.upgrade = (_req, socket) => {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n");
+      socket.pipe(socket);
+    };
+    const upgraded = await upgradeTo("/containers/ct-1/ws");
+    if (!("socket" in upgraded)) throw new Error(`no upgrade: ${upgraded.status}`);
+    const ended = new Promise<void>((resolve) => upgraded.socket.once("close", () => resolve()));
+    const started = Date.now();
+    await relay.close();
+    await ended;
+    expect(Date.now() - started).toBeLessThan(1000);
+    await until(() => container.open === 0, "the upgraded connection ended");
+  });
+
   it("refuses an upgrade without the secret", async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(new URL("/containers/ct-1/echo", address.url), {

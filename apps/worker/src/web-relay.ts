@@ -72,6 +72,8 @@ export class WebRelay {
   private readonly agents = new Map<string, Agent>();
   /** Callers in this process told when a container stops taking requests (see `onStopping`). */
   private readonly stopping = new Set<(containerId: string) => void>();
+  /** Upgraded connections from the server: `closeAllConnections` does not end them, and `close` waits for them. */
+  private readonly upgrades = new Set<Duplex>();
 
   constructor(private readonly options: WebRelayOptions) {
     this.server = createServer({ noDelay: true }, (req, res) => this.relay(req, res));
@@ -99,6 +101,8 @@ export class WebRelay {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
+    for (const socket of this.upgrades) socket.destroy();
+    this.upgrades.clear();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
     await closed;
@@ -225,6 +229,8 @@ export class WebRelay {
   /** A WebSocket (or other) upgrade: once the container accepts it, the two connections are piped raw. */
   private relayUpgrade(req: IncomingMessage, client: Duplex, head: Buffer): void {
     client.on("error", () => client.destroy());
+    this.upgrades.add(client);
+    client.once("close", () => this.upgrades.delete(client));
     const found = this.find(req);
     if ("error" in found) {
       const body = JSON.stringify({ error: { code: found.code, message: found.error } });

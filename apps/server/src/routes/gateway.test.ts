@@ -203,8 +203,9 @@ describe("web gateway", () => {
     autoStart = true;
   });
 
+  let serverClosed = false;
   afterAll(async () => {
-    await server?.close();
+    if (!serverClosed) await server?.close();
     await new Promise((resolve) => relay?.server.close(resolve));
     await rm(dir, { recursive: true, force: true });
   });
@@ -933,5 +934,21 @@ describe("web gateway", () => {
       { workspace: LOCAL_WORKSPACE },
     );
     await expect(call).rejects.toThrow("call it over HTTP at /w/main/logged/seen");
+  });
+
+  // Last: it closes the server.
+  it("cuts open WebSockets when the server closes, rather than waiting for them", async () => {
+    await deploy("lingering", [web("open")]);
+    const { ws } = await opened("/w/main/lingering/open/ws");
+    const container = relay.seen.at(-1)!.container;
+    const cut = closed(ws);
+    const started = performance.now();
+    serverClosed = true;
+    await server.close();
+    // Without the gateway cutting it, the close would wait for the socket for good; the earlier tests'
+    // connections take the HTTP server's close ~3 s as it is.
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect((await cut).code).toBe(1006);
+    await until(() => (relay.sockets.get(container) ?? 0) === 0);
   });
 });

@@ -86,6 +86,8 @@ export class WebGateway {
   /** Kept-alive connections to the web sockets of local workers' containers, by container id. */
   private readonly direct = new Map<string, Agent>();
   private readonly long = new LongRequests();
+  /** Upgraded connections, open or waiting: the HTTP server's close neither counts nor ends them. */
+  private readonly upgrades = new Set<Duplex>();
 
   /**
    * `webDomain`: the base domain of host routing (`LABEL-APP.ENV.DOMAIN`), if the server has one; without
@@ -147,6 +149,8 @@ export class WebGateway {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const requestId = randomUUID();
     socket.on("error", () => socket.destroy());
+    this.upgrades.add(socket);
+    socket.once("close", () => this.upgrades.delete(socket));
     // Answers before the switch (404, 401, 503, a container's refusal) are written as a response on the raw socket.
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
@@ -163,11 +167,13 @@ export class WebGateway {
     });
   }
 
-  /** Lets go of the relays' kept-alive connections (the server is shutting down). */
+  /** Lets go of the relays' kept-alive connections and cuts open WebSockets (the server is shutting down). */
   close(): void {
     this.long.close();
     for (const agent of this.direct.values()) agent.destroy();
     this.direct.clear();
+    for (const socket of this.upgrades) socket.destroy();
+    this.upgrades.clear();
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
   }
