@@ -845,6 +845,61 @@ describe("web gateway", () => {
     expect(await containerOf(await get("/w/main/rename/kept/"))).toBe(heir!.containerId);
   });
 
+  it("takes a WebSocket straight to a container's web socket when its worker's relay is in this process, by path and by host", async () => {
+    await deploy("near-ws", [{ ...web("live"), maxContainers: 1, minContainers: 1 }]);
+    let container: string | undefined;
+    for (let i = 0; i < 100 && !container; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      container = [...worker.containers.values()].find(
+        (c) =>
+          c.state === "running" &&
+          sent.some((m) => m.t === "start" && m.containerId === c.id && m.spec.web?.label === "live"),
+      )?.id;
+    }
+    const http = createServer();
+    const sockets = new WebSocketServer({ server: http });
+    sockets.on("connection", (ws, req) =>
+      ws.on("message", (data) => ws.send(`${req.url} ${req.headers[WEB_RELAY_SECRET_HEADER] ?? "-"} ${data}`)),
+    );
+    const socketPath = join(dir, "live-ws.sock");
+    await new Promise<void>((resolve) => http.listen(socketPath, resolve));
+    let open = 0;
+    let direct = true;
+    server.attachLocalWebRelay({
+      url: relay.url,
+      open: (id) => {
+        if (!direct || id !== container) return undefined;
+        open++;
+        return { socketPath, done: () => open--, accepting: () => direct };
+      },
+      onStopping: () => {},
+    });
+    try {
+      const before = relay.seen.length;
+      const { ws } = await opened("/w/main/near-ws/live/room?x=1");
+      expect(open).toBe(1);
+      ws.send("hi");
+      expect((await nextMessage(ws)).data.toString()).toBe("/room?x=1 - hi");
+      ws.close();
+      await closed(ws);
+      const byHost = await new Promise<WebSocket>((resolve, reject) => {
+        const client = new WebSocket(`${server.url.replace("http", "ws")}/lobby`, {
+          headers: { host: "live-near-ws.main.apps.test" },
+        });
+        client.once("open", () => resolve(client)).once("error", reject);
+      });
+      byHost.send("there");
+      expect((await nextMessage(byHost)).data.toString()).toBe("/lobby - there");
+      byHost.terminate();
+      expect(relay.seen.length).toBe(before);
+      await until(() => open === 0 && slots().inFlightOf(container!) === 0);
+    } finally {
+      direct = false;
+      for (const client of sockets.clients) client.terminate();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
   it("answers 502 naming the request id when the container fails before answering, and cuts a response it fails in", async () => {
     await deploy("fragile", [web("crash")]);
     const response = await get("/w/main/fragile/crash/die");
