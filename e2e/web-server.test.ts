@@ -195,5 +195,34 @@ for (const runtime of webRuntimes) {
       expect((await nextMessage(ws)).data.toString()).toBe("let in: socket");
       ws.close();
     }, 240_000);
+
+    // Last: it stops the app.
+    it("closes an app.web WebSocket with 1001 when its app stops, and cuts a web server's at once", async () => {
+      const created = await stack.run(["token", "create", "--name", "e2e-proxy-stop", "--proxy"]);
+      expect(created.code, created.stderr).toBe(0);
+      const proxy = printedHeaders(created.stdout);
+      const web = await openWebSocket(urls.guarded!, {
+        "Skiff-Key": proxy["Skiff-Key"]!,
+        "Skiff-Secret": proxy["Skiff-Secret"]!,
+      });
+      web.send("before");
+      expect((await nextMessage(web)).data.toString()).toBe("let in: before");
+      const server = await openWebSocket(`${urls.ui}/chat`);
+      const webClosed = closeOf(web);
+      const serverClosed = closeOf(server);
+      const started = Date.now();
+      const stopped = await stack.run(["app", "stop", "e2e-web-server"]);
+      expect(stopped.code, stopped.stderr).toBe(0);
+      expect(await webClosed).toEqual({ code: 1001, reason: "the container is stopping" });
+      const webMs = Date.now() - started;
+      // A server on a port speaks its own protocol: the runner cuts its upgraded connections (1006).
+      expect((await serverClosed).code).toBe(1006);
+      const serverMs = Date.now() - started;
+      expect(webMs).toBeLessThan(10_000);
+      expect(serverMs).toBeLessThan(10_000);
+      console.log(
+        `${runtime.name}: after app stop, app.web socket closed in ${webMs} ms, web server's in ${serverMs} ms`,
+      );
+    }, 120_000);
   });
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import { servePort, waitForPort } from "./serve-port.js";
 
 describe("servePort", () => {
@@ -28,6 +29,48 @@ describe("servePort", () => {
       expect(body).toBe("PUT /x?y=1 ");
       await serving.close();
     } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("lets a request in flight finish when it closes, but cuts WebSockets at once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-port-"));
+    let finish: () => void = () => {};
+    const server = createServer((_req, res) => {
+      res.write("started ");
+      finish = () => res.end("finished");
+    });
+    const sockets = new WebSocketServer({ server });
+    sockets.on("connection", (ws) => ws.on("message", (data) => ws.send(data)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const socketPath = join(dir, "web.sock");
+      const serving = await servePort({ socketPath, port });
+      const ws = new WebSocket(`ws+unix://${socketPath}:/chat`);
+      await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
+      ws.send("hi");
+      expect(String(await new Promise((resolve) => ws.once("message", resolve)))).toBe("hi");
+      const body = new Promise<string>((resolve, reject) => {
+        request({ socketPath, path: "/slow", agent: false }, async (res) => {
+          let text = "";
+          for await (const chunk of res) text += chunk;
+          resolve(text);
+        })
+          .on("error", reject)
+          .end();
+      });
+      const cut = new Promise<number>((resolve) => ws.once("close", resolve));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const closed = serving.close();
+      expect(await cut).toBe(1006);
+      // The request in flight meanwhile still gets its whole answer.
+      finish();
+      expect(await body).toBe("started finished");
+      await closed;
+    } finally {
+      for (const client of sockets.clients) client.terminate();
       server.close();
       await rm(dir, { recursive: true, force: true });
     }

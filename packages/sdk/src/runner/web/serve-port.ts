@@ -19,17 +19,28 @@ export async function waitForPort(port: number, stopped: () => boolean = () => f
   }
 }
 
+/** How a server switching protocols (a WebSocket) starts its answer. */
+const SWITCHING = Buffer.from("HTTP/1.1 101");
+
 /**
  * Serves a Unix socket by piping each of its connections, raw, to 127.0.0.1:`port`: whatever the server
  * there speaks (HTTP/1.1, WebSocket upgrades, event streams) passes through unchanged, with TCP's
- * backpressure both ways.
+ * backpressure both ways. `close` lets requests in flight finish, but cuts connections the server switched
+ * to another protocol (WebSockets): those would keep a stopping container up until it is killed, and
+ * their clients from reconnecting to a new one.
  */
 export async function servePort(options: { socketPath: string; port: number }): Promise<WebServing> {
-  const open = new Set<Socket>();
+  const upgraded = new Set<Socket>();
+  let closing = false;
   const server = createServer((client) => {
     const upstream = connect(options.port, "127.0.0.1");
-    open.add(client);
-    client.once("close", () => open.delete(client));
+    // An upgrade comes on a connection of its own, so a 101 is the first thing its server answers.
+    upstream.once("data", (chunk: Buffer) => {
+      if (!chunk.subarray(0, SWITCHING.length).equals(SWITCHING)) return;
+      if (closing) client.destroy();
+      else upgraded.add(client);
+    });
+    client.once("close", () => upgraded.delete(client));
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -47,5 +58,12 @@ export async function servePort(options: { socketPath: string; port: number }): 
       resolve();
     });
   });
-  return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => resolve());
+        for (const client of upgraded) client.destroy();
+      }),
+  };
 }
