@@ -201,3 +201,17 @@ export async function exerciseEcho(url: string): Promise<void> {
   // The server's end answers a close frame with the client's code: it reached the container and came back.
   expect(await closeOf(second)).toEqual({ code: 4001, reason: "client says bye" });
 }
+
+/** Round trips of a small text message on an open echo socket, one at a time: their p50 and p99 in ms. */
+export async function echoLatency(ws: WebSocket, count: number): Promise<{ p50: number; p99: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    ws.send(`ping ${i}`);
+    await nextMessage(ws);
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]! * 100) / 100;
+  return { p50: at(0.5), p99: at(0.99) };
+}

@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocketServer } from "ws";
 import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
 import {
   cliListsContainerOf,
@@ -10,6 +12,7 @@ import {
   curl,
   curlAvailable,
   dialWebSocket,
+  echoLatency,
   exerciseEcho,
   nextMessage,
   openWebSocket,
@@ -237,7 +240,21 @@ for (const runtime of webRuntimes) {
       const dialed = await dialWebSocket(`${urls.site}/ws`);
       if (!("ws" in dialed)) throw new Error(`refused: ${dialed.status} ${dialed.body}`);
       expect(dialed.headers["x-skiff-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+      // What a message costs through gateway, worker relay and runner, next to a plain ws echo on loopback.
+      await echoLatency(dialed.ws, 50);
+      const through = await echoLatency(dialed.ws, 500);
       dialed.ws.close();
+      const loopback = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+      loopback.on("connection", (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })));
+      await new Promise((resolve) => loopback.once("listening", resolve));
+      const direct = await openWebSocket(`http://127.0.0.1:${(loopback.address() as AddressInfo).port}/`);
+      await echoLatency(direct, 50);
+      const baseline = await echoLatency(direct, 500);
+      direct.close();
+      loopback.close();
+      console.log(
+        `${runtime.name}: WebSocket echo round trip through skiff p50 ${through.p50} ms p99 ${through.p99} ms; plain ws on loopback p50 ${baseline.p50} ms p99 ${baseline.p99} ms`,
+      );
       // The same route without an upgrade gets the handler's answer.
       const plain = await fetch(`${urls.site}/ws`);
       expect(plain.status).toBe(426);
