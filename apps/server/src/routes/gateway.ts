@@ -140,11 +140,12 @@ export class WebGateway {
   }
 
   /**
-   * Answers one upgrade (a WebSocket) whose path is the gateway's: resolved, authorized and given a container
-   * slot as a request is, then sent to the container through its worker's relay. Once the container switches
-   * protocols (101), the client's and the relay's connections are piped raw both ways, and the slot stays
-   * taken until either side closes; any other answer goes back as it is. No resend on a relay's 503: an
-   * upgrade carries no body to replay, and its client reconnects.
+   * Answers one upgrade (a WebSocket) whose URL is the gateway's: resolved, authorized and given a container
+   * slot as a request is, then sent to the container through its worker's relay (or straight to its web
+   * socket when the worker is in this process). Once the container switches protocols (101), the two
+   * connections are piped raw both ways, and the slot stays taken until either side closes; any other answer
+   * goes back as it is. No resend on a relay's 503: an upgrade is not a request to replay, its client
+   * reconnects.
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const requestId = randomUUID();
