@@ -78,6 +78,7 @@ class FakeRelay {
         }
         if (text === "who")
           return void ws.send(JSON.stringify({ container, path, id: req.headers[REQUEST_ID_HEADER] }));
+        if (text === "drop") return void socket.destroy();
         ws.send(data, { binary: isBinary });
       });
     });
@@ -372,6 +373,11 @@ describe("web gateway", () => {
     // A client that drops its connection without a close frame frees it too.
     const third = (await opened("/w/main/one-at-a-time/solo/ws")).ws;
     third.terminate();
+    await until(() => slots().inFlightOf(container) === 0);
+    // So does a container (or its relay) that drops it: the client sees the connection end (1006).
+    const fourth = (await opened("/w/main/one-at-a-time/solo/ws")).ws;
+    fourth.send("drop");
+    expect((await closed(fourth)).code).toBe(1006);
     await until(() => slots().inFlightOf(container) === 0);
     expect((await opened("/w/main/one-at-a-time/solo/ws")).ws.terminate()).toBeUndefined();
     await until(() => slots().inFlightOf(container) === 0);
