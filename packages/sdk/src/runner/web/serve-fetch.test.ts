@@ -370,7 +370,7 @@ describe("serveFetch WebSockets", () => {
       socket.onopen = () => {
         opened = true;
       };
-      socket.onmessage = () => socket.send(`open: ${socket.readyState} ${socket.protocol}`);
+      socket.onmessage = () => socket.send(`open: ${socket.readyState} ${socket.protocol} ${socket.url}`);
       // What Hono does when a middleware set a header: a copy of the Response, with the header added.
       const copy = new Response(response.body, response);
       copy.headers.set("set-cookie", "session=1");
@@ -381,7 +381,7 @@ describe("serveFetch WebSockets", () => {
     expect(headers["set-cookie"]).toEqual(["session=1"]);
     expect(headers["x-skiff-websocket-upgrade"]).toBeUndefined();
     ws.send("hi");
-    expect((await message(ws)).data.toString()).toBe("open: 1 chat.v2");
+    expect((await message(ws)).data.toString()).toBe("open: 1 chat.v2 ws://localhost/ws");
     expect(opened).toBe(true);
     ws.close();
   });

@@ -82,7 +82,7 @@ export class WebSocketUpgrades {
           throw new Error("upgradeWebSocket: called twice for one request: call it once, and return its response");
         const protocol = options.protocol && handshake.protocols.includes(options.protocol) ? options.protocol : "";
         upgrade = {
-          socket: new ServerWebSocket(request.url, protocol),
+          socket: new ServerWebSocket(request.url.replace(/^http/, "ws"), protocol),
           mark: randomBytes(16).toString("hex"),
           protocol,
         };
