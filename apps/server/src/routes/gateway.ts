@@ -39,8 +39,10 @@ interface Exchange {
   search: string;
   requestId: string;
   body: ReplayableBody;
-  /** Cancels a wait for a container when the client goes away. */
-  gone: AbortController;
+  /** Cancels a wait (for a container) when the client goes away; made only for a request that waits. */
+  gone: AbortController | undefined;
+  /** The client's side closed: the exchange is over (but for a parked request's container). */
+  closed: boolean;
   /** The container slot it holds, if any: freed when the exchange ends. */
   lease: WebLease | undefined;
   /** The request to the relay now, if any: cut when the client goes away. */
@@ -194,7 +196,8 @@ export class WebGateway {
       search: query < 0 ? "" : raw.slice(query),
       requestId,
       body: new ReplayableBody(req),
-      gone: new AbortController(),
+      gone: undefined,
+      closed: false,
       lease: undefined,
       upstream: undefined,
       redirect: undefined,
@@ -206,7 +209,8 @@ export class WebGateway {
       // A redirected request goes on: its answer waits at its result URL.
       if (!exchange.parked) {
         // Only a request still waiting needs telling (an abort costs an exception with its stack).
-        if (!res.writableFinished) exchange.gone.abort();
+        exchange.closed = true;
+        if (!res.writableFinished) exchange.gone?.abort();
         exchange.lease?.release();
         if (!res.writableFinished) exchange.upstream?.destroy();
       }
@@ -225,7 +229,7 @@ export class WebGateway {
       return;
     }
     if (redirectAfterMs !== null) exchange.redirect = setTimeout(() => this.park(exchange), redirectAfterMs);
-    const lease = await this.deps.control.web.acquire(info, { signal: exchange.gone.signal });
+    const lease = await this.deps.control.web.acquire(info, { signal: waitSignal(exchange) });
     this.forward(exchange, lease, false);
   }
 
@@ -235,7 +239,7 @@ export class WebGateway {
    */
   private park(exchange: Exchange): void {
     const { req, res } = exchange;
-    if (res.headersSent || exchange.gone.signal.aborted || exchange.parked) return;
+    if (res.headersSent || exchange.closed || exchange.parked) return;
     if (!exchange.upstream) {
       exchange.overdue = true;
       return;
@@ -410,7 +414,7 @@ export class WebGateway {
   private forward(exchange: Exchange, lease: WebLease, retried: boolean): void {
     const { req, res, target, body, requestId } = exchange;
     // The client left while the slot was being granted: nothing will release it but this.
-    if (exchange.gone.signal.aborted) {
+    if (exchange.closed) {
       lease.release();
       return;
     }
@@ -448,7 +452,7 @@ export class WebGateway {
       upstream.destroy();
       lease.release();
       this.deps.control.web
-        .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: exchange.gone.signal })
+        .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: waitSignal(exchange) })
         .then((next) => this.forward(exchange, next, true))
         .catch((error: Error) => this.refuse(exchange, error));
       return true;
@@ -506,6 +510,13 @@ export class WebGateway {
   }
 }
 
+/** The signal that cancels an exchange's wait for a container, made on first use (most requests never wait). */
+function waitSignal(exchange: Exchange): AbortSignal {
+  exchange.gone ??= new AbortController();
+  if (exchange.closed) exchange.gone.abort();
+  return exchange.gone.signal;
+}
+
 /** A function's `redirectAfter` in ms: null for never. */
 function redirectAfterOf(info: FunctionInfo): number | null {
   const chosen = info.spec.web?.redirectAfterMs;
@@ -524,7 +535,12 @@ function respond(res: ServerResponse, req: IncomingMessage, upstream: ClientRequ
   const early = setImmediate(() => res.flushHeaders());
   const sent = () => clearImmediate(early);
   reply.once("data", sent).once("end", sent).once("error", sent);
-  pipeline(reply, res).catch(() => res.destroy());
+  // pipe, not stream.pipeline: pipeline makes and aborts a signal per call, an exception with its stack each.
+  reply.pipe(res);
+  reply.once("error", () => res.destroy());
+  res.once("close", () => {
+    if (!res.writableFinished) reply.destroy();
+  });
 }
 
 /** 502: the container (or its relay) failed before its answer started. */
