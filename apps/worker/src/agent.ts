@@ -100,7 +100,6 @@ export class WorkerAgent {
     });
   }
 
-  /** What this worker offers the server to place containers in: CPU shares and memory. */
   /**
    * The web relay for a server in this process (`skiff up`): its URL, as the hello tells it, and direct
    * access to containers' web sockets. Undefined before `start`.
@@ -115,6 +114,7 @@ export class WorkerAgent {
     };
   }
 
+  /** What this worker offers the server to place containers in: CPU shares and memory. */
   get capacity(): Capacity {
     return {
       // CPU is a share, not a reservation: oversubscribe so small functions pack densely.

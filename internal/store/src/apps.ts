@@ -346,22 +346,27 @@ export class AppStore {
   }
 
   /**
-   * The web function a host name `LABEL-APP.ENV.DOMAIN` names (`labelApp` is `LABEL-APP`, lower case): as
-   * `findWebFunction`, matching names without regard to case (host names have none).
+   * The web function a host name `LABEL-APP.ENV.DOMAIN` names (`labelApp` is `LABEL-APP`): as
+   * `findWebFunction`, names matched exactly (so only lower-case names are reached by host: a host name has
+   * no case, and `Acme` and `acme` are two workspaces). None when two apps' `LABEL-APP` read alike (label
+   * `a-b` of app `c`, label `a` of app `b-c`): a host name never picks one of them by chance.
    */
   async findWebFunctionByHost(where: {
     workspaceName: string;
     env: string;
     labelApp: string;
   }): Promise<{ functionId: string } | undefined> {
-    const [row] = await this.db.query<{ id: string }>(
-      `SELECT f.id FROM functions f JOIN apps a ON a.id = f.app_id JOIN workspaces w ON w.id = a.workspace
-       WHERE lower(w.name) = $1 AND lower(a.env) = $2 AND a.state = 'running' AND f.version = a.version
-         AND lower((f.spec->'web'->>'label') || '-' || a.name) = $3
-       ORDER BY a.mode = 'deployed' DESC, a.created_at DESC LIMIT 1`,
-      [where.workspaceName.toLowerCase(), where.env.toLowerCase(), where.labelApp.toLowerCase()],
+    const rows = await this.db.query<{ id: string; app: string; label: string }>(
+      `SELECT f.id, a.name AS app, f.spec->'web'->>'label' AS label
+       FROM functions f JOIN apps a ON a.id = f.app_id JOIN workspaces w ON w.id = a.workspace
+       WHERE w.name = $1 AND a.env = $2 AND a.state = 'running' AND f.version = a.version
+         AND (f.spec->'web'->>'label') || '-' || a.name = $3
+       ORDER BY a.mode = 'deployed' DESC, a.created_at DESC`,
+      [where.workspaceName, where.env, where.labelApp],
     );
-    return row ? { functionId: row.id } : undefined;
+    const [first] = rows;
+    if (!first || rows.some((row) => row.app !== first.app || row.label !== first.label)) return undefined;
+    return { functionId: first.id };
   }
 
   /**

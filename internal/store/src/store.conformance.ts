@@ -264,9 +264,7 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(await store.apps.findWebFunction({ ...url, label: "plain" })).toBeUndefined();
       const host = { workspaceName: "local", env: "main", labelApp: "home-site" };
       expect(await store.apps.findWebFunctionByHost(host)).toEqual({ functionId: deployed.functions[0]!.id });
-      expect(await store.apps.findWebFunctionByHost({ ...host, labelApp: "HOME-SITE" })).toEqual({
-        functionId: deployed.functions[0]!.id,
-      });
+      expect(await store.apps.findWebFunctionByHost({ ...host, labelApp: "HOME-SITE" })).toBeUndefined();
       expect(await store.apps.findWebFunctionByHost({ ...host, labelApp: "home-sit" })).toBeUndefined();
       expect(await store.apps.findWebFunctionByHost({ ...host, env: "staging" })).toBeUndefined();
       expect(await store.apps.findWebFunctionByHost({ ...host, workspaceName: "elsewhere" })).toBeUndefined();

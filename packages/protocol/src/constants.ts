@@ -1,5 +1,5 @@
-/** Version of the worker and client WebSocket protocols; a peer with another version is refused. */
-export const PROTOCOL_VERSION = 1;
+/** Version of the worker and client WebSocket protocols; a worker with another version is refused. */
+export const PROTOCOL_VERSION = 2; // 2: generator values (items, credit, gen-ack)
 /** Attempts an input gets for infrastructure failures (worker died, container crashed, lease lost). */
 export const INFRA_RETRIES = 8;
 /** Payloads above this size travel through the blob store instead of inline. */

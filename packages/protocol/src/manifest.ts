@@ -119,7 +119,13 @@ export const WebSpec = z
      * How long a request runs before its client is sent (303) to a URL its answer will be at; absent: the
      * default (DEFAULT_REDIRECT_AFTER_MS); null: never (it runs to the function's timeout).
      */
-    redirectAfterMs: z.number().int().positive().nullable().optional(),
+    redirectAfterMs: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 3600_000, "redirectAfter is at most 24h")
+      .nullable()
+      .optional(),
   })
   .strict();
 export type WebSpec = z.infer<typeof WebSpec>;

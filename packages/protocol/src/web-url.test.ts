@@ -30,7 +30,7 @@ describe("host routing", () => {
     expect(webHostUrl("https://apps.example.com", { ...address, workspaceName: "team" })).toBe(
       "https://gen-hello.main.team.apps.example.com",
     );
-    expect(webHostUrl("http://apps.localhost:7420", { ...address, app: "Shop" })).toBe(
+    expect(webHostUrl("http://apps.localhost:7420", { ...address, app: "shop" })).toBe(
       "http://gen-shop.main.apps.localhost:7420",
     );
   });
@@ -66,6 +66,8 @@ describe("host routing", () => {
   it("routes only names that fit in a host name", () => {
     expect(hostRoutable(address)).toBe(true);
     expect(hostRoutable({ ...address, app: "my_app" })).toBe(false);
+    expect(hostRoutable({ ...address, app: "Shop" })).toBe(false);
+    expect(hostRoutable({ ...address, workspaceName: "Acme" })).toBe(false);
     expect(hostRoutable({ ...address, app: "a".repeat(60) })).toBe(false);
   });
 });

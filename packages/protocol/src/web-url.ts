@@ -56,16 +56,17 @@ export function parseWebPath(path: string): WebAddress | undefined {
 }
 
 /**
- * Whether an app's name can be part of a host name (`LABEL-APP.ENV.DOMAIN`): letters, digits and '-',
- * with `LABEL-APP` at most 63 characters, as DNS allows. Others are reached by their `/w/...` path only.
+ * Whether a function's names can make its host name (`LABEL-APP.ENV.DOMAIN`): lower-case letters, digits
+ * and '-' (a host name has no case), with `LABEL-APP` at most 63 characters, as DNS allows. Others are
+ * reached by their `/w/...` path only.
  */
 export function hostRoutable(address: Pick<WebFunctionAddress, "app" | "label" | "env" | "workspaceName">): boolean {
   const first = `${address.label}-${address.app}`;
   return (
     first.length <= 63 &&
-    /^[a-z0-9-]+$/i.test(address.app) &&
-    /^[a-z0-9-]+$/i.test(address.env) &&
-    /^[a-z0-9-]+$/i.test(address.workspaceName)
+    /^[a-z0-9-]+$/.test(address.app) &&
+    /^[a-z0-9-]+$/.test(address.env) &&
+    /^[a-z0-9-]+$/.test(address.workspaceName)
   );
 }
 

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsBlobStore } from "@skiff/blob";
@@ -395,6 +396,21 @@ describe("web gateway", () => {
     expect(error).toMatchObject({ code: "CONTAINER_CRASHED", requestId: dropped.headers[REQUEST_ID_HEADER] });
     const container = relay.seen.at(-1)!.container;
     await until(() => slots().inFlightOf(container) === 0);
+    // A client that keeps its side open after a refusal holds nothing: the gateway closes the connection.
+    const raw = netConnect({ port: Number(new URL(server.url).port), host: "127.0.0.1", allowHalfOpen: true });
+    let got = "";
+    raw.on("data", (chunk: Buffer) => {
+      got += chunk.toString();
+    });
+    const ended = new Promise((resolve) => raw.once("end", resolve));
+    raw.write(
+      "GET /w/main/decline/nows/refuse HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n" +
+        "sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    await ended;
+    expect(got).toMatch(/^HTTP\/1\.1 426/);
+    await until(() => slots().inFlightOf(relay.seen.at(-1)!.container) === 0);
+    raw.destroy();
   });
 
   it("refuses an upgrade to an unknown URL (404), without proxy auth (401, before any container) and to an endpoint (400)", async () => {

@@ -158,7 +158,8 @@ export class WebGateway {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket as Socket);
-    res.once("finish", () => socket.end());
+    // Once a refusal is written the connection is done: destroyed, not half-closed, so its slot goes at once.
+    res.once("finish", () => (socket as Socket).destroySoon());
     res.setHeader(REQUEST_ID_HEADER, requestId);
     const early = new EarlyBytes(socket, head);
     this.routeUpgrade(req, res, socket, early, requestId).catch((error: Error) => {
@@ -220,6 +221,11 @@ export class WebGateway {
       const line = `${req.method} ${target.rest}${exchange.search} ${status} ${ms}ms`;
       this.deps.control.web.logRequest(info, exchange.lease?.containerId ?? "ct-server", line);
     });
+    // The client left during the lookup (its close came before the listener above): nothing to answer or hold.
+    if (res.closed || req.socket.destroyed) {
+      exchange.closed = true;
+      return;
+    }
     if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
       throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
     const redirectAfterMs = redirectAfterOf(info);
@@ -254,9 +260,12 @@ export class WebGateway {
         requestId: exchange.requestId,
         functionId: exchange.info.id,
         prefix: exchange.target.prefix,
-        end: () => {
+        end: (delivered) => {
+          exchange.closed = true;
+          exchange.gone?.abort();
           exchange.lease?.release();
-          if (exchange.upstream && !exchange.upstream.writableFinished) exchange.upstream.destroy();
+          // An answer nobody came for: the container need not go on (nor hold its connection).
+          if (!delivered) exchange.upstream?.destroy();
         },
       },
       res,
@@ -320,6 +329,11 @@ export class WebGateway {
       const line = `${req.method} ${target.rest}${search} ${status} ${ms}ms`;
       this.deps.control.web.logRequest(info, lease?.containerId ?? "ct-server", line);
     });
+    // The client left during the lookup: nothing to answer or hold.
+    if (client.destroyed) {
+      gone.abort();
+      return;
+    }
     if (info.spec.web?.kind === "endpoint") throw new ApiError("BAD_REQUEST", ENDPOINT_UPGRADE);
     if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
       throw new ApiError("UNAUTHORIZED", PROXY_AUTH);

@@ -16,8 +16,11 @@ export interface LongRequest {
   functionId: string;
   /** What the function's paths sit under on the client's side ("" on a host name). */
   prefix: string;
-  /** Lets go of what it holds (its container slot, its connection to the relay): its answer is gone or sent. */
-  end(): void;
+  /**
+   * Lets go of what it holds (its container slot; its connection to the container unless its answer was
+   * `delivered` whole, and any wait for a container).
+   */
+  end(delivered: boolean): void;
 }
 
 interface Parked {
@@ -74,7 +77,7 @@ export class LongRequests {
       parked.waiter = undefined;
       clearTimeout(parked.expiry);
       this.parked.delete(requestId);
-      res.once("close", () => parked.request.end());
+      res.once("close", () => parked.request.end(res.writableFinished));
       parked.deliver!(res, req);
     };
     const timer = setTimeout(() => {
@@ -100,7 +103,7 @@ export class LongRequests {
   close(): void {
     for (const parked of this.parked.values()) {
       clearTimeout(parked.expiry);
-      parked.request.end();
+      parked.request.end(false);
     }
     this.parked.clear();
   }
@@ -116,7 +119,7 @@ export class LongRequests {
     parked.expiry = setTimeout(() => {
       if (parked.waiter) return;
       this.parked.delete(parked.request.requestId);
-      parked.request.end();
+      parked.request.end(false);
     }, RESULT_KEEP_MS);
     parked.expiry.unref();
   }

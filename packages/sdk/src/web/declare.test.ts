@@ -40,7 +40,8 @@ describe("web functions in the manifest", () => {
     expect(byName.slow?.web?.redirectAfterMs).toBe(600_000);
     expect(byName.never?.web?.redirectAfterMs).toBeNull();
     expect(byName.plain?.web).not.toHaveProperty("redirectAfterMs");
-    expect(() => app.web({ redirectAfter: "500ms" }, fetch)).toThrow(/redirectAfter must be at least 1s/);
+    expect(() => app.web({ redirectAfter: "500ms" }, fetch)).toThrow(/redirectAfter must be from 1s to 24h/);
+    expect(() => app.web({ redirectAfter: "30d" }, fetch)).toThrow(/redirectAfter must be from 1s to 24h/);
     expect(() => app.web({ redirectAfter: "soon" } as unknown as WebOptions, fetch)).toThrow(/not a duration/);
   });
 

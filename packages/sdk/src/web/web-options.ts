@@ -123,13 +123,18 @@ export function maxBodyBytes(where: string, size: Size | undefined): number {
   return Math.floor(parseSize(size ?? 1, `${where}: maxBodySize`) * 1024 * 1024);
 }
 
+/** The longest `redirectAfter`: a day (timers cannot wait much past 24 days, and nobody waits that long). */
+const MAX_REDIRECT_AFTER_MS = 24 * 3600_000;
+
 /** `redirectAfter` in milliseconds, checked: undefined for the default, null for never. */
 export function redirectAfterMs(where: string, value: unknown): number | null | undefined {
   if (value === undefined) return undefined;
   if (value === false) return null;
   const ms = parseDuration(value as Duration, `${where}: redirectAfter`);
-  if (ms < 1000) {
-    throw new RangeError(`${where}: redirectAfter must be at least 1s (or false, to never redirect), not ${ms}ms`);
+  if (ms < 1000 || ms > MAX_REDIRECT_AFTER_MS) {
+    throw new RangeError(
+      `${where}: redirectAfter must be from 1s to 24h (or false, to never redirect), not ${JSON.stringify(value)}`,
+    );
   }
   return ms;
 }

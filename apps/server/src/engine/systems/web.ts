@@ -285,6 +285,9 @@ export class WebSystem {
         if (left > 0) this.inFlight.set(containerId, left);
         else this.inFlight.delete(containerId);
         this.serveWaiting(info.id);
+        // A deploy gave the pool's label to another since: its requests may wait for this slot now.
+        const heir = this.successors.get(info.id)?.to;
+        if (heir) this.serveWaiting(heir.id);
       },
     };
   }
