@@ -182,19 +182,25 @@ export class WebGateway {
     this.agents.clear();
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-    const started = performance.now();
+  /** The running web function a request names, and the query its handler sees; 404 when there is none. */
+  private async locate(req: IncomingMessage): Promise<{ target: Target; info: FunctionInfo; search: string }> {
     const raw = req.url ?? "/";
     const query = raw.indexOf("?");
     const target = this.targetOf(req, query < 0 ? raw : raw.slice(0, query));
     const info = target && (await this.resolve(target));
     if (!target || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
+    return { target, info, search: query < 0 ? "" : raw.slice(query) };
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const started = performance.now();
+    const { target, info, search } = await this.locate(req);
     const exchange: Exchange = {
       req,
       res,
       info,
       target,
-      search: query < 0 ? "" : raw.slice(query),
+      search,
       requestId,
       body: new ReplayableBody(req),
       gone: undefined,
@@ -296,7 +302,7 @@ export class WebGateway {
       rest: path,
       prefix: "",
       lookup: (store) => store.apps.findWebFunctionByHost(host),
-      matches: (info) => `${info.spec.web?.label}-${info.appName}`.toLowerCase() === host.labelApp,
+      matches: (info) => `${info.spec.web?.label}-${info.appName}` === host.labelApp,
     };
   }
 
@@ -308,12 +314,7 @@ export class WebGateway {
     requestId: string,
   ): Promise<void> {
     const started = performance.now();
-    const raw = req.url ?? "/";
-    const query = raw.indexOf("?");
-    const target = this.targetOf(req, query < 0 ? raw : raw.slice(0, query));
-    const info = target && (await this.resolve(target));
-    if (!target || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
-    const search = query < 0 ? "" : raw.slice(query);
+    const { target, info, search } = await this.locate(req);
     const gone = new AbortController();
     let lease: WebLease | undefined;
     let status = 499; // the client went away before an answer started
