@@ -119,6 +119,8 @@ export class ContainerSession implements WebTarget {
   private lastActive = Date.now();
   /** Web requests (and upgraded connections) the relay has open to this container. */
   private webRequests = 0;
+  /** The runner's connection closed: its process ended, whatever the runtime says yet. */
+  private runnerGone = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private startupTimer: NodeJS.Timeout | undefined;
   /** Hides the values of the function's secrets (and its token) in log lines. */
@@ -234,7 +236,7 @@ export class ContainerSession implements WebTarget {
 
   /** A web function whose runner listens (it said `ready`) and that is not stopping. */
   get acceptsRequests(): boolean {
-    return this.webSocketPath !== undefined && this.ready && this.stopReason === undefined;
+    return this.webSocketPath !== undefined && this.ready && this.stopReason === undefined && !this.runnerGone;
   }
 
   beginRequest(): void {
@@ -386,6 +388,10 @@ export class ContainerSession implements WebTarget {
       }
     });
     socket.on("error", () => {});
+    // The runner's connection ends only with its process: no request should go to its web socket after.
+    socket.once("close", () => {
+      this.runnerGone = true;
+    });
   }
 
   private async onRunner(message: RunnerMessage): Promise<void> {

@@ -304,7 +304,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   };
   for (const message of early) onMessage(message);
   setHandler(onMessage);
-  socket.on("close", () => process.exit(0));
+  socket.on("close", () => exitWhenFlushed(0));
   send({ t: "ready" });
   askForMore();
 }
@@ -359,7 +359,7 @@ async function serveWeb(
   };
   for (const message of runner.early) onMessage(message);
   runner.setHandler(onMessage);
-  runner.socket.on("close", () => process.exit(0));
+  runner.socket.on("close", () => exitWhenFlushed(0));
   runner.send({ t: "ready" });
 }
 
@@ -525,3 +525,21 @@ function isWorkerMessage(message: WorkerToRunner): boolean {
       return false;
   }
 }
+
+/**
+ * Exits once what the function wrote to stdout and stderr has left the process: `process.exit` drops writes
+ * still queued, and a chatty function's last lines may be (its output need not be read as fast as written).
+ * At most EXIT_FLUSH_MS: a reader that never reads does not keep the container up.
+ */
+function exitWhenFlushed(code: number): void {
+  let waiting = 2;
+  const flushed = () => {
+    if (--waiting === 0) process.exit(code);
+  };
+  process.stdout.write("", flushed);
+  process.stderr.write("", flushed);
+  setTimeout(() => process.exit(code), EXIT_FLUSH_MS).unref();
+}
+
+/** How long an ending runner waits for its output to be taken. */
+const EXIT_FLUSH_MS = 5_000;
