@@ -215,8 +215,8 @@ export class WebGateway {
       clearTimeout(exchange.redirect);
       // A redirected request goes on: its answer waits at its result URL.
       if (!exchange.parked) {
-        // Only a request still waiting needs telling (an abort costs an exception with its stack).
         exchange.closed = true;
+        // Only a request still waiting needs telling (an abort costs an exception with its stack).
         if (!res.writableFinished) exchange.gone?.abort();
         exchange.lease?.release();
         if (!res.writableFinished) exchange.upstream?.destroy();

@@ -53,6 +53,7 @@ export function declareEndpoint<B extends Schema | undefined, Q extends Schema |
   }
   const method = endpointMethod(where, options.method, options.body !== undefined);
   const docs = options.docs ?? false;
+  const redirectAfter = redirectAfterMs(where, web.redirectAfter);
   let fn: WebFunction | undefined;
   const fetch = endpointHandler({
     title: () => fn?.name ?? "endpoint",
@@ -60,6 +61,7 @@ export function declareEndpoint<B extends Schema | undefined, Q extends Schema |
     body: options.body,
     query: options.query,
     docs,
+    redirects: redirectAfter !== null,
     maxBodyBytes: maxBodyBytes(where, options.maxBodySize),
     handler: handler as (input: unknown, request: Request) => unknown,
   });
@@ -67,7 +69,7 @@ export function declareEndpoint<B extends Schema | undefined, Q extends Schema |
     kind: "endpoint",
     label: web.label as string | undefined,
     requiresProxyAuth: web.requiresProxyAuth as boolean | undefined,
-    redirectAfterMs: redirectAfterMs(where, web.redirectAfter),
+    redirectAfterMs: redirectAfter,
     method,
     docs,
   });

@@ -104,7 +104,7 @@ describe("app.endpoint", () => {
       properties: { prompt: { type: "string", minLength: 1 }, steps: { type: "integer", default: 20 } },
       required: ["prompt"],
     });
-    expect(Object.keys(operation.responses)).toEqual(["200", "400", "413", "422", "500"]);
+    expect(Object.keys(operation.responses)).toEqual(["200", "303", "400", "413", "422", "500"]);
   });
 
   it("serves a self-contained /docs page with the document in it", async () => {

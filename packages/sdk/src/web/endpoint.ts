@@ -13,6 +13,8 @@ export interface EndpointConfig {
   body?: Schema | undefined;
   query?: Schema | undefined;
   docs: boolean;
+  /** Long requests are answered 303 to their result URL (`redirectAfter` is not false). */
+  redirects?: boolean | undefined;
   maxBodyBytes: number;
   handler: (input: unknown, request: Request) => unknown;
 }

@@ -6,6 +6,8 @@ export interface OpenApiSource {
   method: HttpMethod;
   body?: Schema | undefined;
   query?: Schema | undefined;
+  /** Long requests are answered 303 to their result URL (`redirectAfter` is not false). */
+  redirects?: boolean | undefined;
 }
 
 const ERROR_SCHEMA: JsonSchema = {
@@ -46,6 +48,9 @@ export function openApiDocument(title: string, source: OpenApiSource): JsonSchem
     ...(source.body ? { requestBody: { required: true, content: json(toJsonSchema(source.body)) } } : {}),
     responses: {
       "200": { description: "the handler's value: JSON, or text" },
+      ...(source.redirects === false
+        ? {}
+        : { "303": { description: "still running after redirectAfter: the answer will be at Location" } }),
       ...(source.body ? { "400": error("the body is not JSON"), "413": error("the body is over the limit") } : {}),
       ...(source.body || source.query ? { "422": error("the request does not match the schema") } : {}),
       "500": error("the handler failed"),
