@@ -190,7 +190,11 @@ for (const runtime of webRuntimes) {
         console.log(`[${runtime.name}] skiff serve reload: ${latency(samples)}`);
         expect(failed(samples)).toEqual([]);
         expect(olderAfter(samples, "v2")).toEqual([]);
-        expect(finishedOnOld(samples, "v1", "v2").length).toBeGreaterThan(0);
+        // Whether a slow request was in flight at the switch is up to timing here (the deploy test makes
+        // sure of one and asserts it finishes on the old code): logged, not asserted.
+        console.log(
+          `[${runtime.name}] skiff serve reload: ${finishedOnOld(samples, "v1", "v2").length} request(s) finished on the old code after the switch`,
+        );
 
         child.kill("SIGINT");
         expect(await exited).toBe(0);
