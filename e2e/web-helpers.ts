@@ -2,10 +2,11 @@
 // WebSocket clients.
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { expect } from "vitest";
 import WebSocket from "ws";
-import { hasCommand, type Stack } from "./stack.js";
+import { hasCommand, Stack } from "./stack.js";
 
 const MiB = 1024 * 1024;
 const root = process.getuid?.() === 0;
@@ -214,4 +215,48 @@ export async function echoLatency(ws: WebSocket, count: number): Promise<{ p50: 
   times.sort((a, b) => a - b);
   const at = (q: number) => Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]! * 100) / 100;
   return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** A process's resident memory in MiB (Linux). */
+function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match ? Number(match[1]) / 1024 : 0;
+}
+
+/**
+ * Runs `work` while sampling the stack's server and worker RSS every 100 ms; resolves with how much each grew
+ * at most (MiB) over its size before, to show that a large body never sat whole in either.
+ */
+export async function rssGrowthDuring(
+  stack: Stack,
+  work: () => Promise<void>,
+): Promise<{ server: number; worker: number }> {
+  const pids = { server: stack.server!.pid!, worker: stack.worker!.pid! };
+  const before = { server: rssMiB(pids.server), worker: rssMiB(pids.worker) };
+  const most = { ...before };
+  const sampling = setInterval(() => {
+    most.server = Math.max(most.server, rssMiB(pids.server));
+    most.worker = Math.max(most.worker, rssMiB(pids.worker));
+  }, 100);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampling);
+  }
+  return { server: most.server - before.server, worker: most.worker - before.worker };
+}
+
+/** A stack on `runtime` with `fixture` deployed, and the URLs the deploy printed. */
+export async function deployedStack(
+  runtime: string,
+  fixture: string,
+  options: { serverEnv?: Record<string, string> } = {},
+): Promise<{ stack: Stack; urls: Record<string, string> }> {
+  const stack = await Stack.start({ runtime, ...options });
+  const deployed = await stack.run(["deploy", fixture], { timeoutMs: 300_000 });
+  if (deployed.code !== 0) {
+    await stack.stop();
+    throw new Error(`skiff deploy ${fixture} failed:\n${deployed.stderr}`);
+  }
+  return { stack, urls: urlsIn(deployed.stderr) };
 }

@@ -1,17 +1,11 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Stack } from "./stack.js";
-import { curl, curlAvailable, urlsIn, webRuntimes } from "./web-helpers.js";
+import type { Stack } from "./stack.js";
+import { curl, curlAvailable, deployedStack, rssGrowthDuring, webRuntimes } from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web-more.ts";
 const MiB = 1024 * 1024;
 
-/** A process's resident memory in MiB (Linux). */
-function rssMiB(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return match ? Number(match[1]) / 1024 : 0;
-}
 const HOST = "slow-e2e-web-more.main.apps.test";
 
 /**
@@ -28,11 +22,10 @@ for (const runtime of webRuntimes) {
     let toStack: string[];
 
     beforeAll(async () => {
-      stack = await Stack.start({ runtime: runtime.name, serverEnv: { SKIFF_WEB_URL: "http://apps.test" } });
+      ({ stack, urls } = await deployedStack(runtime.name, FIXTURE, {
+        serverEnv: { SKIFF_WEB_URL: "http://apps.test" },
+      }));
       toStack = ["--connect-to", `${HOST}:80:127.0.0.1:${new URL(stack.url).port}`];
-      const deployed = await stack.run(["deploy", FIXTURE], { timeoutMs: 300_000 });
-      expect(deployed.code, deployed.stderr).toBe(0);
-      urls = urlsIn(deployed.stderr);
     }, 400_000);
 
     afterAll(async () => {
@@ -107,29 +100,20 @@ for (const runtime of webRuntimes) {
       for (let i = 0; i < mib; i++) expected.update(Buffer.alloc(MiB, i % 251));
       const url = `${stack.url}/w/main/e2e-web-more/download`;
       await (await fetch(`${url}?mib=1`)).arrayBuffer();
-      const pids = { server: stack.server!.pid!, worker: stack.worker!.pid! };
-      const before = { server: rssMiB(pids.server), worker: rssMiB(pids.worker) };
-      const most = { ...before };
-      const sampling = setInterval(() => {
-        most.server = Math.max(most.server, rssMiB(pids.server));
-        most.worker = Math.max(most.worker, rssMiB(pids.worker));
-      }, 100);
       const got = createHash("sha256");
       let bytes = 0;
-      try {
+      const growth = await rssGrowthDuring(stack, async () => {
         const response = await fetch(`${url}?mib=${mib}`);
         expect(response.status).toBe(200);
         for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
           got.update(chunk);
           bytes += chunk.length;
         }
-      } finally {
-        clearInterval(sampling);
-      }
+      });
       expect(bytes).toBe(mib * MiB);
       expect(got.digest("hex")).toBe(expected.digest("hex"));
-      expect(most.server - before.server, "the server's RSS growth (MiB)").toBeLessThan(80);
-      expect(most.worker - before.worker, "the worker's RSS growth (MiB)").toBeLessThan(80);
+      expect(growth.server, "the server's RSS growth (MiB)").toBeLessThan(80);
+      expect(growth.worker, "the worker's RSS growth (MiB)").toBeLessThan(80);
     }, 300_000);
   });
 }

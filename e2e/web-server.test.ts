@@ -1,18 +1,18 @@
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, ROOT, Stack } from "./stack.js";
+import { CLI, ROOT, type Stack } from "./stack.js";
 import {
   cliListsContainerOf,
   closeOf,
   curl,
   curlAvailable,
+  deployedStack,
   dialWebSocket,
   exerciseEcho,
   nextMessage,
   openWebSocket,
   textOf,
-  urlsIn,
   webRuntimes,
 } from "./web-helpers.js";
 
@@ -61,10 +61,7 @@ for (const runtime of webRuntimes) {
     let urls: Record<string, string>;
 
     beforeAll(async () => {
-      stack = await Stack.start({ runtime: runtime.name });
-      const deployed = await stack.run(["deploy", FIXTURE], { timeoutMs: 300_000 });
-      expect(deployed.code, deployed.stderr).toBe(0);
-      urls = urlsIn(deployed.stderr);
+      ({ stack, urls } = await deployedStack(runtime.name, FIXTURE));
     }, 400_000);
 
     afterAll(async () => {

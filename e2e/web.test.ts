@@ -1,21 +1,22 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
+import { CLI, fixtureVariant, ROOT, type Stack } from "./stack.js";
 import {
   cliListsContainerOf,
   closeOf,
   containersOf,
   curl,
   curlAvailable,
+  deployedStack,
   dialWebSocket,
   echoLatency,
   exerciseEcho,
   nextMessage,
   openWebSocket,
+  rssGrowthDuring,
   textOf,
   urlsIn,
   waitUntil,
@@ -25,12 +26,6 @@ import {
 const FIXTURE = "e2e/fixtures/web.ts";
 const SERVE_FIXTURE = "e2e/fixtures/web-serve.ts";
 const MiB = 1024 * 1024;
-
-/** A process's resident memory in MiB (Linux). */
-function rssMiB(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return match ? Number(match[1]) / 1024 : 0;
-}
 
 /** Chunk `i` of a generated upload: 1 MiB of one byte value, different from its neighbours'. */
 const uploadChunk = (i: number) => Buffer.alloc(MiB, i % 251);
@@ -73,10 +68,7 @@ for (const runtime of webRuntimes) {
     const waitFor = (what: string, check: () => Promise<boolean>, ms?: number) => waitUntil(stack, what, check, ms);
 
     beforeAll(async () => {
-      stack = await Stack.start({ runtime: runtime.name });
-      const deployed = await stack.run(["deploy", FIXTURE], { timeoutMs: 300_000 });
-      expect(deployed.code, deployed.stderr).toBe(0);
-      urls = urlsIn(deployed.stderr);
+      ({ stack, urls } = await deployedStack(runtime.name, FIXTURE));
     }, 400_000);
 
     afterAll(async () => {
@@ -186,14 +178,7 @@ for (const runtime of webRuntimes) {
       for (let i = 0; i < chunks; i++) expected.update(uploadChunk(i));
 
       await fetch(urls.site!);
-      const pids = { server: stack.server!.pid!, worker: stack.worker!.pid! };
-      const before = { server: rssMiB(pids.server), worker: rssMiB(pids.worker) };
-      const most = { ...before };
-      const sampling = setInterval(() => {
-        most.server = Math.max(most.server, rssMiB(pids.server));
-        most.worker = Math.max(most.worker, rssMiB(pids.worker));
-      }, 100);
-      try {
+      const growth = await rssGrowthDuring(stack, async () => {
         const response = await fetch(`${urls.site}/upload`, {
           method: "POST",
           headers: { "content-type": "application/octet-stream" },
@@ -202,11 +187,9 @@ for (const runtime of webRuntimes) {
         } as RequestInit);
         expect(response.status).toBe(200);
         expect(await response.json()).toEqual({ sha256: expected.digest("hex"), bytes: chunks * MiB });
-      } finally {
-        clearInterval(sampling);
-      }
-      expect(most.server - before.server, "the server's RSS growth (MiB)").toBeLessThan(80);
-      expect(most.worker - before.worker, "the worker's RSS growth (MiB)").toBeLessThan(80);
+      });
+      expect(growth.server, "the server's RSS growth (MiB)").toBeLessThan(80);
+      expect(growth.worker, "the worker's RSS growth (MiB)").toBeLessThan(80);
     }, 300_000);
 
     it("runs up to maxInputs requests at once in one container", async () => {
