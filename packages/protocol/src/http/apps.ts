@@ -74,6 +74,14 @@ export const AppVersionView = z.object({
 });
 export type AppVersionView = z.output<typeof AppVersionView>;
 
+/** A new version's code and spec: a deploy's, and a run's reloaded file's. */
+const NewVersion = z.object({
+  manifest: Manifest,
+  env: EnvName.default("main"),
+  bundleHash: Sha256,
+  localSecrets: LocalSecrets,
+});
+
 /**
  * Apps: `skiff run` creates ephemeral or detached ones, `skiff deploy` versions deployed ones. A path's
  * `:app` is a name or an id, looked up in the `?env=` environment.
@@ -96,12 +104,7 @@ export const appRoutes = {
   deploy: route({
     method: "POST",
     path: "/v1/deploy",
-    body: z.object({
-      manifest: Manifest,
-      env: EnvName.default("main"),
-      bundleHash: Sha256,
-      localSecrets: LocalSecrets,
-    }),
+    body: NewVersion,
     response: DeployedApp,
   }),
   /**
@@ -111,12 +114,7 @@ export const appRoutes = {
   update: route({
     method: "POST",
     path: "/v1/apps/:id/versions",
-    body: z.object({
-      manifest: Manifest,
-      env: EnvName.default("main"),
-      bundleHash: Sha256,
-      localSecrets: LocalSecrets,
-    }),
+    body: NewVersion,
     response: DeployedApp,
   }),
   list: route({ method: "GET", path: "/v1/apps", query: EnvQuery, response: z.object({ apps: z.array(AppSummary) }) }),
