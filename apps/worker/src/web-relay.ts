@@ -12,7 +12,7 @@ import {
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { Duplex } from "node:stream";
-import { type ErrorCode, REQUEST_ID_HEADER, WEB_RELAY_SECRET_HEADER } from "@skiff/protocol";
+import { type ErrorCode, endToEndHeaders, REQUEST_ID_HEADER, WEB_RELAY_SECRET_HEADER } from "@skiff/protocol";
 import type { Logger } from "pino";
 
 /** A container as the relay sees it: where its runner serves HTTP, and whether it takes requests now. */
@@ -42,19 +42,6 @@ export interface WebRelayAddress {
   url: string;
   secret: string;
 }
-
-/** Headers that describe one connection, not the request: never passed on (RFC 9110, 7.6.1). */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 const ROUTE = /^\/containers\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 
@@ -117,17 +104,7 @@ export class WebRelay {
     const target = this.options.target(containerId);
     const socketPath = target?.webSocketPath;
     if (!target?.acceptsRequests || !socketPath) return undefined;
-    target.beginRequest();
-    let done = false;
-    return {
-      socketPath,
-      accepting: () => target.acceptsRequests,
-      done: () => {
-        if (done) return;
-        done = true;
-        target.endRequest();
-      },
-    };
+    return { socketPath, accepting: () => target.acceptsRequests, done: lease(target) };
   }
 
   /**
@@ -162,13 +139,7 @@ export class WebRelay {
       return;
     }
     const { containerId, target, socketPath, path } = found;
-    target.beginRequest();
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      target.endRequest();
-    };
+    const end = lease(target);
     const upstream = request({
       socketPath,
       agent: this.agentFor(containerId),
@@ -240,13 +211,7 @@ export class WebRelay {
       return;
     }
     const { target, socketPath, path } = found;
-    target.beginRequest();
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      target.endRequest();
-    };
+    const end = lease(target);
     client.on("close", end);
     const headers = forwardedHeaders(req.headers, this.secret);
     headers.connection = "upgrade";
@@ -326,19 +291,7 @@ export class WebRelay {
 
 /** The headers to pass on: all but hop-by-hop ones (and those the Connection header names) and the secret. */
 function forwardedHeaders(headers: IncomingHttpHeaders, secret?: string): OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    if (secret !== undefined && name === WEB_RELAY_SECRET_HEADER) continue;
-    out[name] = value;
-  }
-  return out;
+  return endToEndHeaders(headers, secret === undefined ? undefined : new Set([WEB_RELAY_SECRET_HEADER]));
 }
 
 /** An HTTP/1.1 response head, as written on a raw connection. */
@@ -377,4 +330,15 @@ function requestIdOf(req: IncomingMessage): string | undefined {
 function advertisedHost(host: string): string {
   if (host === "0.0.0.0" || host === "::") return hostname();
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Counts a request as the container's activity: the function returned ends it, once however often called. */
+function lease(target: WebTarget): () => void {
+  target.beginRequest();
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    target.endRequest();
+  };
 }

@@ -8,6 +8,7 @@ export * from "./error-code.js";
 export * from "./errors.js";
 export * from "./frame.js";
 export * from "./group-by.js";
+export * from "./hop-headers.js";
 export * from "./http/index.js";
 export * from "./image-files.js";
 export * from "./link.js";

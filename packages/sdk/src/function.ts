@@ -124,20 +124,27 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     await updateAutoscaler(poolBaseId(functionId), settings);
   }
 
+  /** Submits one call of `args` (a generator's, with `gen`); settles once the server has taken it. */
+  private async submitOne(client: Client, functionId: string, callId: string, args: A, gen: boolean): Promise<void> {
+    const input = { idx: 0, args: await toPayload(client, this.wrap(args)) };
+    await client.send({
+      t: "submit",
+      functionId,
+      callId,
+      total: 1,
+      subscribe: true,
+      ...(gen ? { gen } : {}),
+      inputs: [input],
+    });
+  }
+
   /** Runs once in a container and returns its result (or throws its exception). */
   async remote(...args: A): Promise<R> {
     this.refuseGenerator("remote");
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const waiting = waitForResult(client, callId, { subscribe: false });
-    const accepted = client.send({
-      t: "submit",
-      functionId,
-      callId,
-      total: 1,
-      subscribe: true,
-      inputs: [{ idx: 0, args: await toPayload(client, this.wrap(args)) }],
-    });
+    const accepted = this.submitOne(client, functionId, callId, args, false);
     // The result can come before the acknowledgement (the server writes behind): either one settles it,
     // and a refusal still throws.
     accepted.catch(() => {});
@@ -312,15 +319,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     const stream = new GeneratorStream(client, callId);
     let finished = false;
     try {
-      const accepted = client.send({
-        t: "submit",
-        functionId,
-        callId,
-        total: 1,
-        subscribe: true,
-        gen: true,
-        inputs: [{ idx: 0, args: await toPayload(client, this.wrap(args)) }],
-      });
+      const accepted = this.submitOne(client, functionId, callId, args, true);
       accepted.catch((error: unknown) => stream.fail(error));
       for (;;) {
         const next = await stream.next();

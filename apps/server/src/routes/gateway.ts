@@ -5,6 +5,7 @@ import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DEFAULT_REDIRECT_AFTER_MS,
+  endToEndHeaders,
   HTTP_STATUS,
   type LocalWebRelay,
   parseWebHost,
@@ -17,7 +18,7 @@ import type { ControlPlane } from "../engine/control-plane.js";
 import type { FunctionInfo } from "../engine/state.js";
 import { PoolBusy, type WebLease } from "../engine/systems/web.js";
 import { ApiError, apiErrorOf } from "../errors.js";
-import { endToEnd, relayHeaders } from "./proxy-headers.js";
+import { relayHeaders } from "./proxy-headers.js";
 import { ReplayableBody } from "./replayable-body.js";
 import { LongRequests, RESULT_PATH } from "./web-results.js";
 
@@ -382,7 +383,7 @@ export class WebGateway {
     });
     upstream.on("response", (answer) => {
       // The container declined the upgrade (a 426, a 404, its own 401): its answer goes back as it is.
-      res.writeHead(answer.statusCode ?? 502, endToEnd(answer.headers));
+      res.writeHead(answer.statusCode ?? 502, endToEndHeaders(answer.headers));
       pipeline(answer, res).catch(() => res.destroy());
     });
     upstream.on("error", (error) => {
@@ -545,7 +546,7 @@ function respond(res: ServerResponse, req: IncomingMessage, upstream: ClientRequ
   reply.once("end", () => {
     if (!upstream.writableFinished) upstream.destroy();
   });
-  res.writeHead(reply.statusCode ?? 502, endToEnd(reply.headers));
+  res.writeHead(reply.statusCode ?? 502, endToEndHeaders(reply.headers));
   // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
   const early = setImmediate(() => res.flushHeaders());
   const sent = () => clearImmediate(early);

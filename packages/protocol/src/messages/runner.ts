@@ -50,39 +50,16 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
       return m.error instanceof Uint8Array ? { t: "init-failed", error: m.error } : undefined;
     case "next":
       return Number.isInteger(m.max) && (m.max as number) >= 1 ? { t: "next", max: m.max as number } : undefined;
-    case "output":
-      if (
-        typeof m.inputId !== "string" ||
-        !Number.isInteger(m.attempt) ||
-        !RUNNER_STATUS.has(m.status) ||
-        typeof m.retryable !== "boolean" ||
-        !isRunnerData(m.data)
-      )
-        return undefined;
-      return {
-        t: "output",
-        inputId: m.inputId,
-        attempt: m.attempt as number,
-        status: m.status as OutputStatus,
-        retryable: m.retryable,
-        data: m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob },
-      };
-    case "item":
-      if (
-        typeof m.inputId !== "string" ||
-        !Number.isInteger(m.attempt) ||
-        !Number.isInteger(m.index) ||
-        (m.index as number) < 0 ||
-        !isRunnerData(m.data)
-      )
-        return undefined;
-      return {
-        t: "item",
-        inputId: m.inputId,
-        attempt: m.attempt as number,
-        index: m.index as number,
-        data: m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob },
-      };
+    case "output": {
+      const carried = attemptData(m);
+      if (!carried || !RUNNER_STATUS.has(m.status) || typeof m.retryable !== "boolean") return undefined;
+      return { t: "output", ...carried, status: m.status as OutputStatus, retryable: m.retryable };
+    }
+    case "item": {
+      const carried = attemptData(m);
+      if (!carried || !Number.isInteger(m.index) || (m.index as number) < 0) return undefined;
+      return { t: "item", ...carried, index: m.index as number };
+    }
     default:
       return undefined;
   }
@@ -111,3 +88,10 @@ export const WorkerToRunner = z.discriminatedUnion("t", [
   AttemptRef.extend({ t: z.literal("cancel") }),
 ]);
 export type WorkerToRunner = z.infer<typeof WorkerToRunner>;
+
+/** The attempt a runner's message is about and the data it carries; undefined when either is malformed. */
+function attemptData(m: Record<string, unknown>): { inputId: string; attempt: number; data: RunnerData } | undefined {
+  if (typeof m.inputId !== "string" || !Number.isInteger(m.attempt) || !isRunnerData(m.data)) return undefined;
+  const data = m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob };
+  return { inputId: m.inputId, attempt: m.attempt as number, data };
+}

@@ -3,13 +3,11 @@ import type { AppRow, FunctionRow } from "@skiff/store";
 import { ApiError } from "../../errors.js";
 import type { Subscriber } from "../hub.js";
 import { withOverrides } from "../pool-options.js";
-import type { Scheduler } from "../scheduler.js";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { WorkerConn } from "../workers.js";
-import type { AttemptSystem } from "./attempts.js";
 import type { ContainerSystem } from "./containers.js";
 import { type PoolSystem, stoppedReason } from "./pools.js";
-import type { WebSystem } from "./web.js";
+import type { Systems } from "./systems.js";
 
 /** What `updateAutoscaler` may change at runtime. */
 export type AutoscalerSettings = Partial<
@@ -28,13 +26,10 @@ export class AppSystem {
 
   constructor(
     private readonly state: EngineState,
-    private readonly deps: {
-      pools: PoolSystem;
-      attempts: AttemptSystem;
-      containers: ContainerSystem;
-      web: WebSystem;
-      scheduler: Scheduler;
-      requestAutoscale: () => void;
+    private readonly deps: Pick<
+      Systems,
+      "pools" | "attempts" | "containers" | "web" | "scheduler" | "requestAutoscale"
+    > & {
       /** Ephemeral apps whose client has been silent this long are stopped. */
       abandonAfterMs: number;
     },

@@ -2,10 +2,8 @@ import { randomUUID } from "node:crypto";
 import { type ContainerView, type ImageSecrets, runnerEnvironment, type WorkerMessage } from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
-import type { AttemptSystem } from "./attempts.js";
 import { minContainersOf, type PoolSystem, replaceable } from "./pools.js";
-import type { SecretSystem } from "./secrets.js";
-import type { WebSystem } from "./web.js";
+import type { Systems } from "./systems.js";
 
 type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t: T }>;
 
@@ -16,12 +14,7 @@ type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t
 export class ContainerSystem {
   constructor(
     private readonly state: EngineState,
-    private readonly deps: {
-      pools: PoolSystem;
-      secrets: SecretSystem;
-      attempts: AttemptSystem;
-      web: WebSystem;
-      requestAutoscale: () => void;
+    private readonly deps: Pick<Systems, "pools" | "secrets" | "attempts" | "web" | "requestAutoscale"> & {
       /** A container of this app is gone (its log watchers may be waiting for the last one). */
       containerGone: (appId: string) => void;
     },

@@ -2,13 +2,7 @@ import { type AttemptRef, LEASE_MS, type WorkerMessage } from "@skiff/protocol";
 import type { QueuedInput } from "../queue.js";
 import type { EngineState } from "../state.js";
 import type { WorkerConn } from "../workers.js";
-import type { AppSystem } from "./apps.js";
-import type { AttemptSystem } from "./attempts.js";
-import type { ContainerSystem } from "./containers.js";
-import type { PoolSystem } from "./pools.js";
-import type { RecoverySystem } from "./recovery.js";
-import type { RelaySystem } from "./relays.js";
-import type { WebSystem } from "./web.js";
+import type { Systems } from "./systems.js";
 
 type Handlers = {
   [T in WorkerMessage["t"]]: (worker: WorkerConn, message: Extract<WorkerMessage, { t: T }>) => unknown;
@@ -26,16 +20,10 @@ export class WorkerSessionSystem {
 
   constructor(
     private readonly state: EngineState,
-    private readonly deps: {
-      pools: PoolSystem;
-      attempts: AttemptSystem;
-      containers: ContainerSystem;
-      apps: AppSystem;
-      relays: RelaySystem;
-      recovery: RecoverySystem;
-      web: WebSystem;
-      requestAutoscale: () => void;
-    },
+    private readonly deps: Pick<
+      Systems,
+      "pools" | "attempts" | "containers" | "apps" | "relays" | "recovery" | "web" | "requestAutoscale"
+    >,
   ) {
     const { attempts, containers, apps, relays } = deps;
     this.handlers = {

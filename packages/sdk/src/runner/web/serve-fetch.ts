@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { REQUEST_ID_HEADER } from "@skiff/protocol/constants";
 import { toRequest, writeResponse } from "./request-bridge.js";
 import { Slots } from "./slots.js";
-import type { WebServing } from "./web-serving.js";
+import { listenOnSocket, type WebServing } from "./web-serving.js";
 import { WebSocketUpgrades } from "./websocket-upgrades.js";
 
 /** How a fetch handler is served on the container's web socket. */
@@ -76,14 +75,7 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
       () => socket.destroy(),
     );
   });
-  await rm(options.socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.socketPath, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listenOnSocket(server, options.socketPath);
   return {
     close: () =>
       new Promise<void>((resolve) => {

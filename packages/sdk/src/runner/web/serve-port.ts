@@ -1,7 +1,6 @@
-import { rm } from "node:fs/promises";
 import { connect, createServer, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { WebServing } from "./web-serving.js";
+import { listenOnSocket, type WebServing } from "./web-serving.js";
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:`port` (polled every 100 ms). */
 export async function waitForPort(port: number, stopped: () => boolean = () => false): Promise<void> {
@@ -50,14 +49,7 @@ export async function servePort(options: { socketPath: string; port: number }): 
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await rm(options.socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.socketPath, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listenOnSocket(server, options.socketPath);
   return {
     close: () =>
       new Promise<void>((resolve) => {
