@@ -13,6 +13,7 @@ import { honoPostLatency } from "./baselines/hono-post.js";
 import { httpLoad, type LoadResult } from "./baselines/http-load.js";
 import { httpUpload } from "./baselines/http-upload.js";
 import { rawContainerStart } from "./baselines/raw-container.js";
+import { cgroupCpuMs, processCpuMs } from "./cpu.js";
 import { goalMet, machine, type Row, table, writeResults } from "./report.js";
 import { createDatabase, type Service, type SkiffStack, startHonoServer, startRedis, startSkiff } from "./services.js";
 
@@ -36,11 +37,12 @@ const HOW = [
   "- burst: 200 `.remote()` calls at once, each sleeping 100 ms, on a function with no container and up to 4; from the first call to the last result. The floor is one raw container start plus 200 × 100 ms / 4; BullMQ runs the same 200 jobs with concurrency 4 in workers already running (no isolation, no cold start);",
   "- class method: the first call on a new parameter set (a new pool: container start and an `enter` hook), median of 3, and warm round trips (median of 500 after 500) beside a plain function's in the same loop;",
   "- payloads: on a warm container, one `.remote()` whose argument is a Uint8Array of 10, 100 or 1,000 MiB (result 16 bytes), then one whose result is (argument 16 bytes): from the call to its result, through the SDK's blob upload, the server's blob store (synced to disk) and the container's api.sock relay (the runner reads an argument and puts a result itself). Against one plain HTTP upload of as many bytes to a node:http server on loopback in the bench's process, after a warm-up of a tenth;",
-  `- web: the handler of bench/apps/hello-hono.ts (GET / answers a small JSON naming the container, 34 bytes outside Skiff) served by @hono/node-server in a process of its own on 127.0.0.1, and by Skiff as \`app.web\` through the server's gateway and the worker's relay into one warm container (minContainers 1, maxInputs 100); closed-loop GETs from undici in the bench's process over 1 and 64 kept-alive connections, ${WEB_SECONDS} s each after ${WEB_SECONDS / 5} s of warm-up (\`SKIFF_BENCH_WEB_SECONDS\` changes it); latencies are of 200 answers. The floor on gVisor adds the raw container hop of the warm-latency rows (sequential round trips) to plain Hono's p50. Then ${BURST_CONNECTIONS.toLocaleString("en-US")} connections for ${3 * WEB_SECONDS} s at a web function with no container (up to 10 × 100 requests): a 503 is the platform refusing on purpose (the connection waits its Retry-After), any other status or a request that got no answer is an error; containers are counted by the ids in the answers;`,
+  `- web: the handler of bench/apps/hello-hono.ts (GET / answers a small JSON naming the container, 34 bytes outside Skiff) served by @hono/node-server in a process of its own on 127.0.0.1, and by Skiff as \`app.web\` through the server's gateway and the worker's relay into one warm container (minContainers 1, maxInputs 100); closed-loop GETs from undici in the bench's process over 1 and 64 kept-alive connections, ${WEB_SECONDS} s each after ${WEB_SECONDS / 5} s of warm-up (\`SKIFF_BENCH_WEB_SECONDS\` changes it); latencies are of 200 answers. CPU per request is the CPU time (from /proc, user + system) that the plain Hono server, \`skiff up\` and the warm container's processes (found by their cgroup) used while the requests were counted, over the 200 answers: it varies far less with a busy machine than latencies and rates do. The floor on gVisor adds the raw container hop of the warm-latency rows (sequential round trips) to plain Hono's p50. Then ${BURST_CONNECTIONS.toLocaleString("en-US")} connections for ${3 * WEB_SECONDS} s at a web function with no container (up to 10 × 100 requests): a 503 is the platform refusing on purpose (the connection waits its Retry-After), any other status or a request that got no answer is an error; containers are counted by the ids in the answers;`,
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
 const ms = (v: number) => `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`;
+const us = (v: number) => `${v.toFixed(0)} µs`;
 const mib = (v: number) => `${v.toFixed(0)} MiB`;
 const rate = (v: number) => `${Math.round(v).toLocaleString("en-US")} /s`;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
@@ -302,9 +304,32 @@ async function payloadRows(skiff: SkiffStack, runtime: "gvisor" | "runc"): Promi
   return rows;
 }
 
-/** One warm figure of the web rows: requests at `connections` at once for WEB_SECONDS, after a warm-up. */
-function webLoad(url: string, connections: number): Promise<LoadResult> {
-  return httpLoad({ url, connections, durationMs: WEB_SECONDS * 1000, warmupMs: WEB_SECONDS * 200 });
+/** A load's figures, with the CPU time each measured party used per 200 answer (µs), while it was counted. */
+type MeteredLoad = LoadResult & { cpuUs: Record<string, number> };
+
+/**
+ * One warm figure of the web rows: requests at `connections` at once for WEB_SECONDS, after a warm-up; with
+ * the CPU time per answer of each party in `meters` (a function giving its CPU time so far, in ms).
+ */
+async function webLoad(
+  url: string,
+  connections: number,
+  meters: Record<string, () => Promise<number>>,
+): Promise<MeteredLoad> {
+  const before: Record<string, number> = {};
+  const cpuUs: Record<string, number> = {};
+  const sample = async (into: Record<string, number>) => {
+    for (const [name, meter] of Object.entries(meters)) into[name] = await meter();
+  };
+  const load = await httpLoad({
+    url,
+    connections,
+    durationMs: WEB_SECONDS * 1000,
+    warmupMs: WEB_SECONDS * 200,
+    onCounting: (phase) => sample(phase === "start" ? before : cpuUs),
+  });
+  for (const name of Object.keys(meters)) cpuUs[name] = ((cpuUs[name]! - before[name]!) * 1000) / Math.max(load.ok, 1);
+  return { ...load, cpuUs };
 }
 
 /**
@@ -321,8 +346,10 @@ async function webRows(
   say(`web: plain Hono on loopback at ${WEB_CONNECTIONS.join(" and ")} connections, ${WEB_SECONDS} s each`);
   const hono = await startHonoServer(ROOT);
   services.push(hono);
-  const plain = new Map<number, LoadResult>();
-  for (const connections of WEB_CONNECTIONS) plain.set(connections, await webLoad(`${hono.url}/`, connections));
+  const plain = new Map<number, MeteredLoad>();
+  for (const connections of WEB_CONNECTIONS) {
+    plain.set(connections, await webLoad(`${hono.url}/`, connections, { server: () => processCpuMs(hono.pid) }));
+  }
   await hono.stop();
 
   say("web: Skiff, app.web on one warm container");
@@ -330,8 +357,11 @@ async function webRows(
   if (!urls.warm || !urls.cold) throw new Error(`skiff deploy ${WEB_APP} printed no URL for warm and cold`);
   services.push({ stop: () => skiff.cli(["app", "stop", "skiff-bench-web"]).then(() => {}) });
   await untilAnswered(urls.warm);
-  const viaSkiff = new Map<number, LoadResult>();
-  for (const connections of WEB_CONNECTIONS) viaSkiff.set(connections, await webLoad(urls.warm, connections));
+  // The warm function's one container names itself in its answers.
+  const warmContainer = ((await (await fetch(urls.warm)).json()) as { container: string }).container;
+  const meters = { up: () => processCpuMs(skiff.pid), container: () => cgroupCpuMs(warmContainer) };
+  const viaSkiff = new Map<number, MeteredLoad>();
+  for (const connections of WEB_CONNECTIONS) viaSkiff.set(connections, await webLoad(urls.warm, connections, meters));
   const same = runtime === "gvisor" ? "runsc" : "runc";
   const hop = await containerEchoLatency({ runtime: same, rootfs, nodeDir: node, requests: 2000, warmup: 2000 });
 
@@ -370,6 +400,12 @@ async function webRows(
         baseline: `${rate(h.perSec)} plain Hono`,
         ratio: s.perSec / h.perSec,
         goal: runtime === "runc" ? { op: "≥", ratio: 0.5 } : undefined,
+      },
+      {
+        what: `${what}, CPU per request: \`skiff up\` (gateway) + the container (runner and handler)`,
+        skiff: `${us(s.cpuUs.up!)} + ${us(s.cpuUs.container!)}`,
+        baseline: `${us(h.cpuUs.server!)} plain Hono server`,
+        ratio: (s.cpuUs.up! + s.cpuUs.container!) / h.cpuUs.server!,
       },
       {
         what: `${what}, p50 vs plain Hono + a raw \`${same} run\` container hop`,

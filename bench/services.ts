@@ -23,6 +23,8 @@ export interface SkiffStack extends Service {
   deploy(file: string): Promise<Record<string, string>>;
   /** VmRSS of the `skiff up` process, in MiB. */
   rss(): Promise<number>;
+  /** The `skiff up` process (server and worker). */
+  pid: number;
   /** Waits until `skiff up` runs no process but its helper (every container has exited and been torn down). */
   settle(timeoutMs?: number): Promise<void>;
 }
@@ -126,11 +128,11 @@ export async function startRedis(): Promise<Service & { port: number }> {
 }
 
 /** The web bench's plain Hono server (dist/bench-hono-server.mjs) in a process of its own, on loopback. */
-export async function startHonoServer(root: string): Promise<Service & { url: string }> {
+export async function startHonoServer(root: string): Promise<Service & { url: string; pid: number }> {
   const script = join(root, "dist", "bench-hono-server.mjs");
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`node scripts/build.mjs\``);
   const { child, match } = await startChild(process.execPath, [script], /listening (\d+)/, root);
-  return { url: `http://127.0.0.1:${match[1]}`, stop: () => terminate(child, 5000) };
+  return { url: `http://127.0.0.1:${match[1]}`, pid: child.pid!, stop: () => terminate(child, 5000) };
 }
 
 /**
@@ -232,7 +234,7 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
     while (Date.now() < deadline && (await childCount(pid)) > 0) await sleep(200);
   };
 
-  return { url, run, cli, deploy, rss, settle, stop: () => terminate(child, 20_000) };
+  return { url, pid, run, cli, deploy, rss, settle, stop: () => terminate(child, 20_000) };
 }
 
 /** Processes `skiff up` runs for containers and teardowns: its children and those of its skiff-spawner helper. */

@@ -14,6 +14,8 @@ export interface LoadOptions {
   warmupMs?: number;
   /** Sees each counted answer's status and body. */
   onAnswer?: (status: number, body: string) => void;
+  /** Called just before the counted requests start and once they have all ended (to sample CPU times). */
+  onCounting?: (phase: "start" | "end") => Promise<void>;
 }
 
 /** What {@link httpLoad} measured; latencies are of 200 answers, from the request to the body's end. */
@@ -86,10 +88,12 @@ export async function httpLoad(options: LoadOptions): Promise<LoadResult> {
       const until = performance.now() + warmupMs;
       await Promise.all(Array.from({ length: options.connections }, () => loop(until)));
     }
+    await options.onCounting?.("start");
     counting = true;
     const started = performance.now();
     countUntil = started + options.durationMs;
     await Promise.all(Array.from({ length: options.connections }, () => loop(countUntil)));
+    await options.onCounting?.("end");
     const s = summarize(latencies);
     return {
       ok: latencies.length,
