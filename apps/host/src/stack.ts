@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { FsBlobStore } from "@skiff/blob";
+import { type BlobStore, FsBlobStore } from "@skiff/blob";
 import { type Config, runnerDir } from "@skiff/cli";
 import { type RunningServer, startServer } from "@skiff/server";
 import { openPglite, openPostgres, SecretBox, Store } from "@skiff/store";
@@ -9,20 +9,23 @@ import { createRuntime, detectRuntime, WorkerAgent } from "@skiff/worker";
 import type { Logger } from "pino";
 import { ensureLocalCredentials, workerToken } from "./local-credentials.js";
 
-/** Starts the control plane on the configured store: PGlite under SKIFF_HOME, or SKIFF_DATABASE_URL. */
+/**
+ * Starts the control plane on the configured stores: PGlite under SKIFF_HOME, or SKIFF_DATABASE_URL; blobs
+ * under SKIFF_HOME, or where SKIFF_BLOB_URL says.
+ */
 export async function startControlPlane(
   config: Config,
   log: Logger,
   port: number,
 ): Promise<RunningServer & { store: Store }> {
   await mkdir(config.SKIFF_HOME, { recursive: true });
+  const blobs = await openBlobStore(config);
   const db = config.SKIFF_DATABASE_URL
     ? await openPostgres(config.SKIFF_DATABASE_URL)
     : await openPglite(join(config.SKIFF_HOME, "data"));
   // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
   const keyFile = join(config.SKIFF_HOME, "master.key");
   const store = new Store(db, { box: await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile }) });
-  const blobs = new FsBlobStore(join(config.SKIFF_HOME, "blobs"));
   const secrets = { store: store.secrets, ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
   const server = await startServer({
     store,
@@ -40,8 +43,23 @@ export async function startControlPlane(
     close: async () => {
       await server.close();
       await store.close();
+      blobs.close?.();
     },
   };
+}
+
+/**
+ * The blob store SKIFF_BLOB_URL names, else a directory under SKIFF_HOME. A bucket is checked before the
+ * server starts: one missing, or credentials it refuses, fail the start and say so, not the first upload.
+ */
+async function openBlobStore(config: Config): Promise<BlobStore & { close?: () => void }> {
+  const location = config.SKIFF_BLOB_URL ?? { kind: "fs", root: join(config.SKIFF_HOME, "blobs") };
+  if (location.kind === "fs") return new FsBlobStore(location.root);
+  // Loaded only here: the AWS SDK takes a quarter of a second to load, which a server on disk need not pay.
+  const { S3BlobStore } = await import("@skiff/blob/s3");
+  const blobs = new S3BlobStore(location);
+  await blobs.check();
+  return blobs;
 }
 
 /**

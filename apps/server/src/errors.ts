@@ -20,10 +20,19 @@ export class ApiError extends CodedError {
   }
 }
 
+/** The API's code for each blob store error; a Record so a new one cannot be forgotten here. */
+const BLOB_ERROR_CODES: Record<BlobError["code"], ErrorCode> = {
+  BLOB_BAD_HASH: "BAD_REQUEST",
+  BLOB_MISMATCH: "BAD_REQUEST",
+  BLOB_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  BLOB_CORRUPT: "INTERNAL",
+  BLOB_UNAVAILABLE: "UNAVAILABLE",
+};
+
 /**
  * An error as the API reports it: its own, a store's refusal (whose message never holds a secret value),
  * or INTERNAL. A secret the store cannot open (UNREADABLE: tampered, or sealed with another master key)
- * is the server's trouble, not the caller's; so is a blob corrupt on disk.
+ * is the server's trouble, not the caller's; so is a blob corrupt on disk, or a blob store out of reach.
  */
 export function apiErrorOf(error: Error): ApiError {
   if (error instanceof ApiError) return error;
@@ -31,13 +40,7 @@ export function apiErrorOf(error: Error): ApiError {
     return new ApiError(error.code === "UNREADABLE" ? "INTERNAL" : error.code, error.message, { cause: error });
   }
   if (error instanceof BlobError) {
-    const code =
-      error.code === "BLOB_CORRUPT"
-        ? "INTERNAL"
-        : error.code === "BLOB_TOO_LARGE"
-          ? "PAYLOAD_TOO_LARGE"
-          : "BAD_REQUEST";
-    return new ApiError(code, error.message, { cause: error });
+    return new ApiError(BLOB_ERROR_CODES[error.code], error.message, { cause: error });
   }
   return new ApiError("INTERNAL", error.message, { cause: error });
 }

@@ -46,7 +46,7 @@ export function describeBlobStoreConformance(name: string, make: () => Promise<B
     it("stores a stream and reads it back as one, checked against its hash and size", async () => {
       const store = await make();
       const big = new Uint8Array(5 * 1024 * 1024 + 7).map((_, i) => (i * 7) % 253);
-      const { sha256 } = await import("./fs-blob-store.js");
+      const { sha256 } = await import("./blob-checks.js");
       const hash = sha256(big);
       expect(await store.putStream(streamOf(big), { hash, size: big.length, maxBytes: big.length })).toBe(hash);
       expect(await store.putStream(streamOf(big), { hash, maxBytes: big.length })).toBe(hash);
@@ -76,6 +76,17 @@ export function describeBlobStoreConformance(name: string, make: () => Promise<B
         code: "BLOB_TOO_LARGE",
       });
       expect(await store.has(HELLO)).toBe(false);
+    });
+
+    // A stream that names a stored blob is still checked: its sender is granted the blob once it is accepted.
+    it("refuses a stream that names a blob already stored but is not its bytes", async () => {
+      const store = await make();
+      expect(await store.put(new TextEncoder().encode("hello"))).toBe(HELLO);
+      const wrong = new TextEncoder().encode("hellp");
+      await expect(store.putStream(streamOf(wrong), { hash: HELLO, maxBytes: 100 })).rejects.toMatchObject({
+        code: "BLOB_MISMATCH",
+      });
+      expect(new TextDecoder().decode(await store.get(HELLO))).toBe("hello");
     });
   });
 }

@@ -32,9 +32,12 @@ export interface BlobStore {
   has(hash: string): Promise<boolean>;
 }
 
-export class BlobError extends CodedError<"BLOB_BAD_HASH" | "BLOB_CORRUPT" | "BLOB_MISMATCH" | "BLOB_TOO_LARGE"> {
-  constructor(code: BlobError["code"], message: string) {
-    super(code, message);
+/** BLOB_UNAVAILABLE: the storage behind the store failed or refused (a bucket that is missing, say). */
+export class BlobError extends CodedError<
+  "BLOB_BAD_HASH" | "BLOB_CORRUPT" | "BLOB_MISMATCH" | "BLOB_TOO_LARGE" | "BLOB_UNAVAILABLE"
+> {
+  constructor(code: BlobError["code"], message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = "BlobError";
   }
 }

@@ -1,17 +1,11 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { Transform } from "node:stream";
+import { ArrivingBlob, checkedReader, sha256 } from "./blob-checks.js";
 import { assertHash, BlobError, type BlobReader, type BlobStore, type ExpectedBlob } from "./blob-store.js";
-import { formatBytes } from "./format-bytes.js";
 
 const WRITE_BYTES = 1 << 20;
 const WRITES_AHEAD = 8;
-const READ_AHEAD_BYTES = 8 << 20;
-
-export function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 /** Makes a rename in `dir` survive a power cut. */
 async function syncDirectory(dir: string): Promise<void> {
@@ -67,13 +61,9 @@ export class FsBlobStore implements BlobStore {
   }
 
   async putStream(source: AsyncIterable<Uint8Array>, expected: ExpectedBlob): Promise<string> {
-    const { hash, size, maxBytes } = expected;
-    assertHash(hash);
-    if (size !== undefined && size > maxBytes) throw tooLarge(maxBytes);
-    const limit = size ?? maxBytes;
-    const hasher = createHash("sha256");
-    let received = 0;
-    await this.write(hash, async (file) => {
+    assertHash(expected.hash);
+    const arriving = new ArrivingBlob(expected);
+    await this.write(expected.hash, async (file) => {
       // Pieces gather up to a MiB per write: a request body arrives in pieces of a few KiB. Writes go on in
       // the background (each at its own offset) while the next pieces arrive and are hashed, up to
       // WRITES_AHEAD of them: waiting for each write before reading on made receiving twice as slow.
@@ -82,10 +72,7 @@ export class FsBlobStore implements BlobStore {
       const writes = new WriteQueue(file);
       try {
         for await (const chunk of source) {
-          received += chunk.length;
-          if (received > limit)
-            throw size === undefined ? tooLarge(maxBytes) : mismatch(`more than the ${size} bytes declared`);
-          hasher.update(chunk);
+          arriving.add(chunk);
           pending.push(chunk);
           pendingBytes += chunk.length;
           if (pendingBytes >= WRITE_BYTES) {
@@ -100,11 +87,9 @@ export class FsBlobStore implements BlobStore {
         throw error;
       }
       await writes.drain();
-      if (size !== undefined && received !== size) throw mismatch(`${received} bytes, not the ${size} declared`);
-      const actual = hasher.digest("hex");
-      if (actual !== hash) throw mismatch(`sha256 ${actual}, not the ${hash} its URL names`);
+      arriving.finish();
     });
-    return hash;
+    return expected.hash;
   }
 
   /** Writes a blob beside its place and renames it there, synced, once `fill` has written and checked it. */
@@ -149,32 +134,8 @@ export class FsBlobStore implements BlobStore {
       throw error;
     }
     const { size } = await file.stat();
-    const hasher = createHash("sha256");
-    const corrupt = () => this.corrupt(hash);
-    // The last piece is held back until the whole blob is known good: bytes changed on disk fail the
-    // stream short of its size, so a reader never takes them as whole.
-    let held: Buffer | undefined;
-    const check = new Transform({
-      // Reading and hashing go on while the reader takes earlier pieces: with the default 16 KiB, reading the
-      // file, hashing and sending took turns.
-      highWaterMark: READ_AHEAD_BYTES,
-      transform(chunk: Buffer, _encoding, callback) {
-        hasher.update(chunk);
-        const previous = held;
-        held = chunk;
-        callback(null, previous);
-      },
-      flush(callback) {
-        if (hasher.digest("hex") !== hash) {
-          callback(corrupt());
-          return;
-        }
-        callback(null, held);
-      },
-    });
     const stream = file.createReadStream({ highWaterMark: 1 << 20 });
-    stream.on("error", (error) => check.destroy(error));
-    return { size, stream: stream.pipe(check) };
+    return { size, stream: checkedReader(stream, hash, () => this.corrupt(hash)) };
   }
 
   private corrupt(hash: string): BlobError {
@@ -189,12 +150,4 @@ export class FsBlobStore implements BlobStore {
       return false;
     }
   }
-}
-
-function tooLarge(maxBytes: number): BlobError {
-  return new BlobError("BLOB_TOO_LARGE", `a blob may have at most ${formatBytes(maxBytes)} (${maxBytes} bytes)`);
-}
-
-function mismatch(what: string): BlobError {
-  return new BlobError("BLOB_MISMATCH", `the blob's bytes do not match: ${what}; upload the bytes you hashed`);
 }

@@ -1,12 +1,15 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { BlobUrl } from "./blob-url.js";
 
 const Env = z.object({
   SKIFF_HOME: z.string().default(join(homedir(), ".skiff")),
   SKIFF_CACHE_DIR: z.string().optional(),
   SKIFF_SERVER_URL: z.string().url().optional(),
   SKIFF_DATABASE_URL: z.string().optional(),
+  /** Where the server keeps blobs (`s3://BUCKET/PREFIX?…` or `file:///path`); default: SKIFF_HOME/blobs. */
+  SKIFF_BLOB_URL: BlobUrl.optional(),
   /** The key secrets are sealed with (64 hex or base64); default: a key file under SKIFF_HOME. */
   SKIFF_MASTER_KEY: z.string().optional(),
   /** What `skiff worker` joins with (`ID:SECRET`); default: the token file a server on this SKIFF_HOME made. */

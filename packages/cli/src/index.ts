@@ -1,3 +1,4 @@
+export type { BlobLocation } from "./blob-url.js";
 export type { Config } from "./config.js";
 export { clearEmbeddedState, writeEmbeddedState } from "./embedded.js";
 export { dim, red, say } from "./output.js";
