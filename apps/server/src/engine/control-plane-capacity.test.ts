@@ -4,7 +4,7 @@ import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
-import { testSpec } from "./test-spec.js";
+import { placeContainer, testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
 /** Placement and capacity: what the engine refuses at once, and what it says while calls wait for room. */
@@ -80,7 +80,7 @@ describe("control plane capacity", () => {
   it("tells the app's log watchers that a call waits for capacity", async () => {
     await setup(testSpec({ name: "f", cpu: 2, maxContainers: 2 }));
     const { worker } = await connect();
-    worker.containers.set("other", {
+    placeContainer(control, worker, {
       id: "other",
       functionId: "fu-other",
       cpu: 2,
@@ -116,7 +116,7 @@ describe("control plane capacity", () => {
     const [idleId, keptId] = other.functions.map((f) => f.id) as [string, string];
     const { worker, sent } = await connect({ cpu: 3, memoryMiB: 4096 });
     const container = (id: string, fn: string) =>
-      worker.containers.set(id, {
+      placeContainer(control, worker, {
         id,
         functionId: fn,
         cpu: 1,

@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ControlPlane } from "./control-plane.js";
 import type { Subscriber } from "./hub.js";
 import { CALLER_RETURN_MS } from "./systems/calls.js";
-import { testSpec } from "./test-spec.js";
+import { placeContainer, testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
 const RETRIES = { maxRetries: 2, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 };
@@ -55,7 +55,7 @@ describe("control plane: generator calls", () => {
       send: (message) => sent.push(message),
     };
     await control.workerConnected(worker, "process", [], []);
-    worker.containers.set("c1", {
+    placeContainer(control, worker, {
       id: "c1",
       functionId,
       cpu: 1,

@@ -13,7 +13,7 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ControlPlane } from "./control-plane.js";
 import type { Subscriber } from "./hub.js";
-import { testSpec } from "./test-spec.js";
+import { placeContainer, testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
 const bytes = (text: string) => ({ inline: new TextEncoder().encode(text) });
@@ -86,7 +86,7 @@ describe("control plane", () => {
     const fake = fakeWorker(functionId, containers);
     await control.workerConnected(fake.worker, "process", [], []);
     for (const id of containers) {
-      fake.worker.containers.set(id, {
+      placeContainer(control, fake.worker, {
         id,
         functionId,
         cpu: 1,

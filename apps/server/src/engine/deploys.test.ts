@@ -45,7 +45,7 @@ describe("deploys and scaling", () => {
     await store.migrate();
     control = new ControlPlane({ store, log: pino({ level: "silent" }) });
     await control.start();
-    worker.containers.clear();
+    (worker.containers as Map<string, unknown>).clear();
     sent.length = 0;
     await control.workerConnected(worker, "process", [], []);
   }

@@ -1,4 +1,7 @@
 import type { FunctionSpec } from "@skiff/protocol";
+import type { ControlPlane } from "./control-plane.js";
+import type { EngineState } from "./state.js";
+import type { ContainerInfo, WorkerConn } from "./workers.js";
 
 /** A function spec for engine tests: one input per container, no retries, and `overrides`. */
 export function testSpec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
@@ -19,4 +22,9 @@ export function testSpec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
     secrets: [],
     ...overrides,
   };
+}
+
+/** Places a container on a connected worker, as the engine does when it starts one (for tests that fake it). */
+export function placeContainer(control: ControlPlane, worker: WorkerConn, container: ContainerInfo): void {
+  (control as unknown as { state: EngineState }).state.workers.placeContainer(worker, container);
 }

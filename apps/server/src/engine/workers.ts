@@ -18,6 +18,12 @@ export interface WebRelay {
   secret: string;
 }
 
+/** A container with the worker that runs it. */
+export interface PlacedContainer {
+  worker: WorkerConn;
+  container: ContainerInfo;
+}
+
 /** A connected worker agent, as the scheduler sees it. */
 export interface WorkerConn {
   id: string;
@@ -25,22 +31,65 @@ export interface WorkerConn {
   capacity: Capacity;
   /** Its web relay, if it serves web functions (see the worker's hello). */
   webRelay?: WebRelay | undefined;
-  containers: Map<string, ContainerInfo>;
+  /** What it runs: changed only through the registry's placeContainer/dropContainer, which index them. */
+  readonly containers: ReadonlyMap<string, ContainerInfo>;
   send(message: ServerToWorker): void;
 }
 
 /** The workers connected to this server replica and the containers they run. */
 export class WorkerRegistry {
   private readonly workers = new Map<string, WorkerConn>();
+  /**
+   * The registered workers' containers by the pool (function id) they serve: a web request picks among its
+   * pool's containers without a pass over every container of every worker.
+   */
+  private readonly byPool = new Map<string, Map<string, PlacedContainer>>();
 
+  /** A worker joins, with the containers it runs. */
   add(worker: WorkerConn): void {
     this.workers.set(worker.id, worker);
+    for (const container of worker.containers.values()) this.index(worker, container);
   }
 
   remove(workerId: string): WorkerConn | undefined {
     const worker = this.workers.get(workerId);
     this.workers.delete(workerId);
+    for (const container of worker?.containers.values() ?? []) this.unindex(container);
     return worker;
+  }
+
+  /** A container placed on a worker (indexed now if the worker is registered, else once it is added). */
+  placeContainer(worker: WorkerConn, container: ContainerInfo): void {
+    (worker.containers as Map<string, ContainerInfo>).set(container.id, container);
+    if (this.workers.get(worker.id) === worker) this.index(worker, container);
+  }
+
+  /** A container gone from its worker. */
+  dropContainer(worker: WorkerConn, containerId: string): ContainerInfo | undefined {
+    const container = worker.containers.get(containerId);
+    (worker.containers as Map<string, ContainerInfo>).delete(containerId);
+    if (container) this.unindex(container);
+    return container;
+  }
+
+  /** The containers of one pool (function id), with their workers. */
+  placedIn(functionId: string): Iterable<PlacedContainer> {
+    return this.byPool.get(functionId)?.values() ?? [];
+  }
+
+  private index(worker: WorkerConn, container: ContainerInfo): void {
+    let pool = this.byPool.get(container.functionId);
+    if (!pool) {
+      pool = new Map();
+      this.byPool.set(container.functionId, pool);
+    }
+    pool.set(container.id, { worker, container });
+  }
+
+  private unindex(container: ContainerInfo): void {
+    const pool = this.byPool.get(container.functionId);
+    if (!pool?.delete(container.id) || pool.size > 0) return;
+    this.byPool.delete(container.functionId);
   }
 
   get(workerId: string): WorkerConn | undefined {
@@ -58,11 +107,7 @@ export class WorkerRegistry {
   }
 
   containersOf(functionId: string): ContainerInfo[] {
-    const out: ContainerInfo[] = [];
-    for (const worker of this.workers.values()) {
-      for (const container of worker.containers.values()) if (container.functionId === functionId) out.push(container);
-    }
-    return out;
+    return [...this.placedIn(functionId)].map(({ container }) => container);
   }
 
   /** Every container with its worker, by the pool (function id) it serves: one pass over all of them. */

@@ -55,7 +55,7 @@ export class ContainerSystem {
     }
     const containerId = `ct-${randomUUID().slice(0, 13)}`;
     starting.set(containerId, { functionId: info.id, at: Date.now() });
-    worker.containers.set(containerId, {
+    this.state.workers.placeContainer(worker, {
       id: containerId,
       functionId: info.id,
       cpu: info.spec.cpu,
@@ -211,8 +211,7 @@ export class ContainerSystem {
   async stopped(worker: WorkerConn, message: ContainerMessage<"stopped">): Promise<void> {
     const { starting, dispatcher, store, queue, functions } = this.state;
     const { attempts } = this.deps;
-    const container = worker.containers.get(message.containerId);
-    worker.containers.delete(message.containerId);
+    const container = this.state.workers.dropContainer(worker, message.containerId);
     starting.delete(message.containerId);
     dispatcher.release(message.containerId);
     await store.fleet.setContainerState(message.containerId, "stopped", message.reason);

@@ -39,8 +39,16 @@ describe("WebSystem", () => {
     webRelay: { url: "http://127.0.0.1:1", secret: "s".repeat(16) },
     send: () => {},
   };
-  const addContainer = (pool: FunctionInfo, id: string, state: "starting" | "running" = "running") =>
-    worker.containers.set(id, { id, functionId: pool.id, cpu: 1, memoryMiB: 512, state, version: 1, stopping: false });
+  const addContainer = (pool: FunctionInfo, id: string, phase: "starting" | "running" = "running") =>
+    state.workers.placeContainer(worker, {
+      id,
+      functionId: pool.id,
+      cpu: 1,
+      memoryMiB: 512,
+      state: phase,
+      version: 1,
+      stopping: false,
+    });
 
   beforeAll(async () => {
     store = new Store(await openPglite());
@@ -150,7 +158,7 @@ describe("WebSystem", () => {
     addContainer(after, "ct-new");
     expect((await web.acquire(after)).containerId).toBe("ct-new");
     lease.release();
-    worker.containers.delete("ct-old");
+    state.workers.dropContainer(worker, "ct-old");
   });
 
   it("refuses a request for a stopped pool that nothing took over at once, as a new one: 404", async () => {

@@ -257,14 +257,12 @@ export class WebSystem {
   /** A slot of the least-loaded ready container of `pools`, for a request of `info`'s pool. */
   private takeOf(info: FunctionInfo, pools: FunctionInfo[], exclude: ReadonlySet<string>): WebLease | undefined {
     if (pools.length === 0) return undefined;
-    const maxInputs = new Map(pools.map((pool) => [pool.id, pool.spec.maxInputs]));
     let best: { containerId: string; workerId: string; relay: WebRelay; load: number } | undefined;
-    for (const worker of this.state.workers.all()) {
-      if (!worker.webRelay) continue;
-      for (const container of worker.containers.values()) {
-        const max = maxInputs.get(container.functionId);
-        if (max === undefined || container.state !== "running" || exclude.has(container.id)) continue;
-        if (container.stopping) continue;
+    for (const pool of pools) {
+      const max = pool.spec.maxInputs;
+      for (const { worker, container } of this.state.workers.placedIn(pool.id)) {
+        if (!worker.webRelay || container.state !== "running" || container.stopping) continue;
+        if (exclude.has(container.id)) continue;
         const load = this.inFlight.get(container.id) ?? 0;
         if (load >= max || (best && load >= best.load)) continue;
         best = { containerId: container.id, workerId: worker.id, relay: worker.webRelay, load };

@@ -74,7 +74,7 @@ export class WorkerSessionSystem {
         worker.send({ t: "stop", containerId, reason: "unknown to the server" });
         continue;
       }
-      worker.containers.set(containerId, {
+      workers.placeContainer(worker, {
         id: containerId,
         functionId: row.functionId,
         cpu: info.spec.cpu,
