@@ -66,12 +66,19 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     return this.variant?.of.deployedGenerator ?? this.deployedGenerator;
   }
 
-  /** Refuses a plain call (`.remote`, `.spawn`, `.map`) of a generator: its values come through `.remoteGen`. */
-  private refuseGenerator(how: string): void {
+  /**
+   * Refuses a plain call (`.remote`, `.spawn`, `.map`, `.starmap`, `.forEach`) of a generator: its values
+   * come through `.remoteGen`, one call per input.
+   */
+  private refuseGenerator(how: "remote" | "spawn" | "map" | "starmap" | "forEach"): void {
     if (this.isGenerator !== true) return;
+    const many =
+      how === "remote" || how === "spawn"
+        ? ""
+        : "; a generator's call takes one input: for many, iterate one .remoteGen per input";
     throw new SkiffError(
       "BAD_REQUEST",
-      `${this.label()} is an async generator function: iterate its values with \`for await (const value of ${this.name ?? "fn"}.remoteGen(...args))\`, not .${how}()`,
+      `${this.label()} is an async generator function: iterate its values with \`for await (const value of ${this.name ?? "fn"}.remoteGen(...args))\`, not .${how}()${many}`,
     );
   }
 
@@ -180,6 +187,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     options: MapOptions & { returnExceptions: true },
   ): AsyncGenerator<R | Error>;
   map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options: MapOptions = {}): AsyncGenerator<R | Error> {
+    this.refuseGenerator("map");
     return this.mapArgs(spread(inputs), options);
   }
 
@@ -193,11 +201,13 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     options: MapOptions & { returnExceptions: true },
   ): AsyncGenerator<R | Error>;
   starmap(inputs: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<R | Error> {
+    this.refuseGenerator("starmap");
     return this.mapArgs(inputs, options);
   }
 
   /** Runs the function on every input for its effects; throws the first failure. */
   async forEach(inputs: Iterable<A[0]> | AsyncIterable<A[0]>): Promise<void> {
+    this.refuseGenerator("forEach");
     for await (const _ of this.mapArgs(spread(inputs), { order: false })) {
       // results are discarded
     }
@@ -207,7 +217,6 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options: MapOptions,
   ): AsyncGenerator<R | Error> {
-    this.refuseGenerator("map");
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const arrived = new Map<number, Result>();
