@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ROOT, Stack } from "./stack.js";
-import { urlsIn, webRuntimes } from "./web-helpers.js";
+import { containersOf, urlsIn, waitUntil, webRuntimes } from "./web-helpers.js";
 
 const FILE = "e2e/fixtures/generators.ts";
 const WEB_FILE = "e2e/fixtures/generators-web.ts";
@@ -38,7 +38,7 @@ async function followLogs(stack: Stack, app: string): Promise<{ printed: () => s
  * Generator functions (`async function*`) through the real CLI, server, worker and containers: `.remoteGen`
  * yields each value as the container yields it, a throw after two values comes after them, a `break`
  * stops the remote generator, a slow caller holds a fast generator back, and an endpoint streams a remote
- * generator's values to an HTTP client.
+ * generator's values to an HTTP client, cancelling it as soon as the client leaves.
  */
 for (const runtime of webRuntimes) {
   describe.skipIf(!runtime.available)(`generators on ${runtime.name}`, () => {
@@ -49,6 +49,16 @@ for (const runtime of webRuntimes) {
     afterAll(async () => {
       await stack?.stop();
     });
+
+    let deployedWeb: Promise<Record<string, string>> | undefined;
+    /** The URLs of WEB_FILE's endpoints, deployed once for the tests that need them. */
+    const webUrls = () => {
+      deployedWeb ??= stack.run(["deploy", WEB_FILE], { timeoutMs: 300_000 }).then((deployed) => {
+        expect(deployed.code, deployed.stderr).toBe(0);
+        return urlsIn(deployed.stderr);
+      });
+      return deployedWeb;
+    };
 
     const run = async (entry: string) => {
       const result = await stack.run(["run", `${FILE}::${entry}`], { timeoutMs: 180_000 });
@@ -135,9 +145,8 @@ for (const runtime of webRuntimes) {
     }, 240_000);
 
     it("streams a remote generator's values from an endpoint to an HTTP client as they come (SSE, NDJSON); a client that leaves stops it", async () => {
-      const deployed = await stack.run(["deploy", WEB_FILE], { timeoutMs: 300_000 });
-      expect(deployed.code, deployed.stderr).toBe(0);
-      const url = urlsIn(deployed.stderr).stream!;
+      const urls = await webUrls();
+      const url = urls.stream!;
       expect(url).toBeDefined();
 
       const since = Date.now();
@@ -160,7 +169,7 @@ for (const runtime of webRuntimes) {
       const logs = await followLogs(stack, "e2e-gen-web");
       try {
         const aborted = new AbortController();
-        const endless = await fetch(urlsIn(deployed.stderr).endless!, { signal: aborted.signal });
+        const endless = await fetch(urls.endless!, { signal: aborted.signal });
         const reader = endless.body!.getReader();
         expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^data: \{"token":\d+\}/);
         aborted.abort();
@@ -172,6 +181,26 @@ for (const runtime of webRuntimes) {
       } finally {
         logs.stop();
       }
+    }, 400_000);
+
+    it("cancels a remote generator at once when the endpoint's client leaves while it sleeps between values", async () => {
+      const urls = await webUrls();
+      const aborted = new AbortController();
+      const response = await fetch(urls.doze!, { signal: aborted.signal });
+      const reader = response.body!.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: {"token":"first"}\n\n');
+      expect(await containersOf(stack, "dozing")).toHaveLength(1);
+      const left = Date.now();
+      aborted.abort();
+      // The call is cancelled as the client leaves; a generator that sleeps through its container's request to
+      // stop goes with its container 5 s later. Were the cancel held until the next value, it would come at 30 s.
+      await waitUntil(
+        stack,
+        "the sleeping generator's container is stopped",
+        async () => (await containersOf(stack, "dozing")).length === 0,
+        20_000,
+      );
+      expect(Date.now() - left).toBeLessThan(15_000);
     }, 400_000);
   });
 }

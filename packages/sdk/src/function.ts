@@ -14,6 +14,7 @@ import { type FunctionOptions, toSpecOverrides, type VariantOptions } from "./fu
 import { isAsyncGeneratorFunction, type YieldOf } from "./generator.js";
 import { GeneratorStream } from "./generator-stream.js";
 import { settle, toPayload } from "./payload.js";
+import { RemoteGenerator } from "./remote-generator.js";
 
 export interface MapOptions {
   /** Yield results in input order (default) or as they finish. */
@@ -65,12 +66,19 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     return this.variant?.of.deployedGenerator ?? this.deployedGenerator;
   }
 
-  /** Refuses a plain call (`.remote`, `.spawn`, `.map`) of a generator: its values come through `.remoteGen`. */
-  private refuseGenerator(how: string): void {
+  /**
+   * Refuses a plain call (`.remote`, `.spawn`, `.map`, `.starmap`, `.forEach`) of a generator: its values
+   * come through `.remoteGen`, one call per input.
+   */
+  private refuseGenerator(how: "remote" | "spawn" | "map" | "starmap" | "forEach"): void {
     if (this.isGenerator !== true) return;
+    const many =
+      how === "remote" || how === "spawn"
+        ? ""
+        : "; a generator's call takes one input: for many, iterate one .remoteGen per input";
     throw new SkiffError(
       "BAD_REQUEST",
-      `${this.label()} is an async generator function: iterate its values with \`for await (const value of ${this.name ?? "fn"}.remoteGen(...args))\`, not .${how}()`,
+      `${this.label()} is an async generator function: iterate its values with \`for await (const value of ${this.name ?? "fn"}.remoteGen(...args))\`, not .${how}()${many}`,
     );
   }
 
@@ -179,6 +187,7 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     options: MapOptions & { returnExceptions: true },
   ): AsyncGenerator<R | Error>;
   map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, options: MapOptions = {}): AsyncGenerator<R | Error> {
+    this.refuseGenerator("map");
     return this.mapArgs(spread(inputs), options);
   }
 
@@ -192,11 +201,13 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     options: MapOptions & { returnExceptions: true },
   ): AsyncGenerator<R | Error>;
   starmap(inputs: Iterable<A> | AsyncIterable<A>, options: MapOptions = {}): AsyncGenerator<R | Error> {
+    this.refuseGenerator("starmap");
     return this.mapArgs(inputs, options);
   }
 
   /** Runs the function on every input for its effects; throws the first failure. */
   async forEach(inputs: Iterable<A[0]> | AsyncIterable<A[0]>): Promise<void> {
+    this.refuseGenerator("forEach");
     for await (const _ of this.mapArgs(spread(inputs), { order: false })) {
       // results are discarded
     }
@@ -206,7 +217,6 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
     inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>,
     options: MapOptions,
   ): AsyncGenerator<R | Error> {
-    this.refuseGenerator("map");
     const { client, functionId } = await this.target();
     const callId = randomUUID();
     const arrived = new Map<number, Result>();
@@ -299,39 +309,38 @@ export class SkiffFunction<A extends unknown[] = unknown[], R = unknown> {
   /**
    * Runs an async generator function (`async function*`) once in a container and yields each value it
    * yields, as it yields it. The generator runs at most GENERATOR_WINDOW values ahead of this loop; leaving
-   * the loop early (`break`, `return`, a throw) cancels it. A throw in the generator is rethrown here after
-   * the values it yielded before. Generators are not retried once they have yielded a value.
+   * the loop early (`break`, `return`, a throw) cancels it, at once even while a `next()` waits for a value
+   * (`return()` does not wait behind it, as an `async function*`'s would). A throw in the generator is
+   * rethrown here after the values it yielded before. Generators are not retried once they have yielded.
    * @example
    * export const tokens = app.function({}, async function* (prompt: string) {
    *   for (const word of prompt.split(" ")) yield word;
    * });
    * for await (const token of tokens.remoteGen("a b c")) process.stdout.write(token);
    */
-  async *remoteGen(...args: A): AsyncGenerator<YieldOf<R>, void, undefined> {
-    if (this.isGenerator === false) {
-      throw new SkiffError(
-        "BAD_REQUEST",
-        `${this.label()} is not an async generator function: call it with .remote(...args); .remoteGen is for \`async function*\` handlers`,
-      );
-    }
-    const { client, functionId } = await this.target();
-    const callId = randomUUID();
-    const stream = new GeneratorStream(client, callId);
-    let finished = false;
-    try {
+  remoteGen(...args: A): AsyncGenerator<YieldOf<R>, void, undefined> {
+    return new RemoteGenerator<YieldOf<R>>(async () => {
+      if (this.isGenerator === false) {
+        throw new SkiffError(
+          "BAD_REQUEST",
+          `${this.label()} is not an async generator function: call it with .remote(...args); .remoteGen is for \`async function*\` handlers`,
+        );
+      }
+      const { client, functionId } = await this.target();
+      const callId = randomUUID();
+      const stream = new GeneratorStream(client, callId);
       const accepted = this.submitOne(client, functionId, callId, args, true);
       accepted.catch((error: unknown) => stream.fail(error));
-      for (;;) {
-        const next = await stream.next();
-        if (next.done) break;
-        yield next.value as YieldOf<R>;
-      }
-      finished = true;
-    } finally {
-      stream.close();
-      // Left early (break, return, a throw in the loop): the generator in its container is cancelled.
-      if (!finished) await client.send({ t: "cancel", callId }).catch(() => {});
-    }
+      return {
+        stream,
+        // After the submit: a cancel that overtook it would find no call.
+        cancel: () =>
+          accepted.then(
+            () => client.send({ t: "cancel", callId }).catch(() => {}),
+            () => {},
+          ),
+      };
+    });
   }
 
   /** A method's input names the method first. */

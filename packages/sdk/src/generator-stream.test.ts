@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { App, collectApp, manifestOf } from "./app.js";
 import { method } from "./cls.js";
 import { encodeValue } from "./codec.js";
+import { SkiffError } from "./errors.js";
 import { isAsyncGenerator, isAsyncGeneratorFunction } from "./generator.js";
 import { GeneratorStream, type StreamClient } from "./generator-stream.js";
 
@@ -211,6 +212,30 @@ describe("declaring generators", () => {
     );
     await expect(tokens.spawn()).rejects.toThrow(/not \.spawn\(\)/);
     await expect(plain.remoteGen().next()).rejects.toThrow(/is not an async generator function: call it with \.remote/);
+  });
+
+  it("refuses .map, .starmap and .forEach of a generator where they are called, naming the method and .remoteGen", async () => {
+    const app = new App("g");
+    const tokens = app.function(async function* (x: number) {
+      yield x;
+    });
+    const refusal = (method: string) =>
+      new RegExp(
+        `is an async generator function: iterate its values with .*\\.remoteGen\\(\\.\\.\\.args\\).*, not \\.${method}\\(\\); a generator's call takes one input: for many, iterate one \\.remoteGen per input`,
+      );
+    // Thrown by the call itself, before any input is read or anything is sent.
+    let read = 0;
+    const inputs = (function* () {
+      read++;
+      yield 1;
+    })();
+    expect(() => tokens.map(inputs)).toThrow(refusal("map"));
+    expect(() => tokens.starmap([[1]])).toThrow(refusal("starmap"));
+    await expect(tokens.forEach(inputs)).rejects.toThrow(refusal("forEach"));
+    expect(read).toBe(0);
+    const error = await tokens.forEach([1]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SkiffError);
+    expect(error).toMatchObject({ code: "BAD_REQUEST" });
   });
 
   it("refuses a batched or scheduled generator, saying what to change", () => {

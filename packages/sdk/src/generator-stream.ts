@@ -55,9 +55,13 @@ export class GeneratorStream {
     this.wake?.();
   }
 
-  /** The next value, or done once the generator returned; throws the generator's error after its values. */
+  /**
+   * The next value, or done once the generator returned (or the stream was closed, even while this
+   * waited); throws the generator's error after its values.
+   */
   async next(): Promise<IteratorResult<unknown, undefined>> {
     for (;;) {
+      if (this.closed) return { done: true, value: undefined };
       const item = this.items.get(this.taken);
       if (item) {
         this.items.delete(this.taken);
@@ -81,10 +85,11 @@ export class GeneratorStream {
     }
   }
 
-  /** Stops listening (the caller's loop ended). */
+  /** Stops listening (the caller's loop ended); a `next()` waiting for a value ends. */
   close(): void {
     this.closed = true;
     for (const off of this.off) off();
+    this.wake?.();
   }
 
   private async end(result: Result): Promise<IteratorResult<unknown, undefined>> {

@@ -141,6 +141,24 @@ describe("control plane: generator calls", () => {
     await expect(submit(randomUUID(), undefined, false)).rejects.toThrow(
       /t\.f is an async generator function: iterate its values with `for await .*remoteGen/,
     );
+    // What .map, .starmap or .forEach sends where the SDK could not tell the function is a generator.
+    const many = [0, 1, 2].map((idx) => ({ idx, args: value([idx]) }));
+    await expect(
+      control.submit(
+        {
+          t: "submit",
+          rid: 1,
+          functionId,
+          callId: randomUUID(),
+          total: 3,
+          subscribe: false,
+          resent: false,
+          inputs: many,
+        },
+        undefined,
+        caller,
+      ),
+    ).rejects.toThrow(/\.remote, \.spawn, \.map, \.starmap and \.forEach are for plain functions/);
     await control.stop();
     await store.close();
     await setup({ generator: undefined });

@@ -986,6 +986,50 @@ describe("web gateway", () => {
     expect(await result.json()).toMatchObject({ done: true });
   });
 
+  it("keeps a parked answer at its result URL through deploys that rename the function, move its label or drop its proxy auth", async () => {
+    const proxy = await server.tokens.create({ kind: "proxy", name: "p", workspace: LOCAL_WORKSPACE });
+    const auth = { "skiff-key": proxy.token.id, "skiff-secret": proxy.secret };
+    const job = (name: string, label: string, more: Partial<WebSpec> = {}) => ({
+      ...web(label, { redirectAfterMs: 100, ...more }),
+      name,
+    });
+    const park = async (body: string, headers: Record<string, string> = {}) => {
+      const first = await fetch(new URL("/w/main/moving/job/held", server.url), {
+        method: "POST",
+        body,
+        headers,
+        redirect: "manual",
+      });
+      expect(first.status).toBe(303);
+      await first.text();
+      return first.headers.get("location")!;
+    };
+    // Followed as a client does: it waits at the result URL, is sent there again, until the answer comes.
+    const collect = async (location: string, headers: Record<string, string> = {}) => {
+      const answer = fetch(new URL(location, server.url), { headers });
+      relay.next();
+      return answer;
+    };
+
+    await deploy("moving", [job("before", "job", { requiresProxyAuth: true })]);
+    const first = await park("a", auth);
+    // Renamed: the function that has the label now has another id, and asks for no proxy auth.
+    await deploy("moving", [job("after", "job")]);
+    expect((await get(first)).status).toBe(401);
+    const a = await collect(first, auth);
+    expect(a.status).toBe(200);
+    expect(await a.json()).toEqual({ done: true, body: "a", method: "POST" });
+
+    const second = await park("b");
+    // The label moves on: nothing answers at the URL any more, but for the answer parked there.
+    await deploy("moving", [job("after", "moved-on")]);
+    expect((await get("/w/main/moving/job/")).status).toBe(404);
+    const b = await collect(second);
+    expect(b.status).toBe(200);
+    expect(await b.json()).toEqual({ done: true, body: "b", method: "POST" });
+    expect((await get(second)).status).toBe(404);
+  });
+
   it("logs each request to the app's log watchers, and refuses calls to a web function with its URL", async () => {
     const { app, functions } = await deploy("logged", [web("seen")]);
     const lines: LogLine[] = [];

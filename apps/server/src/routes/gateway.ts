@@ -11,6 +11,7 @@ import {
   parseWebHost,
   parseWebPath,
   REQUEST_ID_HEADER,
+  type WebFunctionAddress,
 } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
@@ -20,7 +21,7 @@ import { PoolBusy, type WebLease } from "../engine/systems/web.js";
 import { ApiError, apiErrorOf } from "../errors.js";
 import { relayHeaders } from "./proxy-headers.js";
 import { ReplayableBody } from "./replayable-body.js";
-import { LongRequests, RESULT_PATH } from "./web-results.js";
+import { type LongRequest, LongRequests, RESULT_PATH } from "./web-results.js";
 
 /** How long a URL's function id is remembered, so that a request costs no store query. */
 const ROUTE_MEMORY_MS = 1000;
@@ -73,6 +74,10 @@ interface Target {
   lookup(store: Store): Promise<{ functionId: string } | undefined>;
   /** Whether a function (remembered for the key) still answers at this URL. */
   matches(info: FunctionInfo): boolean;
+  /** The names this URL has for `info`, a function that answers at it. */
+  address(info: FunctionInfo): WebFunctionAddress;
+  /** Whether this is the URL of the web function with these names (whatever answers there now). */
+  names(url: WebFunctionAddress): boolean;
 }
 
 /**
@@ -183,19 +188,28 @@ export class WebGateway {
     this.agents.clear();
   }
 
-  /** The running web function a request names, and the query its handler sees; 404 when there is none. */
-  private async locate(req: IncomingMessage): Promise<{ target: Target; info: FunctionInfo; search: string }> {
+  /**
+   * The running web function a request names, and the query its handler sees; 404 when there is none. With
+   * `results`, a result URL whose answer is parked names the function that took that request, running or
+   * not: a deploy since may have renamed it, relabelled it or left it out.
+   */
+  private async locate(
+    req: IncomingMessage,
+    results = false,
+  ): Promise<{ target: Target; info: FunctionInfo; search: string; parked?: LongRequest | undefined }> {
     const raw = req.url ?? "/";
     const query = raw.indexOf("?");
     const target = this.targetOf(req, query < 0 ? raw : raw.slice(0, query));
-    const info = target && (await this.resolve(target));
+    const result = results && target ? RESULT_PATH.exec(target.rest) : null;
+    const parked = result ? this.long.find(result[1]!, (url) => target!.names(url)) : undefined;
+    const info = parked?.info ?? (target && (await this.resolve(target)));
     if (!target || !info) throw new ApiError("NOT_FOUND", NO_ENDPOINT);
-    return { target, info, search: query < 0 ? "" : raw.slice(query) };
+    return { target, info, search: query < 0 ? "" : raw.slice(query), parked };
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const started = performance.now();
-    const { target, info, search } = await this.locate(req);
+    const { target, info, search, parked } = await this.locate(req, true);
     const exchange: Exchange = {
       req,
       res,
@@ -233,14 +247,15 @@ export class WebGateway {
       exchange.closed = true;
       return;
     }
-    if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
-      throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
-    const redirectAfterMs = redirectAfterOf(info);
+    // A parked answer asks for what its request needed, whatever the URL's function asks now.
+    const proxyAuth = parked ? parked.requiresProxyAuth : info.spec.web?.requiresProxyAuth;
+    if (proxyAuth && !(await this.proxyAuthorized(req, info))) throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
     const result = RESULT_PATH.exec(target.rest);
     if (result) {
-      this.long.fetch(result[1]!, info.id, redirectAfterMs ?? DEFAULT_REDIRECT_AFTER_MS, req, res);
+      this.long.fetch(result[1]!, (url) => target.names(url), req, res);
       return;
     }
+    const redirectAfterMs = redirectAfterOf(info);
     if (redirectAfterMs !== null) exchange.redirect = setTimeout(() => this.park(exchange), redirectAfterMs);
     const lease = await this.deps.control.web.acquire(info, { signal: waitSignal(exchange) });
     this.forward(exchange, lease, false);
@@ -262,11 +277,15 @@ export class WebGateway {
       return;
     }
     exchange.parked = true;
+    const { info, target } = exchange;
     this.long.park(
       {
         requestId: exchange.requestId,
-        functionId: exchange.info.id,
-        prefix: exchange.target.prefix,
+        info,
+        url: target.address(info),
+        requiresProxyAuth: info.spec.web?.requiresProxyAuth === true,
+        redirectAfterMs: redirectAfterOf(info) ?? DEFAULT_REDIRECT_AFTER_MS,
+        prefix: target.prefix,
         end: (delivered) => {
           exchange.closed = true;
           exchange.gone?.abort();
@@ -294,6 +313,17 @@ export class WebGateway {
         prefix: address.prefix,
         lookup: (store) => store.apps.findWebFunction(address),
         matches: (info) => info.spec.web?.label === address.label,
+        address: () => ({
+          workspaceName: address.workspaceName,
+          env: address.env,
+          app: address.app,
+          label: address.label,
+        }),
+        names: (url) =>
+          url.workspaceName === address.workspaceName &&
+          url.env === address.env &&
+          url.app === address.app &&
+          url.label === address.label,
       };
     }
     const host = this.hostOf(req);
@@ -304,6 +334,14 @@ export class WebGateway {
       prefix: "",
       lookup: (store) => store.apps.findWebFunctionByHost(host),
       matches: (info) => `${info.spec.web?.label}-${info.appName}` === host.labelApp,
+      address: (info) => ({
+        workspaceName: host.workspaceName,
+        env: host.env,
+        app: info.appName,
+        label: info.spec.web?.label ?? "",
+      }),
+      names: (url) =>
+        url.workspaceName === host.workspaceName && url.env === host.env && `${url.label}-${url.app}` === host.labelApp,
     };
   }
 

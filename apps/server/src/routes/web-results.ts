@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { WebFunctionAddress } from "@skiff/protocol";
+import type { FunctionInfo } from "../engine/state.js";
 import { ApiError } from "../errors.js";
 
 /** Where a redirected request's answer is fetched, under its function's URL: `.../__skiff/result/REQUEST_ID`. */
@@ -13,7 +15,17 @@ const NO_RESULT =
 /** A request the gateway answered 303 while its container still works on it. */
 export interface LongRequest {
   requestId: string;
-  functionId: string;
+  /** The function that took it: its logs get the result URL's lines, and its workspace's proxy tokens open it. */
+  info: FunctionInfo;
+  /**
+   * The URL it was sent to, by name, and how that function answered requests then: its answer is fetched
+   * there whatever deploys came since (one that renames the function gives it a new id, one that changes
+   * its label or drops it leaves the URL to nobody), as no accepted request may be lost to a deploy.
+   */
+  url: WebFunctionAddress;
+  requiresProxyAuth: boolean;
+  /** How long a client at its result URL waits for the answer before it is sent there again. */
+  redirectAfterMs: number;
   /** What the function's paths sit under on the client's side ("" on a host name). */
   prefix: string;
   /**
@@ -58,20 +70,20 @@ export class LongRequests {
     parked.waiter?.();
   }
 
+  /** The request parked under `requestId`, if one is and `at` (whether a URL is its function's) says it is here. */
+  find(requestId: string, at: (url: WebFunctionAddress) => boolean): LongRequest | undefined {
+    const request = this.parked.get(requestId)?.request;
+    return request && at(request.url) ? request : undefined;
+  }
+
   /**
-   * A client at a result URL: gets the answer when it is there, within `redirectAfterMs`, else a 303 to
-   * the same URL. Refuses (404) an id nothing waits at, one of another function, and a second client.
+   * A client at a result URL: gets the answer when it is there, within the request's `redirectAfterMs`,
+   * else a 303 to the same URL. Refuses (404) an id nothing waits at, one parked at another function's
+   * URL (`at` says which are here), and a second client.
    */
-  fetch(
-    requestId: string,
-    functionId: string,
-    redirectAfterMs: number,
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): void {
+  fetch(requestId: string, at: (url: WebFunctionAddress) => boolean, req: IncomingMessage, res: ServerResponse): void {
     const parked = this.parked.get(requestId);
-    if (!parked || parked.request.functionId !== functionId || parked.waiter)
-      throw new ApiError("NOT_FOUND", NO_RESULT);
+    if (!parked || !at(parked.request.url) || parked.waiter) throw new ApiError("NOT_FOUND", NO_RESULT);
     const send = () => {
       clearTimeout(timer);
       parked.waiter = undefined;
@@ -84,7 +96,7 @@ export class LongRequests {
       parked.waiter = undefined;
       this.keep(parked);
       redirect(res, parked.request);
-    }, redirectAfterMs);
+    }, parked.request.redirectAfterMs);
     res.once("close", () => {
       if (parked.waiter !== send) return;
       clearTimeout(timer);

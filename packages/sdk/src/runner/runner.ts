@@ -442,7 +442,7 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
 function callMismatch(generator: boolean): Error {
   const error = new Error(
     generator
-      ? "this is an async generator function: iterate its values with `for await (const value of fn.remoteGen(...args))`; .remote, .spawn and .map are for plain functions (a generator's call also does not survive a server restart)"
+      ? "this is an async generator function: iterate its values with `for await (const value of fn.remoteGen(...args))`; .remote, .spawn, .map, .starmap and .forEach are for plain functions (a generator's call also does not survive a server restart)"
       : "this is not an async generator function: call it with .remote(...args); .remoteGen is for `async function*` handlers",
   );
   error.name = "SkiffError";

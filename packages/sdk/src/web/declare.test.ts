@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { App, collectApp, manifestOf } from "../app.js";
+import { SkiffError } from "../errors.js";
+import { streamResponse } from "./stream-response.js";
 import type { WebOptions } from "./web-options.js";
 
 const fetch = () => new Response("ok");
@@ -85,6 +87,24 @@ describe("web function refusals", () => {
     expect(() => app.endpoint({ method: "TRACE" as "GET" }, () => 1)).toThrow(/method must be one of GET, POST/);
     expect(() => app.webServer({ port: 70_000 }, () => {})).toThrow(/port must be a whole number from 1 to 65535/);
     expect(() => app.web({}, undefined as never)).toThrow(/needs a fetch handler/);
+  });
+
+  it("refuses an app.web handler's async iterable, saying to wrap it with streamResponse; wrapped, it streams", async () => {
+    async function* words() {
+      yield "a";
+      yield "b";
+    }
+    const bare = app.web({}, words as never);
+    const error = await bare.local(new Request("http://x/")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SkiffError);
+    expect(error).toMatchObject({ code: "BAD_REQUEST" });
+    expect((error as Error).message).toMatch(
+      /^an app\.web handler returns a Response, and this one returned an async iterable .*: return streamResponse\(iterable, request\) \(import \{ streamResponse \} from "skiff"\)/,
+    );
+    const wrapped = app.web({}, (request) => streamResponse(words(), request));
+    expect(await (await wrapped.local(new Request("http://x/"))).text()).toBe('data: "a"\n\ndata: "b"\n\n');
+    // Anything else is the handler's own business, as before (the runner refuses what is not a Response).
+    expect(await app.web({}, () => "text" as never).local(new Request("http://x/"))).toBe("text");
   });
 
   it("refuses two web functions of an app at one label", () => {

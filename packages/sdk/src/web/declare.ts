@@ -1,4 +1,6 @@
+import { SkiffError } from "../errors.js";
 import { endpointHandler } from "./endpoint.js";
+import { isValueStream } from "./stream-response.js";
 import { type FetchHandler, WebFunction } from "./web-function.js";
 import {
   checkLabel,
@@ -31,7 +33,23 @@ export function declareWeb(appName: string, options: WebOptions, handler: FetchH
     requiresProxyAuth: web.requiresProxyAuth as boolean | undefined,
     redirectAfterMs: redirectAfterMs(where, web.redirectAfter),
   });
-  return new WebFunction(appName, functionOptions, declaration, (request) => handler(request));
+  return new WebFunction(appName, functionOptions, declaration, async (request) => webAnswer(await handler(request)));
+}
+
+/**
+ * An app.web handler's answer, which is a Response (the fetch contract: any framework's handler, and
+ * `local()` in tests, give one). An async iterable is refused, saying how to stream it: it would otherwise
+ * be a second wire format for the value app.endpoint streams as JSON.
+ */
+function webAnswer(value: Response): Response {
+  if (value instanceof Response || !isValueStream(value)) return value;
+  throw new SkiffError(
+    "BAD_REQUEST",
+    "an app.web handler returns a Response, and this one returned an async iterable (an async generator, or a .remoteGen call): " +
+      'return streamResponse(iterable, request) (import { streamResponse } from "skiff") to send its values as they come, ' +
+      "as JSON (server-sent events, or NDJSON when the request asks), as app.endpoint does with one; " +
+      "for raw text or bytes, return new Response(stream) with a ReadableStream of Uint8Array chunks",
+  );
 }
 
 /** Makes the WebFunction of `app.endpoint(options, handler)`. */

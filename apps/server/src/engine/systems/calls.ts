@@ -226,7 +226,7 @@ export class CallSystem {
 /** Why a call was refused: a generator called without `.remoteGen`, or a plain function called with it. */
 export function generatorMismatch(name: string, generator: boolean): string {
   return generator
-    ? `${name} is an async generator function: iterate its values with \`for await (const value of fn.remoteGen(...args))\`; .remote, .spawn and .map are for plain functions`
+    ? `${name} is an async generator function: iterate its values with \`for await (const value of fn.remoteGen(...args))\`; .remote, .spawn, .map, .starmap and .forEach are for plain functions`
     : `${name} is not an async generator function: call it with .remote(...args); .remoteGen is for \`async function*\` handlers`;
 }
 

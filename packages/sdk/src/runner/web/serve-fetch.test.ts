@@ -173,6 +173,23 @@ describe("serveFetch", () => {
     expect(logged).toHaveBeenCalledWith(expect.stringContaining("req-42"), expect.any(Error));
   });
 
+  it("answers an app.web handler's async iterable with 500, the logs saying to wrap it with streamResponse", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const site = new App("site").web({}, async function* () {
+      yield "chunk";
+    } as never);
+    const socketPath = await serve(site.fetch!);
+    const { req, response } = open(socketPath, "/", { headers: { "x-skiff-request-id": "req-43" } });
+    req.end();
+    const res = await response;
+    expect(res.statusCode).toBe(500);
+    expect(JSON.parse(await text(res))).toMatchObject({ error: { code: "INTERNAL", requestId: "req-43" } });
+    expect(logged).toHaveBeenCalledWith(
+      expect.stringContaining("req-43"),
+      expect.objectContaining({ message: expect.stringContaining("streamResponse(iterable, request)") }),
+    );
+  });
+
   it("answers an endpoint's 413 to a large upload it does not read, and the connection serves the next request", async () => {
     const app = new App("t");
     const upload = app.endpoint({ maxBodySize: "1KiB", body: z.object({}) }, () => "read");
