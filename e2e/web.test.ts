@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { CLI, fixtureVariant, ROOT, type Stack } from "./stack.js";
+import { fixtureVariant, type Stack } from "./stack.js";
 import {
   cliListsContainerOf,
   closeOf,
@@ -17,8 +17,8 @@ import {
   nextMessage,
   openWebSocket,
   rssGrowthDuring,
+  startServe,
   textOf,
-  urlsIn,
   waitUntil,
   webRuntimes,
 } from "./web-helpers.js";
@@ -304,23 +304,18 @@ for (const runtime of webRuntimes) {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain("skiff serve needs a web function: app.web, app.endpoint or app.webServer");
 
-      const child = spawn(process.execPath, [CLI, "serve", SERVE_FIXTURE], {
-        cwd: ROOT,
-        env: stack.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const served = startServe(stack, SERVE_FIXTURE);
       try {
-        const url = await printedUrl(child, "ping", 300_000);
+        const url = await served.url("ping");
         expect(url).toBe(`${stack.url}/w/main/e2e-web-serve/ping`);
         const response = await fetch(`${url}/a/b?c=d`);
         expect(response.status).toBe(200);
         expect(await response.text()).toBe("pong /a/b");
-        child.kill("SIGINT");
-        expect(await exited).toBe(0);
+        served.child.kill("SIGINT");
+        expect(await served.exited).toBe(0);
         await waitFor("the stopped app's URL answers 404", async () => (await fetch(url)).status === 404, 15_000);
       } finally {
-        child.kill("SIGKILL");
+        served.child.kill("SIGKILL");
       }
     }, 400_000);
 
@@ -335,29 +330,5 @@ for (const runtime of webRuntimes) {
       // The app that holds the label still answers at its URL.
       expect(await fetch(`${urls.hello}?name=still`).then((r) => r.text())).toBe("Hello, still!");
     }, 400_000);
-  });
-}
-
-/** Waits for `skiff serve` to print the URL of `label` on stderr; fails with what it printed if it exits first. */
-function printedUrl(child: ChildProcess, label: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let printed = "";
-    const timer = setTimeout(
-      () => reject(new Error(`skiff serve printed no URL for ${label}:\n${printed}`)),
-      timeoutMs,
-    );
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      printed += chunk;
-      const url = urlsIn(printed)[label];
-      if (url) {
-        clearTimeout(timer);
-        resolve(url);
-      }
-    });
-    child.stdout!.resume();
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`skiff serve exited (${code}) before printing a URL:\n${printed}`));
-    });
   });
 }
