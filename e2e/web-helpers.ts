@@ -48,6 +48,33 @@ export async function curl(args: string[]): Promise<{ status: number; body: stri
   return { status: Number(stdout.slice(at + 1)), body: stdout.slice(0, at) };
 }
 
+/** Chunk `i` of a generated upload: 1 MiB of one byte value, different from its neighbours'. */
+export const uploadChunk = (i: number) => Buffer.alloc(MiB, i % 251);
+
+/** A body of `chunks` MiB made as it is read, never held whole. */
+export function generatedBody(chunks: number): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i === chunks) controller.close();
+      else controller.enqueue(uploadChunk(i++));
+    },
+  });
+}
+
+/** The arrival time of each SSE event (`event:` line) in a stream of text chunks. */
+export async function eventTimes(chunks: AsyncIterable<string>): Promise<number[]> {
+  const times: number[] = [];
+  let pending = "";
+  for await (const chunk of chunks) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) if (line.startsWith("event: tick")) times.push(Date.now());
+  }
+  return times;
+}
+
 /** A container as `GET /v1/containers` lists it. */
 export interface ListedContainer {
   id: string;

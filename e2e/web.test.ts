@@ -13,12 +13,15 @@ import {
   deployedStack,
   dialWebSocket,
   echoLatency,
+  eventTimes,
   exerciseEcho,
+  generatedBody,
   nextMessage,
   openWebSocket,
   rssGrowthDuring,
   startServe,
   textOf,
+  uploadChunk,
   waitUntil,
   webRuntimes,
 } from "./web-helpers.js";
@@ -26,33 +29,6 @@ import {
 const FIXTURE = "e2e/fixtures/web.ts";
 const SERVE_FIXTURE = "e2e/fixtures/web-serve.ts";
 const MiB = 1024 * 1024;
-
-/** Chunk `i` of a generated upload: 1 MiB of one byte value, different from its neighbours'. */
-const uploadChunk = (i: number) => Buffer.alloc(MiB, i % 251);
-
-/** A body of `chunks` MiB made as it is read, never held whole. */
-function generatedBody(chunks: number): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (i === chunks) controller.close();
-      else controller.enqueue(uploadChunk(i++));
-    },
-  });
-}
-
-/** The arrival time of each SSE event (`event:` line) in a stream of text chunks. */
-async function eventTimes(chunks: AsyncIterable<string>): Promise<number[]> {
-  const times: number[] = [];
-  let pending = "";
-  for await (const chunk of chunks) {
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) if (line.startsWith("event: tick")) times.push(Date.now());
-  }
-  return times;
-}
 
 /**
  * Web functions through the real CLI, server gateway, worker relay and containers, with real HTTP clients
