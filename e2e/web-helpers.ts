@@ -273,13 +273,18 @@ export async function rssGrowthDuring(
   return { server: most.server - before.server, worker: most.worker - before.worker };
 }
 
-/** A stack on `runtime` with `fixture` deployed, and the URLs the deploy printed. */
+/**
+ * A stack on `runtime` with `fixture` deployed, and the URLs the deploy printed. `up`: server and worker in
+ * one `skiff up` process (`serverEnv` is then its environment).
+ */
 export async function deployedStack(
   runtime: string,
   fixture: string,
-  options: { serverEnv?: Record<string, string> } = {},
+  options: { serverEnv?: Record<string, string>; up?: boolean } = {},
 ): Promise<{ stack: Stack; urls: Record<string, string> }> {
-  const stack = await Stack.start({ runtime, ...options });
+  const stack = options.up
+    ? await Stack.up({ runtime, env: options.serverEnv ?? {} })
+    : await Stack.start({ runtime, serverEnv: options.serverEnv ?? {} });
   const deployed = await stack.run(["deploy", fixture], { timeoutMs: 300_000 });
   if (deployed.code !== 0) {
     await stack.stop();
