@@ -64,7 +64,8 @@ export interface RunResult {
   results: unknown[];
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port nothing listens on now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.listen(0, "127.0.0.1", () => {
@@ -75,7 +76,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** A real server and a real worker, as separate processes, on a private SKIFF_HOME. */
+/**
+ * A real server and a real worker, as separate processes, on a private SKIFF_HOME; or, from `Stack.up`, both
+ * in one `skiff up` process.
+ */
 export class Stack {
   server: ChildProcess | undefined;
   worker: ChildProcess | undefined;
@@ -125,6 +129,24 @@ export class Stack {
     stack.serverEnv = options.serverEnv ?? {};
     await stack.startServer();
     await stack.startWorker();
+    return stack;
+  }
+
+  /**
+   * `skiff up`: server and worker in one process, `server` (`worker` stays undefined, and `startServer` and
+   * `startWorker` do not apply), where the gateway reaches containers' web sockets without the worker's
+   * relay. `env` adds to its environment.
+   */
+  static async up(options: { runtime?: string; env?: Record<string, string> } = {}): Promise<Stack> {
+    if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
+    const home = await mkdtemp(join(tmpdir(), "skiff-e2e-"));
+    const stack = new Stack(home, await freePort(), options.runtime ?? e2eRuntime(), undefined);
+    stack.serverEnv = options.env ?? {};
+    stack.server = stack.spawn(["up", "--port", String(stack.port)], {
+      SKIFF_SERVER_URL: undefined,
+      ...stack.serverEnv,
+    });
+    await stack.waitForWorkers(1);
     return stack;
   }
 

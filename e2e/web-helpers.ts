@@ -1,12 +1,12 @@
 // Helpers the web e2e suites share: which runtimes they run on, the URLs the CLI prints, curl, waits and
 // WebSocket clients.
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { expect } from "vitest";
 import WebSocket from "ws";
-import { hasCommand, Stack } from "./stack.js";
+import { CLI, hasCommand, ROOT, Stack } from "./stack.js";
 
 const MiB = 1024 * 1024;
 const root = process.getuid?.() === 0;
@@ -46,6 +46,33 @@ export async function curl(args: string[]): Promise<{ status: number; body: stri
   });
   const at = stdout.lastIndexOf("\n");
   return { status: Number(stdout.slice(at + 1)), body: stdout.slice(0, at) };
+}
+
+/** Chunk `i` of a generated upload: 1 MiB of one byte value, different from its neighbours'. */
+export const uploadChunk = (i: number) => Buffer.alloc(MiB, i % 251);
+
+/** A body of `chunks` MiB made as it is read, never held whole. */
+export function generatedBody(chunks: number): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i === chunks) controller.close();
+      else controller.enqueue(uploadChunk(i++));
+    },
+  });
+}
+
+/** The arrival time of each SSE event (`event:` line) in a stream of text chunks. */
+export async function eventTimes(chunks: AsyncIterable<string>): Promise<number[]> {
+  const times: number[] = [];
+  let pending = "";
+  for await (const chunk of chunks) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) if (line.startsWith("event: tick")) times.push(Date.now());
+  }
+  return times;
 }
 
 /** A container as `GET /v1/containers` lists it. */
@@ -246,17 +273,74 @@ export async function rssGrowthDuring(
   return { server: most.server - before.server, worker: most.worker - before.worker };
 }
 
-/** A stack on `runtime` with `fixture` deployed, and the URLs the deploy printed. */
+/**
+ * A stack on `runtime` with `fixture` deployed, and the URLs the deploy printed. `up`: server and worker in
+ * one `skiff up` process (`serverEnv` is then its environment).
+ */
 export async function deployedStack(
   runtime: string,
   fixture: string,
-  options: { serverEnv?: Record<string, string> } = {},
+  options: { serverEnv?: Record<string, string>; up?: boolean } = {},
 ): Promise<{ stack: Stack; urls: Record<string, string> }> {
-  const stack = await Stack.start({ runtime, ...options });
+  const stack = options.up
+    ? await Stack.up({ runtime, env: options.serverEnv ?? {} })
+    : await Stack.start({ runtime, serverEnv: options.serverEnv ?? {} });
   const deployed = await stack.run(["deploy", fixture], { timeoutMs: 300_000 });
   if (deployed.code !== 0) {
     await stack.stop();
     throw new Error(`skiff deploy ${fixture} failed:\n${deployed.stderr}`);
   }
   return { stack, urls: urlsIn(deployed.stderr) };
+}
+
+/** A `skiff serve` running against a stack (see `startServe`). */
+export interface Served {
+  child: ChildProcess;
+  /** Everything it printed so far, stderr and stdout together. */
+  readonly text: string;
+  /** Its exit code once it ends. */
+  exited: Promise<number | null>;
+  /** Waits until what it printed matches `pattern`; fails with what it printed if it exits first. */
+  printed(what: string, pattern: RegExp, ms?: number): Promise<void>;
+  /** Waits until it printed the URL of `label`, and returns it. */
+  url(label: string, ms?: number): Promise<string>;
+}
+
+/** Starts `skiff serve FILE ARGS` against `stack`; the caller ends it (SIGINT, as Ctrl-C does). */
+export function startServe(stack: Stack, file: string, args: string[] = []): Served {
+  const child = spawn(process.execPath, [CLI, "serve", file, ...args], {
+    cwd: ROOT,
+    env: stack.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  /** Waits until what it printed passes `check`; fails with what it printed if it exits first. */
+  const until = (what: string, check: (text: string) => boolean, ms = 300_000) =>
+    waitUntil(
+      stack,
+      what,
+      async () => {
+        if (check(text)) return true;
+        if (child.exitCode !== null) throw new Error(`skiff serve exited (${child.exitCode}):\n${text}`);
+        return false;
+      },
+      ms,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\nskiff serve printed:\n${text}`);
+    });
+  return {
+    child,
+    get text() {
+      return text;
+    },
+    exited,
+    printed: (what, pattern, ms) => until(what, (printed) => pattern.test(printed), ms),
+    url: async (label, ms) => {
+      await until(`skiff serve prints the URL of ${label}`, (printed) => urlsIn(printed)[label] !== undefined, ms);
+      return urlsIn(text)[label]!;
+    },
+  };
 }

@@ -1,10 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI, fixtureVariant, ROOT, Stack } from "./stack.js";
-import { containersOf, type LoadSample, loadLoop, percentile, urlsIn, waitUntil, webRuntimes } from "./web-helpers.js";
+import { fixtureVariant, ROOT, Stack } from "./stack.js";
+import {
+  containersOf,
+  type LoadSample,
+  loadLoop,
+  percentile,
+  startServe,
+  urlsIn,
+  waitUntil,
+  webRuntimes,
+} from "./web-helpers.js";
 
 const FIXTURE = "e2e/fixtures/web-rolling.ts";
 const SERVER_FIXTURE = "e2e/fixtures/web-rolling-server.ts";
@@ -150,24 +158,10 @@ for (const runtime of webRuntimes) {
       const file = join(dir, "app.ts");
       copyFileSync(join(ROOT, FIXTURE), file);
       writeFileSync(file, readFileSync(file, "utf8").replace('"e2e-web-rolling"', '"e2e-web-reload"'));
-      const child = spawn(process.execPath, [CLI, "serve", file], {
-        cwd: ROOT,
-        env: stack.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const printed = output(child);
-      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const served = startServe(stack, file);
       let load: ReturnType<typeof loadLoop> | undefined;
       try {
-        await waitFor(
-          "skiff serve prints its URL",
-          async () => {
-            if (child.exitCode !== null) throw new Error(`skiff serve exited (${child.exitCode}):\n${printed.text}`);
-            return urlsIn(printed.text).rolling !== undefined;
-          },
-          300_000,
-        );
-        const url = urlsIn(printed.text).rolling!;
+        const url = await served.url("rolling");
         expect(url).toBe(`${stack.url}/w/main/e2e-web-reload/rolling`);
         await waitFor("v1 answers", async () => (await fetch(`${url}/quick`).then((r) => r.text())) === "v1 /quick");
 
@@ -177,11 +171,11 @@ for (const runtime of webRuntimes) {
         writeFileSync(file, readFileSync(file, "utf8").replace('const VERSION = "v1"', 'const VERSION = "v2"'));
         await waitFor("answers come from v2", async () => load!.seen("v2"), 120_000);
         console.log(`[${runtime.name}] skiff serve reload: first new answer ${Date.now() - edited} ms after the edit`);
-        expect(printed.text).toMatch(/reloaded .*app\.ts/);
+        expect(served.text).toMatch(/reloaded .*app\.ts/);
 
         // A change that does not build is printed, and the running code keeps serving.
         writeFileSync(file, readFileSync(file, "utf8").replace("export const rolling", "export const rolling = ="));
-        await waitFor("the error is printed", async () => /old code keeps serving/.test(printed.text), 30_000);
+        await served.printed("the error is printed", /old code keeps serving/, 30_000);
         await new Promise((r) => setTimeout(r, 1000));
         expect(await fetch(`${url}/quick`).then((r) => r.text())).toBe("v2 /quick");
 
@@ -196,8 +190,8 @@ for (const runtime of webRuntimes) {
           `[${runtime.name}] skiff serve reload: ${finishedOnOld(samples, "v1", "v2").length} request(s) finished on the old code after the switch`,
         );
 
-        child.kill("SIGINT");
-        expect(await exited).toBe(0);
+        served.child.kill("SIGINT");
+        expect(await served.exited).toBe(0);
         await waitFor(
           "no container of the served app is left",
           async () => (await containersOf(stack, "rolling")).length === 0,
@@ -205,17 +199,9 @@ for (const runtime of webRuntimes) {
         );
       } finally {
         await load?.stop();
-        child.kill("SIGKILL");
+        served.child.kill("SIGKILL");
         rmSync(dir, { recursive: true, force: true });
       }
     }, 600_000);
   });
-}
-
-/** Everything a child prints on stderr and stdout so far. */
-function output(child: ChildProcess): { text: string } {
-  const printed = { text: "" };
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (printed.text += chunk));
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (printed.text += chunk));
-  return printed;
 }

@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { CLI, fixtureVariant, ROOT, type Stack } from "./stack.js";
+import { fixtureVariant, type Stack } from "./stack.js";
 import {
   cliListsContainerOf,
   closeOf,
@@ -13,12 +13,15 @@ import {
   deployedStack,
   dialWebSocket,
   echoLatency,
+  eventTimes,
   exerciseEcho,
+  generatedBody,
   nextMessage,
   openWebSocket,
   rssGrowthDuring,
+  startServe,
   textOf,
-  urlsIn,
+  uploadChunk,
   waitUntil,
   webRuntimes,
 } from "./web-helpers.js";
@@ -26,33 +29,6 @@ import {
 const FIXTURE = "e2e/fixtures/web.ts";
 const SERVE_FIXTURE = "e2e/fixtures/web-serve.ts";
 const MiB = 1024 * 1024;
-
-/** Chunk `i` of a generated upload: 1 MiB of one byte value, different from its neighbours'. */
-const uploadChunk = (i: number) => Buffer.alloc(MiB, i % 251);
-
-/** A body of `chunks` MiB made as it is read, never held whole. */
-function generatedBody(chunks: number): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (i === chunks) controller.close();
-      else controller.enqueue(uploadChunk(i++));
-    },
-  });
-}
-
-/** The arrival time of each SSE event (`event:` line) in a stream of text chunks. */
-async function eventTimes(chunks: AsyncIterable<string>): Promise<number[]> {
-  const times: number[] = [];
-  let pending = "";
-  for await (const chunk of chunks) {
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) if (line.startsWith("event: tick")) times.push(Date.now());
-  }
-  return times;
-}
 
 /**
  * Web functions through the real CLI, server gateway, worker relay and containers, with real HTTP clients
@@ -304,23 +280,18 @@ for (const runtime of webRuntimes) {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain("skiff serve needs a web function: app.web, app.endpoint or app.webServer");
 
-      const child = spawn(process.execPath, [CLI, "serve", SERVE_FIXTURE], {
-        cwd: ROOT,
-        env: stack.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const served = startServe(stack, SERVE_FIXTURE);
       try {
-        const url = await printedUrl(child, "ping", 300_000);
+        const url = await served.url("ping");
         expect(url).toBe(`${stack.url}/w/main/e2e-web-serve/ping`);
         const response = await fetch(`${url}/a/b?c=d`);
         expect(response.status).toBe(200);
         expect(await response.text()).toBe("pong /a/b");
-        child.kill("SIGINT");
-        expect(await exited).toBe(0);
+        served.child.kill("SIGINT");
+        expect(await served.exited).toBe(0);
         await waitFor("the stopped app's URL answers 404", async () => (await fetch(url)).status === 404, 15_000);
       } finally {
-        child.kill("SIGKILL");
+        served.child.kill("SIGKILL");
       }
     }, 400_000);
 
@@ -335,29 +306,5 @@ for (const runtime of webRuntimes) {
       // The app that holds the label still answers at its URL.
       expect(await fetch(`${urls.hello}?name=still`).then((r) => r.text())).toBe("Hello, still!");
     }, 400_000);
-  });
-}
-
-/** Waits for `skiff serve` to print the URL of `label` on stderr; fails with what it printed if it exits first. */
-function printedUrl(child: ChildProcess, label: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let printed = "";
-    const timer = setTimeout(
-      () => reject(new Error(`skiff serve printed no URL for ${label}:\n${printed}`)),
-      timeoutMs,
-    );
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      printed += chunk;
-      const url = urlsIn(printed)[label];
-      if (url) {
-        clearTimeout(timer);
-        resolve(url);
-      }
-    });
-    child.stdout!.resume();
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`skiff serve exited (${code}) before printing a URL:\n${printed}`));
-    });
   });
 }

@@ -1,8 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { typecheckFile } from "./typecheck.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { UserCodeError } from "./bundle.js";
+import { refuseTypeErrors, typecheckFile } from "./typecheck.js";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 const dir = mkdtempSync(join(tmpdir(), "skiff-typecheck-"));
@@ -75,5 +76,42 @@ describe("typecheckFile", () => {
     );
     const result = await typecheckFile(join(at, "app.ts"));
     expect(result).toMatchObject({ kind: "failed", report: expect.stringMatching(/^app\.ts\(1,14\): error TS2322/) });
+  });
+});
+
+describe("refuseTypeErrors", () => {
+  const said = () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    return { lines, restore: () => spy.mockRestore() };
+  };
+
+  it("throws the compiler's report, then what did not happen and how to go on", async () => {
+    const at = project("refused", { "tsconfig.json": TSCONFIG, "app.ts": "export const n: number = '2';\n" }, true);
+    const refused = refuseTypeErrors(join(at, "app.ts"), { refused: "not served: fix the types" });
+    await expect(refused).rejects.toBeInstanceOf(UserCodeError);
+    await expect(refused).rejects.toThrow(
+      /app\.ts does not type-check \(under .*tsconfig\.json\):\n.*app\.ts\(1,14\): error TS2322[\s\S]*\nnot served: fix the types$/,
+    );
+  });
+
+  it("says how a file was checked, or why it was not, unless quiet", async () => {
+    const good = project("said", { "tsconfig.json": TSCONFIG, "app.ts": "export const n = 2;\n" }, true);
+    const plain = project("said-plain", { "app.ts": "export const n: number = '2';\n" }, false);
+    const output = said();
+    try {
+      await refuseTypeErrors(join(good, "app.ts"));
+      await refuseTypeErrors(join(plain, "app.ts"));
+      await refuseTypeErrors(join(good, "app.ts"), { quiet: true });
+      await refuseTypeErrors(join(plain, "app.ts"), { quiet: true });
+    } finally {
+      output.restore();
+    }
+    expect(output.lines).toHaveLength(2);
+    expect(output.lines[0]).toMatch(/type-checked with TypeScript 5\.\d+\.\d+ \(.*tsconfig\.json\)/);
+    expect(output.lines[1]).toContain("not type-checked: no tsconfig.json at or above the file");
   });
 });

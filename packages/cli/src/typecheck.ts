@@ -3,8 +3,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { displayPath, UserCodeError } from "./bundle.js";
+import { dim, say, yellow } from "./output.js";
 
-/** What `skiff deploy` learned by type-checking the file. */
+/** What type-checking a file under its tsconfig.json learned. */
 export type TypecheckResult =
   | { kind: "passed"; tsconfig: string; version: string }
   | { kind: "failed"; tsconfig: string; report: string }
@@ -51,6 +53,28 @@ export async function typecheckFile(file: string): Promise<TypecheckResult> {
   const diagnostics = ts.getPreEmitDiagnostics(program);
   if (diagnostics.length === 0) return { kind: "passed", tsconfig, version: ts.version };
   return { kind: "failed", tsconfig, report: ts.formatDiagnostics(diagnostics, host).trimEnd() };
+}
+
+/**
+ * The type check `skiff deploy` and `skiff serve` make before they go on: a file that does not type-check
+ * throws a UserCodeError with the compiler's report, then `refused` (what did not happen and how to go on).
+ * Otherwise it says which TypeScript checked it, or why it could not be checked, unless `quiet` (a reload
+ * says nothing while all is well).
+ */
+export async function refuseTypeErrors(
+  file: string,
+  options: { refused?: string; quiet?: boolean } = {},
+): Promise<void> {
+  const checked = await typecheckFile(file);
+  if (checked.kind === "failed") {
+    const then = options.refused ? `\n${options.refused}` : "";
+    throw new UserCodeError(
+      `${displayPath(file)} does not type-check (under ${displayPath(checked.tsconfig)}):\n${checked.report}${then}`,
+    );
+  }
+  if (options.quiet) return;
+  if (checked.kind === "skipped") say(yellow(`not type-checked: ${checked.reason}`));
+  else say(dim(`type-checked with TypeScript ${checked.version} (${displayPath(checked.tsconfig)})`));
 }
 
 /**

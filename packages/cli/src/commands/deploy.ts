@@ -5,9 +5,9 @@ import { localSecretsOf, setContext, uploadImageFiles } from "skiff/plumbing";
 import { bundleFile, displayPath, UserCodeError } from "../bundle.js";
 import type { Config } from "../config.js";
 import { describe, load } from "../load-app.js";
-import { dim, formatError, green, red, say, yellow } from "../output.js";
+import { dim, formatError, green, red, say } from "../output.js";
 import { connectServer } from "../server-client.js";
-import { typecheckFile } from "../typecheck.js";
+import { refuseTypeErrors } from "../typecheck.js";
 import { printWebUrls } from "../web-urls.js";
 import { printSchedules } from "./app.js";
 import { buildImages } from "./image.js";
@@ -25,7 +25,9 @@ export async function deployCommand(
   const started = Date.now();
   const shown = displayPath(file);
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
-  if (options.typecheck !== false) await typecheck(file, shown);
+  if (options.typecheck !== false) {
+    await refuseTypeErrors(file, { refused: "not deployed: fix the types, or deploy anyway with --no-typecheck" });
+  }
   setContext({ v: 1, where: "local", functionIds: {} });
   const collected = await load(bundle, shown);
   const manifest = describe(collected, shown, bundle);
@@ -69,18 +71,6 @@ export async function deployCommand(
   } finally {
     client.close();
   }
-}
-
-/** Refuses a file that does not type-check; says so when it could not be checked. */
-async function typecheck(file: string, shown: string): Promise<void> {
-  const checked = await typecheckFile(file);
-  if (checked.kind === "failed") {
-    throw new UserCodeError(
-      `${shown} does not type-check (under ${displayPath(checked.tsconfig)}):\n${checked.report}\nnot deployed: fix the types, or deploy anyway with --no-typecheck`,
-    );
-  }
-  if (checked.kind === "skipped") say(yellow(`not type-checked: ${checked.reason}`));
-  else say(dim(`type-checked with TypeScript ${checked.version} (${displayPath(checked.tsconfig)})`));
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Config } from "../config.js";
 import { FileWatch } from "../file-watch.js";
 import { describe, load } from "../load-app.js";
 import { dim, formatError, green, red, say, yellow } from "../output.js";
-import { typecheckFile } from "../typecheck.js";
+import { refuseTypeErrors } from "../typecheck.js";
 import { hasWebFunction, printWebUrls } from "../web-urls.js";
 
 /** How long changes must stop before a reload: an editor's save is often several writes. */
@@ -22,18 +22,24 @@ interface Build {
 }
 
 /**
- * `skiff serve FILE`: runs FILE's app, ephemeral, for as long as this command runs, and prints the URL of each
- * web function; the app's logs stream here meanwhile, and Ctrl-C stops it. A change to FILE, or to a file
- * it imports, makes a new version of the app (see `reloader`): same URLs, new requests reach the new code.
+ * `skiff serve FILE [--no-typecheck]`: runs FILE's app, ephemeral, for as long as this command runs, and prints
+ * the URL of each web function; the app's logs stream here meanwhile, and Ctrl-C stops it. FILE is type-checked
+ * first, as `skiff deploy` checks it: with a type error nothing starts. A change to FILE, or to a file it
+ * imports, makes a new version of the app (see `reloader`): same URLs, new requests reach the new code.
  */
-export async function serveCommand(file: string, config: Config): Promise<number> {
+export async function serveCommand(file: string, options: { typecheck?: boolean }, config: Config): Promise<number> {
   const shown = displayPath(file);
-  const first = await build(file, shown, config);
+  const typecheck = options.typecheck !== false;
+  const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
+  if (typecheck) {
+    await refuseTypeErrors(file, { refused: "not served: fix the types, or serve anyway with --no-typecheck" });
+  }
+  const first = await build(shown, bundle);
 
   const session = await AppSession.open({ ...first, mode: "ephemeral", config });
   await printWebUrls(first.manifest, session);
   say(dim(`serving until Ctrl-C; a change to ${shown} or a file it imports reloads it`));
-  const reloader = reloaderOf({ file, shown, config, session, first });
+  const reloader = reloaderOf({ file, shown, config, session, first, typecheck });
 
   const interrupted = new Promise<"interrupted">((resolve) => {
     const onSignal = () => {
@@ -55,9 +61,8 @@ export async function serveCommand(file: string, config: Config): Promise<number
   return 0;
 }
 
-/** Bundles FILE (unless given its bundle) and collects its app; refuses an app with no web function. */
-async function build(file: string, shown: string, config: Config, made?: Bundle): Promise<Build> {
-  const bundle = made ?? (await bundleFile(file, join(config.SKIFF_HOME, "bundles")));
+/** Collects the app of FILE's bundle; refuses an app with no web function. */
+async function build(shown: string, bundle: Bundle): Promise<Build> {
   setContext({ v: 1, where: "local", functionIds: {} });
   const collected = await load(bundle, shown);
   const manifest = describe(collected, shown, bundle);
@@ -72,13 +77,20 @@ async function build(file: string, shown: string, config: Config, made?: Bundle)
 /**
  * Watches the files the bundle was made from and, RELOAD_DEBOUNCE_MS after they change, builds again and
  * makes a new version of the app, one reload at a time (a change during one causes one more). A build that
- * fails (bundling, a type error under the file's tsconfig.json, a throw while loading, no web function left)
- * is printed, and the running version keeps serving.
+ * fails (bundling, a type error under the file's tsconfig.json unless `typecheck` is off, a throw while
+ * loading, no web function left) is printed, and the running version keeps serving.
  */
-function reloaderOf(options: { file: string; shown: string; config: Config; session: AppSession; first: Build }): {
+function reloaderOf(options: {
+  file: string;
+  shown: string;
+  config: Config;
+  session: AppSession;
+  first: Build;
+  typecheck: boolean;
+}): {
   close(): void;
 } {
-  const { file, shown, config, session } = options;
+  const { file, shown, config, session, typecheck } = options;
   let current = options.first;
   let reloading: Promise<void> | undefined;
   let again = false;
@@ -90,13 +102,8 @@ function reloaderOf(options: { file: string; shown: string; config: Config; sess
     // Imports may have changed: watch what this build was made from.
     if (!closed) watch.watch(bundle.inputs);
     if (bundle.hash === current.bundle.hash) return;
-    const checked = await typecheckFile(file);
-    if (checked.kind === "failed") {
-      throw new UserCodeError(
-        `${shown} does not type-check (under ${displayPath(checked.tsconfig)}):\n${checked.report}`,
-      );
-    }
-    const next = await build(file, shown, config, bundle);
+    if (typecheck) await refuseTypeErrors(file, { quiet: true });
+    const next = await build(shown, bundle);
     if (next.manifest.name !== current.manifest.name) {
       throw new UserCodeError(
         `the app's name changed from "${current.manifest.name}" to "${next.manifest.name}": a new name is a new app, so stop this \`skiff serve\` and run it again`,
