@@ -5,8 +5,7 @@ import type { Subscriber } from "../hub.js";
 import { withOverrides } from "../pool-options.js";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { WorkerConn } from "../workers.js";
-import type { ContainerSystem } from "./containers.js";
-import { type PoolSystem, stoppedReason } from "./pools.js";
+import { stoppedReason } from "./pools.js";
 import type { Systems } from "./systems.js";
 
 /** What `updateAutoscaler` may change at runtime. */

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type ContainerView, type ImageSecrets, runnerEnvironment, type WorkerMessage } from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
-import { minContainersOf, type PoolSystem, replaceable } from "./pools.js";
+import { minContainersOf, replaceable } from "./pools.js";
 import type { Systems } from "./systems.js";
 
 type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t: T }>;
