@@ -22,17 +22,23 @@ export function endToEndHeaders(
   headers: HeaderMap,
   drop: ReadonlySet<string> = new Set(),
 ): Record<string, string | string[]> {
-  const connection = headers.connection;
-  const named = new Set(
-    String(connection ?? "")
+  const named = namedByConnection(headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named?.has(name) || drop.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The headers a `Connection` header names as this connection's own; none for the usual keep-alive or close. */
+function namedByConnection(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined || connection === "keep-alive" || connection === "close") return undefined;
+  return new Set(
+    String(connection)
       .split(",")
       .map((name) => name.trim().toLowerCase())
       .filter(Boolean),
   );
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || named.has(name) || drop.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
 }

@@ -217,7 +217,7 @@ export class WebGateway {
       target,
       search,
       requestId,
-      body: new ReplayableBody(req),
+      body: new ReplayableBody(req, hasBody(req)),
       gone: undefined,
       closed: false,
       lease: undefined,
@@ -257,7 +257,7 @@ export class WebGateway {
     }
     const redirectAfterMs = redirectAfterOf(info);
     if (redirectAfterMs !== null) exchange.redirect = setTimeout(() => this.park(exchange), redirectAfterMs);
-    const lease = await this.deps.control.web.acquire(info, { signal: waitSignal(exchange) });
+    const lease = await this.deps.control.web.acquire(info, { signal: () => waitSignal(exchange) });
     this.forward(exchange, lease, false);
   }
 
@@ -506,7 +506,7 @@ export class WebGateway {
       upstream.destroy();
       lease.release();
       this.deps.control.web
-        .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: waitSignal(exchange) })
+        .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: () => waitSignal(exchange) })
         .then((next) => this.forward(exchange, next, true))
         .catch((error: Error) => this.refuse(exchange, error));
       return true;
@@ -585,10 +585,13 @@ function respond(res: ServerResponse, req: IncomingMessage, upstream: ClientRequ
     if (!upstream.writableFinished) upstream.destroy();
   });
   res.writeHead(reply.statusCode ?? 502, endToEndHeaders(reply.headers));
-  // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once.
-  const early = setImmediate(() => res.flushHeaders());
-  const sent = () => clearImmediate(early);
-  reply.once("data", sent).once("end", sent).once("error", sent);
+  // Headers go with the first chunk; a stream whose first chunk is not there yet gets them at once. A body
+  // of known length (most answers) comes with its head: no need to watch for that.
+  if (reply.headers["content-length"] === undefined) {
+    const early = setImmediate(() => res.flushHeaders());
+    const sent = () => clearImmediate(early);
+    reply.once("data", sent).once("end", sent).once("error", sent);
+  }
   // pipe, not stream.pipeline: pipeline makes and aborts a signal per call, an exception with its stack each.
   reply.pipe(res);
   reply.once("error", () => res.destroy());
@@ -660,4 +663,10 @@ function answer(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** Whether a request carries a body (HTTP/1.1: only with a Content-Length above 0 or a Transfer-Encoding). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }

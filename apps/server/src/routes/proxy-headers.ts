@@ -19,15 +19,12 @@ export function relayHeaders(
   headers: IncomingHttpHeaders,
   forward: { secret?: string; requestId: string; remoteAddress: string | undefined; prefix: string },
 ): OutgoingHttpHeaders {
-  const out = endToEndHeaders(headers, GATEWAY_OWNED);
-  const chain = [headers["x-forwarded-for"], forward.remoteAddress].filter(Boolean).join(", ");
-  return {
-    ...out,
-    ...(forward.secret === undefined ? {} : { [WEB_RELAY_SECRET_HEADER]: forward.secret }),
-    [REQUEST_ID_HEADER]: forward.requestId,
-    "x-forwarded-for": chain,
-    "x-forwarded-proto": headers["x-forwarded-proto"] ?? "http",
-    ...(forward.prefix ? { "x-forwarded-prefix": forward.prefix } : {}),
-    ...(headers.host ? { "x-forwarded-host": headers.host } : {}),
-  };
+  const out: OutgoingHttpHeaders = endToEndHeaders(headers, GATEWAY_OWNED);
+  if (forward.secret !== undefined) out[WEB_RELAY_SECRET_HEADER] = forward.secret;
+  out[REQUEST_ID_HEADER] = forward.requestId;
+  out["x-forwarded-for"] = [headers["x-forwarded-for"], forward.remoteAddress].filter(Boolean).join(", ");
+  out["x-forwarded-proto"] = headers["x-forwarded-proto"] ?? "http";
+  if (forward.prefix) out["x-forwarded-prefix"] = forward.prefix;
+  if (headers.host) out["x-forwarded-host"] = headers.host;
+  return out;
 }

@@ -14,7 +14,15 @@ export class ReplayableBody {
   private ended = false;
   private target: Writable | undefined;
 
-  constructor(private readonly source: Readable) {
+  /** `hasBody` false: a request without a body (most GETs), whose stream is left alone. */
+  constructor(
+    private readonly source: Readable,
+    hasBody = true,
+  ) {
+    if (!hasBody) {
+      this.ended = true;
+      return;
+    }
     source.on("data", (chunk: Buffer) => this.onData(chunk));
     source.on("end", () => {
       this.ended = true;
@@ -40,7 +48,7 @@ export class ReplayableBody {
   /** Stops sending to the current target (it is abandoned for another). */
   detach(): void {
     this.target = undefined;
-    this.source.pause();
+    if (!this.ended) this.source.pause();
   }
 
   private onData(chunk: Buffer): void {

@@ -89,15 +89,17 @@ export class WebSystem {
    */
   acquire(
     requested: FunctionInfo,
-    options: { exclude?: ReadonlySet<string>; signal?: AbortSignal } = {},
+    options: { exclude?: ReadonlySet<string>; signal?: AbortSignal | (() => AbortSignal) } = {},
   ): Promise<WebLease> {
-    if (options.signal?.aborted) return Promise.reject(new ApiError("CANCELLED", "the client went away"));
     // Resolved just before a deploy moved its label to another function: the request goes there.
     const info = this.current(requested);
     if (info.stopped) return Promise.reject(new ApiError("NOT_FOUND", NO_ENDPOINT));
     const exclude = options.exclude ?? new Set<string>();
     const lease = (this.pools.get(info.id)?.waiting.length ?? 0) === 0 ? this.take(info, exclude) : undefined;
     if (lease) return Promise.resolve(lease);
+    // Made only now: most requests get a slot at once and never need one.
+    const signal = typeof options.signal === "function" ? options.signal() : options.signal;
+    if (signal?.aborted) return Promise.reject(new ApiError("CANCELLED", "the client went away"));
     const pool = this.poolOf(info);
     const bound = WAITING_PER_SLOT * info.spec.maxInputs;
     if (pool.waiting.length >= bound) {
@@ -111,7 +113,7 @@ export class WebSystem {
     return new Promise<WebLease>((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
-        options.signal?.removeEventListener("abort", abort);
+        signal?.removeEventListener("abort", abort);
         const at = waiter.pool.waiting.indexOf(waiter);
         if (at >= 0) waiter.pool.waiting.splice(at, 1);
       };
@@ -139,7 +141,7 @@ export class WebSystem {
           ),
         info.spec.startupTimeoutMs,
       );
-      options.signal?.addEventListener("abort", abort, { once: true });
+      signal?.addEventListener("abort", abort, { once: true });
       pool.waiting.push(waiter);
       this.deps.requestAutoscale();
     });
