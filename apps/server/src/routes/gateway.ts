@@ -8,10 +8,7 @@ import {
   endToEndHeaders,
   HTTP_STATUS,
   type LocalWebRelay,
-  parseWebHost,
-  parseWebPath,
   REQUEST_ID_HEADER,
-  type WebFunctionAddress,
 } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { Logger } from "pino";
@@ -19,9 +16,11 @@ import type { ControlPlane } from "../engine/control-plane.js";
 import type { FunctionInfo } from "../engine/state.js";
 import { PoolBusy, type WebLease } from "../engine/systems/web.js";
 import { ApiError, apiErrorOf } from "../errors.js";
+import { answer, crashed, EarlyBytes, switchingHead } from "./gateway-answers.js";
 import { relayHeaders } from "./proxy-headers.js";
 import { ReplayableBody } from "./replayable-body.js";
 import { type LongRequest, LongRequests, RESULT_PATH } from "./web-results.js";
+import { hostOf, isGatewayPath, type Target, targetOf } from "./web-target.js";
 
 /** How long a URL's function id is remembered, so that a request costs no store query. */
 const ROUTE_MEMORY_MS = 1000;
@@ -55,29 +54,6 @@ interface Exchange {
   overdue: boolean;
   /** It was answered 303: its answer goes to whoever comes to its result URL. */
   parked: boolean;
-}
-
-/** Whether a request's path is the gateway's (`/w/...`) rather than the API's. */
-export function isGatewayPath(url: string | undefined): boolean {
-  return url?.startsWith("/w/") === true;
-}
-
-/** What a request's URL or host names: how to find its function, and the path its handler sees. */
-interface Target {
-  /** Identifies the function's URL, for the route memory. */
-  key: string;
-  /** The path the handler sees, from its `/` (without the query). */
-  rest: string;
-  /** What the handler's paths sit under on the client's side (`x-forwarded-prefix`), "" for a host. */
-  prefix: string;
-  /** The running web function the URL names, from the store. */
-  lookup(store: Store): Promise<{ functionId: string } | undefined>;
-  /** Whether a function (remembered for the key) still answers at this URL. */
-  matches(info: FunctionInfo): boolean;
-  /** The names this URL has for `info`, a function that answers at it. */
-  address(info: FunctionInfo): WebFunctionAddress;
-  /** Whether this is the URL of the web function with these names (whatever answers there now). */
-  names(url: WebFunctionAddress): boolean;
 }
 
 /**
@@ -131,7 +107,7 @@ export class WebGateway {
 
   /** Whether a request is the gateway's: a `/w/...` path, or any path on a web function's host name. */
   owns(req: IncomingMessage): boolean {
-    return isGatewayPath(req.url) || this.hostOf(req) !== undefined;
+    return isGatewayPath(req.url) || hostOf(req, this.deps.webDomain) !== undefined;
   }
 
   /** Answers one request whose path is the gateway's. */
@@ -199,7 +175,7 @@ export class WebGateway {
   ): Promise<{ target: Target; info: FunctionInfo; search: string; parked?: LongRequest | undefined }> {
     const raw = req.url ?? "/";
     const query = raw.indexOf("?");
-    const target = this.targetOf(req, query < 0 ? raw : raw.slice(0, query));
+    const target = targetOf(req, query < 0 ? raw : raw.slice(0, query), this.deps.webDomain);
     const result = results && target ? RESULT_PATH.exec(target.rest) : null;
     const parked = result ? this.long.find(result[1]!, (url) => target!.names(url)) : undefined;
     const info = parked?.info ?? (target && (await this.resolve(target)));
@@ -298,53 +274,6 @@ export class WebGateway {
     );
   }
 
-  /** The host routing address of a request, when the server has a base domain and the host is under it. */
-  private hostOf(req: IncomingMessage) {
-    return this.deps.webDomain === undefined ? undefined : parseWebHost(req.headers.host, this.deps.webDomain);
-  }
-
-  /** What a request names: by its `/w/...` path, else by its host name; undefined when neither names a function. */
-  private targetOf(req: IncomingMessage, path: string): Target | undefined {
-    const address = parseWebPath(path);
-    if (address) {
-      return {
-        key: `${address.workspaceName}/${address.env}/${address.app}/${address.label}`,
-        rest: address.rest,
-        prefix: address.prefix,
-        lookup: (store) => store.apps.findWebFunction(address),
-        matches: (info) => info.spec.web?.label === address.label,
-        address: () => ({
-          workspaceName: address.workspaceName,
-          env: address.env,
-          app: address.app,
-          label: address.label,
-        }),
-        names: (url) =>
-          url.workspaceName === address.workspaceName &&
-          url.env === address.env &&
-          url.app === address.app &&
-          url.label === address.label,
-      };
-    }
-    const host = this.hostOf(req);
-    if (!host) return undefined;
-    return {
-      key: `${host.workspaceName}/${host.env}//${host.labelApp}`,
-      rest: path,
-      prefix: "",
-      lookup: (store) => store.apps.findWebFunctionByHost(host),
-      matches: (info) => `${info.spec.web?.label}-${info.appName}` === host.labelApp,
-      address: (info) => ({
-        workspaceName: host.workspaceName,
-        env: host.env,
-        app: info.appName,
-        label: info.spec.web?.label ?? "",
-      }),
-      names: (url) =>
-        url.workspaceName === host.workspaceName && url.env === host.env && `${url.label}-${url.app}` === host.labelApp,
-    };
-  }
-
   private async routeUpgrade(
     req: IncomingMessage,
     res: ServerResponse,
@@ -358,7 +287,7 @@ export class WebGateway {
     let lease: WebLease | undefined;
     let status = 499; // the client went away before an answer started
     let upstream: ClientRequest | undefined;
-    let local: { socketPath: string; done(): void } | undefined;
+    let local: ReturnType<LocalWebRelay["open"]>;
     client.once("close", () => {
       gone.abort();
       upstream?.destroy();
@@ -384,23 +313,10 @@ export class WebGateway {
       return;
     }
     lease = granted;
-    const forwarded = { requestId, remoteAddress: req.socket.remoteAddress, prefix: target.prefix };
     const upgrade = { connection: "upgrade", ...(req.headers.upgrade ? { upgrade: req.headers.upgrade } : {}) };
     // A worker in this process: straight to the container's web socket, as for a request.
     local = this.locals.get(lease.relay.url)?.open(lease.containerId);
-    upstream = local
-      ? request({
-          socketPath: local.socketPath,
-          path: `${target.rest}${search}`,
-          method: req.method,
-          agent: false,
-          headers: { ...relayHeaders(req.headers, forwarded), ...upgrade },
-        })
-      : request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${search}`, {
-          method: req.method,
-          agent: false,
-          headers: { ...relayHeaders(req.headers, { ...forwarded, secret: lease.relay.secret }), ...upgrade },
-        });
+    upstream = this.upstreamRequest(req, `${target.rest}${search}`, requestId, target, lease, local, upgrade);
     const containerId = lease.containerId;
     upstream.on("upgrade", (answer, relayed, relayedHead) => {
       status = answer.statusCode ?? 101;
@@ -475,24 +391,7 @@ export class WebGateway {
     exchange.lease = lease;
     // A worker in this process: straight to the container's web socket, without its relay's HTTP hop.
     const local = this.locals.get(lease.relay.url)?.open(lease.containerId);
-    const forwarded = {
-      requestId,
-      remoteAddress: req.socket.remoteAddress,
-      prefix: target.prefix,
-    };
-    const upstream = local
-      ? request({
-          socketPath: local.socketPath,
-          path: `${target.rest}${exchange.search}`,
-          method: req.method,
-          agent: this.directAgent(lease.containerId, local.accepting),
-          headers: relayHeaders(req.headers, forwarded),
-        })
-      : request(`${lease.relay.url}/containers/${lease.containerId}${target.rest}${exchange.search}`, {
-          method: req.method,
-          agent: this.agentFor(lease.relay.url),
-          headers: relayHeaders(req.headers, { ...forwarded, secret: lease.relay.secret }),
-        });
+    const upstream = this.upstreamRequest(req, `${target.rest}${exchange.search}`, requestId, target, lease, local);
     if (local) upstream.once("close", local.done);
     exchange.upstream = upstream;
     if (exchange.overdue) setImmediate(() => this.park(exchange));
@@ -539,6 +438,31 @@ export class WebGateway {
       crashed(res, requestId);
     });
     body.sendTo(upstream);
+  }
+
+  /**
+   * The request to the leased container: straight to its web socket when its worker is in this process
+   * (`local`), else through the worker's relay, with the secret that proves it. An upgrade (`upgrade`
+   * headers) gets a connection of its own; a request, a kept-alive one.
+   */
+  private upstreamRequest(
+    req: IncomingMessage,
+    path: string,
+    requestId: string,
+    target: Target,
+    lease: WebLease,
+    local: { socketPath: string; accepting(): boolean } | undefined,
+    upgrade?: Record<string, string>,
+  ): ClientRequest {
+    const forwarded = { requestId, remoteAddress: req.socket.remoteAddress, prefix: target.prefix };
+    const headers = relayHeaders(req.headers, local ? forwarded : { ...forwarded, secret: lease.relay.secret });
+    if (upgrade) Object.assign(headers, upgrade);
+    if (local) {
+      const agent = upgrade ? false : this.directAgent(lease.containerId, local.accepting);
+      return request({ socketPath: local.socketPath, path, method: req.method, agent, headers });
+    }
+    const agent = upgrade ? false : this.agentFor(lease.relay.url);
+    return request(`${lease.relay.url}/containers/${lease.containerId}${path}`, { method: req.method, agent, headers });
   }
 
   /** Answers a request whose retry could not get another container. */
@@ -598,71 +522,6 @@ function respond(res: ServerResponse, req: IncomingMessage, upstream: ClientRequ
   res.once("close", () => {
     if (!res.writableFinished) reply.destroy();
   });
-}
-
-/** 502: the container (or its relay) failed before its answer started. */
-function crashed(res: ServerResponse, requestId: string): void {
-  answer(res, 502, {
-    error: {
-      code: "CONTAINER_CRASHED",
-      message: `the container failed while answering request ${requestId}: try again (a new request gets a working container)`,
-      requestId,
-    },
-  });
-}
-
-/**
- * What a client sends after its upgrade request and before the switch, kept for the container (a WebSocket
- * client sends nothing then, so little is kept: past 64 KiB the client is cut off). Reading also lets the
- * gateway see a client that leaves while its upgrade waits for a container: nobody reads an upgraded socket
- * otherwise, and its end would go unnoticed.
- */
-class EarlyBytes {
-  private readonly chunks: Buffer[] = [];
-  private bytes = 0;
-  private readonly keep = (chunk: Buffer) => {
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
-    if (this.bytes > 64 * 1024) this.socket.destroy();
-  };
-  private readonly ended = () => this.socket.destroy();
-
-  constructor(
-    private readonly socket: Duplex,
-    head: Buffer,
-  ) {
-    if (head.length > 0) this.keep(head);
-    socket.on("data", this.keep).once("end", this.ended);
-  }
-
-  /** Stops reading, and gives what was kept. */
-  take(): Buffer[] {
-    this.socket.off("data", this.keep).off("end", this.ended);
-    this.socket.pause();
-    return this.chunks;
-  }
-}
-
-/** The container's 101 as the client gets it: its status line and headers, and the request's id. */
-function switchingHead(answer: IncomingMessage, requestId: string): string {
-  const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage || "Switching Protocols"}`];
-  for (let i = 0; i < answer.rawHeaders.length; i += 2) {
-    if (answer.rawHeaders[i]!.toLowerCase() === REQUEST_ID_HEADER) continue;
-    lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-  }
-  lines.push(`${REQUEST_ID_HEADER}: ${requestId}`);
-  return `${lines.join("\r\n")}\r\n\r\n`;
-}
-
-/** A JSON answer from the gateway itself, unless an answer has started already. */
-function answer(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }
 
 /** Whether a request carries a body (HTTP/1.1: only with a Content-Length above 0 or a Transfer-Encoding). */
