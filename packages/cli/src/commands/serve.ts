@@ -95,13 +95,19 @@ function reloaderOf(options: {
   let reloading: Promise<void> | undefined;
   let again = false;
   let closed = false;
+  /** Whether the last change was refused: a save that then brings back the served code says so. */
+  let refused = false;
 
   const reloadOnce = async () => {
     const started = Date.now();
     const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
     // Imports may have changed: watch what this build was made from.
     if (!closed) watch.watch(bundle.inputs);
-    if (bundle.hash === current.bundle.hash) return;
+    if (bundle.hash === current.bundle.hash) {
+      if (refused) say(dim(`${shown} is back to the code that serves: nothing to reload`));
+      refused = false;
+      return;
+    }
     if (typecheck) await refuseTypeErrors(file, { quiet: true });
     const next = await build(shown, bundle);
     if (next.manifest.name !== current.manifest.name) {
@@ -118,6 +124,7 @@ function reloaderOf(options: {
     );
     if (labelsOf(next.manifest) !== labelsOf(current.manifest)) await printWebUrls(next.manifest, session);
     current = next;
+    refused = false;
   };
 
   const reload = () => {
@@ -131,8 +138,13 @@ function reloaderOf(options: {
         again = false;
         await reloadOnce().catch((error: unknown) => {
           if (closed) return;
+          refused = true;
           const message =
-            error instanceof UserCodeError || error instanceof SkiffError ? error.message : formatError(error);
+            error instanceof UserCodeError
+              ? error.problem
+              : error instanceof SkiffError
+                ? error.message
+                : formatError(error);
           say(red(`${shown} changed but was not reloaded: ${message}`));
           say(dim("the old code keeps serving: fix it and save again"));
         });
