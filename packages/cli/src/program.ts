@@ -50,11 +50,12 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
       "serve FILE's web functions (app.web, app.endpoint, app.webServer) from an ephemeral app until Ctrl-C, printing their URLs and streaming their logs; FILE is type-checked, and a change to it or a file it imports reloads it",
     )
     .argument("<file>")
+    .option("--env <env>", ENV_HELP)
     .option(
       "--no-typecheck",
       "skip the type check on start and on reloads (done when a tsconfig.json is at or above FILE)",
     )
-    .action(async (file: string, options: { typecheck: boolean }) => {
+    .action(async (file: string, options: { typecheck: boolean; env?: string }) => {
       const { serveCommand } = await import("./commands/serve.js");
       process.exitCode = await serveCommand(file, options, loadConfig());
       await exitWhenFlushed(process.exitCode);

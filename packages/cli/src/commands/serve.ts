@@ -22,12 +22,31 @@ interface Build {
 }
 
 /**
- * `skiff serve FILE [--no-typecheck]`: runs FILE's app, ephemeral, for as long as this command runs, and prints
+ * A refusal to serve because a running app holds the labels (most often the same app, deployed), with how to
+ * serve beside it: another environment has labels of its own.
+ */
+export function labelsInUseHint(error: unknown, shown: string, env: string | undefined): unknown {
+  if (!(error instanceof SkiffError) || error.code !== "CONFLICT" || !error.message.startsWith("web labels are in use"))
+    return error;
+  const other = env === "dev" ? "dev2" : "dev";
+  return new SkiffError(
+    "CONFLICT",
+    `${error.message}; or serve it in an environment of its own, beside the running app: \`skiff env create ${other}\`, then \`skiff serve --env ${other} ${shown}\``,
+    { cause: error },
+  );
+}
+
+/**
+ * `skiff serve FILE [--env ENV] [--no-typecheck]`: runs FILE's app, ephemeral, for as long as this command runs, and prints
  * the URL of each web function; the app's logs stream here meanwhile, and Ctrl-C stops it. FILE is type-checked
  * first, as `skiff deploy` checks it: with a type error nothing starts. A change to FILE, or to a file it
  * imports, makes a new version of the app (see `reloader`): same URLs, new requests reach the new code.
  */
-export async function serveCommand(file: string, options: { typecheck?: boolean }, config: Config): Promise<number> {
+export async function serveCommand(
+  file: string,
+  options: { typecheck?: boolean; env?: string },
+  config: Config,
+): Promise<number> {
   const shown = displayPath(file);
   const typecheck = options.typecheck !== false;
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
@@ -36,7 +55,11 @@ export async function serveCommand(file: string, options: { typecheck?: boolean 
   }
   const first = await build(shown, bundle);
 
-  const session = await AppSession.open({ ...first, mode: "ephemeral", config });
+  const session = await AppSession.open({ ...first, mode: "ephemeral", config, env: options.env }).catch(
+    (error: unknown) => {
+      throw labelsInUseHint(error, shown, options.env);
+    },
+  );
   await printWebUrls(first.manifest, session);
   say(dim(`serving until Ctrl-C; a change to ${shown} or a file it imports reloads it`));
   const reloader = reloaderOf({ file, shown, config, session, first, typecheck });
