@@ -109,6 +109,13 @@ describe("bad input to skiff run", () => {
     }
   }, 400_000);
 
+  it("`skiff run --help` in FILE's place: the command's help, not a file named --help", async () => {
+    const help = await stack.run(["run", "--help"]);
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain("Usage: skiff run [options] <target>");
+    expect(help.stderr).not.toContain("does not exist");
+  });
+
   it("a syntax error", async () => {
     const stderr = await fails("e2e/fixtures/bad-syntax.ts");
     expect(stderr).toMatch(/bad-syntax\.ts:5:\d+: Unexpected ";"/);

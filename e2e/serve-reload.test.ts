@@ -14,7 +14,8 @@ async function answerOf(url: string): Promise<{ status: number; body: string }> 
 /**
  * `skiff serve` through the real CLI, gateway, worker relay and containers, on the paths its file takes
  * besides a clean reload: a file that does not type-check does not start; an edit that breaks the types is
- * refused with the compiler's report while the old code keeps serving, and the fix reloads it; an edit
+ * refused with the compiler's report while the old code keeps serving (so is a syntax error), an edit back to
+ * the served code says so and reloads nothing, and the fix reloads it; an edit
  * that renames an endpoint takes the old URL away (404) and answers at the new one.
  */
 for (const runtime of webRuntimes) {
@@ -78,7 +79,16 @@ for (const runtime of webRuntimes) {
       expect(versions.length).toBeGreaterThan(0);
       expect(new Set(versions)).toEqual(new Set([1]));
 
-      edit((code) => code.replace('const VERSION: number = "v2"', 'const VERSION = "v2"'));
+      // Back to the served code: nothing to reload, and serve says so rather than nothing.
+      edit((code) => code.replace('const VERSION: number = "v2"', 'const VERSION = "v1"'));
+      await served.printed("the served code is back", /serve-reload-\S+\.ts is back to the code that serves/, 60_000);
+      // A syntax error: the old code keeps serving, and serve says to save again, not to run again.
+      edit((code) => code.replace('const VERSION = "v1"', 'const VERSION = = "v1"'));
+      await served.printed("the syntax error is refused", /Unexpected "="[\s\S]*the old code keeps serving/, 60_000);
+      expect(served.text).not.toContain("run again");
+      expect(reloads()).toBe(0);
+
+      edit((code) => code.replace('const VERSION = = "v1"', 'const VERSION = "v2"'));
       await served.printed("the fix reloads", /^skiff reloaded .*serve-reload/m, 60_000);
       await waitFor("v2 answers", async () => (await answerOf(`${ping}/c`)).body === "v2 /c", 120_000);
     }, 600_000);

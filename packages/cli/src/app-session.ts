@@ -40,9 +40,11 @@ export class AppSession {
     collected: CollectedApp;
     mode: "ephemeral" | "detached";
     config: Config;
+    /** The environment (`--env`); default: SKIFF_ENV, the profile's, else main. */
+    env?: string | undefined;
   }): Promise<AppSession> {
     const { bundle, manifest, collected, mode } = options;
-    const { client, serverUrl, token, env } = await connectServer(options.config);
+    const { client, serverUrl, token, env } = await connectServer(options.config, options.env);
     await client.putBlob(bundle.code);
     await uploadImageFiles(client, ...manifest.functions.map((fn) => fn.image));
     const created = await client.call(appRoutes.create, {

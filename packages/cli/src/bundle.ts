@@ -24,10 +24,17 @@ export interface Bundle {
   inputs: string[];
 }
 
+/**
+ * A mistake in the user's code or command, said without a stack. `next`, what to do about it after a one-off
+ * command (`fix the code and run again`), ends the message; `problem` is the message without it, for `skiff
+ * serve`'s reloads, which say their own (save again).
+ */
 export class UserCodeError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly problem: string;
+  constructor(problem: string, options?: { cause?: unknown; next?: string }) {
+    super(options?.next ? `${problem}\n${options.next}` : problem, options);
     this.name = "UserCodeError";
+    this.problem = problem;
   }
 }
 
@@ -82,10 +89,11 @@ async function build(
     const first = failure.errors?.[0];
     if (!first) throw error;
     const where = first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ` : "";
-    const hint = first.text.startsWith("Could not resolve")
-      ? "install the package (npm install) or fix the import"
-      : "fix the code and run again";
-    throw new UserCodeError(`${where}${first.text}\n  ${first.location?.lineText ?? ""}\n${hint}`, { cause: error });
+    const problem = `${where}${first.text}\n  ${first.location?.lineText ?? ""}`;
+    if (first.text.startsWith("Could not resolve")) {
+      throw new UserCodeError(`${problem}\ninstall the package (npm install) or fix the import`, { cause: error });
+    }
+    throw new UserCodeError(problem, { cause: error, next: "fix the code and run again" });
   }
   const js = result.outputFiles.find((f) => f.path.endsWith(".js"))!;
   const map = result.outputFiles.find((f) => f.path.endsWith(".js.map"))!;

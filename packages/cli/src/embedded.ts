@@ -1,19 +1,23 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { SkiffError } from "skiff/errors";
 import type { Config } from "./config.js";
 import { buildId, cliEntry } from "./paths.js";
 
 /**
- * SKIFF_HOME/embedded.json: where the embedded server (`skiff up --embedded`, started by apps/host) listens.
- * It writes the file; the CLI reads it to find or restart that server.
+ * SKIFF_HOME/embedded.json: where the server of this SKIFF_HOME listens: the embedded one (`skiff up
+ * --embedded`, started by the CLI) or a `skiff up` run in a terminal. It writes the file; the CLI and the SDK
+ * read it to find that server (and the CLI, to restart an embedded one of another build).
  */
 export interface EmbeddedState {
   url: string;
   pid: number;
-  /** The build it runs; another build's server is restarted so code and runner match the CLI. */
+  /** The build it runs; another build's embedded server is restarted so code and runner match the CLI. */
   build?: string;
+  /** A `skiff up` in a terminal: used whatever its build, never restarted (its user started it). */
+  foreground?: boolean;
 }
 
 function embeddedStatePath(config: Config): string {
@@ -64,15 +68,47 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The last lines a log file got from `offset` on (what one start of the embedded server wrote), stack frames left out. */
+async function logTail(path: string, offset: number, lines = 12): Promise<string> {
+  const file = await open(path, "r").catch(() => undefined);
+  if (!file) return "";
+  try {
+    const { size } = await file.stat();
+    const start = Math.max(offset, size - 64 * 1024);
+    const buffer = Buffer.alloc(size - start);
+    await file.read(buffer, 0, buffer.length, start);
+    return buffer
+      .toString("utf8")
+      .trimEnd()
+      .split("\n")
+      .filter((line) => !/^\s+at /.test(line))
+      .slice(-lines)
+      .join("\n");
+  } finally {
+    await file.close();
+  }
+}
+
 /**
- * The server this CLI talks to: SKIFF_SERVER_URL, or the embedded default (server + worker on this
- * machine, data under SKIFF_HOME), started in the background on first use and reused afterwards.
+ * The server this CLI talks to: SKIFF_SERVER_URL, a `skiff up` running on SKIFF_HOME, or the embedded default
+ * (server + worker on this machine, data under SKIFF_HOME), started in the background on first use and reused
+ * afterwards. `command`: the embedded server's arguments to node (tests start something else).
  */
-export async function ensureServer(config: Config, say: (line: string) => void): Promise<string> {
+export async function ensureServer(
+  config: Config,
+  say: (line: string) => void,
+  options: { command?: string[] } = {},
+): Promise<string> {
   if (config.SKIFF_SERVER_URL) return config.SKIFF_SERVER_URL;
   const existing = await readState(config);
   if (existing && alive(existing.pid) && (await healthy(existing.url))) {
     if (existing.build === buildId()) return existing.url;
+    if (existing.foreground) {
+      say(
+        `the \`skiff up\` on ${existing.url} (pid ${existing.pid}) runs another build of Skiff: restart it to run this one`,
+      );
+      return existing.url;
+    }
     say("the embedded server runs another build of Skiff: restarting it");
     await stopProcess(existing.pid);
   }
@@ -92,15 +128,24 @@ export async function ensureServer(config: Config, say: (line: string) => void):
   } catch {
     // Another skiff command is starting it; wait for that one.
   }
+  const logPath = join(config.SKIFF_HOME, "embedded.log");
   try {
+    // Set when the server this command started exits before it serves: waiting longer would not help.
+    let exited: { code: number | null; logFrom: number } | undefined;
     if (owner) {
-      const logPath = join(config.SKIFF_HOME, "embedded.log");
       say(`starting the embedded Skiff server (server + worker on this machine; logs: ${logPath})`);
+      const logFrom = await stat(logPath).then(
+        (s) => s.size,
+        () => 0,
+      );
       const log = openSync(logPath, "a");
-      const child = spawn(process.execPath, [cliEntry(), "up", "--embedded"], {
+      const child = spawn(process.execPath, options.command ?? [cliEntry(), "up", "--embedded"], {
         detached: true,
         stdio: ["ignore", log, log],
         env: process.env,
+      });
+      child.once("exit", (code) => {
+        exited = { code, logFrom };
       });
       child.unref();
       closeSync(log);
@@ -109,10 +154,18 @@ export async function ensureServer(config: Config, say: (line: string) => void):
     while (Date.now() < deadline) {
       const state = await readState(config);
       if (state && alive(state.pid) && (await healthy(state.url))) return state.url;
+      if (exited) {
+        const tail = await logTail(logPath, exited.logFrom);
+        throw new SkiffError(
+          "UNAVAILABLE",
+          `the embedded server exited (code ${exited.code}) before it served${tail ? `:\n${tail}\n` : "; "}(log: ${logPath}). To use a server that runs elsewhere, set SKIFF_SERVER_URL`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 150));
     }
-    throw new Error(
-      `the embedded server did not come up within 3 minutes: see ${join(config.SKIFF_HOME, "embedded.log")}; \`skiff up\` runs it in the foreground`,
+    throw new SkiffError(
+      "UNAVAILABLE",
+      `the embedded server did not come up within 3 minutes: see ${logPath}; \`skiff up\` runs it in the foreground`,
     );
   } finally {
     if (owner) await rm(lock, { force: true });

@@ -15,8 +15,9 @@ export async function load(bundle: Bundle, shown: string): Promise<CollectedApp>
     try {
       exports = (await import(pathToFileURL(bundle.collectPath).href)) as Record<string, unknown>;
     } catch (error) {
-      throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}\nfix the error and run again`, {
+      throw new UserCodeError(`${shown} threw while loading:\n${formatError(error)}`, {
         cause: error,
+        next: "fix the error and run again",
       });
     }
     try {

@@ -29,12 +29,14 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
     .description(
       "run a local entrypoint (or a function) of FILE, with its functions in containers; FILE is bundled, not type-checked (`skiff deploy` type-checks)",
     )
-    .argument("<target>", "FILE or FILE::NAME")
+    .argument("<target>", "FILE or FILE::NAME, then the entrypoint's flags (--n 5), or a function's arguments after --")
     .option("--detach", "keep the app running after this command exits")
     .allowUnknownOption()
     .allowExcessArguments()
     .helpOption(false)
     .action(async (target: string, options: { detach?: boolean }, command: Command) => {
+      // Flags after FILE are the entrypoint's (its own --help included): only in FILE's place is it this help.
+      if (target === "--help" || target === "-h") command.help();
       const argv = command.args.slice(1).filter((arg) => arg !== "--detach");
       const { runCommand } = await import("./commands/run.js");
       process.exitCode = await runCommand(target, argv, { detach: Boolean(options.detach) }, loadConfig());
@@ -48,11 +50,12 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
       "serve FILE's web functions (app.web, app.endpoint, app.webServer) from an ephemeral app until Ctrl-C, printing their URLs and streaming their logs; FILE is type-checked, and a change to it or a file it imports reloads it",
     )
     .argument("<file>")
+    .option("--env <env>", ENV_HELP)
     .option(
       "--no-typecheck",
       "skip the type check on start and on reloads (done when a tsconfig.json is at or above FILE)",
     )
-    .action(async (file: string, options: { typecheck: boolean }) => {
+    .action(async (file: string, options: { typecheck: boolean; env?: string }) => {
       const { serveCommand } = await import("./commands/serve.js");
       process.exitCode = await serveCommand(file, options, loadConfig());
       await exitWhenFlushed(process.exitCode);

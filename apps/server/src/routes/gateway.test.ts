@@ -413,7 +413,7 @@ describe("web gateway", () => {
     raw.destroy();
   });
 
-  it("refuses an upgrade to an unknown URL (404), without proxy auth (401, before any container) and to an endpoint (400)", async () => {
+  it("refuses an upgrade to an unknown URL (404), without proxy auth (401, before any container and whatever the kind) and to an endpoint (400)", async () => {
     const unknown = await refused("/w/main/nope/chat/ws");
     expect(unknown.status).toBe(404);
     expect(JSON.parse(unknown.body)).toMatchObject({
@@ -438,6 +438,9 @@ describe("web gateway", () => {
     const endpoint = await refused("/w/main/typed/api/");
     expect(endpoint.status).toBe(400);
     expect(endpoint.body).toContain("upgradeWebSocket");
+    // An endpoint that requires proxy auth says 401 to a handshake without the token, not what kind it is.
+    await deploy("typed-guarded", [web("api2", { kind: "endpoint", requiresProxyAuth: true })]);
+    expect((await refused("/w/main/typed-guarded/api2/")).status).toBe(401);
     // The API's own sockets still answer as before.
     const api = await new Promise<number>((resolve) => {
       const ws = new WebSocket(new URL("/v1/nope", server.url.replace("http", "ws")));

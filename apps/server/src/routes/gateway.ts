@@ -303,9 +303,10 @@ export class WebGateway {
       gone.abort();
       return;
     }
-    if (info.spec.web?.kind === "endpoint") throw new ApiError("BAD_REQUEST", ENDPOINT_UPGRADE);
+    // Proxy auth first: a client without the token learns nothing of the function, what kind it is included.
     if (info.spec.web?.requiresProxyAuth && !(await this.proxyAuthorized(req, info)))
       throw new ApiError("UNAUTHORIZED", PROXY_AUTH);
+    if (info.spec.web?.kind === "endpoint") throw new ApiError("BAD_REQUEST", ENDPOINT_UPGRADE);
     const granted = await this.deps.control.web.acquire(info, { signal: gone.signal });
     // The client left while the slot was being granted: nothing will release it but this.
     if (gone.signal.aborted) {

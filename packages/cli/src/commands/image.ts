@@ -48,6 +48,15 @@ export async function imageBuildCommand(target: string, config: Config): Promise
   });
 }
 
+/** What `buildImages` says of one image: how many layers it builds, or that the base image has none to build. */
+export function imageLine(image: ImageSpec, names: string[]): string {
+  if (image.layers.length > 0) {
+    return `building the image of ${names.join(", ")} ${dim(`(${image.layers.length} layer${image.layers.length === 1 ? "" : "s"})`)}`;
+  }
+  const base = typeof image.base === "string" ? "Debian bookworm" : image.base.registry;
+  return `${names.join(", ")} ${names.length === 1 ? "runs" : "run"} on the base image ${dim(`(${base}, Node ${image.nodeMajor}): no layers to build`)}`;
+}
+
 /** Builds the images of these functions, each distinct image once, streaming the output; returns how many. */
 export async function buildImages(client: Client, functions: FunctionSpec[], env: string): Promise<number> {
   // Functions sharing an image build it once: the last layer's key names all of it.
@@ -59,7 +68,7 @@ export async function buildImages(client: Client, functions: FunctionSpec[], env
     images.set(key, entry);
   }
   for (const { image, names } of images.values()) {
-    say(`building the image of ${names.join(", ")} ${dim(`(${image.layers.length} layers)`)}`);
+    say(imageLine(image, names));
     await buildImage(client, image, (line) => console.log(line), { env });
   }
   return images.size;

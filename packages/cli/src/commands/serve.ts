@@ -22,12 +22,31 @@ interface Build {
 }
 
 /**
- * `skiff serve FILE [--no-typecheck]`: runs FILE's app, ephemeral, for as long as this command runs, and prints
+ * A refusal to serve because a running app holds the labels (most often the same app, deployed), with how to
+ * serve beside it: another environment has labels of its own.
+ */
+export function labelsInUseHint(error: unknown, shown: string, env: string | undefined): unknown {
+  if (!(error instanceof SkiffError) || error.code !== "CONFLICT" || !error.message.startsWith("web labels are in use"))
+    return error;
+  const other = env === "dev" ? "dev2" : "dev";
+  return new SkiffError(
+    "CONFLICT",
+    `${error.message}; or serve it in an environment of its own, beside the running app: \`skiff env create ${other}\`, then \`skiff serve --env ${other} ${shown}\``,
+    { cause: error },
+  );
+}
+
+/**
+ * `skiff serve FILE [--env ENV] [--no-typecheck]`: runs FILE's app, ephemeral, for as long as this command runs, and prints
  * the URL of each web function; the app's logs stream here meanwhile, and Ctrl-C stops it. FILE is type-checked
  * first, as `skiff deploy` checks it: with a type error nothing starts. A change to FILE, or to a file it
  * imports, makes a new version of the app (see `reloader`): same URLs, new requests reach the new code.
  */
-export async function serveCommand(file: string, options: { typecheck?: boolean }, config: Config): Promise<number> {
+export async function serveCommand(
+  file: string,
+  options: { typecheck?: boolean; env?: string },
+  config: Config,
+): Promise<number> {
   const shown = displayPath(file);
   const typecheck = options.typecheck !== false;
   const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
@@ -36,7 +55,11 @@ export async function serveCommand(file: string, options: { typecheck?: boolean 
   }
   const first = await build(shown, bundle);
 
-  const session = await AppSession.open({ ...first, mode: "ephemeral", config });
+  const session = await AppSession.open({ ...first, mode: "ephemeral", config, env: options.env }).catch(
+    (error: unknown) => {
+      throw labelsInUseHint(error, shown, options.env);
+    },
+  );
   await printWebUrls(first.manifest, session);
   say(dim(`serving until Ctrl-C; a change to ${shown} or a file it imports reloads it`));
   const reloader = reloaderOf({ file, shown, config, session, first, typecheck });
@@ -95,13 +118,19 @@ function reloaderOf(options: {
   let reloading: Promise<void> | undefined;
   let again = false;
   let closed = false;
+  /** Whether the last change was refused: a save that then brings back the served code says so. */
+  let refused = false;
 
   const reloadOnce = async () => {
     const started = Date.now();
     const bundle = await bundleFile(file, join(config.SKIFF_HOME, "bundles"));
     // Imports may have changed: watch what this build was made from.
     if (!closed) watch.watch(bundle.inputs);
-    if (bundle.hash === current.bundle.hash) return;
+    if (bundle.hash === current.bundle.hash) {
+      if (refused) say(dim(`${shown} is back to the code that serves: nothing to reload`));
+      refused = false;
+      return;
+    }
     if (typecheck) await refuseTypeErrors(file, { quiet: true });
     const next = await build(shown, bundle);
     if (next.manifest.name !== current.manifest.name) {
@@ -118,6 +147,7 @@ function reloaderOf(options: {
     );
     if (labelsOf(next.manifest) !== labelsOf(current.manifest)) await printWebUrls(next.manifest, session);
     current = next;
+    refused = false;
   };
 
   const reload = () => {
@@ -131,8 +161,13 @@ function reloaderOf(options: {
         again = false;
         await reloadOnce().catch((error: unknown) => {
           if (closed) return;
+          refused = true;
           const message =
-            error instanceof UserCodeError || error instanceof SkiffError ? error.message : formatError(error);
+            error instanceof UserCodeError
+              ? error.problem
+              : error instanceof SkiffError
+                ? error.message
+                : formatError(error);
           say(red(`${shown} changed but was not reloaded: ${message}`));
           say(dim("the old code keeps serving: fix it and save again"));
         });

@@ -82,8 +82,14 @@ describe("app.endpoint", () => {
     const response = await generate.local(new Request("http://h/"));
     expect(response.status).toBe(405);
     expect(response.headers.get("allow")).toBe("POST");
-    expect((await hello.local(new Request("http://h/other"))).status).toBe(404);
-    expect((await hello.local(new Request("http://h/openapi.json"))).status).toBe(404);
+    const other = await hello.local(new Request("http://h/other"));
+    expect(other.status).toBe(404);
+    expect((await errorOf(other)).message).toBe("no route /other: this endpoint answers at its URL's root");
+    for (const path of ["/docs", "/openapi.json"]) {
+      const undocumented = await hello.local(new Request(`http://h${path}`));
+      expect(undocumented.status).toBe(404);
+      expect((await errorOf(undocumented)).message).toContain("declare it with `docs: true` to serve /docs");
+    }
   });
 
   it("answers HEAD as GET on a GET endpoint, and names HEAD in a GET endpoint's Allow", async () => {

@@ -48,7 +48,13 @@ export function endpointHandler(config: EndpointConfig): FetchHandler {
       });
     }
     if (pathname !== "/") {
-      return errorResponse(request, 404, "NOT_FOUND", `no route ${pathname}: this endpoint answers at its URL's root`);
+      const undocumented = !config.docs && /^\/(docs\/?|openapi\.json)$/.test(pathname);
+      return errorResponse(
+        request,
+        404,
+        "NOT_FOUND",
+        `no route ${pathname}: this endpoint answers at its URL's root${undocumented ? " (declare it with `docs: true` to serve /docs and /openapi.json)" : ""}`,
+      );
     }
     if (method !== config.method) {
       return errorResponse(

@@ -1,3 +1,5 @@
+import { isZod4, zod4JsonSchema } from "./zod4-json-schema.js";
+
 /** A JSON Schema (2020-12, as OpenAPI 3.1 uses it). */
 export type JsonSchema = Record<string, unknown>;
 
@@ -24,14 +26,17 @@ const STRING_FORMATS: Record<string, string> = {
 };
 
 /**
- * The JSON Schema of a zod (v3) schema, for OpenAPI documents: objects, arrays, tuples, records, unions,
+ * The JSON Schema of a zod schema, for OpenAPI documents: objects, arrays, tuples, records, unions,
  * enums, literals, strings, numbers, booleans and their common checks, defaults and descriptions. A
  * refinement or transform documents its input; a kind it does not know documents any value. Schemas are
- * read by their `_def`, not by class: the user's bundle carries its own copy of zod.
+ * read by their definition, not by class: the user's bundle carries its own copy of zod, 3 or 4 (a zod 4
+ * schema, which `npm install zod` gives, goes to `zod4JsonSchema`).
  * @example
  * toJsonSchema(z.object({ n: z.number().int() })) // { type: "object", properties: { n: { type: "integer" } }, required: ["n"] }
  */
 export function toJsonSchema(schema: unknown, depth = 0): JsonSchema {
+  // zod 4 has a `_def` too (its definition, which names no typeName): look for its own mark first.
+  if (isZod4(schema)) return zod4JsonSchema(schema);
   if (!isZod(schema) || depth > 32) return {};
   const out = convert(schema, depth + 1);
   const description = schema._def.description;
