@@ -55,7 +55,9 @@ async function measure(label: string, db: Db): Promise<void> {
   await store.close();
 }
 
-console.log("| store | files in the volume | one-file commit (median of 21) | list a 10-entry directory (median of 51) |");
+console.log(
+  "| store | files in the volume | one-file commit (median of 21) | list a 10-entry directory (median of 51) |",
+);
 console.log("| --- | ---: | ---: | ---: |");
 await measure("PGlite", await openPglite());
 if (await postgresReachable()) {
