@@ -237,17 +237,17 @@ const MIGRATIONS: string[] = [
   // (a tombstone when deleted); version V of a path is its newest row at or below V. Directories are rows,
   // so that one directory lists from its own rows: the key is (volume, dir, name, version). Names compare
   // bytewise (COLLATE "C"), so that a subtree "a/…" is the range of dirs from "a/" up to "a0". Chunks are
-  // the sha256 digests of the file's 8 MiB pieces, concatenated.
+  // the sha256 digests of the file's 8 MiB pieces, concatenated. As for apps, the environment is checked by
+  // the store (a share lock on it while a volume is created; deleting it refuses while volumes remain).
   `
   CREATE TABLE volumes (
     id text PRIMARY KEY,
-    workspace text NOT NULL,
+    workspace text NOT NULL REFERENCES workspaces (id),
     env text NOT NULL,
     name text NOT NULL,
     version int NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (workspace, env, name),
-    FOREIGN KEY (workspace, env) REFERENCES environments (workspace, name)
+    UNIQUE (workspace, env, name)
   );
   CREATE TABLE volume_versions (
     volume_id text NOT NULL REFERENCES volumes (id),
