@@ -23,6 +23,7 @@ interface Names {
   tokenId: string;
   bundle: string;
   archive: string;
+  volume: string;
 }
 
 /**
@@ -114,6 +115,60 @@ const CASES: Record<string, Case> = {
   },
   "HEAD /v1/blobs/:hash": { kind: "named", container: true, request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
   "GET /v1/blobs/:hash": { kind: "named", container: true, request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
+  "GET /v1/volumes": { kind: "own", container: true, request: () => ({ path: "/v1/volumes" }) },
+  "POST /v1/volumes": {
+    kind: "own",
+    container: true,
+    request: (n) => ({ path: "/v1/volumes", body: { name: `${n.volume}-2`, ifMissing: true } }),
+  },
+  "GET /v1/volumes/:name": { kind: "named", container: true, request: (n) => ({ path: `/v1/volumes/${n.volume}` }) },
+  "DELETE /v1/volumes/:name": { kind: "named", request: (n) => ({ path: `/v1/volumes/${n.volume}` }), late: 4 },
+  "GET /v1/volumes/:name/history": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/history` }),
+  },
+  // A's volume has versions 1 (empty), 2 (f.txt) and 3 (g.txt): rolling back to 2 again changes nothing.
+  "POST /v1/volumes/:name/rollback": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/rollback`, body: { version: 2 } }),
+  },
+  "GET /v1/volumes/:name/files": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/files?recursive=true` }),
+  },
+  "GET /v1/volumes/:name/stat": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/stat?path=f.txt` }),
+  },
+  "GET /v1/volumes/:name/file": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/file?path=f.txt` }),
+  },
+  "PUT /v1/volumes/:name/file": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/file?path=w.txt`, raw: archiveBytes }),
+  },
+  "DELETE /v1/volumes/:name/file": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/file?path=w.txt` }),
+  },
+  "POST /v1/volumes/:name/copy": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/copy`, body: { from: "f.txt", to: "copy.txt" } }),
+  },
+  "POST /v1/volumes/:name/commit": {
+    kind: "named",
+    container: true,
+    request: (n) => ({ path: `/v1/volumes/${n.volume}/commit`, body: { changes: [{ path: "c.txt", deleted: true }] } }),
+  },
   "PUT /v1/blobs/:hash": {
     kind: "own",
     container: true,
@@ -149,6 +204,7 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     tokenId: "tk-00000000000000000000",
     bundle: "e".repeat(64),
     archive: "f".repeat(64),
+    volume: "nosuchvolume",
   };
 
   const call = async (route: string, names: Names, credential: string | undefined) => {
@@ -216,6 +272,9 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     const detached = await as("POST", "/v1/apps", { manifest: run, mode: "detached", bundleHash: sha(bundleBytes) });
     await as("POST", "/v1/environments", { name: "staging-a" });
     await as("POST", "/v1/secrets", { name: "db", values: { PASSWORD: "hunter22" } });
+    await as("POST", "/v1/volumes", { name: "data" });
+    await as("PUT", "/v1/volumes/data/file?path=f.txt", undefined, archiveBytes);
+    await as("PUT", "/v1/volumes/data/file?path=g.txt", undefined, bundleBytes);
     real = {
       app: "svc",
       appId: deployed.appId as string,
@@ -226,6 +285,7 @@ describe("authorization: every route × (no token, revoked, another workspace's,
       tokenId: victim.token.id,
       bundle: sha(bundleBytes),
       archive: sha(archiveBytes),
+      volume: "data",
     };
     // Containers of A's app: one in main, one in A's staging environment, one that has stopped.
     const container = (env: string) =>
@@ -314,6 +374,12 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     expect((await lookup("main", token.stagingContainer)).status).toBe(403);
     // Its own environment is the default: A's app is deployed to main, not staging.
     expect((await call("GET /v1/functions/lookup", real, token.stagingContainer)).status).toBe(404);
+    // Volumes too: those of its own environment only.
+    const volume = (credential: string, env = "") =>
+      call("GET /v1/volumes/:name", { ...real, volume: `${real.volume}${env}` }, credential);
+    expect((await volume(token.stagingContainer)).status).toBe(404);
+    expect((await volume(token.stagingContainer, "?env=main")).status).toBe(403);
+    expect((await volume(token.container, "?env=staging-a")).status).toBe(403);
     const whoami = JSON.parse((await call("GET /v1/whoami", real, token.container)).text) as Record<string, unknown>;
     expect(whoami).toMatchObject({ kind: "container", admin: false, workspace: { name: "a" } });
   });

@@ -13,8 +13,8 @@ export type Api = Hono<AuthEnv>;
 const PUBLIC_PATHS = new Set(["/v1/health"]);
 
 /**
- * What a container's token may do over HTTP: look up functions, move the payloads of calls, and say who
- * it is. Calls themselves go over the client WebSocket.
+ * What a container's token may do over HTTP: look up functions, move the payloads of calls, use the
+ * volumes of its environment, and say who it is. Calls themselves go over the client WebSocket.
  */
 const CONTAINER_ROUTES: [method: string, path: RegExp][] = [
   ["GET", /^\/v1\/whoami$/],
@@ -22,9 +22,15 @@ const CONTAINER_ROUTES: [method: string, path: RegExp][] = [
   ["HEAD", /^\/v1\/blobs\/[^/]+$/],
   ["GET", /^\/v1\/blobs\/[^/]+$/],
   ["PUT", /^\/v1\/blobs\/[^/]+$/],
+  // Volumes of its environment, as the SDK reads and writes them; deleting a whole volume is for users.
+  ["GET", /^\/v1\/volumes(\/[^/]+(\/(history|files|stat|file))?)?$/],
+  ["HEAD", /^\/v1\/volumes\/[^/]+\/file$/],
+  ["POST", /^\/v1\/volumes(\/[^/]+\/(rollback|copy|commit))?$/],
+  ["PUT", /^\/v1\/volumes\/[^/]+\/file$/],
+  ["DELETE", /^\/v1\/volumes\/[^/]+\/file$/],
 ];
 const CONTAINER_LIMITS =
-  "a container's token only calls functions of its own environment (and moves their payloads): do this from outside the container, with a user token";
+  "a container's token only calls functions and uses volumes of its own environment (and moves their payloads): do this from outside the container, with a user token";
 const PROXY_LIMITS =
   "a proxy token only opens web endpoints that require proxy auth (as Skiff-Key and Skiff-Secret headers): use a user token for the API";
 

@@ -1,6 +1,6 @@
 import { BlobError } from "@skiff/blob";
 import { CodedError, type ErrorCode } from "@skiff/protocol";
-import { SecretError, TokenError } from "@skiff/store";
+import { SecretError, TokenError, VolumeError } from "@skiff/store";
 
 /** An API error: `code` picks the HTTP status, `message` tells the caller what to do next. */
 export class ApiError extends CodedError {
@@ -39,6 +39,7 @@ export function apiErrorOf(error: Error): ApiError {
   if (error instanceof SecretError || error instanceof TokenError) {
     return new ApiError(error.code === "UNREADABLE" ? "INTERNAL" : error.code, error.message, { cause: error });
   }
+  if (error instanceof VolumeError) return new ApiError(error.code, error.message, { cause: error });
   if (error instanceof BlobError) {
     return new ApiError(BLOB_ERROR_CODES[error.code], error.message, { cause: error });
   }

@@ -22,6 +22,18 @@ export class BlobIndexStore {
     return rows.length > 0;
   }
 
+  /** Those of `hashes` the workspace may not read (it never put them), in one query. */
+  async notOwned(workspace: string, hashes: readonly string[]): Promise<string[]> {
+    const unique = [...new Set(hashes)];
+    if (unique.length === 0) return [];
+    const rows = await this.db.query<{ hash: string }>(
+      "SELECT hash FROM blob_owners WHERE workspace = $1 AND hash = ANY($2::text[])",
+      [workspace, unique],
+    );
+    const owned = new Set(rows.map((row) => row.hash));
+    return unique.filter((hash) => !owned.has(hash));
+  }
+
   /** The blob holding the layer with this key, if a worker published it. */
   async findLayer(key: string): Promise<string | undefined> {
     const [row] = await this.db.query<{ digest: string }>("SELECT digest FROM image_layers WHERE key = $1", [key]);

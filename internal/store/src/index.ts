@@ -41,3 +41,12 @@ export {
   type TokenSummary,
   type Workspace,
 } from "./tokens.js";
+export {
+  type VersionInfo,
+  type VolumeChange,
+  type VolumeEntry,
+  VolumeError,
+  type VolumeRow,
+  type VolumeStore,
+  type VolumeVersion,
+} from "./volumes.js";

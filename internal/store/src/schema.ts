@@ -233,6 +233,47 @@ const MIGRATIONS: string[] = [
   ALTER TABLE containers ADD COLUMN app_id text;
   ALTER TABLE containers ADD COLUMN env text;
   `,
+  // Volumes of an environment, versioned. A file row is written only at the version that changed its path
+  // (a tombstone when deleted); version V of a path is its newest row at or below V. Directories are rows,
+  // so that one directory lists from its own rows: the key is (volume, dir, name, version). Names compare
+  // bytewise (COLLATE "C"), so that a subtree "a/…" is the range of dirs from "a/" up to "a0". Chunks are
+  // the sha256 digests of the file's 8 MiB pieces, concatenated. As for apps, the environment is checked by
+  // the store (a share lock on it while a volume is created; deleting it refuses while volumes remain).
+  `
+  CREATE TABLE volumes (
+    id text PRIMARY KEY,
+    workspace text NOT NULL REFERENCES workspaces (id),
+    env text NOT NULL,
+    name text NOT NULL,
+    version int NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (workspace, env, name)
+  );
+  CREATE TABLE volume_versions (
+    volume_id text NOT NULL REFERENCES volumes (id),
+    version int NOT NULL,
+    author text NOT NULL,
+    note text NOT NULL,
+    changes int NOT NULL,
+    base_version int,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (volume_id, version)
+  );
+  CREATE TABLE volume_files (
+    volume_id text NOT NULL REFERENCES volumes (id),
+    dir text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    version int NOT NULL,
+    deleted boolean NOT NULL,
+    type text NOT NULL,
+    size float8 NOT NULL,
+    mode int NOT NULL,
+    mtime_ms float8 NOT NULL,
+    chunks text NOT NULL
+  );
+  CREATE UNIQUE INDEX volume_files_by_path ON volume_files (volume_id, dir, name, version DESC);
+  CREATE INDEX volume_files_by_version ON volume_files (volume_id, version);
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

@@ -605,6 +605,14 @@ function describeSecretStore(name: string, open: () => Promise<Opened>) {
       expect(await secrets.hasEnvironment(name)).toBe(true);
 
       await secrets.delete(name, "db");
+      const volumes = new Store(db).volumes;
+      await volumes.create({ workspace: LOCAL_WORKSPACE, env: name }, "data", { author: "t" });
+      const withVolumes = await refusal(() => secrets.deleteEnvironment(name));
+      expect(withVolumes.code).toBe("CONFLICT");
+      expect(withVolumes.message).toBe(
+        `environment "${name}" still has volumes (data): delete them first with \`skiff volume delete NAME --env ${name}\``,
+      );
+      await volumes.delete({ workspace: LOCAL_WORKSPACE, env: name }, "data");
       expect(await secrets.deleteEnvironment(name)).toBe(true);
       expect(await secrets.hasEnvironment(name)).toBe(false);
       expect(await secrets.deleteEnvironment(name)).toBe(false);

@@ -118,6 +118,16 @@ export class SecretStore {
           `environment "${name}" still has secrets (${listed(secrets.map((secret) => secret.name))}): delete them first`,
         );
       }
+      const volumes = await tx.query<{ name: string }>(
+        "SELECT name FROM volumes WHERE workspace = $1 AND env = $2 ORDER BY name",
+        [workspace, name],
+      );
+      if (volumes.length > 0) {
+        throw new SecretError(
+          "CONFLICT",
+          `environment "${name}" still has volumes (${listed(volumes.map((volume) => volume.name))}): delete them first with \`skiff volume delete NAME --env ${name}\``,
+        );
+      }
       await tx.query("DELETE FROM environments WHERE workspace = $1 AND name = $2", [workspace, name]);
       return true;
     });

@@ -5,6 +5,7 @@ import { INPUT_ID_BLOCK, type WriteBatch } from "./calls.js";
 import type { Db } from "./db.js";
 import { LOCAL_WORKSPACE } from "./secrets.js";
 import { Store } from "./store.js";
+import { volumeConformance } from "./volumes.conformance.js";
 
 const NO_RETRY: RetryPolicy = { maxRetries: 0, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 };
 const bytes = (text: string) => ({ inline: new TextEncoder().encode(text) });
@@ -354,6 +355,8 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       );
       expect(ids.map((row) => row.id)).toEqual(["w-out"]);
     });
+
+    volumeConformance(() => store);
 
     it("deletes calls that finished past the results' age, with their inputs and results", async () => {
       const { callId, ids } = await submit(2);

@@ -8,6 +8,7 @@ import { migrate } from "./schema.js";
 import type { SecretBox } from "./secret-box.js";
 import { SecretStore } from "./secrets.js";
 import { TokenStore } from "./tokens.js";
+import { VolumeStore } from "./volumes.js";
 
 /** How a store is opened. */
 export interface StoreOptions {
@@ -36,6 +37,8 @@ export class Store {
   readonly tokens: TokenStore;
   /** The schedules of deployed functions. */
   readonly schedules: ScheduleStore;
+  /** Volumes, their versions and their files. */
+  readonly volumes: VolumeStore;
   readonly #secrets: SecretStore | undefined;
 
   constructor(
@@ -48,6 +51,7 @@ export class Store {
     this.fleet = new FleetStore(db);
     this.tokens = new TokenStore(db);
     this.schedules = new ScheduleStore(db);
+    this.volumes = new VolumeStore(db);
     this.#secrets = options.box ? new SecretStore(db, options.box) : undefined;
   }
 

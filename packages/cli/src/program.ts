@@ -186,6 +186,79 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
       (await import("./commands/secret.js")).secretDeleteCommand(name, options, loadConfig()),
     );
 
+  const volume = program
+    .command("volume")
+    .description("volumes: persistent files shared by functions and programs, versioned");
+  const volumeCommand = (action: string, description: string) =>
+    volume.command(action).description(description).option("--env <env>", ENV_HELP);
+  const volumes = () => import("./commands/volume.js");
+  volumeCommand("create", "create a volume")
+    .argument("<name>")
+    .action(async (name: string, options: { env?: string }) =>
+      (await volumes()).volumeCreateCommand(name, options, loadConfig()),
+    );
+  volumeCommand("list", "list the volumes of the environment").action(async (options: { env?: string }) =>
+    (await volumes()).volumeListCommand(options, loadConfig()),
+  );
+  volumeCommand("ls", "list a directory of a volume")
+    .argument("<name>")
+    .argument("[path]", "a directory or file in the volume (default: its root)")
+    .option("-r, --recursive", "everything below the directory")
+    .option("--version <n>", "as it was at that version")
+    .action(
+      async (
+        name: string,
+        path: string | undefined,
+        options: { env?: string; recursive?: boolean; version?: string },
+      ) => (await volumes()).volumeLsCommand(name, path, options, loadConfig()),
+    );
+  volumeCommand("put", "upload a file, a directory (recursively) or stdin (-) into a volume")
+    .argument("<name>")
+    .argument("<local>", "a file, a directory, or - for stdin")
+    .argument("[remote]", "where in the volume (a file: its name at the root; a directory: its name)")
+    .action(async (name: string, local: string, remote: string | undefined, options: { env?: string }) =>
+      (await volumes()).volumePutCommand(name, local, remote, options, loadConfig()),
+    );
+  volumeCommand("get", "download a file or a directory (recursively) from a volume; - for stdout")
+    .argument("<name>")
+    .argument("<remote>", "a file or directory in the volume")
+    .argument("[local]", "where to write it (default: its name here), or - for stdout")
+    .option("--version <n>", "as it was at that version")
+    .action(
+      async (name: string, remote: string, local: string | undefined, options: { env?: string; version?: string }) =>
+        (await volumes()).volumeGetCommand(name, remote, local, options, loadConfig()),
+    );
+  volumeCommand("rm", "remove a file, or a directory with -r")
+    .argument("<name>")
+    .argument("<path>")
+    .option("-r, --recursive", "a directory with everything in it")
+    .action(async (name: string, path: string, options: { env?: string; recursive?: boolean }) =>
+      (await volumes()).volumeRmCommand(name, path, options, loadConfig()),
+    );
+  volumeCommand("cp", "copy a file or a directory within a volume (the bytes are shared, not copied)")
+    .argument("<name>")
+    .argument("<from>")
+    .argument("<to>")
+    .action(async (name: string, from: string, to: string, options: { env?: string }) =>
+      (await volumes()).volumeCpCommand(name, from, to, options, loadConfig()),
+    );
+  volumeCommand("delete", "delete a volume with all its versions")
+    .argument("<name>")
+    .action(async (name: string, options: { env?: string }) =>
+      (await volumes()).volumeDeleteCommand(name, options, loadConfig()),
+    );
+  volumeCommand("history", "list a volume's versions: who made each and what it did")
+    .argument("<name>")
+    .action(async (name: string, options: { env?: string }) =>
+      (await volumes()).volumeHistoryCommand(name, options, loadConfig()),
+    );
+  volumeCommand("rollback", "make a new version with an earlier version's files")
+    .argument("<name>")
+    .argument("[version]", "default: the version before the latest")
+    .action(async (name: string, version: string | undefined, options: { env?: string }) =>
+      (await volumes()).volumeRollbackCommand(name, version, options, loadConfig()),
+    );
+
   const env = program.command("env").description("environments: apps and secrets of the same name, kept apart");
   for (const action of ["create", "list", "delete"] as const) {
     env

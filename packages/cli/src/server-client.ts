@@ -31,7 +31,7 @@ export async function connectServer(config: Config, envFlag?: string): Promise<C
   if (!profile.tokenId && !profile.serverUrl) profile = await currentProfile(config);
   const token = credentialOf(profile);
   return {
-    client: new Client({ serverUrl, ...(token ? { token } : {}) }),
+    client: new Client({ serverUrl, agent: "cli", ...(token ? { token } : {}) }),
     serverUrl,
     token,
     env: envFlag ?? profile.env ?? "main",

@@ -22,4 +22,5 @@ export * from "./runner-env.js";
 export * from "./seen-lines.js";
 export * from "./shell-quote.js";
 export * from "./units.js";
+export * from "./volume-path.js";
 export * from "./web-url.js";

@@ -44,3 +44,15 @@ export function parseSize(value: Size, what = "size"): number {
   const unit = match[4] ? "b" : `${match[2]!.toLowerCase()}${match[3] ? "ib" : "b"}`;
   return Number(match[1]) * (SIZE_UNITS[unit] ?? 1);
 }
+
+/** A byte count as people read it: `1 MiB`, `1.5 GiB`, `512 B`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { ClientMessageInput, GeneratorItem, LogLine, Result, ServerToClient } from "@skiff/protocol";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, failurePayload } from "@skiff/protocol/frame";
@@ -9,6 +10,7 @@ import {
   type JsonRoute,
   type LinesRoute,
   pathOf,
+  type Route,
   type RouteInput,
   type RouteResponse,
 } from "@skiff/protocol/http/route";
@@ -34,6 +36,8 @@ export interface ClientOptions {
   token?: string;
   /** Give up on an unreachable server after this long (ms). */
   reconnectForMs?: number;
+  /** Says which client this is ("cli", "sdk"): the server writes it beside the token in a volume's history. */
+  agent?: string;
 }
 
 /**
@@ -68,7 +72,11 @@ export class Client {
   async call<R extends JsonRoute>(route: R, ...[input]: Optional<RouteInput<R>>): Promise<RouteResponse<R>> {
     const { path, response } = await this.sendCall(route, input);
     if (!response.ok) throw await refusal(response, `${route.method} ${path}`);
-    const text = await response.text();
+    return this.checked(route, path, await response.text());
+  }
+
+  /** A JSON answer as the route's response schema reads it. */
+  private checked<R extends JsonRoute>(route: R, path: string, text: string): RouteResponse<R> {
     const parsed = route.response.safeParse(text ? JSON.parse(text) : {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -95,6 +103,56 @@ export class Client {
       for (const line of lines) onLine(line);
     }
     if (rest) onLine(rest);
+  }
+
+  /**
+   * Calls a route that takes a raw body (a volume file's bytes): `body` streams as it is read, never held
+   * whole; its JSON answer is checked like `call`'s. `size`, when known, goes as Content-Length.
+   */
+  async callWithBytes<R extends JsonRoute>(
+    route: R,
+    input: RouteInput<R>,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    size?: number,
+  ): Promise<RouteResponse<R>> {
+    const path = pathOf(route, input as CallParts);
+    const length = body instanceof Uint8Array ? body.length : size;
+    const headers: Record<string, string> = {
+      ...this.authHeaders(),
+      "content-type": "application/octet-stream",
+      ...(length === undefined ? {} : { "content-length": String(length) }),
+    };
+    let response: IncomingMessage;
+    try {
+      response = await httpRequest(this.options.serverUrl, path, route.method, headers, body);
+    } catch (cause) {
+      throw this.unreachable(cause);
+    }
+    const text = await readText(response);
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw refusalOf(text, status, `${route.method} ${path}`);
+    return this.checked(route, path, text);
+  }
+
+  /**
+   * Calls a route that answers raw bytes (a volume file): resolves once the answer starts, with its status,
+   * headers and body unread (a Node stream). A refusal throws like `call`'s.
+   */
+  async callForBytes<R extends Route>(
+    route: R,
+    input: RouteInput<R>,
+    headers: Record<string, string> = {},
+  ): Promise<IncomingMessage> {
+    const path = pathOf(route, input as CallParts);
+    let response: IncomingMessage;
+    try {
+      response = await httpRequest(this.options.serverUrl, path, route.method, { ...this.authHeaders(), ...headers });
+    } catch (cause) {
+      throw this.unreachable(cause);
+    }
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw refusalOf(await readText(response), status, `${route.method} ${path}`);
+    return response;
   }
 
   /** Sends a call of `route`, its body as JSON; answers the path it went to and the response, unread. */
@@ -250,7 +308,10 @@ export class Client {
   }
 
   private authHeaders(): Record<string, string> {
-    return this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
+    return {
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+      ...(this.options.agent ? { "x-skiff-client": this.options.agent } : {}),
+    };
   }
 
   private unreachable(cause: unknown): SkiffError {
@@ -432,7 +493,7 @@ async function httpRequest(
   path: string,
   method: string,
   headers: Record<string, string>,
-  body?: string | Uint8Array,
+  body?: string | Uint8Array | AsyncIterable<Uint8Array>,
 ): Promise<IncomingMessage> {
   const socketPath = unixSocketOf(serverUrl);
   const url = new URL(path, socketPath ? "http://localhost" : serverUrl);
@@ -443,7 +504,9 @@ async function httpRequest(
   return new Promise<IncomingMessage>((resolve, reject) => {
     const req = request({ ...target, method, headers }, resolve);
     req.on("error", reject);
-    req.end(body);
+    if (body === undefined || typeof body === "string" || body instanceof Uint8Array) req.end(body);
+    // A stream goes as it is read, with backpressure; an answer that comes early (a refusal) still resolves.
+    else pipeline(Readable.from(body, { objectMode: false }), req).catch(reject);
   });
 }
 

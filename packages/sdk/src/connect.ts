@@ -23,7 +23,7 @@ export async function clientFromEnvironment(): Promise<Client> {
   const token = context?.token ?? (profile && profiles?.credentialOf(profile));
   // Loaded on first use: code inside containers that never calls out does not pay for ws.
   const { Client } = await import("./client.js");
-  shared = new Client({ serverUrl, ...(token ? { token } : {}) });
+  shared = new Client({ serverUrl, agent: "sdk", ...(token ? { token } : {}) });
   return shared;
 }
 

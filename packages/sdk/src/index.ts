@@ -20,6 +20,14 @@ export type { FunctionOptions, VariantOptions } from "./function-spec.js";
 export { Image, type StepOptions } from "./image.js";
 export { Cron, type CronSchedule, Period, type PeriodOptions, type PeriodSchedule, type Schedule } from "./schedule.js";
 export { Secret } from "./secret.js";
+export {
+  Volume,
+  type VolumeChangeResult,
+  type VolumeData,
+  type VolumeEntry,
+  type VolumeOptions,
+  type VolumeVersion,
+} from "./volume.js";
 export type { EndpointInput } from "./web/declare.js";
 export { type StreamFormat, streamResponse } from "./web/stream-response.js";
 export { type FetchHandler, WebFunction } from "./web/web-function.js";

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
@@ -32,12 +32,13 @@ import type { ControlPlane } from "../engine/control-plane.js";
 import { checkSchedule } from "../engine/scheduler.js";
 import { readLocalSecrets } from "../engine/systems/secrets.js";
 import { ApiError, apiErrorOf } from "../errors.js";
-import { parseBody } from "./body.js";
+import { bodyOf, parseBody } from "./body.js";
 import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
 import { parseQuery } from "./query.js";
 import { checkAppSecrets, type Secrets, serveSecrets } from "./secrets.js";
 import { serve } from "./serve.js";
 import { serveTokens } from "./tokens.js";
+import { serveVolumes } from "./volumes.js";
 import { checkWebLabels, LabelClaims } from "./web-labels.js";
 
 /**
@@ -239,6 +240,7 @@ export function apiRoutes(deps: {
   });
 
   serveSecrets(api, secrets);
+  serveVolumes(api, { store, blobs });
   serveTokens(api, deps.tokens, deps.sockets, deps.webBaseUrl);
 
   serve(api, containerRoutes.list, (c) => ({ containers: control.containers(workspaceOf(c.get("caller"))) }));
@@ -392,16 +394,6 @@ export function apiRoutes(deps: {
   });
 
   return api;
-}
-
-/**
- * A request's body as bytes: straight from Node's request under the HTTP server (no web-stream layer on a
- * path that moves gigabytes), else from the Request (in-process calls).
- */
-function bodyOf(c: Context<AuthEnv>): AsyncIterable<Uint8Array> {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (incoming) return incoming;
-  return (c.req.raw.body ?? []) as AsyncIterable<Uint8Array>;
 }
 
 /** The methods `path` answers to (HEAD with GET), for a 405's `Allow`. */

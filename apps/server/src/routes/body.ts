@@ -1,3 +1,5 @@
+import type { IncomingMessage } from "node:http";
+import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError } from "../errors.js";
 import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
@@ -41,4 +43,14 @@ async function readText(request: Request, limit: number): Promise<string> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total).toString("utf8");
+}
+
+/**
+ * A request's body as bytes: straight from Node's request under the HTTP server (no web-stream layer on a
+ * path that moves gigabytes), else from the Request (in-process calls).
+ */
+export function bodyOf(c: Context): AsyncIterable<Uint8Array> {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (incoming) return incoming;
+  return (c.req.raw.body ?? []) as AsyncIterable<Uint8Array>;
 }

@@ -7,4 +7,5 @@ export * from "./images.js";
 export * from "./route.js";
 export * from "./secrets.js";
 export * from "./tokens.js";
+export * from "./volumes.js";
 export * from "./wire.js";
