@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Capacity, LocalWebRelay, ServerToWorker } from "@skiff/protocol";
 import type { Logger } from "pino";
 import { Client } from "skiff/plumbing";
@@ -50,6 +51,8 @@ export class WorkerAgent {
   private readonly claims = new Map<number, ContainerSession>();
   private rid = 1;
   private stopped = false;
+  /** The container sessions' runs, until each has cleaned up after its container. */
+  private readonly running = new Set<Promise<void>>();
   private readonly client: Client;
   private readonly bundles: BundleCache;
   private readonly images: ImageService;
@@ -142,8 +145,8 @@ export class WorkerAgent {
     this.images.stopCollecting();
     for (const session of this.sessions.values()) session.stop("requested", "the worker is shutting down");
     await Promise.all([...this.sessions.keys()].map((id) => this.options.runtime.kill(id)));
-    const deadline = Date.now() + 10_000;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Each run ends after its container's folder is removed (a session leaves `sessions` before that).
+    await Promise.race([Promise.all(this.running), sleep(10_000, undefined, { ref: false })]);
     await this.images.published();
     await this.webRelay.close();
     await this.options.runtime.close?.();
@@ -173,7 +176,9 @@ export class WorkerAgent {
         if (this.stopped || this.sessions.has(message.containerId)) return;
         const session = new ContainerSession(message, this.sessionHost());
         this.sessions.set(session.id, session);
-        void session.run();
+        const running = session.run();
+        this.running.add(running);
+        void running.finally(() => this.running.delete(running));
         return;
       }
       case "stop":
