@@ -379,16 +379,28 @@ export class AppStore {
     labels: string[],
     exceptDeployed?: string,
     exceptApp?: string,
-  ): Promise<{ label: string; appId: string; appName: string; functionName: string }[]> {
+  ): Promise<{ label: string; appId: string; appName: string; appMode: AppRow["mode"]; functionName: string }[]> {
     if (labels.length === 0) return [];
-    const rows = await this.db.query<{ label: string; app_id: string; app_name: string; fname: string }>(
-      `SELECT f.spec->'web'->>'label' AS label, a.id AS app_id, a.name AS app_name, f.name AS fname
+    const rows = await this.db.query<{
+      label: string;
+      app_id: string;
+      app_name: string;
+      mode: AppRow["mode"];
+      fname: string;
+    }>(
+      `SELECT f.spec->'web'->>'label' AS label, a.id AS app_id, a.name AS app_name, a.mode, f.name AS fname
        FROM functions f JOIN apps a ON a.id = f.app_id
        WHERE a.workspace = $1 AND a.env = $2 AND a.state = 'running' AND f.version = a.version
          AND f.spec->'web'->>'label' = ANY($3::text[]) AND NOT (a.mode = 'deployed' AND a.name = $4) AND a.id <> $5`,
       [scope.workspace, scope.env, labels, exceptDeployed ?? "", exceptApp ?? ""],
     );
-    return rows.map((row) => ({ label: row.label, appId: row.app_id, appName: row.app_name, functionName: row.fname }));
+    return rows.map((row) => ({
+      label: row.label,
+      appId: row.app_id,
+      appName: row.app_name,
+      appMode: row.mode,
+      functionName: row.fname,
+    }));
   }
 
   /** The function and class names of the running app `appName` (its newest run), for an error naming them. */

@@ -515,6 +515,14 @@ describe("web gateway", () => {
     expect(error.message).toMatch(/in use .*"shared" \(\w+\) by one\.shared.*skiff app stop/);
     const run = await api("POST", "/v1/apps", { ...manifest("three", [web("shared")]), mode: "ephemeral" });
     expect(run.status).toBe(409);
+    // A label a running `skiff serve` (an ephemeral app) holds: the refusal says how to free it.
+    const served = await api("POST", "/v1/apps", { ...manifest("five", [web("served")]), mode: "ephemeral" });
+    expect(served.status).toBe(200);
+    const behindServe = await api("POST", "/v1/deploy", manifest("six", [web("served")]));
+    expect(behindServe.status).toBe(409);
+    expect(((await behindServe.json()) as { error: { message: string } }).error.message).toContain(
+      "a `skiff serve` or `skiff run` holds them while it runs",
+    );
     // Two apps deployed at once with one new label: one gets it, the other is refused.
     const racing = await Promise.all(
       ["race-a", "race-b", "race-c"].map((name) => api("POST", "/v1/deploy", manifest(name, [web("contested")]))),

@@ -32,9 +32,13 @@ export async function checkWebLabels(
     (clash) => `"${clash.label}" (${byLabel.get(clash.label)}) by ${clash.appName}.${clash.functionName}`,
   );
   const apps = [...new Set(clashes.map((clash) => clash.appId))];
+  // A `skiff serve` or `skiff run` holds its labels while it runs: Ctrl-C there frees them too.
+  const running = clashes.some((clash) => clash.appMode === "ephemeral")
+    ? " (a `skiff serve` or `skiff run` holds them while it runs: Ctrl-C there frees them)"
+    : "";
   throw new ApiError(
     "CONFLICT",
-    `web labels are in use in environment "${scope.env}": ${held.join(", ")}; give those functions another \`label\`, or stop ${apps.length === 1 ? "that app" : "those apps"} first (${apps.map((id) => `\`skiff app stop ${id}\``).join(", ")})`,
+    `web labels are in use in environment "${scope.env}": ${held.join(", ")}; give those functions another \`label\`, or stop ${apps.length === 1 ? "that app" : "those apps"} first (${apps.map((id) => `\`skiff app stop ${id}\``).join(", ")})${running}`,
   );
 }
 
