@@ -796,6 +796,53 @@ describe("web gateway", () => {
     }
   });
 
+  it("sends a GET once more on a new connection when the kept-alive one it went out on is reset before any answer", async () => {
+    await deploy("resetting", [{ ...web("reset"), maxInputs: 4, maxContainers: 1, minContainers: 1 }]);
+    let containerId: string | undefined;
+    for (let i = 0; i < 100 && !containerId; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      containerId = [...worker.containers.values()].find(
+        (c) =>
+          c.state === "running" &&
+          sent.some((m) => m.t === "start" && m.containerId === c.id && m.spec.web?.label === "reset"),
+      )?.id;
+    }
+    const socketPath = join(dir, "resetting.sock");
+    const seen: string[] = [];
+    let resetOnce = true;
+    const container = createServer((req, res) => {
+      seen.push(`${req.url} ${req.socket.remotePort ?? req.socket.localPort}`);
+      // The connection goes just as this request comes on it (its end crossed the request): reset, no answer.
+      if (req.url === "/second" && resetOnce) {
+        resetOnce = false;
+        req.socket.destroy();
+        return;
+      }
+      res.end(`${req.url}`);
+    });
+    await new Promise<void>((resolve) => container.listen(socketPath, resolve));
+    server.attachLocalWebRelay({
+      url: relay.url,
+      open: (id) => (id === containerId ? { socketPath, done: () => {}, accepting: () => true } : undefined),
+      onStopping: () => {},
+    });
+    try {
+      expect(await (await get("/w/main/resetting/reset/first")).text()).toBe("/first");
+      const second = await get("/w/main/resetting/reset/second");
+      expect(second.status).toBe(200);
+      expect(await second.text()).toBe("/second");
+      expect(seen.filter((line) => line.startsWith("/second"))).toHaveLength(2);
+      // A POST is not sent twice, even on a kept-alive connection: its reset is the client's 502.
+      expect(await (await get("/w/main/resetting/reset/third")).text()).toBe("/third");
+      resetOnce = true;
+      const posted = await fetch(new URL("/w/main/resetting/reset/second", server.url), { method: "POST", body: "x" });
+      expect(posted.status).toBe(502);
+      expect(seen.filter((line) => line.startsWith("/second"))).toHaveLength(3);
+    } finally {
+      await new Promise((resolve) => container.close(resolve));
+    }
+  });
+
   /** The `start` messages sent since `from` for a label, polled until there are `count` of them. */
   async function startsFor(label: string, count: number, from = 0) {
     let starts: Extract<ServerToWorker, { t: "start" }>[] = [];

@@ -26,6 +26,8 @@ import { hostOf, isGatewayPath, type Target, targetOf } from "./web-target.js";
 const ROUTE_MEMORY_MS = 1000;
 
 const NO_ENDPOINT = "no web endpoint at this URL";
+/** Methods a request may be sent twice with (a kept-alive connection reset before any answer). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS"]);
 const ENDPOINT_UPGRADE =
   "an app.endpoint does not take WebSocket upgrades: serve WebSockets from an app.web handler (call upgradeWebSocket(request) from skiff) or an app.webServer";
 const PROXY_AUTH =
@@ -234,7 +236,7 @@ export class WebGateway {
     const redirectAfterMs = redirectAfterOf(info);
     if (redirectAfterMs !== null) exchange.redirect = setTimeout(() => this.park(exchange), redirectAfterMs);
     const lease = await this.deps.control.web.acquire(info, { signal: () => waitSignal(exchange) });
-    this.forward(exchange, lease, false);
+    this.forward(exchange, lease, {});
   }
 
   /**
@@ -317,7 +319,7 @@ export class WebGateway {
     const upgrade = { connection: "upgrade", ...(req.headers.upgrade ? { upgrade: req.headers.upgrade } : {}) };
     // A worker in this process: straight to the container's web socket, as for a request.
     local = this.locals.get(lease.relay.url)?.open(lease.containerId);
-    upstream = this.upstreamRequest(req, `${target.rest}${search}`, requestId, target, lease, local, upgrade);
+    upstream = this.upstreamRequest(req, `${target.rest}${search}`, requestId, target, lease, local, { upgrade });
     const containerId = lease.containerId;
     upstream.on("upgrade", (answer, relayed, relayedHead) => {
       status = answer.statusCode ?? 101;
@@ -381,8 +383,11 @@ export class WebGateway {
    * Sends the request to the leased container through its worker's relay, and its answer back. A relay
    * that says the container is gone (503) before anything was answered gets the request sent once more,
    * to another container, if its body was kept; a relay or container failing before answering is a 502.
+   * A GET or HEAD whose kept-alive connection was reset before any answer (the container, or the relay,
+   * closed it just then) goes once more on a new connection, to the same container: if that one is gone,
+   * the new connection is refused and the request goes elsewhere.
    */
-  private forward(exchange: Exchange, lease: WebLease, retried: boolean): void {
+  private forward(exchange: Exchange, lease: WebLease, tries: { elsewhere?: boolean; fresh?: boolean }): void {
     const { req, res, target, body, requestId } = exchange;
     // The client left while the slot was being granted: nothing will release it but this.
     if (exchange.closed) {
@@ -392,7 +397,9 @@ export class WebGateway {
     exchange.lease = lease;
     // A worker in this process: straight to the container's web socket, without its relay's HTTP hop.
     const local = this.locals.get(lease.relay.url)?.open(lease.containerId);
-    const upstream = this.upstreamRequest(req, `${target.rest}${exchange.search}`, requestId, target, lease, local);
+    const upstream = this.upstreamRequest(req, `${target.rest}${exchange.search}`, requestId, target, lease, local, {
+      fresh: tries.fresh,
+    });
     if (local) upstream.once("close", local.done);
     exchange.upstream = upstream;
     if (exchange.overdue) setImmediate(() => this.park(exchange));
@@ -400,14 +407,14 @@ export class WebGateway {
     // The container is gone (its relay says so, or nothing listens on its socket) before it answered: the
     // request goes once more, to another container, if its body was kept.
     const retryElsewhere = (): boolean => {
-      if (retried || !body.replayable || res.headersSent) return false;
+      if (tries.elsewhere || !body.replayable || res.headersSent) return false;
       abandoned = true;
       body.detach();
       upstream.destroy();
       lease.release();
       this.deps.control.web
         .acquire(exchange.info, { exclude: new Set([lease.containerId]), signal: () => waitSignal(exchange) })
-        .then((next) => this.forward(exchange, next, true))
+        .then((next) => this.forward(exchange, next, { ...tries, elsewhere: true }))
         .catch((error: Error) => this.refuse(exchange, error));
       return true;
     };
@@ -424,9 +431,16 @@ export class WebGateway {
       if (abandoned) return;
       const code = (error as NodeJS.ErrnoException).code;
       // As the relay does: a stopping container closed the kept-alive connection this request went out on.
-      const stopped =
-        local && !local.accepting() && upstream.reusedSocket && (code === "ECONNRESET" || code === "EPIPE");
+      const reset = upstream.reusedSocket && (code === "ECONNRESET" || code === "EPIPE");
+      const stopped = local && !local.accepting() && reset;
       if (local && (code === "ECONNREFUSED" || code === "ENOENT" || stopped) && retryElsewhere()) return;
+      if (reset && !tries.fresh && IDEMPOTENT.has(req.method ?? "") && body.replayable && !res.headersSent) {
+        abandoned = true;
+        body.detach();
+        upstream.destroy();
+        this.forward(exchange, lease, { ...tries, fresh: true });
+        return;
+      }
       if (exchange.parked) {
         this.long.arrived(requestId, (client) => crashed(client, requestId));
         return;
@@ -453,16 +467,18 @@ export class WebGateway {
     target: Target,
     lease: WebLease,
     local: { socketPath: string; accepting(): boolean } | undefined,
-    upgrade?: Record<string, string>,
+    options: { upgrade?: Record<string, string>; fresh?: boolean | undefined } = {},
   ): ClientRequest {
+    const { upgrade } = options;
+    const own = upgrade !== undefined || options.fresh === true;
     const forwarded = { requestId, remoteAddress: req.socket.remoteAddress, prefix: target.prefix };
     const headers = relayHeaders(req.headers, local ? forwarded : { ...forwarded, secret: lease.relay.secret });
     if (upgrade) Object.assign(headers, upgrade);
     if (local) {
-      const agent = upgrade ? false : this.directAgent(lease.containerId, local.accepting);
+      const agent = own ? false : this.directAgent(lease.containerId, local.accepting);
       return request({ socketPath: local.socketPath, path, method: req.method, agent, headers });
     }
-    const agent = upgrade ? false : this.agentFor(lease.relay.url);
+    const agent = own ? false : this.agentFor(lease.relay.url);
     return request(`${lease.relay.url}/containers/${lease.containerId}${path}`, { method: req.method, agent, headers });
   }
 
