@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { findExecutable } from "../runtime/command.js";
+import { findExecutable, runCommand } from "../runtime/command.js";
 import { mountsUnder, unmount } from "../runtime/overlay.js";
 
 /** One rclone remote: a config section (type and options), kept in a 0600 file, never on a command line. */
@@ -39,6 +39,11 @@ const REMOTE_NAME = "skiff";
 const RC_LINE = /Serving remote control on (http:\/\/127\.0\.0\.1:\d+)\//;
 const POLL_MS = 10;
 const STOP_GRACE_MS = 3_000;
+const FUSE_CONNECTIONS = "/sys/fs/fuse/connections";
+/** How long a flush waits for the kernel's queue of FUSE requests to empty before it goes on regardless. */
+const SETTLE_LIMIT_MS = 1_000;
+/** Without fusectl, how long a flush gives the kernel to hand rclone the last closes. */
+const SETTLE_FALLBACK_MS = 50;
 
 /**
  * Flags every mount gets: a disk cache that reads ranges lazily and writes back on close (`full`), uploads started
@@ -54,7 +59,7 @@ const BASE_FLAGS = [
   "--attr-timeout",
   "0s",
   "--vfs-read-chunk-size",
-  "4M",
+  "1M",
   "--buffer-size",
   "0",
   "--no-checksum",
@@ -74,6 +79,8 @@ export class RcloneMount {
     private readonly rcUrl: string,
     private readonly rcAuth: string,
     readonly log: () => string,
+    /** The mount's `/sys/fs/fuse/connections/N/waiting` file, when fusectl is mounted. */
+    private readonly waitingFile: string | undefined,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
   }
@@ -127,7 +134,10 @@ export class RcloneMount {
       await sleep(POLL_MS);
     }
     const auth = `Basic ${Buffer.from(`skiff:${rcPass}`).toString("base64")}`;
-    return new RcloneMount(mountPoint, options.dir, child, rcUrl, auth, () => log);
+    const waitingFile = (await mountFusectl())
+      ? join(FUSE_CONNECTIONS, String(minor((await stat(mountPoint)).dev)), "waiting")
+      : undefined;
+    return new RcloneMount(mountPoint, options.dir, child, rcUrl, auth, () => log, waitingFile);
   }
 
   get pid(): number | undefined {
@@ -161,6 +171,7 @@ export class RcloneMount {
    * uploaded when they are closed.
    */
   async flush(timeoutMs = 600_000): Promise<void> {
+    await this.settle();
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const { inProgress, queued, errored } = await this.uploads();
@@ -168,6 +179,21 @@ export class RcloneMount {
       if (inProgress === 0 && queued === 0) return;
       if (Date.now() > deadline) throw new Error(`rclone still uploads ${inProgress + queued} file(s)`);
       await sleep(POLL_MS);
+    }
+  }
+
+  /**
+   * Waits until rclone has answered the requests the kernel queued for it. A file's close() returns before rclone
+   * hears of it (FUSE sends RELEASE in the background), and rclone queues the upload only then: without this a
+   * commit right after a close could miss the file.
+   */
+  private async settle(): Promise<void> {
+    if (!this.waitingFile) return void (await sleep(SETTLE_FALLBACK_MS));
+    const deadline = Date.now() + SETTLE_LIMIT_MS;
+    while (Date.now() < deadline) {
+      const waiting = Number((await readFile(this.waitingFile, "utf8").catch(() => "0")).trim());
+      if (!(waiting > 0)) return;
+      await sleep(1);
     }
   }
 
@@ -217,6 +243,19 @@ export async function isFuseMounted(mountPoint: string): Promise<boolean> {
     const separator = fields.indexOf("-");
     return decodeField(fields[4] ?? "") === mountPoint && (fields[separator + 1] ?? "").startsWith("fuse");
   });
+}
+
+/** Mounts fusectl where it is not (systemd does it on most hosts); false when it cannot be. */
+async function mountFusectl(): Promise<boolean> {
+  if (!existsSync(FUSE_CONNECTIONS)) return false;
+  const mounts = await readFile("/proc/self/mounts", "utf8");
+  if (mounts.split("\n").some((line) => line.split(" ")[1] === FUSE_CONNECTIONS)) return true;
+  return (await runCommand("mount", ["-t", "fusectl", "fusectl", FUSE_CONNECTIONS])).code === 0;
+}
+
+/** The minor number of a device id as stat() gives it; a FUSE connection is named by it (its major is 0). */
+function minor(dev: number): number {
+  return (dev & 0xff) | ((dev >> 12) & 0xfff00);
 }
 
 function toConfig(remote: RcloneRemote): string {

@@ -67,7 +67,9 @@ export class VolumeMount {
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
     });
     const rclone = await RcloneMount.start({
-      remote: { type: "webdav", options: { url: webdav.url, vendor: "other", bearer_token: token } },
+      // "owncloud", not "other": rclone then keeps modification times (X-OC-Mtime) and compares them, with sizes,
+      // to tell a changed file from the one it cached; with "other" it compares sizes only.
+      remote: { type: "webdav", options: { url: webdav.url, vendor: "owncloud", bearer_token: token } },
       dir: join(options.dir, "rclone"),
       readOnly,
       flags: [
