@@ -110,9 +110,13 @@ export class RcloneMount {
       ...(options.flags ?? []),
     ];
     // The remote control password goes in the environment, which only root can read, not in argv, which `ps` shows.
+    // Nothing else of the worker's environment goes along: its AWS_* or RCLONE_* settings would change how a remote
+    // is reached (AWS_CA_BUNDLE alone breaks the s3 backend). Only where to find CA certificates is kept.
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+    for (const name of ["SSL_CERT_FILE", "SSL_CERT_DIR"]) if (process.env[name]) env[name] = process.env[name];
     const child = spawn(binary, args, {
       stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, RCLONE_RC_USER: "skiff", RCLONE_RC_PASS: rcPass },
+      env: { ...env, RCLONE_RC_USER: "skiff", RCLONE_RC_PASS: rcPass },
     });
     let log = "";
     let rcUrl: string | undefined;
