@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -64,6 +64,16 @@ describe.skipIf(unavailable)(`bucket mounts${unavailable ? ` (skipped: ${unavail
     expect((await readdir(bucket.hostPath)).sort()).toEqual(["a.csv", "sub"]);
     expect(await readFile(join(bucket.hostPath, "sub", "b.csv"), "utf8")).toBe("3,4\n");
     await expect(writeFile(join(bucket.hostPath, "new.csv"), "no")).rejects.toMatchObject({ code: "EROFS" });
+  });
+
+  it("keeps credentials out of rclone's command line and in a file only root can read", async () => {
+    const bucket = await mount({ readOnly: true });
+    const commandLine = await readFile(`/proc/${bucket.pid}/cmdline`, "utf8");
+    expect(commandLine).toContain("mount");
+    expect(commandLine).not.toContain(S3_TEST_CREDENTIALS.secretAccessKey);
+    const config = join(root, `b${made - 1}`, "rclone.conf");
+    expect(await readFile(config, "utf8")).toContain(`secret_access_key = ${S3_TEST_CREDENTIALS.secretAccessKey}`);
+    expect((await stat(config)).mode & 0o777).toBe(0o600);
   });
 
   it("writes through to the bucket, under the prefix, and leaves nothing mounted after close", async () => {

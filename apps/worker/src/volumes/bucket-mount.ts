@@ -28,6 +28,11 @@ export class BucketMount {
     return this.rclone.mountPoint;
   }
 
+  /** The rclone process's id. */
+  get pid(): number | undefined {
+    return this.rclone.pid;
+  }
+
   static async mount(options: BucketMountOptions): Promise<BucketMount> {
     const prefix = (options.keyPrefix ?? "").replace(/^\/+|\/+$/g, "");
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {

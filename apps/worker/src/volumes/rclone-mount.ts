@@ -90,6 +90,8 @@ export class RcloneMount {
     if (!binary) throw new Error("rclone not found on PATH; run scripts/setup.sh (apt-get install rclone fuse3).");
     const mountPoint = join(options.dir, "mnt");
     await mkdir(options.dir, { recursive: true, mode: 0o700 });
+    // A mount left by an rclone that died answers ENOTCONN to everything, mkdir included: detach it first.
+    await unmount(mountPoint);
     await mkdir(mountPoint, { recursive: true });
     const config = join(options.dir, "rclone.conf");
     await writeFile(config, toConfig(options.remote), { mode: 0o600 });
