@@ -57,6 +57,7 @@ describe.skipIf(unavailable)(`bucket mounts${unavailable ? ` (skipped: ${unavail
     client?.destroy();
     await s3?.close();
     if (root) await rm(root, { recursive: true, force: true });
+    await rm(`/run/skiff-test/bucket-${process.pid}`, { recursive: true, force: true });
   });
 
   it("mounts a key prefix read-only: lists and reads, refuses writes", async () => {
@@ -125,7 +126,6 @@ describe.skipIf(unavailable)(`bucket mounts${unavailable ? ` (skipped: ${unavail
       } finally {
         await runtime.kill(id);
         await runtime.close?.();
-        await rm(`/run/skiff-test/bucket-${process.pid}/${name}`, { recursive: true, force: true });
       }
     }, 60_000);
   }

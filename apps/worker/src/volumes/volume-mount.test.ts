@@ -50,6 +50,7 @@ describe.skipIf(unavailable)(`volume mounts${unavailable ? ` (skipped: ${unavail
   });
   afterAll(async () => {
     await cleanupStaleRcloneMounts(root);
+    await rm(`/run/skiff-test/volmount-${process.pid}`, { recursive: true, force: true });
   });
 
   describe("on the host", () => {
@@ -122,7 +123,7 @@ describe.skipIf(unavailable)(`volume mounts${unavailable ? ` (skipped: ${unavail
         const many: MemoryVolumeSeed = {};
         for (let i = 0; i < files; i++) many[`/d${i % 100}/f${i}.bin`] = { generated: 100 * 1024 };
         const source = new MemoryVolumeSource(many);
-        for (let run = 0; run < 3; run++) {
+        for (let run = 0; run < 5; run++) {
           const started = performance.now();
           const volume = await mount(source);
           timings[files]?.push(performance.now() - started);
@@ -130,12 +131,24 @@ describe.skipIf(unavailable)(`volume mounts${unavailable ? ` (skipped: ${unavail
         }
         expect(source.bytesRead).toBe(0);
       }
-      const median = (values: number[]) => [...values].sort((a, b) => a - b)[1] ?? 0;
+      const median = (values: number[]) => [...values].sort((a, b) => a - b)[2] ?? 0;
       const [small, large] = [median(timings[10] ?? []), median(timings[10_000] ?? [])];
       console.log(
-        `host: mount time, median of 3: 10 files ${small.toFixed(0)} ms, 10,000 files ${large.toFixed(0)} ms`,
+        `host: mount time, median of 5: 10 files ${small.toFixed(0)} ms, 10,000 files ${large.toFixed(0)} ms`,
       );
       expect(large).toBeLessThan(small + 100);
+    });
+
+    it("commits in the background while changes are pending", async () => {
+      const source = new MemoryVolumeSource(seed());
+      const volume = await VolumeMount.mount({ source, dir: join(root, `m${made++}`), autoCommitMs: 100 });
+      mounts.push(volume);
+      await writeFile(join(volume.hostPath, "auto.txt"), "auto");
+      for (let i = 0; i < 100 && source.commits.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(source.commits.map((changes) => changes.map(({ op, path }) => `${op} ${path}`))).toEqual([
+        ["put /auto.txt"],
+      ]);
+      expect(volume.view.pendingPaths).toEqual([]);
     });
 
     it("leaves no mount, process or directory behind after close", async () => {
