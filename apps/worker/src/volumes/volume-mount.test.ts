@@ -279,6 +279,38 @@ describe.skipIf(unavailable)(`volume mounts${unavailable ? ` (skipped: ${unavail
         expect(after.a).toBe(sandboxHoldsFiles ? "hello" : "changed");
       }, 120_000);
 
+      it("starts a container with a 10,000-file volume as fast as with a 10-file one", async () => {
+        const timings: Record<number, number[]> = { 10: [], 10000: [] };
+        for (const files of [10, 10_000]) {
+          const many: MemoryVolumeSeed = {};
+          for (let i = 0; i < files; i++) many[`/d${i % 100}/f${i}.bin`] = { generated: 100 * 1024 };
+          const source = new MemoryVolumeSource(many);
+          for (let run = 0; run < 3; run++) {
+            const started = performance.now();
+            const volume = await mount(source, { readOnly: true });
+            const result = await finish(
+              await runtime.start(
+                spec(
+                  `start-${files}-${run}`,
+                  ["/bin/sh", "-c", "test -d /vol/d7"],
+                  [{ source: volume.hostPath, target: "/vol", readonly: true }],
+                ),
+              ),
+            );
+            timings[files]?.push(performance.now() - started);
+            expect(result.exit.exitCode, result.stderr).toBe(0);
+            await volume.close({ commit: false });
+          }
+          expect(source.bytesRead).toBe(0);
+        }
+        const median = (values: number[]) => [...values].sort((a, b) => a - b)[1] ?? 0;
+        const [small, large] = [median(timings[10] ?? []), median(timings[10_000] ?? [])];
+        console.log(
+          `${name}: mount + container run to exit, median of 3: 10 files ${small.toFixed(0)} ms, 10,000 files ${large.toFixed(0)} ms`,
+        );
+        expect(large).toBeLessThan(small + 300);
+      }, 120_000);
+
       it("refuses writes on a read-only mount with EROFS", async () => {
         const source = new MemoryVolumeSource(seed());
         const volume = await mount(source, { readOnly: true });
