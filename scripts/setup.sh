@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what Skiff needs on a Debian 12 machine, builds it, and prepares the base image.
+# Installs what Skiff needs on a Debian 12 machine (rclone and fuse3 mount volumes and buckets), builds it, and
+# prepares the base image.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in runsc:runsc runc:runc debootstrap:debootstrap skopeo:skopeo umoci:umoci ip:iproute2 iptables:iptables nsenter:util-linux docker-registry:docker-registry htpasswd:apache2-utils; do
+for pair in runsc:runsc runc:runc debootstrap:debootstrap skopeo:skopeo umoci:umoci ip:iproute2 iptables:iptables nsenter:util-linux docker-registry:docker-registry htpasswd:apache2-utils rclone:rclone fusermount3:fuse3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
