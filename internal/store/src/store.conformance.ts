@@ -270,7 +270,7 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect(await store.apps.findWebFunctionByHost({ ...host, env: "staging" })).toBeUndefined();
       expect(await store.apps.findWebFunctionByHost({ ...host, workspaceName: "elsewhere" })).toBeUndefined();
       expect(await store.apps.webLabelsInUse(scope, ["home", "other"])).toEqual([
-        { label: "home", appId: deployed.app.id, appName: "site", functionName: "home" },
+        { label: "home", appId: deployed.app.id, appName: "site", appMode: "deployed", functionName: "home" },
       ]);
       expect(await store.apps.webLabelsInUse(scope, ["home"], "site")).toEqual([]);
       expect(await store.apps.webLabelsInUse({ ...scope, env: "staging" }, ["home"])).toEqual([]);

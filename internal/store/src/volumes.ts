@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { CodedError } from "@skiff/protocol/coded-error";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
+import type { VolumeEntryView } from "@skiff/protocol/http/volumes";
 import { type VolumePath, volumeAncestors, volumeChunkCount, volumePath } from "@skiff/protocol/volume-path";
 import type { Db } from "./db.js";
 import type { Scope } from "./scope.js";
@@ -23,22 +24,11 @@ export interface VolumeRow {
   createdAt: Date;
 }
 
-/** A file or directory of a volume at some version. */
-export interface VolumeEntry {
-  /** Normalized, without a leading slash (see volumePath). */
-  path: string;
-  type: "file" | "dir";
-  /** Bytes (0 for a directory). */
-  size: number;
-  /** Permission bits, e.g. 0o644. */
-  mode: number;
-  /** Modification time, ms since the epoch. */
-  mtimeMs: number;
-  /** The sha256 of each chunk of a file (see VOLUME_CHUNK_BYTES); empty for a directory. */
-  chunks: string[];
-  /** The version that last wrote it. */
-  version: number;
-}
+/**
+ * A file or directory of a volume at some version (see protocol's VolumeEntryView): its path normalized
+ * without a leading slash, and the sha256 of each chunk of a file (empty for a directory).
+ */
+export type VolumeEntry = Omit<VolumeEntryView, "chunks"> & { chunks: string[] };
 
 /** One change of a commit: a file's new content, a directory, or a path deleted (with all under it). */
 export type VolumeChange =
@@ -67,17 +57,8 @@ export interface VersionInfo {
   baseVersion?: number;
 }
 
-interface FileDbRow {
-  dir: string;
-  name: string;
-  version: number;
-  deleted: boolean;
-  type: "file" | "dir";
-  size: number;
-  mode: number;
-  mtime_ms: number;
-  chunks: string;
-}
+/** A file row as read: a row as written, with the version that wrote it. */
+type FileDbRow = NewRow & { version: number };
 
 /** A row to write at the new version. */
 interface NewRow {

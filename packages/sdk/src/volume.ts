@@ -8,19 +8,8 @@ import { SkiffError } from "./errors.js";
 
 const VOLUME = Symbol.for("skiff.volume");
 
-/** A file or directory of a volume, as `list` yields it. */
-export interface VolumeEntry {
-  /** Relative to the volume's root, e.g. `models/llama.bin`. */
-  path: string;
-  type: "file" | "dir";
-  size: number;
-  /** Permission bits, e.g. 0o644. */
-  mode: number;
-  /** Modification time, ms since the epoch. */
-  mtimeMs: number;
-  /** The volume version that last wrote it. */
-  version: number;
-}
+/** A file or directory of a volume, as `list` yields it: its path is relative to the volume's root. */
+export type VolumeEntry = Omit<VolumeEntryView, "chunks">;
 
 /** A version of a volume, as `history` lists it (newest first). */
 export type VolumeVersion = VolumeVersionView;
@@ -302,12 +291,6 @@ function isWebStream(value: unknown): value is ReadableStream<Uint8Array> {
 }
 
 function plainEntry(entry: VolumeEntryView): VolumeEntry {
-  return {
-    path: entry.path,
-    type: entry.type,
-    size: entry.size,
-    mode: entry.mode,
-    mtimeMs: entry.mtimeMs,
-    version: entry.version,
-  };
+  const { chunks: _chunks, ...plain } = entry;
+  return plain;
 }

@@ -93,23 +93,23 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
     };
   });
 
-  serve(api, volumeRoutes.stat, async (c) => {
+  /** The entry a request's `path` and `version` name in its volume; 404 when nothing is there. */
+  const entryOf = async (c: Context<AuthEnv>, query: { path: string; version?: string | undefined }) => {
     const volume = await find(c);
-    const query = parseQuery(c, volumeRoutes.stat.query);
     const version = versionOf(volume, query.version);
     const path = checkedPath(query.path);
     const entry = await store.volumes.stat(volume, path, version);
     if (!entry) throw missingPath(volume, path);
+    return { volume, version, path, entry };
+  };
+
+  serve(api, volumeRoutes.stat, async (c) => {
+    const { version, entry } = await entryOf(c, parseQuery(c, volumeRoutes.stat.query));
     return { version, entry: view(entry, true) };
   });
 
   serve(api, volumeRoutes.read, async (c) => {
-    const volume = await find(c);
-    const query = parseQuery(c, volumeRoutes.read.query);
-    const version = versionOf(volume, query.version);
-    const path = checkedPath(query.path);
-    const entry = await store.volumes.stat(volume, path, version);
-    if (!entry) throw missingPath(volume, path);
+    const { volume, version, path, entry } = await entryOf(c, parseQuery(c, volumeRoutes.read.query));
     if (entry.type === "dir") {
       throw new ApiError("BAD_REQUEST", `"${path}" is a directory of volume "${volume.name}": list it instead`);
     }
