@@ -66,6 +66,24 @@ describe("serveFetch", () => {
     expect(JSON.parse(await text(res))).toEqual({ path: "/a/b", q: "1", method: "DELETE", h: "z" });
   });
 
+  it("answers HEAD with the handler's status and headers, without reading its body (even an endless one)", async () => {
+    let pulled = 0;
+    const socketPath = await serve(
+      () =>
+        new Response(new ReadableStream({ pull: (controller) => controller.enqueue(new Uint8Array(++pulled)) }), {
+          status: 202,
+          headers: { "x-kind": "events" },
+        }),
+    );
+    const { req, response } = open(socketPath, "/", { method: "HEAD", headers: { host: "h" } });
+    req.end();
+    const res = await response;
+    expect(res.statusCode).toBe(202);
+    expect(res.headers["x-kind"]).toBe("events");
+    expect(await text(res)).toBe("");
+    expect(pulled).toBeLessThan(3);
+  });
+
   it("streams a response chunk by chunk as the handler writes it", async () => {
     let release!: () => void;
     const second = new Promise<void>((resolve) => {

@@ -125,6 +125,11 @@ export async function serveFetch(options: ServeFetchOptions): Promise<WebServing
       if (!(response instanceof PlatformResponse)) {
         throw new TypeError(`the handler returned ${typeof response} instead of a Response`);
       }
+      // A HEAD answer has no body: the handler's (maybe an endless stream) is not read.
+      if (request.method === "HEAD" && response.body) {
+        await response.body.cancel().catch(() => {});
+        response = new Response(null, response);
+      }
     } catch (error) {
       if (error instanceof HandlerTimeout) {
         controller?.abort();
