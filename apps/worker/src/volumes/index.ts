@@ -1,3 +1,4 @@
+export { ApiVolumeSource } from "./api-volume-source.js";
 export { BucketMount, type BucketMountOptions } from "./bucket-mount.js";
 export { type MemoryVolumeSeed, MemoryVolumeSource, patternBytes } from "./memory-volume-source.js";
 export { cleanupStaleRcloneMounts, RcloneMount } from "./rclone-mount.js";
