@@ -107,11 +107,13 @@ describe("volumes", () => {
   }, 300_000);
 
   it("lets a function read and write the volume with its container's token", async () => {
+    await skiff(["volume", "create", "e2e-other"]);
     const run = await stack.run(["run", "e2e/fixtures/volumes-app.ts"], { timeoutMs: 300_000 });
     expect(run.code, run.stderr).toBe(0);
     const [result] = run.results as { text: string; version: number; listed: string[]; author: string }[];
     expect(result).toMatchObject({ text: "hello volume", listed: ["from-fn/x.txt"] });
     expect(result!.author).toMatch(/^container ct-/);
+    expect((result as { other?: string }).other).toMatch(/reaches only the volumes its function mounts/);
     expect((await skiff(["volume", "get", "e2e-data", "from-fn/x.txt", "-"])).stdout).toBe("HELLO VOLUME");
   }, 300_000);
 

@@ -12,6 +12,7 @@ import { ImageService } from "./image-service.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 import { type ServerConnection, ServerLink } from "./server-link.js";
 import { Shells } from "./shells.js";
+import { cleanupStaleRcloneMounts } from "./volumes/rclone-mount.js";
 import { WebRelay, type WebRelayAddress } from "./web-relay.js";
 
 /** How a worker is set up: its server, its runtimes, its directories and its limits. */
@@ -131,6 +132,8 @@ export class WorkerAgent {
     await this.options.runtime.cleanupStale();
     if (this.options.buildRuntime && this.options.buildRuntime !== this.options.runtime)
       await this.options.buildRuntime.cleanupStale();
+    // Its containers are gone now: the volume mounts they held can go.
+    await cleanupStaleRcloneMounts(join(this.options.stateDir, "mounts"));
     this.workerId = await this.loadWorkerId();
     this.images.startCollecting();
     // The hello carries the relay's address: it listens first.

@@ -126,6 +126,7 @@ class Harness {
       appEnv: "main",
       token: "ct:secret",
       functionIds: {},
+      bucketCredentials: {},
     };
     this.session = new ContainerSession(start, host);
     void this.session.run();

@@ -35,6 +35,7 @@ import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/i
 import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
+import { ContainerMounts } from "./volumes/container-mounts.js";
 import type { WebTarget } from "./web-relay.js";
 
 type StartMessage = Extract<ServerToWorker, { t: "start" }>;
@@ -130,6 +131,8 @@ export class ContainerSession implements WebTarget {
   private timedOut: string | undefined;
   private initError: Uint8Array | undefined;
   private ready = false;
+  /** The function's volumes and buckets, mounted on this host and bound into the container. */
+  private mounts: ContainerMounts | undefined;
 
   constructor(
     private readonly start: StartMessage,
@@ -137,7 +140,8 @@ export class ContainerSession implements WebTarget {
   ) {
     this.id = start.containerId;
     this.webSocketPath = start.spec.web ? join(this.socketDir, "web.sock") : undefined;
-    this.redact = redactor([...Object.values(start.secrets), start.token]);
+    const credentials = Object.values(start.bucketCredentials).flatMap((c) => Object.values(c) as string[]);
+    this.redact = redactor([...Object.values(start.secrets), start.token, ...credentials]);
   }
 
   /** Starts the container; never throws: failures are reported to the server as a stopped container. */
@@ -159,6 +163,7 @@ export class ContainerSession implements WebTarget {
         if (this.webSocketPath) await chmod(dir, 0o777);
       }
       const { spec } = this.start;
+      if (spec.volumes.length > 0) await this.mountVolumes();
       const fromImage = imageContainerSpec(paths, {
         ...this.start.secrets,
         ...this.start.env,
@@ -181,6 +186,7 @@ export class ContainerSession implements WebTarget {
         { source: paths.bundleDir, target: "/.skiff/bundle", readonly: true },
         { source: dir, target: "/.skiff/sock", readonly: false },
         ...fromImage.mounts,
+        ...(this.mounts?.runtimeMounts ?? []),
       ];
       const handle = await this.host.runtime.start({
         ...fromImage,
@@ -210,6 +216,9 @@ export class ContainerSession implements WebTarget {
       const exit = await handle.exited;
       // `stopped` tells the server this container's lines are all sent (see Hub.endLogs): its last lines first.
       await Promise.race([output, sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
+      // Before `stopped`: the container's token (which commits) is good until then, and a caller told the
+      // container is gone may read what it committed.
+      await this.unmountVolumes(exit.exitCode === 0 && !exit.oomKilled);
       this.finish(exit);
     } catch (error) {
       this.host.log.error({ err: error, container: this.id }, "container failed to start");
@@ -218,6 +227,7 @@ export class ContainerSession implements WebTarget {
         error instanceof ImageBuildError
           ? `the function's image could not be built: ${error.message}\nto look inside, open a shell in the image before that step: skiff shell --image FILE::${this.start.spec.name}`
           : `the container could not start: ${(error as Error).message}`;
+      await this.unmountVolumes(false);
       this.finish({ exitCode: null, signal: null, oomKilled: false });
     } finally {
       image?.release();
@@ -227,6 +237,31 @@ export class ContainerSession implements WebTarget {
       this.apiRelay?.close();
       await rm(dir, { recursive: true, force: true }).catch(() => {});
     }
+  }
+
+  /** Mounts the function's volumes and buckets on this host, to bind into the container. */
+  private async mountVolumes(): Promise<void> {
+    if (this.host.runtime.name === "process") {
+      throw new Error(
+        "volumes are mounted into containers, and this worker runs functions as plain processes: use the gvisor or runc runtime",
+      );
+    }
+    this.mounts = await ContainerMounts.mount({
+      mounts: this.start.spec.volumes,
+      env: this.start.appEnv,
+      serverUrl: this.host.serverUrl,
+      token: this.start.token,
+      bucketCredentials: this.start.bucketCredentials,
+      dir: join(this.host.stateDir, "mounts", this.id),
+      warn: (line) => this.logLine("system", line),
+    });
+  }
+
+  /** Unmounts them; after a clean exit, volumes commit first (what fails is said in the app's logs). */
+  private async unmountVolumes(clean: boolean): Promise<void> {
+    const mounts = this.mounts;
+    this.mounts = undefined;
+    for (const problem of (await mounts?.close({ commit: clean })) ?? []) this.logLine("system", problem);
   }
 
   /** False once the container is stopping: inputs that still arrive go back to the queue. */
@@ -405,6 +440,18 @@ export class ContainerSession implements WebTarget {
         this.stopReason = "init-failed";
         this.stopMessage = "the function's module failed to load in the container";
         return;
+      case "volume": {
+        const { rid, op, name } = message;
+        try {
+          if (!this.mounts)
+            throw new Error(`volume "${name}" is not mounted in this function: add it to its \`volumes\``);
+          const { version } = await (op === "commit" ? this.mounts.commit(name) : this.mounts.reload(name));
+          this.sendRunner({ t: "volume-done", rid, version });
+        } catch (error) {
+          this.sendRunner({ t: "volume-done", rid, error: (error as Error).message });
+        }
+        return;
+      }
       case "next":
         // A web function's requests come through the relay, never as inputs.
         if (this.webSocketPath) return;

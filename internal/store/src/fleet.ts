@@ -40,8 +40,18 @@ export class FleetStore {
     workspace: string;
     appId: string;
     env: string;
+    /** The volumes it mounts: its token may use these, and no other. */
+    volumes?: { volumeId: string; readOnly: boolean }[];
   }): Promise<string> {
     const { secret, sha256 } = newSecret();
+    // Its grants first: a token is good from the containers row on.
+    for (const { volumeId, readOnly } of container.volumes ?? []) {
+      await this.db.query(
+        `INSERT INTO container_volumes (container_id, volume_id, read_only) VALUES ($1, $2, $3)
+         ON CONFLICT (container_id, volume_id) DO UPDATE SET read_only = container_volumes.read_only AND $3`,
+        [container.id, volumeId, readOnly],
+      );
+    }
     await this.db.query(
       `INSERT INTO containers (id, worker_id, function_id, state, version, token_sha256, workspace, app_id, env)
        VALUES ($1, $2, $3, 'starting', $4, $5, $6, $7, $8)`,

@@ -274,6 +274,17 @@ const MIGRATIONS: string[] = [
   CREATE UNIQUE INDEX volume_files_by_path ON volume_files (volume_id, dir, name, version DESC);
   CREATE INDEX volume_files_by_version ON volume_files (volume_id, version);
   `,
+  // The volumes each container mounts: its token reaches those only (read-only ones for reading), and a
+  // volume a running container mounts is deleted only when forced.
+  `
+  CREATE TABLE container_volumes (
+    container_id text NOT NULL,
+    volume_id text NOT NULL,
+    read_only boolean NOT NULL,
+    PRIMARY KEY (container_id, volume_id)
+  );
+  CREATE INDEX container_volumes_by_volume ON container_volumes (volume_id);
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

@@ -28,6 +28,7 @@ export function spec(name: string): FunctionSpec {
     maxInputs: 1,
     startupTimeoutMs: 60_000,
     secrets: [],
+    volumes: [],
   };
 }
 

@@ -155,6 +155,18 @@ export class VolumeStore {
     return row ? toVolume(row) : undefined;
   }
 
+  /**
+   * How a container mounts a volume: `{ readOnly }`, or undefined when it does not (its token may then not
+   * use the volume at all).
+   */
+  async mountOf(containerId: string, volumeId: string): Promise<{ readOnly: boolean } | undefined> {
+    const [row] = await this.db.query<{ read_only: boolean }>(
+      "SELECT read_only FROM container_volumes WHERE container_id = $1 AND volume_id = $2",
+      [containerId, volumeId],
+    );
+    return row ? { readOnly: row.read_only } : undefined;
+  }
+
   /** The volumes of an environment, by name. */
   async listVolumes(scope: Scope): Promise<VolumeRow[]> {
     const rows = await this.db.query<VolumeDbRow>(
@@ -166,15 +178,30 @@ export class VolumeStore {
 
   /**
    * Deletes a volume with its versions and file rows; false if there is none by that name. Its chunks stay
-   * in the blob store (other files, volumes or workspaces may hold the same bytes).
+   * in the blob store (other files, volumes or workspaces may hold the same bytes). A volume that a running
+   * container mounts is refused (CONFLICT) unless `force`: those mounts then fail.
    */
-  async delete(scope: Scope, name: string): Promise<boolean> {
+  async delete(scope: Scope, name: string, options: { force?: boolean } = {}): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const [row] = await tx.query<{ id: string }>(
         "SELECT id FROM volumes WHERE workspace = $1 AND env = $2 AND name = $3 FOR UPDATE",
         [scope.workspace, scope.env, name],
       );
       if (!row) return false;
+      if (!options.force) {
+        const mounted = await tx.query<{ id: string; app_id: string | null }>(
+          `SELECT c.id, c.app_id FROM container_volumes cv JOIN containers c ON c.id = cv.container_id
+           WHERE cv.volume_id = $1 AND c.state <> 'stopped' ORDER BY c.id LIMIT 3`,
+          [row.id],
+        );
+        if (mounted.length > 0) {
+          const which = mounted.map((c) => `${c.id}${c.app_id ? ` (app ${c.app_id})` : ""}`).join(", ");
+          throw new VolumeError(
+            "CONFLICT",
+            `volume "${name}" is mounted by running containers (${which}): stop their apps first, or delete it with --force (their mounts then fail)`,
+          );
+        }
+      }
       await tx.query("DELETE FROM volume_files WHERE volume_id = $1", [row.id]);
       await tx.query("DELETE FROM volume_versions WHERE volume_id = $1", [row.id]);
       await tx.query("DELETE FROM volumes WHERE id = $1", [row.id]);

@@ -244,7 +244,8 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
     );
   volumeCommand("delete", "delete a volume with all its versions")
     .argument("<name>")
-    .action(async (name: string, options: { env?: string }) =>
+    .option("--force", "delete it even while running containers mount it (their mounts then fail)")
+    .action(async (name: string, options: { env?: string; force?: boolean }) =>
       (await volumes()).volumeDeleteCommand(name, options, loadConfig()),
     );
   volumeCommand("history", "list a volume's versions: who made each and what it did")

@@ -15,6 +15,8 @@ export * from "./link.js";
 export * from "./local-web-relay.js";
 export * from "./manifest.js";
 export * from "./messages/index.js";
+export * from "./mount-rules.js";
+export * from "./mounts.js";
 export * from "./options.js";
 export * from "./parse-runner-env.js";
 export * from "./pool-id.js";

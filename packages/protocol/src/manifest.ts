@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BatchOptions } from "./batch-options.js";
 import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME, WEB_LABEL } from "./constants.js";
+import { MountSpec } from "./mounts.js";
 import { MIN_MEMORY_MIB, optionsProblem } from "./options.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
@@ -169,6 +170,8 @@ export const FunctionSpec = z
     web: WebSpec.optional(),
     /** An `async function*`: its values stream to the caller (`.remoteGen`); `.remote`, `.map` and `.spawn` are refused. */
     generator: z.boolean().optional(),
+    /** Volumes and buckets mounted into its containers, by path (see mountsProblem for the paths refused). */
+    volumes: z.array(MountSpec).default([]),
   })
   .strict();
 export type FunctionSpec = z.infer<typeof FunctionSpec>;

@@ -12,8 +12,8 @@ describe("option names", () => {
 
   it("refuses planned options as not supported yet, and others as unknown", () => {
     expect(optionsProblem('function "f"', { cpu: 1 }, ["cpu"])).toBeUndefined();
-    expect(optionsProblem('function "f"', { volumes: {} }, ["cpu"])).toBe(
-      'function "f": option "volumes" is not supported yet (Skiff has no volumes yet): remove it',
+    expect(optionsProblem('function "f"', { gpu: "A10G" }, ["cpu"])).toBe(
+      'function "f": option "gpu" is not supported yet (Skiff has no GPUs yet): remove it',
     );
     expect(optionsProblem('function "f"', { cpus: 2 }, ["cpu", "memory"])).toBe(
       'function "f": unknown option "cpus" (did you mean "cpu"?); known options: cpu, memory',

@@ -4,9 +4,7 @@
  */
 export const FUTURE_OPTIONS: Readonly<Record<string, string>> = {
   gpu: "GPUs",
-  volumes: "volumes",
   enableMemorySnapshot: "memory snapshots",
-  cloudBucketMounts: "bucket mounts",
   ephemeralDisk: "ephemeral disks",
   region: "placement by region",
   cloud: "placement by cloud",

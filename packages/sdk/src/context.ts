@@ -21,6 +21,11 @@ export interface SkiffContext {
   functionIds: Record<string, string>;
   /** Told how a map is going (the CLI draws a progress line); called often, must be cheap. */
   onProgress?: (progress: MapProgress) => void;
+  /**
+   * Inside a container: commits or reloads the mount of the named volume (the worker holds the mounts);
+   * rejects when this function does not mount it. Answers the version the mount then shows.
+   */
+  volumes?: (op: "commit" | "reload", name: string) => Promise<{ version: number }>;
 }
 
 export interface MapProgress {

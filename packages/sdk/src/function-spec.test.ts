@@ -1,8 +1,10 @@
 import { MIN_MEMORY_MIB } from "@skiff/protocol/options";
 import { describe, expect, it } from "vitest";
 import { App } from "./app.js";
+import { CloudBucketMount } from "./bucket-mount.js";
 import { type FunctionOptions, toFunctionSpec, toSpecOverrides, type VariantOptions } from "./function-spec.js";
 import { Secret } from "./secret.js";
+import { Volume } from "./volume.js";
 
 const shape = { methods: ["run"], parameters: [] };
 
@@ -32,6 +34,53 @@ describe("toFunctionSpec", () => {
   });
 });
 
+describe("volumes", () => {
+  it("turns volumes and bucket mounts into the spec's mounts, checked", () => {
+    const models = Volume.fromName("models", { createIfMissing: true });
+    const spec = toFunctionSpec(
+      "f",
+      {
+        volumes: {
+          "/models": models,
+          "/ro": Volume.fromName("weights").readOnly(),
+          "/data": CloudBucketMount("datasets", {
+            endpoint: "http://127.0.0.1:9000",
+            keyPrefix: "/train/",
+            readOnly: true,
+          }),
+        },
+      },
+      20,
+    );
+    expect(spec.volumes).toEqual([
+      { kind: "volume", path: "/models", name: "models", readOnly: false, createIfMissing: true },
+      { kind: "volume", path: "/ro", name: "weights", readOnly: true, createIfMissing: false },
+      {
+        kind: "bucket",
+        path: "/data",
+        bucket: "datasets",
+        endpoint: "http://127.0.0.1:9000",
+        region: "us-east-1",
+        keyPrefix: "train/",
+        readOnly: true,
+      },
+    ]);
+    expect(() => toFunctionSpec("f", { volumes: { "/proc": models } }, 20)).toThrow(
+      /function "f": .*cannot mount over \/proc/,
+    );
+    expect(() => toFunctionSpec("f", { volumes: { "/a": models, "/b": models } }, 20)).toThrow(/mounted twice/);
+    expect(() => toFunctionSpec("f", { volumes: { "/a": {} } } as FunctionOptions, 20)).toThrow(
+      /volumes\["\/a"\] must be Volume.fromName/,
+    );
+    const elsewhere = Volume.fromName("models", { environment: "staging" });
+    expect(() => toFunctionSpec("f", { volumes: { "/a": elsewhere } }, 20)).toThrow(/drop `environment`/);
+    expect(() => CloudBucketMount("Bad_Bucket")).toThrow(/not a bucket name/);
+    expect(() => toSpecOverrides("f", { volumes: {} } as VariantOptions, undefined)).toThrow(
+      /unknown option "volumes"/,
+    );
+  });
+});
+
 describe("option names", () => {
   it("refuses an option Skiff does not implement yet, naming the function and the option", () => {
     expect(() => toFunctionSpec("resize", { gpu: "A10G" } as FunctionOptions, 20)).toThrow(
@@ -40,8 +89,8 @@ describe("option names", () => {
     expect(() => toFunctionSpec("m", { enableMemorySnapshot: true } as FunctionOptions, 20, shape)).toThrow(
       /^class "m": option "enableMemorySnapshot" is not supported yet/,
     );
-    expect(() => toFunctionSpec("r", { volumes: { "/models": {} } } as FunctionOptions, 20)).toThrow(
-      /function "r": option "volumes" is not supported yet/,
+    expect(() => toFunctionSpec("r", { ephemeralDisk: 1024 } as FunctionOptions, 20)).toThrow(
+      /function "r": option "ephemeralDisk" is not supported yet/,
     );
   });
 

@@ -1,9 +1,12 @@
 import type { ClassShape, FunctionSpec, SpecOverrides } from "@skiff/protocol";
+import { mountsProblem } from "@skiff/protocol/mount-rules";
 import { MIN_MEMORY_MIB, optionsProblem } from "@skiff/protocol/options";
 import { type Duration, parseDuration, parseSize, type Size } from "@skiff/protocol/units";
+import { type CloudBucketMount, isCloudBucketMount } from "./bucket-mount.js";
 import { Image } from "./image.js";
 import { type Schedule, toScheduleSpec } from "./schedule.js";
 import { isSecret, type Secret } from "./secret.js";
+import { isVolume, type Volume } from "./volume.js";
 
 /** Options of `app.function(options, handler)`. Durations take seconds or "10m"; sizes take MiB or "4GiB". */
 export interface FunctionOptions {
@@ -40,10 +43,15 @@ export interface FunctionOptions {
   schedule?: Schedule;
   /** The container image (default: Debian bookworm with the local Node major). */
   image?: Image;
+  /**
+   * Volumes (`Volume.fromName`, or `.readOnly()`) and buckets (`CloudBucketMount`) mounted into its
+   * containers, by absolute path: `{ "/models": models }`.
+   */
+  volumes?: Record<string, Volume | CloudBucketMount>;
 }
 
-/** What `withOptions` may change: everything but the name, image and schedule. */
-export type VariantOptions = Omit<FunctionOptions, "name" | "image" | "schedule">;
+/** What `withOptions` may change: everything but the name, image, schedule and mounts. */
+export type VariantOptions = Omit<FunctionOptions, "name" | "image" | "schedule" | "volumes">;
 
 const FUNCTION_OPTIONS = [
   "name",
@@ -61,10 +69,13 @@ const FUNCTION_OPTIONS = [
   "secrets",
   "schedule",
   "image",
+  "volumes",
 ] as const satisfies readonly (keyof FunctionOptions)[];
 /** Options of a class: a class is neither batched nor scheduled. */
 export const CLASS_OPTIONS = FUNCTION_OPTIONS.filter((key) => key !== "batched" && key !== "schedule");
-const VARIANT_OPTIONS = FUNCTION_OPTIONS.filter((key) => key !== "name" && key !== "image" && key !== "schedule");
+const VARIANT_OPTIONS = FUNCTION_OPTIONS.filter(
+  (key) => key !== "name" && key !== "image" && key !== "schedule" && key !== "volumes",
+);
 const NESTED_OPTIONS: Record<string, readonly string[]> = {
   retries: ["maxRetries", "initialDelay", "backoffCoefficient", "maxDelay"],
   concurrent: ["maxInputs", "targetInputs"],
@@ -127,7 +138,9 @@ export function toFunctionSpec(
     ...(options.concurrent?.targetInputs === undefined ? {} : { targetInputs: options.concurrent.targetInputs }),
     ...(options.schedule === undefined ? {} : { schedule: toScheduleSpec(options.schedule, where) }),
     secrets: secretRefs(options.secrets, where),
+    volumes: [],
   };
+  spec.volumes = mountSpecs(options.volumes, where, spec.image.mounts);
   if (spec.schedule && cls) throw new RangeError(`${where}: schedule is for functions, not classes`);
   if (options.batched) {
     if (options.concurrent) throw new RangeError(`${where}: use either batched or concurrent, not both`);
@@ -212,6 +225,33 @@ export function toSpecOverrides(
     for (const field of fields[key]) if (spec[field] !== undefined) out[field] = spec[field];
   }
   return out as SpecOverrides;
+}
+
+function mountSpecs(
+  volumes: FunctionOptions["volumes"],
+  where: string,
+  imageMounts: FunctionSpec["image"]["mounts"],
+): FunctionSpec["volumes"] {
+  if (volumes === undefined) return [];
+  if (typeof volumes !== "object" || volumes === null || Array.isArray(volumes)) {
+    throw new TypeError(
+      `${where}: volumes must be an object of paths, such as { "/models": Volume.fromName("models") }`,
+    );
+  }
+  const mounts = Object.entries(volumes).map(([path, mount]) => {
+    if (!isVolume(mount) && !isCloudBucketMount(mount)) {
+      throw new TypeError(
+        `${where}: volumes["${path}"] must be Volume.fromName(...) (or its .readOnly()) or CloudBucketMount(...)`,
+      );
+    }
+    return mount.toMountSpec(path);
+  });
+  const problem = mountsProblem(
+    mounts,
+    imageMounts.map((mount) => mount.target),
+  );
+  if (problem) throw new RangeError(`${where}: ${problem}`);
+  return mounts;
 }
 
 function secretRefs(secrets: unknown, where: string): FunctionSpec["secrets"] {

@@ -1,5 +1,6 @@
 export type { Duration, Size } from "@skiff/protocol";
 export { App, LocalEntrypoint } from "./app.js";
+export { CloudBucketMount, type CloudBucketMountOptions } from "./bucket-mount.js";
 export {
   type ClassOptions,
   type ClassParams,

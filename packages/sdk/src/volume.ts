@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { VolumeCommitted, VolumeEntryView, VolumeVersionView } from "@skiff/protocol/http/volumes";
+import type { VolumeMountSpec } from "@skiff/protocol/mounts";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
 import { getContext } from "./context.js";
@@ -32,15 +33,23 @@ export interface VolumeOptions {
  * change is a version; `skiff volume history` and `rollback`). Resolved on first use, so it can be
  * declared at module level.
  *
- * From any Node program, and from inside a function (with its container's own token), a volume is read
- * and written through the API: `write`, `read`, `readStream`, `list`, `remove`, `copy`, `history`.
- * Mounting a volume into a function's containers (`volumes: { "/models": models }`) comes separately.
+ * Mounted into a function (`volumes: { "/models": models }`), the volume is a directory in each of its
+ * containers: a container's writes are its own until `commit()` (also made every few seconds while files
+ * change, and when the container exits cleanly), and `reload()` shows what others committed since.
+ *
+ * From any Node program a volume is read and written through the API: `write`, `read`, `readStream`,
+ * `list`, `remove`, `copy`, `history`, `rollback`; inside a function, the same works for the volumes that
+ * function mounts (with its container's own token).
  *
  * @example
  * const models = Volume.fromName("models", { createIfMissing: true });
  * await models.write("weights/a.bin", bytes);
  * const again = await models.read("weights/a.bin");
  * for await (const entry of models.list("/", { recursive: true })) console.log(entry.path, entry.size);
+ * export const infer = app.function({ volumes: { "/models": models.readOnly() } }, async () => {
+ *   await models.reload();
+ *   return (await readFile("/models/weights/a.bin")).length;
+ * });
  */
 export class Volume {
   readonly [VOLUME] = true;
@@ -51,6 +60,8 @@ export class Volume {
     readonly name: string,
     private readonly options: VolumeOptions,
     private readonly client?: Client,
+    /** Mounted read-only (see `readOnly()`). */
+    readonly isReadOnly = false,
   ) {}
 
   /**
@@ -68,6 +79,35 @@ export class Volume {
   static withClient(client: Client, name: string, options: VolumeOptions = {}): Volume {
     checkName(name);
     return new Volume(name, { ...options }, client);
+  }
+
+  /**
+   * The same volume, mounted read-only: a write inside the container fails with EROFS, and its writes
+   * through the API are refused. Many containers may read a volume that one function writes.
+   * @example
+   * app.function({ volumes: { "/models": models.readOnly() } }, infer);
+   */
+  readOnly(): Volume {
+    return new Volume(this.name, this.options, this.client, true);
+  }
+
+  /**
+   * How a function mounts it at `path` (what `volumes: { [path]: volume }` becomes in the manifest).
+   * @internal
+   */
+  toMountSpec(path: string): VolumeMountSpec {
+    if (this.options.environment !== undefined) {
+      throw new TypeError(
+        `volume "${this.name}" at "${path}": a mounted volume is the app's environment's; drop \`environment\` from Volume.fromName (deploy with --env to pick it)`,
+      );
+    }
+    return {
+      kind: "volume",
+      path,
+      name: this.name,
+      readOnly: this.isReadOnly,
+      createIfMissing: this.options.createIfMissing ?? false,
+    };
   }
 
   /** Looks the volume up (or creates it) now rather than at its first use; answers itself. */
@@ -88,6 +128,7 @@ export class Volume {
     data: VolumeData,
     options: { mode?: number; mtimeMs?: number; size?: number } = {},
   ): Promise<VolumeChangeResult & { storedBytes: number }> {
+    this.writable("write");
     const client = await this.ready();
     const { volumeRoutes } = await routes();
     const body =
@@ -181,6 +222,7 @@ export class Volume {
 
   /** Removes a file, or a directory with everything in it when `recursive`. */
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<VolumeChangeResult> {
+    this.writable("remove");
     const client = await this.ready();
     const { volumeRoutes } = await routes();
     return client.call(volumeRoutes.remove, {
@@ -191,6 +233,7 @@ export class Volume {
 
   /** Copies a file or a directory within the volume; the bytes are shared, not copied. */
   async copy(from: string, to: string): Promise<VolumeChangeResult> {
+    this.writable("copy");
     const client = await this.ready();
     const { volumeRoutes } = await routes();
     return client.call(volumeRoutes.copy, { params: { name: this.name }, query: this.env(), body: { from, to } });
@@ -209,25 +252,60 @@ export class Volume {
 
   /** Makes a new version with the files of an earlier one. */
   async rollback(version: number): Promise<VolumeChangeResult> {
+    this.writable("rollback");
     const client = await this.ready();
     const { volumeRoutes } = await routes();
     return client.call(volumeRoutes.rollback, { params: { name: this.name }, query: this.env(), body: { version } });
   }
 
-  /** For a mounted volume: not available yet (writes through this object are committed as they are made). */
-  async commit(): Promise<never> {
-    throw new SkiffError(
-      "BAD_REQUEST",
-      `volume "${this.name}": commit() is for a volume mounted into a function with \`volumes: { "/path": volume }\`; writes made with volume.write() are committed already`,
-    );
+  /**
+   * Inside a function that mounts this volume: commits what its container wrote (and closed) under the mount
+   * path, making a new version that other containers see after their `reload()`. Commits to different files
+   * merge; for one file, the last commit wins. Answers the version (the same one when nothing changed).
+   * @example
+   * await writeFile("/models/weights.bin", bytes);
+   * await models.commit();
+   */
+  async commit(): Promise<{ version: number }> {
+    if (this.isReadOnly) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `volume "${this.name}" is mounted read-only here: there is nothing to commit`,
+      );
+    }
+    return this.mounted("commit");
   }
 
-  /** For a mounted volume: not available yet (reads through this object always see the latest version). */
-  async reload(): Promise<never> {
-    throw new SkiffError(
-      "BAD_REQUEST",
-      `volume "${this.name}": reload() is for a volume mounted into a function with \`volumes: { "/path": volume }\`; volume.read() and list() see the latest version already`,
-    );
+  /**
+   * Inside a function that mounts this volume: shows the latest committed version under the mount path
+   * (this container's own uncommitted changes stay on top). Answers the version now shown.
+   */
+  async reload(): Promise<{ version: number }> {
+    return this.mounted("reload");
+  }
+
+  private async mounted(op: "commit" | "reload"): Promise<{ version: number }> {
+    const volumes = getContext()?.volumes;
+    if (!volumes) {
+      const instead =
+        op === "commit"
+          ? "writes made with volume.write() are committed already"
+          : "volume.read() and list() see the latest version already";
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `volume "${this.name}": ${op}() is for a volume mounted into a function with \`volumes: { "/path": volume }\`, called inside it; ${instead}`,
+      );
+    }
+    return volumes(op, this.name);
+  }
+
+  private writable(what: string): void {
+    if (this.isReadOnly) {
+      throw new SkiffError(
+        "BAD_REQUEST",
+        `volume "${this.name}": ${what}() through a readOnly() handle; use the volume itself`,
+      );
+    }
   }
 
   private env(): { env?: string } {

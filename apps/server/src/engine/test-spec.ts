@@ -20,6 +20,7 @@ export function testSpec(overrides: Partial<FunctionSpec> = {}): FunctionSpec {
     scaledownWindowMs: 60_000,
     maxInputs: 1,
     secrets: [],
+    volumes: [],
     ...overrides,
   };
 }

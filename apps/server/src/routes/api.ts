@@ -32,6 +32,7 @@ import type { ControlPlane } from "../engine/control-plane.js";
 import { checkSchedule } from "../engine/scheduler.js";
 import { readLocalSecrets } from "../engine/systems/secrets.js";
 import { ApiError, apiErrorOf } from "../errors.js";
+import { checkAppMounts } from "./app-mounts.js";
 import { bodyOf, parseBody } from "./body.js";
 import { BODY_LIMITS, declaredSize, tooLarge } from "./limits.js";
 import { parseQuery } from "./query.js";
@@ -148,6 +149,7 @@ export function apiRoutes(deps: {
     const deployed = await labels.run(app, app.functions, async () => {
       await checkWebLabels(store, app, app.functions, app.name);
       const sealSecrets = await checkAppSecrets(secrets, app, app.functions, local);
+      await checkAppMounts({ store, secrets }, app, app.functions, `deploy of app ${app.name}`);
       return store.apps.deploy({ ...app, note, ...(sealSecrets ? { sealSecrets } : {}) });
     });
     await control.deployed(deployed.app, deployed.functions);
@@ -264,6 +266,7 @@ export function apiRoutes(deps: {
     const { app, functions } = await labels.run(scope, body.manifest.functions, async () => {
       await checkWebLabels(store, scope, body.manifest.functions);
       const sealSecrets = await checkAppSecrets(secrets, scope, body.manifest.functions, body.localSecrets);
+      await checkAppMounts({ store, secrets }, scope, body.manifest.functions, `app ${body.manifest.name}`);
       return store.apps.create({
         workspace: scope.workspace,
         name: body.manifest.name,
@@ -296,6 +299,7 @@ export function apiRoutes(deps: {
     const added = await labels.run(own, body.manifest.functions, async () => {
       await checkWebLabels(store, own, body.manifest.functions, undefined, app.id);
       const sealSecrets = await checkAppSecrets(secrets, own, body.manifest.functions, body.localSecrets);
+      await checkAppMounts({ store, secrets }, own, body.manifest.functions, `app ${app.name}`);
       return store.apps.addRunVersion(app.id, {
         bundleHash: body.bundleHash,
         functions: body.manifest.functions,

@@ -31,18 +31,56 @@ export const MAX_VOLUME_FILE_BYTES = 64 * 1024 ** 3;
 export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore }): void {
   const { store, blobs } = deps;
 
-  const find = async (c: Context<AuthEnv>, name = c.req.param("name") ?? ""): Promise<VolumeRow> => {
+  /**
+   * The volume a request names, if the caller may use it so: a container's token reaches only the volumes
+   * its function mounts, and changes only those it mounts read-write.
+   */
+  const find = async (
+    c: Context<AuthEnv>,
+    access: "read" | "write" = "read",
+    name = c.req.param("name") ?? "",
+  ): Promise<VolumeRow> => {
     const scope = scopeOf(c);
     const volume = await store.volumes.find(scope, name);
     if (!volume) throw missingVolume(scope, name);
+    const container = c.get("caller").container;
+    if (!container) return volume;
+    const mount = await store.volumes.mountOf(container.id, volume.id);
+    if (!mount) {
+      throw new ApiError(
+        "FORBIDDEN",
+        `a container's token reaches only the volumes its function mounts: add \`volumes: { "/path": Volume.fromName("${name}") }\` to the function's options`,
+      );
+    }
+    if (access === "write" && mount.readOnly) {
+      throw new ApiError(
+        "FORBIDDEN",
+        `volume "${name}" is mounted read-only in this container: mount it without .readOnly() to change it`,
+      );
+    }
     return volume;
   };
 
-  serve(api, volumeRoutes.list, async (c) => ({ volumes: await store.volumes.listVolumes(scopeOf(c)) }));
+  serve(api, volumeRoutes.list, async (c) => {
+    const volumes = await store.volumes.listVolumes(scopeOf(c));
+    const container = c.get("caller").container;
+    if (!container) return { volumes };
+    // A container sees the volumes it mounts, no other.
+    const mounted = await Promise.all(volumes.map((v) => store.volumes.mountOf(container.id, v.id)));
+    return { volumes: volumes.filter((_, i) => mounted[i]) };
+  });
 
   serve(api, volumeRoutes.create, async (c) => {
     const scope = scopeOf(c);
     const body = await parseBody(c.req.raw, volumeRoutes.create.body);
+    // A container makes no volume: one it mounts was made at deploy, and it may use no other.
+    if (c.get("caller").container) {
+      const volume = await find(c, "read", body.name);
+      if (!body.ifMissing) {
+        throw new ApiError("CONFLICT", `volume "${body.name}" already exists in environment "${scope.env}"`);
+      }
+      return { volume, created: false };
+    }
     return store.volumes.create(scope, body.name, { ifMissing: body.ifMissing, author: authorOf(c) });
   });
 
@@ -51,7 +89,8 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
   serve(api, volumeRoutes.delete, async (c) => {
     const scope = scopeOf(c);
     const name = c.req.param("name");
-    if (!(await store.volumes.delete(scope, name))) throw missingVolume(scope, name);
+    const { force } = parseQuery(c, volumeRoutes.delete.query);
+    if (!(await store.volumes.delete(scope, name, { force: flag(force) }))) throw missingVolume(scope, name);
     return { ok: true };
   });
 
@@ -66,7 +105,7 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
   });
 
   serve(api, volumeRoutes.rollback, async (c) => {
-    const volume = await find(c);
+    const volume = await find(c, "write");
     const { version } = await parseBody(c.req.raw, volumeRoutes.rollback.body);
     return store.volumes.rollback(volume, version, { author: authorOf(c) });
   });
@@ -141,7 +180,7 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
   // The body is cut in chunks as it arrives: each goes to the blob store (once: a chunk it holds already is
   // not written again), then the file's row is committed. At most two chunks are in memory at once.
   serve(api, volumeRoutes.write, async (c) => {
-    const volume = await find(c);
+    const volume = await find(c, "write");
     const query = parseQuery(c, volumeRoutes.write.query);
     const path = checkedPath(query.path);
     if (path === "") throw new ApiError("BAD_REQUEST", "give the file's path in the volume (?path=)");
@@ -176,7 +215,7 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
   });
 
   serve(api, volumeRoutes.remove, async (c) => {
-    const volume = await find(c);
+    const volume = await find(c, "write");
     const query = parseQuery(c, volumeRoutes.remove.query);
     const path = checkedPath(query.path);
     const recursive = flag(query.recursive);
@@ -195,14 +234,14 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
   });
 
   serve(api, volumeRoutes.copy, async (c) => {
-    const volume = await find(c);
+    const volume = await find(c, "write");
     const { from, to } = await parseBody(c.req.raw, volumeRoutes.copy.body);
     const [source, target] = [checkedPath(from), checkedPath(to)];
     return store.volumes.copy(volume, source, target, { author: authorOf(c), note: `cp ${source} ${target}` });
   });
 
   serve(api, volumeRoutes.commit, async (c) => {
-    const volume = await find(c);
+    const volume = await find(c, "write");
     const body = await parseBody(c.req.raw, volumeRoutes.commit.body, BODY_LIMITS.manifest);
     const now = Date.now();
     const changes: VolumeChange[] = body.changes.map((change) =>

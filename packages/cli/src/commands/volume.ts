@@ -54,10 +54,15 @@ export async function volumeListCommand(options: EnvOption, config: Config): Pro
   for (const v of volumes) console.log([v.name, `v${v.version}`, v.createdAt].join("\t"));
 }
 
-/** `skiff volume delete NAME [--env E]` */
-export async function volumeDeleteCommand(name: string, options: EnvOption, config: Config): Promise<void> {
+/** `skiff volume delete NAME [--force] [--env E]` */
+export async function volumeDeleteCommand(
+  name: string,
+  options: EnvOption & { force?: boolean },
+  config: Config,
+): Promise<void> {
   const conn = await connectServer(config, options.env);
-  await conn.client.call(volumeRoutes.delete, { params: { name }, query: { env: conn.env } });
+  const query = { env: conn.env, ...(options.force ? { force: "true" as const } : {}) };
+  await conn.client.call(volumeRoutes.delete, { params: { name }, query });
   say(`deleted volume ${name} from "${conn.env}"`);
 }
 

@@ -103,7 +103,13 @@ export const volumeRoutes = {
     response: z.object({ volume: VolumeView }),
   }),
   /** Deletes a volume with its versions; its chunks stay in the blob store. */
-  delete: route({ method: "DELETE", path: "/v1/volumes/:name", query: z.object(Env), response: Done }),
+  delete: route({
+    method: "DELETE",
+    path: "/v1/volumes/:name",
+    /** `force`: delete it even while running containers mount it (their mounts then fail). */
+    query: z.object({ ...Env, force: Flag }),
+    response: Done,
+  }),
   history: route({
     method: "GET",
     path: "/v1/volumes/:name/history",

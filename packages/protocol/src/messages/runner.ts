@@ -31,6 +31,13 @@ export const RunnerMessage = z.discriminatedUnion("t", [
   }),
   /** A value a generator yielded (numbered from 0); the attempt's `output` follows its last one. */
   AttemptRef.extend({ t: z.literal("item"), index: z.number().int().min(0), data: RunnerData }),
+  /** The code inside asks to commit or reload a mounted volume (`volume.commit()`); `volume-done` answers `rid`. */
+  z.object({
+    t: z.literal("volume"),
+    rid: z.number().int().min(0),
+    op: z.enum(["commit", "reload"]),
+    name: z.string().min(1),
+  }),
 ]);
 export type RunnerMessage = z.infer<typeof RunnerMessage>;
 
@@ -60,6 +67,15 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
       if (!carried || !Number.isInteger(m.index) || (m.index as number) < 0) return undefined;
       return { t: "item", ...carried, index: m.index as number };
     }
+    case "volume": {
+      const valid =
+        Number.isInteger(m.rid) &&
+        (m.rid as number) >= 0 &&
+        (m.op === "commit" || m.op === "reload") &&
+        typeof m.name === "string" &&
+        m.name.length > 0;
+      return valid ? { t: "volume", rid: m.rid as number, op: m.op as "commit", name: m.name as string } : undefined;
+    }
     default:
       return undefined;
   }
@@ -86,6 +102,13 @@ export const WorkerToRunner = z.discriminatedUnion("t", [
   AttemptRef.extend({ t: z.literal("credit"), consumed: z.number().int().min(0) }),
   /** A generator attempt's caller left (or cancelled): stop it with `return()`, which runs its `finally` blocks. */
   AttemptRef.extend({ t: z.literal("cancel") }),
+  /** The answer to a runner's `volume`: the version the mount now shows, or why it failed. */
+  z.object({
+    t: z.literal("volume-done"),
+    rid: z.number().int(),
+    version: z.number().int().optional(),
+    error: z.string().optional(),
+  }),
 ]);
 export type WorkerToRunner = z.infer<typeof WorkerToRunner>;
 

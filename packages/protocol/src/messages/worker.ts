@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AttemptRef } from "../attempt.js";
 import { ErrorCode } from "../error-code.js";
 import { FunctionSpec, ImageSpec } from "../manifest.js";
+import { BucketCredentials } from "../mounts.js";
 import { Bytes, LogLine, OutputStatus, Payload, ShellExit, ShellOutput, Terminal } from "./shared.js";
 
 // worker <-> server: WebSocket /v1/worker, CBOR frames.
@@ -141,6 +142,8 @@ export const ServerToWorker = z.discriminatedUnion("t", [
     token: z.string(),
     /** The ids of the app's functions and classes, by name: `other.remote()` inside the container. */
     functionIds: z.record(z.string()),
+    /** The credentials of the spec's bucket mounts, by the name of the secret they come from. */
+    bucketCredentials: z.record(BucketCredentials).default({}),
   }),
   z.object({ t: z.literal("stop"), containerId: z.string(), reason: z.string() }),
   z.object({

@@ -58,7 +58,9 @@ interface Loaded {
  * Unix socket, runs up to `maxInputs` at once, and sends each output back.
  */
 export async function runRunner(options: RunnerOptions): Promise<void> {
-  const connection = open(options.socketPath);
+  const volumes = new VolumeRequests();
+  const connection = open(options.socketPath, (done) => volumes.answer(done));
+  volumes.connected(connection.then(({ socket }) => socket));
   // Connecting (slow through gVisor's gofer) and loading the user's code overlap; a call the code makes before
   // the worker's hello has brought the token waits for it (see SkiffContext.tokenReady).
   const [{ socket, token, early, setHandler }, loaded] = await Promise.all([
@@ -66,6 +68,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
     load(
       options,
       connection.then(({ token }) => token),
+      (op, name) => volumes.request(op, name),
     ).then(
       (code) => ({ code }),
       (error: unknown) => ({ error }),
@@ -281,7 +284,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   };
 
   const onMessage = (message: WorkerToRunner) => {
-    if (message.t === "hello") return;
+    if (message.t === "hello" || message.t === "volume-done") return;
     if (message.t === "credit" || message.t === "cancel") {
       const credit = credits.get(message.inputId);
       if (!credit || credit.attempt !== message.attempt) return;
@@ -367,7 +370,11 @@ async function serveWeb(
  * Loads the user's bundle and finds the function; for a class, makes the instance with the pool's
  * parameter values and runs its `enter` hooks (a throw there fails the container's start).
  */
-async function load(options: RunnerOptions, token: Promise<string>): Promise<Loaded> {
+async function load(
+  options: RunnerOptions,
+  token: Promise<string>,
+  volumes: NonNullable<SkiffContext["volumes"]>,
+): Promise<Loaded> {
   // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
   mapStacksOf(options.bundlePath);
   const context: SkiffContext = {
@@ -377,6 +384,7 @@ async function load(options: RunnerOptions, token: Promise<string>): Promise<Loa
     ...(options.app ? { appId: options.app.id, env: options.app.env } : {}),
     ...(options.containerId ? { containerId: options.containerId } : {}),
     ...(options.api ? { serverUrl: `unix:${options.api.socketPath}` } : {}),
+    volumes,
   };
   if (options.api) {
     // A lost connection ends the runner (runRunner); calls made meanwhile go without a token and are refused.
@@ -480,8 +488,46 @@ interface Connection {
   setHandler(handler: (message: WorkerToRunner) => void): void;
 }
 
-/** Connects to the worker and waits for its hello, which carries the container's token. */
-function open(path: string): Promise<Connection> {
+/**
+ * `volume.commit()` and `reload()` from the code inside: each goes to the worker (which holds the mounts) as a
+ * `volume` message, and its `volume-done` answers it.
+ */
+class VolumeRequests {
+  private socket: Promise<Socket> | undefined;
+  private rid = 0;
+  private readonly waiting = new Map<number, { resolve(version: { version: number }): void; reject(e: Error): void }>();
+
+  connected(socket: Promise<Socket>): void {
+    this.socket = socket;
+  }
+
+  async request(op: "commit" | "reload", name: string): Promise<{ version: number }> {
+    const socket = await this.socket!;
+    const rid = this.rid++;
+    const answer = new Promise<{ version: number }>((resolve, reject) => this.waiting.set(rid, { resolve, reject }));
+    writeFrames(socket, [encodeMessage({ t: "volume", rid, op, name } satisfies RunnerMessage)]);
+    return answer;
+  }
+
+  answer(done: Extract<WorkerToRunner, { t: "volume-done" }>): void {
+    const waiting = this.waiting.get(done.rid);
+    this.waiting.delete(done.rid);
+    if (done.error !== undefined) {
+      const error = new Error(done.error);
+      error.name = "SkiffError";
+      waiting?.reject(error);
+    } else waiting?.resolve({ version: done.version ?? 0 });
+  }
+}
+
+/**
+ * Connects to the worker and waits for its hello, which carries the container's token. Answers to volume
+ * requests go to `onVolumeDone` at once: the code may wait on one while it loads, before handlers are set.
+ */
+function open(
+  path: string,
+  onVolumeDone: (message: Extract<WorkerToRunner, { t: "volume-done" }>) => void,
+): Promise<Connection> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
     const reader = new FrameReader();
@@ -500,7 +546,8 @@ function open(path: string): Promise<Connection> {
           if (message.t !== "hello") throw new Error("skiff runner: the worker's first message was not its hello");
           token = message.token;
           resolve({ socket, token, early, setHandler });
-        } else if (handler) handler(message);
+        } else if (message.t === "volume-done") onVolumeDone(message);
+        else if (handler) handler(message);
         else early.push(message);
       }
     });
@@ -521,6 +568,8 @@ function isWorkerMessage(message: WorkerToRunner): boolean {
       return typeof message.inputId === "string" && typeof message.consumed === "number";
     case "cancel":
       return typeof message.inputId === "string";
+    case "volume-done":
+      return typeof message.rid === "number";
     default:
       return false;
   }

@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { type ContainerView, type ImageSecrets, runnerEnvironment, type WorkerMessage } from "@skiff/protocol";
+import {
+  type BucketCredentials,
+  type ContainerView,
+  type ImageSecrets,
+  runnerEnvironment,
+  type WorkerMessage,
+} from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
 import { minContainersOf, replaceable } from "./pools.js";
@@ -44,9 +50,13 @@ export class ContainerSystem {
     const { store, starting, cannotStart } = this.state;
     let secrets: Record<string, string>;
     let imageSecrets: ImageSecrets;
+    let bucketCredentials: Record<string, BucketCredentials>;
+    let volumes: { volumeId: string; readOnly: boolean }[];
     try {
       secrets = await this.deps.secrets.secretsFor(info);
       imageSecrets = await this.deps.secrets.imageSecrets(info, info.spec.image);
+      bucketCredentials = await this.deps.secrets.bucketCredentialsFor(info);
+      volumes = await this.volumesOf(info);
     } catch (error) {
       cannotStart.set(info.id, Date.now());
       const message = `${info.spec.name} cannot start: ${(error as Error).message}`;
@@ -73,6 +83,7 @@ export class ContainerSystem {
         workspace: info.workspace,
         appId: info.appId,
         env: info.env,
+        volumes,
       }),
       store.apps.functionIds(info.appId),
     ]);
@@ -90,8 +101,27 @@ export class ContainerSystem {
       appEnv: info.env,
       token,
       functionIds,
+      bucketCredentials,
     });
     return true;
+  }
+
+  /**
+   * The volumes a function mounts, as its container's token will reach them. One deleted since the deploy is
+   * made again if it is marked `createIfMissing`; otherwise the container cannot start.
+   */
+  private async volumesOf(info: FunctionInfo): Promise<{ volumeId: string; readOnly: boolean }[]> {
+    const { store } = this.state;
+    const out: { volumeId: string; readOnly: boolean }[] = [];
+    for (const mount of info.spec.volumes ?? []) {
+      if (mount.kind !== "volume") continue;
+      const volume = mount.createIfMissing
+        ? (await store.volumes.create(info, mount.name, { ifMissing: true, author: `app ${info.appName}` })).volume
+        : await store.volumes.find(info, mount.name);
+      if (!volume) throw new Error(missingVolume(`function "${info.spec.name}"`, mount.name, info.env));
+      out.push({ volumeId: volume.id, readOnly: mount.readOnly });
+    }
+    return out;
   }
 
   /** Asks the containers `which` picks to finish what they run and stop. */
@@ -238,4 +268,9 @@ export class ContainerSystem {
     }
     this.deps.requestAutoscale();
   }
+}
+
+/** What a mount of a volume that is not there is refused with (at deploy, and when a container starts). */
+export function missingVolume(where: string, name: string, env: string): string {
+  return `${where} mounts the volume "${name}", which is not in environment "${env}": create it with \`skiff volume create ${name} --env ${env}\`, or declare it with Volume.fromName("${name}", { createIfMissing: true })`;
 }

@@ -1,4 +1,6 @@
 import {
+  BUCKET_SECRET_KEYS,
+  type BucketCredentials,
   buildSecretsOf,
   type ImageSecrets,
   type ImageSpec,
@@ -38,6 +40,35 @@ export class SecretSystem {
         );
       }
       Object.assign(out, values);
+    }
+    return out;
+  }
+
+  /**
+   * The credentials of a function's bucket mounts, by the name of the secret each comes from (as it is now
+   * in the app's environment); {} when none names a secret.
+   */
+  async bucketCredentialsFor(info: FunctionInfo): Promise<Record<string, BucketCredentials>> {
+    const names = [
+      ...new Set((info.spec.volumes ?? []).flatMap((m) => (m.kind === "bucket" && m.secret ? [m.secret] : []))),
+    ];
+    if (names.length === 0) return {};
+    if (!this.state.secrets) throw new Error("this server has no secret store");
+    const found = await this.state.secrets.store.getMany(info.env, names, info.workspace);
+    const out: Record<string, BucketCredentials> = {};
+    for (const name of names) {
+      const values = found.get(name);
+      const missing = BUCKET_SECRET_KEYS.filter((key) => !values?.[key]);
+      if (!values || missing.length > 0) {
+        throw new Error(
+          `the bucket secret "${name}" in environment "${info.env}" ${values ? `has no ${missing.join(", ")}` : "is not there any more"}: \`skiff secret create ${name} AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… --force --env ${info.env}\``,
+        );
+      }
+      out[name] = {
+        accessKeyId: values.AWS_ACCESS_KEY_ID!,
+        secretAccessKey: values.AWS_SECRET_ACCESS_KEY!,
+        ...(values.AWS_SESSION_TOKEN ? { sessionToken: values.AWS_SESSION_TOKEN } : {}),
+      };
     }
     return out;
   }

@@ -1,0 +1,50 @@
+import { BUCKET_SECRET_KEYS, type FunctionSpec, mountsProblem } from "@skiff/protocol";
+import type { Scope, Store } from "@skiff/store";
+import { missingVolume } from "../engine/systems/containers.js";
+import { ApiError } from "../errors.js";
+import type { Secrets } from "./secrets.js";
+
+/**
+ * Checks that an app's functions can mount what they ask for in `scope`, before anything is written: plain
+ * paths that do not overlap, every volume there (one marked `createIfMissing` is made now, by `author`),
+ * and every bucket's secret there with its keys.
+ */
+export async function checkAppMounts(
+  deps: { store: Store; secrets: Secrets | undefined },
+  scope: Scope,
+  functions: FunctionSpec[],
+  author: string,
+): Promise<void> {
+  const { env } = scope;
+  for (const fn of functions) {
+    const where = `${fn.kind} "${fn.name}"`;
+    const mounts = fn.volumes ?? [];
+    const problem = mountsProblem(
+      mounts,
+      fn.image.mounts.map((mount) => mount.target),
+    );
+    if (problem) throw new ApiError("BAD_REQUEST", `${where}: ${problem}`);
+    for (const mount of mounts) {
+      if (mount.kind === "volume") {
+        if (mount.createIfMissing) {
+          await deps.store.volumes.create(scope, mount.name, { ifMissing: true, author });
+        } else if (!(await deps.store.volumes.find(scope, mount.name))) {
+          throw new ApiError("BAD_REQUEST", missingVolume(where, mount.name, env));
+        }
+        continue;
+      }
+      if (!mount.secret) continue;
+      if (!deps.secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
+      const [found] = await deps.secrets.store
+        .list(env, scope.workspace)
+        .then((all) => all.filter((secret) => secret.name === mount.secret));
+      const missing = BUCKET_SECRET_KEYS.filter((key) => !found?.keys.includes(key));
+      if (!found || missing.length > 0) {
+        throw new ApiError(
+          "BAD_REQUEST",
+          `${where}: the bucket "${mount.bucket}" at "${mount.path}" needs the secret "${mount.secret}" in environment "${env}" with ${BUCKET_SECRET_KEYS.join(" and ")}${found ? ` (missing: ${missing.join(", ")})` : ""}: \`skiff secret create ${mount.secret} AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=…${found ? " --force" : ""} --env ${env}\``,
+        );
+      }
+    }
+  }
+}
