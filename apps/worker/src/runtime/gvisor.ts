@@ -6,8 +6,8 @@ import type { ContainerSpec } from "./types.js";
 
 /**
  * The first runsc release that passes a bind mount's gofer options from config.json on to its file system
- * (release-20231120.0); `disable_file_handle_sharing` exists since 20230327, but was dropped before then, and
- * older releases refuse it (`unknown mount option`).
+ * (release-20231120.0). The gofer has known `disable_file_handle_sharing` since 20230327, but earlier releases
+ * did not pass it on from config.json; Debian bookworm's 20221219 refuses it (`unknown mount option`).
  */
 const FILE_HANDLE_SHARING_OPTION_SINCE = 20231120;
 
