@@ -82,6 +82,10 @@ export abstract class OciRuntime implements ContainerRuntime {
   }
   /** Whether config.json names the private network namespace (runc) or the runtime is started inside it. */
   protected readonly netnsInSpec: boolean = true;
+  /** Extra config.json options for bind mounts marked `sharedWithHost`, as this runtime binary takes them. */
+  protected async sharedMountOptions(_binary: string): Promise<string[]> {
+    return [];
+  }
   /** Called before `run`, e.g. to prepare a cgroup. */
   protected async beforeRun(_spec: ContainerSpec, _container: OciContainer): Promise<void> {}
   /** Releases what the runtime keeps after the container exited (its state, its cgroup). */
@@ -226,7 +230,8 @@ export abstract class OciRuntime implements ContainerRuntime {
         : undefined,
     ]);
     const netnsPath = network && this.netnsInSpec ? network.netnsPath : undefined;
-    const config = buildOciSpec(spec, overlay.merged, cgroupsPath(spec.id), netnsPath);
+    const shared = spec.mounts.some((mount) => mount.sharedWithHost) ? await this.sharedMountOptions(binary) : [];
+    const config = buildOciSpec(spec, overlay.merged, cgroupsPath(spec.id), netnsPath, shared);
     await writeFile(join(container.bundleDir, "config.json"), JSON.stringify(config));
     await this.beforeRun(spec, container);
     const [file, args] = await this.commandLine(binary, this.runArgs(spec, container), container);

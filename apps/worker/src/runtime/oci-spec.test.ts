@@ -34,6 +34,18 @@ describe("buildOciSpec", () => {
     ]);
   });
 
+  it("gives the runtime's shared-mount options only to mounts shared with the host", () => {
+    const mounts = [...base.mounts, { source: "/host/vol", target: "/vol", readonly: false, sharedWithHost: true }];
+    const options = buildOciSpec({ ...base, mounts }, "/r", "x", undefined, ["disable_file_handle_sharing"])
+      .mounts.filter((mount) => mount.type === "bind")
+      .map((mount) => [mount.destination, mount.options]);
+    expect(options).toEqual([
+      ["/ro", ["rbind", "nosuid", "nodev", "ro"]],
+      ["/rw", ["rbind", "nosuid", "nodev", "rw"]],
+      ["/vol", ["rbind", "nosuid", "nodev", "disable_file_handle_sharing", "rw"]],
+    ]);
+  });
+
   it("adds a network namespace only for network none", () => {
     const types = (network: ContainerSpec["network"]) =>
       buildOciSpec({ ...base, network }, "/r", "x").linux.namespaces.map((ns) => ns.type);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { CPU_PERIOD_US, cpuQuota } from "./cgroup.js";
-import type { ContainerSpec } from "./types.js";
+import type { ContainerSpec, Mount } from "./types.js";
 
 /** The subset of the OCI runtime spec (1.0.2) that Skiff writes. */
 export interface OciSpec {
@@ -114,9 +114,16 @@ const WANTED_NOFILE = 65_536;
 /**
  * Builds config.json for runc and runsc. `rootPath` is the merged overlay; `cgroupsPath` is relative so it nests
  * under ours. For network "private", `netnsPath` is the namespace the container joins; without it the runtime is
- * expected to be started inside that namespace already (runsc).
+ * expected to be started inside that namespace already (runsc). `sharedMountOptions` go on the mounts marked
+ * `sharedWithHost`.
  */
-export function buildOciSpec(spec: ContainerSpec, rootPath: string, cgroupsPath: string, netnsPath?: string): OciSpec {
+export function buildOciSpec(
+  spec: ContainerSpec,
+  rootPath: string,
+  cgroupsPath: string,
+  netnsPath?: string,
+  sharedMountOptions: readonly string[] = [],
+): OciSpec {
   const memoryBytes = spec.memoryMiB * 1024 * 1024;
   return {
     ociVersion: "1.0.2",
@@ -136,7 +143,11 @@ export function buildOciSpec(spec: ContainerSpec, rootPath: string, cgroupsPath:
     },
     root: { path: rootPath, readonly: false },
     hostname: spec.id,
-    mounts: [...BASE_MOUNTS, ...networkMounts(spec.network), ...spec.mounts.map(toBindMount)],
+    mounts: [
+      ...BASE_MOUNTS,
+      ...networkMounts(spec.network),
+      ...spec.mounts.map((mount) => toBindMount(mount, sharedMountOptions)),
+    ],
     linux: {
       cgroupsPath,
       namespaces: namespaces(spec.network, netnsPath),
@@ -157,12 +168,18 @@ export function toEnvList(env: Record<string, string>): string[] {
   return Object.entries(withPath).map(([key, value]) => `${key}=${value}`);
 }
 
-function toBindMount(mount: ContainerSpec["mounts"][number]): OciMount {
+function toBindMount(mount: Mount, sharedMountOptions: readonly string[] = []): OciMount {
   return {
     destination: mount.target,
     type: "bind",
     source: mount.source,
-    options: ["rbind", "nosuid", "nodev", mount.readonly ? "ro" : "rw"],
+    options: [
+      "rbind",
+      "nosuid",
+      "nodev",
+      ...(mount.sharedWithHost ? sharedMountOptions : []),
+      mount.readonly ? "ro" : "rw",
+    ],
   };
 }
 

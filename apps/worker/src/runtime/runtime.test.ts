@@ -1,10 +1,10 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll } from "vitest";
-import { GvisorRuntime } from "./gvisor.js";
 import { ProcessRuntime } from "./process.js";
 import { RuncRuntime } from "./runc.js";
 import { describeRuntimeConformance } from "./runtime.conformance.js";
+import { createRuntime } from "./select-runtime.js";
 
 const stateRoot = `/run/skiff-test/${process.pid}`;
 const gvisorState = join(stateRoot, "gvisor");
@@ -14,7 +14,8 @@ afterAll(async () => {
   await rm(stateRoot, { recursive: true, force: true });
 });
 
-await describeRuntimeConformance("gvisor", () => new GvisorRuntime({ stateDir: gvisorState }), {
+// createRuntime, so that SKIFF_RUNSC picks the runsc binary (its state goes to gvisorState).
+await describeRuntimeConformance("gvisor", () => createRuntime("gvisor", { stateRoot }), {
   isolated: true,
   stateDir: gvisorState,
 });

@@ -9,6 +9,8 @@ export interface RuntimeChoice {
   stateRoot?: string;
   /** Host TCP ports containers on a private network may connect to. */
   allowHostPorts?: readonly number[];
+  /** Path of the runsc binary for gvisor; default: the environment's SKIFF_RUNSC, else runsc on PATH. */
+  runsc?: string;
 }
 
 /**
@@ -21,8 +23,11 @@ export function createRuntime(name: RuntimeName, options: RuntimeChoice = {}): C
     ...(options.allowHostPorts ? { allowHostPorts: options.allowHostPorts } : {}),
   };
   switch (name) {
-    case "gvisor":
-      return new GvisorRuntime(oci);
+    case "gvisor": {
+      // E.g. a newer release unpacked beside the system's (/usr/bin/runsc stays as the package left it).
+      const runsc = options.runsc || process.env.SKIFF_RUNSC;
+      return new GvisorRuntime({ ...oci, ...(runsc ? { binary: runsc } : {}) });
+    }
     case "runc":
       return new RuncRuntime(oci);
     case "process":

@@ -8,6 +8,12 @@ export interface Mount {
   /** Path inside the container. */
   target: string;
   readonly: boolean;
+  /**
+   * The host reads or changes these files while the container runs (a volume's FUSE mount, committed and
+   * reloaded underneath it): the runtime must not hold host files open past the container's close(), nor serve
+   * a file from a host handle opened before the host changed it. gVisor then opens one host file per open().
+   */
+  sharedWithHost?: boolean;
 }
 
 /** Everything a runtime needs to start one container. Paths in command/env/cwd are container paths. */
