@@ -19,6 +19,19 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# gVisor from bookworm-backports (20240729 or later): bookworm's own runsc (20221219) keeps one host file handle
+# per file, so a volume missed a file the container had closed until the container exited, and a reload kept
+# old bytes (see apps/worker/src/volumes/README.md); it also answers EINVAL to coreutils' statx.
+runsc_release() { runsc --version 2>/dev/null | grep -o '[0-9]\{8\}' | head -1; }
+if [ "$(id -u)" -eq 0 ] && [ "$(runsc_release || true)" \< 20231120 ]; then
+  if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main" >/etc/apt/sources.list.d/skiff-backports.list
+  fi
+  echo "setup: installing runsc from bookworm-backports" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports runsc >/dev/null; } ||
+    echo "setup: could not install runsc from bookworm-backports; gVisor volumes keep the limits in apps/worker/src/volumes/README.md" >&2
+fi
+
 # Debian's Chromium, for the e2e test that opens an endpoint's /docs page with playwright-core (which brings
 # no browser of its own). Without recommends: those are a desktop's daemons. Not fatal: that test then skips.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then

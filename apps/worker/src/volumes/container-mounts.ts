@@ -78,10 +78,13 @@ export class ContainerMounts {
 
   /** The bind mounts to give the runtime. */
   get runtimeMounts(): Mount[] {
+    // Shared with the host: rclone must see each close() (to upload the file before a commit) and each open()
+    // after a reload (for the new bytes).
     return this.mounted.map(({ spec, mount }) => ({
       source: mount.hostPath,
       target: spec.path,
       readonly: spec.readOnly,
+      sharedWithHost: true,
     }));
   }
 
