@@ -69,7 +69,7 @@ describe("volumes", () => {
       /function "f": .*cannot mount over \/proc/,
     );
     expect(() => toFunctionSpec("f", { volumes: { "/a": models, "/b": models } }, 20)).toThrow(/mounted twice/);
-    expect(() => toFunctionSpec("f", { volumes: { "/a": {} } } as FunctionOptions, 20)).toThrow(
+    expect(() => toFunctionSpec("f", { volumes: { "/a": {} } } as unknown as FunctionOptions, 20)).toThrow(
       /volumes\["\/a"\] must be Volume.fromName/,
     );
     const elsewhere = Volume.fromName("models", { environment: "staging" });
