@@ -1,7 +1,7 @@
 // One-command benchmark (`make bench`): Skiff against its baselines, side by side, into bench/RESULTS.md.
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { copyFile, mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { copyFile, mkdtemp, open, readdir, rm, stat } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -38,6 +38,7 @@ const HOW = [
   "- class method: the first call on a new parameter set (a new pool: container start and an `enter` hook), median of 3, and warm round trips (median of 500 after 500) beside a plain function's in the same loop;",
   "- payloads: on a warm container, one `.remote()` whose argument is a Uint8Array of 10, 100 or 1,000 MiB (result 16 bytes), then one whose result is (argument 16 bytes): from the call to its result, through the SDK's blob upload, the server's blob store (synced to disk) and the container's api.sock relay (the runner reads an argument and puts a result itself). Against one plain HTTP upload of as many bytes to a node:http server on loopback in the bench's process, after a warm-up of a tenth;",
   `- web: the handler of bench/apps/hello-hono.ts (GET / answers a small JSON naming the container, 34 bytes outside Skiff) served by @hono/node-server in a process of its own on 127.0.0.1, and by Skiff as \`app.web\` through the server's gateway and the worker's relay into one warm container (minContainers 1, maxInputs 100); closed-loop GETs from undici in the bench's process over 1 and 64 kept-alive connections, ${WEB_SECONDS} s each after ${WEB_SECONDS / 5} s of warm-up (\`SKIFF_BENCH_WEB_SECONDS\` changes it); latencies are of 200 answers. CPU per request is the CPU time (from /proc, user + system) that the plain Hono server, \`skiff up\` and the warm container's processes (found by their cgroup) used while the requests were counted, over the 200 answers: it varies far less with a busy machine than latencies and rates do. The floor on gVisor adds the raw container hop of the warm-latency rows (sequential round trips) to plain Hono's p50. Then ${BURST_CONNECTIONS.toLocaleString("en-US")} connections for ${3 * WEB_SECONDS} s at a web function with no container (up to 10 × 100 requests): a 503 is the platform refusing on purpose (the connection waits its Retry-After), any other status or a request that got no answer is an error; containers are counted by the ids in the answers;`,
+  "- volumes (bench/apps/volume-bench.ts): a 1 GiB file (each MiB different) copied with `cp` on the host's disk, and put into a volume with `skiff volume put`; read from start to end in 1 MiB reads inside a container through a read-only mount (the function's own timing) against the same reads of the host file (just written: likely in the page cache); a function that writes 10,000 files of 105 KiB (1.0 GiB) into a mounted volume and commits once; cold starts (median of 5, each container stopped before the next) of a function with no mount, with an empty volume and with that 10,000-file volume mounted; a function that rewrites one 1 MiB file of the 10,000-file volume and commits it, median of 5 commits;",
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
@@ -73,7 +74,7 @@ function nodeDir(cacheDir: string): string {
   return join(parent, found.sort().at(-1)!);
 }
 
-const SECTIONS = ["latency", "throughput", "cold", "images", "scale", "payloads", "web"] as const;
+const SECTIONS = ["latency", "throughput", "cold", "images", "scale", "payloads", "web", "volumes"] as const;
 type Section = (typeof SECTIONS)[number];
 
 type Store = "pglite" | "postgres";
@@ -118,6 +119,7 @@ async function bench(
   if (only.has("scale")) rows.push(...(await scaleRows(skiff, runtime, redis, rootfs, node)));
   if (only.has("payloads")) rows.push(...(await payloadRows(skiff, runtime)));
   if (only.has("web")) rows.push(...(await webRows(skiff, runtime, rootfs, node, services)));
+  if (only.has("volumes")) rows.push(...(await volumeRows(skiff, runtime, home)));
 
   await sleep(IDLE_MS);
   rows.push(
@@ -301,6 +303,87 @@ async function payloadRows(skiff: SkiffStack, runtime: "gvisor" | "runc"): Promi
       });
     }
   }
+  return rows;
+}
+
+const VOLUME_APP = "bench/apps/volume-bench.ts";
+
+/**
+ * Volumes: `skiff volume put` against `cp`, a mounted read against a host read, the time to mount a 10,000-file
+ * 1 GiB volume against an empty one, and a one-file commit in it.
+ */
+async function volumeRows(skiff: SkiffStack, runtime: "gvisor" | "runc", home: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const work = await mkdtemp(join(home, "volumes-"));
+  const source = join(work, "big.bin");
+  say("volumes: a 1 GiB file: cp on the host, then skiff volume put");
+  const handle = await open(source, "w");
+  const piece = Buffer.alloc(1024 * 1024, 3);
+  for (let i = 0; i < 1024; i++) {
+    piece.writeUInt32LE(i, 0);
+    await handle.write(piece);
+  }
+  await handle.close();
+  const timed = async (task: () => Promise<unknown>) => {
+    const start = performance.now();
+    await task();
+    return performance.now() - start;
+  };
+  const cpMs = await timed(() => promisify(execFile)("cp", [source, join(work, "copy.bin")]));
+  await skiff.cli(["volume", "create", "bench-big"]);
+  const putMs = await timed(() => skiff.cli(["volume", "put", "bench-big", source, "big.bin"]));
+  const speed = (took: number) => 1024 / (took / 1000);
+  rows.push({
+    what: `skiff volume put, 1 GiB, ${runtime} (${ms(putMs)})`,
+    skiff: `${speed(putMs).toFixed(0)} MiB/s`,
+    baseline: `${speed(cpMs).toFixed(0)} MiB/s cp on the host (${ms(cpMs)})`,
+    ratio: speed(putMs) / speed(cpMs),
+  });
+  say("volumes: reading the 1 GiB file through a mount, and on the host");
+  const mounted = await skiff.run<{ bytes: number; ms: number }>(`${VOLUME_APP}::read`);
+  const hostMs = await timed(async () => {
+    const file = await open(source);
+    const buffer = Buffer.alloc(1024 * 1024);
+    while ((await file.read(buffer, 0, buffer.length, null)).bytesRead > 0);
+    await file.close();
+  });
+  rows.push({
+    what: `sequential read of a 1 GiB file in a ${runtime} container, mounted (${ms(mounted.ms)})`,
+    skiff: `${speed(mounted.ms).toFixed(0)} MiB/s`,
+    baseline: `${speed(hostMs).toFixed(0)} MiB/s on the host (${ms(hostMs)})`,
+    ratio: speed(mounted.ms) / speed(hostMs),
+    goal: { op: "≥", ratio: 0.8 },
+  });
+  await rm(work, { recursive: true, force: true });
+  say("volumes: 10,000 files (1 GiB) written into a mounted volume and committed");
+  const fill = await skiff.run<{ wroteMs: number; commitMs: number }>(`${VOLUME_APP}::seed`);
+  rows.push({
+    what: `10,000 new files (1.0 GiB) in a ${runtime} container: written ${ms(fill.wroteMs)}, then committed`,
+    skiff: ms(fill.commitMs),
+  });
+  await skiff.settle();
+  say("volumes: cold starts with no mount, an empty volume and the 10,000-file one");
+  const starts = await skiff.run<{ none: number; empty: number; full: number }>(`${VOLUME_APP}::mounts`);
+  rows.push({
+    what: `cold start with an empty volume mounted, ${runtime} (median of 5)`,
+    skiff: ms(starts.empty),
+    baseline: `${ms(starts.none)} with no mount`,
+    ratio: starts.empty / starts.none,
+  });
+  rows.push({
+    what: `cold start with a 10,000-file, 1 GiB volume mounted, ${runtime} (median of 5)`,
+    skiff: ms(starts.full),
+    baseline: `${ms(starts.empty)} with an empty volume`,
+    ratio: starts.full / starts.empty,
+    check: { goal: "< 100 ms more than empty", met: starts.full - starts.empty < 100 },
+  });
+  const commit = await skiff.run<{ p50Ms: number }>(`${VOLUME_APP}::commit`);
+  rows.push({
+    what: `commit of one changed 1 MiB file in the 10,000-file volume, ${runtime} (median of 5)`,
+    skiff: ms(commit.p50Ms),
+    check: { goal: "< 100 ms", met: commit.p50Ms < 100 },
+  });
+  await skiff.settle();
   return rows;
 }
 

@@ -15,7 +15,10 @@ export interface Service {
 /** A `skiff up` child, and a way to run the bench app's entrypoints against it. */
 export interface SkiffStack extends Service {
   url: string;
-  /** Runs `skiff run bench/apps/skiff-bench.ts::<entrypoint> --flag value…` and returns its `BENCH_RESULT` JSON. */
+  /**
+   * Runs `skiff run bench/apps/skiff-bench.ts::<entrypoint> --flag value…` (or `FILE::entrypoint`) and returns
+   * its `BENCH_RESULT` JSON.
+   */
   run<T>(entrypoint: string, flags?: Record<string, number>, extraEnv?: Record<string, string>): Promise<T>;
   /** Runs the CLI (`skiff ARGS…`) against this stack; rejects with its output if it fails. */
   cli(args: string[]): Promise<{ stdout: string; stderr: string }>;
@@ -180,7 +183,8 @@ export async function startSkiff(options: SkiffOptions): Promise<SkiffStack> {
   const run = <T>(entrypoint: string, flags: Record<string, number> = {}, extraEnv: Record<string, string> = {}) =>
     new Promise<T>((resolve, reject) => {
       const argv = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
-      const runner = spawn(process.execPath, [cliPath, "run", `${APP}::${entrypoint}`, ...argv], {
+      const target = entrypoint.includes("::") ? entrypoint : `${APP}::${entrypoint}`;
+      const runner = spawn(process.execPath, [cliPath, "run", target, ...argv], {
         cwd: options.root,
         env: { ...env, ...extraEnv, SKIFF_SERVER_URL: url },
         stdio: ["ignore", "pipe", "pipe"],

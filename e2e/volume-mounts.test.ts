@@ -1,7 +1,11 @@
+import { createHash } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { S3_TEST_CREDENTIALS, type S3TestServer, startS3TestServer } from "@skiff/blob/s3-test-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fuseUnavailable } from "../apps/worker/src/volumes/volume-test-kit.js";
+import { bigPieces } from "./fixtures/big-pieces.js";
 import { e2eRuntime, hasCommand, Stack } from "./stack.js";
 
 const FIXTURE = "e2e/fixtures/volume-mounts.ts";
@@ -82,6 +86,43 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
     expect(listed).not.toMatch(/conf\//);
     await skiff(["volume", "rollback", "e2e-models", String(before)]);
     expect(await skiff(["volume", "ls", "e2e-models"])).toMatch(/conf\//);
+  }, 300_000);
+
+  it("keeps the last whole version when the worker is killed during a commit", async () => {
+    const mib = 300;
+    let killed: Promise<void> | undefined;
+    const run = await stack.run(["run", FIXTURE, "--step", "big"], {
+      timeoutMs: 240_000,
+      env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: String(mib) },
+      onLine: (line) => {
+        if (!line.includes("COMMITTING") || killed) return;
+        killed = (async () => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          await stack.kill("worker");
+          await stack.startWorker();
+        })();
+      },
+    });
+    await killed;
+    expect(killed, run.stderr).toBeDefined();
+    // The input ran again on the new worker (a lost worker is the platform's failure, not the function's).
+    expect(run.code, run.stderr).toBe(0);
+    const expected = createHash("sha256");
+    for (const piece of bigPieces(mib)) expected.update(piece);
+    const local = join(stack.home, "big.bin");
+    await skiff(["volume", "get", "e2e-models", "big.bin", local]);
+    expect(createHash("sha256").update(readFileSync(local)).digest("hex")).toBe(expected.digest("hex"));
+    rmSync(local);
+    // Every version has the whole file or none of it: never a torn one.
+    const versions = [...(await skiff(["volume", "history", "e2e-models"])).matchAll(/^v(\d+)/gm)].map((m) => m[1]!);
+    for (const version of versions) {
+      const listed = await stack.run(["volume", "ls", "e2e-models", "big.bin", "--version", version]);
+      if (listed.code !== 0) continue;
+      expect(listed.stdout, `version ${version}`).toContain(` ${mib} MiB `);
+    }
+    // The new worker removed the mounts the killed one left.
+    const mounts = readFileSync("/proc/self/mountinfo", "utf8");
+    expect(mounts).not.toContain(join(stack.home, "worker", "mounts"));
   }, 300_000);
 
   it("refuses to delete a volume a running container mounts, unless forced", async () => {
