@@ -116,13 +116,18 @@ const CASES: Record<string, Case> = {
   "HEAD /v1/blobs/:hash": { kind: "named", container: true, request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
   "GET /v1/blobs/:hash": { kind: "named", container: true, request: (n) => ({ path: `/v1/blobs/${n.bundle}` }) },
   "GET /v1/volumes": { kind: "own", container: true, request: () => ({ path: "/v1/volumes" }) },
+  // A container makes no volume (a mounted one is made at deploy).
   "POST /v1/volumes": {
     kind: "own",
-    container: true,
     request: (n) => ({ path: "/v1/volumes", body: { name: `${n.volume}-2`, ifMissing: true } }),
   },
   "GET /v1/volumes/:name": { kind: "named", container: true, request: (n) => ({ path: `/v1/volumes/${n.volume}` }) },
-  "DELETE /v1/volumes/:name": { kind: "named", request: (n) => ({ path: `/v1/volumes/${n.volume}` }), late: 4 },
+  // Forced: A's test containers mount it (and do not stop).
+  "DELETE /v1/volumes/:name": {
+    kind: "named",
+    request: (n) => ({ path: `/v1/volumes/${n.volume}?force=true` }),
+    late: 4,
+  },
   "GET /v1/volumes/:name/history": {
     kind: "named",
     container: true,
@@ -181,7 +186,16 @@ describe("authorization: every route × (no token, revoked, another workspace's,
   let server: RunningServer;
   let store: Store;
   const token: Record<
-    "a" | "aAdmin" | "aRevoked" | "b" | "worker" | "container" | "stagingContainer" | "stoppedContainer",
+    | "a"
+    | "aAdmin"
+    | "aRevoked"
+    | "b"
+    | "worker"
+    | "container"
+    | "readOnlyContainer"
+    | "bareContainer"
+    | "stagingContainer"
+    | "stoppedContainer",
     string
   > = {
     a: "",
@@ -190,6 +204,8 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     b: "",
     worker: "",
     container: "",
+    readOnlyContainer: "",
+    bareContainer: "",
     stagingContainer: "",
     stoppedContainer: "",
   };
@@ -288,7 +304,9 @@ describe("authorization: every route × (no token, revoked, another workspace's,
       volume: "data",
     };
     // Containers of A's app: one in main, one in A's staging environment, one that has stopped.
-    const container = (env: string) =>
+    const { volume } = await as("GET", "/v1/volumes/data");
+    const volumeId = (volume as { id: string }).id;
+    const container = (env: string, volumes: { volumeId: string; readOnly: boolean }[] = []) =>
       store.fleet.addContainer({
         id: `ct-${randomUUID().slice(0, 13)}`,
         workerId: "wk-test",
@@ -297,8 +315,12 @@ describe("authorization: every route × (no token, revoked, another workspace's,
         workspace: a.id,
         appId: real.appId,
         env,
+        volumes,
       });
-    token.container = await container("main");
+    // The volume routes' container cases use the one that mounts A's volume.
+    token.container = await container("main", [{ volumeId, readOnly: false }]);
+    token.readOnlyContainer = await container("main", [{ volumeId, readOnly: true }]);
+    token.bareContainer = await container("main");
     token.stagingContainer = await container("staging-a");
     token.stoppedContainer = await container("main");
     await store.fleet.setContainerState(token.stoppedContainer.split(":")[0]!, "stopped", "done");
@@ -380,6 +402,16 @@ describe("authorization: every route × (no token, revoked, another workspace's,
     expect((await volume(token.stagingContainer)).status).toBe(404);
     expect((await volume(token.stagingContainer, "?env=main")).status).toBe(403);
     expect((await volume(token.container, "?env=staging-a")).status).toBe(403);
+    // A container reaches only the volumes its function mounts, and changes only those mounted read-write.
+    const bare = await volume(token.bareContainer);
+    expect(bare.status).toBe(403);
+    expect(bare.text).toMatch(/reaches only the volumes its function mounts/);
+    expect((await volume(token.readOnlyContainer)).status).toBe(200);
+    const write = await call("PUT /v1/volumes/:name/file", real, token.readOnlyContainer);
+    expect(write.status).toBe(403);
+    expect(write.text).toMatch(/mounted read-only in this container/);
+    const listed = JSON.parse((await call("GET /v1/volumes", real, token.bareContainer)).text) as { volumes: [] };
+    expect(listed.volumes).toEqual([]);
     const whoami = JSON.parse((await call("GET /v1/whoami", real, token.container)).text) as Record<string, unknown>;
     expect(whoami).toMatchObject({ kind: "container", admin: false, workspace: { name: "a" } });
   });

@@ -75,6 +75,12 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
     const body = await parseBody(c.req.raw, volumeRoutes.create.body);
     // A container makes no volume: one it mounts was made at deploy, and it may use no other.
     if (c.get("caller").container) {
+      if (!(await store.volumes.find(scope, body.name))) {
+        throw new ApiError(
+          "FORBIDDEN",
+          `a container's token makes no volume: mount it with \`volumes: { "/path": Volume.fromName("${body.name}", { createIfMissing: true }) }\`, and the deploy makes it`,
+        );
+      }
       const volume = await find(c, "read", body.name);
       if (!body.ifMissing) {
         throw new ApiError("CONFLICT", `volume "${body.name}" already exists in environment "${scope.env}"`);
