@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -81,29 +81,31 @@ describe("volumes", () => {
     expect((await skiff(["volume", "get", "e2e-data", "copied/hello.txt", "-"])).stdout).toBe("hello volume");
   }, 300_000);
 
-  it("streams a 200 MiB file in and out, checksummed, without memory growing with its size; stores it once", async () => {
+  it("streams a 1 GiB file in and out, checksummed, without memory growing with its size; stores it once", async () => {
     const big = join(work, "big.bin");
-    writeBig(big, 200 * MiB);
+    writeBig(big, 1024 * MiB);
     const expected = await sha256Of(big);
     let put: Awaited<ReturnType<typeof skiff>> | undefined;
     const putGrowth = await rssGrowthDuring(stack, async () => {
       put = await skiff(["volume", "put", "e2e-data", big, "blobs/big.bin"]);
     });
-    expect(put!.stderr).toMatch(/put 1 file \(200 MiB\)/);
+    expect(put!.stderr).toMatch(/put 1 file \(1 GiB\)/);
     const blobsAfterFirst = await blobCount();
     const again = await skiff(["volume", "put", "e2e-data", big, "blobs/again.bin"]);
-    expect(again.stderr).toMatch(/200 MiB already stored/);
+    expect(again.stderr).toMatch(/1 GiB already stored/);
     expect(await blobCount()).toBe(blobsAfterFirst);
     const out = join(work, "big.out");
     const getGrowth = await rssGrowthDuring(stack, async () => {
       await skiff(["volume", "get", "e2e-data", "blobs/big.bin", out]);
     });
-    expect(statSync(out).size).toBe(200 * MiB);
+    expect(statSync(out).size).toBe(1024 * MiB);
     expect(await sha256Of(out)).toBe(expected);
     console.log(`server RSS growth: put ${putGrowth.server} MiB, get ${getGrowth.server} MiB`);
-    // Two 8 MiB chunks in flight, and what the process holds anyway: far below the file's 200 MiB.
+    // Two 8 MiB chunks in flight, and what the process holds anyway: far below the file's 1 GiB.
     expect(putGrowth.server).toBeLessThan(80);
     expect(getGrowth.server).toBeLessThan(80);
+    rmSync(big);
+    rmSync(out);
   }, 300_000);
 
   it("lets a function read and write the volume with its container's token", async () => {

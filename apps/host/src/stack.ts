@@ -25,7 +25,10 @@ export async function startControlPlane(
     : await openPglite(join(config.SKIFF_HOME, "data"));
   // The master key: SKIFF_MASTER_KEY, or a key file made on first start (mode 0600).
   const keyFile = join(config.SKIFF_HOME, "master.key");
-  const store = new Store(db, { box: await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile }) });
+  const store = new Store(db, {
+    box: await SecretBox.load({ env: config.SKIFF_MASTER_KEY, keyFile }),
+    volumeQuotaBytes: config.SKIFF_VOLUME_QUOTA,
+  });
   const secrets = { store: store.secrets, ...(config.SKIFF_MASTER_KEY ? {} : { keyFile }) };
   const server = await startServer({
     store,

@@ -285,6 +285,17 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX container_volumes_by_volume ON container_volumes (volume_id);
   `,
+  // The bytes of each volume's latest version (its live files), kept by every commit: a workspace's volumes
+  // are held to a quota, checked in the commit's transaction.
+  `
+  ALTER TABLE volumes ADD COLUMN bytes float8 NOT NULL DEFAULT 0;
+  UPDATE volumes v SET bytes = (
+    SELECT COALESCE(SUM(f.size), 0) FROM (
+      SELECT DISTINCT ON (dir, name) deleted, type, size FROM volume_files
+      WHERE volume_id = v.id ORDER BY dir, name, version DESC
+    ) f WHERE NOT f.deleted AND f.type = 'file'
+  );
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

@@ -14,6 +14,8 @@ import { VolumeStore } from "./volumes.js";
 export interface StoreOptions {
   /** The master key secrets are sealed with; a store opened without one keeps no secrets. */
   box?: SecretBox;
+  /** The most bytes a workspace's volumes may hold (their latest versions' files); unlimited without. */
+  volumeQuotaBytes?: number;
 }
 
 /**
@@ -51,7 +53,7 @@ export class Store {
     this.fleet = new FleetStore(db);
     this.tokens = new TokenStore(db);
     this.schedules = new ScheduleStore(db);
-    this.volumes = new VolumeStore(db);
+    this.volumes = new VolumeStore(db, options.volumeQuotaBytes);
     this.#secrets = options.box ? new SecretStore(db, options.box) : undefined;
   }
 

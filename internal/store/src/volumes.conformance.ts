@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
 import type { Store } from "./store.js";
-import type { VolumeChange, VolumeRow } from "./volumes.js";
+import { type VolumeChange, type VolumeRow, VolumeStore } from "./volumes.js";
 
 const SCOPE = { workspace: "ws-local", env: "main" };
 const AUTHOR = { author: "token tk-test", note: "test" };
@@ -24,6 +24,58 @@ export function volumeConformance(store: () => Store): void {
   const paths = async (volume: VolumeRow, dir = "", options: { version?: number; recursive?: boolean } = {}) =>
     (await store().volumes.list(volume, dir, options)).entries.map((e) => (e.type === "dir" ? `${e.path}/` : e.path));
   const latest = async (volume: VolumeRow) => (await store().volumes.find(SCOPE, volume.name))!;
+
+  it("volumes: keeps each volume's bytes, and holds a workspace's volumes to a quota without changing anything", async () => {
+    const volume = await fresh();
+    const used = (await store().volumes.listVolumes(SCOPE)).reduce((sum, v) => sum + v.bytes, 0);
+    const volumes = new VolumeStore(store().db, used + 100);
+    await volumes.commit(volume, [file("a/one", "one", 60), file("a/two", "two", 30)], AUTHOR);
+    expect((await latest(volume)).bytes).toBe(90);
+    const full = await latest(volume);
+    await expect(volumes.commit(full, [file("three", "three", 20)], AUTHOR)).rejects.toMatchObject({
+      code: "QUOTA_EXCEEDED",
+      message: expect.stringMatching(/over their quota .*nothing was changed \(version 2 stays\).*SKIFF_VOLUME_QUOTA/),
+    });
+    await expect(volumes.checkRoom(full, 20)).rejects.toMatchObject({ code: "QUOTA_EXCEEDED" });
+    expect(await latest(volume)).toEqual(full);
+    // Replacing a file counts the difference; deleting frees; a rollback counts what it brings back.
+    await volumes.commit(full, [file("a/one", "uno", 65)], AUTHOR);
+    expect((await latest(volume)).bytes).toBe(95);
+    await volumes.commit(await latest(volume), [{ path: "a", deleted: true }], AUTHOR);
+    expect((await latest(volume)).bytes).toBe(0);
+    await volumes.commit(await latest(volume), [file("three", "three", 20)], AUTHOR);
+    expect((await latest(volume)).bytes).toBe(20);
+    await volumes.rollback(await latest(volume), 3, AUTHOR);
+    expect((await latest(volume)).bytes).toBe(95);
+  });
+
+  it("volumes: a volume a running container mounts is deleted only when forced", async () => {
+    const volume = await fresh();
+    const id = `ct-${randomUUID().slice(0, 13)}`;
+    const container = { workerId: "wk-t", functionId: "fn-t", version: 1, workspace: "ws-local", appId: "ap-t" };
+    await store().fleet.addContainer({
+      id,
+      ...container,
+      env: "main",
+      volumes: [{ volumeId: volume.id, readOnly: true }],
+    });
+    expect(await store().volumes.mountOf(id, volume.id)).toEqual({ readOnly: true });
+    await expect(store().volumes.delete(SCOPE, volume.name)).rejects.toMatchObject({
+      code: "CONFLICT",
+      message: expect.stringMatching(/is mounted by running containers \(ct-.*--force/),
+    });
+    await store().fleet.setContainerState(id, "stopped", "done");
+    expect(await store().volumes.delete(SCOPE, volume.name)).toBe(true);
+    const again = await fresh();
+    const other = `ct-${randomUUID().slice(0, 13)}`;
+    await store().fleet.addContainer({
+      id: other,
+      ...container,
+      env: "main",
+      volumes: [{ volumeId: again.id, readOnly: false }],
+    });
+    expect(await store().volumes.delete(SCOPE, again.name, { force: true })).toBe(true);
+  });
 
   it("volumes: creates by name per environment, once, and refuses bad names and unknown environments", async () => {
     const { volumes } = store();

@@ -2,12 +2,13 @@ import { randomUUID } from "node:crypto";
 import { CodedError } from "@skiff/protocol/coded-error";
 import { RESOURCE_NAME } from "@skiff/protocol/constants";
 import type { VolumeEntryView } from "@skiff/protocol/http/volumes";
+import { formatBytes } from "@skiff/protocol/units";
 import { type VolumePath, volumeAncestors, volumeChunkCount, volumePath } from "@skiff/protocol/volume-path";
 import type { Db } from "./db.js";
 import type { Scope } from "./scope.js";
 
 /** What went wrong with a volume or a path in it: `code` picks the HTTP status. */
-export class VolumeError extends CodedError<"NOT_FOUND" | "CONFLICT" | "BAD_REQUEST"> {
+export class VolumeError extends CodedError<"NOT_FOUND" | "CONFLICT" | "BAD_REQUEST" | "QUOTA_EXCEEDED"> {
   constructor(code: VolumeError["code"], message: string) {
     super(code, message);
     this.name = "VolumeError";
@@ -21,6 +22,8 @@ export interface VolumeRow {
   env: string;
   name: string;
   version: number;
+  /** What its latest version's files hold, in bytes. */
+  bytes: number;
   createdAt: Date;
 }
 
@@ -75,7 +78,7 @@ interface NewRow {
 /** What a path is at some version: undefined when it is not there (never written, or deleted). */
 type State = NewRow | undefined;
 
-const VOLUME_COLUMNS = "id, workspace, env, name, version, created_at";
+const VOLUME_COLUMNS = "id, workspace, env, name, version, bytes, created_at";
 const FILE_COLUMNS = "dir, name, version, deleted, type, size, mode, mtime_ms, chunks";
 const DIR_MODE = 0o755;
 /** Rows read at once when a whole subtree is needed (a recursive delete or copy). */
@@ -94,7 +97,11 @@ const PAGE = 5000;
  * await store.volumes.list(volume.id, "", { version: volume.version });
  */
 export class VolumeStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** The most bytes a workspace's volumes may hold (see StoreOptions.volumeQuotaBytes). */
+    private readonly quotaBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Creates a volume at version 1 (empty); with `ifMissing`, an existing one is answered instead. */
   async create(
@@ -519,6 +526,7 @@ export class VolumeStore {
     info: VersionInfo,
   ): Promise<{ version: number; previous: number; changed: number }> {
     if (rows.length === 0) return { version: latest, previous: latest, changed: 0 };
+    const bytes = await this.bytesAfter(tx, volume, latest, rows);
     await tx.query(
       `INSERT INTO volume_files (volume_id, version, dir, name, deleted, type, size, mode, mtime_ms, chunks)
        SELECT $1, $2, r.dir, r.name, r.deleted, r.type, r.size, r.mode, r.mtime_ms, r.chunks
@@ -531,8 +539,54 @@ export class VolumeStore {
        VALUES ($1, $2, $3, $4, $5, $6)`,
       [volume.id, next, info.author, info.note, rows.length, info.baseVersion ?? null],
     );
-    await tx.query("UPDATE volumes SET version = $2 WHERE id = $1", [volume.id, next]);
+    await tx.query("UPDATE volumes SET version = $2, bytes = $3 WHERE id = $1", [volume.id, next, bytes]);
     return { version: next, previous: latest, changed: rows.length };
+  }
+
+  /** Throws QUOTA_EXCEEDED if `volume`'s workspace cannot take `growth` more bytes now. */
+  async checkRoom(volume: VolumeRow, growth: number): Promise<void> {
+    if (growth <= 0 || !Number.isFinite(this.quotaBytes)) return;
+    await this.withinQuota(this.db, volume, growth, volume.version);
+  }
+
+  /**
+   * What the volume holds once `rows` replace their paths at `latest`; refuses (QUOTA_EXCEEDED) a change that
+   * grows the workspace's volumes past the quota. Shrinking is always allowed.
+   */
+  private async bytesAfter(tx: Db, volume: VolumeRow, latest: number, rows: NewRow[]): Promise<number> {
+    const live = (row: { deleted: boolean; type: string; size: number | string }) =>
+      !row.deleted && row.type === "file" ? Number(row.size) : 0;
+    const [before] = await tx.query<{ bytes: number | string }>(
+      `SELECT COALESCE(SUM(CASE WHEN NOT p.deleted AND p.type = 'file' THEN p.size ELSE 0 END), 0) AS bytes
+       FROM unnest($2::text[], $3::text[]) AS w (dir, name)
+       CROSS JOIN LATERAL (
+         SELECT f.deleted, f.type, f.size FROM volume_files f
+         WHERE f.volume_id = $1 AND f.dir = w.dir AND f.name = w.name AND f.version <= $4
+         ORDER BY f.version DESC LIMIT 1
+       ) p`,
+      [volume.id, rows.map((r) => r.dir), rows.map((r) => r.name), latest],
+    );
+    const [current] = await tx.query<{ bytes: number | string }>("SELECT bytes FROM volumes WHERE id = $1", [
+      volume.id,
+    ]);
+    const growth = rows.reduce((sum, row) => sum + live(row), 0) - Number(before?.bytes ?? 0);
+    const after = Number(current?.bytes ?? 0) + growth;
+    if (growth > 0 && Number.isFinite(this.quotaBytes)) await this.withinQuota(tx, volume, growth, latest);
+    return after;
+  }
+
+  private async withinQuota(db: Db, volume: VolumeRow, growth: number, latest: number): Promise<void> {
+    const [used] = await db.query<{ bytes: number | string }>(
+      "SELECT COALESCE(SUM(bytes), 0) AS bytes FROM volumes WHERE workspace = $1",
+      [volume.workspace],
+    );
+    const total = Number(used?.bytes ?? 0) + growth;
+    if (total > this.quotaBytes) {
+      throw new VolumeError(
+        "QUOTA_EXCEEDED",
+        `this change to volume "${volume.name}" would bring the workspace's volumes to ${formatBytes(total)}, over their quota of ${formatBytes(this.quotaBytes)}: nothing was changed (version ${latest} stays); remove files or volumes, or ask an admin to raise SKIFF_VOLUME_QUOTA`,
+      );
+    }
   }
 }
 
@@ -585,6 +639,7 @@ interface VolumeDbRow {
   env: string;
   name: string;
   version: number;
+  bytes: number | string;
   created_at: Date | string;
 }
 
@@ -595,6 +650,7 @@ function toVolume(row: VolumeDbRow): VolumeRow {
     env: row.env,
     name: row.name,
     version: row.version,
+    bytes: Number(row.bytes),
     createdAt: new Date(row.created_at),
   };
 }

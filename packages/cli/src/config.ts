@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { parseSize } from "@skiff/protocol/units";
 import { z } from "zod";
 import { BlobUrl } from "./blob-url.js";
 
@@ -43,6 +44,22 @@ const Env = z.object({
       "use TCP ports, comma-separated",
     ),
   SKIFF_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  /**
+   * The most a workspace's volumes may hold (their latest versions' files): MiB, or a size such as "500GiB";
+   * "unlimited" turns it off. A commit past it fails and changes nothing.
+   */
+  SKIFF_VOLUME_QUOTA: z
+    .string()
+    .default("100GiB")
+    .transform((value, ctx) => {
+      if (value === "unlimited") return Number.POSITIVE_INFINITY;
+      try {
+        return parseSize(/^\d+(\.\d+)?$/.test(value) ? Number(value) : value, "SKIFF_VOLUME_QUOTA") * 1024 * 1024;
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Disk budget of a worker's cached image layers, in MiB. */
   SKIFF_IMAGE_CACHE_MIB: z.coerce
     .number()

@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   INIT_FAILED: "INIT_FAILED",
   CONTAINER_CRASHED: "CONTAINER_CRASHED",
   OUT_OF_MEMORY: "OUT_OF_MEMORY",
+  /** A store's quota (a workspace's volume bytes) would be exceeded; nothing was changed. */
+  QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
   UNAVAILABLE: "UNAVAILABLE",
   INTERNAL: "INTERNAL",
 } as const;
@@ -35,6 +37,7 @@ export const HTTP_STATUS: Record<keyof typeof ERROR_CODES, number> = {
   INIT_FAILED: 500,
   CONTAINER_CRASHED: 500,
   OUT_OF_MEMORY: 500,
+  QUOTA_EXCEEDED: 507,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };

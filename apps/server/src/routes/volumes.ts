@@ -198,6 +198,8 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
       );
     }
     const size = declaredSize(c.req.raw, MAX_VOLUME_FILE_BYTES);
+    // Refused before a byte is stored when the declared size cannot fit (the commit checks again).
+    if (size !== undefined) await store.volumes.checkRoom(volume, size - (current?.size ?? 0));
     const written = await chunkInto(blobs, bodyOf(c), size);
     await store.blobs.grant(workspaceOf(c.get("caller")), written.chunks);
     const mtimeMs = query.mtime ? Number(query.mtime) : Date.now();

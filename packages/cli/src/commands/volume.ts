@@ -51,7 +51,7 @@ export async function volumeListCommand(options: EnvOption, config: Config): Pro
   const conn = await connectServer(config, options.env);
   const { volumes } = await conn.client.call(volumeRoutes.list, { query: { env: conn.env } });
   if (volumes.length === 0) say(`no volumes in "${conn.env}": create one with \`skiff volume create NAME\``);
-  for (const v of volumes) console.log([v.name, `v${v.version}`, v.createdAt].join("\t"));
+  for (const v of volumes) console.log([v.name, `v${v.version}`, formatBytes(v.bytes), v.createdAt].join("\t"));
 }
 
 /** `skiff volume delete NAME [--force] [--env E]` */

@@ -7,6 +7,8 @@ export const VolumeView = z.object({
   name: z.string(),
   env: z.string(),
   version: z.number().int(),
+  /** What its latest version's files hold (what counts against the workspace's quota). */
+  bytes: z.number().default(0),
   createdAt: Instant,
 });
 export type VolumeView = z.output<typeof VolumeView>;
