@@ -38,7 +38,8 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
 
   beforeAll(async () => {
     s3 = await startS3TestServer("e2e-bucket");
-    stack = await Stack.start({ runtime });
+    // A quota the 300 MiB file fits in, and a second one does not.
+    stack = await Stack.start({ runtime, serverEnv: { SKIFF_VOLUME_QUOTA: "500MiB" } });
     // Every step runs the whole app, whose bucket function needs its secret at deploy.
     await skiff([
       "secret",
@@ -123,6 +124,18 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
     // The new worker removed the mounts the killed one left.
     const mounts = readFileSync("/proc/self/mountinfo", "utf8");
     expect(mounts).not.toContain(join(stack.home, "worker", "mounts"));
+  }, 300_000);
+
+  it("fails a commit past the workspace's quota clearly, and leaves the volume at its last version", async () => {
+    const before = await skiff(["volume", "history", "e2e-models"]);
+    const run = await stack.run(["run", FIXTURE, "--step", "quota"], {
+      timeoutMs: 240_000,
+      env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: "250" },
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(String(run.results[0])).toMatch(/over their quota of 500 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/);
+    expect(await skiff(["volume", "history", "e2e-models"])).toBe(before);
+    expect(await skiff(["volume", "ls", "e2e-models", "big.bin"])).toContain(" 300 MiB ");
   }, 300_000);
 
   it("refuses to delete a volume a running container mounts, unless forced", async () => {
