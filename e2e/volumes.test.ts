@@ -134,6 +134,7 @@ describe("volumes", () => {
     await skiff(["volume", "rollback", "e2e-data"]);
     expect((await skiff(["volume", "get", "e2e-data", "in/hello.txt", "-"])).stdout).toBe("hello volume");
     await skiff(["volume", "delete", "e2e-data"]);
+    await skiff(["volume", "delete", "e2e-other"]);
     expect((await skiff(["volume", "list"])).stderr).toMatch(/no volumes in "main"/);
   }, 300_000);
 });
