@@ -1,7 +1,9 @@
 import type { ImageSpec, ServerToWorker } from "@skiff/protocol";
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
+import { Hono } from "hono";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type AuthEnv, Authenticator } from "../auth.js";
 import { ControlPlane } from "./control-plane.js";
 import { testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
@@ -81,6 +83,22 @@ describe("build grants", () => {
     expect(await store.volumes.mountOf(id, other.id)).toBeUndefined();
     // A build that uses a volume keeps it from being deleted, as a container mounting it does.
     await expect(store.volumes.delete(scope, "cache")).rejects.toThrow("mounted by running containers");
+
+    // Its volumes' routes (and the blobs their chunks are), nothing else: no function lookups, no calls.
+    const auth = new Authenticator(store.tokens, "in-process");
+    const api = new Hono<AuthEnv>().use(auth.middleware());
+    api.onError((error, c) => c.text(error.message, 403));
+    api.get("/v1/volumes/:name", (c) => c.text("ok"));
+    api.get("/v1/functions/lookup", (c) => c.text("ok"));
+    const ask = async (path: string) =>
+      (await api.request(path, { headers: { authorization: `Bearer ${grant.token}` } })).text();
+    expect(await ask("/v1/volumes/cache")).toBe("ok");
+    expect(await ask("/v1/functions/lookup")).toContain("an image build's token only uses the volumes its steps mount");
+    const socket = await auth.upgrade(
+      { headers: { authorization: `Bearer ${grant.token}` }, url: "/v1/client" } as never,
+      ["user", "container"],
+    );
+    expect(socket).toBeInstanceOf(Error);
 
     await control.workerMessage(worker, { t: "build-done", rid: build!.rid, error: "step 1 failed" });
     await expect(built).rejects.toThrow("step 1 failed");
