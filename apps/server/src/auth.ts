@@ -29,6 +29,12 @@ const CONTAINER_ROUTES: [method: string, path: RegExp][] = [
   ["PUT", /^\/v1\/volumes\/[^/]+\/file$/],
   ["DELETE", /^\/v1\/volumes\/[^/]+\/file$/],
 ];
+/** What an image build's token may do: use the volumes its steps mount (and move their chunks). */
+const BUILD_ROUTES: [method: string, path: RegExp][] = CONTAINER_ROUTES.filter(
+  ([, path]) => path.source.includes("volumes") || path.source.includes("blobs"),
+);
+const BUILD_LIMITS =
+  "an image build's token only uses the volumes its steps mount, while the build lasts: use a user token";
 const CONTAINER_LIMITS =
   "a container's token only calls functions and uses volumes of its own environment (and moves their payloads): do this from outside the container, with a user token";
 const PROXY_LIMITS =
@@ -67,8 +73,12 @@ export class Authenticator {
       if (PUBLIC_PATHS.has(c.req.path)) return next();
       const caller = await this.principal(c.req.header("authorization"));
       if (caller.kind === "proxy") throw new ApiError("FORBIDDEN", PROXY_LIMITS);
-      if (caller.kind === "container" && !CONTAINER_ROUTES.some(([m, p]) => m === c.req.method && p.test(c.req.path))) {
-        throw new ApiError("FORBIDDEN", CONTAINER_LIMITS);
+      if (caller.kind === "container") {
+        const build = caller.container?.build === true;
+        const routes = build ? BUILD_ROUTES : CONTAINER_ROUTES;
+        if (!routes.some(([m, p]) => m === c.req.method && p.test(c.req.path))) {
+          throw new ApiError("FORBIDDEN", build ? BUILD_LIMITS : CONTAINER_LIMITS);
+        }
       }
       c.set("caller", caller);
       await next();
@@ -79,6 +89,7 @@ export class Authenticator {
   async upgrade(request: IncomingMessage, wanted: Principal["kind"][]): Promise<Principal | ApiError> {
     try {
       const caller = await this.principal(request.headers.authorization);
+      if (caller.container?.build) return new ApiError("FORBIDDEN", BUILD_LIMITS);
       if (wanted.includes(caller.kind)) return caller;
       const path = new URL(request.url ?? "/", "http://skiff").pathname;
       return new ApiError(

@@ -93,6 +93,7 @@ export class WorkerAgent {
       cacheDir: options.cacheDir,
       imageCacheMiB: options.imageCacheMiB,
       client: this.client,
+      volumes: { serverUrl: options.serverUrl, mountsDir: join(options.stateDir, "mounts") },
       log: options.log,
       send,
     });

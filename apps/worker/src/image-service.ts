@@ -34,6 +34,8 @@ export interface ImageServiceOptions {
   imageCacheMiB: number | undefined;
   /** Blobs and shared layers live on the server. */
   client: Client;
+  /** Run steps' volumes: the server's volume API, and the worker's mounts directory (cleared at its start). */
+  volumes?: { serverUrl: string; mountsDir: string };
   log: Logger;
   /** Sends a build's lines and its end to the server. */
   send(message: WorkerMessage): void;
@@ -69,6 +71,7 @@ export class ImageService {
           await client.call(layerRoutes.publish, { params: { key }, body: { digest } });
         },
       },
+      ...(options.volumes ? { volumes: options.volumes } : {}),
       caBundle: [process.env.NODE_EXTRA_CA_CERTS, "/etc/ssl/certs/ca-certificates.crt"].find(
         (path) => path && existsSync(path),
       ),
@@ -113,7 +116,11 @@ export class ImageService {
         ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
         : ensureNodeDist(this.options.cacheDir, image.nodeMajor),
     ]);
-    const ensure = { upToFailure: options.upToFailure ?? false, secrets: options.secrets?.buildSecrets ?? {} };
+    const ensure = {
+      upToFailure: options.upToFailure ?? false,
+      secrets: options.secrets?.buildSecrets ?? {},
+      volumes: options.secrets?.buildVolumes,
+    };
     return { rootfs, nodeDir, image: await this.builder.ensure(image, { rootfs, nodeDir }, log, ensure) };
   }
 

@@ -38,8 +38,11 @@ export interface Principal {
   kind: TokenKind | "container";
   workspace: string | undefined;
   admin: boolean;
-  /** Set for a container's token: the container, its app and the environment it may act in. */
-  container?: { id: string; appId: string; env: string };
+  /**
+   * Set for a container's token: the container, its app and the environment it may act in. `build`: the
+   * token of an image build (a `bd-` id), which reaches the volumes its steps mount and nothing else.
+   */
+  container?: { id: string; appId: string; env: string; build?: true };
 }
 
 /** What went wrong with a workspace or a token: `code` picks the HTTP status. */
@@ -55,7 +58,8 @@ const LAST_USED_EVERY_MS = 60_000;
 
 const TOKEN_ID = /^tk-[0-9a-f]{20}$/;
 /** Container ids (`ct-` and part of a UUID) are the ids of their tokens. */
-const CONTAINER_ID = /^ct-[0-9a-f-]{8,36}$/;
+/** Containers (`ct-`) and image builds that mount volumes (`bd-`), whose tokens live in the containers table. */
+const CONTAINER_ID = /^(ct|bd)-[0-9a-f-]{8,36}$/;
 
 /**
  * Workspaces and their API tokens. A token is an id (shown in lists) and a secret (shown once, at
@@ -201,7 +205,7 @@ export class TokenStore {
       kind: "container",
       workspace: row.workspace,
       admin: false,
-      container: { id, appId: row.app_id, env: row.env },
+      container: { id, appId: row.app_id, env: row.env, ...(id.startsWith("bd-") ? { build: true as const } : {}) },
     };
   }
 }

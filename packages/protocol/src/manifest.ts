@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BatchOptions } from "./batch-options.js";
 import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME, WEB_LABEL } from "./constants.js";
+import { mountsProblem } from "./mount-rules.js";
 import { MountSpec } from "./mounts.js";
 import { MIN_MEMORY_MIB, optionsProblem } from "./options.js";
 
@@ -20,11 +21,40 @@ export type RetryPolicy = z.infer<typeof RetryPolicy>;
  */
 const BuildSecrets = z.array(z.string().regex(RESOURCE_NAME)).min(1).optional();
 
+/**
+ * Volumes of the app's environment a `run` step mounts read-write while its commands run (a download
+ * cache, say): not part of the layer. What the step wrote there is committed when it succeeds. Their
+ * names and paths are part of the layer's key, their contents are not.
+ */
+const BuildVolumes = z
+  .array(
+    z
+      .object({
+        path: z.string().startsWith("/"),
+        name: z.string().regex(RESOURCE_NAME),
+        /** Made (at deploy or build) when it is not there. */
+        createIfMissing: z.boolean().default(false),
+      })
+      .strict(),
+  )
+  .min(1)
+  .superRefine((volumes, ctx) => {
+    const problem = mountsProblem(volumes.map((volume) => ({ kind: "volume" as const, ...volume })));
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  })
+  .optional();
+export type BuildVolume = NonNullable<z.infer<typeof BuildVolumes>>[number];
+
 /** One builder call of an image: one layer. */
 export const ImageStep = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("apt"), packages: z.array(z.string().min(1)).min(1), secrets: BuildSecrets }),
   z.object({ kind: z.literal("npm"), packages: z.array(z.string().min(1)).min(1), secrets: BuildSecrets }),
-  z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1)).min(1), secrets: BuildSecrets }),
+  z.object({
+    kind: z.literal("run"),
+    commands: z.array(z.string().min(1)).min(1),
+    secrets: BuildSecrets,
+    volumes: BuildVolumes,
+  }),
   z.object({ kind: z.literal("env"), vars: z.record(z.string()) }),
   z.object({ kind: z.literal("workdir"), path: z.string().startsWith("/") }),
   /** Later steps and the function run as this user (a name from the image's /etc/passwd, or uid[:gid]). */

@@ -2,11 +2,14 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ImageStep } from "@skiff/protocol";
 import { describe, expect, it } from "vitest";
+import { CloudBucketMount } from "./bucket-mount.js";
 import { parseDockerfile } from "./dockerfile.js";
 import { Image } from "./image.js";
 import { Secret } from "./secret.js";
 import { tarOf } from "./tar.js";
+import { Volume } from "./volume.js";
 
 const keys = (image: Image, env: NodeJS.ProcessEnv = {}) => image.toSpec(20, env).layers.map((l) => l.key);
 
@@ -44,6 +47,46 @@ describe("Image", () => {
     expect(() => base.npmInstall("left-pad", { secrets: [Secret.fromObject({ TOKEN: "t" })] })).toThrow(
       "must be named ones",
     );
+  });
+
+  it("records a runCommands step's volumes by name and path: part of its key, contents never", () => {
+    const cache = Volume.fromName("pip-cache", { createIfMissing: true });
+    const step = base.runCommands("pip download x -d /cache", { volumes: { "/cache": cache } }).toSpec(20)
+      .layers[3]!.step;
+    expect(step).toEqual({
+      kind: "run",
+      commands: ["pip download x -d /cache"],
+      volumes: [{ path: "/cache", name: "pip-cache", createIfMissing: true }],
+    });
+    expect(ImageStep.parse(step)).toEqual(step);
+    const at = (path: string, volume = cache) => keys(base.runCommands("x", { volumes: { [path]: volume } }))[3];
+    expect(at("/cache")).toEqual(at("/cache", Volume.fromName("pip-cache", { createIfMissing: true })));
+    expect(at("/cache")).not.toEqual(at("/pip"));
+    expect(at("/cache")).not.toEqual(at("/cache", Volume.fromName("other", { createIfMissing: true })));
+    expect(at("/cache")).not.toEqual(keys(base.runCommands("x"))[3]);
+    // No volumes, no field: the keys of images from before stay as they were.
+    expect(base.runCommands("x", { volumes: {} }).toSpec(20).layers[3]!.step).toEqual({ kind: "run", commands: ["x"] });
+  });
+
+  it("refuses volumes a build step cannot mount, saying what to do", () => {
+    const cache = Volume.fromName("cache");
+    expect(() => base.aptInstall("jq", { volumes: { "/cache": cache } })).toThrow(
+      "aptInstall: only runCommands mounts volumes",
+    );
+    expect(() => base.npmInstall("x", { volumes: { "/cache": cache } })).toThrow("npmInstall: only runCommands");
+    expect(() => base.runCommands("x", { volumes: { "/cache": cache.readOnly() } })).toThrow("read-write");
+    const bucket = CloudBucketMount("datasets", { endpoint: "http://127.0.0.1:9000" });
+    expect(() => base.runCommands("x", { volumes: { "/data": bucket as unknown as Volume } })).toThrow("no bucket");
+    expect(() =>
+      base.runCommands("x", { volumes: { "/cache": Volume.fromName("cache", { environment: "dev" }) } }),
+    ).toThrow("drop `environment`");
+    expect(() => base.runCommands("x", { volumes: { "/proc": cache } })).toThrow("cannot mount over /proc");
+    expect(() => base.runCommands("x", { volumes: { cache } })).toThrow("absolute and plain");
+    expect(() => base.runCommands("x", { volumes: { "/a": cache, "/a/b": Volume.fromName("b") } })).toThrow("overlaps");
+    // The server checks a hand-made manifest the same way.
+    expect(() =>
+      ImageStep.parse({ kind: "run", commands: ["x"], volumes: [{ path: "/dev/x", name: "cache" }] }),
+    ).toThrow("cannot mount over /dev");
   });
 
   it("refuses what cannot be right, saying what to do", () => {

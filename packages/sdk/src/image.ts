@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import type { ImageSpec, ImageStep } from "@skiff/protocol";
 import { ENV_VAR_NAME, IMAGE_USER } from "@skiff/protocol/constants";
 import { imageArchives } from "@skiff/protocol/image-files";
+import { mountsProblem } from "@skiff/protocol/mount-rules";
 import type { Client } from "./client.js";
 import { clientFromEnvironment } from "./connect.js";
 import { inContainer } from "./context.js";
@@ -11,6 +12,7 @@ import { applyDockerfile } from "./dockerfile.js";
 import { SkiffError } from "./errors.js";
 import type { Secret } from "./secret.js";
 import { tarOf, tarOfAll } from "./tar.js";
+import { isVolume, type Volume } from "./volume.js";
 
 /** Options every builder step takes. */
 export interface StepOptions {
@@ -22,6 +24,14 @@ export interface StepOptions {
    * @example .npmInstall("@acme/private", { secrets: [Secret.fromName("npm")] })
    */
   secrets?: Secret[];
+  /**
+   * `runCommands` only: volumes mounted read-write at these paths while the step's commands run (a
+   * download cache, say), not stored in the layer. What the step writes there is committed when it
+   * succeeds, dropped when it fails. Their names and paths are part of the layer's key, their contents
+   * are not: a cached layer does not run again when the volume changes.
+   * @example .runCommands("pip download torch -d /cache", { volumes: { "/cache": Volume.fromName("pip-cache", { createIfMissing: true }) } })
+   */
+  volumes?: Record<string, Volume>;
 }
 
 interface Layer {
@@ -110,7 +120,12 @@ export class Image {
   aptInstall(...args: [...packages: string[], options: StepOptions] | string[]): Image {
     const [packages, options] = split(args);
     return this.with(
-      { kind: "apt", packages: checkPackages("aptInstall", packages), ...stepSecrets("aptInstall", options) },
+      {
+        kind: "apt",
+        packages: checkPackages("aptInstall", packages),
+        ...stepSecrets("aptInstall", options),
+        ...noVolumes("aptInstall", options),
+      },
       options,
     );
   }
@@ -122,7 +137,12 @@ export class Image {
   npmInstall(...args: [...packages: string[], options: StepOptions] | string[]): Image {
     const [packages, options] = split(args);
     return this.with(
-      { kind: "npm", packages: checkPackages("npmInstall", packages), ...stepSecrets("npmInstall", options) },
+      {
+        kind: "npm",
+        packages: checkPackages("npmInstall", packages),
+        ...stepSecrets("npmInstall", options),
+        ...noVolumes("npmInstall", options),
+      },
       options,
     );
   }
@@ -133,7 +153,10 @@ export class Image {
     if (commands.length === 0 || commands.some((c) => c.trim() === "")) {
       throw new RangeError("runCommands: give at least one command, none of them empty");
     }
-    return this.with({ kind: "run", commands, ...stepSecrets("runCommands", options) }, options);
+    return this.with(
+      { kind: "run", commands, ...stepSecrets("runCommands", options), ...stepVolumes(options) },
+      options,
+    );
   }
 
   /** Sets environment variables for later steps and for the function. */
@@ -264,6 +287,48 @@ function stepSecrets(method: string, options: StepOptions): { secrets?: string[]
     return ref.name;
   });
   return { secrets: names };
+}
+
+/**
+ * The volumes a runCommands step mounts, as the step records them (none: no field, so its key stays the
+ * same). Read-write volumes of the app's environment only: a step's writes are what it mounts them for.
+ */
+function stepVolumes(options: StepOptions): { volumes?: NonNullable<Extract<ImageStep, { kind: "run" }>["volumes"]> } {
+  const { volumes } = options;
+  if (volumes === undefined) return {};
+  if (typeof volumes !== "object" || volumes === null || Array.isArray(volumes)) {
+    throw new TypeError(
+      'runCommands: volumes must be an object of paths, such as { "/cache": Volume.fromName("pip-cache") }',
+    );
+  }
+  const out = Object.entries(volumes).map(([path, volume]) => {
+    if (!isVolume(volume)) {
+      throw new TypeError(
+        `runCommands: volumes["${path}"] must be Volume.fromName(...): a build step mounts volumes only (no bucket)`,
+      );
+    }
+    if (volume.isReadOnly) {
+      throw new TypeError(
+        `runCommands: volumes["${path}"] is a readOnly() handle: a build step mounts its volumes read-write; pass the volume itself`,
+      );
+    }
+    const { kind: _, readOnly: __, ...mount } = volume.toMountSpec(path);
+    return mount;
+  });
+  if (out.length === 0) return {};
+  const problem = mountsProblem(out.map((mount) => ({ kind: "volume" as const, ...mount })));
+  if (problem) throw new RangeError(`runCommands: ${problem}`);
+  return { volumes: out };
+}
+
+/** Refuses `volumes` on a step that does not take them. */
+function noVolumes(method: string, options: StepOptions): object {
+  if (options.volumes !== undefined) {
+    throw new TypeError(
+      `${method}: only runCommands mounts volumes; move the work that needs them into a runCommands step`,
+    );
+  }
+  return {};
 }
 
 function split(args: (string | StepOptions)[]): [string[], StepOptions] {

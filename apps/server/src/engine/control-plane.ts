@@ -15,6 +15,7 @@ import { type Caller, createEngineState, type EngineOptions, type EngineState } 
 import { AppSystem, type AutoscalerSettings } from "./systems/apps.js";
 import { AttemptSystem, TICK_MS } from "./systems/attempts.js";
 import { AutoscalingSystem } from "./systems/autoscaling.js";
+import { BuildGrantSystem, type BuildVolumes } from "./systems/build-grants.js";
 import { CallSystem, type Submit } from "./systems/calls.js";
 import { ContainerSystem } from "./systems/containers.js";
 import { PoolSystem } from "./systems/pools.js";
@@ -44,6 +45,7 @@ export class ControlPlane {
   private readonly scheduler: Scheduler;
   private readonly pools: PoolSystem;
   private readonly secrets: SecretSystem;
+  private readonly builds: BuildGrantSystem;
   private readonly attempts: AttemptSystem;
   private readonly calls: CallSystem;
   private readonly containerSystem: ContainerSystem;
@@ -60,6 +62,7 @@ export class ControlPlane {
     this.state = state;
     this.pools = new PoolSystem(state);
     this.secrets = new SecretSystem(state);
+    this.builds = new BuildGrantSystem(state);
     this.webSystem = new WebSystem(state, { pools: this.pools, requestAutoscale });
     this.attempts = new AttemptSystem(state, { pools: this.pools, requestAutoscale });
     this.calls = new CallSystem(state, { pools: this.pools, attempts: this.attempts, requestAutoscale });
@@ -73,6 +76,7 @@ export class ControlPlane {
     this.containerSystem = new ContainerSystem(state, {
       pools: this.pools,
       secrets: this.secrets,
+      builds: this.builds,
       attempts: this.attempts,
       web: this.webSystem,
       requestAutoscale,
@@ -92,7 +96,7 @@ export class ControlPlane {
       requestAutoscale,
       abandonAfterMs: options.abandonAfterMs ?? 60_000,
     });
-    this.relays = new RelaySystem(state);
+    this.relays = new RelaySystem(state, { builds: this.builds });
     this.recovery = new RecoverySystem(state, { calls: this.calls, requestAutoscale });
     this.sessions = new WorkerSessionSystem(state, {
       pools: this.pools,
@@ -240,11 +244,19 @@ export class ControlPlane {
     return this.secrets.imageSecrets(scope, image);
   }
 
+  /**
+   * The volumes building `image` in `scope` mounts (undefined if none): those marked createIfMissing are
+   * made now; with `strict` (an explicit build) a missing one is refused, as at deploy.
+   */
+  buildVolumes(scope: Scope, image: ImageSpec, strict: boolean): Promise<BuildVolumes | undefined> {
+    return this.builds.volumesOf(scope, image, { author: "image build", strict });
+  }
+
   /** Builds an image on a worker now; resolves with the exported layout's blob if `export` was asked. */
   buildImage(
     image: ImageSpec,
     onLines: (lines: string[]) => void,
-    options: { export?: boolean; secrets?: ImageSecrets } = {},
+    options: { export?: boolean; secrets?: ImageSecrets; volumes?: BuildVolumes | undefined } = {},
   ): Promise<string | undefined> {
     return this.relays.buildImage(image, onLines, options);
   }
@@ -254,8 +266,9 @@ export class ControlPlane {
     shell: { sid: string; image: ImageSpec; command: string[]; tty?: Terminal | undefined },
     send: (message: ShellMessage) => void,
     secrets: ImageSecrets = {},
-  ): void {
-    this.relays.openShell(shell, send, secrets);
+    volumes?: BuildVolumes,
+  ): Promise<void> {
+    return this.relays.openShell(shell, send, secrets, volumes);
   }
 
   /** Resizes a shell's terminal. */

@@ -85,6 +85,7 @@ export function apiRoutes(deps: {
     const workspace = workspaceOf(c.get("caller"));
     const { image, export: exportIt, env } = await parseBody(c.req.raw, imageRoutes.build.body, BODY_LIMITS.manifest);
     const secrets = await control.imageSecrets({ workspace, env }, image);
+    const volumes = await control.buildVolumes({ workspace, env }, image, true);
     for (const archive of imageArchives(image)) {
       if (!(await store.blobs.owns(workspace, archive))) {
         throw new ApiError("BAD_REQUEST", `local files ${archive} are not uploaded: PUT them to /v1/blobs/${archive}`);
@@ -95,7 +96,7 @@ export function apiRoutes(deps: {
       start(stream) {
         const write = (text: string) => stream.enqueue(encoder.encode(`${text}\n`));
         control
-          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt, secrets })
+          .buildImage(image, (lines) => write(lines.join("\n")), { export: exportIt, secrets, volumes })
           .then(async (exported) => {
             if (exported) await store.blobs.grant(workspace, [exported]);
             write(exported ? `ok ${exported}` : "ok");

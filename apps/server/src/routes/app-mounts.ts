@@ -1,4 +1,4 @@
-import { BUCKET_SECRET_KEYS, type FunctionSpec, mountsProblem } from "@skiff/protocol";
+import { BUCKET_SECRET_KEYS, buildVolumesOf, type FunctionSpec, mountsProblem } from "@skiff/protocol";
 import type { Scope, Store } from "@skiff/store";
 import { missingVolume } from "../engine/systems/containers.js";
 import { ApiError } from "../errors.js";
@@ -7,7 +7,7 @@ import type { Secrets } from "./secrets.js";
 /**
  * Checks that an app's functions can mount what they ask for in `scope`, before anything is written: plain
  * paths that do not overlap, every volume there (one marked `createIfMissing` is made now, by `author`),
- * and every bucket's secret there with its keys.
+ * their images' build volumes too, and every bucket's secret there with its keys.
  */
 export async function checkAppMounts(
   deps: { store: Store; secrets: Secrets | undefined },
@@ -24,6 +24,13 @@ export async function checkAppMounts(
       fn.image.mounts.map((mount) => mount.target),
     );
     if (problem) throw new ApiError("BAD_REQUEST", `${where}: ${problem}`);
+    // Its image's steps mount volumes while it is built (on a container's start, if not before).
+    for (const { name, createIfMissing } of buildVolumesOf(fn.image)) {
+      if (createIfMissing) await deps.store.volumes.create(scope, name, { ifMissing: true, author });
+      else if (!(await deps.store.volumes.find(scope, name))) {
+        throw new ApiError("BAD_REQUEST", missingVolume(`the image of ${where}`, name, env));
+      }
+    }
     for (const mount of mounts) {
       if (mount.kind === "volume") {
         if (mount.createIfMissing) {

@@ -320,7 +320,9 @@ function view(entry: VolumeEntry, withChunks: boolean): VolumeEntryView {
 function authorOf(c: Context<AuthEnv>): string {
   const caller: Principal = c.get("caller");
   const client = c.req.header("x-skiff-client")?.match(/^[a-z][a-z0-9-]{0,15}$/)?.[0];
-  const who = caller.container ? `container ${caller.container.id}` : `token ${caller.tokenId}`;
+  const who = caller.container
+    ? `${caller.container.build ? "image build" : "container"} ${caller.container.id}`
+    : `token ${caller.tokenId}`;
   return client ? `${who} (${client})` : who;
 }
 

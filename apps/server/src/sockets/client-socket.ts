@@ -99,10 +99,13 @@ export function serveClient(socket: WebSocket, control: ControlPlane, log: Logge
           break;
         case "ping":
           break;
-        case "shell-open":
-          control.openShell(message, send, await control.imageSecrets({ workspace, env: message.env }, message.image));
+        case "shell-open": {
+          const scope = { workspace, env: message.env };
+          const secrets = await control.imageSecrets(scope, message.image);
+          await control.openShell(message, send, secrets, await control.buildVolumes(scope, message.image, false));
           shells.add(message.sid);
           break;
+        }
         case "shell-resize":
           control.shellResize(ownShell(message.sid), message.rows, message.cols);
           break;

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { BuildSecretValues, ImageSpec, ImageStep } from "@skiff/protocol";
+import type { BuildSecretValues, ImageSecrets, ImageSpec, ImageStep } from "@skiff/protocol";
 import { runChecked } from "../runtime/command.js";
 import type { ContainerRuntime } from "../runtime/types.js";
 import { type BuiltImage, ImageBuildError } from "./built-image.js";
@@ -31,6 +31,8 @@ export interface ImageBuilderOptions {
    * registries as the host does, through a TLS-inspecting proxy too.
    */
   caBundle: string | undefined;
+  /** Where run steps' volumes come from and are mounted on this host; without it, such a step fails. */
+  volumes?: { serverUrl: string; mountsDir: string };
 }
 
 /**
@@ -61,7 +63,7 @@ export class ImageBuilder {
     image: ImageSpec,
     base: { rootfs: string; nodeDir: string },
     log: (line: string) => void,
-    options: { upToFailure?: boolean; secrets?: BuildSecretValues } = {},
+    options: { upToFailure?: boolean; secrets?: BuildSecretValues; volumes?: ImageSecrets["buildVolumes"] } = {},
   ) {
     const entries: string[] = base.rootfs.startsWith(join(this.options.cacheDir, "bases"))
       ? [dirname(base.rootfs)]
@@ -83,7 +85,8 @@ export class ImageBuilder {
         let pending = this.building.get(key);
         if (!pending) {
           const secrets = stepEnv(step, options.secrets ?? {});
-          pending = this.buildLayer(key, step, secrets, built, base, where, log).finally(() =>
+          const grant = options.volumes;
+          pending = this.buildLayer(key, step, { secrets, grant }, built, base, where, log).finally(() =>
             this.building.delete(key),
           );
           this.building.set(key, pending);
@@ -216,7 +219,7 @@ export class ImageBuilder {
   private async buildLayer(
     key: string,
     step: ImageStep,
-    secrets: Record<string, string>,
+    { secrets, grant }: { secrets: Record<string, string>; grant: ImageSecrets["buildVolumes"] },
     below: BuiltImage,
     base: { rootfs: string; nodeDir: string },
     where: { step: number; total: number; description: string },
@@ -235,7 +238,7 @@ export class ImageBuilder {
       if (published) await this.extract(published, upper, LAYER_TAR_FLAGS);
       else if (step.kind === "copy") await this.extract(step.archive, upper);
       else if (script !== undefined)
-        await runStep(this.options, { key, script, step, secrets, below, base, upper, where, log });
+        await runStep(this.options, { key, script, step, secrets, grant, below, base, upper, where, log });
       else {
         await mkdir(upper, { recursive: true });
         if (step.kind === "workdir") await mkdir(join(upper, step.path), { recursive: true });

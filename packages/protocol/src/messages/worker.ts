@@ -112,11 +112,16 @@ export type RegistryAuth = z.infer<typeof RegistryAuth>;
 export const BuildSecretValues = z.record(z.record(z.string()));
 export type BuildSecretValues = z.infer<typeof BuildSecretValues>;
 
-/** What building an image needs from the server's secret store: its registry login and its steps' secrets. */
+/** What building an image needs from the server: its registry login, its steps' secrets and volumes. */
 export const ImageSecrets = z.object({
   registryAuth: RegistryAuth.optional(),
   /** Values of the secrets the image's steps run with, by name (see ImageStep). */
   buildSecrets: BuildSecretValues.optional(),
+  /**
+   * For an image whose steps mount volumes: a token (`ID:SECRET`) that reaches those volumes of `env`, and
+   * no others, until the build (or the start it is part of) ends.
+   */
+  buildVolumes: z.object({ token: z.string(), env: z.string() }).optional(),
 });
 export type ImageSecrets = z.infer<typeof ImageSecrets>;
 

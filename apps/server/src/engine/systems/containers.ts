@@ -8,6 +8,7 @@ import {
 } from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
+import type { BuildVolumes } from "./build-grants.js";
 import { minContainersOf, replaceable } from "./pools.js";
 import type { Systems } from "./systems.js";
 
@@ -20,7 +21,7 @@ type ContainerMessage<T extends WorkerMessage["t"]> = Extract<WorkerMessage, { t
 export class ContainerSystem {
   constructor(
     private readonly state: EngineState,
-    private readonly deps: Pick<Systems, "pools" | "secrets" | "attempts" | "web" | "requestAutoscale"> & {
+    private readonly deps: Pick<Systems, "pools" | "secrets" | "builds" | "attempts" | "web" | "requestAutoscale"> & {
       /** A container of this app is gone (its log watchers may be waiting for the last one). */
       containerGone: (appId: string) => void;
     },
@@ -52,11 +53,16 @@ export class ContainerSystem {
     let imageSecrets: ImageSecrets;
     let bucketCredentials: Record<string, BucketCredentials>;
     let volumes: { volumeId: string; readOnly: boolean }[];
+    let buildVolumes: BuildVolumes | undefined;
     try {
       secrets = await this.deps.secrets.secretsFor(info);
       imageSecrets = await this.deps.secrets.imageSecrets(info, info.spec.image);
       bucketCredentials = await this.deps.secrets.bucketCredentialsFor(info);
       volumes = await this.volumesOf(info);
+      buildVolumes = await this.deps.builds.volumesOf(info, info.spec.image, {
+        author: `app ${info.appName}`,
+        strict: false,
+      });
     } catch (error) {
       cannotStart.set(info.id, Date.now());
       const message = `${info.spec.name} cannot start: ${(error as Error).message}`;
@@ -74,6 +80,10 @@ export class ContainerSystem {
       version: info.version,
       stopping: false,
     });
+    // Its image is built, if it must be, before it starts: the build reaches its steps' volumes until then.
+    const build = buildVolumes
+      ? await this.deps.builds.grant(worker, buildVolumes, { containerId, appId: info.appId, functionId: info.id })
+      : undefined;
     const [token, functionIds] = await Promise.all([
       store.fleet.addContainer({
         id: containerId,
@@ -98,6 +108,7 @@ export class ContainerSystem {
       env: runnerEnvironment({ SKIFF_PARAMS: info.params }),
       secrets,
       ...imageSecrets,
+      ...(build ? { buildVolumes: build.buildVolumes } : {}),
       appEnv: info.env,
       token,
       functionIds,
@@ -190,6 +201,7 @@ export class ContainerSystem {
     starting.delete(message.containerId);
     if (started) timings.noteColdStart(started.functionId, Date.now() - started.at);
     await store.fleet.setContainerState(message.containerId, "running");
+    await this.deps.builds.startEnded(message.containerId);
     const info = container && functions.get(container.functionId);
     if (!container || !info) return;
     const reason = `replaced by version ${info.version}`;
@@ -245,6 +257,7 @@ export class ContainerSystem {
     starting.delete(message.containerId);
     dispatcher.release(message.containerId);
     await store.fleet.setContainerState(message.containerId, "stopped", message.reason);
+    await this.deps.builds.startEnded(message.containerId);
     const reason = message.message ?? `the container stopped (${message.reason})`;
     attempts.loseAll([...attempts.running(message.inFlight), ...queue.ofOwner(message.containerId)], reason);
     const appId = container && functions.get(container.functionId)?.appId;

@@ -2,6 +2,8 @@ import type { ImageSecrets, ImageSpec, ServerToClient, Terminal, WorkerMessage }
 import { ApiError } from "../../errors.js";
 import type { EngineState } from "../state.js";
 import type { WorkerConn } from "../workers.js";
+import type { BuildVolumes } from "./build-grants.js";
+import type { Systems } from "./systems.js";
 
 /** What a shell sends its client: its output and its exit. */
 export type ShellMessage = Extract<ServerToClient, { t: "shell-output" | "shell-exit" }>;
@@ -16,27 +18,33 @@ export class RelaySystem {
     { workerId: string; onLines: (lines: string[]) => void; done: (error?: string, exported?: string) => void }
   >();
   private nextBuild = 1;
-  /** Open shells: the worker running each, and where its output goes. */
-  private readonly shells = new Map<string, { worker: WorkerConn; send: (message: ShellMessage) => void }>();
+  /** Open shells: the worker running each, where its output goes, and the grant its image's build had. */
+  private readonly shells = new Map<
+    string,
+    { worker: WorkerConn; send: (message: ShellMessage) => void; grant: string | undefined }
+  >();
 
-  constructor(private readonly state: EngineState) {}
+  constructor(
+    private readonly state: EngineState,
+    private readonly deps: Pick<Systems, "builds">,
+  ) {}
 
   /**
    * Builds an image on a worker now (what a container start would otherwise do first); `onLines` gets the
-   * build's output. Resolves once built, rejects with the failed step.
+   * build's output. Resolves once built, rejects with the failed step. The volumes its steps mount
+   * (`volumes`) are granted to this build until it ends.
    */
-  buildImage(
+  async buildImage(
     image: ImageSpec,
     onLines: (lines: string[]) => void,
-    options: { export?: boolean; secrets?: ImageSecrets } = {},
+    options: { export?: boolean; secrets?: ImageSecrets; volumes?: BuildVolumes | undefined } = {},
   ): Promise<string | undefined> {
     // Where a small container would go (best fit): builds land where containers are likely to run.
     const worker = this.state.workers.place({ cpu: 0.001, memoryMiB: 1 });
     if (!worker) {
-      return Promise.reject(
-        new ApiError("UNAVAILABLE", "no worker is connected to build on: start one with `skiff worker`"),
-      );
+      throw new ApiError("UNAVAILABLE", "no worker is connected to build on: start one with `skiff worker`");
     }
+    const grant = options.volumes ? await this.deps.builds.grant(worker, options.volumes) : undefined;
     const rid = this.nextBuild++;
     return new Promise((resolve, reject) => {
       this.builds.set(rid, {
@@ -44,8 +52,8 @@ export class RelaySystem {
         onLines,
         done: (error, exported) => {
           this.builds.delete(rid);
-          if (error) reject(new ApiError("BAD_REQUEST", error));
-          else resolve(exported);
+          const ended = grant ? this.deps.builds.end(grant.id).catch(() => {}) : Promise.resolve();
+          void ended.then(() => (error ? reject(new ApiError("BAD_REQUEST", error)) : resolve(exported)));
         },
       });
       worker.send({
@@ -54,6 +62,7 @@ export class RelaySystem {
         image,
         export: options.export ?? false,
         ...options.secrets,
+        ...(grant ? { buildVolumes: grant.buildVolumes } : {}),
       });
     });
   }
@@ -65,15 +74,20 @@ export class RelaySystem {
     else build?.done(message.error, message.exported);
   }
 
-  /** Opens a shell in a container of `image` on a worker; its output and exit go to `send`. */
-  openShell(
+  /**
+   * Opens a shell in a container of `image` on a worker; its output and exit go to `send`. Building the
+   * image first reaches the volumes its steps mount (`volumes`) until the shell ends.
+   */
+  async openShell(
     shell: { sid: string; image: ImageSpec; command: string[]; tty?: Terminal | undefined },
     send: (message: ShellMessage) => void,
     secrets: ImageSecrets = {},
-  ): void {
+    volumes?: BuildVolumes,
+  ): Promise<void> {
     const worker = this.state.workers.place({ cpu: 1, memoryMiB: 1024 });
     if (!worker) throw new ApiError("UNAVAILABLE", "no worker has room for a shell: start one with `skiff worker`");
-    this.shells.set(shell.sid, { worker, send });
+    const grant = volumes ? await this.deps.builds.grant(worker, volumes) : undefined;
+    this.shells.set(shell.sid, { worker, send, grant: grant?.id });
     const { sid, image, command, tty } = shell;
     worker.send({
       t: "shell-open",
@@ -82,13 +96,14 @@ export class RelaySystem {
       command,
       ...(tty ? { tty } : {}),
       ...secrets,
+      ...(grant ? { buildVolumes: grant.buildVolumes } : {}),
     });
   }
 
   /** A shell's output or exit from its worker, passed on to its client. */
   shellMessage(message: ShellMessage): void {
     this.shells.get(message.sid)?.send(message);
-    if (message.t === "shell-exit") this.shells.delete(message.sid);
+    if (message.t === "shell-exit") this.forgetShell(message.sid);
   }
 
   /** Resizes a shell's terminal. */
@@ -104,7 +119,7 @@ export class RelaySystem {
   /** Ends a shell whose client went away. */
   closeShell(sid: string): void {
     const shell = this.shells.get(sid);
-    this.shells.delete(sid);
+    this.forgetShell(sid);
     shell?.worker.send({ t: "shell-close", sid });
   }
 
@@ -113,11 +128,18 @@ export class RelaySystem {
     for (const [sid, shell] of this.shells) {
       if (shell.worker !== worker) continue;
       shell.send({ t: "shell-exit", sid, code: null, error: "the worker running the shell disconnected" });
-      this.shells.delete(sid);
+      this.forgetShell(sid);
     }
     for (const build of [...this.builds.values()]) {
       if (build.workerId === worker.id) build.done("the worker building the image disconnected; build again");
     }
+  }
+
+  /** A shell is over: the grant of its image's build, if it had one, ends. */
+  private forgetShell(sid: string): void {
+    const grant = this.shells.get(sid)?.grant;
+    this.shells.delete(sid);
+    if (grant) void this.deps.builds.end(grant).catch(() => {});
   }
 
   private shellOf(sid: string): { worker: WorkerConn } {

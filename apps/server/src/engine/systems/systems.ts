@@ -1,6 +1,7 @@
 import type { Scheduler } from "../scheduler.js";
 import type { AppSystem } from "./apps.js";
 import type { AttemptSystem } from "./attempts.js";
+import type { BuildGrantSystem } from "./build-grants.js";
 import type { CallSystem } from "./calls.js";
 import type { ContainerSystem } from "./containers.js";
 import type { PoolSystem } from "./pools.js";
@@ -16,6 +17,7 @@ import type { WebSystem } from "./web.js";
 export interface Systems {
   pools: PoolSystem;
   secrets: SecretSystem;
+  builds: BuildGrantSystem;
   attempts: AttemptSystem;
   calls: CallSystem;
   containers: ContainerSystem;
