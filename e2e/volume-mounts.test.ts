@@ -38,8 +38,8 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
 
   beforeAll(async () => {
     s3 = await startS3TestServer("e2e-bucket");
-    // A quota the 300 MiB file fits in, and a second one does not.
-    stack = await Stack.start({ runtime, serverEnv: { SKIFF_VOLUME_QUOTA: "500MiB" } });
+    // A quota the 120 MiB file fits in, and a second one of 100 MiB does not.
+    stack = await Stack.start({ runtime, serverEnv: { SKIFF_VOLUME_QUOTA: "200MiB" } });
     // Every step runs the whole app, whose bucket function needs its secret at deploy.
     await skiff([
       "secret",
@@ -90,7 +90,7 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
   }, 300_000);
 
   it("keeps the last whole version when the worker is killed during a commit", async () => {
-    const mib = 300;
+    const mib = 120;
     let killed: Promise<void> | undefined;
     const run = await stack.run(["run", FIXTURE, "--step", "big"], {
       timeoutMs: 240_000,
@@ -130,12 +130,12 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
     const before = await skiff(["volume", "history", "e2e-models"]);
     const run = await stack.run(["run", FIXTURE, "--step", "quota"], {
       timeoutMs: 240_000,
-      env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: "250" },
+      env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: "100" },
     });
     expect(run.code, run.stderr).toBe(0);
-    expect(String(run.results[0])).toMatch(/over their quota of 500 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/);
+    expect(String(run.results[0])).toMatch(/over their quota of 200 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/);
     expect(await skiff(["volume", "history", "e2e-models"])).toBe(before);
-    expect(await skiff(["volume", "ls", "e2e-models", "big.bin"])).toContain(" 300 MiB ");
+    expect(await skiff(["volume", "ls", "e2e-models", "big.bin"])).toContain(" 120 MiB ");
   }, 300_000);
 
   it("refuses to delete a volume a running container mounts, unless forced", async () => {
