@@ -78,6 +78,10 @@ export class VolumeMount {
         "1000h",
         "--poll-interval",
         "0",
+        // Read-only: no disk cache to write through (nothing is written), and 32 MiB read ahead, so a
+        // sequential read streams (a 512 MiB read on the host went from 122 to 315 MiB/s); a small read at an
+        // offset may fetch up to that much more.
+        ...(readOnly ? ["--vfs-cache-mode", "off", "--buffer-size", "32M"] : []),
         ...(options.rcloneFlags ?? []),
       ],
     }).catch(async (error: unknown) => {
