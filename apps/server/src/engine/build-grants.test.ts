@@ -1,12 +1,11 @@
-import type { ImageSpec, ServerToWorker } from "@skiff/protocol";
+import type { ImageSpec } from "@skiff/protocol";
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import { Hono } from "hono";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AuthEnv, Authenticator } from "../auth.js";
 import { ControlPlane } from "./control-plane.js";
-import { testSpec } from "./test-spec.js";
-import type { WorkerConn } from "./workers.js";
+import { fakeWorker, testSpec } from "./test-spec.js";
 
 const scope = { workspace: LOCAL_WORKSPACE, env: "main" };
 
@@ -29,19 +28,7 @@ function imageMounting(...names: string[]): ImageSpec {
 describe("build grants", () => {
   let store: Store;
   let control: ControlPlane;
-  const sent: ServerToWorker[] = [];
-  const worker: WorkerConn = {
-    id: "wk-test",
-    name: "test",
-    capacity: { cpu: 8, memoryMiB: 8192 },
-    containers: new Map(),
-    send: (message) => sent.push(message),
-  };
-  const take = <T extends ServerToWorker["t"]>(t: T) => {
-    const out = sent.filter((m) => m.t === t) as Extract<ServerToWorker, { t: T }>[];
-    sent.splice(0, sent.length, ...sent.filter((m) => m.t !== t));
-    return out;
-  };
+  const { worker, sent, take } = fakeWorker();
   const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
   beforeEach(async () => {

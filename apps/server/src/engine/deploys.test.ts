@@ -1,10 +1,9 @@
-import type { FunctionSpec, ServerToWorker } from "@skiff/protocol";
+import type { FunctionSpec } from "@skiff/protocol";
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "./control-plane.js";
-import { testSpec } from "./test-spec.js";
-import type { WorkerConn } from "./workers.js";
+import { fakeWorker, testSpec } from "./test-spec.js";
 
 const spec = testSpec;
 
@@ -14,19 +13,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 describe("deploys and scaling", () => {
   let store: Store;
   let control: ControlPlane;
-  const sent: ServerToWorker[] = [];
-  const worker: WorkerConn = {
-    id: "wk-test",
-    name: "test",
-    capacity: { cpu: 8, memoryMiB: 8192 },
-    containers: new Map(),
-    send: (message) => sent.push(message),
-  };
-  const take = <T extends ServerToWorker["t"]>(t: T) => {
-    const out = sent.filter((m) => m.t === t) as Extract<ServerToWorker, { t: T }>[];
-    sent.splice(0, sent.length, ...sent.filter((m) => m.t !== t));
-    return out;
-  };
+  const { worker, sent, take } = fakeWorker();
 
   async function deploy(specs: FunctionSpec[], bundleHash: string) {
     const deployed = await store.apps.deploy({
