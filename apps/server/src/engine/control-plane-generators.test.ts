@@ -6,7 +6,6 @@ import {
   type FunctionSpec,
   type GeneratorItem,
   type Result,
-  type ServerToWorker,
   type WorkerOutput,
 } from "@skiff/protocol";
 import { LOCAL_WORKSPACE, openPglite, Store } from "@skiff/store";
@@ -15,7 +14,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ControlPlane } from "./control-plane.js";
 import type { Subscriber } from "./hub.js";
 import { CALLER_RETURN_MS } from "./systems/calls.js";
-import { placeContainer, testSpec } from "./test-spec.js";
+import { fakeWorker, placeContainer, testSpec } from "./test-spec.js";
 import type { WorkerConn } from "./workers.js";
 
 const RETRIES = { maxRetries: 2, initialDelayMs: 0, backoffCoefficient: 1, maxDelayMs: 0 };
@@ -46,14 +45,7 @@ describe("control plane: generator calls", () => {
     functionId = functions[0]!.id;
     control = new ControlPlane({ store, log: pino({ level: "silent" }) });
     await control.start();
-    const sent: ServerToWorker[] = [];
-    const worker: WorkerConn = {
-      id: "wk-test",
-      name: "test",
-      capacity: { cpu: 8, memoryMiB: 8192 },
-      containers: new Map(),
-      send: (message) => sent.push(message),
-    };
+    const { worker, sent } = fakeWorker();
     await control.workerConnected(worker, "process", [], []);
     placeContainer(control, worker, {
       id: "c1",
