@@ -37,7 +37,9 @@ export interface RcloneUploads {
 
 const REMOTE_NAME = "skiff";
 const RC_LINE = /Serving remote control on (http:\/\/127\.0\.0\.1:\d+)\//;
-const POLL_MS = 10;
+const POLL_MS = 2;
+/** The longest wait between two looks at rclone's upload queue (the wait doubles from POLL_MS). */
+const POLL_MAX_MS = 50;
 const STOP_GRACE_MS = 3_000;
 const FUSE_CONNECTIONS = "/sys/fs/fuse/connections";
 /** How long a flush waits for the kernel's queue of FUSE requests to empty before it goes on regardless. */
@@ -179,12 +181,13 @@ export class RcloneMount {
   async flush(timeoutMs = 600_000): Promise<void> {
     await this.settle();
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    // Soon at first (a small file is uploaded in a few ms), less often while a large upload runs.
+    for (let wait = POLL_MS; ; wait = Math.min(wait * 2, POLL_MAX_MS)) {
       const { inProgress, queued, errored } = await this.uploads();
       if (errored > 0) throw new Error(`rclone could not upload ${errored} file(s):\n${this.log().trim()}`);
       if (inProgress === 0 && queued === 0) return;
       if (Date.now() > deadline) throw new Error(`rclone still uploads ${inProgress + queued} file(s)`);
-      await sleep(POLL_MS);
+      await sleep(wait);
     }
   }
 
