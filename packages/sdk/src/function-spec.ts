@@ -103,6 +103,9 @@ export function checkOptionNames(
     problem = optionsProblem(`${where}: ${key}`, value, nested)?.replace(/ option /, " field ");
   }
   if (problem) throw new TypeError(problem);
+  // Mounts are checked here too, where the function is declared (against the image's files at the manifest).
+  const volumes = (options as FunctionOptions).volumes;
+  if (volumes !== undefined && kind !== "variant") mountSpecs(volumes, where, []);
 }
 
 /** Normalizes options into the spec the server and worker use; throws a clear error on bad values. */
@@ -244,7 +247,11 @@ function mountSpecs(
         `${where}: volumes["${path}"] must be Volume.fromName(...) (or its .readOnly()) or CloudBucketMount(...)`,
       );
     }
-    return mount.toMountSpec(path);
+    try {
+      return mount.toMountSpec(path);
+    } catch (error) {
+      throw new TypeError(`${where}: ${(error as Error).message}`);
+    }
   });
   const problem = mountsProblem(
     mounts,

@@ -67,6 +67,23 @@ describe.skipIf(unavailable)(`bucket mounts${unavailable ? ` (skipped: ${unavail
     await expect(writeFile(join(bucket.hostPath, "new.csv"), "no")).rejects.toMatchObject({ code: "EROFS" });
   });
 
+  it("fails the mount, saying why, for refused credentials, a missing bucket and an endpoint that is down", async () => {
+    const attempt = (options: Partial<Parameters<typeof BucketMount.mount>[0]>) =>
+      BucketMount.mount({
+        endpoint: s3.endpoint,
+        bucket: s3.bucket,
+        credentials: S3_TEST_CREDENTIALS,
+        dir: join(root, `b${made++}`),
+        readOnly: true,
+        ...options,
+      });
+    await expect(attempt({ credentials: { accessKeyId: "WRONG", secretAccessKey: "WRONG" } })).rejects.toThrow(
+      /bucket "datasets" at http:\/\/127\.0\.0\.1:\d+ refused the credentials of its secret \(InvalidAccessKeyId\)/,
+    );
+    await expect(attempt({ bucket: "no-such-bucket" })).rejects.toThrow(/"no-such-bucket" at .* does not exist/);
+    await expect(attempt({ endpoint: "http://127.0.0.1:9" })).rejects.toThrow(/could not be listed: ECONNREFUSED/);
+  });
+
   it("keeps credentials out of rclone's command line and in a file only root can read", async () => {
     const bucket = await mount({ readOnly: true });
     const commandLine = await readFile(`/proc/${bucket.pid}/cmdline`, "utf8");

@@ -1,3 +1,4 @@
+import { ListObjectsCommand, S3Client } from "@aws-sdk/client-s3";
 import { RcloneMount } from "./rclone-mount.js";
 
 /** An S3-compatible bucket to mount, as a function's `CloudBucketMount` describes it. */
@@ -39,6 +40,7 @@ export class BucketMount {
       throw new Error(`"${options.bucket}" is not a valid bucket name: use 3-63 characters of a-z, 0-9, '.' and '-'.`);
     }
     const credentials = options.credentials;
+    await probe(options, prefix);
     const rclone = await RcloneMount.start({
       remote: {
         type: "s3",
@@ -86,5 +88,52 @@ export class BucketMount {
     } finally {
       await this.rclone.stop();
     }
+  }
+}
+
+/** How long the look at a bucket before mounting it may take. */
+const PROBE_MS = 10_000;
+
+/**
+ * Lists one key of the bucket under the prefix (ListObjects, version 1: s3rver fails a truncated version-2 list), so that what would make every file operation fail with a
+ * bare EIO (the endpoint down, the credentials refused, the bucket missing) fails the mount instead, saying
+ * which. Anonymous without credentials: the worker's own AWS settings are never used.
+ */
+async function probe(options: BucketMountOptions, prefix: string): Promise<void> {
+  const client = new S3Client({
+    endpoint: options.endpoint,
+    region: options.region ?? "us-east-1",
+    forcePathStyle: true,
+    maxAttempts: 1,
+    ...(options.credentials
+      ? { credentials: options.credentials }
+      : { signer: { sign: async (request) => request }, credentials: { accessKeyId: "", secretAccessKey: "" } }),
+  });
+  const where = `bucket "${options.bucket}" at ${options.endpoint}`;
+  try {
+    await client.send(
+      new ListObjectsCommand({ Bucket: options.bucket, Prefix: prefix ? `${prefix}/` : undefined, MaxKeys: 1 }),
+      {
+        abortSignal: AbortSignal.timeout(PROBE_MS),
+      },
+    );
+  } catch (error) {
+    const e = error as Error & { Code?: string; $metadata?: { httpStatusCode?: number }; code?: string };
+    const code = e.Code ?? e.name;
+    if (code === "NoSuchBucket") throw new Error(`${where} does not exist: create it, or fix the bucket's name`);
+    const status = e.$metadata?.httpStatusCode;
+    if (status === 403 || status === 401 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch/.test(code)) {
+      throw new Error(
+        `${where} refused ${options.credentials ? "the credentials of its secret" : "anonymous access"} (${code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the secret, and its rights on the bucket`,
+      );
+    }
+    if (e.name === "TimeoutError" || e.name === "AbortError") {
+      throw new Error(
+        `${where} did not answer within ${PROBE_MS / 1000} s: is the endpoint right, and reachable from the workers?`,
+      );
+    }
+    throw new Error(`${where} could not be listed: ${e.code ?? code}: ${e.message}`);
+  } finally {
+    client.destroy();
   }
 }
