@@ -196,16 +196,19 @@ export class VolumeStore {
       );
       if (!row) return false;
       if (!options.force) {
-        const mounted = await tx.query<{ id: string; app_id: string | null }>(
-          `SELECT c.id, c.app_id FROM container_volumes cv JOIN containers c ON c.id = cv.container_id
+        const mounted = await tx.query<{ id: string; app: string | null }>(
+          `SELECT c.id, a.name AS app FROM container_volumes cv JOIN containers c ON c.id = cv.container_id
+           LEFT JOIN apps a ON a.id = c.app_id
            WHERE cv.volume_id = $1 AND c.state <> 'stopped' ORDER BY c.id LIMIT 3`,
           [row.id],
         );
         if (mounted.length > 0) {
-          const which = mounted.map((c) => `${c.id}${c.app_id ? ` (app ${c.app_id})` : ""}`).join(", ");
+          const which = mounted.map((c) => `${c.id}${c.app ? ` of app ${c.app}` : ""}`).join(", ");
+          const apps = [...new Set(mounted.flatMap((c) => (c.app ? [c.app] : [])))];
+          const stop = apps.length > 0 ? ` (\`skiff app stop ${apps[0]}\`)` : "";
           throw new VolumeError(
             "CONFLICT",
-            `volume "${name}" is mounted by running containers (${which}): stop their apps first, or delete it with --force (their mounts then fail)`,
+            `volume "${name}" is mounted by running containers (${which}): stop their apps first${stop}, or delete it with --force (their mounts then fail)`,
           );
         }
       }

@@ -96,7 +96,9 @@ export function serveVolumes(api: Api, deps: { store: Store; blobs: BlobStore })
     const scope = scopeOf(c);
     const name = c.req.param("name");
     const { force } = parseQuery(c, volumeRoutes.delete.query);
-    if (!(await store.volumes.delete(scope, name, { force: flag(force) }))) throw missingVolume(scope, name);
+    if (!(await store.volumes.delete(scope, name, { force: flag(force) }))) {
+      throw new ApiError("NOT_FOUND", `no volume "${name}" in environment "${scope.env}": see \`skiff volume list\``);
+    }
     return { ok: true };
   });
 

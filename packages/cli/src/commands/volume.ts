@@ -106,7 +106,7 @@ export async function volumePutCommand(
     const meter = new Meter(undefined);
     const result = await volume.write(remote, meter.count(process.stdin as AsyncIterable<Uint8Array>));
     meter.done();
-    say(`${green(`put ${volumePath(remote).path}`)} (${formatBytes(meter.bytes)}) as v${result.version}`);
+    say(`${green(`put ${pathIn(remote).path}`)} (${formatBytes(meter.bytes)}) as v${result.version}`);
     return;
   }
   const found = await stat(local).catch(() => undefined);
@@ -126,7 +126,7 @@ export async function volumePutCommand(
   let stored = 0;
   let version = 0;
   for (const file of files) {
-    meter.label = `put ${volumePath(file.to).path}`;
+    meter.label = `put ${pathIn(file.to).path}`;
     const result = await volume.write(file.to, meter.count(createReadStream(file.from)), {
       size: file.size,
       mode: file.mode,
@@ -156,7 +156,7 @@ export async function volumeGetCommand(
   config: Config,
 ): Promise<void> {
   const { volume, conn } = await open(name, options, config);
-  const at = volumePath(remote).path;
+  const at = pathIn(remote).path;
   const version =
     options.version === undefined
       ? (await conn.client.call(volumeRoutes.get, { params: { name }, query: { env: conn.env } })).volume.version
@@ -174,10 +174,17 @@ export async function volumeGetCommand(
   }
   const files: { from: string; to: string; size: number; mode: number; mtimeMs: number }[] = [];
   const target = local ?? (at === "" ? "." : basename(at));
+  const into = await stat(target).catch(() => undefined);
   if (entry.type === "file") {
-    const into = await stat(target).catch(() => undefined);
-    files.push({ ...entry, from: at, to: into?.isDirectory() ? join(target, basename(at)) : target });
+    // A target ending in "/" is a directory, made if need be: `get data a.txt out/` writes out/a.txt.
+    const asDir = into?.isDirectory() || /[/\\]$/.test(target);
+    files.push({ ...entry, from: at, to: asDir ? join(target, basename(at)) : target });
   } else {
+    if (into && !into.isDirectory()) {
+      throw new UserCodeError(
+        `"${at || "/"}" is a directory and ${target} is a file here: give a directory to get it into`,
+      );
+    }
     await mkdir(target, { recursive: true });
     for await (const item of volume.list(at, { recursive: true, version })) {
       const rel = at === "" ? item.path : item.path.slice(at.length + 1);
@@ -221,7 +228,7 @@ export async function volumeRmCommand(
   const { volume } = await open(name, options, config);
   try {
     const result = await volume.remove(path, { recursive: Boolean(options.recursive) });
-    say(`removed ${volumePath(path).path || "/"} from ${name} (v${result.version})`);
+    say(`removed ${pathIn(path).path || "/"} from ${name} (v${result.version})`);
   } catch (error) {
     if (error instanceof SkiffError && error.code === "BAD_REQUEST" && /is a directory/.test(error.message)) {
       throw new SkiffError(
@@ -243,7 +250,7 @@ export async function volumeCpCommand(
 ): Promise<void> {
   const { volume } = await open(name, options, config);
   const result = await volume.copy(from, to);
-  say(`copied ${volumePath(from).path} to ${volumePath(to).path} in ${name} (v${result.version})`);
+  say(`copied ${pathIn(from).path} to ${pathIn(to).path} in ${name} (v${result.version})`);
 }
 
 /** `skiff volume history NAME`: versions, newest first. */
@@ -282,7 +289,7 @@ function versionArg(text: string): number {
 }
 
 function joinRemote(base: string, rel: string): string {
-  return volumePath(`${base}/${rel}`).path;
+  return pathIn(`${base}/${rel}`).path;
 }
 
 /** The files under a local directory (symbolic links and other non-files are left out, and said so). */
@@ -339,5 +346,14 @@ class Meter {
 
   done(): void {
     progress.done();
+  }
+}
+
+/** A path in a volume, normalized; a bad one (`..`, a NUL byte) is the user's mistake, said without a stack. */
+function pathIn(raw: string): ReturnType<typeof volumePath> {
+  try {
+    return volumePath(raw);
+  } catch (error) {
+    throw new UserCodeError((error as Error).message);
   }
 }
