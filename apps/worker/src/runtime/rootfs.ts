@@ -13,13 +13,17 @@ const MIRROR = "http://deb.debian.org/debian";
  *
  * @example const rootfs = await ensureBaseRootfs("/root/.skiff/cache");
  */
-export async function ensureBaseRootfs(cacheDir: string): Promise<string> {
+export async function ensureBaseRootfs(cacheDir: string, log?: (line: string) => void): Promise<string> {
   const parent = join(cacheDir, "rootfs");
   const target = join(parent, `${SUITE}-minbase`);
   if (existsSync(join(target, "bin"))) return target;
   await mkdir(parent, { recursive: true });
   return withFileLock(`${target}.lock`, async () => {
     if (existsSync(join(target, "bin"))) return target;
+    // Said where the caller waits: a first run on a new machine is otherwise a silent minute.
+    log?.(
+      `preparing the Debian ${SUITE} base image (first use on this worker, about a minute; \`skiff prepare\` does it ahead)`,
+    );
     await debootstrap(`${target}.tmp`);
     await rename(`${target}.tmp`, target);
     return target;
