@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import type { RunnerData, RunnerInput, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
@@ -502,6 +503,11 @@ class VolumeRequests {
   }
 
   async request(op: "commit" | "reload", name: string): Promise<{ version: number }> {
+    // gVisor may close a file's host handle some time after the code's close() returned; until it does, the
+    // worker's mount does not see the file as closed, and a commit would miss it (a 100 MiB file, seen in
+    // e2e). sync(2) makes the sandbox settle its files first. Without a `sync` binary in the image, it goes on.
+    if (op === "commit")
+      await new Promise((resolve) => execFile("sync", { timeout: 10_000 }, () => resolve(undefined)));
     const socket = await this.socket!;
     const rid = this.rid++;
     const answer = new Promise<{ version: number }>((resolve, reject) => this.waiting.set(rid, { resolve, reject }));
