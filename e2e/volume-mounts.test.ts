@@ -133,7 +133,9 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
       env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: "100" },
     });
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.stringify(run.results[0])).toMatch(/over their quota of 200 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/);
+    expect(JSON.stringify(run.results[0])).toMatch(
+      /over their quota of 200 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/,
+    );
     expect(await skiff(["volume", "history", "e2e-models"])).toBe(before);
     expect(await skiff(["volume", "ls", "e2e-models", "big.bin"])).toContain(" 120 MiB ");
   }, 300_000);
