@@ -149,6 +149,19 @@ export class VolumeStore {
     });
   }
 
+  /**
+   * The volume a mount names: made first (by `author`) when it is marked `createIfMissing`; undefined when it
+   * is not there and may not be made.
+   */
+  async resolve(
+    scope: Scope,
+    name: string,
+    options: { createIfMissing: boolean | undefined; author: string },
+  ): Promise<VolumeRow | undefined> {
+    if (!options.createIfMissing) return this.find(scope, name);
+    return (await this.create(scope, name, { ifMissing: true, author: options.author })).volume;
+  }
+
   /** The volume of that name in the scope, if any. */
   async find(scope: Scope, name: string): Promise<VolumeRow | undefined> {
     return this.findIn(this.db, scope, name);

@@ -16,6 +16,10 @@ export async function checkAppMounts(
   author: string,
 ): Promise<void> {
   const { env } = scope;
+  const there = (name: string, createIfMissing: boolean | undefined) =>
+    deps.store.volumes.resolve(scope, name, { createIfMissing, author });
+  // The environment's secrets, read once if a bucket names one.
+  let secrets: Promise<Map<string, string[]>> | undefined;
   for (const fn of functions) {
     const where = `${fn.kind} "${fn.name}"`;
     const mounts = fn.volumes ?? [];
@@ -26,26 +30,24 @@ export async function checkAppMounts(
     if (problem) throw new ApiError("BAD_REQUEST", `${where}: ${problem}`);
     // Its image's steps mount volumes while it is built (on a container's start, if not before).
     for (const { name, createIfMissing } of buildVolumesOf(fn.image)) {
-      if (createIfMissing) await deps.store.volumes.create(scope, name, { ifMissing: true, author });
-      else if (!(await deps.store.volumes.find(scope, name))) {
+      if (!(await there(name, createIfMissing))) {
         throw new ApiError("BAD_REQUEST", missingVolume(`the image of ${where}`, name, env));
       }
     }
     for (const mount of mounts) {
       if (mount.kind === "volume") {
-        if (mount.createIfMissing) {
-          await deps.store.volumes.create(scope, mount.name, { ifMissing: true, author });
-        } else if (!(await deps.store.volumes.find(scope, mount.name))) {
+        if (!(await there(mount.name, mount.createIfMissing))) {
           throw new ApiError("BAD_REQUEST", missingVolume(where, mount.name, env));
         }
         continue;
       }
       if (!mount.secret) continue;
-      if (!deps.secrets) throw new ApiError("UNAVAILABLE", "this server has no secret store");
-      const [found] = await deps.secrets.store
-        .list(env, scope.workspace)
-        .then((all) => all.filter((secret) => secret.name === mount.secret));
-      const missing = BUCKET_SECRET_KEYS.filter((key) => !found?.keys.includes(key));
+      const store = deps.secrets?.store;
+      if (!store) throw new ApiError("UNAVAILABLE", "this server has no secret store");
+      secrets ??= store.list(env, scope.workspace).then((all) => new Map(all.map((s) => [s.name, s.keys])));
+      const keys = (await secrets).get(mount.secret);
+      const found = keys !== undefined;
+      const missing = BUCKET_SECRET_KEYS.filter((key) => !keys?.includes(key));
       if (!found || missing.length > 0) {
         throw new ApiError(
           "BAD_REQUEST",

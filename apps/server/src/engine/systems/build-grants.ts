@@ -39,9 +39,7 @@ export class BuildGrantSystem {
     const { store } = this.state;
     const volumeIds: string[] = [];
     for (const { name, createIfMissing } of wanted) {
-      const volume = createIfMissing
-        ? (await store.volumes.create(scope, name, { ifMissing: true, author: options.author })).volume
-        : await store.volumes.find(scope, name);
+      const volume = await store.volumes.resolve(scope, name, { createIfMissing, author: options.author });
       if (volume) volumeIds.push(volume.id);
       else if (options.strict) throw new ApiError("BAD_REQUEST", missingVolume("an image step", name, scope.env));
     }

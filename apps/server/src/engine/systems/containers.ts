@@ -126,9 +126,10 @@ export class ContainerSystem {
     const out: { volumeId: string; readOnly: boolean }[] = [];
     for (const mount of info.spec.volumes ?? []) {
       if (mount.kind !== "volume") continue;
-      const volume = mount.createIfMissing
-        ? (await store.volumes.create(info, mount.name, { ifMissing: true, author: `app ${info.appName}` })).volume
-        : await store.volumes.find(info, mount.name);
+      const volume = await store.volumes.resolve(info, mount.name, {
+        createIfMissing: mount.createIfMissing,
+        author: `app ${info.appName}`,
+      });
       if (!volume) throw new Error(missingVolume(`function "${info.spec.name}"`, mount.name, info.env));
       out.push({ volumeId: volume.id, readOnly: mount.readOnly });
     }
