@@ -37,7 +37,11 @@ export class GvisorRuntime extends OciRuntime {
   // sandbox that namespace's interfaces instead, so runsc is started in it (nsenter) rather than told about it.
   // Every later runsc command for that container runs there too: the sandbox's control socket is an abstract
   // Unix socket, which belongs to the network namespace it was bound in.
-  protected override readonly netnsInSpec = false;
+  // A checkpointable container is the exception: gVisor cannot save the host's network stack, so it runs on
+  // gVisor's own (--network=sandbox), which takes the namespace's interfaces from config.json.
+  protected override netnsInSpec(spec: ContainerSpec): boolean {
+    return spec.checkpointable === true;
+  }
 
   constructor(options: GvisorRuntimeOptions = {}) {
     super("/run/skiff/gvisor", options);
@@ -50,16 +54,26 @@ export class GvisorRuntime extends OciRuntime {
 
   // --host-uds=all lets the runner connect to the worker's Unix socket in a bind-mounted directory.
   protected runArgs(spec: ContainerSpec, container: OciContainer): string[] {
-    const network = spec.network === "none" ? "none" : "host";
+    const network = spec.network === "none" ? "none" : spec.checkpointable ? "sandbox" : "host";
     return [
       ...this.globalArgs(),
       "--host-uds=all",
       `--network=${network}`,
-      "run",
+      // A TCP connection open at a checkpoint is reset on restore rather than refusing the checkpoint.
+      ...(spec.checkpointable ? ["--net-disconnect-ok"] : []),
+      ...(spec.restoreFrom ? ["restore", "--image-path", spec.restoreFrom] : ["run"]),
       "--bundle",
       container.bundleDir,
       container.id,
     ];
+  }
+
+  override async checkpoint(id: string, dir: string): Promise<void> {
+    const container = this.runningContainer(id);
+    if (!container?.checkpointable)
+      throw new Error(`container ${id} is not running, or was not started checkpointable`);
+    const result = await this.control(container, ["checkpoint", "--image-path", dir, id]);
+    if (result.code !== 0) throw new Error(`runsc checkpoint failed: ${firstLine(result.stderr)}`);
   }
 
   protected override async commandLine(
@@ -67,6 +81,7 @@ export class GvisorRuntime extends OciRuntime {
     args: string[],
     container: OciContainer,
   ): Promise<[string, string[]]> {
+    if (container.checkpointable) return hideRootNetnsMarker(binary, args);
     // A namespace already gone (a stale container) leaves nothing to enter: run where we are.
     if (!container.network || !existsSync(container.network.netnsPath)) return [binary, args];
     this.nsenterPath ??= await findExecutable("nsenter");
@@ -104,4 +119,31 @@ export class GvisorRuntime extends OciRuntime {
     await this.control(container, ["delete", "--force", container.id]);
     await removeCgroup(container.cgroup);
   }
+}
+
+/**
+ * Runs runsc where /proc/sys/net is hidden (a private mount namespace with an empty tmpfs over it). Before
+ * release-20240801, runsc decides that a namespace is the host's own when /proc/sys/net/core/rmem_default
+ * exists, which on newer kernels it does in every namespace: `--network=sandbox` then refuses any namespace.
+ * Hidden, the check passes; the namespace in config.json is a container's own (network.ts made it).
+ */
+function hideRootNetnsMarker(binary: string, args: string[]): [string, string[]] {
+  return [
+    "unshare",
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "/bin/sh",
+      "-c",
+      'mount -t tmpfs -o size=4k skiff-hide /proc/sys/net && exec "$0" "$@"',
+      binary,
+      ...args,
+    ],
+  ];
+}
+
+function firstLine(text: string): string {
+  return text.trim().split("\n")[0] ?? "";
 }

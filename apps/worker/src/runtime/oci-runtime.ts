@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { constants } from "node:os";
 import { join } from "node:path";
@@ -36,6 +37,8 @@ export interface OciContainer {
   cgroup: MemoryCgroup;
   /** Set for network "private" once its namespace exists. */
   network?: NetworkLease;
+  /** Started to be checkpointed or restored (ContainerSpec.checkpointable). */
+  checkpointable?: boolean;
   /** The overlay's work directory when the upper directory is kept outside the bundle. */
   workDir?: string;
 }
@@ -46,6 +49,8 @@ interface Running {
   done: boolean;
 }
 
+/** A file in a container's bundle directory: it was started checkpointable. */
+const CHECKPOINTABLE_MARK = "checkpointable";
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,47}$/;
 const KILL_RETRY_MS = 100;
 const KILL_ATTEMPTS = 50;
@@ -81,7 +86,9 @@ export abstract class OciRuntime implements ContainerRuntime {
     return [binary, args];
   }
   /** Whether config.json names the private network namespace (runc) or the runtime is started inside it. */
-  protected readonly netnsInSpec: boolean = true;
+  protected netnsInSpec(_spec: ContainerSpec): boolean {
+    return true;
+  }
   /** Extra config.json options for bind mounts marked `sharedWithHost`, as this runtime binary takes them. */
   protected async sharedMountOptions(_binary: string): Promise<string[]> {
     return [];
@@ -110,6 +117,9 @@ export abstract class OciRuntime implements ContainerRuntime {
 
   async start(spec: ContainerSpec): Promise<ContainerHandle> {
     validateId(spec.id);
+    if ((spec.checkpointable || spec.restoreFrom) && !this.checkpoint) {
+      throw new Error(`${this.name} cannot checkpoint or restore containers: use gvisor`);
+    }
     return startOnce(
       this.starting,
       (id) => this.running.has(id),
@@ -154,6 +164,7 @@ export abstract class OciRuntime implements ContainerRuntime {
         bundleDir: join(this.bundlesDir, id),
         cgroup: await resolveMemoryCgroup(cgroupsPath(id)),
         network: await findLease(this.stateDir, id),
+        ...(existsSync(join(this.bundlesDir, id, CHECKPOINTABLE_MARK)) ? { checkpointable: true } : {}),
       };
       // Killing first matters for runsc: `delete --force` on a running sandbox waits 5 s, then fails.
       await this.control(container, ["kill", id, "KILL"]);
@@ -165,6 +176,15 @@ export abstract class OciRuntime implements ContainerRuntime {
 
   async close(): Promise<void> {
     await releaseSpares();
+  }
+
+  /** Set by runtimes that can save a container's state (gVisor); see ContainerRuntime.checkpoint. */
+  checkpoint?(id: string, dir: string): Promise<void>;
+
+  /** The container as started, while it runs. */
+  protected runningContainer(id: string): OciContainer | undefined {
+    const entry = this.running.get(id);
+    return entry && !entry.done ? entry.container : undefined;
   }
 
   /** Runs a runtime subcommand (with the global flags) for a container. */
@@ -194,6 +214,7 @@ export abstract class OciRuntime implements ContainerRuntime {
       id: spec.id,
       bundleDir: join(this.bundlesDir, spec.id),
       cgroup: await resolveMemoryCgroup(cgroupsPath(spec.id)),
+      ...(spec.checkpointable ? { checkpointable: true } : {}),
     };
     await claimBundleDir(container);
     const child = await this.launch(binary, spec, container).catch(async (error: unknown) => {
@@ -229,10 +250,12 @@ export abstract class OciRuntime implements ContainerRuntime {
           )
         : undefined,
     ]);
-    const netnsPath = network && this.netnsInSpec ? network.netnsPath : undefined;
+    const netnsPath = network && this.netnsInSpec(spec) ? network.netnsPath : undefined;
     const shared = spec.mounts.some((mount) => mount.sharedWithHost) ? await this.sharedMountOptions(binary) : [];
     const config = buildOciSpec(spec, overlay.merged, cgroupsPath(spec.id), netnsPath, shared);
     await writeFile(join(container.bundleDir, "config.json"), JSON.stringify(config));
+    // How a later worker's cleanupStale() knows to run its commands for it the same way.
+    if (spec.checkpointable) await writeFile(join(container.bundleDir, CHECKPOINTABLE_MARK), "");
     await this.beforeRun(spec, container);
     const [file, args] = await this.commandLine(binary, this.runArgs(spec, container), container);
     const child = spawnCommand(file, args, { stdin: spec.stdin ?? false });

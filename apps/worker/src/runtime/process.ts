@@ -27,6 +27,9 @@ export class ProcessRuntime implements ContainerRuntime {
     if (spec.layers?.length || spec.upperDir) {
       throw new Error("the process runtime cannot use image layers: install runc or runsc and run `make setup`");
     }
+    if (spec.checkpointable || spec.restoreFrom) {
+      throw new Error("the process runtime cannot checkpoint or restore containers: use gvisor");
+    }
     return startOnce(
       this.starting,
       (id) => this.children.has(id),

@@ -11,7 +11,7 @@ import { ensureNodeDist } from "./node-dist.js";
 import { cgroupsPath } from "./oci-runtime.js";
 import { mountsUnder } from "./overlay.js";
 import { ensureBaseRootfs } from "./rootfs.js";
-import type { ContainerExit, ContainerRuntime, ContainerSpec } from "./types.js";
+import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec } from "./types.js";
 
 /** What the suite may expect of a runtime. */
 export interface ConformanceOptions {
@@ -495,6 +495,81 @@ function defineCases(
     },
     TEST_TIMEOUT_MS,
   );
+  it.skipIf(!runtime.checkpoint)(
+    "checkpoint and restore: memory and timers carry over into other containers, with their own mounts and network",
+    async () => {
+      const server = createServer((socket) => socket.end("hello"));
+      await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
+      const { port } = server.address() as AddressInfo;
+      // Fills 80 MB, says so, then waits for a file in its mounted directory: after a restore the directory is
+      // another container's, where the file is; then it probes the network it has now.
+      const script = `
+        const fs = require("fs");
+        const big = new Float64Array(10_000_000).map((_, i) => i % 7);
+        console.log("filled");
+        const wait = setInterval(() => {
+          if (!fs.existsSync("/mnt/go")) return;
+          clearInterval(wait);
+          let sum = 0; for (let i = 0; i < big.length; i++) sum += big[i];
+          console.log("sum " + sum + " dir " + fs.readFileSync("/mnt/go", "utf8"));
+          ${probeScript(port)}
+        }, 5);`;
+      const dirs = await Promise.all(["ck-a", "ck-b", "ck-c"].map((label) => scratchDir(scratch, label)));
+      const image = await scratchDir(scratch, "ck-image");
+      const containerSpec = (label: string, dir: string, restoreFrom?: string) =>
+        spec(label, {
+          command: [NODE, "-e", script],
+          network: "private",
+          mounts: [nodeMount(), { source: dir, target: "/mnt", readonly: false }],
+          checkpointable: true,
+          ...(restoreFrom ? { restoreFrom } : {}),
+        });
+      try {
+        const first = await runtime.start(containerSpec("ck", dirs[0]!));
+        const firstOut = collect(first.stdout);
+        await new Promise<void>((resolve) => first.stdout.once("data", () => resolve()));
+        await runtime.checkpoint!(first.id, image);
+        await first.exited;
+        expect(await firstOut).toBe("filled\n");
+        const restored = await Promise.all(
+          dirs.slice(1).map(async (dir, i) => {
+            await writeFile(join(dir, "go"), `b${i}`);
+            return run(runtime, containerSpec(`ck-r${i}`, dir, image));
+          }),
+        );
+        for (const [i, result] of restored.entries()) {
+          const [line, json] = result.stdout.trim().split("\n");
+          expect(line).toBe(`sum 29999994 dir b${i}`);
+          const probe = JSON.parse(json!) as Record<string, string>;
+          expect(probe.addr).toMatch(/^10\.213\.\d+\.\d+$/);
+          expect(probe.bridge).not.toBe("CONNECTED");
+          expect(result.exit.exitCode).toBe(0);
+        }
+        // Each restored container had its own address.
+        expect(new Set(restored.map((r) => JSON.parse(r.stdout.trim().split("\n")[1]!).addr)).size).toBe(2);
+      } finally {
+        server.close();
+      }
+    },
+    60_000,
+  );
+
+  it.skipIf(!runtime.checkpoint)(
+    "a restore from a damaged checkpoint fails the start or exits at once",
+    async () => {
+      const image = await scratchDir(scratch, "ck-bad");
+      await writeFile(join(image, "checkpoint.img"), "not a checkpoint");
+      const started = await runtime
+        .start(spec("ck-bad", { command: ["/bin/true"], network: "private", checkpointable: true, restoreFrom: image }))
+        .then(
+          (handle) => finished(handle),
+          (error: Error) => ({ error }),
+        );
+      if ("error" in started) expect(started.error.message).toMatch(/./);
+      else expect(started.exit.exitCode).not.toBe(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
 }
 
 /** A node script that probes the network from a private container and prints what it found as JSON. */
@@ -516,7 +591,10 @@ function probeScript(port: number): string {
 }
 
 async function run(runtime: ContainerRuntime, spec: ContainerSpec): Promise<Finished> {
-  const handle = await runtime.start(spec);
+  return finished(await runtime.start(spec));
+}
+
+async function finished(handle: ContainerHandle): Promise<Finished> {
   const [stdout, stderr, exit] = await Promise.all([collect(handle.stdout), collect(handle.stderr), handle.exited]);
   return { stdout, stderr, exit };
 }

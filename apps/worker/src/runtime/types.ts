@@ -47,6 +47,16 @@ export interface ContainerSpec {
   network: "host" | "none" | "private";
   /** Give the container a stdin to write to (`ContainerHandle.stdin`); otherwise it reads nothing. */
   stdin?: boolean;
+  /**
+   * The container may be checkpointed (`ContainerRuntime.checkpoint`), or is restored from `restoreFrom`: the
+   * runtime then runs it the way a checkpoint needs (gVisor: its own network stack instead of the host's).
+   */
+  checkpointable?: boolean;
+  /**
+   * Start from this checkpoint (a directory `checkpoint` wrote) instead of running `command`: processes, memory
+   * and open files as they were, in this spec's root, mounts and network. Needs `checkpointable`.
+   */
+  restoreFrom?: string;
 }
 
 export interface ContainerExit {
@@ -84,6 +94,11 @@ export interface ContainerRuntime {
    * first starts (OCI runtimes make spare network namespaces).
    */
   cleanupStale(): Promise<void>;
+  /**
+   * Saves a running `checkpointable` container's whole state into `dir` (made empty by the caller), for
+   * `ContainerSpec.restoreFrom`; the container then exits (`exited` resolves). Runtimes that cannot have none.
+   */
+  checkpoint?(id: string, dir: string): Promise<void>;
   /** Releases what the runtime made ahead for starts to come; running containers are not touched. */
   close?(): Promise<void>;
 }
