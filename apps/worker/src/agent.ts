@@ -12,6 +12,7 @@ import { ImageService } from "./image-service.js";
 import type { ContainerRuntime } from "./runtime/types.js";
 import { type ServerConnection, ServerLink } from "./server-link.js";
 import { Shells } from "./shells.js";
+import { describeHost, SnapshotStore } from "./snapshots.js";
 import { cleanupStaleRcloneMounts } from "./volumes/rclone-mount.js";
 import { WebRelay, type WebRelayAddress } from "./web-relay.js";
 
@@ -59,6 +60,8 @@ export class WorkerAgent {
   private readonly images: ImageService;
   private readonly shells: Shells;
   private readonly webRelay: WebRelay;
+  /** Memory snapshots, where the runtime can take them. */
+  private readonly snapshots: SnapshotStore | undefined;
   private webRelayAddress: WebRelayAddress | undefined;
   private workerId = "";
 
@@ -98,6 +101,11 @@ export class WorkerAgent {
       send,
     });
     this.shells = new Shells({ runtime: buildRuntime, images: this.images, send });
+    const { runtime } = options;
+    this.snapshots =
+      runtime.checkpoint && runtime.version
+        ? new SnapshotStore(join(options.stateDir, "snapshots"), () => describeHost(() => runtime.version!()))
+        : undefined;
     this.webRelay = new WebRelay({
       ...options.webRelay,
       log: options.log,
@@ -135,6 +143,7 @@ export class WorkerAgent {
       await this.options.buildRuntime.cleanupStale();
     // Its containers are gone now: the volume mounts they held can go.
     await cleanupStaleRcloneMounts(join(this.options.stateDir, "mounts"));
+    await this.snapshots?.cleanup();
     this.workerId = await this.loadWorkerId();
     this.images.startCollecting();
     // The hello carries the relay's address: it listens first.
@@ -230,6 +239,7 @@ export class WorkerAgent {
       runtime: this.options.runtime,
       log: this.options.log,
       stateDir: this.options.stateDir,
+      ...(this.snapshots ? { snapshots: this.snapshots } : {}),
       serverUrl: this.options.serverUrl,
       send: (message) => this.link.send(message),
       queueOutput: (output) => this.link.queueOutput(output),

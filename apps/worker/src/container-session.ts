@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,6 +18,7 @@ import {
   type LogLine,
   type Payload,
   parseRunnerMessage,
+  RESTORED_MARK,
   type RunnerData,
   type RunnerInput,
   type RunnerMessage,
@@ -34,7 +35,8 @@ import { relayTo } from "./api-relay.js";
 import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
-import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
+import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, Mount } from "./runtime/types.js";
+import type { SnapshotStore, SnapshotTaking } from "./snapshots.js";
 import { ContainerMounts } from "./volumes/container-mounts.js";
 import type { WebTarget } from "./web-relay.js";
 
@@ -64,6 +66,8 @@ export interface SessionHost {
     log: (line: string) => void,
   ): Promise<{ runnerDir: string; bundleDir: string; nodeDir: string; rootfs: string; image: BuiltImage }>;
   stateDir: string;
+  /** Where memory snapshots are kept, when the runtime can take them. */
+  snapshots?: SnapshotStore;
   /** The server's URL: the container's api.sock relays to it. */
   serverUrl: string;
   /** It takes no more inputs or web requests (it was asked to stop, or timed out starting). */
@@ -77,6 +81,8 @@ interface InFlight {
   sentAt: number;
 }
 
+/** The runner program, inside the container. */
+const RUNNER_PROGRAM = "/.skiff/runner/runner.mjs";
 /** How long `exit` hooks may run at shutdown. */
 const EXIT_GRACE_MS = 30_000;
 const FRAGMENT = "in the container";
@@ -133,6 +139,14 @@ export class ContainerSession implements WebTarget {
   private ready = false;
   /** The function's volumes and buckets, mounted on this host and bound into the container. */
   private mounts: ContainerMounts | undefined;
+  /** The output of the containers this session ran (one, or the one snapshotted and the one restored). */
+  private readonly outputs: Promise<unknown>[] = [];
+  /** Set while a snapshot is taken: the runner said `snapshot-ready` and closed its connection. */
+  private snapshotReady: (() => void) | undefined;
+  /** Set while the container is restored: the runner connected again. */
+  private runnerConnected: (() => void) | undefined;
+  /** The runner said `snapshot-ready`: its connection's close is not its end. */
+  private runnerSnapshotting = false;
 
   constructor(
     private readonly start: StartMessage,
@@ -188,19 +202,16 @@ export class ContainerSession implements WebTarget {
         ...fromImage.mounts,
         ...(this.mounts?.runtimeMounts ?? []),
       ];
-      const handle = await this.host.runtime.start({
+      const containerSpec: ContainerSpec = {
         ...fromImage,
         id: this.id,
-        command: ["/.skiff/node/bin/node", "/.skiff/runner/runner.mjs"],
+        command: ["/.skiff/node/bin/node", RUNNER_PROGRAM],
         mounts,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,
         network: "private",
-      });
-      const output = Promise.all([
-        forEachLine(handle.stdout, (line) => this.logLine("stdout", line)),
-        forEachLine(handle.stderr, (line) => this.logLine("stderr", line)),
-      ]);
+      };
+      // From here, also while a snapshot is taken: its snap hooks count as the container's start.
       this.startupTimer = setTimeout(() => {
         if (this.ready || this.stopReason) return;
         this.stopReason = "init-failed";
@@ -211,11 +222,12 @@ export class ContainerSession implements WebTarget {
         void this.host.runtime.kill(this.id);
       }, spec.startupTimeoutMs);
       this.startupTimer.unref();
+      const handle = await this.startContainer(containerSpec, paths.runnerDir);
       this.idleTimer = setInterval(() => this.checkIdle(), 1000);
       this.idleTimer.unref();
       const exit = await handle.exited;
       // `stopped` tells the server this container's lines are all sent (see Hub.endLogs): its last lines first.
-      await Promise.race([output, sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
+      await Promise.race([Promise.all(this.outputs), sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
       // Before `stopped`: the container's token (which commits) is good until then, and a caller told the
       // container is gone may read what it committed.
       await this.unmountVolumes(exit.exitCode === 0 && !exit.oomKilled);
@@ -239,6 +251,147 @@ export class ContainerSession implements WebTarget {
     }
   }
 
+  /**
+   * Boots the container, or restores it from its function's memory snapshot on this worker: the first start of
+   * a snapshot's key boots to take it (others wait), later ones restore it. A snapshot that cannot be taken
+   * leaves its function booting; one that fails to restore is dropped and taken again.
+   */
+  private async startContainer(spec: ContainerSpec, runnerDir: string): Promise<ContainerHandle> {
+    const { snapshots } = this.host;
+    if (!this.start.spec.memorySnapshot) return this.boot(spec);
+    if (!snapshots) {
+      this.logLine(
+        "system",
+        `memory snapshots need the gvisor runtime, and this worker runs ${this.host.runtime.name}: the container boots, and its snap hooks run in it`,
+      );
+      return this.boot(spec);
+    }
+    const runner = await stat(join(runnerDir, "runner.mjs")).catch(() => undefined);
+    const extra = { spec: this.start.spec, bundle: this.start.bundleHash, runner: [runner?.size, runner?.mtimeMs] };
+    const key = await snapshots.keyOf(spec, extra, [this.socketDir, this.mountsDir]);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const found = await snapshots.lookup(key);
+      if (found.state === "failed") return this.boot(spec);
+      const restored =
+        found.state === "take" ? await this.takeSnapshot(spec, found.taking) : await this.restore(spec, found.dir);
+      if (!restored || "handle" in restored) return restored?.handle ?? this.boot(spec);
+      // The restore failed before the runner came back: this snapshot is bad.
+      this.logLine(
+        "system",
+        `restoring the memory snapshot failed (${restored.problem}): it is dropped and taken again`,
+      );
+      await snapshots.drop(key);
+    }
+    return this.boot(spec);
+  }
+
+  private async boot(spec: ContainerSpec): Promise<ContainerHandle> {
+    const handle = await this.host.runtime.start(spec);
+    this.follow(handle);
+    return handle;
+  }
+
+  /**
+   * Boots the container to be snapshotted: once the runner has loaded the code (and run snap hooks), it is
+   * checkpointed into `taking.dir`, and then restored from there as any later container is. Undefined means
+   * boot instead (the snapshot was not kept).
+   */
+  private async takeSnapshot(
+    spec: ContainerSpec,
+    taking: SnapshotTaking,
+  ): Promise<{ handle: ContainerHandle } | { problem: string } | undefined> {
+    const began = Date.now();
+    const ready = new Promise<void>((resolve) => (this.snapshotReady = resolve));
+    const handle = await this.host.runtime
+      .start({ ...spec, env: { ...spec.env, SKIFF_SNAPSHOT: "1" }, checkpointable: true })
+      .catch(async (error: Error) => {
+        await taking.failed(error.message, false);
+        throw error;
+      });
+    const output = this.follow(handle);
+    if (!(await Promise.race([ready.then(() => true), handle.exited.then(() => false)]))) {
+      // A snap hook threw, or the startupTimeout passed: no snapshot is kept, and the start fails as a boot's would.
+      await taking.failed("its container ended before the snapshot", false);
+      return { handle };
+    }
+    try {
+      await this.host.runtime.checkpoint!(this.id, taking.dir);
+    } catch (error) {
+      const reason = (error as Error).message;
+      this.logLine(
+        "system",
+        `the memory snapshot could not be taken (${reason}): this function's containers on this worker boot instead. State that cannot be saved: open host files or sockets outside the container's own files, e.g. a connection left open by a snap hook`,
+      );
+      await taking.failed(reason, true);
+      // It runs on as if restored: its runner connects again and runs the other enter hooks.
+      await writeFile(join(this.socketDir, RESTORED_MARK), "");
+      return { handle };
+    }
+    await handle.exited;
+    await Promise.race([output, sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
+    const dir = await taking.done();
+    const mib = Math.round((await this.host.snapshots!.sizeOf(dir)) / 2 ** 20);
+    this.logLine(
+      "system",
+      `memory snapshot taken in ${Date.now() - began} ms (${mib} MiB): this function's next containers on this worker restore it`,
+    );
+    return this.restore(spec, dir);
+  }
+
+  /**
+   * Restores the container from a snapshot. Its output is held until the runner has connected again: a restore
+   * that fails before then writes runsc's own errors there, which go into the problem instead of the app's logs.
+   */
+  private async restore(spec: ContainerSpec, dir: string): Promise<{ handle: ContainerHandle } | { problem: string }> {
+    const mark = join(this.socketDir, RESTORED_MARK);
+    await writeFile(mark, "");
+    const connected = new Promise<void>((resolve) => (this.runnerConnected = resolve));
+    let handle: ContainerHandle;
+    try {
+      handle = await this.host.runtime.start({ ...spec, checkpointable: true, restoreFrom: dir });
+    } catch (error) {
+      await rm(mark, { force: true });
+      return { problem: (error as Error).message };
+    }
+    const held: string[] = [];
+    let holding = true;
+    const line = (stream: "stdout" | "stderr") => (text: string) => {
+      if (holding) held.push(text);
+      else this.logLine(stream, text);
+    };
+    const output = Promise.all([
+      forEachLine(handle.stdout, line("stdout")),
+      forEachLine(handle.stderr, line("stderr")),
+    ]);
+    this.outputs.push(output);
+    const ok = await Promise.race([connected.then(() => true), handle.exited.then(() => false)]);
+    if (ok) {
+      holding = false;
+      for (const text of held.splice(0)) this.logLine("stderr", text);
+      return { handle };
+    }
+    await Promise.race([output, sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
+    await rm(mark, { force: true });
+    const exit = await handle.exited;
+    const problem = held.find((text) => text.trim() !== "")?.trim() ?? `exit code ${exit.exitCode ?? exit.signal}`;
+    return { problem };
+  }
+
+  /** Sends a container's output to the app's logs; the session waits for it to end before it reports `stopped`. */
+  private follow(handle: ContainerHandle): Promise<unknown> {
+    const output = Promise.all([
+      forEachLine(handle.stdout, (line) => this.logLine("stdout", line)),
+      forEachLine(handle.stderr, (line) => this.logLine("stderr", line)),
+    ]);
+    this.outputs.push(output);
+    return output;
+  }
+
+  /** Where this container's volumes and buckets are mounted on this host. */
+  private get mountsDir(): string {
+    return join(this.host.stateDir, "mounts", this.id);
+  }
+
   /** Mounts the function's volumes and buckets on this host, to bind into the container. */
   private async mountVolumes(): Promise<void> {
     if (this.host.runtime.name === "process") {
@@ -252,7 +405,7 @@ export class ContainerSession implements WebTarget {
       serverUrl: this.host.serverUrl,
       token: this.start.token,
       bucketCredentials: this.start.bucketCredentials,
-      dir: join(this.host.stateDir, "mounts", this.id),
+      dir: this.mountsDir,
       warn: (line) => this.logLine("system", line),
     });
   }
@@ -410,7 +563,9 @@ export class ContainerSession implements WebTarget {
       return;
     }
     this.runner = socket;
-    this.sendRunner({ t: "hello", token: this.start.token });
+    this.sendRunner({ t: "hello", token: this.start.token, containerId: this.id });
+    this.runnerConnected?.();
+    this.runnerConnected = undefined;
     const reader = new FrameReader();
     socket.on("data", (chunk: Buffer) => {
       for (const frame of reader.push(chunk)) {
@@ -425,6 +580,14 @@ export class ContainerSession implements WebTarget {
     socket.on("error", () => {});
     // The runner's connection ends only with its process: no request should go to its web socket after.
     socket.once("close", () => {
+      if (this.runnerSnapshotting) {
+        // It waits to be snapshotted; a restored container's runner connects again.
+        this.runnerSnapshotting = false;
+        this.runner = undefined;
+        this.snapshotReady?.();
+        this.snapshotReady = undefined;
+        return;
+      }
       this.runnerGone = true;
     });
   }
@@ -434,6 +597,9 @@ export class ContainerSession implements WebTarget {
       case "ready":
         this.ready = true;
         this.host.send({ t: "started", containerId: this.id });
+        return;
+      case "snapshot-ready":
+        this.runnerSnapshotting = this.snapshotReady !== undefined;
         return;
       case "init-failed":
         this.initError = message.error;

@@ -43,3 +43,6 @@ export const WEB_RELAY_SECRET_HEADER = "skiff-relay-secret";
 
 /** The header naming a web request, in its logs and in the error answers a client gets. */
 export const REQUEST_ID_HEADER = "x-skiff-request-id";
+
+/** The file a restored container's socket directory has before it starts (see RunnerEnvironment.SKIFF_SNAPSHOT). */
+export const RESTORED_MARK = "restored";

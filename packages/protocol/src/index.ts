@@ -23,6 +23,7 @@ export * from "./pool-id.js";
 export * from "./runner-env.js";
 export * from "./seen-lines.js";
 export * from "./shell-quote.js";
+export * from "./snapshot-rules.js";
 export * from "./units.js";
 export * from "./volume-path.js";
 export * from "./web-url.js";

@@ -4,6 +4,7 @@ import { ENV_VAR_NAME, IMAGE_USER, RESOURCE_NAME, WEB_LABEL } from "./constants.
 import { mountsProblem } from "./mount-rules.js";
 import { MountSpec } from "./mounts.js";
 import { MIN_MEMORY_MIB, optionsProblem } from "./options.js";
+import { snapshotProblem } from "./snapshot-rules.js";
 
 /** How user exceptions are retried. Infrastructure failures have their own budget (INFRA_RETRIES). */
 export const RetryPolicy = z.object({
@@ -102,6 +103,8 @@ export const ClassShape = z.object({
   parameters: z.array(z.object({ name: z.string().min(1), type: z.enum(["string", "number", "boolean"]) })),
   /** The methods that are async generators: called with `.remoteGen`, not `.remote`. */
   generators: z.array(z.string().min(1)).optional(),
+  /** `@enter({ snap: true })` hooks: they run before the container's memory snapshot is taken. */
+  snapEnter: z.array(z.string().min(1)).optional(),
 });
 export type ClassShape = z.infer<typeof ClassShape>;
 
@@ -202,14 +205,26 @@ export const FunctionSpec = z
     generator: z.boolean().optional(),
     /** Volumes and buckets mounted into its containers, by path (see mountsProblem for the paths refused). */
     volumes: z.array(MountSpec).default([]),
+    /**
+     * Start containers from a memory snapshot taken once the code has loaded (and a class's `snap: true`
+     * `enter` hooks have run), instead of booting each.
+     */
+    memorySnapshot: z.boolean().optional(),
   })
   .strict();
 export type FunctionSpec = z.infer<typeof FunctionSpec>;
 
-export const AppManifest = z.object({
-  name: z.string().regex(RESOURCE_NAME, "app names use letters, digits, '-' and '_'"),
-  functions: z.array(FunctionSpec),
-});
+export const AppManifest = z
+  .object({
+    name: z.string().regex(RESOURCE_NAME, "app names use letters, digits, '-' and '_'"),
+    functions: z.array(FunctionSpec),
+  })
+  .superRefine((manifest, context) => {
+    for (const [index, fn] of manifest.functions.entries()) {
+      const problem = snapshotProblem(fn);
+      if (problem) context.addIssue({ code: "custom", path: ["functions", index, "memorySnapshot"], message: problem });
+    }
+  });
 export type AppManifest = z.infer<typeof AppManifest>;
 
 /**

@@ -44,6 +44,10 @@ export function parseRunnerEnvironment(env: Record<string, string | undefined>):
   ] as const) {
     if (env[name] !== undefined) parsed[name] = env[name];
   }
+  if (env.SKIFF_SNAPSHOT !== undefined) {
+    if (env.SKIFF_SNAPSHOT === "1") parsed.SKIFF_SNAPSHOT = "1";
+    else problems.push(`SKIFF_SNAPSHOT must be 1 (it is ${env.SKIFF_SNAPSHOT})`);
+  }
   if (env.SKIFF_BATCH !== undefined) {
     const batch = json("SKIFF_BATCH", "", isBatch, "{ maxBatchSize: 1 to 1000, waitMs: an integer ≥ 0 }");
     if (batch) parsed.SKIFF_BATCH = { maxBatchSize: batch.maxBatchSize, waitMs: batch.waitMs };

@@ -45,6 +45,12 @@ export const RunnerEnvironment = z.object({
   SKIFF_ENV: z.string().default("main"),
   /** A web function: the Unix socket the runner serves its HTTP requests on (the worker relays to it). */
   SKIFF_WEB_SOCKET: z.string().optional(),
+  /**
+   * "1": the container is booted to be snapshotted. Once the code has loaded (and a class's snap hooks ran), the
+   * runner says `snapshot-ready`, closes its socket, and waits for RESTORED_MARK beside SKIFF_SOCKET: a
+   * container restored from the snapshot has it. It then connects again and goes on as any runner.
+   */
+  SKIFF_SNAPSHOT: z.literal("1").optional(),
   /** The ids of the app's functions and classes, by name: `other.remote()` finds its id here. */
   SKIFF_FUNCTION_IDS: json(z.record(z.string())).default("{}"),
 });

@@ -16,7 +16,10 @@ export type ClassVariantOptions = Omit<VariantOptions, "batched">;
 interface ClassMarks {
   parameters: string[];
   methods: string[];
+  /** All `enter` hooks, in the order declared. */
   enter: string[];
+  /** Those of them marked `snap: true`: they run before a memory snapshot is taken. */
+  snapEnter: string[];
   exit: string[];
 }
 
@@ -41,9 +44,10 @@ function isMemberContext(context: unknown): context is MemberContext {
   return typeof context === "object" && context !== null && "kind" in context && "name" in context;
 }
 
-/** A decorator recording that a member is of `kind`; works as a standard and as a legacy decorator. */
-function mark(kind: keyof ClassMarks, decorator: string): Decorator {
-  const member = kind === "parameters" ? "field" : "method";
+/** A decorator recording that a member is of `kinds`; works as a standard and as a legacy decorator. */
+function mark(kinds: keyof ClassMarks | (keyof ClassMarks)[], decorator: string): Decorator {
+  const all = [kinds].flat();
+  const member = all[0] === "parameters" ? "field" : "method";
   return (target, context) => {
     if (isMemberContext(context)) {
       if (context.kind !== member || context.static || context.private || typeof context.name !== "string") {
@@ -52,10 +56,10 @@ function mark(kind: keyof ClassMarks, decorator: string): Decorator {
       if (!context.metadata) {
         throw new TypeError(`@${decorator}(): decorator metadata is missing; compile with esbuild or TypeScript 5.2+`);
       }
-      record(context.metadata, kind, context.name);
+      for (const kind of all) record(context.metadata, kind, context.name);
     } else {
       // Legacy (experimentalDecorators): the prototype and the member's name.
-      record((target as { constructor: object }).constructor, kind, String(context));
+      for (const kind of all) record((target as { constructor: object }).constructor, kind, String(context));
     }
   };
 }
@@ -69,6 +73,7 @@ function record(holder: object, kind: keyof ClassMarks, name: string): void {
       parameters: [...(inherited?.parameters ?? [])],
       methods: [...(inherited?.methods ?? [])],
       enter: [...(inherited?.enter ?? [])],
+      snapEnter: [...(inherited?.snapEnter ?? [])],
       exit: [...(inherited?.exit ?? [])],
     };
   }
@@ -81,7 +86,13 @@ export function marksOf(ctor: object): ClassMarks {
   const metadata = (ctor as Record<symbol, Record<symbol, ClassMarks> | undefined>)[METADATA];
   return (
     metadata?.[MARKS] ??
-    (ctor as Record<symbol, ClassMarks | undefined>)[MARKS] ?? { parameters: [], methods: [], enter: [], exit: [] }
+    (ctor as Record<symbol, ClassMarks | undefined>)[MARKS] ?? {
+      parameters: [],
+      methods: [],
+      enter: [],
+      snapEnter: [],
+      exit: [],
+    }
   );
 }
 
@@ -95,9 +106,20 @@ export function method(): Decorator {
   return mark("methods", "method");
 }
 
-/** Runs once per container before it takes inputs (loading a model); a throw fails the waiting inputs. */
-export function enter(_options: { snap?: boolean } = {}): Decorator {
-  return mark("enter", "enter");
+/**
+ * Runs once per container before it takes inputs (loading a model); a throw fails the waiting inputs. With
+ * `snap: true` (and `enableMemorySnapshot` on the class) it runs once, before the memory snapshot, and
+ * containers restored from the snapshot start with what it did; `snap: false` hooks run in every container
+ * (open connections there). Snap hooks run first, then the others, each in the order declared.
+ */
+export function enter(options: { snap?: boolean } = {}): Decorator {
+  if (typeof options !== "object" || options === null) throw new TypeError("@enter() takes { snap?: boolean }");
+  const unknown = Object.keys(options).filter((key) => key !== "snap");
+  if (unknown.length > 0) throw new TypeError(`@enter() takes { snap?: boolean }, not ${unknown.join(", ")}`);
+  if (options.snap !== undefined && typeof options.snap !== "boolean") {
+    throw new TypeError("@enter({ snap }) takes true or false");
+  }
+  return mark(options.snap ? ["enter", "snapEnter"] : "enter", "enter");
 }
 
 /** Runs when the container shuts down, after its last input (30 s at most). */
@@ -130,7 +152,12 @@ export function classShape(ctor: new () => object, where: string): ClassShape {
     return { name, type };
   });
   const generators = marks.methods.filter((name) => isAsyncGeneratorFunction(probe[name]));
-  return { methods: [...marks.methods], parameters, ...(generators.length > 0 ? { generators } : {}) };
+  return {
+    methods: [...marks.methods],
+    parameters,
+    ...(generators.length > 0 ? { generators } : {}),
+    ...(marks.snapEnter.length > 0 ? { snapEnter: [...marks.snapEnter] } : {}),
+  };
 }
 
 type Method = (...args: never[]) => unknown;

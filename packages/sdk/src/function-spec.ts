@@ -1,6 +1,7 @@
 import type { ClassShape, FunctionSpec, SpecOverrides } from "@skiff/protocol";
 import { mountsProblem } from "@skiff/protocol/mount-rules";
 import { MIN_MEMORY_MIB, optionsProblem } from "@skiff/protocol/options";
+import { snapshotProblem } from "@skiff/protocol/snapshot-rules";
 import { type Duration, parseDuration, parseSize, type Size } from "@skiff/protocol/units";
 import { type CloudBucketMount, isCloudBucketMount } from "./bucket-mount.js";
 import { Image } from "./image.js";
@@ -48,10 +49,16 @@ export interface FunctionOptions {
    * containers, by absolute path: `{ "/models": models }`.
    */
   volumes?: Record<string, Volume | CloudBucketMount>;
+  /**
+   * Start containers from a memory snapshot instead of booting each: the first container loads the code (a
+   * class also runs its `@enter({ snap: true })` hooks) and is snapshotted; later ones restore it and run
+   * only the other `enter` hooks. On gVisor; other runtimes boot every container (and say so in the logs).
+   */
+  enableMemorySnapshot?: boolean;
 }
 
-/** What `withOptions` may change: everything but the name, image, schedule and mounts. */
-export type VariantOptions = Omit<FunctionOptions, "name" | "image" | "schedule" | "volumes">;
+/** What `withOptions` may change: everything but the name, image, schedule, mounts and snapshots. */
+export type VariantOptions = Omit<FunctionOptions, "name" | "image" | "schedule" | "volumes" | "enableMemorySnapshot">;
 
 const FUNCTION_OPTIONS = [
   "name",
@@ -70,11 +77,13 @@ const FUNCTION_OPTIONS = [
   "schedule",
   "image",
   "volumes",
+  "enableMemorySnapshot",
 ] as const satisfies readonly (keyof FunctionOptions)[];
 /** Options of a class: a class is neither batched nor scheduled. */
 export const CLASS_OPTIONS = FUNCTION_OPTIONS.filter((key) => key !== "batched" && key !== "schedule");
 const VARIANT_OPTIONS = FUNCTION_OPTIONS.filter(
-  (key) => key !== "name" && key !== "image" && key !== "schedule" && key !== "volumes",
+  (key) =>
+    key !== "name" && key !== "image" && key !== "schedule" && key !== "volumes" && key !== "enableMemorySnapshot",
 );
 const NESTED_OPTIONS: Record<string, readonly string[]> = {
   retries: ["maxRetries", "initialDelay", "backoffCoefficient", "maxDelay"],
@@ -142,7 +151,13 @@ export function toFunctionSpec(
     ...(options.schedule === undefined ? {} : { schedule: toScheduleSpec(options.schedule, where) }),
     secrets: secretRefs(options.secrets, where),
     volumes: [],
+    ...(options.enableMemorySnapshot ? { memorySnapshot: true } : {}),
   };
+  if (options.enableMemorySnapshot !== undefined && typeof options.enableMemorySnapshot !== "boolean") {
+    throw new TypeError(`${where}: enableMemorySnapshot must be true or false`);
+  }
+  const snapshot = snapshotProblem(spec);
+  if (snapshot) throw new RangeError(`${where}: ${snapshot}`);
   spec.volumes = mountSpecs(options.volumes, where, spec.image.mounts);
   if (spec.schedule && cls) throw new RangeError(`${where}: schedule is for functions, not classes`);
   if (options.batched) {

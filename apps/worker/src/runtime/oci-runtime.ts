@@ -178,6 +178,10 @@ export abstract class OciRuntime implements ContainerRuntime {
     await releaseSpares();
   }
 
+  async version(): Promise<string> {
+    return (await runCommand(await this.binaryPath(), ["--version"])).stdout;
+  }
+
   /** Set by runtimes that can save a container's state (gVisor); see ContainerRuntime.checkpoint. */
   checkpoint?(id: string, dir: string): Promise<void>;
 

@@ -99,6 +99,8 @@ export interface ContainerRuntime {
    * `ContainerSpec.restoreFrom`; the container then exits (`exited` resolves). Runtimes that cannot have none.
    */
   checkpoint?(id: string, dir: string): Promise<void>;
+  /** The runtime binary's version (its `--version`), where it has one. */
+  version?(): Promise<string>;
   /** Releases what the runtime made ahead for starts to come; running containers are not touched. */
   close?(): Promise<void>;
 }

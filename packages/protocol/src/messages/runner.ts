@@ -20,6 +20,8 @@ function isRunnerData(value: unknown): value is RunnerData {
 /** What the runner sends the worker. */
 export const RunnerMessage = z.discriminatedUnion("t", [
   z.object({ t: z.literal("ready") }),
+  /** Booted to be snapshotted (SKIFF_SNAPSHOT): the code is loaded; the runner closes its socket next. */
+  z.object({ t: z.literal("snapshot-ready") }),
   z.object({ t: z.literal("init-failed"), error: Bytes }),
   z.object({ t: z.literal("next"), max: z.number().int().min(1) }),
   AttemptRef.extend({
@@ -53,6 +55,8 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
   switch (m.t) {
     case "ready":
       return { t: "ready" };
+    case "snapshot-ready":
+      return { t: "snapshot-ready" };
     case "init-failed":
       return m.error instanceof Uint8Array ? { t: "init-failed", error: m.error } : undefined;
     case "next":
@@ -95,7 +99,8 @@ export const WorkerToRunner = z.discriminatedUnion("t", [
    * The first frame on the runner's connection: the container's token goes to the runner this way only, never
    * through an environment (every process in the container can read /proc/1/environ).
    */
-  z.object({ t: z.literal("hello"), token: z.string() }),
+  /** The container's token; after a restore from a snapshot, also the container's own id (the snapshot has another's). */
+  z.object({ t: z.literal("hello"), token: z.string(), containerId: z.string().optional() }),
   z.object({ t: z.literal("inputs"), inputs: z.array(RunnerInput) }),
   z.object({ t: z.literal("shutdown") }),
   /** A generator attempt's caller took `consumed` values: it may yield up to GENERATOR_WINDOW more. */

@@ -22,4 +22,5 @@ await runRunner({
   api: env.SKIFF_API_SOCKET ? { socketPath: env.SKIFF_API_SOCKET } : undefined,
   app: env.SKIFF_APP_ID ? { id: env.SKIFF_APP_ID, env: env.SKIFF_ENV, functionIds: env.SKIFF_FUNCTION_IDS } : undefined,
   webSocket: env.SKIFF_WEB_SOCKET,
+  snapshot: env.SKIFF_SNAPSHOT === "1",
 });

@@ -1,15 +1,18 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import type { RunnerData, RunnerInput, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
 import { attemptRefOf } from "@skiff/protocol/attempt-key";
-import { INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
+import { INLINE_PAYLOAD_LIMIT, RESTORED_MARK } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
 import { collectApp } from "../app.js";
 import { Client } from "../client.js";
 import { marksOf } from "../cls.js";
 import { decodeValue, encodeValue } from "../codec.js";
-import { type SkiffContext, setContext } from "../context.js";
+import { getContext, type SkiffContext, setContext } from "../context.js";
 import { isNonRetriable } from "../errors.js";
 import { isAsyncGeneratorFunction } from "../generator.js";
 import { requestTimeoutMs, type WebDeclaration } from "../web/web-options.js";
@@ -40,6 +43,8 @@ export interface RunnerOptions {
   app?: { id: string; env: string; functionIds: Record<string, string> } | undefined;
   /** A web function: the Unix socket to serve its HTTP requests on, instead of asking for inputs. */
   webSocket?: string | undefined;
+  /** Booted to be snapshotted (see RunnerEnvironment.SKIFF_SNAPSHOT). */
+  snapshot?: boolean | undefined;
 }
 
 /** The loaded code: runs one input's arguments, and the `exit` hooks at shutdown; or a web function. */
@@ -51,6 +56,8 @@ interface Loaded {
    */
   isGenerator(args: unknown[]): boolean | undefined;
   exit(): Promise<void>;
+  /** In a container restored from a snapshot: the `enter` hooks that did not run before it (`snap: false`). */
+  afterRestore(): Promise<void>;
   web?: WebTarget;
 }
 
@@ -64,7 +71,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   volumes.connected(connection.then(({ socket }) => socket));
   // Connecting (slow through gVisor's gofer) and loading the user's code overlap; a call the code makes before
   // the worker's hello has brought the token waits for it (see SkiffContext.tokenReady).
-  const [{ socket, token, early, setHandler }, loaded] = await Promise.all([
+  const [first, loadedFirst] = await Promise.all([
     connection,
     load(
       options,
@@ -75,6 +82,17 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
       (error: unknown) => ({ error }),
     ),
   ]);
+  let loaded: { code: Loaded } | { error: unknown } = loadedFirst;
+  let { socket, token, early, setHandler } = first;
+  if (options.snapshot && "code" in loaded) {
+    // The snapshot is taken while this waits; what follows runs in each container restored from it.
+    ({ socket, token, early, setHandler } = await snapshotAndRestore(options.socketPath, socket, volumes));
+    try {
+      await loaded.code.afterRestore();
+    } catch (error) {
+      loaded = { error };
+    }
+  }
   // Large arguments and results move as blobs through api.sock with the container's token, straight between
   // this process and the server's blob store: they never cross runner.sock, and the server checks that this
   // container's workspace may read them.
@@ -410,13 +428,19 @@ async function load(
       call,
       isGenerator: () => false,
       exit: async () => {},
+      afterRestore: async () => {},
       web: { web, fetch, start, timeoutMs: requestTimeoutMs(fn.options) },
     };
   }
   if (fn?.handler) {
     const handler = fn.handler as (...args: unknown[]) => unknown;
     const generator = isAsyncGeneratorFunction(handler);
-    return { call: (args) => handler(...args), isGenerator: () => generator, exit: async () => {} };
+    return {
+      call: (args) => handler(...args),
+      isGenerator: () => generator,
+      exit: async () => {},
+      afterRestore: async () => {},
+    };
   }
   const cls = collected.classes.get(options.functionName);
   if (!cls?.ctor) throw new Error(`the bundle has no function "${options.functionName}": was it renamed? run again`);
@@ -424,9 +448,17 @@ async function load(
   Object.assign(instance, options.params ? JSON.parse(options.params) : {});
   const marks = marksOf(cls.ctor);
   const hook = (name: string) => (instance[name] as () => unknown).call(instance);
-  for (const name of marks.enter) await hook(name);
+  // Snap hooks first (before a snapshot, when one is taken), then the others, each in the order declared.
+  const snapHooks = marks.enter.filter((name) => marks.snapEnter.includes(name));
+  const otherHooks = marks.enter.filter((name) => !marks.snapEnter.includes(name));
+  for (const name of snapHooks) await hook(name);
+  const runOthers = async () => {
+    for (const name of otherHooks) await hook(name);
+  };
+  if (!options.snapshot) await runOthers();
   const methods = new Set(marks.methods);
   return {
+    afterRestore: runOthers,
     call: ([name, ...args]) => {
       if (typeof name !== "string" || !methods.has(name)) {
         throw new Error(`class ${options.functionName} has no @method() ${String(name)}: was it renamed? deploy again`);
@@ -484,6 +516,8 @@ interface Connection {
   socket: Socket;
   /** The container's token, from the hello. */
   token: string;
+  /** After a restore from a snapshot: this container's id (the snapshot was taken in another). */
+  containerId?: string | undefined;
   /** Messages that came with the hello, before a handler was set. */
   early: WorkerToRunner[];
   setHandler(handler: (message: WorkerToRunner) => void): void;
@@ -527,6 +561,35 @@ class VolumeRequests {
 }
 
 /**
+ * Booted to be snapshotted: says `snapshot-ready` and closes the connection (an open one could not be saved),
+ * then waits. The worker snapshots the container meanwhile; this returns in a container restored from the
+ * snapshot, where the worker made RESTORED_MARK before the restore, with its connection to that container's
+ * worker: its token, and its id for currentContainerId().
+ */
+async function snapshotAndRestore(path: string, socket: Socket, volumes: VolumeRequests): Promise<Connection> {
+  await new Promise<void>((resolve) => {
+    socket.once("close", () => resolve());
+    writeFrames(socket, [encodeMessage({ t: "snapshot-ready" } satisfies RunnerMessage)]);
+    socket.end();
+  });
+  const mark = join(dirname(path), RESTORED_MARK);
+  while (!existsSync(mark)) await sleep(RESTORE_POLL_MS);
+  const connection = open(path, (done) => volumes.answer(done));
+  volumes.connected(connection.then(({ socket }) => socket));
+  const restored = await connection;
+  const context = getContext();
+  if (context) {
+    context.token = restored.token;
+    if (restored.containerId) context.containerId = restored.containerId;
+  }
+  if (restored.containerId) process.env.SKIFF_CONTAINER_ID = restored.containerId;
+  return restored;
+}
+
+/** How often a runner waiting in a snapshot looks for RESTORED_MARK: the wait after a restore, at most. */
+const RESTORE_POLL_MS = 2;
+
+/**
  * Connects to the worker and waits for its hello, which carries the container's token. Answers to volume
  * requests go to `onVolumeDone` at once: the code may wait on one while it loads, before handlers are set.
  */
@@ -551,7 +614,7 @@ function open(
         if (token === undefined) {
           if (message.t !== "hello") throw new Error("skiff runner: the worker's first message was not its hello");
           token = message.token;
-          resolve({ socket, token, early, setHandler });
+          resolve({ socket, token, containerId: message.containerId, early, setHandler });
         } else if (message.t === "volume-done") onVolumeDone(message);
         else if (handler) handler(message);
         else early.push(message);
