@@ -4,7 +4,6 @@
  */
 export const FUTURE_OPTIONS: Readonly<Record<string, string>> = {
   gpu: "GPUs",
-  enableMemorySnapshot: "memory snapshots",
   ephemeralDisk: "ephemeral disks",
   region: "placement by region",
   cloud: "placement by cloud",

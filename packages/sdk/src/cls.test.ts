@@ -22,6 +22,7 @@ describe("classes", () => {
       parameters: ["size", "layers", "fast"],
       methods: ["predict"],
       enter: ["load", "warm"],
+      snapEnter: [],
       exit: ["close"],
     });
     expect(classShape(Model, "class Model")).toEqual({
@@ -32,6 +33,20 @@ describe("classes", () => {
         { name: "fast", type: "boolean" },
       ],
     });
+  });
+
+  it("records which enter hooks run before a memory snapshot, and refuses other enter options", () => {
+    class Embedder {
+      @enter({ snap: true }) load() {}
+      @enter({ snap: false }) connect() {}
+      @enter() warm() {}
+      @method() embed() {}
+    }
+    expect(marksOf(Embedder).enter).toEqual(["load", "connect", "warm"]);
+    expect(marksOf(Embedder).snapEnter).toEqual(["load"]);
+    expect(classShape(Embedder, "class Embedder").snapEnter).toEqual(["load"]);
+    expect(() => enter({ snap: "yes" } as unknown as { snap: boolean })).toThrow(/takes true or false/);
+    expect(() => enter({ snapshot: true } as unknown as { snap: boolean })).toThrow(/not snapshot/);
   });
 
   it("keeps a subclass's marks apart from its parent's", () => {

@@ -1,3 +1,4 @@
+import { manifestProblem } from "@skiff/protocol";
 import { MIN_MEMORY_MIB } from "@skiff/protocol/options";
 import { describe, expect, it } from "vitest";
 import { App } from "./app.js";
@@ -81,13 +82,36 @@ describe("volumes", () => {
   });
 });
 
+describe("memory snapshots", () => {
+  it("takes enableMemorySnapshot on functions and classes, and refuses what does not fit with it", () => {
+    expect(toFunctionSpec("f", { enableMemorySnapshot: true }, 20).memorySnapshot).toBe(true);
+    expect(toFunctionSpec("f", {}, 20).memorySnapshot).toBeUndefined();
+    const snapShape = { ...shape, snapEnter: ["load"] };
+    expect(toFunctionSpec("m", { enableMemorySnapshot: true }, 20, snapShape).cls?.snapEnter).toEqual(["load"]);
+    expect(() => toFunctionSpec("m", {}, 20, snapShape)).toThrow(
+      /^class "m": @enter\(\{ snap: true \}\) load runs before a memory snapshot, and the class takes none: add enableMemorySnapshot: true/,
+    );
+    // The server refuses the same in a manifest it is sent.
+    const { memorySnapshot: _, ...without } = toFunctionSpec("m", { enableMemorySnapshot: true }, 20, snapShape);
+    expect(manifestProblem({ name: "a", functions: [without] })).toMatch(
+      /^class "m": option "memorySnapshot": @enter\(\{ snap: true \}\) load runs before a memory snapshot/,
+    );
+    expect(() => toFunctionSpec("f", { enableMemorySnapshot: "yes" } as unknown as FunctionOptions, 20)).toThrow(
+      /enableMemorySnapshot must be true or false/,
+    );
+    expect(() => toSpecOverrides("f", { enableMemorySnapshot: true } as VariantOptions, undefined)).toThrow(
+      /unknown option "enableMemorySnapshot"/,
+    );
+  });
+});
+
 describe("option names", () => {
   it("refuses an option Skiff does not implement yet, naming the function and the option", () => {
     expect(() => toFunctionSpec("resize", { gpu: "A10G" } as FunctionOptions, 20)).toThrow(
       /^function "resize": option "gpu" is not supported yet \(Skiff has no GPUs yet\): remove it$/,
     );
-    expect(() => toFunctionSpec("m", { enableMemorySnapshot: true } as FunctionOptions, 20, shape)).toThrow(
-      /^class "m": option "enableMemorySnapshot" is not supported yet/,
+    expect(() => toFunctionSpec("m", { region: "eu" } as FunctionOptions, 20, shape)).toThrow(
+      /^class "m": option "region" is not supported yet/,
     );
     expect(() => toFunctionSpec("r", { ephemeralDisk: 1024 } as FunctionOptions, 20)).toThrow(
       /function "r": option "ephemeralDisk" is not supported yet/,
