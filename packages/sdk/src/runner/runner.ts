@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { pathToFileURL } from "node:url";
-import type { RunnerData, RunnerInput, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import type { RunnerData, RunnerInput, RunnerMessage, StartPhases, WorkerToRunner } from "@skiff/protocol";
 import { attemptRefOf } from "@skiff/protocol/attempt-key";
 import { INLINE_PAYLOAD_LIMIT } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
@@ -64,14 +64,20 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   volumes.connected(connection.then(({ socket }) => socket));
   // Connecting (slow through gVisor's gofer) and loading the user's code overlap; a call the code makes before
   // the worker's hello has brought the token waits for it (see SkiffContext.tokenReady).
+  const phases: StartPhases = {};
+  const loading = performance.now();
   const [{ socket, token, early, setHandler }, loaded] = await Promise.all([
     connection,
     load(
       options,
       connection.then(({ token }) => token),
       (op, name) => volumes.request(op, name),
+      phases,
     ).then(
-      (code) => ({ code }),
+      (code) => {
+        phases.load = msSince(loading) - (phases.enter ?? 0);
+        return { code };
+      },
       (error: unknown) => ({ error }),
     ),
   ]);
@@ -153,7 +159,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   }
   const { code } = loaded;
   if (options.webSocket || code.web) {
-    await serveWeb(options, code, { socket, early, setHandler, send, end });
+    await serveWeb(options, code, { socket, early, setHandler, send, end }, phases);
     return;
   }
 
@@ -309,7 +315,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   for (const message of early) onMessage(message);
   setHandler(onMessage);
   socket.on("close", () => exitWhenFlushed(0));
-  send({ t: "ready" });
+  send({ t: "ready", phases });
   askForMore();
 }
 
@@ -328,6 +334,7 @@ async function serveWeb(
     send(message: RunnerMessage): void;
     end(): void;
   },
+  phases: StartPhases,
 ): Promise<void> {
   const fail = (message: string) => {
     runner.send({ t: "init-failed", error: encodeError(new Error(message)) });
@@ -345,7 +352,9 @@ async function serveWeb(
   const { startWeb } = await import("./web/start-web.js");
   let serving: Awaited<ReturnType<typeof startWeb>>;
   try {
+    const starting = performance.now();
     serving = await startWeb(code.web, options.webSocket, options.maxInputs);
+    phases.serve = msSince(starting);
   } catch (error) {
     runner.send({ t: "init-failed", error: encodeError(error) });
     runner.end();
@@ -364,7 +373,7 @@ async function serveWeb(
   for (const message of runner.early) onMessage(message);
   runner.setHandler(onMessage);
   runner.socket.on("close", () => exitWhenFlushed(0));
-  runner.send({ t: "ready" });
+  runner.send({ t: "ready", phases });
 }
 
 /**
@@ -375,6 +384,7 @@ async function load(
   options: RunnerOptions,
   token: Promise<string>,
   volumes: NonNullable<SkiffContext["volumes"]>,
+  phases: StartPhases,
 ): Promise<Loaded> {
   // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
   mapStacksOf(options.bundlePath);
@@ -424,7 +434,9 @@ async function load(
   Object.assign(instance, options.params ? JSON.parse(options.params) : {});
   const marks = marksOf(cls.ctor);
   const hook = (name: string) => (instance[name] as () => unknown).call(instance);
+  const entering = performance.now();
   for (const name of marks.enter) await hook(name);
+  phases.enter = msSince(entering);
   const methods = new Set(marks.methods);
   return {
     call: ([name, ...args]) => {
@@ -445,6 +457,11 @@ async function load(
       }
     },
   };
+}
+
+/** Whole milliseconds since `start` (a performance.now()): a phase of the cold start, for `ready`. */
+function msSince(start: number): number {
+  return Math.round(performance.now() - start);
 }
 
 /** Why an input was refused: a generator called without `.remoteGen`, or a plain function called with it. */
