@@ -35,6 +35,7 @@ import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/i
 import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerRuntime, Mount } from "./runtime/types.js";
+import { StartTimings } from "./start-timings.js";
 import { ContainerMounts } from "./volumes/container-mounts.js";
 import type { WebTarget } from "./web-relay.js";
 
@@ -133,6 +134,8 @@ export class ContainerSession implements WebTarget {
   private ready = false;
   /** The function's volumes and buckets, mounted on this host and bound into the container. */
   private mounts: ContainerMounts | undefined;
+  /** How long each phase of its start took, for `started`. */
+  private readonly timings = new StartTimings();
 
   constructor(
     private readonly start: StartMessage,
@@ -150,6 +153,7 @@ export class ContainerSession implements WebTarget {
     let image: BuiltImage | undefined;
     try {
       const paths = await this.host.prepare(this.start, (line) => this.logLine("system", line));
+      this.timings.lap("prepare");
       image = paths.image;
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
@@ -163,7 +167,10 @@ export class ContainerSession implements WebTarget {
         if (this.webSocketPath) await chmod(dir, 0o777);
       }
       const { spec } = this.start;
-      if (spec.volumes.length > 0) await this.mountVolumes();
+      if (spec.volumes.length > 0) {
+        await this.mountVolumes();
+        this.timings.lap("mounts");
+      }
       const fromImage = imageContainerSpec(paths, {
         ...this.start.secrets,
         ...this.start.env,
@@ -197,6 +204,7 @@ export class ContainerSession implements WebTarget {
         memoryMiB: spec.memoryMiB,
         network: "private",
       });
+      this.timings.lap("create");
       const output = Promise.all([
         forEachLine(handle.stdout, (line) => this.logLine("stdout", line)),
         forEachLine(handle.stderr, (line) => this.logLine("stderr", line)),
@@ -433,7 +441,7 @@ export class ContainerSession implements WebTarget {
     switch (message.t) {
       case "ready":
         this.ready = true;
-        this.host.send({ t: "started", containerId: this.id });
+        this.host.send({ t: "started", containerId: this.id, start: this.timings.ready(message.phases) });
         return;
       case "init-failed":
         this.initError = message.error;
