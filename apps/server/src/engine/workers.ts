@@ -14,6 +14,8 @@ export interface ContainerInfo {
   start?: ColdStart | undefined;
   /** How long after it was ready its first input finished, in ms. */
   firstInputMs?: number | undefined;
+  /** When it got ready, while its first input has not finished (see ContainerSystem.inputsFinished). */
+  readyAt?: number | undefined;
 }
 
 /** Where the server sends a worker's containers' web requests, and the secret that proves they are its. */
