@@ -8,6 +8,7 @@ interface Container {
   function: string;
   version: number;
   state: string;
+  start?: { kind: string; phases: Record<string, number> };
 }
 
 /**
@@ -57,9 +58,17 @@ describe("a deployed app", () => {
     const [first] = await containers("warm");
     // Well past its 2 s scaledown window, the same container is still there.
     await new Promise((r) => setTimeout(r, 5000));
-    expect((await containers("warm")).map((c) => c.id)).toEqual([first!.id]);
-    const listed = await stack.run(["container", "list"]);
+    await waitFor("the warm container runs", async () => (await containers("warm"))[0]?.state === "running");
+    const [warm] = await containers("warm");
+    expect(warm?.id).toBe(first!.id);
+    const listed = await stack.run(["container", "list", "--phases"]);
     expect(listed.stdout).toContain(`${first!.id}\t`);
+    // How it started, phase by phase: a real boot takes time, and the runner loaded the bundle.
+    expect(warm!.start?.kind).toBe("booted");
+    expect(warm!.start?.phases.boot).toBeGreaterThan(0);
+    expect(Object.keys(warm!.start?.phases ?? {})).toEqual(expect.arrayContaining(["placement", "prepare", "load"]));
+    expect(listed.stdout).toMatch(new RegExp(`${first!.id}\\t.*\\tbooted \\d+ ms\\n  placement \\d+ ms · prepare`));
+    expect(listed.stdout).toMatch(/ · boot [1-9]\d* ms · load \d+ ms/);
 
     expect(await call("unwarm")).toBe("ok");
     await waitFor("the warm container scales down", async () => (await containers("warm")).length === 0, 30_000);

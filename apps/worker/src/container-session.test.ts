@@ -48,7 +48,7 @@ class Harness {
 
   constructor(private readonly stateDir: string) {}
 
-  async start(spec: Partial<FunctionSpec> = {}, options: { ready?: boolean } = {}): Promise<void> {
+  async start(spec: Partial<FunctionSpec> = {}, options: { ready?: boolean; prepareMs?: number } = {}): Promise<void> {
     const exited = new Promise<ContainerExit>((resolve) => {
       this.exit = resolve;
     });
@@ -87,13 +87,16 @@ class Harness {
         return this.readable.has(hash);
       },
       putBlob: async () => "",
-      prepare: async () => ({
-        runnerDir: this.stateDir,
-        bundleDir: this.stateDir,
-        nodeDir: this.stateDir,
-        rootfs: this.stateDir,
-        image: { layers: [], mounts: [], env: {}, cwd: "/", user: undefined, release: () => {} },
-      }),
+      prepare: async () => {
+        await sleep(options.prepareMs ?? 0);
+        return {
+          runnerDir: this.stateDir,
+          bundleDir: this.stateDir,
+          nodeDir: this.stateDir,
+          rootfs: this.stateDir,
+          image: { layers: [], mounts: [], env: {}, cwd: "/", user: undefined, release: () => {} },
+        };
+      },
       stateDir: this.stateDir,
       serverUrl: "http://127.0.0.1:9",
       stopping: () => {},
@@ -382,6 +385,28 @@ describe("a function without web", () => {
 });
 
 describe("container session start", () => {
+  it("reports how long each phase of its start took: its own, and the runner's", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
+    const harness = new Harness(dir);
+    try {
+      await harness.start({}, { ready: false, prepareMs: 30 });
+      await sleep(60);
+      harness.fromRunner({ t: "ready", phases: { load: 20 } });
+      await until(() => harness.sent.some((message) => message.t === "started"));
+      const started = harness.sent.find((message) => message.t === "started");
+      expect(started).toMatchObject({ containerId: "ct-session-test", start: { kind: "booted" } });
+      const { phases } = (started as Extract<WorkerMessage, { t: "started" }>).start!;
+      expect(Object.keys(phases)).toEqual(["prepare", "create", "boot", "load"]);
+      expect(phases.prepare).toBeGreaterThanOrEqual(25);
+      expect(phases.load).toBe(20);
+      // The runner said ready 60 ms after the container was made; 20 of them were its own loading.
+      expect(phases.boot).toBeGreaterThanOrEqual(30);
+    } finally {
+      harness.end();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("says out-of-memory, with the limit, when the container is killed for memory while it starts", async () => {
     const dir = await mkdtemp(join(tmpdir(), "skiff-session-"));
     const harness = new Harness(dir);

@@ -37,6 +37,7 @@ import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, Mount } from "./runtime/types.js";
 import type { SnapshotStore, SnapshotTaking } from "./snapshots.js";
+import { StartTimings } from "./start-timings.js";
 import { ContainerMounts } from "./volumes/container-mounts.js";
 import type { WebTarget } from "./web-relay.js";
 
@@ -147,6 +148,8 @@ export class ContainerSession implements WebTarget {
   private runnerConnected: (() => void) | undefined;
   /** The runner said `snapshot-ready`: its connection's close is not its end. */
   private runnerSnapshotting = false;
+  /** How long each phase of its start took, for `started`. */
+  private readonly timings = new StartTimings();
 
   constructor(
     private readonly start: StartMessage,
@@ -164,6 +167,7 @@ export class ContainerSession implements WebTarget {
     let image: BuiltImage | undefined;
     try {
       const paths = await this.host.prepare(this.start, (line) => this.logLine("system", line));
+      this.timings.lap("prepare");
       image = paths.image;
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
@@ -177,7 +181,10 @@ export class ContainerSession implements WebTarget {
         if (this.webSocketPath) await chmod(dir, 0o777);
       }
       const { spec } = this.start;
-      if (spec.volumes.length > 0) await this.mountVolumes();
+      if (spec.volumes.length > 0) {
+        await this.mountVolumes();
+        this.timings.lap("mounts");
+      }
       const fromImage = imageContainerSpec(paths, {
         ...this.start.secrets,
         ...this.start.env,
@@ -286,7 +293,9 @@ export class ContainerSession implements WebTarget {
   }
 
   private async boot(spec: ContainerSpec): Promise<ContainerHandle> {
+    this.timings.booting();
     const handle = await this.host.runtime.start(spec);
+    this.timings.lap("create");
     this.follow(handle);
     return handle;
   }
@@ -308,12 +317,15 @@ export class ContainerSession implements WebTarget {
         await taking.failed(error.message, false);
         throw error;
       });
+    this.timings.lap("create");
     const output = this.follow(handle);
     if (!(await Promise.race([ready.then(() => true), handle.exited.then(() => false)]))) {
       // A snap hook threw, or the startupTimeout passed: no snapshot is kept, and the start fails as a boot's would.
       await taking.failed("its container ended before the snapshot", false);
       return { handle };
     }
+    // Boot, load and snap hooks: the part of this start that restored containers skip.
+    this.timings.lap("snapshot");
     try {
       await this.host.runtime.checkpoint!(this.id, taking.dir);
     } catch (error) {
@@ -330,6 +342,7 @@ export class ContainerSession implements WebTarget {
     await handle.exited;
     await Promise.race([output, sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
     const dir = await taking.done();
+    this.timings.lap("checkpoint");
     const mib = Math.round((await this.host.snapshots!.sizeOf(dir)) / 2 ** 20);
     this.logLine(
       "system",
@@ -345,6 +358,7 @@ export class ContainerSession implements WebTarget {
   private async restore(spec: ContainerSpec, dir: string): Promise<{ handle: ContainerHandle } | { problem: string }> {
     const mark = join(this.socketDir, RESTORED_MARK);
     await writeFile(mark, "");
+    this.timings.restoring();
     const connected = new Promise<void>((resolve) => (this.runnerConnected = resolve));
     let handle: ContainerHandle;
     try {
@@ -596,7 +610,7 @@ export class ContainerSession implements WebTarget {
     switch (message.t) {
       case "ready":
         this.ready = true;
-        this.host.send({ t: "started", containerId: this.id });
+        this.host.send({ t: "started", containerId: this.id, start: this.timings.ready(message.phases) });
         return;
       case "snapshot-ready":
         this.runnerSnapshotting = this.snapshotReady !== undefined;

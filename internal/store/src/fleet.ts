@@ -1,3 +1,4 @@
+import type { ColdStart } from "@skiff/protocol";
 import type { Db } from "./db.js";
 import { newSecret } from "./tokens.js";
 
@@ -9,6 +10,10 @@ export interface LiveContainer {
   state: "starting" | "running";
   /** The app version it runs. */
   version: number;
+  /** How it started, once its worker said (see ColdStart). */
+  start?: ColdStart;
+  /** How long after it was ready its first input finished, in ms, once one has. */
+  firstInputMs?: number;
 }
 
 /**
@@ -78,6 +83,19 @@ export class FleetStore {
     );
   }
 
+  /** Records that a container runs, and how its cold start went (absent from a worker that does not say). */
+  async containerStarted(id: string, start: ColdStart | undefined): Promise<void> {
+    await this.db.query(
+      "UPDATE containers SET state = 'running', start_kind = $2, start_phases = $3::text::jsonb WHERE id = $1",
+      [id, start?.kind ?? null, start ? JSON.stringify(start.phases) : null],
+    );
+  }
+
+  /** Records how long after it was ready a container's first input finished; later ones change nothing. */
+  async firstInputFinished(id: string, ms: number): Promise<void> {
+    await this.db.query("UPDATE containers SET first_input_ms = $2 WHERE id = $1 AND first_input_ms IS NULL", [id, ms]);
+  }
+
   /** Records that these workers are connected. */
   async touchWorkers(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
@@ -110,13 +128,24 @@ export class FleetStore {
       function_id: string;
       state: LiveContainer["state"];
       version: number;
-    }>("SELECT id, worker_id, function_id, state, version FROM containers WHERE state <> 'stopped'");
-    return rows.map((row) => ({
-      id: row.id,
-      workerId: row.worker_id,
-      functionId: row.function_id,
-      state: row.state,
-      version: row.version,
-    }));
+      start_kind: ColdStart["kind"] | null;
+      start_phases: ColdStart["phases"] | string | null;
+      first_input_ms: number | null;
+    }>(
+      `SELECT id, worker_id, function_id, state, version, start_kind, start_phases, first_input_ms
+       FROM containers WHERE state <> 'stopped'`,
+    );
+    return rows.map((row) => {
+      const phases = typeof row.start_phases === "string" ? JSON.parse(row.start_phases) : row.start_phases;
+      return {
+        id: row.id,
+        workerId: row.worker_id,
+        functionId: row.function_id,
+        state: row.state,
+        version: row.version,
+        ...(row.start_kind && phases ? { start: { kind: row.start_kind, phases } } : {}),
+        ...(row.first_input_ms === null ? {} : { firstInputMs: row.first_input_ms }),
+      };
+    });
   }
 }

@@ -296,6 +296,13 @@ const MIGRATIONS: string[] = [
     ) f WHERE NOT f.deleted AND f.type = 'file'
   );
   `,
+  // How each container started (booted or restored), how long each phase of its cold start took (ms by phase
+  // name), and how long after it was ready its first input finished: `skiff container list` shows them.
+  `
+  ALTER TABLE containers ADD COLUMN start_kind text;
+  ALTER TABLE containers ADD COLUMN start_phases jsonb;
+  ALTER TABLE containers ADD COLUMN first_input_ms int;
+  `,
 ];
 
 /** Brings the schema up to date. Safe to call from several server replicas at once. */

@@ -338,6 +338,42 @@ export function describeStoreConformance(name: string, open: () => Promise<{ db:
       expect((await live()).map((c) => c.id)).toEqual(["ct-fleet-1"]);
     });
 
+    it("keeps how a container started, each phase's time, and when its first input finished", async () => {
+      await store.fleet.upsertWorker({ id: "wk-start", name: "n", runtime: "process", capacity: { cpu: 2 } });
+      const container = {
+        workerId: "wk-start",
+        functionId,
+        version: 1,
+        workspace: LOCAL_WORKSPACE,
+        appId: "ap-x",
+        env: "main",
+      };
+      await store.fleet.addContainer({ id: "ct-start-1", ...container });
+      await store.fleet.addContainer({ id: "ct-start-2", ...container });
+      const phases = { placement: 12, prepare: 3, create: 80, boot: 450, load: 120, enter: 0 };
+      await store.fleet.containerStarted("ct-start-1", { kind: "restored", phases });
+      await store.fleet.containerStarted("ct-start-2", undefined);
+      await store.fleet.firstInputFinished("ct-start-1", 35);
+      await store.fleet.firstInputFinished("ct-start-1", 900);
+      const live = (await store.fleet.liveContainers()).filter((c) => c.workerId === "wk-start");
+      expect(live.find((c) => c.id === "ct-start-1")).toEqual({
+        id: "ct-start-1",
+        workerId: "wk-start",
+        functionId,
+        state: "running",
+        version: 1,
+        start: { kind: "restored", phases },
+        firstInputMs: 35,
+      });
+      expect(live.find((c) => c.id === "ct-start-2")).toEqual({
+        id: "ct-start-2",
+        workerId: "wk-start",
+        functionId,
+        state: "running",
+        version: 1,
+      });
+    });
+
     it("rolls a failed transaction back, and keeps other statements out of an open one", async () => {
       let outside: Promise<unknown> | undefined;
       await expect(

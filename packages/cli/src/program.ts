@@ -155,8 +155,14 @@ export function runSkiff(loadHost: () => Promise<HostCommands>): void {
     .command("container")
     .description("containers")
     .command("list")
-    .description("list the containers workers run now")
-    .action(async () => (await import("./commands/app.js")).containerListCommand(loadConfig()));
+    .description("list the containers workers run now, with how each started (booted or restored) and how long it took")
+    .option(
+      "--phases",
+      "under each container, the time of each phase of its start (placement, prepare, mounts, create, boot or restore, load, enter) and of its first input",
+    )
+    .action(async (options: { phases?: boolean }) =>
+      (await import("./commands/app.js")).containerListCommand(options, loadConfig()),
+    );
 
   const secret = program.command("secret").description("secrets: environment variables for functions that name them");
   secret

@@ -3,6 +3,7 @@ export * from "./attempt-key.js";
 export * from "./batch-options.js";
 export * from "./batches.js";
 export * from "./coded-error.js";
+export * from "./cold-start.js";
 export * from "./constants.js";
 export * from "./error-code.js";
 export * from "./errors.js";

@@ -1,4 +1,4 @@
-import type { Capacity, ServerToWorker } from "@skiff/protocol";
+import type { Capacity, ColdStart, ServerToWorker } from "@skiff/protocol";
 
 export interface ContainerInfo {
   id: string;
@@ -10,6 +10,12 @@ export interface ContainerInfo {
   version: number;
   /** Asked to stop: it finishes what it runs and takes nothing more. */
   stopping: boolean;
+  /** How it started, with the server's `placement` phase, once it runs (see ContainerSystem.started). */
+  start?: ColdStart | undefined;
+  /** How long after it was ready its first input finished, in ms. */
+  firstInputMs?: number | undefined;
+  /** When it got ready, while its first input has not finished (see ContainerSystem.inputsFinished). */
+  readyAt?: number | undefined;
 }
 
 /** Where the server sends a worker's containers' web requests, and the secret that proves they are its. */

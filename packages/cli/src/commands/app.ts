@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import { dim, green, printLogs, say } from "../output.js";
 import { formatPeriod } from "../period-format.js";
 import { connectServer, serverClient } from "../server-client.js";
+import { formatPhases, formatStart } from "../start-format.js";
 import { formatWebUrls, labeledUrls, webUrlContext } from "../web-urls.js";
 
 /** One line per schedule of an app: what, when next, what happened last. */
@@ -98,14 +99,18 @@ export async function appLogsCommand(app: string, options: { env?: string }, con
   await new Promise(() => {});
 }
 
-/** `skiff container list`: the containers workers run now. */
-export async function containerListCommand(config: Config): Promise<void> {
+/**
+ * `skiff container list [--phases]`: the containers workers run now, with how each started (`booted 912 ms`);
+ * `--phases` adds a line under each with the time of every phase of its start and of its first input.
+ */
+export async function containerListCommand(options: { phases?: boolean }, config: Config): Promise<void> {
   const client = await serverClient(config);
   const { containers } = await client.call(containerRoutes.list);
   if (containers.length === 0) say("no containers are running");
   for (const c of containers) {
     // A class's pool shows its parameter values.
     const what = c.pool ? `${c.function} ${c.pool}` : c.function;
-    console.log([c.id, c.appId, what, `v${c.version}`, c.state, c.worker].join("\t"));
+    console.log([c.id, c.appId, what, `v${c.version}`, c.state, c.worker, formatStart(c.start)].join("\t"));
+    if (options.phases) console.log(`  ${formatPhases(c.start, c.firstInputMs)}`);
   }
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ColdStart } from "../cold-start.js";
 import { route } from "./route.js";
 
 /** A running container as `skiff container list` shows it. */
@@ -11,6 +12,10 @@ export const ContainerView = z.object({
   pool: z.string(),
   state: z.string(),
   version: z.number(),
+  /** How it started and how long each phase took, once it runs (absent from an older worker). */
+  start: ColdStart.optional(),
+  /** How long after it was ready its first input finished, in ms, once one has (never for web functions). */
+  firstInputMs: z.number().int().optional(),
 });
 export type ContainerView = z.output<typeof ContainerView>;
 

@@ -10,6 +10,13 @@ const hash = "a".repeat(64);
 describe("hand-written checks agree with the schemas", () => {
   const runnerSamples: unknown[] = [
     { t: "ready" },
+    { t: "ready", phases: { load: 120, enter: 0 } },
+    { t: "ready", phases: {} },
+    { t: "ready", phases: { load: 1.5 } },
+    { t: "ready", phases: { load: -1 } },
+    { t: "ready", phases: { load: "120" } },
+    { t: "ready", phases: [120] },
+    { t: "ready", phases: null },
     { t: "init-failed", error: bytes },
     { t: "init-failed", error: "text" },
     { t: "next", max: 3 },

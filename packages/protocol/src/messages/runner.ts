@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AttemptRef } from "../attempt.js";
+import { isStartPhases, StartPhases } from "../cold-start.js";
 import { BLOB_HASH, Bytes, OutputStatus } from "./shared.js";
 
 // runner <-> worker: Unix socket inside the container, length-prefixed CBOR frames.
@@ -19,7 +20,8 @@ function isRunnerData(value: unknown): value is RunnerData {
 
 /** What the runner sends the worker. */
 export const RunnerMessage = z.discriminatedUnion("t", [
-  z.object({ t: z.literal("ready") }),
+  /** Loaded and listening; `phases` are the runner's own part of the cold start (`load`, `enter`, `serve`). */
+  z.object({ t: z.literal("ready"), phases: StartPhases.optional() }),
   /** Booted to be snapshotted (SKIFF_SNAPSHOT): the code is loaded; the runner closes its socket next. */
   z.object({ t: z.literal("snapshot-ready") }),
   z.object({ t: z.literal("init-failed"), error: Bytes }),
@@ -54,7 +56,8 @@ export function parseRunnerMessage(value: unknown): RunnerMessage | undefined {
   const m = value as Record<string, unknown>;
   switch (m.t) {
     case "ready":
-      return { t: "ready" };
+      if (m.phases === undefined) return { t: "ready" };
+      return isStartPhases(m.phases) ? { t: "ready", phases: { ...m.phases } } : undefined;
     case "snapshot-ready":
       return { t: "snapshot-ready" };
     case "init-failed":

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AttemptRef } from "../attempt.js";
+import { ColdStart } from "../cold-start.js";
 import { ErrorCode } from "../error-code.js";
 import { FunctionSpec, ImageSpec } from "../manifest.js";
 import { BucketCredentials } from "../mounts.js";
@@ -63,7 +64,8 @@ export const WorkerMessage = z.discriminatedUnion("t", [
      */
     webRelay: z.object({ url: z.string().url(), secret: z.string().min(16) }).optional(),
   }),
-  z.object({ t: z.literal("started"), containerId: z.string() }),
+  /** Its runner is ready; `start` says how it started and how long each phase took (see START_PHASES). */
+  z.object({ t: z.literal("started"), containerId: z.string(), start: ColdStart.optional() }),
   /** Idle past its scaledown window: the server answers `stop` (reason "idle") unless the pool keeps it. */
   z.object({ t: z.literal("idle"), containerId: z.string() }),
   z.object({

@@ -4,7 +4,7 @@ import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
-import type { RunnerData, RunnerInput, RunnerMessage, WorkerToRunner } from "@skiff/protocol";
+import type { RunnerData, RunnerInput, RunnerMessage, StartPhases, WorkerToRunner } from "@skiff/protocol";
 import { attemptRefOf } from "@skiff/protocol/attempt-key";
 import { INLINE_PAYLOAD_LIMIT, RESTORED_MARK } from "@skiff/protocol/constants";
 import { decodeMessage, encodeMessage, FrameReader, writeFrames } from "@skiff/protocol/frame";
@@ -71,14 +71,20 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   volumes.connected(connection.then(({ socket }) => socket));
   // Connecting (slow through gVisor's gofer) and loading the user's code overlap; a call the code makes before
   // the worker's hello has brought the token waits for it (see SkiffContext.tokenReady).
+  const phases: StartPhases = {};
+  const loading = performance.now();
   const [first, loadedFirst] = await Promise.all([
     connection,
     load(
       options,
       connection.then(({ token }) => token),
       (op, name) => volumes.request(op, name),
+      phases,
     ).then(
-      (code) => ({ code }),
+      (code) => {
+        phases.load = msSince(loading) - (phases.enter ?? 0);
+        return { code };
+      },
       (error: unknown) => ({ error }),
     ),
   ]);
@@ -87,11 +93,14 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   if (options.snapshot && "code" in loaded) {
     // The snapshot is taken while this waits; what follows runs in each container restored from it.
     ({ socket, token, early, setHandler } = await snapshotAndRestore(options.socketPath, socket, volumes));
+    // Restored: the code was loaded in the snapshot; only the other enter hooks run here.
+    const entering = performance.now();
     try {
       await loaded.code.afterRestore();
     } catch (error) {
       loaded = { error };
     }
+    Object.assign(phases, { load: 0, enter: msSince(entering) });
   }
   // Large arguments and results move as blobs through api.sock with the container's token, straight between
   // this process and the server's blob store: they never cross runner.sock, and the server checks that this
@@ -171,7 +180,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   }
   const { code } = loaded;
   if (options.webSocket || code.web) {
-    await serveWeb(options, code, { socket, early, setHandler, send, end });
+    await serveWeb(options, code, { socket, early, setHandler, send, end }, phases);
     return;
   }
 
@@ -327,7 +336,7 @@ export async function runRunner(options: RunnerOptions): Promise<void> {
   for (const message of early) onMessage(message);
   setHandler(onMessage);
   socket.on("close", () => exitWhenFlushed(0));
-  send({ t: "ready" });
+  send({ t: "ready", phases });
   askForMore();
 }
 
@@ -346,6 +355,7 @@ async function serveWeb(
     send(message: RunnerMessage): void;
     end(): void;
   },
+  phases: StartPhases,
 ): Promise<void> {
   const fail = (message: string) => {
     runner.send({ t: "init-failed", error: encodeError(new Error(message)) });
@@ -363,7 +373,9 @@ async function serveWeb(
   const { startWeb } = await import("./web/start-web.js");
   let serving: Awaited<ReturnType<typeof startWeb>>;
   try {
+    const starting = performance.now();
     serving = await startWeb(code.web, options.webSocket, options.maxInputs);
+    phases.serve = msSince(starting);
   } catch (error) {
     runner.send({ t: "init-failed", error: encodeError(error) });
     runner.end();
@@ -382,7 +394,7 @@ async function serveWeb(
   for (const message of runner.early) onMessage(message);
   runner.setHandler(onMessage);
   runner.socket.on("close", () => exitWhenFlushed(0));
-  runner.send({ t: "ready" });
+  runner.send({ t: "ready", phases });
 }
 
 /**
@@ -393,6 +405,7 @@ async function load(
   options: RunnerOptions,
   token: Promise<string>,
   volumes: NonNullable<SkiffContext["volumes"]>,
+  phases: StartPhases,
 ): Promise<Loaded> {
   // Stacks point at the user's .ts lines; the bundle's source map is read the first time a stack is formatted.
   mapStacksOf(options.bundlePath);
@@ -451,11 +464,13 @@ async function load(
   // Snap hooks first (before a snapshot, when one is taken), then the others, each in the order declared.
   const snapHooks = marks.enter.filter((name) => marks.snapEnter.includes(name));
   const otherHooks = marks.enter.filter((name) => !marks.snapEnter.includes(name));
-  for (const name of snapHooks) await hook(name);
   const runOthers = async () => {
     for (const name of otherHooks) await hook(name);
   };
+  const entering = performance.now();
+  for (const name of snapHooks) await hook(name);
   if (!options.snapshot) await runOthers();
+  phases.enter = msSince(entering);
   const methods = new Set(marks.methods);
   return {
     afterRestore: runOthers,
@@ -477,6 +492,11 @@ async function load(
       }
     },
   };
+}
+
+/** Whole milliseconds since `start` (a performance.now()): a phase of the cold start, for `ready`. */
+function msSince(start: number): number {
+  return Math.round(performance.now() - start);
 }
 
 /** Why an input was refused: a generator called without `.remoteGen`, or a plain function called with it. */

@@ -1,10 +1,13 @@
 import { randomUUID } from "node:crypto";
 import {
   type BucketCredentials,
+  type ColdStart,
   type ContainerView,
+  coldStartMs,
   type ImageSecrets,
   runnerEnvironment,
   type WorkerMessage,
+  type WorkerOutput,
 } from "@skiff/protocol";
 import type { EngineState, FunctionInfo } from "../state.js";
 import type { ContainerInfo, WorkerConn } from "../workers.js";
@@ -41,6 +44,8 @@ export class ContainerSystem {
           pool: [info.params, info.overrides && JSON.stringify(info.overrides)].filter(Boolean).join(" "),
           state: container.state,
           version: container.version,
+          start: container.start,
+          firstInputMs: container.firstInputMs,
         };
       }),
     );
@@ -192,16 +197,23 @@ export class ContainerSystem {
     return false;
   }
 
-  /** A container is ready: its cold start is noted, and older versions of its pool drain (a rolling deploy). */
+  /**
+   * A container is ready: its cold start is noted (with the server's part of it, `placement`), and older
+   * versions of its pool drain (a rolling deploy).
+   */
   async started(worker: WorkerConn, message: ContainerMessage<"started">): Promise<void> {
     const { starting, timings, store, functions } = this.state;
+    const now = Date.now();
     const container = worker.containers.get(message.containerId);
     if (container) container.state = "running";
     if (container) this.deps.web.serveWaiting(container.functionId);
     const started = starting.get(message.containerId);
     starting.delete(message.containerId);
-    if (started) timings.noteColdStart(started.functionId, Date.now() - started.at);
-    await store.fleet.setContainerState(message.containerId, "running");
+    if (started) timings.noteColdStart(started.functionId, now - started.at);
+    const start = message.start && withPlacement(message.start, started ? now - started.at : undefined);
+    if (container) container.start = start;
+    if (container && !functions.get(container.functionId)?.spec.web) container.readyAt = now;
+    await store.fleet.containerStarted(message.containerId, start);
     await this.deps.builds.startEnded(message.containerId);
     const info = container && functions.get(container.functionId);
     if (!container || !info) return;
@@ -224,6 +236,25 @@ export class ContainerSystem {
       .sort((a, b) => this.deps.web.inFlightOf(a.id) - this.deps.web.inFlightOf(b.id));
     const old = outgoing[0];
     if (old) this.stopAll((c) => c === old, reason);
+  }
+
+  /**
+   * Outputs a worker sent, before they are handled: the first one of a container since it got ready says how
+   * long after that its first input finished. Two map lookups per output on this path; one write per container,
+   * off it.
+   */
+  inputsFinished(worker: WorkerConn, outputs: WorkerOutput[]): void {
+    const now = Date.now();
+    for (const output of outputs) {
+      const owner = this.state.queue.get(output.inputId)?.owner;
+      const container = owner === undefined ? undefined : worker.containers.get(owner);
+      if (container?.readyAt === undefined) continue;
+      container.firstInputMs = now - container.readyAt;
+      container.readyAt = undefined;
+      this.state.store.fleet
+        .firstInputFinished(container.id, container.firstInputMs)
+        .catch((error: unknown) => this.state.log.warn({ err: error }, "recording a first input failed"));
+    }
   }
 
   /** Idle past its scaledown window: it may stop unless its pool needs it warm or has work waiting. */
@@ -282,6 +313,16 @@ export class ContainerSystem {
     }
     this.deps.requestAutoscale();
   }
+}
+
+/**
+ * A worker's cold start with the server's part added: `placement` is the time from deciding to start the
+ * container (`sinceDecidedMs` ago) until it was ready, less what the worker timed. Unknown after a restart.
+ */
+function withPlacement(start: ColdStart, sinceDecidedMs: number | undefined): ColdStart {
+  if (sinceDecidedMs === undefined) return start;
+  const placement = Math.max(0, sinceDecidedMs - coldStartMs(start));
+  return { kind: start.kind, phases: { placement, ...start.phases } };
 }
 
 /** What a mount of a volume that is not there is refused with (at deploy, and when a container starts). */

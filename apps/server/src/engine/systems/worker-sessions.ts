@@ -29,7 +29,10 @@ export class WorkerSessionSystem {
     this.handlers = {
       hello: () => {},
       claim: (worker, message) => attempts.claim(worker, message),
-      outputs: (worker, message) => attempts.outputs(worker, message.seq, message.outputs),
+      outputs: (worker, message) => {
+        containers.inputsFinished(worker, message.outputs);
+        return attempts.outputs(worker, message.seq, message.outputs);
+      },
       items: (_, message) => attempts.items(message.items),
       unclaim: (_, message) => state.dispatcher.release(message.containerId),
       return: (_, message) => attempts.returned(message.inputs),
@@ -82,6 +85,8 @@ export class WorkerSessionSystem {
         state: "running",
         version: row.version,
         stopping: false,
+        start: row.start,
+        firstInputMs: row.firstInputMs,
       });
     }
     // What it still runs stays leased to it; anything else leased to its containers was lost with them.
