@@ -264,7 +264,7 @@ describe("container session", () => {
   it("gives the token to the runner's connection only, first thing, and never through the environment", async () => {
     await harness.start();
     await until(() => harness.toRunner.length > 0);
-    expect(harness.toRunner[0]).toEqual({ t: "hello", token: "ct:secret" });
+    expect(harness.toRunner[0]).toEqual({ t: "hello", token: "ct:secret", containerId: "ct-session-test" });
     expect(JSON.stringify(harness.container?.env)).not.toContain("ct:secret");
     // Code in the container connecting to the runner's socket gets nothing, and the runner keeps its connection.
     const path = join(dir, "containers", "ct-session-test", "runner.sock");
