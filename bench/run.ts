@@ -1,7 +1,7 @@
 // One-command benchmark (`make bench`): Skiff against its baselines, side by side, into bench/RESULTS.md.
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { copyFile, mkdtemp, open, readdir, rm, stat } from "node:fs/promises";
+import { copyFile, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,6 +13,7 @@ import { honoPostLatency } from "./baselines/hono-post.js";
 import { httpLoad, type LoadResult } from "./baselines/http-load.js";
 import { httpUpload } from "./baselines/http-upload.js";
 import { rawContainerStart } from "./baselines/raw-container.js";
+import { summarize } from "./baselines/stats.js";
 import { cgroupCpuMs, processCpuMs } from "./cpu.js";
 import { goalMet, machine, type Row, table, writeResults } from "./report.js";
 import { createDatabase, type Service, type SkiffStack, startHonoServer, startRedis, startSkiff } from "./services.js";
@@ -39,6 +40,7 @@ const HOW = [
   "- payloads: on a warm container, one `.remote()` whose argument is a Uint8Array of 10, 100 or 1,000 MiB (result 16 bytes), then one whose result is (argument 16 bytes): from the call to its result, through the SDK's blob upload, the server's blob store (synced to disk) and the container's api.sock relay (the runner reads an argument and puts a result itself). Against one plain HTTP upload of as many bytes to a node:http server on loopback in the bench's process, after a warm-up of a tenth;",
   `- web: the handler of bench/apps/hello-hono.ts (GET / answers a small JSON naming the container, 34 bytes outside Skiff) served by @hono/node-server in a process of its own on 127.0.0.1, and by Skiff as \`app.web\` through the server's gateway and the worker's relay into one warm container (minContainers 1, maxInputs 100); closed-loop GETs from undici in the bench's process over 1 and 64 kept-alive connections, ${WEB_SECONDS} s each after ${WEB_SECONDS / 5} s of warm-up (\`SKIFF_BENCH_WEB_SECONDS\` changes it); latencies are of 200 answers. CPU per request is the CPU time (from /proc, user + system) that the plain Hono server, \`skiff up\` and the warm container's processes (found by their cgroup) used while the requests were counted, over the 200 answers: it varies far less with a busy machine than latencies and rates do. The floor on gVisor adds the raw container hop of the warm-latency rows (sequential round trips) to plain Hono's p50. Then ${BURST_CONNECTIONS.toLocaleString("en-US")} connections for ${3 * WEB_SECONDS} s at a web function with no container (up to 10 × 100 requests): a 503 is the platform refusing on purpose (the connection waits its Retry-After), any other status or a request that got no answer is an error; containers are counted by the ids in the answers;`,
   "- volumes (bench/apps/volume-bench.ts): a 1 GiB file (each MiB different) copied with `cp` on the host's disk, and put into a volume with `skiff volume put`; read from start to end in 1 MiB reads inside a container through a read-only mount (the function's own timing) against the same reads of the host file (just written: likely in the page cache); a function that writes 10,000 files of 105 KiB (1.0 GiB) into a mounted volume and commits once; cold starts (median of 5, each container stopped before the next) of a function with no mount, with an empty volume and with that 10,000-file volume mounted; a function that rewrites one 1 MiB file of the 10,000-file volume and commits it, median of 5 commits;",
+  "- snapshots (bench/apps/snapshot-bench.ts): a class whose `enter` hook waits 2 s and fills a 200 MiB table of pseudo-random numbers, with `enableMemorySnapshot` and the hook marked `snap: true`, and the same class booting each container: the time to a first result of a call that starts a new container (median of 3, each container stopped before the next), the first call of the snapshotted class (which boots and takes the snapshot), the snapshot's size on the worker's disk, and the phases `skiff container list --phases` shows; then `skiff run examples/hello.ts` 10 times, each after a one-line edit of the file (a new bundle, a new app), wall clock from the command to its exit with `skiff up` warm;",
   `- idle RSS: VmRSS of the \`skiff up\` process (server + worker) ${IDLE_MS / 1000} s after it started with no apps, on a new SKIFF_HOME (PGlite runs initdb), then restarted on that home, and again once the bench's apps have stopped.`,
 ].join("\n");
 
@@ -74,7 +76,17 @@ function nodeDir(cacheDir: string): string {
   return join(parent, found.sort().at(-1)!);
 }
 
-const SECTIONS = ["latency", "throughput", "cold", "images", "scale", "payloads", "web", "volumes"] as const;
+const SECTIONS = [
+  "latency",
+  "throughput",
+  "cold",
+  "images",
+  "scale",
+  "payloads",
+  "web",
+  "volumes",
+  "snapshots",
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 type Store = "pglite" | "postgres";
@@ -120,6 +132,7 @@ async function bench(
   if (only.has("payloads")) rows.push(...(await payloadRows(skiff, runtime)));
   if (only.has("web")) rows.push(...(await webRows(skiff, runtime, rootfs, node, services)));
   if (only.has("volumes")) rows.push(...(await volumeRows(skiff, runtime, home)));
+  if (only.has("snapshots")) rows.push(...(await snapshotRows(skiff, runtime, home)));
 
   await sleep(IDLE_MS);
   rows.push(
@@ -384,6 +397,64 @@ async function volumeRows(skiff: SkiffStack, runtime: "gvisor" | "runc", home: s
     check: { goal: "< 100 ms", met: commit.p50Ms < 100 },
   });
   await skiff.settle();
+  return rows;
+}
+
+const SNAPSHOT_APP = "bench/apps/snapshot-bench.ts";
+
+async function snapshotRows(skiff: SkiffStack, runtime: "gvisor" | "runc", home: string): Promise<Row[]> {
+  say("snapshots: a class with a 2 s, 200 MiB enter hook, restored from its snapshot and booted");
+  type Cold = { p50: number; phases: string };
+  const result = await skiff.run<{ takeMs: number; takePhases: string; restored: Cold; booted: Cold }>(
+    `${SNAPSHOT_APP}::snapshots`,
+    { n: 3 },
+  );
+  await skiff.settle();
+  const dir = join(home, "worker", "snapshots");
+  const sizes = await Promise.all(
+    (await readdir(dir).catch(() => [] as string[])).map(async (name) => {
+      const files = await readdir(join(dir, name));
+      const bytes = await Promise.all(files.map(async (file) => (await stat(join(dir, name, file))).size));
+      return bytes.reduce((a, b) => a + b, 0);
+    }),
+  );
+  const rows: Row[] = [
+    {
+      what: `class with a 2 s, 200 MiB snap hook: new container to first result, ${runtime} (median of 3)`,
+      skiff: `${ms(result.restored.p50)} restored`,
+      baseline: `${ms(result.booted.p50)} booted`,
+      ratio: result.restored.p50 / result.booted.p50,
+      goal: { op: "≤", ratio: 0.2 },
+    },
+    { what: "  phases, restored", skiff: result.restored.phases || "(not listed)" },
+    { what: "  phases, booted", skiff: result.booted.phases || "(not listed)" },
+    {
+      what: `first call of the snapshotted class: boot, hook, snapshot, restore (${result.takePhases || "phases not listed"})`,
+      skiff: ms(result.takeMs),
+    },
+    { what: "its snapshot on the worker's disk", skiff: mib(Math.max(0, ...sizes) / 2 ** 20) },
+  ];
+  say("snapshots: edit examples/hello.ts, skiff run it, 10 times");
+  const file = join(ROOT, "bench", "apps", ".edit-loop.ts");
+  const source = await readFile(join(ROOT, "examples", "hello.ts"), "utf8");
+  const walls: number[] = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      await writeFile(file, `${source}\n// edit ${i} ${Date.now()}\n`);
+      const start = performance.now();
+      await skiff.cli(["run", file]);
+      walls.push(performance.now() - start);
+    }
+  } finally {
+    await rm(file, { force: true });
+  }
+  await skiff.settle();
+  const wall = summarize(walls).p50;
+  rows.push({
+    what: `edit → \`skiff run examples/hello.ts\` → result, wall clock, ${runtime} (median of 10)`,
+    skiff: ms(wall),
+    check: { goal: "< 1 s", met: wall < 1000 },
+  });
   return rows;
 }
 

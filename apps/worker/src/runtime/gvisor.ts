@@ -72,7 +72,7 @@ export class GvisorRuntime extends OciRuntime {
     const container = this.runningContainer(id);
     if (!container?.checkpointable)
       throw new Error(`container ${id} is not running, or was not started checkpointable`);
-    const result = await this.control(container, ["checkpoint", "--image-path", dir, id]);
+    const result = await this.control(container, ["checkpoint", "--compression=none", "--image-path", dir, id]);
     if (result.code !== 0) throw new Error(`runsc checkpoint failed: ${firstLine(result.stderr)}`);
   }
 
