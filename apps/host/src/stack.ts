@@ -94,6 +94,7 @@ export async function startWorker(
   const agent = new WorkerAgent({
     buildRuntime,
     imageCacheMiB: config.SKIFF_IMAGE_CACHE_MIB,
+    spareRunners: config.SKIFF_SPARE_RUNNERS,
     serverUrl,
     runtime,
     log,

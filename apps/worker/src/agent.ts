@@ -13,6 +13,7 @@ import type { ContainerRuntime } from "./runtime/types.js";
 import { type ServerConnection, ServerLink } from "./server-link.js";
 import { Shells } from "./shells.js";
 import { describeHost, SnapshotStore } from "./snapshots.js";
+import { SpareRunners } from "./spares.js";
 import { cleanupStaleRcloneMounts } from "./volumes/rclone-mount.js";
 import { WebRelay, type WebRelayAddress } from "./web-relay.js";
 
@@ -36,6 +37,8 @@ export interface WorkerOptions {
   buildRuntime?: ContainerRuntime;
   /** Disk budget of cached image layers, in MiB (default 20 GiB); least recently used go first. */
   imageCacheMiB?: number;
+  /** How many recently used (image, cpu, memory) keep a spare runner booted (default 0: none). */
+  spareRunners?: number;
   /** Where the web relay listens for the server's web requests (default 127.0.0.1, an ephemeral port). */
   webRelay?: { host?: string; port?: number };
 }
@@ -62,6 +65,8 @@ export class WorkerAgent {
   private readonly webRelay: WebRelay;
   /** Memory snapshots, where the runtime can take them. */
   private readonly snapshots: SnapshotStore | undefined;
+  /** Runners booted ahead, where the runtime has containers. */
+  private readonly spares: SpareRunners | undefined;
   private webRelayAddress: WebRelayAddress | undefined;
   private workerId = "";
 
@@ -106,6 +111,15 @@ export class WorkerAgent {
       runtime.checkpoint && runtime.version
         ? new SnapshotStore(join(options.stateDir, "snapshots"), () => describeHost(() => runtime.version!()))
         : undefined;
+    this.spares =
+      runtime.name !== "process" && (options.spareRunners ?? 0) > 0
+        ? new SpareRunners({
+            runtime,
+            dir: join(options.stateDir, "spares"),
+            log: options.log,
+            keys: options.spareRunners ?? 0,
+          })
+        : undefined;
     this.webRelay = new WebRelay({
       ...options.webRelay,
       log: options.log,
@@ -144,6 +158,7 @@ export class WorkerAgent {
     // Its containers are gone now: the volume mounts they held can go.
     await cleanupStaleRcloneMounts(join(this.options.stateDir, "mounts"));
     await this.snapshots?.cleanup();
+    await this.spares?.cleanup();
     this.workerId = await this.loadWorkerId();
     this.images.startCollecting();
     // The hello carries the relay's address: it listens first.
@@ -157,7 +172,8 @@ export class WorkerAgent {
     this.link.shutdown();
     this.images.stopCollecting();
     for (const session of this.sessions.values()) session.stop("requested", "the worker is shutting down");
-    await Promise.all([...this.sessions.keys()].map((id) => this.options.runtime.kill(id)));
+    await this.spares?.close();
+    await Promise.all([...this.sessions.values()].map((session) => this.options.runtime.kill(session.runtimeId)));
     // Each run ends after its container's folder is removed (a session leaves `sessions` before that).
     await Promise.race([Promise.all(this.running), sleep(10_000, undefined, { ref: false })]);
     await this.images.published();
@@ -240,6 +256,7 @@ export class WorkerAgent {
       log: this.options.log,
       stateDir: this.options.stateDir,
       ...(this.snapshots ? { snapshots: this.snapshots } : {}),
+      ...(this.spares ? { spares: this.spares } : {}),
       serverUrl: this.options.serverUrl,
       send: (message) => this.link.send(message),
       queueOutput: (output) => this.link.queueOutput(output),

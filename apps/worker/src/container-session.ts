@@ -37,6 +37,7 @@ import { forEachLine } from "./line-splitter.js";
 import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, Mount } from "./runtime/types.js";
 import type { SnapshotStore, SnapshotTaking } from "./snapshots.js";
+import { SPARE_SOCKET, type Spare, type SpareRunners } from "./spares.js";
 import { StartTimings } from "./start-timings.js";
 import { ContainerMounts } from "./volumes/container-mounts.js";
 import type { WebTarget } from "./web-relay.js";
@@ -69,6 +70,8 @@ export interface SessionHost {
   stateDir: string;
   /** Where memory snapshots are kept, when the runtime can take them. */
   snapshots?: SnapshotStore;
+  /** Runners booted ahead, when the worker keeps them. */
+  spares?: SpareRunners;
   /** The server's URL: the container's api.sock relays to it. */
   serverUrl: string;
   /** It takes no more inputs or web requests (it was asked to stop, or timed out starting). */
@@ -150,6 +153,9 @@ export class ContainerSession implements WebTarget {
   private runnerSnapshotting = false;
   /** How long each phase of its start took, for `started`. */
   private readonly timings = new StartTimings();
+  /** Set when it took a spare runner: that container's id and socket directory. */
+  private runtimeContainerId: string | undefined;
+  private spareSocketDir: string | undefined;
 
   constructor(
     private readonly start: StartMessage,
@@ -163,12 +169,19 @@ export class ContainerSession implements WebTarget {
 
   /** Starts the container; never throws: failures are reported to the server as a stopped container. */
   async run(): Promise<void> {
-    const dir = this.socketDir;
+    let dir = this.socketDir;
     let image: BuiltImage | undefined;
+    let spare: Spare | undefined;
     try {
       const paths = await this.host.prepare(this.start, (line) => this.logLine("system", line));
       this.timings.lap("prepare");
       image = paths.image;
+      // A spare runner booted ahead takes this container's place: its socket directory is this one's.
+      spare = await this.takeSpare(paths);
+      if (spare) {
+        this.spareSocketDir = spare.sockDir;
+        dir = spare.sockDir;
+      }
       await mkdir(dir, { recursive: true });
       this.server = await listen(join(dir, "runner.sock"), (socket) => this.serveRunner(socket));
       this.apiRelay = await listen(join(dir, "api.sock"), relayTo(this.host.serverUrl));
@@ -226,19 +239,27 @@ export class ContainerSession implements WebTarget {
         // In the app's logs too, after the container's last lines: a web request that waited for it
         // only got a 503.
         this.logLine("system", this.stopMessage);
-        void this.host.runtime.kill(this.id);
+        void this.host.runtime.kill(this.runtimeId);
       }, spec.startupTimeoutMs);
       this.startupTimer.unref();
-      const handle = await this.startContainer(containerSpec, paths.runnerDir);
+      const handle = spare
+        ? await this.adopt(spare, containerSpec.env, paths.bundleDir)
+        : await this.startContainer(containerSpec, paths.runnerDir);
+      // Asked to stop while it was starting (waiting for a spare, an image, a snapshot): it ends now.
+      if (this.stopReason && !this.runner) void this.host.runtime.kill(this.runtimeId);
       this.idleTimer = setInterval(() => this.checkIdle(), 1000);
       this.idleTimer.unref();
-      const exit = await handle.exited;
+      // Its process has ended: reported at once, while the runtime releases what it held (overlay, network).
+      const exit = await (handle.ended ?? handle.exited);
       // `stopped` tells the server this container's lines are all sent (see Hub.endLogs): its last lines first.
       await Promise.race([Promise.all(this.outputs), sleep(OUTPUT_END_WAIT_MS, undefined, { ref: false })]);
       // Before `stopped`: the container's token (which commits) is good until then, and a caller told the
       // container is gone may read what it committed.
       await this.unmountVolumes(exit.exitCode === 0 && !exit.oomKilled);
       this.finish(exit);
+      await handle.exited.catch((error: unknown) =>
+        this.host.log.error({ err: error, container: this.id }, "releasing the container failed"),
+      );
     } catch (error) {
       this.host.log.error({ err: error, container: this.id }, "container failed to start");
       this.stopReason = "start-failed";
@@ -255,7 +276,63 @@ export class ContainerSession implements WebTarget {
       this.server?.close();
       this.apiRelay?.close();
       await rm(dir, { recursive: true, force: true }).catch(() => {});
+      await spare?.release();
     }
+  }
+
+  /**
+   * A spare runner for this container, when the worker has one ready for its image, cpu and memory. Only plain
+   * functions on the base image take one: a spare's mounts and user are fixed when it boots (no volumes, no
+   * image layers or files, no USER), and Node has read NODE_OPTIONS by then. One still booting is waited for.
+   * Taking one (or finding none) has the worker boot the next.
+   */
+  private async takeSpare(paths: {
+    runnerDir: string;
+    nodeDir: string;
+    rootfs: string;
+    image: BuiltImage;
+  }): Promise<Spare | undefined> {
+    const { spares } = this.host;
+    const { spec } = this.start;
+    const { image } = paths;
+    const env = { ...this.start.secrets, ...this.start.env };
+    if (!spares || spec.web || spec.volumes.length > 0 || spec.memorySnapshot) return undefined;
+    if (image.layers.length > 0 || image.mounts.length > 0 || image.user || "NODE_OPTIONS" in env) return undefined;
+    const key = JSON.stringify([
+      paths.rootfs,
+      paths.nodeDir,
+      paths.runnerDir,
+      image.env,
+      image.cwd,
+      spec.cpu,
+      spec.memoryMiB,
+    ]);
+    return spares.take(key, (id, dirs) => {
+      const base = imageContainerSpec(paths, { SKIFF_SPARE_SOCKET: `/.skiff/sock/${SPARE_SOCKET}` });
+      return {
+        ...base,
+        id,
+        command: ["/.skiff/node/bin/node", RUNNER_PROGRAM],
+        mounts: [
+          { source: paths.runnerDir, target: "/.skiff/runner", readonly: true },
+          { source: dirs.bundleDir, target: "/.skiff/bundle", readonly: true },
+          { source: dirs.sockDir, target: "/.skiff/sock", readonly: false },
+          ...base.mounts,
+        ],
+        cpu: spec.cpu,
+        memoryMiB: spec.memoryMiB,
+        network: "private",
+      };
+    });
+  }
+
+  /** Hands the spare this container's code and environment: it is this container from now on. */
+  private async adopt(spare: Spare, env: Record<string, string>, bundleDir: string): Promise<ContainerHandle> {
+    this.timings.startsAs("spare");
+    this.runtimeContainerId = spare.id;
+    this.follow(spare.handle);
+    await spare.assign(bundleDir, env);
+    return spare.handle;
   }
 
   /**
@@ -293,7 +370,7 @@ export class ContainerSession implements WebTarget {
   }
 
   private async boot(spec: ContainerSpec): Promise<ContainerHandle> {
-    this.timings.booting();
+    this.timings.startsAs("booted");
     const handle = await this.host.runtime.start(spec);
     this.timings.lap("create");
     this.follow(handle);
@@ -358,7 +435,7 @@ export class ContainerSession implements WebTarget {
   private async restore(spec: ContainerSpec, dir: string): Promise<{ handle: ContainerHandle } | { problem: string }> {
     const mark = join(this.socketDir, RESTORED_MARK);
     await writeFile(mark, "");
-    this.timings.restoring();
+    this.timings.startsAs("restored");
     const connected = new Promise<void>((resolve) => (this.runnerConnected = resolve));
     let handle: ContainerHandle;
     try {
@@ -451,9 +528,14 @@ export class ContainerSession implements WebTarget {
     this.lastActive = Date.now();
   }
 
-  /** The container's socket directory on this host, mounted at /.skiff/sock. */
+  /** The container's socket directory on this host, mounted at /.skiff/sock (a spare's, when it took one). */
   private get socketDir(): string {
-    return join(this.host.stateDir, "containers", this.id);
+    return this.spareSocketDir ?? join(this.host.stateDir, "containers", this.id);
+  }
+
+  /** The runtime's id of its container: its own, or the spare runner's it took. */
+  get runtimeId(): string {
+    return this.runtimeContainerId ?? this.id;
   }
 
   /** Asks the runner to finish its inputs and exit; kills the container after a grace period. */
@@ -470,7 +552,7 @@ export class ContainerSession implements WebTarget {
     this.sendRunner({ t: "shutdown" });
     // The runner finishes its inputs and web requests (each within its timeout), then runs `exit` hooks.
     const grace = this.busy ? this.start.spec.timeoutMs + EXIT_GRACE_MS : EXIT_GRACE_MS;
-    const kill = setTimeout(() => void this.host.runtime.kill(this.id), this.runner ? grace : 0);
+    const kill = setTimeout(() => void this.host.runtime.kill(this.runtimeId), this.runner ? grace : 0);
     kill.unref();
   }
 
@@ -478,7 +560,7 @@ export class ContainerSession implements WebTarget {
   kill(reason: StopReason, message: string): void {
     this.stopReason ??= reason;
     this.stopMessage ??= message;
-    void this.host.runtime.kill(this.id);
+    void this.host.runtime.kill(this.runtimeId);
   }
 
   /** Kills the container if it runs any of these attempts (a cancelled call); drops those not started. */

@@ -40,7 +40,7 @@ describe("StartTimings", () => {
     const timings = new StartTimings(time.now);
     time.advance(5);
     timings.lap("prepare");
-    timings.restoring();
+    timings.startsAs("restored");
     time.advance(20);
     // The runner's clock ran a little ahead of ours: its `enter` cannot make the restore negative.
     expect(timings.ready({ enter: 25 })).toEqual({ kind: "restored", phases: { prepare: 5, restore: 0, enter: 25 } });

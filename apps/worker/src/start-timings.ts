@@ -1,5 +1,7 @@
 import type { ColdStart, StartPhases } from "@skiff/protocol";
 
+const LAST_PHASE: Record<ColdStart["kind"], string> = { booted: "boot", restored: "restore", spare: "adopt" };
+
 /**
  * One container's cold start, timed phase by phase: the session calls `lap(phase)` as each phase ends, and the
  * last one (`boot`, or `restore`) ends when the runner says it is ready, less the phases the runner timed
@@ -24,19 +26,17 @@ export class StartTimings {
     this.lapped = at;
   }
 
-  /** The container is being restored from a snapshot, not booted: its last phase is `restore`. */
-  restoring(): void {
-    this.kind = "restored";
-  }
-
-  /** It boots after all (a restore failed): its last phase is `boot` again. */
-  booting(): void {
-    this.kind = "booted";
+  /**
+   * How the container starts, which names its last phase: `boot`, `restore` (from a snapshot) or `adopt` (a
+   * spare runner). Called again when that changes (a restore failed: it boots after all).
+   */
+  startsAs(kind: ColdStart["kind"]): void {
+    this.kind = kind;
   }
 
   /** The runner said it is ready, with the phases it timed: the start, as `started` reports it. */
   ready(runner: StartPhases = {}): ColdStart {
-    const last = this.kind === "booted" ? "boot" : "restore";
+    const last = LAST_PHASE[this.kind];
     const own = Object.values(runner).reduce((sum, ms) => sum + ms, 0);
     const waited = this.sinceOrigin() - this.lapped;
     return { kind: this.kind, phases: { ...this.phases, [last]: Math.max(0, waited - own), ...runner } };

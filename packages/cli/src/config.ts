@@ -60,6 +60,11 @@ const Env = z.object({
         return z.NEVER;
       }
     }),
+  /**
+   * How many recently used (image, cpu, memory) a worker keeps a spare runner booted for (0: none): a cold start
+   * that finds one only loads its code.
+   */
+  SKIFF_SPARE_RUNNERS: z.coerce.number().int().min(0).max(16).default(2),
   /** Disk budget of a worker's cached image layers, in MiB. */
   SKIFF_IMAGE_CACHE_MIB: z.coerce
     .number()

@@ -13,8 +13,11 @@ export function isStartPhases(value: unknown): value is StartPhases {
   return Object.values(value).every((ms) => Number.isInteger(ms) && (ms as number) >= 0);
 }
 
-/** How a container started: booted (Node started, the code loaded), or restored from a snapshot. */
-export const ColdStart = z.object({ kind: z.enum(["booted", "restored"]), phases: StartPhases });
+/**
+ * How a container started: booted (Node started, the code loaded), restored from a memory snapshot, or a spare
+ * runner the worker had booted ahead (Node up, no code) that was handed this function's code.
+ */
+export const ColdStart = z.object({ kind: z.enum(["booted", "restored", "spare"]), phases: StartPhases });
 export type ColdStart = z.infer<typeof ColdStart>;
 
 /** The phases of a cold start in the order they happen, and what each covers. */
@@ -24,7 +27,10 @@ export const START_PHASES = {
   mounts: "the worker: the function's volumes and buckets mounted (only with volumes)",
   create: "the runtime: the container's root filesystem, network and sandbox made, its process spawned",
   boot: "the container: from its process spawned until the runner is up (Node started, the runner loaded)",
+  snapshot: "the container that takes its function's memory snapshot: boot, load and snap hooks",
+  checkpoint: "that container checkpointed, its snapshot stored on the worker",
   restore: "the container: restored from a snapshot until the runner is back",
+  adopt: "a spare runner (booted ahead, Node up, no code): handed the function's code and environment until ready",
   load: "the runner: the user's bundle imported and the function found",
   enter: "the runner: a class's `enter` hooks run",
   serve: "the runner: a web function's server listening",

@@ -51,6 +51,11 @@ export const RunnerEnvironment = z.object({
    * container restored from the snapshot has it. It then connects again and goes on as any runner.
    */
   SKIFF_SNAPSHOT: z.literal("1").optional(),
+  /**
+   * A spare runner, booted ahead: it loads the runner, connects to this socket and waits there for a
+   * SpareAssignment (the rest of its environment); only then does it read the others.
+   */
+  SKIFF_SPARE_SOCKET: z.string().optional(),
   /** The ids of the app's functions and classes, by name: `other.remote()` finds its id here. */
   SKIFF_FUNCTION_IDS: json(z.record(z.string())).default("{}"),
 });

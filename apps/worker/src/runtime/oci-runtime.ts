@@ -225,7 +225,13 @@ export abstract class OciRuntime implements ContainerRuntime {
       await this.teardown(container).catch(() => {});
       throw error;
     });
-    const entry: Running = { container, exited: this.supervise(child, container), done: false };
+    const ended = this.waitForExit(child, container);
+    // A failed teardown still ends the container: it is logged by the caller's exit path as before.
+    const exited = ended.then(async (exit) => {
+      await this.teardown(container);
+      return exit;
+    });
+    const entry: Running = { container, exited, done: false };
     const forget = () => {
       entry.done = true;
       this.running.delete(spec.id);
@@ -238,6 +244,7 @@ export abstract class OciRuntime implements ContainerRuntime {
       stderr: child.stderr,
       ...(child.stdin ? { stdin: child.stdin } : {}),
       exited: entry.exited,
+      ended,
     };
   }
 
@@ -267,10 +274,10 @@ export abstract class OciRuntime implements ContainerRuntime {
     return child;
   }
 
-  private async supervise(child: Spawned, container: OciContainer): Promise<ContainerExit> {
+  /** How the container's process ended, and whether its cgroup saw an OOM kill; its resources are still held. */
+  private async waitForExit(child: Spawned, container: OciContainer): Promise<ContainerExit> {
     const { code, signal } = await child.exited;
     const oomKilled = (await readOomKills(container.cgroup)) > 0;
-    await this.teardown(container);
     return { ...toContainerExit(code, signal), oomKilled };
   }
 

@@ -74,6 +74,11 @@ export interface ContainerHandle {
   readonly stdin?: Writable;
   /** Resolves once the container has exited and its resources (overlay, cgroup, state) are released. */
   readonly exited: Promise<ContainerExit>;
+  /**
+   * Resolves as soon as the container's process has exited, with the same exit, before its resources are
+   * released (which `exited` waits for): what ran in it is over, and can be reported. Absent where both are one.
+   */
+  readonly ended?: Promise<ContainerExit>;
 }
 
 /** One interface for gVisor, runc and plain processes; all pass runtime.conformance.ts. */

@@ -126,3 +126,12 @@ function attemptData(m: Record<string, unknown>): { inputId: string; attempt: nu
   const data = m.data instanceof Uint8Array ? m.data : { blob: (m.data as { blob: string }).blob };
   return { inputId: m.inputId, attempt: m.attempt as number, data };
 }
+
+/**
+ * What a spare runner (booted ahead with SKIFF_SPARE_SOCKET, no code) is sent once a container takes it: the
+ * environment it would have been started with. It sets it, and goes on as any runner.
+ */
+export interface SpareAssignment {
+  t: "assign";
+  env: Record<string, string>;
+}

@@ -15,11 +15,22 @@ type Info = {
 /** The lines of a run's output that say a snapshot was taken, or that restoring one failed. */
 const taken = (output: string) => output.split("\n").filter((line) => line.includes("memory snapshot taken")).length;
 
+type Who = {
+  container: string;
+  envContainer: string;
+  host: string;
+  upBeforeCallMs: number;
+  secret: string;
+  secrets: string[];
+};
+
 /**
- * Memory snapshots through the real CLI, server and worker on gVisor: a class's snap hook runs once, in the
- * container that is snapshotted; every other container restores it and runs only the other hook.
+ * Cold starts through the real CLI, server and worker on gVisor. Memory snapshots: a class's snap hook runs
+ * once, in the container that is snapshotted; every other container restores it and runs only the other hook.
+ * Spare runners: a container booted ahead takes a new container's place, with that container's own id and
+ * secrets only, and serves it alone.
  */
-describe.skipIf(!hasCommand("runsc"))("memory snapshots on gvisor", () => {
+describe.skipIf(!hasCommand("runsc"))("cold starts on gvisor", () => {
   let stack: Stack;
   const step = async (name: string) => {
     const run = await stack.run(["run", FIXTURE, "--step", name], { timeoutMs: 300_000 });
@@ -65,6 +76,36 @@ describe.skipIf(!hasCommand("runsc"))("memory snapshots on gvisor", () => {
     expect(third.connectedIn).toBe(third.container);
     expect(third.container).not.toBe(second.container);
   }, 400_000);
+
+  it("a cold start takes a spare runner booted ahead, with its own id and secrets, and never shares it", async () => {
+    const who = async (secret: string) => {
+      const run = await stack.run(["run", "e2e/fixtures/spares.ts"], {
+        timeoutMs: 120_000,
+        env: { E2E_SECRET: secret },
+      });
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+      return run.results[0] as Who;
+    };
+    // The first run's start has the worker boot a spare for this image, cpu and memory.
+    await who("e2e-secret-1");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const second = await who("e2e-secret-2");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const third = await who("e2e-secret-3");
+    for (const [info, secret] of [
+      [second, "e2e-secret-2"],
+      [third, "e2e-secret-3"],
+    ] as const) {
+      expect(info.host).toMatch(/^sp-/);
+      // Its Node was up before the call: it was booted ahead.
+      expect(info.upBeforeCallMs).toBeGreaterThan(0);
+      expect(info.container).toMatch(/^ct-/);
+      expect(info.envContainer).toBe(info.container);
+      // Only this run's secret: a spare never carries another container's.
+      expect(info.secrets).toEqual([secret]);
+    }
+    expect(third.host).not.toBe(second.host);
+  }, 300_000);
 
   it("a function is snapshotted once its module has loaded", async () => {
     const { result, output } = await step("plain");
