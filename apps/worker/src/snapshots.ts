@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContainerSpec } from "./runtime/types.js";
 
@@ -49,7 +49,9 @@ export class SnapshotStore {
 
   /** Removes snapshots an earlier worker left half written. */
   async cleanup(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    // Snapshots hold processes' memory, their secrets included: root's alone.
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
     for (const name of await readdir(this.dir)) {
       if (name.endsWith(".part")) await rm(join(this.dir, name), { recursive: true, force: true });
     }
