@@ -10,6 +10,8 @@ type Info = {
   snapRuns: number;
   otherRuns: number;
   sum: number;
+  fromHook: number;
+  fromMethod?: number;
 };
 
 /** The lines of a run's output that say a snapshot was taken, or that restoring one failed. */
@@ -75,6 +77,9 @@ describe.skipIf(!hasCommand("runsc"))("cold starts on gvisor", () => {
     expect(third.loadedIn).toBe(second.container);
     expect(third.connectedIn).toBe(third.container);
     expect(third.container).not.toBe(second.container);
+    // The snap hook called a function; so does the restored container, with its own token.
+    expect(third.fromHook).toBe(3);
+    expect(third.fromMethod).toBe(5);
   }, 400_000);
 
   it("a cold start takes a spare runner booted ahead, with its own id and secrets, and never shares it", async () => {

@@ -407,9 +407,11 @@ export class ContainerSession implements WebTarget {
       await this.host.runtime.checkpoint!(this.id, taking.dir);
     } catch (error) {
       const reason = (error as Error).message;
+      const hooks = this.start.spec.cls?.snapEnter ?? [];
+      const after = hooks.length > 0 ? `its snap hooks (${hooks.join(", ")})` : "its module";
       this.logLine(
         "system",
-        `the memory snapshot could not be taken (${reason}): this function's containers on this worker boot instead. State that cannot be saved: open host files or sockets outside the container's own files, e.g. a connection left open by a snap hook`,
+        `the memory snapshot could not be taken after ${after} ran (${reason}): this function's containers on this worker boot instead. What cannot be saved: a Unix socket or host file left open outside the container's own files, e.g. by ${hooks.length > 0 ? hooks.join(" or ") : "the module's top-level code"}; open such things in a snap: false hook`,
       );
       await taking.failed(reason, true);
       // It runs on as if restored: its runner connects again and runs the other enter hooks.

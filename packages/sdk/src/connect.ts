@@ -13,8 +13,11 @@ let shared: Client | undefined;
  * embedded server.
  */
 export async function clientFromEnvironment(): Promise<Client> {
-  if (shared) return shared;
   const context = getContext();
+  // In a container the client lives on the context: the runner closes it before a memory snapshot (its
+  // connection could not be saved, and a restored container has another token), and the next call opens one.
+  if (context?.where === "container" && context.client) return context.client as Client;
+  if (shared && context?.where !== "container") return shared;
   await context?.tokenReady;
   const home = process.env.SKIFF_HOME ?? join(homedir(), ".skiff");
   const profiles = context?.serverUrl ? undefined : await import("./profiles.js");
@@ -23,14 +26,19 @@ export async function clientFromEnvironment(): Promise<Client> {
   const token = context?.token ?? (profile && profiles?.credentialOf(profile));
   // Loaded on first use: code inside containers that never calls out does not pay for ws.
   const { Client } = await import("./client.js");
-  shared = new Client({ serverUrl, agent: "sdk", ...(token ? { token } : {}) });
-  return shared;
+  const client = new Client({ serverUrl, agent: "sdk", ...(token ? { token } : {}) });
+  if (context?.where === "container") context.client = client;
+  else shared = client;
+  return client;
 }
 
 /** Closes the shared client so the process can exit. */
 export function closeSharedClient(): void {
   shared?.close();
   shared = undefined;
+  const context = getContext();
+  context?.client?.close();
+  if (context) context.client = undefined;
 }
 
 async function embeddedUrl(home: string): Promise<string> {

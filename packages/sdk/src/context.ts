@@ -26,6 +26,11 @@ export interface SkiffContext {
    * rejects when this function does not mount it. Answers the version the mount then shows.
    */
   volumes?: (op: "commit" | "reload", name: string) => Promise<{ version: number }>;
+  /**
+   * Inside a container: the client the code's calls go through (its connection to the worker's relay), shared
+   * by every copy of the SDK in the process; the runner closes it before a memory snapshot.
+   */
+  client?: { close(): void };
 }
 
 export interface MapProgress {

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { globalAgent as httpAgent } from "node:http";
 import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -587,6 +588,12 @@ class VolumeRequests {
  * worker: its token, and its id for currentContainerId().
  */
 async function snapshotAndRestore(path: string, socket: Socket, volumes: VolumeRequests): Promise<Connection> {
+  // Connections to the worker's relay that the code's calls left open (the SDK's client, idle keep-alive
+  // sockets) cannot be saved: closed now, opened again by the next call after the restore.
+  const context = getContext();
+  context?.client?.close();
+  if (context) context.client = undefined;
+  httpAgent.destroy();
   await new Promise<void>((resolve) => {
     socket.once("close", () => resolve());
     writeFrames(socket, [encodeMessage({ t: "snapshot-ready" } satisfies RunnerMessage)]);
@@ -597,7 +604,6 @@ async function snapshotAndRestore(path: string, socket: Socket, volumes: VolumeR
   const connection = open(path, (done) => volumes.answer(done));
   volumes.connected(connection.then(({ socket }) => socket));
   const restored = await connection;
-  const context = getContext();
   if (context) {
     context.token = restored.token;
     if (restored.containerId) context.containerId = restored.containerId;
