@@ -103,6 +103,8 @@ export class SpareRunners {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.ready.keys()].map((key) => this.drop(key)));
+    // One still booting stops itself once started (closed); wait for it, so that nothing is left behind.
+    await Promise.all(this.booting.values());
   }
 
   private async drop(key: string): Promise<void> {
