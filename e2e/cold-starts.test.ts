@@ -112,6 +112,13 @@ describe.skipIf(!hasCommand("runsc"))("cold starts on gvisor", () => {
     expect(third.host).not.toBe(second.host);
   }, 300_000);
 
+  it("a snap hook that throws fails the call as an enter hook would, and no snapshot is kept", async () => {
+    const { result, output } = await step("throws");
+    const { error } = result as { error?: string };
+    expect(error).toContain("the weights are missing");
+    expect(taken(output)).toBe(0);
+  }, 300_000);
+
   it("a function is snapshotted once its module has loaded", async () => {
     const { result, output } = await step("plain");
     const info = result as { container: string; loadedIn: string };
