@@ -1,5 +1,5 @@
 import { chmod, mkdir, rm, stat, writeFile } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -34,6 +34,7 @@ import type { Logger } from "pino";
 import { relayTo } from "./api-relay.js";
 import { type BuiltImage, ImageBuildError, imageContainerSpec } from "./images/index.js";
 import { forEachLine } from "./line-splitter.js";
+import { listen } from "./listen.js";
 import { redactor } from "./redact.js";
 import type { ContainerExit, ContainerHandle, ContainerRuntime, ContainerSpec, Mount } from "./runtime/types.js";
 import type { SnapshotStore, SnapshotTaking } from "./snapshots.js";
@@ -895,12 +896,4 @@ function notReadyMessage(spec: FunctionSpec): string {
   if (spec.web?.kind === "server")
     return `the web server did not accept connections on port ${spec.web.port} ${within}: make \`start\` listen on port ${spec.web.port} (on 127.0.0.1 or 0.0.0.0), or raise \`startupTimeout\``;
   return `the container did not become ready ${within}: raise \`startupTimeout\` or make loading and \`enter\` hooks faster`;
-}
-
-function listen(path: string, onConnection: (socket: Socket) => void): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer(onConnection);
-    server.once("error", reject);
-    server.listen(path, () => resolve(server));
-  });
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { copyFile, link, mkdir, readdir, rm } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { join } from "node:path";
 import { encodeMessage, type SpareAssignment, writeFrames } from "@skiff/protocol";
 import type { Logger } from "pino";
+import { listen } from "./listen.js";
 import type { ContainerHandle, ContainerRuntime, ContainerSpec } from "./runtime/types.js";
 
 /** How long a spare nobody took waits before it is stopped. */
@@ -182,14 +183,6 @@ async function linkFiles(from: string, to: string): Promise<void> {
   for (const name of await readdir(from)) {
     await link(join(from, name), join(to, name)).catch(() => copyFile(join(from, name), join(to, name)));
   }
-}
-
-function listen(path: string, onConnection: (socket: Socket) => void): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer(onConnection);
-    server.once("error", reject);
-    server.listen(path, () => resolve(server));
-  });
 }
 
 function sleepReject(ms: number, message: string): Promise<never> {
