@@ -55,7 +55,7 @@ describe.skipIf(!hasCommand("runsc"))("cold starts on gvisor", () => {
     const containers = new Set(infos.map((info) => info.container));
     expect(containers.size).toBeGreaterThan(1);
     // One snapshot: every container's snap-hook state came from the same container.
-    expect(new Set(infos.map((info) => info.loadedIn)).size).toBe(1);
+    expect(new Set(infos.map((info) => info.loadedIn)).size, output).toBe(1);
     expect(taken(output)).toBe(1);
     for (const info of infos) {
       expect(info.snapRuns).toBe(1);

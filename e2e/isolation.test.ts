@@ -67,10 +67,9 @@ for (const runtime of runtimes) {
       const { token, ...texts } = seen;
       for (const [name, text] of Object.entries(texts)) {
         // Outside a container (process runtime) pid 1 is the host's init. A container that took a spare runner
-        // began with the spare's environment: its runner's /proc environ shows that one (the container's came
-        // later, over a socket), while processes it starts get the container's.
-        const spareBoot =
-          (name === "pid1" || name === "runner" || name === "self") && text.includes("SKIFF_SPARE_SOCKET=");
+        // began with the spare's environment: its runner's /proc environ shows that one, read by it or by a child
+        // (the container's came later, over a socket), while processes it starts get the container's (childEnv).
+        const spareBoot = name !== "childEnv" && text.includes("SKIFF_SPARE_SOCKET=");
         if ((name !== "pid1" || runtime.network) && !spareBoot) expect(text, name).toContain("SKIFF_CONTAINER_ID=");
         expect(text, name).not.toContain(secret);
         expect(text, name).not.toContain("SKIFF_CONTAINER_TOKEN");

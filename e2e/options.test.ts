@@ -60,10 +60,10 @@ describe("function options", () => {
     const named = await refused("options-named", (code) =>
       code.replace(
         "{ memory: 128 },\n  class {\n    @method() async generate",
-        '{ name: "Model", enableMemorySnapshot: true },\n  class {\n    @method() async generate',
+        '{ name: "Model", region: "eu" },\n  class {\n    @method() async generate',
       ),
     );
-    expect(named).toMatch(/class "Model": option "enableMemorySnapshot" is not supported yet/);
+    expect(named).toMatch(/class "Model": option "region" is not supported yet/);
   });
 
   it("the server refuses the same in a manifest, naming the function and the option", async () => {

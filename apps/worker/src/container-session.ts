@@ -405,7 +405,7 @@ export class ContainerSession implements WebTarget {
     // Boot, load and snap hooks: the part of this start that restored containers skip.
     this.timings.lap("snapshot");
     try {
-      await this.host.runtime.checkpoint!(this.id, taking.dir);
+      await checkpointSoon(() => this.host.runtime.checkpoint!(this.id, taking.dir));
     } catch (error) {
       const reason = (error as Error).message;
       const hooks = this.start.spec.cls?.snapEnter ?? [];
@@ -889,6 +889,25 @@ export class ContainerSession implements WebTarget {
     });
   }
 }
+
+/**
+ * Checkpoints, trying again twice 250 ms apart: a connection the runner has just closed may hold its host
+ * socket a moment longer inside gVisor, which fails the checkpoint; a failed checkpoint leaves the container
+ * running, so another try is safe.
+ */
+async function checkpointSoon(checkpoint: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await checkpoint();
+    } catch (error) {
+      if (attempt >= CHECKPOINT_TRIES) throw error;
+      await sleep(CHECKPOINT_RETRY_MS);
+    }
+  }
+}
+
+const CHECKPOINT_TRIES = 3;
+const CHECKPOINT_RETRY_MS = 250;
 
 /** Why a container that did not get ready within its startupTimeout was stopped, and what to do. */
 function notReadyMessage(spec: FunctionSpec): string {

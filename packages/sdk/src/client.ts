@@ -300,6 +300,19 @@ export class Client {
     return () => watchers.delete(watcher);
   }
 
+  /**
+   * Closes at once, without the WebSocket's closing handshake, and resolves once the connection is gone: the
+   * runner does this before a memory snapshot, which an open connection would make fail.
+   */
+  async disconnect(): Promise<void> {
+    const socket = this.socket;
+    this.close();
+    if (!socket || socket.readyState === WebSocket.CLOSED) return;
+    const gone = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.terminate();
+    await gone;
+  }
+
   close(): void {
     this.closed = true;
     this.socket?.close();

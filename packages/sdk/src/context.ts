@@ -30,7 +30,7 @@ export interface SkiffContext {
    * Inside a container: the client the code's calls go through (its connection to the worker's relay), shared
    * by every copy of the SDK in the process; the runner closes it before a memory snapshot.
    */
-  client?: { close(): void };
+  client?: { close(): void; disconnect(): Promise<void> };
 }
 
 export interface MapProgress {

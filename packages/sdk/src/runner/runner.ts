@@ -591,8 +591,9 @@ async function snapshotAndRestore(path: string, socket: Socket, volumes: VolumeR
   // Connections to the worker's relay that the code's calls left open (the SDK's client, idle keep-alive
   // sockets) cannot be saved: closed now, opened again by the next call after the restore.
   const context = getContext();
-  context?.client?.close();
+  const client = context?.client;
   if (context) context.client = undefined;
+  await client?.disconnect();
   httpAgent.destroy();
   await new Promise<void>((resolve) => {
     socket.once("close", () => resolve());
