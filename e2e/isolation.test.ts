@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleProgram, hasCommand, Stack } from "./stack.js";
+import { bundleProgram, hasCommand, NO_TYPECHECK, Stack } from "./stack.js";
 
 const FIXTURE = "e2e/fixtures/isolation.ts";
 const root = process.getuid?.() === 0;
@@ -25,7 +25,7 @@ for (const runtime of runtimes) {
     beforeAll(async () => {
       stack = await Stack.start({ runtime: runtime.name });
       client = await bundleProgram("e2e/fixtures/isolation-client.ts", stack.home);
-      const deployed = await stack.run(["deploy", FIXTURE], { timeoutMs: 300_000 });
+      const deployed = await stack.run(["deploy", FIXTURE, NO_TYPECHECK], { timeoutMs: 300_000 });
       expect(deployed.code, deployed.stderr).toBe(0);
     }, 400_000);
 
@@ -38,7 +38,7 @@ for (const runtime of runtimes) {
       async () => {
         const created = await stack.run(["workspace", "create", "team"]);
         expect(created.code, created.stderr).toBe(0);
-        const deployed = await stack.run(["deploy", FIXTURE], { timeoutMs: 300_000, env: team });
+        const deployed = await stack.run(["deploy", FIXTURE, NO_TYPECHECK], { timeoutMs: 300_000, env: team });
         expect(deployed.code, deployed.stderr).toBe(0);
 
         const listener = await call<{ address: string; self: string }>("listen");

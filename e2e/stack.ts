@@ -37,6 +37,12 @@ export async function bundleProgram(fixture: string, outDir: string): Promise<st
 }
 export const CLI = join(ROOT, "dist", "cli.mjs");
 
+/**
+ * The flag for `skiff deploy` and `skiff serve` where the case is not the type check: it takes seconds each
+ * time. Its own cases check it (bad-input, serve-reload, packaging), and `tsc -p tsconfig.json` the fixtures.
+ */
+export const NO_TYPECHECK = "--no-typecheck";
+
 /** Whether a command is on PATH. */
 export function hasCommand(cmd: string): boolean {
   try {

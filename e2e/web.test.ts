@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { fixtureVariant, type Stack } from "./stack.js";
+import { fixtureVariant, NO_TYPECHECK, type Stack } from "./stack.js";
 import {
   cliListsContainerOf,
   closeOf,
@@ -276,11 +276,11 @@ for (const runtime of webRuntimes) {
     }, 240_000);
 
     it("serves a file until Ctrl-C with `skiff serve`, and refuses a file with no web function", async () => {
-      const refused = await stack.run(["serve", "e2e/fixtures/calls.ts"]);
+      const refused = await stack.run(["serve", "e2e/fixtures/calls.ts", NO_TYPECHECK]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain("skiff serve needs a web function: app.web, app.endpoint or app.webServer");
 
-      const served = startServe(stack, SERVE_FIXTURE);
+      const served = startServe(stack, SERVE_FIXTURE, [NO_TYPECHECK]);
       try {
         const url = await served.url("ping");
         expect(url).toBe(`${stack.url}/w/main/e2e-web-serve/ping`);
@@ -299,7 +299,7 @@ for (const runtime of webRuntimes) {
       const clash = fixtureVariant(FIXTURE, "web-clash", (code) =>
         code.replace('new App("e2e-web")', 'new App("e2e-web-clash")'),
       );
-      const refused = await stack.run(["deploy", clash], { timeoutMs: 300_000 });
+      const refused = await stack.run(["deploy", clash, NO_TYPECHECK], { timeoutMs: 300_000 });
       expect(refused.code).not.toBe(0);
       expect(refused.stderr).toMatch(/\bgen\b/);
       expect(refused.stderr).toMatch(/\be2e-web\b(?!-)/);
