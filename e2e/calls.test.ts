@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, Stack } from "./stack.js";
+import { bundleProgram, ROOT, Stack } from "./stack.js";
 
 const FILE = "e2e/fixtures/calls.ts";
 
@@ -169,5 +169,33 @@ describe("calls through the real CLI, server, worker and containers", () => {
     const r = results[0] as { failure: string; after: string };
     expect(r.failure).toMatch(/^CallError: the container exited \(code 1\) while running this input/);
     expect(r.after).toBe("alive");
+  });
+
+  it("round-trips a 150 MiB argument and result through a container, whole", async () => {
+    const result = await stack.run(["run", "e2e/fixtures/payloads.ts::roundTrip", "--mib", "150"]);
+    if (result.code !== 0) throw new Error(`exit ${result.code}\n${result.stdout}\n${result.stderr}\n${stack.logs()}`);
+    expect(result.results).toEqual([
+      { argBytes: 150 * 1024 * 1024, argIntact: true, resultBytes: 150 * 1024 * 1024 + 3, resultIntact: true },
+    ]);
+  }, 600_000);
+
+  it("leaves an app running with --detach, reachable by name from any Node program, until skiff app stop", async () => {
+    const detached = await stack.run(["run", "e2e/fixtures/calls.ts::remote", "--detach"]);
+    expect(detached.code, detached.stderr).toBe(0);
+    const appId = /skiff app stop (ap-[0-9a-f-]+)/.exec(detached.stderr)?.[1];
+    expect(appId).toBeDefined();
+
+    const program = await bundleProgram("e2e/fixtures/client-program.ts", stack.home);
+    const result = await stack.runProgram<{ values: number[]; missing: string }>(program);
+    expect(result.values).toEqual([81, 1, 4, 9]);
+    expect(result.missing).toMatch(
+      /app "e2e-calls" in environment "main" has no function or class "nope"; it has: boom, chatty, .*square/,
+    );
+
+    const listed = await stack.run(["app", "list"]);
+    expect(listed.stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\trunning`));
+    expect(listed.stdout).toMatch(/\n$/);
+    expect((await stack.run(["app", "stop", appId!])).code).toBe(0);
+    expect((await stack.run(["app", "list"])).stdout).toMatch(new RegExp(`${appId}\\te2e-calls\\tdetached\\tstopped`));
   });
 });

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleProgram, fixtureVariant, ROOT, Stack } from "./stack.js";
+import { bundleProgram, fixtureVariant, NO_TYPECHECK, ROOT, Stack } from "./stack.js";
 
 interface Container {
   id: string;
@@ -20,7 +20,9 @@ describe("a deployed app", () => {
   let client: string;
   /** Writes a variant of the fixture app and deploys it. */
   const deploy = (name: string, edit: (code: string) => string = (code) => code) =>
-    stack.run(["deploy", fixtureVariant("e2e/fixtures/deployed-app.ts", name, edit)], { timeoutMs: 300_000 });
+    stack.run(["deploy", fixtureVariant("e2e/fixtures/deployed-app.ts", name, edit), NO_TYPECHECK], {
+      timeoutMs: 300_000,
+    });
 
   /** Runs a scenario of the client program against the deployed app. */
   const call = <T>(scenario: string): Promise<T> => stack.runProgram<T>(client, [scenario]);

@@ -1,5 +1,6 @@
+import type { ChildProcess } from "node:child_process";
 import { LEASE_MS } from "@skiff/protocol";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Stack } from "./stack.js";
 
 const FILE = "e2e/fixtures/faults.ts::longMap";
@@ -19,22 +20,29 @@ async function mapThrough(stack: Stack, strike: () => Promise<void>) {
 }
 
 describe("faults in the middle of a map", () => {
-  let stack: Stack | undefined;
+  // One stack for every case: each strikes it and brings it back.
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
   afterEach(async () => {
+    // A case that failed halfway may have left a process down: the next case gets the stack whole.
+    const down = (child: ChildProcess | undefined) => !child || child.exitCode !== null || child.signalCode !== null;
+    if (down(stack?.server)) await stack.startServer();
+    if (down(stack?.worker)) await stack.startWorker();
+  });
+  afterAll(async () => {
     await stack?.stop();
-    stack = undefined;
   });
 
   /** SIGKILLs `which` in the middle of a map, starts it again, and expects every input to finish. */
   async function survives(which: "worker" | "server") {
-    stack = await Stack.start();
-    const s = stack;
-    const result = await mapThrough(s, async () => {
-      await s.kill(which, "SIGKILL");
+    const result = await mapThrough(stack, async () => {
+      await stack.kill(which, "SIGKILL");
       await new Promise((r) => setTimeout(r, 500));
-      await (which === "worker" ? s.startWorker() : s.startServer());
+      await (which === "worker" ? stack.startWorker() : stack.startServer());
     });
-    expect(result.code, `${result.stdout}\n${result.stderr}\n${s.logs()}`).toBe(0);
+    expect(result.code, `${result.stdout}\n${result.stderr}\n${stack.logs()}`).toBe(0);
     expect(result.results, `${result.stdout}\n${result.stderr}`).toEqual([{ done: 200, ok: true }]);
   }
 
@@ -43,44 +51,40 @@ describe("faults in the middle of a map", () => {
   it("finishes the map after the server is restarted", () => survives("server"));
 
   it("runs the inputs of a worker that died after a server restart again as soon as the worker is back", async () => {
-    stack = await Stack.start();
-    const s = stack;
     const holding = new Set<string>();
     let killedAt = 0;
     let struck: Promise<void> | undefined;
-    const result = await s.run(["run", "e2e/fixtures/faults.ts::heldMap", "--ms", "12000"], {
+    const result = await stack.run(["run", "e2e/fixtures/faults.ts::heldMap", "--ms", "12000"], {
       timeoutMs: 180_000,
       onLine: (line) => {
         const match = /HOLDING (\d+)$/.exec(line);
         if (match && Number(match[1]) < 4) holding.add(match[1]!);
         if (holding.size < 4 || struck) return;
         struck = (async () => {
-          await s.kill("server", "SIGKILL");
-          await s.startServer();
-          await s.waitForWorkers(1);
+          await stack.kill("server", "SIGKILL");
+          await stack.startServer();
+          await stack.waitForWorkers(1);
           killedAt = Date.now();
-          await s.kill("worker", "SIGKILL");
-          await s.startWorker();
+          await stack.kill("worker", "SIGKILL");
+          await stack.startWorker();
         })();
       },
     });
     await struck;
-    expect(result.code, `${result.stdout}\n${result.stderr}\n${s.logs()}`).toBe(0);
+    expect(result.code, `${result.stdout}\n${result.stderr}\n${stack.logs()}`).toBe(0);
     const runs = result.results[0] as { i: number; startedAt: number }[];
     expect(runs.map((run) => run.i)).toEqual([0, 1, 2, 3]);
     // Every input was in flight when the worker died, so each result is from an attempt after it.
     for (const run of runs) expect(run.startedAt).toBeGreaterThan(killedAt);
     // Not after a lease period: the worker said hello without them, so they were lost at once.
     const delay = Math.max(...runs.map((run) => run.startedAt)) - killedAt;
-    expect(delay, s.logs()).toBeLessThan(LEASE_MS);
+    expect(delay, stack.logs()).toBeLessThan(LEASE_MS);
   }, 180_000);
 
   it("delivers every container log line exactly once across a server restart", async () => {
-    stack = await Stack.start();
-    const s = stack;
     const [inputs, lines] = [20, 500];
     let struck: Promise<void> | undefined;
-    const result = await s.run(
+    const result = await stack.run(
       ["run", "e2e/fixtures/faults.ts::chattyMap", "--n", `${inputs}`, "--lines", `${lines}`],
       {
         timeoutMs: 180_000,
@@ -88,14 +92,14 @@ describe("faults in the middle of a map", () => {
           const match = /^PROGRESS (\d+)$/.exec(line);
           if (!match || Number(match[1]) < 4 || struck) return;
           struck = (async () => {
-            await s.kill("server", "SIGKILL");
-            await s.startServer();
+            await stack.kill("server", "SIGKILL");
+            await stack.startServer();
           })();
         },
       },
     );
     await struck;
-    expect(result.code, `${result.stderr}\n${s.logs()}`).toBe(0);
+    expect(result.code, `${result.stderr}\n${stack.logs()}`).toBe(0);
     expect(result.results).toEqual([{ done: inputs }]);
     const counts = new Map<string, number>();
     for (const [, id] of result.stdout.matchAll(/ LINE (\d+-\d+)$/gm)) counts.set(id!, (counts.get(id!) ?? 0) + 1);

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, ROOT, Stack } from "./stack.js";
+import { CLI, NO_TYPECHECK, ROOT, Stack } from "./stack.js";
 import { containersOf, urlsIn, waitUntil, webRuntimes } from "./web-helpers.js";
 
 const FILE = "e2e/fixtures/generators.ts";
@@ -53,7 +53,7 @@ for (const runtime of webRuntimes) {
     let deployedWeb: Promise<Record<string, string>> | undefined;
     /** The URLs of WEB_FILE's endpoints, deployed once for the tests that need them. */
     const webUrls = () => {
-      deployedWeb ??= stack.run(["deploy", WEB_FILE], { timeoutMs: 300_000 }).then((deployed) => {
+      deployedWeb ??= stack.run(["deploy", WEB_FILE, NO_TYPECHECK], { timeoutMs: 300_000 }).then((deployed) => {
         expect(deployed.code, deployed.stderr).toBe(0);
         return urlsIn(deployed.stderr);
       });

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleProgram, fixtureVariant, Stack } from "./stack.js";
+import { bundleProgram, fixtureVariant, NO_TYPECHECK, Stack } from "./stack.js";
 
 const MAIN_TOKEN = "main-token-7f3a9c";
 const STAGING_TOKEN = "staging-token-2b8e41";
@@ -43,7 +43,7 @@ describe("secrets and environments", () => {
 
     const file = variant("secrets-app", (code) => code);
     for (const env of ["main", "staging"]) {
-      const deployed = await stack.run(["deploy", file, "--env", env], { timeoutMs: 300_000 });
+      const deployed = await stack.run(["deploy", file, "--env", env, NO_TYPECHECK], { timeoutMs: 300_000 });
       expect(deployed.code, deployed.stderr).toBe(0);
     }
     // The named secret, then the local values over it.
@@ -63,6 +63,7 @@ describe("secrets and environments", () => {
     const missing = await stack.run([
       "deploy",
       variant("secrets-missing", (code) => code.replace('Secret.fromName("hf"', 'Secret.fromName("nope"')),
+      NO_TYPECHECK,
     ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(
@@ -75,11 +76,12 @@ describe("secrets and environments", () => {
       ),
       "--env",
       "staging",
+      NO_TYPECHECK,
     ]);
     expect(key.code).toBe(1);
     expect(key.stderr).toMatch(/the secret "hf" in environment "staging" has no OTHER \(it has: HF_TOKEN\)/);
     expect(key.stderr).not.toContain(STAGING_TOKEN);
-    const noEnv = await stack.run(["deploy", variant("secrets-app", (code) => code), "--env", "prod"]);
+    const noEnv = await stack.run(["deploy", variant("secrets-app", (code) => code), "--env", "prod", NO_TYPECHECK]);
     expect(noEnv.stderr).toMatch(/no environment "prod": create it with `skiff env create prod`/);
   }, 200_000);
 

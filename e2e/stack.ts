@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -36,6 +36,36 @@ export async function bundleProgram(fixture: string, outDir: string): Promise<st
   return outfile;
 }
 export const CLI = join(ROOT, "dist", "cli.mjs");
+
+/**
+ * The flag for `skiff deploy` and `skiff serve` where the case is not the type check: it takes seconds each
+ * time. Its own cases check it (bad-input, serve-reload, packaging), and `tsc -p tsconfig.json` the fixtures.
+ */
+export const NO_TYPECHECK = "--no-typecheck";
+
+/**
+ * A new store's data directory, made by the first stack of a run and copied into the SKIFF_HOME of each
+ * stack: a server makes its own on its first start in about 5 s (initdb), and a copy takes a few tens of
+ * ms. global-setup.ts removes it when the run ends. packaging.test.ts's server, and the store's own tests,
+ * still make theirs.
+ */
+const DATA_TEMPLATE = join(tmpdir(), `skiff-e2e-data-${createHash("sha256").update(ROOT).digest("hex").slice(0, 12)}`);
+
+/** Puts a copy of DATA_TEMPLATE, made first if need be, where a server on `home` keeps its store. */
+async function seedStore(home: string): Promise<void> {
+  if (!existsSync(DATA_TEMPLATE)) {
+    const { openPglite } = await import("@skiff/store");
+    const staging = `${DATA_TEMPLATE}.new-${process.pid}`;
+    await (await openPglite(staging)).close();
+    renameSync(staging, DATA_TEMPLATE);
+  }
+  cpSync(DATA_TEMPLATE, join(home, "data"), { recursive: true });
+}
+
+/** Removes the data directory stacks copy (see seedStore). */
+export function removeDataTemplate(): void {
+  rmSync(DATA_TEMPLATE, { recursive: true, force: true });
+}
 
 /** Whether a command is on PATH. */
 export function hasCommand(cmd: string): boolean {
@@ -125,6 +155,7 @@ export class Stack {
     if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
     const home = await mkdtemp(join(tmpdir(), "skiff-e2e-"));
     const stack = new Stack(home, await freePort(), options.runtime ?? e2eRuntime(), options.databaseUrl);
+    if (!options.databaseUrl) await seedStore(home);
     stack.workerEnv = options.workerEnv ?? {};
     stack.serverEnv = options.serverEnv ?? {};
     await stack.startServer();
@@ -141,6 +172,7 @@ export class Stack {
     if (!existsSync(CLI)) throw new Error("dist/cli.mjs is missing: run `node scripts/build.mjs`");
     const home = await mkdtemp(join(tmpdir(), "skiff-e2e-"));
     const stack = new Stack(home, await freePort(), options.runtime ?? e2eRuntime(), undefined);
+    await seedStore(home);
     stack.serverEnv = options.env ?? {};
     stack.server = stack.spawn(["up", "--port", String(stack.port)], {
       SKIFF_SERVER_URL: undefined,

@@ -79,14 +79,15 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
     expect(read.listed).toEqual(expect.arrayContaining(["at-exit.txt", "conf", "diff", "same.txt", "weights.bin"]));
   }, 300_000);
 
-  it("propagates a delete, and a rollback brings the files back", async () => {
-    const before = Number((await skiff(["volume", "history", "e2e-models"])).match(/^v?(\d+)/m)?.[1]);
+  /** The volume's version before the delete below, for the rollback at the end. */
+  let beforeDelete: number;
+
+  it("propagates a delete", async () => {
+    beforeDelete = Number((await skiff(["volume", "history", "e2e-models"])).match(/^v?(\d+)/m)?.[1]);
     await step("delete");
     expect((await step("read")) as unknown as Read).toMatchObject({ files: { "weights.bin": "v1 weights" } });
     const listed = await skiff(["volume", "ls", "e2e-models"]);
     expect(listed).not.toMatch(/conf\//);
-    await skiff(["volume", "rollback", "e2e-models", String(before)]);
-    expect(await skiff(["volume", "ls", "e2e-models"])).toMatch(/conf\//);
   }, 300_000);
 
   it("keeps the last whole version when the worker is killed during a commit", async () => {
@@ -126,54 +127,65 @@ describe.skipIf(unavailable || e2eRuntime() === "process").each(runtimes)("volum
     expect(mounts).not.toContain(join(stack.home, "worker", "mounts"));
   }, 300_000);
 
-  it("fails a commit past the workspace's quota clearly, and leaves the volume at its last version", async () => {
-    const before = await skiff(["volume", "history", "e2e-models"]);
-    const run = await stack.run(["run", FIXTURE, "--step", "quota"], {
-      timeoutMs: 240_000,
-      env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: "100" },
-    });
-    expect(run.code, run.stderr).toBe(0);
-    expect(JSON.stringify(run.results[0])).toMatch(
-      /over their quota of 200 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/,
-    );
-    expect(await skiff(["volume", "history", "e2e-models"])).toBe(before);
-    expect(await skiff(["volume", "ls", "e2e-models", "big.bin"])).toContain(" 120 MiB ");
-  }, 300_000);
+  // Where the runtime matters (the mount itself, gVisor's file handles, EROFS, the commit at a clean exit, a
+  // worker killed under its containers), a case runs on each runtime; what the server, rclone and the CLI
+  // decide alone (the quota, a delete refused while mounted, a bucket mounted through S3, a rollback) runs on
+  // the first runtime only: gVisor, where runsc is installed.
+  describe.runIf(runtime === runtimes[0])("where the runtime has no part", () => {
+    it("fails a commit past the workspace's quota clearly, and leaves the volume at its last version", async () => {
+      const before = await skiff(["volume", "history", "e2e-models"]);
+      const run = await stack.run(["run", FIXTURE, "--step", "quota"], {
+        timeoutMs: 240_000,
+        env: { E2E_BUCKET_ENDPOINT: s3.endpoint, E2E_BIG_MIB: "100" },
+      });
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.stringify(run.results[0])).toMatch(
+        /over their quota of 200 MiB: nothing was changed .*SKIFF_VOLUME_QUOTA/,
+      );
+      expect(await skiff(["volume", "history", "e2e-models"])).toBe(before);
+      expect(await skiff(["volume", "ls", "e2e-models", "big.bin"])).toContain(" 120 MiB ");
+    }, 300_000);
 
-  it("refuses to delete a volume a running container mounts, unless forced", async () => {
-    let attempts: Promise<[string, string]> | undefined;
-    const held = await stack.run(["run", FIXTURE, "--step", "hold"], {
-      timeoutMs: 120_000,
-      onLine: (line) => {
-        if (!line.includes("HOLDING") || attempts) return;
-        attempts = (async () => {
-          const refused = await stack.run(["volume", "delete", "e2e-held"]);
-          expect(refused.code).toBe(1);
-          const forced = await stack.run(["volume", "delete", "e2e-held", "--force"]);
-          return [refused.stderr, `${forced.code} ${forced.stdout}${forced.stderr}`];
-        })();
-      },
-    });
-    expect(attempts, held.stderr).toBeDefined();
-    const [refused, forced] = await attempts!;
-    expect(refused).toMatch(/volume "e2e-held" is mounted by running containers \(ct-.*--force/);
-    expect(forced).toMatch(/^0 .*deleted volume e2e-held/s);
-    expect((await stack.run(["volume", "ls", "e2e-held"])).code).toBe(1);
-  }, 300_000);
+    it("refuses to delete a volume a running container mounts, unless forced", async () => {
+      let attempts: Promise<[string, string]> | undefined;
+      const held = await stack.run(["run", FIXTURE, "--step", "hold"], {
+        timeoutMs: 120_000,
+        onLine: (line) => {
+          if (!line.includes("HOLDING") || attempts) return;
+          attempts = (async () => {
+            const refused = await stack.run(["volume", "delete", "e2e-held"]);
+            expect(refused.code).toBe(1);
+            const forced = await stack.run(["volume", "delete", "e2e-held", "--force"]);
+            return [refused.stderr, `${forced.code} ${forced.stdout}${forced.stderr}`];
+          })();
+        },
+      });
+      expect(attempts, held.stderr).toBeDefined();
+      const [refused, forced] = await attempts!;
+      expect(refused).toMatch(/volume "e2e-held" is mounted by running containers \(ct-.*--force/);
+      expect(forced).toMatch(/^0 .*deleted volume e2e-held/s);
+      expect((await stack.run(["volume", "ls", "e2e-held"])).code).toBe(1);
+    }, 300_000);
 
-  it("mounts an S3 bucket under a key prefix, reading what is there and writing through", async () => {
-    const client = new S3Client({
-      endpoint: s3.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: S3_TEST_CREDENTIALS,
-    });
-    await client.send(new PutObjectCommand({ Bucket: "e2e-bucket", Key: "train/seeded.txt", Body: "seeded" }));
-    client.destroy();
-    const result = (await step("bucket")) as { listed: string[]; seeded: string };
-    expect(result.seeded).toBe("seeded");
-    expect(result.listed).toEqual(["from-fn.txt", "seeded.txt"]);
-    const keys = (await s3.objects("train/")).map((o) => o.key).sort();
-    expect(keys).toEqual(["train/from-fn.txt", "train/seeded.txt"]);
-  }, 300_000);
+    it("mounts an S3 bucket under a key prefix, reading what is there and writing through", async () => {
+      const client = new S3Client({
+        endpoint: s3.endpoint,
+        region: "us-east-1",
+        forcePathStyle: true,
+        credentials: S3_TEST_CREDENTIALS,
+      });
+      await client.send(new PutObjectCommand({ Bucket: "e2e-bucket", Key: "train/seeded.txt", Body: "seeded" }));
+      client.destroy();
+      const result = (await step("bucket")) as { listed: string[]; seeded: string };
+      expect(result.seeded).toBe("seeded");
+      expect(result.listed).toEqual(["from-fn.txt", "seeded.txt"]);
+      const keys = (await s3.objects("train/")).map((o) => o.key).sort();
+      expect(keys).toEqual(["train/from-fn.txt", "train/seeded.txt"]);
+    }, 300_000);
+
+    it("brings the files the delete above took back with a rollback", async () => {
+      await skiff(["volume", "rollback", "e2e-models", String(beforeDelete)]);
+      expect(await skiff(["volume", "ls", "e2e-models"])).toMatch(/conf\//);
+    }, 300_000);
+  });
 });

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { expect } from "vitest";
 import WebSocket from "ws";
-import { CLI, hasCommand, ROOT, Stack } from "./stack.js";
+import { CLI, hasCommand, NO_TYPECHECK, ROOT, Stack } from "./stack.js";
 
 const MiB = 1024 * 1024;
 const root = process.getuid?.() === 0;
@@ -285,7 +285,7 @@ export async function deployedStack(
   const stack = options.up
     ? await Stack.up({ runtime, env: options.serverEnv ?? {} })
     : await Stack.start({ runtime, serverEnv: options.serverEnv ?? {} });
-  const deployed = await stack.run(["deploy", fixture], { timeoutMs: 300_000 });
+  const deployed = await stack.run(["deploy", fixture, NO_TYPECHECK], { timeoutMs: 300_000 });
   if (deployed.code !== 0) {
     await stack.stop();
     throw new Error(`skiff deploy ${fixture} failed:\n${deployed.stderr}`);

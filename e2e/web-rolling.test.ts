@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { fixtureVariant, ROOT, Stack } from "./stack.js";
+import { fixtureVariant, NO_TYPECHECK, ROOT, Stack } from "./stack.js";
 import {
   containersOf,
   type LoadSample,
@@ -78,7 +78,7 @@ for (const runtime of webRuntimes) {
             'export const renamed = app.web({ label: "rolling",',
           );
         });
-        const deployed = await stack.run(["deploy", file], { timeoutMs: 300_000 });
+        const deployed = await stack.run(["deploy", file, NO_TYPECHECK], { timeoutMs: 300_000 });
         expect(deployed.code, deployed.stderr).toBe(0);
         return urlsIn(deployed.stderr).rolling!;
       };
@@ -99,6 +99,9 @@ for (const runtime of webRuntimes) {
         }
         // Every container of an older version stops once its requests are answered.
         await waitFor("only version 3 runs", async () => (await containersOf(stack, "rolling")).length === 0);
+        // Load on version 3 alone for a while: no older version answers after it, and the run has requests
+        // enough (the deploys take a second or two each).
+        await new Promise((r) => setTimeout(r, 3000));
       } finally {
         const samples = await load.stop();
         console.log(`[${runtime.name}] rolling deploys: ${latency(samples)}`);
@@ -122,7 +125,7 @@ for (const runtime of webRuntimes) {
         const file = fixtureVariant(SERVER_FIXTURE, `web-rolling-server-${version}`, (code) =>
           code.replace('const VERSION = "v1"', `const VERSION = "${version}"`),
         );
-        const deployed = await stack.run(["deploy", file], { timeoutMs: 300_000 });
+        const deployed = await stack.run(["deploy", file, NO_TYPECHECK], { timeoutMs: 300_000 });
         expect(deployed.code, deployed.stderr).toBe(0);
         return urlsIn(deployed.stderr).portal!;
       };
@@ -158,7 +161,7 @@ for (const runtime of webRuntimes) {
       const file = join(dir, "app.ts");
       copyFileSync(join(ROOT, FIXTURE), file);
       writeFileSync(file, readFileSync(file, "utf8").replace('"e2e-web-rolling"', '"e2e-web-reload"'));
-      const served = startServe(stack, file);
+      const served = startServe(stack, file, [NO_TYPECHECK]);
       let load: ReturnType<typeof loadLoop> | undefined;
       try {
         const url = await served.url("rolling");

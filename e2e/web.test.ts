@@ -1,9 +1,13 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { fixtureVariant, type Stack } from "./stack.js";
+import { HOSTILE } from "./fixtures/hostile.js";
+import { fixtureVariant, NO_TYPECHECK, ROOT, type Stack } from "./stack.js";
 import {
   cliListsContainerOf,
   closeOf,
@@ -29,11 +33,24 @@ import {
 const FIXTURE = "e2e/fixtures/web.ts";
 const SERVE_FIXTURE = "e2e/fixtures/web-serve.ts";
 const MiB = 1024 * 1024;
+/** Debian's Chromium: playwright-core brings no browser, and none can be downloaded here. */
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(
+    `web.test: the /docs page in Chromium is skipped: ${CHROMIUM} is absent (scripts/setup.sh installs it as root)`,
+  );
+}
+/** Where CI keeps what a run leaves to look at (`.ci/run` says so); ignored by git. */
+const ARTIFACTS = join(ROOT, ".ci", "artifacts");
+/** The page is the same on every runtime: one is enough. */
+const docsPageRuntime = webRuntimes.find((r) => r.available)?.name;
 
 /**
  * Web functions through the real CLI, server gateway, worker relay and containers, with real HTTP clients
  * (node's fetch, which is undici, and curl): typed endpoints, a Hono app, streaming both ways, concurrency
- * per container, scale from zero, the errors a client can cause, and `skiff serve`.
+ * per container, scale from zero, the errors a client can cause, `skiff serve`, and an endpoint's /docs page
+ * in a browser.
  */
 for (const runtime of webRuntimes) {
   describe.skipIf(!runtime.available)(`web functions on ${runtime.name}`, () => {
@@ -112,6 +129,85 @@ for (const runtime of webRuntimes) {
       expect(docs.status).toBe(200);
       expect(docs.headers.get("content-type")).toMatch(/text\/html/);
     }, 240_000);
+
+    /**
+     * An endpoint's `/docs` page in a real browser (Debian's Chromium, headless, driven by playwright-core):
+     * it lists the endpoint, its form sends a request and shows the answer, markup in a schema shows as
+     * text, and nothing but the endpoint's own URLs is fetched. The page is saved as
+     * `.ci/artifacts/docs-page.png`.
+     */
+    it.runIf(hasChromium && runtime.name === docsPageRuntime)(
+      "shows a /docs page in Chromium that lists the endpoint and its schema, runs none of the schema's markup, and answers through its form",
+      async () => {
+        const gen = urls.gen!;
+        // As root, Chromium's sandbox cannot start: the page is our own, served on loopback.
+        const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+        const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+        const errors: string[] = [];
+        const elsewhere: string[] = [];
+        page.on("pageerror", (error) => errors.push(error.message));
+        page.on("dialog", (dialog) => {
+          errors.push(`a dialog opened: ${dialog.message()}`);
+          void dialog.dismiss();
+        });
+        page.on("request", (request) => {
+          if (!request.url().startsWith(stack.url)) elsewhere.push(request.url());
+        });
+
+        try {
+          await checkPage();
+        } finally {
+          // The page as it ended, for CI's artifacts: a failure shows what the browser had.
+          mkdirSync(ARTIFACTS, { recursive: true });
+          await page.screenshot({ path: join(ARTIFACTS, "docs-page.png"), fullPage: true });
+          await browser.close();
+        }
+        expect(errors).toEqual([]);
+        expect(elsewhere).toEqual([]);
+
+        async function checkPage(): Promise<void> {
+          const loaded = await page.goto(`${gen}/docs`);
+          expect(loaded?.status()).toBe(200);
+          const operation = page.locator("#operation");
+          await expect.poll(() => operation.locator(".method").textContent()).toBe("POST");
+          expect(await page.locator("h1").textContent()).toBe("generate");
+          expect(await operation.locator("code.url").textContent()).toBe(`${gen}/`);
+          const fields = operation.locator("table.fields").first();
+          expect(await fields.locator("td.name").allTextContents()).toEqual(["prompt", "steps", "style"]);
+          expect(await fields.locator("td.type").allTextContents()).toEqual(["string", "integer", "string"]);
+          expect(await fields.locator("td.notes").allTextContents()).toEqual([
+            "required",
+            "default 20",
+            `default ${JSON.stringify(HOSTILE)}`,
+          ]);
+
+          // The markup is shown as the text it is: in the fields, the raw schema and the form's default.
+          expect(await fields.locator("tr").nth(1).locator("td").last().textContent()).toBe(
+            `What to generate. ${HOSTILE}`,
+          );
+          expect(await operation.locator("details pre").textContent()).toContain(
+            JSON.stringify(`What to generate. ${HOSTILE}`),
+          );
+          const example = JSON.parse(await page.locator("#body").inputValue()) as Record<string, unknown>;
+          expect(example).toEqual({ prompt: "", steps: 20, style: HOSTILE });
+          expect(await page.evaluate(() => (globalThis as { __pwned?: unknown }).__pwned)).toBeUndefined();
+          expect(await page.locator("#operation img, #operation script").count()).toBe(0);
+
+          // A refusal, as the form shows it; then an answer, which the screenshot keeps.
+          await page.locator("#body").fill(JSON.stringify({ prompt: 5 }));
+          await page.locator("#send").click();
+          // The request may start a container.
+          await expect.poll(() => page.locator("#status").textContent(), { timeout: 120_000 }).toMatch(/^422/);
+          expect(await page.locator("#response").textContent()).toContain('"prompt"');
+          await page.locator("#body").fill(JSON.stringify({ prompt: "a cat, from Chromium", steps: 3 }));
+          await page.locator("#send").click();
+          await expect.poll(() => page.locator("#status").textContent(), { timeout: 30_000 }).toBe("200 OK");
+          const answer = JSON.parse((await page.locator("#response").textContent()) ?? "") as unknown;
+          expect(answer).toEqual({ status: "generated", prompt: "a cat, from Chromium", steps: 3 });
+        }
+      },
+      240_000,
+    );
 
     it("routes a Hono app's paths, each seeing the path after its label", async () => {
       expect(await (await fetch(urls.site!)).text()).toBe("home");
@@ -276,11 +372,11 @@ for (const runtime of webRuntimes) {
     }, 240_000);
 
     it("serves a file until Ctrl-C with `skiff serve`, and refuses a file with no web function", async () => {
-      const refused = await stack.run(["serve", "e2e/fixtures/calls.ts"]);
+      const refused = await stack.run(["serve", "e2e/fixtures/calls.ts", NO_TYPECHECK]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain("skiff serve needs a web function: app.web, app.endpoint or app.webServer");
 
-      const served = startServe(stack, SERVE_FIXTURE);
+      const served = startServe(stack, SERVE_FIXTURE, [NO_TYPECHECK]);
       try {
         const url = await served.url("ping");
         expect(url).toBe(`${stack.url}/w/main/e2e-web-serve/ping`);
@@ -299,7 +395,7 @@ for (const runtime of webRuntimes) {
       const clash = fixtureVariant(FIXTURE, "web-clash", (code) =>
         code.replace('new App("e2e-web")', 'new App("e2e-web-clash")'),
       );
-      const refused = await stack.run(["deploy", clash], { timeoutMs: 300_000 });
+      const refused = await stack.run(["deploy", clash, NO_TYPECHECK], { timeoutMs: 300_000 });
       expect(refused.code).not.toBe(0);
       expect(refused.stderr).toMatch(/\bgen\b/);
       expect(refused.stderr).toMatch(/\be2e-web\b(?!-)/);

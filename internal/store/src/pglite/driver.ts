@@ -165,6 +165,28 @@ export async function openPglite(
   }
 }
 
+/**
+ * A new cluster's data directory as a tar, made once per process for the stores opened in memory (tests
+ * open one for nearly every case): initdb takes over a second, loading its copy a quarter of that.
+ */
+let newCluster: Promise<Blob> | undefined;
+
+function newClusterDump(): Promise<Blob> {
+  newCluster ??= PGlite.create()
+    .then(async (pg) => {
+      try {
+        return await pg.dumpDataDir("none");
+      } finally {
+        await pg.close();
+      }
+    })
+    .catch((error: unknown) => {
+      newCluster = undefined;
+      throw error;
+    });
+  return newCluster;
+}
+
 async function openPgliteLocked(
   dataDir: string | undefined,
   fsync: (fd: number) => void,
@@ -173,6 +195,7 @@ async function openPgliteLocked(
   const onDisk = dataDir !== undefined;
   if (onDisk && !existsSync(join(dataDir, "PG_VERSION"))) await createDataDir(dataDir, fsync);
   const pg = await PGlite.create(dataDir, {
+    ...(onDisk ? {} : { loadDataDir: await newClusterDump() }),
     // PGlite's own bytea codec goes byte by byte in JS; Node's hex codec is several times faster, which
     // matters for the chunks of inputs and results the engine writes.
     serializers: {
