@@ -359,7 +359,7 @@ export class ContainerSession implements WebTarget {
       if (found.state === "failed") return this.boot(spec);
       const restored =
         found.state === "take" ? await this.takeSnapshot(spec, found.taking) : await this.restore(spec, found.dir);
-      if (!restored || "handle" in restored) return restored?.handle ?? this.boot(spec);
+      if ("handle" in restored) return restored.handle;
       // The restore failed before the runner came back: this snapshot is bad.
       this.logLine(
         "system",
@@ -380,13 +380,12 @@ export class ContainerSession implements WebTarget {
 
   /**
    * Boots the container to be snapshotted: once the runner has loaded the code (and run snap hooks), it is
-   * checkpointed into `taking.dir`, and then restored from there as any later container is. Undefined means
-   * boot instead (the snapshot was not kept).
+   * checkpointed into `taking.dir`, and then restored from there as any later container is.
    */
   private async takeSnapshot(
     spec: ContainerSpec,
     taking: SnapshotTaking,
-  ): Promise<{ handle: ContainerHandle } | { problem: string } | undefined> {
+  ): Promise<{ handle: ContainerHandle } | { problem: string }> {
     const began = Date.now();
     const ready = new Promise<void>((resolve) => (this.snapshotReady = resolve));
     const handle = await this.host.runtime
